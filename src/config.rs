@@ -1,0 +1,177 @@
+//! Resolved configuration of a `KafkaRetry` instance: explicit values, then the environment
+//! (`REDIS_URL`, `KAFKA_BROKERS`), then defaults.
+
+use crate::error::{Result, RetryError};
+use std::time::Duration;
+
+/// Default Redis URL when neither config nor `REDIS_URL` gives one.
+pub const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379";
+/// Default Kafka bootstrap servers when neither config nor `KAFKA_BROKERS` gives them.
+pub const DEFAULT_BROKERS: &str = "localhost:9092";
+/// Default namespace of every Redis key.
+pub const DEFAULT_KEY_PREFIX: &str = "kafka-retry";
+
+/// Everything the core needs, validated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// Redis connection URL.
+    pub redis_url: String,
+    /// Kafka bootstrap servers, comma separated.
+    pub brokers: String,
+    /// Extra librdkafka properties for the internal producer.
+    pub kafka: Vec<(String, String)>,
+    /// Namespace of every Redis key of the schedule.
+    pub key_prefix: String,
+    /// Longest the listener sleeps when nothing is due.
+    pub poll_interval: Duration,
+    /// How long a claimed message stays invisible to other listeners.
+    pub lease: Duration,
+    /// Most messages one claim takes.
+    pub batch_size: usize,
+    /// Longest one Redis operation may take before it fails with `ERR_REDIS_UNAVAILABLE`.
+    pub redis_timeout: Duration,
+    /// How long a pushed `msgId`/`retryCount` pair is remembered to drop redeliveries.
+    pub dedupe_window: Duration,
+}
+
+/// Config as given by the caller; `None` means "not given".
+#[derive(Debug, Clone, Default)]
+pub struct ConfigInput {
+    /// `redisUrl`.
+    pub redis_url: Option<String>,
+    /// `brokers`, already joined with commas.
+    pub brokers: Option<String>,
+    /// `kafka`.
+    pub kafka: Vec<(String, String)>,
+    /// `keyPrefix`.
+    pub key_prefix: Option<String>,
+    /// `pollIntervalMs`.
+    pub poll_interval_ms: Option<f64>,
+    /// `leaseMs`.
+    pub lease_ms: Option<f64>,
+    /// `batchSize`.
+    pub batch_size: Option<f64>,
+    /// `redisTimeoutMs`.
+    pub redis_timeout_ms: Option<f64>,
+    /// `dedupeWindowMs`.
+    pub dedupe_window_ms: Option<f64>,
+}
+
+impl ConfigInput {
+    /// Resolves against the process environment.
+    pub fn resolve(self) -> Result<Config> {
+        self.resolve_with(|name| std::env::var(name).ok())
+    }
+
+    /// Resolves against the given environment lookup (tests pass their own).
+    pub fn resolve_with(self, env: impl Fn(&str) -> Option<String>) -> Result<Config> {
+        let non_empty = |v: Option<String>| v.filter(|s| !s.trim().is_empty());
+        let redis_url = non_empty(self.redis_url)
+            .or_else(|| non_empty(env("REDIS_URL")))
+            .unwrap_or_else(|| DEFAULT_REDIS_URL.to_string());
+        redis::Client::open(redis_url.as_str()).map_err(|err| {
+            RetryError::invalid_arg(format!("config.redisUrl is not a Redis URL: {redis_url:?}"))
+                .caused_by(err)
+        })?;
+        let brokers = non_empty(self.brokers)
+            .or_else(|| non_empty(env("KAFKA_BROKERS")))
+            .unwrap_or_else(|| DEFAULT_BROKERS.to_string());
+        let key_prefix = self
+            .key_prefix
+            .unwrap_or_else(|| DEFAULT_KEY_PREFIX.to_string());
+        if key_prefix.is_empty() || key_prefix.contains(['{', '}']) {
+            return Err(RetryError::invalid_arg(format!(
+                "config.keyPrefix must be non-empty and free of '{{' and '}}' (they are Redis hash tags), got {key_prefix:?}"
+            )));
+        }
+        Ok(Config {
+            redis_url,
+            brokers,
+            kafka: self.kafka,
+            key_prefix,
+            poll_interval: millis("pollIntervalMs", self.poll_interval_ms, 1_000, 1)?,
+            lease: millis("leaseMs", self.lease_ms, 30_000, 100)?,
+            batch_size: whole("batchSize", self.batch_size, 256, 1, 10_000)? as usize,
+            redis_timeout: millis("redisTimeoutMs", self.redis_timeout_ms, 5_000, 10)?,
+            dedupe_window: millis("dedupeWindowMs", self.dedupe_window_ms, 3_600_000, 0)?,
+        })
+    }
+}
+
+fn millis(name: &str, value: Option<f64>, default: u64, min: u64) -> Result<Duration> {
+    whole(name, value, default, min, 365 * 24 * 3_600_000).map(Duration::from_millis)
+}
+
+fn whole(name: &str, value: Option<f64>, default: u64, min: u64, max: u64) -> Result<u64> {
+    let Some(v) = value else { return Ok(default) };
+    if !v.is_finite() || v.fract() != 0.0 || v < min as f64 || v > max as f64 {
+        return Err(RetryError::invalid_arg(format!(
+            "config.{name} must be a whole number from {min} to {max}, got {v}"
+        )));
+    }
+    Ok(v as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_apply_without_config_or_env() {
+        let c = ConfigInput::default().resolve_with(|_| None).unwrap();
+        assert_eq!(c.redis_url, DEFAULT_REDIS_URL);
+        assert_eq!(c.brokers, DEFAULT_BROKERS);
+        assert_eq!(c.key_prefix, "kafka-retry");
+        assert_eq!(c.poll_interval, Duration::from_millis(1000));
+        assert_eq!(c.lease, Duration::from_millis(30_000));
+    }
+
+    #[test]
+    fn environment_comes_before_defaults_and_config_before_environment() {
+        let env = |k: &str| match k {
+            "REDIS_URL" => Some("redis://10.0.0.1:6380".to_string()),
+            "KAFKA_BROKERS" => Some("k1:9092,k2:9092".to_string()),
+            _ => None,
+        };
+        let c = ConfigInput::default().resolve_with(env).unwrap();
+        assert_eq!(c.redis_url, "redis://10.0.0.1:6380");
+        assert_eq!(c.brokers, "k1:9092,k2:9092");
+        let c = ConfigInput {
+            redis_url: Some("redis://127.0.0.1:7000".into()),
+            ..Default::default()
+        }
+        .resolve_with(env)
+        .unwrap();
+        assert_eq!(c.redis_url, "redis://127.0.0.1:7000");
+    }
+
+    #[test]
+    fn bad_values_name_the_key() {
+        let cases = [
+            ConfigInput {
+                redis_url: Some("http://x".into()),
+                ..Default::default()
+            },
+            ConfigInput {
+                key_prefix: Some("a{b}".into()),
+                ..Default::default()
+            },
+            ConfigInput {
+                lease_ms: Some(-5.0),
+                ..Default::default()
+            },
+            ConfigInput {
+                batch_size: Some(0.5),
+                ..Default::default()
+            },
+            ConfigInput {
+                poll_interval_ms: Some(f64::INFINITY),
+                ..Default::default()
+            },
+        ];
+        for input in cases {
+            let err = input.resolve_with(|_| None).unwrap_err();
+            assert!(err.message.starts_with("config."), "{}", err.message);
+        }
+    }
+}

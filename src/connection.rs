@@ -1,0 +1,118 @@
+//! One Redis connection per Redis URL per process, shared by every `KafkaRetry` instance.
+//! The original class opened a new connection per instance (per failed message) and never closed
+//! it; here instances with the same URL share one multiplexed connection, which also lets
+//! concurrent commands share round trips (they are pipelined on the one socket).
+
+use crate::error::{ErrorCode, Result, RetryError};
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock, Mutex, Weak};
+use std::time::Duration;
+use tokio::sync::OnceCell;
+
+/// A lazily opened, shared connection to one Redis server.
+pub struct SharedRedis {
+    url: String,
+    connect_timeout: Duration,
+    manager: OnceCell<ConnectionManager>,
+}
+
+static POOL: LazyLock<Mutex<HashMap<String, Weak<SharedRedis>>>> =
+    LazyLock::new(|| Mutex::new(HashMap::new()));
+
+impl SharedRedis {
+    /// The process-wide connection for `url`; created (not yet connected) when none is alive.
+    /// The pool holds it weakly, so the connection closes when the last instance using it is
+    /// closed or garbage-collected.
+    pub fn for_url(url: &str, connect_timeout: Duration) -> Arc<SharedRedis> {
+        let mut pool = POOL.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(existing) = pool.get(url).and_then(Weak::upgrade) {
+            return existing;
+        }
+        pool.retain(|_, weak| weak.strong_count() > 0);
+        let shared = Arc::new(SharedRedis {
+            url: url.to_string(),
+            connect_timeout,
+            manager: OnceCell::new(),
+        });
+        pool.insert(url.to_string(), Arc::downgrade(&shared));
+        shared
+    }
+
+    /// The Redis URL this connection talks to.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// A handle to the connection, connecting first if needed. A failed first connect is not
+    /// remembered: the next call tries again.
+    pub async fn connection(&self) -> Result<ConnectionManager> {
+        let manager = self
+            .manager
+            .get_or_try_init(|| async {
+                let unavailable = |err: redis::RedisError| {
+                    RetryError::new(
+                        ErrorCode::RedisUnavailable,
+                        format!("cannot connect to Redis at {}", redacted(&self.url)),
+                    )
+                    .caused_by(err)
+                };
+                let client = redis::Client::open(self.url.as_str()).map_err(unavailable)?;
+                let config = ConnectionManagerConfig::new()
+                    .set_connection_timeout(self.connect_timeout)
+                    .set_response_timeout(self.connect_timeout)
+                    // Reconnects are retried by our callers (the listener loop, the user's push);
+                    // a short retry budget here keeps every call bounded in time.
+                    .set_number_of_retries(1)
+                    .set_max_delay(200);
+                let connect = ConnectionManager::new_with_config(client, config);
+                match tokio::time::timeout(self.connect_timeout * 2, connect).await {
+                    Ok(result) => result.map_err(unavailable),
+                    Err(_) => Err(RetryError::new(
+                        ErrorCode::RedisUnavailable,
+                        format!(
+                            "cannot connect to Redis at {}: no answer within {} ms",
+                            redacted(&self.url),
+                            (self.connect_timeout * 2).as_millis()
+                        ),
+                    )),
+                }
+            })
+            .await?;
+        Ok(manager.clone())
+    }
+}
+
+/// The URL without its password, for messages and logs.
+pub fn redacted(url: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => match rest.rsplit_once('@') {
+            Some((_, host)) => format!("{scheme}://***@{host}"),
+            None => url.to_string(),
+        },
+        None => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn same_url_shares_one_connection() {
+        let a = SharedRedis::for_url("redis://127.0.0.1:1/", Duration::from_millis(10));
+        let b = SharedRedis::for_url("redis://127.0.0.1:1/", Duration::from_millis(10));
+        assert!(Arc::ptr_eq(&a, &b));
+        let c = SharedRedis::for_url("redis://127.0.0.1:2/", Duration::from_millis(10));
+        assert!(!Arc::ptr_eq(&a, &c));
+    }
+
+    #[test]
+    fn passwords_are_not_shown() {
+        assert_eq!(
+            redacted("redis://user:secret@host:6379"),
+            "redis://***@host:6379"
+        );
+        assert_eq!(redacted("redis://host:6379"), "redis://host:6379");
+    }
+}

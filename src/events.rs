@@ -1,0 +1,84 @@
+//! What the listener reports: events for the caller's callback and warnings for the logger.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Something the listener did or ran into.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// A due message was re-published.
+    Retry {
+        /// Message id in the schedule.
+        id: String,
+        /// Destination topic.
+        topic: String,
+        /// Kafka key.
+        event: String,
+        /// The `retryCount` it was published with.
+        retry_count: u64,
+        /// Milliseconds between its due time and the broker's ack.
+        late_ms: u64,
+    },
+    /// A message ran out of retries and went to the dead letter queue.
+    DeadLetter {
+        /// Message id (also its field in the dead letter hash).
+        id: String,
+        /// Topic it was meant for.
+        topic: String,
+        /// Kafka key.
+        event: String,
+        /// Name of the dead letter hash.
+        dlq_name: String,
+    },
+    /// Something failed; the listener carries on (a failed publish goes back on the schedule).
+    Error {
+        /// The error code (`ERR_...`).
+        code: String,
+        /// What went wrong.
+        message: String,
+    },
+}
+
+/// Receives events and log lines. The napi layer forwards them to JavaScript.
+pub trait Observer: Send + Sync {
+    /// Called for every event.
+    fn on_event(&self, event: &Event);
+    /// A warning worth a human's attention (written to stderr by default).
+    fn warn(&self, message: &str) {
+        eprintln!("kafka-retry: warning: {message}");
+    }
+}
+
+/// The default observer: errors and warnings go to stderr, other events nowhere. Never a line per
+/// tick; repeated identical errors are written once until a different one happens.
+#[derive(Default)]
+pub struct StderrObserver {
+    last_error_hash: AtomicU64,
+}
+
+impl Observer for StderrObserver {
+    fn on_event(&self, event: &Event) {
+        if let Event::Error { code, message } = event {
+            let hash = fnv(code) ^ fnv(message);
+            if self.last_error_hash.swap(hash, Ordering::Relaxed) != hash {
+                eprintln!("kafka-retry: {code}: {message}");
+            }
+        }
+    }
+}
+
+fn fnv(text: &str) -> u64 {
+    text.bytes().fold(0xcbf29ce484222325, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x100000001b3)
+    })
+}
+
+/// Counters since the process started (issue: stats()).
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Messages re-published and acknowledged.
+    pub published: AtomicU64,
+    /// Publish attempts that failed (the message was rescheduled).
+    pub publish_failures: AtomicU64,
+    /// Messages dead-lettered.
+    pub dead_lettered: AtomicU64,
+}

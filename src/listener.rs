@@ -1,0 +1,236 @@
+//! The listener loop: claim what is due, publish it (or dead-letter it), then acknowledge or
+//! release it, and sleep exactly until the next message is due.
+
+use crate::clock::now_ms;
+use crate::entry::{DeadLetter, Entry};
+use crate::error::{ErrorCode, Result, RetryError};
+use crate::events::{Counters, Event, Observer};
+use crate::payload::with_fresh_msg_id;
+use crate::publisher::{Outgoing, Publisher};
+use crate::schedule::{Claim, Schedule};
+use futures::future::join_all;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{watch, Notify};
+
+/// The earliest time the first failed publish is retried; doubles per consecutive failure.
+const PUBLISH_BACKOFF_MIN: Duration = Duration::from_millis(500);
+/// The longest wait between publish attempts while the broker (or JS producer) keeps failing.
+const PUBLISH_BACKOFF_MAX: Duration = Duration::from_secs(30);
+/// Longest pause after a failed claim (Redis down) before trying again.
+const CLAIM_BACKOFF_MAX: Duration = Duration::from_secs(2);
+
+/// How a listener is told that something due earlier than its planned wake-up was pushed.
+#[derive(Default)]
+pub struct Wake {
+    notify: Notify,
+    planned: AtomicU64,
+}
+
+impl Wake {
+    /// Called after a push in this process: wakes the listener when `due_ms` is before its
+    /// planned wake-up, so in-process pushes with short delays fire on time.
+    pub fn pushed(&self, due_ms: u64) {
+        if due_ms < self.planned.load(Ordering::Acquire) {
+            self.notify.notify_waiters();
+        }
+    }
+}
+
+/// Everything one listener loop needs.
+pub struct Listener {
+    /// The schedule it serves.
+    pub schedule: Schedule,
+    /// Where due messages go.
+    pub publisher: Arc<dyn Publisher>,
+    /// Name of the dead letter hash.
+    pub dlq_name: String,
+    /// Most messages per claim.
+    pub batch_size: usize,
+    /// Lease of a claim.
+    pub lease: Duration,
+    /// Longest sleep when nothing is due.
+    pub poll_interval: Duration,
+    /// Wake-ups from pushes in this process.
+    pub wake: Arc<Wake>,
+    /// Events and warnings.
+    pub observer: Arc<dyn Observer>,
+    /// Counters for stats.
+    pub counters: Arc<Counters>,
+}
+
+impl Listener {
+    /// Runs until `stop` turns true. A claimed batch is always finished (published and
+    /// acknowledged, or released) before the loop looks at `stop`, so close() leaves nothing
+    /// claimed.
+    pub async fn run(self, mut stop: watch::Receiver<bool>) {
+        let mut claim_failures: u32 = 0;
+        let mut publish_failures: u32 = 0;
+        while !*stop.borrow() {
+            let notified = self.wake.notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            // Until the claim is done any push may be due before our next wake-up: hear them all.
+            self.wake.planned.store(u64::MAX, Ordering::Release);
+            let now = now_ms();
+            let wake_at = match self.schedule.claim(now, self.batch_size, self.lease).await {
+                Ok(claim) => {
+                    claim_failures = 0;
+                    let full = claim.items.len() >= self.batch_size;
+                    let next = claim.next_wake;
+                    self.process(claim, &mut publish_failures).await;
+                    if full {
+                        continue;
+                    }
+                    let poll_until = now + self.poll_interval.as_millis() as u64;
+                    next.map_or(poll_until, |next| next.min(poll_until))
+                }
+                Err(err) => {
+                    claim_failures = claim_failures.saturating_add(1);
+                    self.report_error(&err);
+                    let pause = (Duration::from_millis(100) * 2u32.saturating_pow(claim_failures))
+                        .min(CLAIM_BACKOFF_MAX);
+                    now_ms() + pause.as_millis() as u64
+                }
+            };
+            self.wake.planned.store(wake_at, Ordering::Release);
+            let sleep = Duration::from_millis(wake_at.saturating_sub(now_ms()));
+            tokio::select! {
+                _ = tokio::time::sleep(sleep) => {}
+                _ = &mut notified => {}
+                _ = stop.changed() => {}
+            }
+        }
+    }
+
+    async fn process(&self, claim: Claim, publish_failures: &mut u32) {
+        let Claim {
+            deadline, items, ..
+        } = claim;
+        // Publish inside the lease, so our ack or release happens while the claim is still ours.
+        let budget = self.lease.mul_f64(0.8);
+        let outcomes = join_all(
+            items
+                .iter()
+                .map(|(id, json)| tokio::time::timeout(budget, self.handle(id, json))),
+        )
+        .await;
+        let mut done = Vec::new();
+        let mut failed = Vec::new();
+        for ((id, _), outcome) in items.into_iter().zip(outcomes) {
+            let outcome = outcome.unwrap_or_else(|_| {
+                Err(RetryError::new(
+                    ErrorCode::KafkaPublish,
+                    format!(
+                        "publishing message {id:?} took longer than {} ms",
+                        budget.as_millis()
+                    ),
+                ))
+            });
+            match outcome {
+                Ok(()) => done.push(id),
+                Err(err) => {
+                    self.report_error(&err);
+                    failed.push(id);
+                }
+            }
+        }
+        if !done.is_empty() {
+            *publish_failures = 0;
+            self.ack_within_lease(&done, deadline).await;
+        }
+        if !failed.is_empty() {
+            self.counters
+                .publish_failures
+                .fetch_add(failed.len() as u64, Ordering::Relaxed);
+            *publish_failures = publish_failures.saturating_add(1);
+            let backoff = (PUBLISH_BACKOFF_MIN * 2u32.saturating_pow(*publish_failures - 1))
+                .min(PUBLISH_BACKOFF_MAX);
+            let retry_at = now_ms() + backoff.as_millis() as u64;
+            // A failed publish goes back on the schedule with its retry count unchanged; if even
+            // that fails (Redis down), the lease runs out and the message is claimed again.
+            if let Err(err) = self.schedule.release(deadline, retry_at, &failed).await {
+                self.report_error(&err);
+            }
+        }
+    }
+
+    /// Publishes or dead-letters one claimed message. `Ok` means it may be deleted.
+    async fn handle(&self, id: &str, json: &str) -> Result<()> {
+        let entry: Entry = match serde_json::from_str(json) {
+            Ok(entry) => entry,
+            Err(err) => {
+                // Not ours to drop: keep the raw text in the dead letter queue for a human.
+                self.report_error(
+                    &RetryError::new(
+                        ErrorCode::Internal,
+                        format!("entry {id:?} is not readable; dead-lettering it as is"),
+                    )
+                    .caused_by(err),
+                );
+                let record = serde_json::json!({ "id": id, "raw": json, "diedAt": now_ms() });
+                return self
+                    .schedule
+                    .write_dead_letter(&self.dlq_name, id, &record.to_string())
+                    .await;
+            }
+        };
+        if entry.exhausted() {
+            let record = DeadLetter::of(id, &entry, now_ms());
+            let text = serde_json::to_string(&record).expect("a dead letter serializes");
+            self.schedule
+                .write_dead_letter(&self.dlq_name, id, &text)
+                .await?;
+            self.counters.dead_lettered.fetch_add(1, Ordering::Relaxed);
+            self.observer.on_event(&Event::DeadLetter {
+                id: id.to_string(),
+                topic: entry.topic,
+                event: entry.event,
+                dlq_name: self.dlq_name.clone(),
+            });
+            return Ok(());
+        }
+        let fresh_id = uuid::Uuid::new_v4().to_string();
+        let message = Outgoing {
+            topic: entry.topic.clone(),
+            key: entry.event.clone(),
+            value: with_fresh_msg_id(&entry.value, &fresh_id),
+            headers: entry.headers(),
+        };
+        self.publisher.publish(message).await?;
+        self.counters.published.fetch_add(1, Ordering::Relaxed);
+        self.observer.on_event(&Event::Retry {
+            id: id.to_string(),
+            topic: entry.topic,
+            event: entry.event,
+            retry_count: entry.retry_count,
+            late_ms: now_ms().saturating_sub(entry.due_at),
+        });
+        Ok(())
+    }
+
+    /// Acknowledges published ids, retrying while the lease lasts: giving up early would only
+    /// make another listener publish them again.
+    async fn ack_within_lease(&self, ids: &[String], deadline: u64) {
+        loop {
+            match self.schedule.ack(ids).await {
+                Ok(()) => return,
+                Err(err) => {
+                    self.report_error(&err);
+                    if now_ms() + 200 >= deadline {
+                        return;
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
+    }
+
+    fn report_error(&self, err: &RetryError) {
+        self.observer.on_event(&Event::Error {
+            code: err.code.as_ref().to_string(),
+            message: err.to_string(),
+        });
+    }
+}

@@ -1,0 +1,115 @@
+//! Where due messages go: the `Publisher` trait, and the package's own rdkafka producer that
+//! waits for the broker's acknowledgement (`acks=all`) before a message counts as published.
+
+use crate::error::{ErrorCode, Result, RetryError};
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::ClientConfig;
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+/// One message to publish.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outgoing {
+    /// Destination topic.
+    pub topic: String,
+    /// Kafka key (the original's `event`).
+    pub key: String,
+    /// Payload text.
+    pub value: String,
+    /// Headers, in order.
+    pub headers: Vec<(String, String)>,
+}
+
+/// A boxed future, so publishers can be trait objects.
+pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+/// Something that publishes a message and resolves once it is safely stored by the broker.
+/// Resolving `Ok` is what allows the schedule to delete the message, so implementations must not
+/// resolve before the publish is acknowledged.
+pub trait Publisher: Send + Sync {
+    /// Publishes one message.
+    fn publish(&self, message: Outgoing) -> BoxFuture<Result<()>>;
+
+    /// Waits for everything handed over so far (called by `close()`); no-op by default.
+    fn flush(&self) -> BoxFuture<Result<()>> {
+        Box::pin(async { Ok(()) })
+    }
+}
+
+/// The internal producer: rdkafka with its bundled librdkafka.
+pub struct KafkaPublisher {
+    producer: FutureProducer,
+}
+
+impl KafkaPublisher {
+    /// A producer for `brokers` with the package defaults, overridden by `extra` properties.
+    pub fn new(brokers: &str, extra: &[(String, String)]) -> Result<Self> {
+        let mut config = ClientConfig::new();
+        config
+            .set("bootstrap.servers", brokers)
+            // The schedule deletes a message only after this ack, so only the strongest ack will do.
+            .set("acks", "all")
+            // Fail a publish in bounded time during a broker outage; the message then goes back on
+            // the schedule instead of waiting inside librdkafka for five minutes.
+            .set("message.timeout.ms", "30000")
+            .set("linger.ms", "2");
+        for (key, value) in extra {
+            config.set(key, value);
+        }
+        let producer = config.create().map_err(|err| {
+            RetryError::invalid_arg(format!(
+                "cannot create the Kafka producer for brokers {brokers:?} (check config.brokers and config.kafka)"
+            ))
+            .caused_by(err)
+        })?;
+        Ok(KafkaPublisher { producer })
+    }
+}
+
+impl Publisher for KafkaPublisher {
+    fn publish(&self, message: Outgoing) -> BoxFuture<Result<()>> {
+        let producer = self.producer.clone();
+        Box::pin(async move {
+            let mut headers = OwnedHeaders::new_with_capacity(message.headers.len());
+            for (key, value) in &message.headers {
+                headers = headers.insert(Header {
+                    key,
+                    value: Some(value.as_bytes()),
+                });
+            }
+            let record = FutureRecord::to(&message.topic)
+                .key(message.key.as_bytes())
+                .payload(message.value.as_bytes())
+                .headers(headers);
+            match producer.send(record, Duration::from_secs(5)).await {
+                Ok(_) => Ok(()),
+                Err((err, _)) => Err(RetryError::new(
+                    ErrorCode::KafkaPublish,
+                    format!("publishing to topic {:?} failed", message.topic),
+                )
+                .caused_by(err)),
+            }
+        })
+    }
+
+    fn flush(&self) -> BoxFuture<Result<()>> {
+        let producer = self.producer.clone();
+        Box::pin(async move {
+            // librdkafka's flush blocks its thread: keep it off the async workers.
+            tokio::task::spawn_blocking(move || producer.flush(Duration::from_secs(10)))
+                .await
+                .map_err(|err| {
+                    RetryError::new(ErrorCode::Internal, "flush task failed").caused_by(err)
+                })?
+                .map_err(|err| {
+                    RetryError::new(
+                        ErrorCode::KafkaPublish,
+                        "flushing the Kafka producer failed",
+                    )
+                    .caused_by(err)
+                })
+        })
+    }
+}
