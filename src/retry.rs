@@ -33,8 +33,9 @@ pub struct PushRequest {
 
 /// Listener wake-ups per schedule (Redis URL + key prefix), so a push from any instance in this
 /// process wakes the listener of another instance on the same schedule.
-static WAKES: LazyLock<Mutex<HashMap<(String, String), Weak<Wake>>>> =
-    LazyLock::new(|| Mutex::new(HashMap::new()));
+type WakeRegistry = Mutex<HashMap<(String, String), Weak<Wake>>>;
+
+static WAKES: LazyLock<WakeRegistry> = LazyLock::new(|| Mutex::new(HashMap::new()));
 
 fn wake_for(config: &Config) -> Arc<Wake> {
     let key = (config.redis_url.clone(), config.key_prefix.clone());

@@ -1,0 +1,159 @@
+// Storage that loses nothing: concurrent pushes, exactly-once publishing with several listeners,
+// de-duplication of redeliveries, millisecond scheduling, failed publishes rescheduled.
+const { randomUUID } = require('crypto')
+const { KafkaRetry } = require('..')
+const h = require('./helpers')
+
+beforeAll(h.requireServers)
+
+const opts = (delay, retryCount = '0', maxRetry = '3') => ({ delay, maxRetry, retryCount })
+
+test('2,000 concurrent pushes are all stored, then each is published to Kafka exactly once', async () => {
+  const topic = h.unique('bulk-topic')
+  const prefix = h.unique('bulk')
+  await h.createTopics(topic)
+  const pusher = new KafkaRetry({ keyPrefix: prefix })
+  const redis = h.redisClient()
+  const N = 2000
+  const started = process.hrtime.bigint()
+  await Promise.all(
+    Array.from({ length: N }, (_, n) =>
+      pusher.pushToQueue(topic, { event: `e${n}`, value: JSON.stringify({ msgId: randomUUID(), n }) }, opts('0.002')),
+    ),
+  )
+  const seconds = Number(process.hrtime.bigint() - started) / 1e9
+  console.log(`2,000 concurrent pushes took ${(seconds * 1000).toFixed(0)} ms (${Math.round(N / seconds)} pushes/s)`)
+  // Every push resolved only once stored: all are in Redis before any listener runs.
+  expect(await redis.hlen(h.scheduleKeys(prefix).entries)).toBe(N)
+
+  const { consumer, seen } = await h.consume(topic)
+  const listener = new KafkaRetry({ keyPrefix: prefix })
+  try {
+    await listener.queueListener(null, h.unique('dlq'))
+    await h.waitFor(() => seen.length >= N, 60000)
+    await h.sleep(1000) // anything extra (a duplicate) would arrive by now
+    const counts = new Map()
+    for (const m of seen) counts.set(m.value.n, (counts.get(m.value.n) || 0) + 1)
+    expect(counts.size).toBe(N)
+    expect([...counts.values()].every((c) => c === 1)).toBe(true)
+    expect(seen).toHaveLength(N)
+    expect(await redis.hlen(h.scheduleKeys(prefix).entries)).toBe(0)
+  } finally {
+    await listener.close()
+    await pusher.close()
+    await consumer.disconnect()
+    redis.disconnect()
+  }
+})
+
+test('two listeners on one schedule never publish the same message twice', async () => {
+  const prefix = h.unique('two')
+  const N = 1000
+  const published = new Map()
+  const byListener = [0, 0]
+  const producerFor = (i) => ({
+    async produce(topic, key, value) {
+      const { n } = JSON.parse(value)
+      published.set(n, (published.get(n) || 0) + 1)
+      byListener[i] += 1
+      await h.sleep(1) // a publish takes a moment, so the two listeners overlap
+    },
+  })
+  const a = new KafkaRetry({ keyPrefix: prefix, batchSize: 20, pollIntervalMs: 50 })
+  const b = new KafkaRetry({ keyPrefix: prefix, batchSize: 20, pollIntervalMs: 50 })
+  try {
+    await a.queueListener(producerFor(0), h.unique('dlq'))
+    await b.queueListener(producerFor(1), h.unique('dlq'))
+    await Promise.all(
+      Array.from({ length: N }, (_, n) =>
+        a.pushToQueue('t', { event: 'e', value: JSON.stringify({ n }) }, opts(String((n % 50) / 6000))),
+      ),
+    )
+    await h.waitFor(() => published.size >= N, 30000)
+    await h.sleep(500)
+    expect(published.size).toBe(N)
+    expect([...published.values()].filter((c) => c !== 1)).toEqual([])
+    console.log(`two listeners: ${byListener[0]} + ${byListener[1]} messages`)
+  } finally {
+    await a.close()
+    await b.close()
+  }
+})
+
+test('a redelivered message (same msgId and retryCount) is stored once', async () => {
+  const prefix = h.unique('dedupe')
+  const redis = h.redisClient()
+  const retry = new KafkaRetry({ keyPrefix: prefix })
+  try {
+    const value = JSON.stringify({ msgId: 'same-id', x: 1 })
+    await retry.pushToQueue('t', { event: 'e', value }, opts('5'))
+    await retry.pushToQueue('t', { event: 'e', value }, opts('5'))
+    // The same msgId at the next retry count is a new failure, not a redelivery.
+    await retry.pushToQueue('t', { event: 'e', value }, opts('5', '1'))
+    // A message without msgId is never de-duplicated.
+    await retry.pushToQueue('t', { event: 'e', value: '{"x":1}' }, opts('5'))
+    await retry.pushToQueue('t', { event: 'e', value: '{"x":1}' }, opts('5'))
+    expect(await redis.zcard(h.scheduleKeys(prefix).due)).toBe(4)
+    const entries = Object.values(await redis.hgetall(h.scheduleKeys(prefix).entries)).map(JSON.parse)
+    expect(entries.map((e) => e.retryCount).sort()).toEqual([1, 1, 1, 2])
+  } finally {
+    await retry.close()
+    redis.disconnect()
+  }
+})
+
+test('messages fire within milliseconds of their due time, not on a minute tick', async () => {
+  const prefix = h.unique('late')
+  const fired = []
+  const retry = new KafkaRetry({ keyPrefix: prefix })
+  try {
+    await retry.queueListener({ produce: async (topic, key, value, headers) => fired.push({ at: Date.now(), headers }) })
+    const pushedAt = []
+    for (const delay of ['0.01', '0.02', '0.005']) {
+      pushedAt.push(Date.now())
+      await retry.pushToQueue('t', { event: 'e', value: JSON.stringify({ delay }) }, opts(delay))
+    }
+    await h.waitFor(() => fired.length === 3, 5000)
+    expect(fired).toHaveLength(3)
+    for (const { at, headers } of fired) {
+      const late = at - Number(headers.executeAt)
+      expect(late).toBeGreaterThanOrEqual(0)
+      expect(late).toBeLessThan(100)
+    }
+    // due = push time + delay: 0.005 min = 300 ms fired first, 0.02 min = 1200 ms last.
+    expect(fired.map((f) => f.headers.delay)).toEqual(['0.005', '0.01', '0.02'])
+    expect(Number(fired[2].headers.executeAt) - pushedAt[1]).toBeGreaterThanOrEqual(1200)
+  } finally {
+    await retry.close()
+  }
+})
+
+test('a producer that throws or rejects leaves the message scheduled, without spending a retry', async () => {
+  const prefix = h.unique('flaky')
+  let attempts = 0
+  const delivered = []
+  const retry = new KafkaRetry({ keyPrefix: prefix })
+  const redis = h.redisClient()
+  try {
+    await retry.queueListener({
+      produce(topic, key, value, headers) {
+        attempts += 1
+        if (attempts === 1) throw new Error('broker down (sync throw)')
+        if (attempts === 2) return Promise.reject(new Error('broker down (rejection)'))
+        delivered.push(headers)
+        return Promise.resolve()
+      },
+    }, h.unique('dlq'))
+    // maxRetry 1: had a failed publish spent a retry, the third attempt would be dead-lettered.
+    await retry.pushToQueue('t', { event: 'e', value: '{"a":1}' }, opts('0', '0', '1'))
+    await h.waitFor(() => delivered.length === 1, 10000)
+    expect(attempts).toBe(3)
+    // The two failed publishes did not change the count.
+    expect(delivered).toHaveLength(1)
+    expect(delivered[0].retryCount).toBe('1')
+    expect(await redis.hlen(h.scheduleKeys(prefix).entries)).toBe(0)
+  } finally {
+    await retry.close()
+    redis.disconnect()
+  }
+})

@@ -1,0 +1,140 @@
+// Shared helpers for the integration tests: real Redis and a real Kafka-protocol broker.
+const net = require('net')
+const Redis = require('ioredis')
+const { Kafka, logLevel } = require('kafkajs')
+
+const REDIS_URL = process.env.REDIS_URL || 'redis://127.0.0.1:6379'
+const KAFKA_BROKERS = (process.env.KAFKA_BROKERS || '127.0.0.1:9092').split(',').map((s) => s.trim())
+
+let counter = 0
+/** A name no other test (or earlier run) uses: tests share servers. */
+function unique(name) {
+  counter += 1
+  return `${name}-${process.pid}-${Date.now().toString(36)}-${counter}`
+}
+
+function reachable(host, port, timeoutMs = 2000) {
+  return new Promise((resolve) => {
+    const socket = net.connect({ host, port })
+    const done = (ok) => {
+      socket.destroy()
+      resolve(ok)
+    }
+    socket.setTimeout(timeoutMs, () => done(false))
+    socket.once('connect', () => done(true))
+    socket.once('error', () => done(false))
+  })
+}
+
+/** Fails (never skips) with instructions when a server the tests need is down. */
+async function requireServers() {
+  const redis = new URL(REDIS_URL)
+  if (!(await reachable(redis.hostname, Number(redis.port || 6379)))) {
+    throw new Error(`Redis is not reachable at ${REDIS_URL}: run \`scripts/services.sh start\` (or set REDIS_URL)`)
+  }
+  const [host, port] = KAFKA_BROKERS[0].split(':')
+  if (!(await reachable(host, Number(port || 9092)))) {
+    throw new Error(`No Kafka broker at ${KAFKA_BROKERS[0]}: run \`scripts/services.sh start\` (or set KAFKA_BROKERS)`)
+  }
+}
+
+function redisClient() {
+  return new Redis(REDIS_URL, { lazyConnect: false, maxRetriesPerRequest: 1 })
+}
+
+function kafka() {
+  return new Kafka({ clientId: unique('test'), brokers: KAFKA_BROKERS, logLevel: logLevel.NOTHING })
+}
+
+async function createTopics(...topics) {
+  const admin = kafka().admin()
+  await admin.connect()
+  try {
+    await admin.createTopics({
+      topics: topics.map((topic) => ({ topic, numPartitions: 1, replicationFactor: 1 })),
+      waitForLeaders: true,
+    })
+  } finally {
+    await admin.disconnect()
+  }
+}
+
+/**
+ * Starts a consumer on `topic` from the beginning; `onMessage` sees each message with its key,
+ * parsed value and string headers. Returns the consumer (disconnect it) and the messages seen.
+ */
+async function consume(topic, onMessage = async () => {}) {
+  const consumer = kafka().consumer({
+    groupId: unique('group'),
+    sessionTimeout: 6000,
+    rebalanceTimeout: 3000,
+    heartbeatInterval: 500,
+    maxWaitTimeInMs: 100,
+  })
+  const seen = []
+  await consumer.connect()
+  await consumer.subscribe({ topic, fromBeginning: true })
+  await consumer.run({
+    eachMessage: async ({ topic: from, message }) => {
+      const headers = {}
+      for (const [k, v] of Object.entries(message.headers || {})) headers[k] = v && v.toString()
+      const record = {
+        topic: from,
+        key: message.key && message.key.toString(),
+        raw: message.value.toString(),
+        value: JSON.parse(message.value.toString()),
+        headers,
+        rawHeaders: message.headers,
+        at: Date.now(),
+      }
+      seen.push(record)
+      await onMessage(record)
+    },
+  })
+  return { consumer, seen }
+}
+
+async function producer() {
+  const p = kafka().producer({ allowAutoTopicCreation: true })
+  await p.connect()
+  return p
+}
+
+/** Polls `check` until it returns truthy or `timeoutMs` passes; returns the last value. */
+async function waitFor(check, timeoutMs = 30000, everyMs = 50) {
+  const deadline = Date.now() + timeoutMs
+  let value
+  while (Date.now() < deadline) {
+    value = await check()
+    if (value) return value
+    await sleep(everyMs)
+  }
+  return check()
+}
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
+
+/** Keys of a schedule, as the package names them. */
+function scheduleKeys(prefix) {
+  return {
+    due: `{${prefix}}:due`,
+    lease: `{${prefix}}:lease`,
+    entries: `{${prefix}}:entries`,
+    seen: `{${prefix}}:seen`,
+  }
+}
+
+module.exports = {
+  REDIS_URL,
+  KAFKA_BROKERS,
+  unique,
+  requireServers,
+  redisClient,
+  kafka,
+  createTopics,
+  consume,
+  producer,
+  waitFor,
+  sleep,
+  scheduleKeys,
+}

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# The project's test command (`npm test`): installs what it needs, builds the addon, starts Redis
+# and the Kafka-compatible broker unless REDIS_URL / KAFKA_BROKERS point at running ones, then
+# runs the Rust unit tests, the TypeScript check and the JavaScript integration tests.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+if [ ! -x node_modules/.bin/jest ] || [ ! -x node_modules/.bin/napi ]; then
+  echo "== npm ci"
+  npm ci --no-audit --no-fund
+fi
+
+echo "== build the addon (release)"
+npm run build
+
+echo "== start or reuse Redis and the broker"
+bash scripts/services.sh start
+eval "$(bash scripts/services.sh env)"
+export REDIS_URL KAFKA_BROKERS
+
+echo "== Rust unit tests"
+cargo test --quiet
+
+echo "== TypeScript check"
+npm run typecheck
+
+echo "== JavaScript integration tests (jest, real Redis and broker)"
+npx jest --runInBand "$@"
