@@ -200,3 +200,46 @@ describe('close() lets the process exit', () => {
     expect(signal).toBe('SIGKILL')
   })
 })
+
+test('warns once, without throwing, when Redis may evict scheduled messages', async () => {
+  const net = require('net')
+  const port = await new Promise((resolve) => {
+    const srv = net.createServer().listen(0, '127.0.0.1', () => {
+      const p = srv.address().port
+      srv.close(() => resolve(p))
+    })
+  })
+  const { spawnSync } = require('child_process')
+  const started = spawnSync('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--maxmemory-policy', 'allkeys-lru', '--daemonize', 'yes'])
+  if (started.status !== 0) throw new Error(`redis-server could not start a throwaway server: ${started.stderr}`)
+  try {
+    await h.waitFor(async () => {
+      const probe = new KafkaRetry({ redisUrl: `redis://127.0.0.1:${port}` })
+      return probe.pushToDlq('probe', {}).then(() => true, () => false).finally(() => probe.close())
+    }, 5000)
+    const { output, code } = await runChild(`
+      const { KafkaRetry } = require('.')
+      ;(async () => {
+        const retry = new KafkaRetry({ redisUrl: 'redis://127.0.0.1:${port}/1', keyPrefix: 'evict' })
+        await retry.pushToQueue('t', { event: 'e', value: '{}' }, { delay: '1' })
+        await retry.pushToQueue('t', { event: 'e', value: '{}' }, { delay: '1' })
+        await new KafkaRetry({ redisUrl: 'redis://127.0.0.1:${port}/1', keyPrefix: 'evict' }).pushToQueue('t', { event: 'e', value: '{}' }, {})
+        console.log('pushed')
+      })().catch((e) => { console.error(e); process.exit(3) })`, 10000)
+    expect(code).toBe(0)
+    expect(output).toContain('pushed')
+    expect(output.match(/maxmemory-policy is "allkeys-lru"/g)).toHaveLength(1)
+  } finally {
+    spawnSync('redis-cli', ['-p', String(port), 'shutdown', 'nosave'])
+  }
+})
+
+test('the shared Redis used by the tests is not warned about (noeviction)', async () => {
+  const { output, code } = await runChild(`
+    const { KafkaRetry } = require('.')
+    new KafkaRetry({ keyPrefix: 'noevict-' + process.pid }).pushToQueue('t', { event: 'e', value: '{}' }, { delay: '1' })
+      .then(() => console.log('pushed'), (e) => { console.error(e); process.exit(3) })`, 10000)
+  expect(code).toBe(0)
+  expect(output).toContain('pushed')
+  expect(output).not.toContain('maxmemory-policy')
+})

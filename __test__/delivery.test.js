@@ -157,3 +157,23 @@ test('a producer that throws or rejects leaves the message scheduled, without sp
     redis.disconnect()
   }
 })
+
+test('an exhausted message is dead-lettered right away, not after one more delay', async () => {
+  const prefix = h.unique('exhausted')
+  const dlq = h.unique('dlq')
+  const redis = h.redisClient()
+  const published = []
+  const retry = new KafkaRetry({ keyPrefix: prefix })
+  try {
+    await retry.queueListener({ produce: async (...args) => published.push(args) }, dlq)
+    const started = Date.now()
+    // retryCount 3 of maxRetry 3 failed again: the 4th retry is not allowed.
+    await retry.pushToQueue('t', { event: 'e', value: '{"n":1}' }, opts('5', '3', '3'))
+    expect(await h.waitFor(async () => (await redis.hlen(dlq)) === 1, 3000)).toBe(true)
+    expect(Date.now() - started).toBeLessThan(1000)
+    expect(published).toHaveLength(0)
+  } finally {
+    await retry.close()
+    redis.disconnect()
+  }
+})

@@ -38,6 +38,7 @@ module.exports = {
   // copies delay and maxRetry onto every re-published message.
   RETRY_HEADERS: { delay: '0.02', maxRetry: '3' },
 
-  // Give up (exit 1) if the dead letter has not shown up by then.
+  // Give up (exit 1) if the dead letter has not shown up this long after the
+  // first produce.
   DEAD_LETTER_TIMEOUT_MS: Number(process.env.DEMO_TIMEOUT_MS) || 60000,
 };

@@ -6,7 +6,8 @@
 use crate::error::{ErrorCode, Result, RetryError};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use std::collections::HashMap;
-use std::sync::{Arc, LazyLock, Mutex, Weak};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, LazyLock, Mutex, OnceLock, Weak};
 use std::time::Duration;
 use tokio::sync::OnceCell;
 
@@ -15,6 +16,9 @@ pub struct SharedRedis {
     url: String,
     connect_timeout: Duration,
     manager: OnceCell<ConnectionManager>,
+    /// A warning about the server's settings, found on connect, reported once.
+    warning: OnceLock<String>,
+    warned: AtomicBool,
 }
 
 static POOL: LazyLock<Mutex<HashMap<String, Weak<SharedRedis>>>> =
@@ -34,6 +38,8 @@ impl SharedRedis {
             url: url.to_string(),
             connect_timeout,
             manager: OnceCell::new(),
+            warning: OnceLock::new(),
+            warned: AtomicBool::new(false),
         });
         pool.insert(url.to_string(), Arc::downgrade(&shared));
         shared
@@ -67,7 +73,13 @@ impl SharedRedis {
                     .set_max_delay(200);
                 let connect = ConnectionManager::new_with_config(client, config);
                 match tokio::time::timeout(self.connect_timeout * 2, connect).await {
-                    Ok(result) => result.map_err(unavailable),
+                    Ok(Ok(mut manager)) => {
+                        if let Some(warning) = check_settings(&mut manager).await {
+                            let _ = self.warning.set(warning);
+                        }
+                        Ok(manager)
+                    }
+                    Ok(Err(err)) => Err(unavailable(err)),
                     Err(_) => Err(RetryError::new(
                         ErrorCode::RedisUnavailable,
                         format!(
@@ -81,6 +93,33 @@ impl SharedRedis {
             .await?;
         Ok(manager.clone())
     }
+}
+
+impl SharedRedis {
+    /// A warning about the server's settings (e.g. an eviction policy that can drop scheduled
+    /// messages), returned once per connection so it is logged once, not per call.
+    pub fn take_warning(&self) -> Option<String> {
+        let warning = self.warning.get()?;
+        (!self.warned.swap(true, Ordering::AcqRel)).then(|| warning.clone())
+    }
+}
+
+/// Checks the settings that decide whether Redis may drop data: with an eviction policy other
+/// than `noeviction`, Redis deletes keys under memory pressure, and an evicted entry is a lost
+/// message. Servers that forbid `CONFIG` (managed Redis) are not warned about.
+async fn check_settings(conn: &mut ConnectionManager) -> Option<String> {
+    let reply: Vec<String> = redis::cmd("CONFIG")
+        .arg("GET")
+        .arg("maxmemory-policy")
+        .query_async(conn)
+        .await
+        .ok()?;
+    let policy = reply.get(1)?;
+    (policy != "noeviction").then(|| {
+        format!(
+            "Redis maxmemory-policy is {policy:?}: under memory pressure Redis may evict scheduled messages; set it to \"noeviction\""
+        )
+    })
 }
 
 /// The URL without its password, for messages and logs.

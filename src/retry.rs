@@ -120,7 +120,14 @@ impl RetryCore {
         let msg_id = payload::validate(&request.value)?;
         let retry_count = request.options.retry_count + 1;
         let now = now_ms();
-        let due = due_at(now, request.options.delay_ms);
+        // An exhausted message is due now: the listener dead-letters it right away instead of
+        // after one more delay (the dead letter hash name belongs to the listener).
+        let exhausted = retry_count > request.options.max_retry;
+        let due = if exhausted {
+            now
+        } else {
+            due_at(now, request.options.delay_ms)
+        };
         let id = message_id(&request.topic, msg_id.as_deref(), retry_count);
         let entry = Entry {
             topic: request.topic,
@@ -134,10 +141,17 @@ impl RetryCore {
         let json = serde_json::to_string(&entry).expect("an entry serializes");
         let dedupe = msg_id.is_some().then_some(self.config.dedupe_window);
         let stored = self.schedule.push(&id, due, &json, now, dedupe).await?;
+        self.report_settings_warning();
         if stored {
             self.wake.pushed(due);
         }
         Ok(stored)
+    }
+
+    fn report_settings_warning(&self) {
+        if let Some(warning) = self.schedule.redis().take_warning() {
+            self.observer.warn(&warning);
+        }
     }
 
     /// Starts a listener that publishes due messages through `publisher` and dead-letters
@@ -154,6 +168,7 @@ impl RetryCore {
             ));
         }
         self.schedule.ping().await?;
+        self.report_settings_warning();
         let listener = Listener {
             schedule: self.schedule.clone(),
             publisher: publisher.clone(),

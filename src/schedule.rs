@@ -82,6 +82,11 @@ impl Schedule {
         }
     }
 
+    /// The shared connection this schedule uses.
+    pub fn redis(&self) -> &SharedRedis {
+        &self.redis
+    }
+
     /// The keys of this schedule.
     pub fn keys(&self) -> &Keys {
         &self.keys

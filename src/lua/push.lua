@@ -10,6 +10,8 @@ if ARGV[6] == '1' then
     return 0
   end
   redis.call('ZADD', KEYS[3], ARGV[4], ARGV[1])
+  -- The markers are only useful for the window: let an idle schedule's set expire entirely.
+  redis.call('PEXPIRE', KEYS[3], ARGV[5])
 end
 if redis.call('HSETNX', KEYS[2], ARGV[1], ARGV[3]) == 0 then
   return 0
