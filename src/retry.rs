@@ -11,7 +11,7 @@ use crate::listener::{Listener, Wake};
 use crate::options::{due_at, RetryOptions};
 use crate::payload;
 use crate::publisher::Publisher;
-use crate::schedule::{Counts, Schedule};
+use crate::schedule::{Counts, PushMessage, Schedule};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, LazyLock, Mutex, Weak};
@@ -71,7 +71,12 @@ impl RetryCore {
     /// A core for `config`; `observer` receives listener events (stderr when `None`).
     pub fn new(config: Config, observer: Option<Arc<dyn Observer>>) -> Self {
         let redis = SharedRedis::for_url(&config.redis_url, config.redis_timeout);
-        let schedule = Schedule::new(redis, &config.key_prefix, config.redis_timeout);
+        let schedule = Schedule::new(
+            redis,
+            &config.key_prefix,
+            config.redis_timeout,
+            config.dedupe_window,
+        );
         RetryCore {
             wake: wake_for(&config),
             schedule,
@@ -139,8 +144,15 @@ impl RetryCore {
             due_at: due,
         };
         let json = serde_json::to_string(&entry).expect("an entry serializes");
-        let dedupe = msg_id.is_some().then_some(self.config.dedupe_window);
-        let stored = self.schedule.push(&id, due, &json, now, dedupe).await?;
+        let stored = self
+            .schedule
+            .push(PushMessage {
+                id,
+                due_ms: due,
+                entry_json: json,
+                dedupe: msg_id.is_some(),
+            })
+            .await?;
         self.report_settings_warning();
         if stored {
             self.wake.pushed(due);

@@ -7,9 +7,11 @@ use crate::connection::SharedRedis;
 use crate::error::{ErrorCode, Result, RetryError};
 use redis::aio::ConnectionManager;
 use redis::Script;
+use std::collections::HashMap;
 use std::future::Future;
-use std::sync::{Arc, LazyLock};
+use std::sync::{Arc, LazyLock, Mutex, Weak};
 use std::time::Duration;
+use tokio::sync::{mpsc, oneshot, Semaphore};
 
 static PUSH: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/push.lua")));
 static CLAIM: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/claim.lua")));
@@ -63,22 +65,159 @@ pub struct Counts {
     pub inflight: u64,
 }
 
+/// One message for the push script.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PushMessage {
+    /// Schedule id.
+    pub id: String,
+    /// Due time, ms since the epoch.
+    pub due_ms: u64,
+    /// The entry as stored.
+    pub entry_json: String,
+    /// Whether the id derives from the payload's `msgId` (then redeliveries are dropped).
+    pub dedupe: bool,
+}
+
+/// Most messages one push script call takes.
+const PUSH_BATCH_MAX: usize = 512;
+/// Push script calls in flight at once per schedule: enough to keep the connection's pipeline
+/// busy while the next batch gathers.
+const PUSH_BATCHES_IN_FLIGHT: usize = 4;
+
+type Reply = oneshot::Sender<Result<bool>>;
+
+/// Gathers concurrent pushes to one schedule into batches. A batch is sent as soon as a slot is
+/// free, with whatever is waiting then: a lone push goes out at once, a burst shares calls.
+struct PushBatcher {
+    queue: mpsc::UnboundedSender<(PushMessage, Reply)>,
+    receiver: Mutex<Option<mpsc::UnboundedReceiver<(PushMessage, Reply)>>>,
+    dedupe_window_ms: u64,
+}
+
+impl PushBatcher {
+    fn new(dedupe_window_ms: u64) -> Self {
+        let (queue, receiver) = mpsc::unbounded_channel();
+        PushBatcher {
+            queue,
+            receiver: Mutex::new(Some(receiver)),
+            dedupe_window_ms,
+        }
+    }
+
+    fn submit(&self, message: PushMessage, reply: Reply, schedule: &Schedule) {
+        // The worker starts with the first push, inside the caller's runtime.
+        if let Some(receiver) = self
+            .receiver
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        {
+            let worker = schedule.without_batcher();
+            tokio::spawn(run_batches(worker, receiver, self.dedupe_window_ms));
+        }
+        if let Err(mpsc::error::SendError((_, reply))) = self.queue.send((message, reply)) {
+            let _ = reply.send(Err(RetryError::new(
+                ErrorCode::Internal,
+                "the push batcher stopped",
+            )));
+        }
+    }
+}
+
+async fn run_batches(
+    schedule: Schedule,
+    mut receiver: mpsc::UnboundedReceiver<(PushMessage, Reply)>,
+    window_ms: u64,
+) {
+    let slots = Arc::new(Semaphore::new(PUSH_BATCHES_IN_FLIGHT));
+    loop {
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            return;
+        };
+        let Some(first) = receiver.recv().await else {
+            return;
+        };
+        let mut batch = vec![first];
+        while batch.len() < PUSH_BATCH_MAX {
+            match receiver.try_recv() {
+                Ok(next) => batch.push(next),
+                Err(_) => break,
+            }
+        }
+        let schedule = schedule.clone();
+        tokio::spawn(async move {
+            let (messages, replies): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
+            match schedule
+                .push_batch(crate::clock::now_ms(), window_ms, &messages)
+                .await
+            {
+                Ok(stored) => {
+                    for (reply, stored) in replies.into_iter().zip(stored) {
+                        let _ = reply.send(Ok(stored));
+                    }
+                }
+                Err(err) => {
+                    for reply in replies {
+                        let _ = reply.send(Err(err.clone()));
+                    }
+                }
+            }
+            drop(slot);
+        });
+    }
+}
+
+/// Push batchers per schedule (Redis URL + keys), shared by every instance in this process.
+type BatcherRegistry = Mutex<HashMap<(String, String), Weak<PushBatcher>>>;
+static BATCHERS: LazyLock<BatcherRegistry> = LazyLock::new(|| Mutex::new(HashMap::new()));
+
+fn batcher_for(url: &str, keys: &Keys, dedupe_window_ms: u64) -> Arc<PushBatcher> {
+    let key = (url.to_string(), keys.due.clone());
+    let mut batchers = BATCHERS.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(batcher) = batchers.get(&key).and_then(Weak::upgrade) {
+        return batcher;
+    }
+    batchers.retain(|_, b| b.strong_count() > 0);
+    let batcher = Arc::new(PushBatcher::new(dedupe_window_ms));
+    batchers.insert(key, Arc::downgrade(&batcher));
+    batcher
+}
+
 /// One schedule on one Redis server.
 #[derive(Clone)]
 pub struct Schedule {
     redis: Arc<SharedRedis>,
     keys: Keys,
     timeout: Duration,
+    batcher: Arc<PushBatcher>,
 }
 
 impl Schedule {
     /// A schedule with the keys of `prefix` on `redis`; every operation fails with
     /// `ERR_REDIS_UNAVAILABLE` after `timeout`.
-    pub fn new(redis: Arc<SharedRedis>, prefix: &str, timeout: Duration) -> Self {
+    /// Pushed ids are remembered for `dedupe_window` to drop redeliveries.
+    pub fn new(
+        redis: Arc<SharedRedis>,
+        prefix: &str,
+        timeout: Duration,
+        dedupe_window: Duration,
+    ) -> Self {
+        let keys = Keys::new(prefix);
+        let batcher = batcher_for(redis.url(), &keys, dedupe_window.as_millis() as u64);
         Schedule {
             redis,
-            keys: Keys::new(prefix),
+            keys,
             timeout,
+            batcher,
+        }
+    }
+
+    /// A copy for the batch worker that does not keep the batcher alive (no cycle): the worker
+    /// ends when the last schedule using the batcher is gone.
+    fn without_batcher(&self) -> Schedule {
+        Schedule {
+            batcher: Arc::new(PushBatcher::new(0)),
+            ..self.clone()
         }
     }
 
@@ -104,14 +243,7 @@ impl Schedule {
         };
         match tokio::time::timeout(self.timeout, work).await {
             Ok(result) => result,
-            Err(_) => Err(RetryError::new(
-                ErrorCode::RedisUnavailable,
-                format!(
-                    "Redis {what} got no answer within {} ms from {}",
-                    self.timeout.as_millis(),
-                    crate::connection::redacted(self.redis.url())
-                ),
-            )),
+            Err(_) => Err(self.timed_out(what)),
         }
     }
 
@@ -128,32 +260,64 @@ impl Schedule {
 
     /// Stores and schedules one message. Returns `false` when the id was already pushed within
     /// `dedupe_window` (a redelivered consumer message) and nothing was stored.
-    pub async fn push(
+    ///
+    /// Concurrent pushes to the same schedule in this process are gathered into one script call
+    /// (see `PushBatcher`), so they share round trips instead of paying one each.
+    pub async fn push(&self, message: PushMessage) -> Result<bool> {
+        let (reply, stored) = oneshot::channel();
+        self.batcher.submit(message, reply, self);
+        match tokio::time::timeout(self.timeout, stored).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) => Err(RetryError::new(
+                ErrorCode::Internal,
+                "the push batcher stopped",
+            )),
+            Err(_) => Err(self.timed_out("push")),
+        }
+    }
+
+    fn timed_out(&self, what: &str) -> RetryError {
+        RetryError::new(
+            ErrorCode::RedisUnavailable,
+            format!(
+                "Redis {what} got no answer within {} ms from {}",
+                self.timeout.as_millis(),
+                crate::connection::redacted(self.redis.url())
+            ),
+        )
+    }
+
+    /// Runs the push script for a batch; one result per message.
+    async fn push_batch(
         &self,
-        id: &str,
-        due_ms: u64,
-        entry_json: &str,
         now_ms: u64,
-        dedupe_window: Option<Duration>,
-    ) -> Result<bool> {
+        window_ms: u64,
+        batch: &[PushMessage],
+    ) -> Result<Vec<bool>> {
         let keys = &self.keys;
-        let window = dedupe_window.map_or(0, |w| w.as_millis() as u64);
-        let stored: i64 = self
+        let stored: Vec<i64> = self
             .run("push", |mut conn| async move {
-                PUSH.key(&keys.due)
-                    .key(&keys.entries)
+                let mut call = PUSH.key(&keys.due);
+                call.key(&keys.entries)
                     .key(&keys.seen)
-                    .arg(id)
-                    .arg(due_ms)
-                    .arg(entry_json)
                     .arg(now_ms)
-                    .arg(window)
-                    .arg(if dedupe_window.is_some() { "1" } else { "0" })
-                    .invoke_async(&mut conn)
-                    .await
+                    .arg(window_ms);
+                for message in batch {
+                    call.arg(&message.id)
+                        .arg(message.due_ms)
+                        .arg(&message.entry_json)
+                        .arg(if message.dedupe { "1" } else { "0" });
+                }
+                call.invoke_async(&mut conn).await
             })
             .await?;
-        Ok(stored == 1)
+        if stored.len() != batch.len() {
+            return Err(RetryError::new(
+                ErrorCode::Internal,
+                "push script answered for a different number of messages",
+            ));
+        }
+        Ok(stored.into_iter().map(|s| s == 1).collect())
     }
 
     /// Claims up to `limit` due messages with a lease of `lease` from `now_ms`.

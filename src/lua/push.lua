@@ -1,20 +1,43 @@
--- Store one message and schedule it, atomically.
+-- Store and schedule a batch of messages, atomically per message. Concurrent pushToQueue calls
+-- are gathered into one call of this script, so they share one round trip and one script run.
 -- KEYS[1] due zset (id -> due ms), KEYS[2] entries hash (id -> entry JSON), KEYS[3] seen zset
--- ARGV[1] id, ARGV[2] due ms, ARGV[3] entry JSON, ARGV[4] now ms, ARGV[5] dedupe window ms,
--- ARGV[6] '1' when the id comes from the payload's msgId (a redelivery would reuse it)
--- Returns 1 when stored, 0 when this id was already pushed (a consumer redelivery).
-if ARGV[6] == '1' then
-  -- Forget markers older than the window first, so the seen set stays bounded.
-  redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', '(' .. (tonumber(ARGV[4]) - tonumber(ARGV[5])))
-  if redis.call('ZSCORE', KEYS[3], ARGV[1]) then
-    return 0
+-- ARGV[1] now ms, ARGV[2] dedupe window ms, then per message 4 values:
+--   id, due ms, entry JSON, '1' when the id comes from the payload's msgId (a redelivery reuses it)
+-- Returns one integer per message: 1 stored, 0 already pushed (a consumer redelivery).
+local now = tonumber(ARGV[1])
+local window = tonumber(ARGV[2])
+local stored = {}
+local any_dedupe = false
+for i = 3, #ARGV, 4 do
+  if ARGV[i + 3] == '1' then
+    any_dedupe = true
+    break
   end
-  redis.call('ZADD', KEYS[3], ARGV[4], ARGV[1])
+end
+if any_dedupe then
+  -- Forget markers older than the window first, so the seen set stays bounded.
+  redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', '(' .. (now - window))
+end
+for i = 3, #ARGV, 4 do
+  local id, due, entry, dedupe = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
+  local result = 1
+  if dedupe == '1' then
+    if redis.call('ZSCORE', KEYS[3], id) then
+      result = 0
+    else
+      redis.call('ZADD', KEYS[3], now, id)
+    end
+  end
+  if result == 1 and redis.call('HSETNX', KEYS[2], id, entry) == 0 then
+    result = 0
+  end
+  if result == 1 then
+    redis.call('ZADD', KEYS[1], due, id)
+  end
+  stored[#stored + 1] = result
+end
+if any_dedupe then
   -- The markers are only useful for the window: let an idle schedule's set expire entirely.
-  redis.call('PEXPIRE', KEYS[3], ARGV[5])
+  redis.call('PEXPIRE', KEYS[3], window)
 end
-if redis.call('HSETNX', KEYS[2], ARGV[1], ARGV[3]) == 0 then
-  return 0
-end
-redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
-return 1
+return stored
