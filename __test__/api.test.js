@@ -150,9 +150,9 @@ test('pushToDlq writes one field per entry, never overwriting another', async ()
   redis.disconnect()
 })
 
-function runChild(script, timeoutMs) {
+function runChild(script, timeoutMs, nodeArgs = []) {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['-e', script], {
+    const child = spawn(process.execPath, [...nodeArgs, '-e', script], {
       cwd: path.join(__dirname, '..'),
       env: process.env,
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -242,4 +242,23 @@ test('the shared Redis used by the tests is not warned about (noeviction)', asyn
   expect(code).toBe(0)
   expect(output).toContain('pushed')
   expect(output).not.toContain('maxmemory-policy')
+})
+
+test('a listener started as `await new KafkaRetry().queueListener(...)` survives garbage collection', async () => {
+  // The seed keeps no reference to the listener's instance; collecting it must not stop the listener.
+  const prefix = h.unique('gc')
+  const { output, code } = await runChild(`
+    const { KafkaRetry } = require('.')
+    ;(async () => {
+      let published = 0
+      await new KafkaRetry({ keyPrefix: '${prefix}' }).queueListener({ produce: async () => { published += 1 } }, '${prefix}-dlq')
+      for (let i = 0; i < 5; i++) { global.gc(); await new Promise((r) => setTimeout(r, 20)) }
+      await new KafkaRetry({ keyPrefix: '${prefix}' }).pushToQueue('t', { event: 'e', value: '{}' }, { delay: '0' })
+      const deadline = Date.now() + 3000
+      while (!published && Date.now() < deadline) { global.gc(); await new Promise((r) => setTimeout(r, 20)) }
+      console.log('published ' + published)
+      process.exit(0)
+    })().catch((e) => { console.error(e); process.exit(3) })`, 10000, ['--expose-gc'])
+  expect(code).toBe(0)
+  expect(output).toContain('published 1')
 })

@@ -61,7 +61,10 @@ pub struct RetryCore {
     schedule: Schedule,
     wake: Arc<Wake>,
     closed: AtomicBool,
-    stop: watch::Sender<bool>,
+    /// Shared with the listener tasks, so a garbage-collected instance does not stop them: the
+    /// seed starts its listener with `await new KafkaRetry().queueListener(...)` and keeps no
+    /// reference, and that listener must run until the process ends (as the original's timer did).
+    stop: Arc<watch::Sender<bool>>,
     listeners: Mutex<Vec<Running>>,
     observer: Arc<dyn Observer>,
     counters: Arc<Counters>,
@@ -82,7 +85,7 @@ impl RetryCore {
             schedule,
             config,
             closed: AtomicBool::new(false),
-            stop: watch::channel(false).0,
+            stop: Arc::new(watch::channel(false).0),
             listeners: Mutex::new(Vec::new()),
             observer: observer.unwrap_or_else(|| Arc::new(StderrObserver::default())),
             counters: Arc::new(Counters::default()),
@@ -192,7 +195,11 @@ impl RetryCore {
             observer: self.observer.clone(),
             counters: self.counters.clone(),
         };
-        let task = tokio::spawn(listener.run(self.stop.subscribe()));
+        let stop = self.stop.clone();
+        let task = tokio::spawn(async move {
+            listener.run(stop.subscribe()).await;
+            drop(stop);
+        });
         let mut listeners = self.listeners.lock().unwrap_or_else(|p| p.into_inner());
         listeners.push(Running { task, publisher });
         Ok(())
@@ -242,13 +249,6 @@ impl RetryCore {
     /// Whether `close()` was called.
     pub fn is_closed(&self) -> bool {
         self.closed.load(Ordering::Acquire)
-    }
-}
-
-impl Drop for RetryCore {
-    fn drop(&mut self) {
-        // A dropped instance must not leave a listener running without an owner.
-        let _ = self.stop.send(true);
     }
 }
 
