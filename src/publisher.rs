@@ -54,7 +54,10 @@ impl KafkaPublisher {
             // Fail a publish in bounded time during a broker outage; the message then goes back on
             // the schedule instead of waiting inside librdkafka for five minutes.
             .set("message.timeout.ms", "30000")
-            .set("linger.ms", "2");
+            .set("linger.ms", "2")
+            // After a broker outage, reconnect within a second instead of librdkafka's 10 s
+            // ceiling, so rescheduled messages go out soon after the broker is back.
+            .set("reconnect.backoff.max.ms", "1000");
         for (key, value) in extra {
             config.set(key, value);
         }
