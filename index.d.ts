@@ -21,6 +21,10 @@ export interface KafkaRetryConfig {
   redisTimeoutMs?: number
   /** How long a pushed `msgId` + `retryCount` is remembered, to drop consumer redeliveries, in ms. Default 3600000. */
   dedupeWindowMs?: number
+  /** `redisUrl` lists the seed nodes of a Redis Cluster, comma separated. Default false. */
+  cluster?: boolean
+  /** How many hash tags one schedule is spread over, so a heavy schedule spreads over a cluster's masters. Default 1. Keep it the same for every instance of a schedule. */
+  shards?: number
 }
 
 /** A failed message handed to `pushToQueue`. */

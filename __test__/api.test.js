@@ -70,6 +70,8 @@ describe('bad input rejects with a code, never crashes', () => {
       [{ redisUrl: 'http://nope' }, 'config.redisUrl'],
       [{ brokers: [1] }, 'config.brokers'],
       [{ keyPrefix: 'a{b}' }, 'config.keyPrefix'],
+      [{ cluster: 'yes' }, 'config.cluster'],
+      [{ shards: 0 }, 'config.shards'],
       ['redis://x', 'config'],
     ]) {
       let thrown

@@ -124,7 +124,13 @@ function scheduleKeys(prefix) {
   }
 }
 
+/** Keys of every shard of a schedule (shard 0 is `{prefix}`, shard n `{prefix#n}`). */
+function shardKeys(prefix, shards = 1) {
+  return Array.from({ length: shards }, (_, n) => scheduleKeys(n === 0 ? prefix : `${prefix}#${n}`))
+}
+
 module.exports = {
+  shardKeys,
   REDIS_URL,
   KAFKA_BROKERS,
   unique,

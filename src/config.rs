@@ -32,6 +32,10 @@ pub struct Config {
     pub redis_timeout: Duration,
     /// How long a pushed `msgId`/`retryCount` pair is remembered to drop redeliveries.
     pub dedupe_window: Duration,
+    /// Whether `redis_url` names the seed nodes of a Redis Cluster (comma separated).
+    pub cluster: bool,
+    /// How many hash tags (shards) one schedule is spread over.
+    pub shards: u32,
 }
 
 /// Config as given by the caller; `None` means "not given".
@@ -55,6 +59,10 @@ pub struct ConfigInput {
     pub redis_timeout_ms: Option<f64>,
     /// `dedupeWindowMs`.
     pub dedupe_window_ms: Option<f64>,
+    /// `cluster`.
+    pub cluster: Option<bool>,
+    /// `shards`.
+    pub shards: Option<f64>,
 }
 
 impl ConfigInput {
@@ -69,10 +77,19 @@ impl ConfigInput {
         let redis_url = non_empty(self.redis_url)
             .or_else(|| non_empty(env("REDIS_URL")))
             .unwrap_or_else(|| DEFAULT_REDIS_URL.to_string());
-        redis::Client::open(redis_url.as_str()).map_err(|err| {
-            RetryError::invalid_arg(format!("config.redisUrl is not a Redis URL: {redis_url:?}"))
-                .caused_by(err)
-        })?;
+        let cluster = self.cluster.unwrap_or(false);
+        // A cluster is given by its seed nodes, comma separated; a single server by one URL.
+        let urls: Vec<&str> = if cluster {
+            redis_url.split(',').map(str::trim).collect()
+        } else {
+            vec![redis_url.as_str()]
+        };
+        for url in urls {
+            redis::Client::open(url).map_err(|err| {
+                RetryError::invalid_arg(format!("config.redisUrl is not a Redis URL: {url:?}"))
+                    .caused_by(err)
+            })?;
+        }
         let brokers = non_empty(self.brokers)
             .or_else(|| non_empty(env("KAFKA_BROKERS")))
             .unwrap_or_else(|| DEFAULT_BROKERS.to_string());
@@ -94,6 +111,8 @@ impl ConfigInput {
             batch_size: whole("batchSize", self.batch_size, 256, 1, 10_000)? as usize,
             redis_timeout: millis("redisTimeoutMs", self.redis_timeout_ms, 5_000, 10)?,
             dedupe_window: millis("dedupeWindowMs", self.dedupe_window_ms, 3_600_000, 0)?,
+            cluster,
+            shards: whole("shards", self.shards, 1, 1, 1024)? as u32,
         })
     }
 }

@@ -4,18 +4,59 @@
 //! concurrent commands share round trips (they are pipelined on the one socket).
 
 use crate::error::{ErrorCode, Result, RetryError};
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::cluster_async::ClusterConnection;
+use redis::{Cmd, Pipeline, RedisFuture, Value};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, LazyLock, Mutex, OnceLock, Weak};
 use std::time::Duration;
 use tokio::sync::OnceCell;
 
-/// A lazily opened, shared connection to one Redis server.
+/// A connection to a single Redis server or to a Redis Cluster. Both multiplex concurrent
+/// commands on their sockets and reconnect by themselves; clones share the sockets.
+#[derive(Clone)]
+pub enum RedisConnection {
+    /// One server.
+    Single(ConnectionManager),
+    /// A cluster: every command is routed to the master of its keys' slot.
+    Cluster(ClusterConnection),
+}
+
+impl ConnectionLike for RedisConnection {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            RedisConnection::Single(conn) => conn.req_packed_command(cmd),
+            RedisConnection::Cluster(conn) => conn.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        cmd: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            RedisConnection::Single(conn) => conn.req_packed_commands(cmd, offset, count),
+            RedisConnection::Cluster(conn) => conn.req_packed_commands(cmd, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            RedisConnection::Single(conn) => conn.get_db(),
+            RedisConnection::Cluster(conn) => conn.get_db(),
+        }
+    }
+}
+
+/// A lazily opened, shared connection to one Redis server or cluster.
 pub struct SharedRedis {
     url: String,
+    cluster: bool,
     connect_timeout: Duration,
-    manager: OnceCell<ConnectionManager>,
+    manager: OnceCell<RedisConnection>,
     /// A warning about the server's settings, found on connect, reported once.
     warning: OnceLock<String>,
     warned: AtomicBool,
@@ -28,20 +69,23 @@ impl SharedRedis {
     /// The process-wide connection for `url`; created (not yet connected) when none is alive.
     /// The pool holds it weakly, so the connection closes when the last instance using it is
     /// closed or garbage-collected.
-    pub fn for_url(url: &str, connect_timeout: Duration) -> Arc<SharedRedis> {
+    /// With `cluster`, `url` is a comma-separated list of seed nodes of a Redis Cluster.
+    pub fn for_url(url: &str, cluster: bool, connect_timeout: Duration) -> Arc<SharedRedis> {
         let mut pool = POOL.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let Some(existing) = pool.get(url).and_then(Weak::upgrade) {
+        let key = format!("{}{url}", if cluster { "cluster:" } else { "" });
+        if let Some(existing) = pool.get(&key).and_then(Weak::upgrade) {
             return existing;
         }
         pool.retain(|_, weak| weak.strong_count() > 0);
         let shared = Arc::new(SharedRedis {
             url: url.to_string(),
+            cluster,
             connect_timeout,
             manager: OnceCell::new(),
             warning: OnceLock::new(),
             warned: AtomicBool::new(false),
         });
-        pool.insert(url.to_string(), Arc::downgrade(&shared));
+        pool.insert(key, Arc::downgrade(&shared));
         shared
     }
 
@@ -52,8 +96,8 @@ impl SharedRedis {
 
     /// A handle to the connection, connecting first if needed. A failed first connect is not
     /// remembered: the next call tries again.
-    pub async fn connection(&self) -> Result<ConnectionManager> {
-        let manager = self
+    pub async fn connection(&self) -> Result<RedisConnection> {
+        let connection = self
             .manager
             .get_or_try_init(|| async {
                 let unavailable = |err: redis::RedisError| {
@@ -63,21 +107,39 @@ impl SharedRedis {
                     )
                     .caused_by(err)
                 };
-                let client = redis::Client::open(self.url.as_str()).map_err(unavailable)?;
-                let config = ConnectionManagerConfig::new()
-                    .set_connection_timeout(self.connect_timeout)
-                    .set_response_timeout(self.connect_timeout)
-                    // Reconnects are retried by our callers (the listener loop, the user's push);
-                    // a short retry budget here keeps every call bounded in time.
-                    .set_number_of_retries(1)
-                    .set_max_delay(200);
-                let connect = ConnectionManager::new_with_config(client, config);
-                match tokio::time::timeout(self.connect_timeout * 2, connect).await {
-                    Ok(Ok(mut manager)) => {
-                        if let Some(warning) = check_settings(&mut manager).await {
+                let limit = self.connect_timeout * 2;
+                let connect = async {
+                    if self.cluster {
+                        let seeds: Vec<&str> = self.url.split(',').map(str::trim).collect();
+                        let client = redis::cluster::ClusterClient::builder(seeds)
+                            .connection_timeout(self.connect_timeout)
+                            .response_timeout(self.connect_timeout)
+                            .retries(1)
+                            .build()?;
+                        client
+                            .get_async_connection()
+                            .await
+                            .map(RedisConnection::Cluster)
+                    } else {
+                        let client = redis::Client::open(self.url.as_str())?;
+                        let config = ConnectionManagerConfig::new()
+                            .set_connection_timeout(self.connect_timeout)
+                            .set_response_timeout(self.connect_timeout)
+                            // Reconnects are retried by our callers (the listener loop, the
+                            // user's push); a short retry budget keeps every call bounded in time.
+                            .set_number_of_retries(1)
+                            .set_max_delay(200);
+                        ConnectionManager::new_with_config(client, config)
+                            .await
+                            .map(RedisConnection::Single)
+                    }
+                };
+                match tokio::time::timeout(limit, connect).await {
+                    Ok(Ok(mut connection)) => {
+                        if let Some(warning) = check_settings(&mut connection).await {
                             let _ = self.warning.set(warning);
                         }
-                        Ok(manager)
+                        Ok(connection)
                     }
                     Ok(Err(err)) => Err(unavailable(err)),
                     Err(_) => Err(RetryError::new(
@@ -85,13 +147,13 @@ impl SharedRedis {
                         format!(
                             "cannot connect to Redis at {}: no answer within {} ms",
                             redacted(&self.url),
-                            (self.connect_timeout * 2).as_millis()
+                            limit.as_millis()
                         ),
                     )),
                 }
             })
             .await?;
-        Ok(manager.clone())
+        Ok(connection.clone())
     }
 }
 
@@ -107,7 +169,7 @@ impl SharedRedis {
 /// Checks the settings that decide whether Redis may drop data: with an eviction policy other
 /// than `noeviction`, Redis deletes keys under memory pressure, and an evicted entry is a lost
 /// message. Servers that forbid `CONFIG` (managed Redis) are not warned about.
-async fn check_settings(conn: &mut ConnectionManager) -> Option<String> {
+async fn check_settings(conn: &mut RedisConnection) -> Option<String> {
     let reply: Vec<String> = redis::cmd("CONFIG")
         .arg("GET")
         .arg("maxmemory-policy")
@@ -122,15 +184,21 @@ async fn check_settings(conn: &mut ConnectionManager) -> Option<String> {
     })
 }
 
-/// The URL without its password, for messages and logs.
+/// The URL (or comma-separated cluster seeds) without passwords, for messages and logs.
 pub fn redacted(url: &str) -> String {
-    match url.split_once("://") {
-        Some((scheme, rest)) => match rest.rsplit_once('@') {
-            Some((_, host)) => format!("{scheme}://***@{host}"),
-            None => url.to_string(),
-        },
-        None => url.to_string(),
-    }
+    url.split(',')
+        .map(|one| {
+            let one = one.trim();
+            match one.split_once("://") {
+                Some((scheme, rest)) => match rest.rsplit_once('@') {
+                    Some((_, host)) => format!("{scheme}://***@{host}"),
+                    None => one.to_string(),
+                },
+                None => one.to_string(),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 #[cfg(test)]
@@ -139,11 +207,13 @@ mod tests {
 
     #[test]
     fn same_url_shares_one_connection() {
-        let a = SharedRedis::for_url("redis://127.0.0.1:1/", Duration::from_millis(10));
-        let b = SharedRedis::for_url("redis://127.0.0.1:1/", Duration::from_millis(10));
+        let a = SharedRedis::for_url("redis://127.0.0.1:1/", false, Duration::from_millis(10));
+        let b = SharedRedis::for_url("redis://127.0.0.1:1/", false, Duration::from_millis(10));
         assert!(Arc::ptr_eq(&a, &b));
-        let c = SharedRedis::for_url("redis://127.0.0.1:2/", Duration::from_millis(10));
+        let c = SharedRedis::for_url("redis://127.0.0.1:2/", false, Duration::from_millis(10));
         assert!(!Arc::ptr_eq(&a, &c));
+        let d = SharedRedis::for_url("redis://127.0.0.1:1/", true, Duration::from_millis(10));
+        assert!(!Arc::ptr_eq(&a, &d));
     }
 
     #[test]
@@ -153,5 +223,9 @@ mod tests {
             "redis://***@host:6379"
         );
         assert_eq!(redacted("redis://host:6379"), "redis://host:6379");
+        assert_eq!(
+            redacted("redis://:pw@a:1,redis://b:2"),
+            "redis://***@a:1,redis://b:2"
+        );
     }
 }

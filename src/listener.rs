@@ -40,8 +40,8 @@ impl Wake {
 
 /// Everything one listener loop needs.
 pub struct Listener {
-    /// The schedule it serves.
-    pub schedule: Schedule,
+    /// The schedule shards it serves, each claimed in turn so all are served fairly.
+    pub schedules: Vec<Schedule>,
     /// Where due messages go.
     pub publisher: Arc<dyn Publisher>,
     /// Name of the dead letter hash.
@@ -71,29 +71,38 @@ impl Listener {
             let notified = self.wake.notify.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            // Until the claim is done any push may be due before our next wake-up: hear them all.
+            // Until the claims are done any push may be due before our next wake-up: hear them all.
             self.wake.planned.store(u64::MAX, Ordering::Release);
             let now = now_ms();
-            let wake_at = match self.schedule.claim(now, self.batch_size, self.lease).await {
-                Ok(claim) => {
-                    claim_failures = 0;
-                    let full = claim.items.len() >= self.batch_size;
-                    let next = claim.next_wake;
-                    self.process(claim, &mut publish_failures).await;
-                    if full {
-                        continue;
+            let mut wake_at = now + self.poll_interval.as_millis() as u64;
+            let mut any_full = false;
+            let mut any_failed = false;
+            for schedule in &self.schedules {
+                match schedule.claim(now, self.batch_size, self.lease).await {
+                    Ok(claim) => {
+                        any_full |= claim.items.len() >= self.batch_size;
+                        if let Some(next) = claim.next_wake {
+                            wake_at = wake_at.min(next);
+                        }
+                        self.process(schedule, claim, &mut publish_failures).await;
                     }
-                    let poll_until = now + self.poll_interval.as_millis() as u64;
-                    next.map_or(poll_until, |next| next.min(poll_until))
+                    Err(err) => {
+                        any_failed = true;
+                        self.report_error(&err);
+                    }
                 }
-                Err(err) => {
-                    claim_failures = claim_failures.saturating_add(1);
-                    self.report_error(&err);
-                    let pause = (Duration::from_millis(100) * 2u32.saturating_pow(claim_failures))
-                        .min(CLAIM_BACKOFF_MAX);
-                    now_ms() + pause.as_millis() as u64
+            }
+            if any_failed {
+                claim_failures = claim_failures.saturating_add(1);
+                let pause = (Duration::from_millis(100) * 2u32.saturating_pow(claim_failures))
+                    .min(CLAIM_BACKOFF_MAX);
+                wake_at = wake_at.min(now_ms() + pause.as_millis() as u64);
+            } else {
+                claim_failures = 0;
+                if any_full {
+                    continue;
                 }
-            };
+            }
             self.wake.planned.store(wake_at, Ordering::Release);
             let sleep = Duration::from_millis(wake_at.saturating_sub(now_ms()));
             tokio::select! {
@@ -104,7 +113,7 @@ impl Listener {
         }
     }
 
-    async fn process(&self, claim: Claim, publish_failures: &mut u32) {
+    async fn process(&self, schedule: &Schedule, claim: Claim, publish_failures: &mut u32) {
         let Claim {
             deadline, items, ..
         } = claim;
@@ -113,7 +122,7 @@ impl Listener {
         let outcomes = join_all(
             items
                 .iter()
-                .map(|(id, json)| tokio::time::timeout(budget, self.handle(id, json))),
+                .map(|(id, json)| tokio::time::timeout(budget, self.handle(schedule, id, json))),
         )
         .await;
         let mut done = Vec::new();
@@ -138,7 +147,7 @@ impl Listener {
         }
         if !done.is_empty() {
             *publish_failures = 0;
-            self.ack_within_lease(&done, deadline).await;
+            self.ack_within_lease(schedule, &done, deadline).await;
         }
         if !failed.is_empty() {
             self.counters
@@ -150,14 +159,14 @@ impl Listener {
             let retry_at = now_ms() + backoff.as_millis() as u64;
             // A failed publish goes back on the schedule with its retry count unchanged; if even
             // that fails (Redis down), the lease runs out and the message is claimed again.
-            if let Err(err) = self.schedule.release(deadline, retry_at, &failed).await {
+            if let Err(err) = schedule.release(deadline, retry_at, &failed).await {
                 self.report_error(&err);
             }
         }
     }
 
     /// Publishes or dead-letters one claimed message. `Ok` means it may be deleted.
-    async fn handle(&self, id: &str, json: &str) -> Result<()> {
+    async fn handle(&self, schedule: &Schedule, id: &str, json: &str) -> Result<()> {
         let entry: Entry = match serde_json::from_str(json) {
             Ok(entry) => entry,
             Err(err) => {
@@ -170,8 +179,7 @@ impl Listener {
                     .caused_by(err),
                 );
                 let record = serde_json::json!({ "id": id, "raw": json, "diedAt": now_ms() });
-                return self
-                    .schedule
+                return schedule
                     .write_dead_letter(&self.dlq_name, id, &record.to_string())
                     .await;
             }
@@ -179,7 +187,7 @@ impl Listener {
         if entry.exhausted() {
             let record = DeadLetter::of(id, &entry, now_ms());
             let text = serde_json::to_string(&record).expect("a dead letter serializes");
-            self.schedule
+            schedule
                 .write_dead_letter(&self.dlq_name, id, &text)
                 .await?;
             self.counters.dead_lettered.fetch_add(1, Ordering::Relaxed);
@@ -212,9 +220,9 @@ impl Listener {
 
     /// Acknowledges published ids, retrying while the lease lasts: giving up early would only
     /// make another listener publish them again.
-    async fn ack_within_lease(&self, ids: &[String], deadline: u64) {
+    async fn ack_within_lease(&self, schedule: &Schedule, ids: &[String], deadline: u64) {
         loop {
-            match self.schedule.ack(ids).await {
+            match schedule.ack(ids).await {
                 Ok(()) => return,
                 Err(err) => {
                     self.report_error(&err);

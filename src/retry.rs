@@ -58,7 +58,8 @@ struct Running {
 /// and opened on first use.
 pub struct RetryCore {
     config: Config,
-    schedule: Schedule,
+    /// One schedule per shard (hash tag); a single one unless `shards` says otherwise.
+    schedules: Vec<Schedule>,
     wake: Arc<Wake>,
     closed: AtomicBool,
     /// Shared with the listener tasks, so a garbage-collected instance does not stop them: the
@@ -73,16 +74,21 @@ pub struct RetryCore {
 impl RetryCore {
     /// A core for `config`; `observer` receives listener events (stderr when `None`).
     pub fn new(config: Config, observer: Option<Arc<dyn Observer>>) -> Self {
-        let redis = SharedRedis::for_url(&config.redis_url, config.redis_timeout);
-        let schedule = Schedule::new(
-            redis,
-            &config.key_prefix,
-            config.redis_timeout,
-            config.dedupe_window,
-        );
+        let redis = SharedRedis::for_url(&config.redis_url, config.cluster, config.redis_timeout);
+        let schedules = (0..config.shards)
+            .map(|shard| {
+                Schedule::new(
+                    redis.clone(),
+                    &config.key_prefix,
+                    shard,
+                    config.redis_timeout,
+                    config.dedupe_window,
+                )
+            })
+            .collect();
         RetryCore {
             wake: wake_for(&config),
-            schedule,
+            schedules,
             config,
             closed: AtomicBool::new(false),
             stop: Arc::new(watch::channel(false).0),
@@ -97,9 +103,18 @@ impl RetryCore {
         &self.config
     }
 
-    /// The schedule in Redis.
-    pub fn schedule(&self) -> &Schedule {
-        &self.schedule
+    /// The schedule shard that holds message `id`: a stable hash, so a redelivery of the same
+    /// message lands on the same shard and is de-duplicated there.
+    fn shard_of(&self, id: &str) -> &Schedule {
+        let hash = id.bytes().fold(0xcbf29ce484222325u64, |h, b| {
+            (h ^ b as u64).wrapping_mul(0x100000001b3)
+        });
+        &self.schedules[(hash % self.schedules.len() as u64) as usize]
+    }
+
+    /// The first shard: every shard shares its Redis connection.
+    fn any_schedule(&self) -> &Schedule {
+        &self.schedules[0]
     }
 
     /// Counters since this instance was created.
@@ -148,7 +163,7 @@ impl RetryCore {
         };
         let json = serde_json::to_string(&entry).expect("an entry serializes");
         let stored = self
-            .schedule
+            .shard_of(&id)
             .push(PushMessage {
                 id,
                 due_ms: due,
@@ -164,7 +179,7 @@ impl RetryCore {
     }
 
     fn report_settings_warning(&self) {
-        if let Some(warning) = self.schedule.redis().take_warning() {
+        if let Some(warning) = self.any_schedule().redis().take_warning() {
             self.observer.warn(&warning);
         }
     }
@@ -182,10 +197,10 @@ impl RetryCore {
                 "dlqName must be a non-empty string, got \"\"",
             ));
         }
-        self.schedule.ping().await?;
+        self.any_schedule().ping().await?;
         self.report_settings_warning();
         let listener = Listener {
-            schedule: self.schedule.clone(),
+            schedules: self.schedules.clone(),
             publisher: publisher.clone(),
             dlq_name,
             batch_size: self.config.batch_size,
@@ -215,7 +230,7 @@ impl RetryCore {
             ));
         }
         let field = format!("manual:{}", uuid::Uuid::new_v4());
-        self.schedule
+        self.any_schedule()
             .write_dead_letter(dlq_name, &field, entry_json)
             .await?;
         Ok(field)
@@ -224,7 +239,15 @@ impl RetryCore {
     /// Sizes of the schedule now.
     pub async fn counts(&self) -> Result<Counts> {
         self.ensure_open()?;
-        self.schedule.counts(now_ms()).await
+        let now = now_ms();
+        let mut total = Counts::default();
+        for schedule in &self.schedules {
+            let counts = schedule.counts(now).await?;
+            total.scheduled += counts.scheduled;
+            total.due += counts.due;
+            total.inflight += counts.inflight;
+        }
+        Ok(total)
     }
 
     /// Stops the listeners after their current batch (published and acknowledged, or put back on

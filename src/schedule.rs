@@ -3,9 +3,8 @@
 //! de-duplication. Every multi-key change is one Lua script, and all keys of a schedule share one
 //! hash tag, so the scripts run unchanged on Redis Cluster.
 
-use crate::connection::SharedRedis;
+use crate::connection::{RedisConnection, SharedRedis};
 use crate::error::{ErrorCode, Result, RetryError};
-use redis::aio::ConnectionManager;
 use redis::Script;
 use std::collections::HashMap;
 use std::future::Future;
@@ -32,13 +31,20 @@ pub struct Keys {
 }
 
 impl Keys {
-    /// The keys of the schedule named by `prefix`; the braces make them one Redis Cluster slot.
-    pub fn new(prefix: &str) -> Self {
+    /// The keys of shard `shard` of the schedule named by `prefix`. The braces make one shard's
+    /// keys one Redis Cluster slot, so every script touches a single slot; shard 0 is `{prefix}`,
+    /// shard n is `{prefix#n}`, so different shards land on different slots (and masters).
+    pub fn new(prefix: &str, shard: u32) -> Self {
+        let tag = if shard == 0 {
+            prefix.to_string()
+        } else {
+            format!("{prefix}#{shard}")
+        };
         Keys {
-            due: format!("{{{prefix}}}:due"),
-            lease: format!("{{{prefix}}}:lease"),
-            entries: format!("{{{prefix}}}:entries"),
-            seen: format!("{{{prefix}}}:seen"),
+            due: format!("{{{tag}}}:due"),
+            lease: format!("{{{tag}}}:lease"),
+            entries: format!("{{{tag}}}:entries"),
+            seen: format!("{{{tag}}}:seen"),
         }
     }
 }
@@ -55,7 +61,7 @@ pub struct Claim {
 }
 
 /// Sizes of the schedule.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Counts {
     /// Waiting for their due time (or due and not yet claimed).
     pub scheduled: u64,
@@ -193,16 +199,17 @@ pub struct Schedule {
 }
 
 impl Schedule {
-    /// A schedule with the keys of `prefix` on `redis`; every operation fails with
-    /// `ERR_REDIS_UNAVAILABLE` after `timeout`.
-    /// Pushed ids are remembered for `dedupe_window` to drop redeliveries.
+    /// Shard `shard` of the schedule `prefix` on `redis`; every operation fails with
+    /// `ERR_REDIS_UNAVAILABLE` after `timeout`. Pushed ids are remembered for `dedupe_window` to
+    /// drop redeliveries.
     pub fn new(
         redis: Arc<SharedRedis>,
         prefix: &str,
+        shard: u32,
         timeout: Duration,
         dedupe_window: Duration,
     ) -> Self {
-        let keys = Keys::new(prefix);
+        let keys = Keys::new(prefix, shard);
         let batcher = batcher_for(redis.url(), &keys, dedupe_window.as_millis() as u64);
         Schedule {
             redis,
@@ -234,7 +241,7 @@ impl Schedule {
     /// Runs one Redis operation within the timeout, mapping failures to `ERR_REDIS_UNAVAILABLE`.
     async fn run<T, F, Fut>(&self, what: &str, op: F) -> Result<T>
     where
-        F: FnOnce(ConnectionManager) -> Fut,
+        F: FnOnce(RedisConnection) -> Fut,
         Fut: Future<Output = redis::RedisResult<T>>,
     {
         let work = async {
@@ -452,9 +459,13 @@ mod tests {
 
     #[test]
     fn keys_share_one_hash_tag() {
-        let k = Keys::new("svc");
+        let k = Keys::new("svc", 0);
         for key in [&k.due, &k.lease, &k.entries, &k.seen] {
             assert!(key.starts_with("{svc}:"), "{key}");
+        }
+        let k = Keys::new("svc", 3);
+        for key in [&k.due, &k.lease, &k.entries, &k.seen] {
+            assert!(key.starts_with("{svc#3}:"), "{key}");
         }
     }
 

@@ -123,6 +123,23 @@ pub fn optional_number(object: &Object, key: &str, name: &str) -> Result<Option<
     }
 }
 
+/// An optional boolean property.
+pub fn optional_bool(object: &Object, key: &str, name: &str) -> Result<Option<bool>> {
+    let value = property(object, key);
+    let Some(value) = value.filter(|v| !is_nullish(Some(v))) else {
+        return Ok(None);
+    };
+    match value.get_type() {
+        Ok(ValueType::Boolean) => unsafe { value.cast::<bool>() }
+            .map(Some)
+            .map_err(|_| RetryError::invalid_arg(format!("{name} must be a boolean"))),
+        _ => Err(RetryError::invalid_arg(format!(
+            "{name} must be a boolean, got {}",
+            describe(&value)
+        ))),
+    }
+}
+
 /// An option (`delay`, `maxRetry`, `retryCount`) as given: text, number, absent or other.
 pub fn option_value(object: Option<&Object>, key: &str) -> OptionValue {
     let Some(value) = object.and_then(|o| property(o, key)) else {

@@ -287,6 +287,8 @@ fn parse_config(config: Option<&Unknown>) -> CoreResult<ConfigInput> {
         batch_size: optional_number(&object, "batchSize", "config.batchSize")?,
         redis_timeout_ms: optional_number(&object, "redisTimeoutMs", "config.redisTimeoutMs")?,
         dedupe_window_ms: optional_number(&object, "dedupeWindowMs", "config.dedupeWindowMs")?,
+        cluster: optional_bool(&object, "cluster", "config.cluster")?,
+        shards: optional_number(&object, "shards", "config.shards")?,
     })
 }
 

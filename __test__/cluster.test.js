@@ -1,0 +1,121 @@
+// The core flows against a local three-master Redis Cluster (started here, on loopback ports):
+// every script touches one slot, and `shards` spreads one schedule over the masters.
+const fs = require('fs')
+const os = require('os')
+const path = require('path')
+const net = require('net')
+const { spawn, execFileSync } = require('child_process')
+const Redis = require('ioredis')
+const { KafkaRetry } = require('..')
+const h = require('./helpers')
+const { seedProducer, runSeedFlow } = require('./flows')
+
+let dir
+let ports = []
+const servers = []
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer()
+    server.once('error', reject)
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address()
+      server.close(() => resolve(port))
+    })
+  })
+}
+
+beforeAll(async () => {
+  await h.requireServers()
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kafka-retry-cluster-'))
+  for (let i = 0; i < 3; i++) ports.push(await freePort())
+  for (const port of ports) {
+    const server = spawn('redis-server', [
+      '--port', String(port), '--bind', '127.0.0.1', '--cluster-enabled', 'yes',
+      '--cluster-config-file', `nodes-${port}.conf`, '--dir', dir,
+      '--save', '', '--appendonly', 'no', '--maxmemory-policy', 'noeviction',
+    ], { stdio: 'ignore' })
+    server.once('error', (err) => {
+      throw new Error(`redis-server could not start (install redis-server): ${err.message}`)
+    })
+    servers.push(server)
+  }
+  for (const port of ports) {
+    await h.waitFor(() => new Promise((resolve) => {
+      const s = net.connect(port, '127.0.0.1', () => { s.destroy(); resolve(true) })
+      s.once('error', () => resolve(false))
+    }), 10000)
+  }
+  execFileSync('redis-cli', ['--cluster', 'create', ...ports.map((p) => `127.0.0.1:${p}`), '--cluster-replicas', '0', '--cluster-yes'], { stdio: 'ignore' })
+  const ok = await h.waitFor(() => ports.every((p) => execFileSync('redis-cli', ['-p', String(p), 'cluster', 'info'], { encoding: 'utf8' }).includes('cluster_state:ok')), 20000, 200)
+  if (!ok) throw new Error('the local Redis Cluster did not reach cluster_state:ok')
+}, 60000)
+
+afterAll(async () => {
+  for (const server of servers) server.kill('SIGKILL')
+  if (dir) fs.rmSync(dir, { recursive: true, force: true })
+})
+
+const clusterConfig = () => ({ redisUrl: ports.map((p) => `redis://127.0.0.1:${p}`).join(','), cluster: true })
+const clusterClient = () => new Redis.Cluster(ports.map((port) => ({ host: '127.0.0.1', port })))
+
+test('the seed flow runs unchanged on a Redis Cluster (3 shards)', async () => {
+  const calls = await runSeedFlow(seedProducer, { ...clusterConfig(), shards: 3 }, clusterClient)
+  expect(calls).toHaveLength(3)
+})
+
+test('a sharded schedule spreads over the masters; two listeners publish 3,000 pushes exactly once', async () => {
+  const prefix = h.unique('cluster')
+  const config = { ...clusterConfig(), keyPrefix: prefix, shards: 6, batchSize: 50, pollIntervalMs: 50 }
+  const pusher = new KafkaRetry(config)
+  const N = 3000
+  await Promise.all(Array.from({ length: N }, (_, n) =>
+    pusher.pushToQueue('t', { event: 'e', value: JSON.stringify({ msgId: `m${n}`, n }) }, { delay: '0.02' })))
+  // Each master holds part of the schedule.
+  const perMaster = ports.map((p) => Number(execFileSync('redis-cli', ['-p', String(p), 'dbsize'], { encoding: 'utf8' }).trim()))
+  expect(perMaster.filter((keys) => keys > 0).length).toBeGreaterThanOrEqual(2)
+  // A redelivery is still stored once: the same id maps to the same shard.
+  await pusher.pushToQueue('t', { event: 'e', value: JSON.stringify({ msgId: 'm7', n: 7 }) }, { delay: '0.02' })
+
+  const published = new Map()
+  const listeners = [new KafkaRetry(config), new KafkaRetry(config)]
+  const byListener = [0, 0]
+  try {
+    for (const [i, listener] of listeners.entries()) {
+      await listener.queueListener({
+        produce: async (topic, key, value) => {
+          const { n } = JSON.parse(value)
+          published.set(n, (published.get(n) || 0) + 1)
+          byListener[i] += 1
+        },
+      }, h.unique('dlq'))
+    }
+    await h.waitFor(() => published.size >= N, 30000)
+    await h.sleep(500)
+    expect(published.size).toBe(N)
+    expect([...published.values()].filter((c) => c !== 1)).toEqual([])
+    expect(byListener[0] + byListener[1]).toBe(N)
+    console.log(`cluster: keys per master ${perMaster.join(' / ')}; listeners ${byListener.join(' + ')}`)
+    const redis = clusterClient()
+    for (const keys of h.shardKeys(prefix, 6)) expect(await redis.hlen(keys.entries)).toBe(0)
+    redis.disconnect()
+  } finally {
+    await Promise.all([pusher, ...listeners].map((r) => r.close()))
+  }
+})
+
+test('exhausted messages are dead-lettered on a cluster, one field each', async () => {
+  const prefix = h.unique('cluster-dlq')
+  const dlq = h.unique('cluster-dlq-hash')
+  const retry = new KafkaRetry({ ...clusterConfig(), keyPrefix: prefix, shards: 3 })
+  const redis = clusterClient()
+  try {
+    await retry.queueListener({ produce: async () => {} }, dlq)
+    await Promise.all(Array.from({ length: 20 }, (_, n) =>
+      retry.pushToQueue('t', { event: 'Same', value: JSON.stringify({ n }) }, { delay: '0', maxRetry: '1', retryCount: '1' })))
+    expect(await h.waitFor(async () => (await redis.hlen(dlq)) === 20, 5000)).toBe(true)
+  } finally {
+    await retry.close()
+    redis.disconnect()
+  }
+})
