@@ -1,6 +1,7 @@
 //! Resolved configuration of a `KafkaRetry` instance: explicit values, then the environment
 //! (`REDIS_URL`, `KAFKA_BROKERS`), then defaults.
 
+use crate::backoff::Backoff;
 use crate::error::{Result, RetryError};
 use std::time::Duration;
 
@@ -36,6 +37,15 @@ pub struct Config {
     pub cluster: bool,
     /// How many hash tags (shards) one schedule is spread over.
     pub shards: u32,
+    /// How the delay grows per attempt.
+    pub backoff: Backoff,
+    /// Kafka topic that exhausted messages are also published to.
+    pub dead_letter_topic: Option<String>,
+    /// Above this many dead letters the listener reports that the cap is passed (nothing is
+    /// trimmed).
+    pub max_dead_letters: Option<u64>,
+    /// Whether the listener picks up buckets written by the original JavaScript class.
+    pub migrate_legacy: bool,
 }
 
 /// Config as given by the caller; `None` means "not given".
@@ -63,6 +73,14 @@ pub struct ConfigInput {
     pub cluster: Option<bool>,
     /// `shards`.
     pub shards: Option<f64>,
+    /// `backoff`, already parsed.
+    pub backoff: Option<Backoff>,
+    /// `deadLetterTopic`.
+    pub dead_letter_topic: Option<String>,
+    /// `maxDeadLetters`.
+    pub max_dead_letters: Option<f64>,
+    /// `migrateLegacy`.
+    pub migrate_legacy: Option<bool>,
 }
 
 impl ConfigInput {
@@ -113,6 +131,20 @@ impl ConfigInput {
             dedupe_window: millis("dedupeWindowMs", self.dedupe_window_ms, 3_600_000, 0)?,
             cluster,
             shards: whole("shards", self.shards, 1, 1, 1024)? as u32,
+            backoff: self.backoff.unwrap_or_default(),
+            dead_letter_topic: match self.dead_letter_topic {
+                Some(topic) if topic.is_empty() => {
+                    return Err(RetryError::invalid_arg(
+                        "config.deadLetterTopic must be a non-empty string, got \"\"",
+                    ))
+                }
+                topic => topic,
+            },
+            max_dead_letters: match self.max_dead_letters {
+                None => None,
+                some => Some(whole("maxDeadLetters", some, 0, 0, u64::MAX >> 11)?),
+            },
+            migrate_legacy: self.migrate_legacy.unwrap_or(false),
         })
     }
 }

@@ -158,6 +158,39 @@ impl SharedRedis {
 }
 
 impl SharedRedis {
+    /// Runs one Redis operation within `timeout`, mapping failures to `ERR_REDIS_UNAVAILABLE`.
+    pub async fn run<T, F, Fut>(&self, timeout: Duration, what: &str, op: F) -> Result<T>
+    where
+        F: FnOnce(RedisConnection) -> Fut,
+        Fut: std::future::Future<Output = redis::RedisResult<T>>,
+    {
+        let work = async {
+            let conn = self.connection().await?;
+            op(conn).await.map_err(|err| RetryError::redis(what, err))
+        };
+        match tokio::time::timeout(timeout, work).await {
+            Ok(result) => result,
+            Err(_) => Err(self.timed_out(timeout, what)),
+        }
+    }
+
+    /// The error of an operation that got no answer within `timeout`.
+    pub fn timed_out(&self, timeout: Duration, what: &str) -> RetryError {
+        RetryError::new(
+            ErrorCode::RedisUnavailable,
+            format!(
+                "Redis {what} got no answer within {} ms from {}",
+                timeout.as_millis(),
+                redacted(&self.url)
+            ),
+        )
+    }
+
+    /// Whether this is a Redis Cluster connection.
+    pub fn is_cluster(&self) -> bool {
+        self.cluster
+    }
+
     /// A warning about the server's settings (e.g. an eviction policy that can drop scheduled
     /// messages), returned once per connection so it is logged once, not per call.
     pub fn take_warning(&self) -> Option<String> {

@@ -20,6 +20,24 @@ pub struct Entry {
     pub retry_count: u64,
     /// When the message falls due, ms since the epoch.
     pub due_at: u64,
+    /// When the message first failed (carried across retries in the `firstFailedAt` header).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_failed_at: Option<u64>,
+    /// The error of the latest failure, when the consumer passed one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<ErrorInfo>,
+    /// The delay this attempt actually waits (after backoff and jitter), in ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waited_ms: Option<u64>,
+}
+
+/// Why a message failed: an `Error`'s message and name (or a string's text and `"Error"`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorInfo {
+    /// `error.message`.
+    pub message: String,
+    /// `error.name`.
+    pub name: String,
 }
 
 impl Entry {
@@ -29,14 +47,23 @@ impl Entry {
         self.retry_count > self.max_retry
     }
 
-    /// The Kafka headers of the re-published message, as the original produced them.
+    /// The Kafka headers of the re-published message: the original's four (`delay` stays the base
+    /// delay), then `firstFailedAt` (so the next failure keeps it) and `retryDelayMs` (what this
+    /// attempt actually waited, after backoff).
     pub fn headers(&self) -> Vec<(String, String)> {
-        vec![
+        let mut headers = vec![
             ("delay".to_string(), self.delay.clone()),
             ("maxRetry".to_string(), self.max_retry.to_string()),
             ("retryCount".to_string(), self.retry_count.to_string()),
             ("executeAt".to_string(), self.due_at.to_string()),
-        ]
+        ];
+        if let Some(first) = self.first_failed_at {
+            headers.push(("firstFailedAt".to_string(), first.to_string()));
+        }
+        if let Some(waited) = self.waited_ms {
+            headers.push(("retryDelayMs".to_string(), waited.to_string()));
+        }
+        headers
     }
 }
 
@@ -57,6 +84,12 @@ pub struct DeadLetter {
     pub options: DeadLetterOptions,
     /// When it was dead-lettered, ms since the epoch.
     pub died_at: u64,
+    /// When it first failed, ms since the epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_failed_at: Option<u64>,
+    /// The last failure's error, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorInfo>,
 }
 
 /// The options of a dead letter, as the header strings the original stored.
@@ -88,6 +121,8 @@ impl DeadLetter {
                 execute_at: entry.due_at.to_string(),
             },
             died_at,
+            first_failed_at: entry.first_failed_at,
+            error: entry.last_error.clone(),
         }
     }
 }
@@ -105,6 +140,9 @@ mod tests {
             max_retry,
             retry_count,
             due_at: 42,
+            first_failed_at: None,
+            last_error: None,
+            waited_ms: None,
         }
     }
 
@@ -124,5 +162,11 @@ mod tests {
         assert_eq!(h[0].1, "0.5");
         assert_eq!(h[2].1, "2");
         assert_eq!(h[3].1, "42");
+        let mut later = entry(2, 3);
+        later.first_failed_at = Some(7);
+        later.waited_ms = Some(400);
+        let h = later.headers();
+        assert_eq!(h[4], ("firstFailedAt".to_string(), "7".to_string()));
+        assert_eq!(h[5], ("retryDelayMs".to_string(), "400".to_string()));
     }
 }

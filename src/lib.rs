@@ -4,9 +4,11 @@
 
 #![deny(clippy::all)]
 
+pub mod backoff;
 pub mod clock;
 pub mod config;
 pub mod connection;
+pub mod dead_letters;
 pub mod entry;
 pub mod error;
 pub mod events;

@@ -46,6 +46,8 @@ pub struct Listener {
     pub publisher: Arc<dyn Publisher>,
     /// Name of the dead letter hash.
     pub dlq_name: String,
+    /// Kafka topic dead letters are also published to.
+    pub dead_letter_topic: Option<String>,
     /// Most messages per claim.
     pub batch_size: usize,
     /// Lease of a claim.
@@ -178,17 +180,24 @@ impl Listener {
                     )
                     .caused_by(err),
                 );
-                let record = serde_json::json!({ "id": id, "raw": json, "diedAt": now_ms() });
+                let died_at = now_ms();
+                let record = serde_json::json!({ "id": id, "raw": json, "diedAt": died_at });
                 return schedule
-                    .write_dead_letter(&self.dlq_name, id, &record.to_string())
+                    .write_dead_letter(&self.dlq_name, id, &record.to_string(), died_at)
                     .await;
             }
         };
         if entry.exhausted() {
             let record = DeadLetter::of(id, &entry, now_ms());
+            if let Some(topic) = &self.dead_letter_topic {
+                // Published first: should it fail, the message stays scheduled and is tried again.
+                self.publisher
+                    .publish(dead_letter_message(topic, &record))
+                    .await?;
+            }
             let text = serde_json::to_string(&record).expect("a dead letter serializes");
             schedule
-                .write_dead_letter(&self.dlq_name, id, &text)
+                .write_dead_letter(&self.dlq_name, id, &text, record.died_at)
                 .await?;
             self.counters.dead_lettered.fetch_add(1, Ordering::Relaxed);
             self.observer.on_event(&Event::DeadLetter {
@@ -240,5 +249,29 @@ impl Listener {
             code: err.code.as_ref().to_string(),
             message: err.to_string(),
         });
+    }
+}
+
+/// The Kafka message of a dead letter: the original key and value, and headers saying where it
+/// came from, how often it was tried, since when it failed, why, and when it died.
+pub fn dead_letter_message(topic: &str, record: &DeadLetter) -> Outgoing {
+    let mut headers = vec![
+        ("originalTopic".to_string(), record.topic.clone()),
+        ("retryCount".to_string(), record.options.retry_count.clone()),
+        ("maxRetry".to_string(), record.options.max_retry.clone()),
+        ("diedAt".to_string(), record.died_at.to_string()),
+    ];
+    if let Some(first) = record.first_failed_at {
+        headers.push(("firstFailedAt".to_string(), first.to_string()));
+    }
+    if let Some(error) = &record.error {
+        headers.push(("lastError".to_string(), error.message.clone()));
+        headers.push(("lastErrorName".to_string(), error.name.clone()));
+    }
+    Outgoing {
+        topic: topic.to_string(),
+        key: record.event.clone(),
+        value: record.value.clone(),
+        headers,
     }
 }

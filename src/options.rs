@@ -24,6 +24,8 @@ pub struct RetryHeaders {
     pub max_retry: String,
     /// How many retries were already spent, as text.
     pub retry_count: String,
+    /// When the message first failed (ms since the epoch, as text), if a retry carried it.
+    pub first_failed_at: Option<String>,
 }
 
 impl RetryHeaders {
@@ -34,6 +36,7 @@ impl RetryHeaders {
             delay: lookup("delay").unwrap_or_else(|| DEFAULT_DELAY.to_string()),
             max_retry: lookup("maxRetry").unwrap_or_else(|| DEFAULT_MAX_RETRY.to_string()),
             retry_count: lookup("retryCount").unwrap_or_else(|| DEFAULT_RETRY_COUNT.to_string()),
+            first_failed_at: lookup("firstFailedAt"),
         }
     }
 }
@@ -49,6 +52,8 @@ pub struct RetryOptions {
     pub max_retry: u64,
     /// Retries already spent before this failure.
     pub retry_count: u64,
+    /// When the message first failed, if an earlier retry recorded it.
+    pub first_failed_at: Option<u64>,
 }
 
 /// One option value as JavaScript gave it: headers give text, hand-written options may give numbers.
@@ -84,8 +89,21 @@ impl RetryOptions {
             delay_text,
             max_retry,
             retry_count,
+            first_failed_at: None,
         })
     }
+}
+
+/// Reads a `firstFailedAt` option or header (ms since the epoch); anything unreadable is ignored
+/// (the failure then counts as the first), since it only informs dead letters.
+pub fn parse_first_failed_at(value: OptionValue) -> Option<u64> {
+    let number = match value {
+        OptionValue::Text(text) => text.trim().parse::<f64>().ok()?,
+        OptionValue::Number(n) => n,
+        OptionValue::Missing | OptionValue::Other(_) => return None,
+    };
+    (number.is_finite() && number >= 0.0 && number.fract() == 0.0 && number < 1e15)
+        .then_some(number as u64)
 }
 
 /// Minutes (decimals allowed) to whole milliseconds, rounded to the nearest.
@@ -219,6 +237,17 @@ mod tests {
                 err.message
             );
         }
+    }
+
+    #[test]
+    fn first_failed_at_is_read_leniently() {
+        assert_eq!(
+            parse_first_failed_at(text("1700000000000")),
+            Some(1_700_000_000_000)
+        );
+        assert_eq!(parse_first_failed_at(OptionValue::Number(5.0)), Some(5));
+        assert_eq!(parse_first_failed_at(text("yesterday")), None);
+        assert_eq!(parse_first_failed_at(OptionValue::Missing), None);
     }
 
     #[test]

@@ -1,10 +1,11 @@
 //! The retry queue as the `KafkaRetry` class exposes it, without any JavaScript types: push,
 //! listen, dead-letter, close.
 
+use crate::backoff::random_unit;
 use crate::clock::now_ms;
 use crate::config::Config;
 use crate::connection::SharedRedis;
-use crate::entry::Entry;
+use crate::entry::{Entry, ErrorInfo};
 use crate::error::{Result, RetryError};
 use crate::events::{Counters, Observer, StderrObserver};
 use crate::listener::{Listener, Wake};
@@ -29,6 +30,8 @@ pub struct PushRequest {
     pub value: String,
     /// Validated retry options.
     pub options: RetryOptions,
+    /// Why it failed, when the consumer said.
+    pub error: Option<ErrorInfo>,
 }
 
 /// Listener wake-ups per schedule (Redis URL + key prefix), so a push from any instance in this
@@ -146,11 +149,15 @@ impl RetryCore {
         // An exhausted message is due now: the listener dead-letters it right away instead of
         // after one more delay (the dead letter hash name belongs to the listener).
         let exhausted = retry_count > request.options.max_retry;
-        let due = if exhausted {
-            now
+        let waited = if exhausted {
+            0
         } else {
-            due_at(now, request.options.delay_ms)
+            let base = request.options.delay_ms;
+            self.config
+                .backoff
+                .delay_ms(base, retry_count, random_unit())
         };
+        let due = due_at(now, waited);
         let id = message_id(&request.topic, msg_id.as_deref(), retry_count);
         let entry = Entry {
             topic: request.topic,
@@ -160,6 +167,9 @@ impl RetryCore {
             max_retry: request.options.max_retry,
             retry_count,
             due_at: due,
+            first_failed_at: Some(request.options.first_failed_at.unwrap_or(now)),
+            last_error: request.error,
+            waited_ms: Some(waited),
         };
         let json = serde_json::to_string(&entry).expect("an entry serializes");
         let stored = self
@@ -203,6 +213,7 @@ impl RetryCore {
             schedules: self.schedules.clone(),
             publisher: publisher.clone(),
             dlq_name,
+            dead_letter_topic: self.config.dead_letter_topic.clone(),
             batch_size: self.config.batch_size,
             lease: self.config.lease,
             poll_interval: self.config.poll_interval,
@@ -231,7 +242,7 @@ impl RetryCore {
         }
         let field = format!("manual:{}", uuid::Uuid::new_v4());
         self.any_schedule()
-            .write_dead_letter(dlq_name, &field, entry_json)
+            .write_dead_letter(dlq_name, &field, entry_json, now_ms())
             .await?;
         Ok(field)
     }

@@ -239,19 +239,17 @@ impl Schedule {
     }
 
     /// Runs one Redis operation within the timeout, mapping failures to `ERR_REDIS_UNAVAILABLE`.
-    async fn run<T, F, Fut>(&self, what: &str, op: F) -> Result<T>
+    pub(crate) async fn run<T, F, Fut>(&self, what: &str, op: F) -> Result<T>
     where
         F: FnOnce(RedisConnection) -> Fut,
         Fut: Future<Output = redis::RedisResult<T>>,
     {
-        let work = async {
-            let conn = self.redis.connection().await?;
-            op(conn).await.map_err(|err| RetryError::redis(what, err))
-        };
-        match tokio::time::timeout(self.timeout, work).await {
-            Ok(result) => result,
-            Err(_) => Err(self.timed_out(what)),
-        }
+        self.redis.run(self.timeout, what, op).await
+    }
+
+    /// The longest one Redis operation may take.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
     }
 
     /// Checks that Redis answers.
@@ -284,14 +282,7 @@ impl Schedule {
     }
 
     fn timed_out(&self, what: &str) -> RetryError {
-        RetryError::new(
-            ErrorCode::RedisUnavailable,
-            format!(
-                "Redis {what} got no answer within {} ms from {}",
-                self.timeout.as_millis(),
-                crate::connection::redacted(self.redis.url())
-            ),
-        )
+        self.redis.timed_out(self.timeout, what)
     }
 
     /// Runs the push script for a batch; one result per message.
@@ -381,19 +372,19 @@ impl Schedule {
         .await
     }
 
-    /// Writes one dead letter into the hash `dlq_name` under `field`. Writing the same field
-    /// twice (a retried dead-lettering after a crash) leaves one copy.
-    pub async fn write_dead_letter(&self, dlq_name: &str, field: &str, record: &str) -> Result<()> {
-        self.run("HSET of the dead letter queue", |mut conn| async move {
-            redis::cmd("HSET")
-                .arg(dlq_name)
-                .arg(field)
-                .arg(record)
-                .query_async::<i64>(&mut conn)
-                .await
-                .map(drop)
-        })
-        .await
+    /// Writes one dead letter into the hash `dlq_name` under `field`, and indexes it by time of
+    /// death for paging. Writing the same field twice (a retried dead-lettering after a crash)
+    /// leaves one copy.
+    pub async fn write_dead_letter(
+        &self,
+        dlq_name: &str,
+        field: &str,
+        record: &str,
+        died_at: u64,
+    ) -> Result<()> {
+        crate::dead_letters::DeadLetters::new(self.redis.clone(), self.timeout)
+            .write(dlq_name, field, record, died_at)
+            .await
     }
 
     /// How many messages are scheduled, due and in flight at `now_ms`.

@@ -157,6 +157,42 @@ pub fn option_value(object: Option<&Object>, key: &str) -> OptionValue {
     }
 }
 
+/// The `error` option: an `Error` (its `message` and `name`), a string, or anything else as text.
+/// `None` when absent. Never fails: the error only informs dead letters.
+pub fn error_info(value: Option<Unknown>) -> Option<crate::entry::ErrorInfo> {
+    let value = value.filter(|v| !is_nullish(Some(v)))?;
+    let text = |v: Option<Unknown>| -> Option<String> {
+        let v = v?;
+        match v.get_type().ok()? {
+            ValueType::String => unsafe { v.cast::<String>() }.ok(),
+            _ => None,
+        }
+    };
+    let (message, name) = match value.get_type().ok()? {
+        ValueType::String => (unsafe { value.cast::<String>() }.ok()?, "Error".to_string()),
+        ValueType::Object => {
+            let object = unsafe { value.cast::<Object>() }.ok()?;
+            (
+                text(property(&object, "message")).unwrap_or_else(|| describe(&value)),
+                text(property(&object, "name")).unwrap_or_else(|| "Error".to_string()),
+            )
+        }
+        _ => (describe(&value), "Error".to_string()),
+    };
+    // Keep entries small: a huge message is cut, on a character boundary.
+    const MAX: usize = 4_096;
+    let message = if message.len() > MAX {
+        let cut = (0..=MAX)
+            .rev()
+            .find(|&i| message.is_char_boundary(i))
+            .unwrap_or(0);
+        format!("{}...", &message[..cut])
+    } else {
+        message
+    };
+    Some(crate::entry::ErrorInfo { message, name })
+}
+
 /// A Kafka header value as kafkajs gives it (Buffer, string, number, or an array of them; the
 /// last element of an array wins, as a later header overrides an earlier one) to text. Absent or
 /// empty values are `None`, so the original's defaults apply.

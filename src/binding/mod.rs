@@ -4,9 +4,10 @@
 mod convert;
 mod js_publisher;
 
+use crate::backoff::Backoff;
 use crate::config::ConfigInput;
 use crate::error::{Result as CoreResult, RetryError};
-use crate::options::{RetryHeaders, RetryOptions};
+use crate::options::{parse_first_failed_at, RetryHeaders, RetryOptions};
 use crate::publisher::{KafkaPublisher, Publisher};
 use crate::retry::{PushRequest, RetryCore};
 use convert::*;
@@ -65,6 +66,9 @@ pub struct RetryHeadersObject {
     pub max_retry: String,
     /// Retries already spent. Default `'0'`.
     pub retry_count: String,
+    /// When the message first failed (ms since the epoch), present once a retry carried it. Pass
+    /// it back to `pushToQueue` so the dead letter knows when the trouble started.
+    pub first_failed_at: Option<String>,
 }
 
 /// A Redis-backed retry queue for Kafka consumers, a drop-in replacement for the original
@@ -118,6 +122,7 @@ impl KafkaRetry {
             delay: parsed.delay,
             max_retry: parsed.max_retry,
             retry_count: parsed.retry_count,
+            first_failed_at: parsed.first_failed_at,
         }
     }
 
@@ -289,7 +294,55 @@ fn parse_config(config: Option<&Unknown>) -> CoreResult<ConfigInput> {
         dedupe_window_ms: optional_number(&object, "dedupeWindowMs", "config.dedupeWindowMs")?,
         cluster: optional_bool(&object, "cluster", "config.cluster")?,
         shards: optional_number(&object, "shards", "config.shards")?,
+        backoff: parse_backoff(property(&object, "backoff").as_ref())?,
+        dead_letter_topic: optional_string(&object, "deadLetterTopic", "config.deadLetterTopic")?,
+        max_dead_letters: optional_number(&object, "maxDeadLetters", "config.maxDeadLetters")?,
+        migrate_legacy: optional_bool(&object, "migrateLegacy", "config.migrateLegacy")?,
     })
+}
+
+fn parse_backoff(value: Option<&Unknown>) -> CoreResult<Option<Backoff>> {
+    let Some(object) = object_arg("config.backoff", value)? else {
+        return Ok(None);
+    };
+    let delays = match property(&object, "delaysMs") {
+        value if is_nullish(value.as_ref()) => None,
+        Some(value) if value.is_array().unwrap_or(false) => {
+            let array = unsafe { value.cast::<Object>() }.map_err(|_| {
+                RetryError::invalid_arg("config.backoff.delaysMs must be an array of numbers")
+            })?;
+            let mut delays = Vec::new();
+            for i in 0..array.get_array_length().unwrap_or(0) {
+                let item = array.get_element::<Unknown>(i).ok();
+                match item.as_ref().map(|v| (v.get_type(), v)) {
+                    Some((Ok(ValueType::Number), v)) => {
+                        delays.push(unsafe { v.cast::<f64>() }.unwrap_or(f64::NAN))
+                    }
+                    _ => {
+                        return Err(RetryError::invalid_arg(format!(
+                            "config.backoff.delaysMs[{i}] must be a number, got {}",
+                            item.as_ref().map_or("undefined".to_string(), describe)
+                        )))
+                    }
+                }
+            }
+            Some(delays)
+        }
+        other => {
+            return Err(RetryError::invalid_arg(format!(
+                "config.backoff.delaysMs must be an array of numbers, got {}",
+                other.as_ref().map_or("undefined".to_string(), describe)
+            )))
+        }
+    };
+    Backoff::parse(
+        optional_string(&object, "type", "config.backoff.type")?.as_deref(),
+        optional_number(&object, "multiplier", "config.backoff.multiplier")?,
+        optional_number(&object, "maxDelayMs", "config.backoff.maxDelayMs")?,
+        delays,
+        optional_string(&object, "jitter", "config.backoff.jitter")?.as_deref(),
+    )
+    .map(Some)
 }
 
 fn parse_push(
@@ -307,16 +360,21 @@ fn parse_push(
     let event = string_arg("message.event", property(&message, "event").as_ref(), false)?;
     let value = json_text("message.value", property(&message, "value").as_ref())?;
     let options = object_arg("options", options)?;
-    let options = RetryOptions::parse(
+    let mut parsed = RetryOptions::parse(
         option_value(options.as_ref(), "delay"),
         option_value(options.as_ref(), "maxRetry"),
         option_value(options.as_ref(), "retryCount"),
     )?;
+    parsed.first_failed_at = parse_first_failed_at(option_value(options.as_ref(), "firstFailedAt"));
+    let error = options
+        .as_ref()
+        .and_then(|o| error_info(property(o, "error")));
     Ok(PushRequest {
         topic,
         event,
         value,
-        options,
+        options: parsed,
+        error,
     })
 }
 

@@ -1,0 +1,383 @@
+//! The dead letter queue: a Redis hash (`dlqName`, one field per message, compatible with the
+//! original class) plus a sorted set `<dlqName>:index` of fields by time of death, for paging
+//! newest first. Listing, requeueing and removing dead letters.
+
+use crate::clock::now_ms;
+use crate::connection::{RedisConnection, SharedRedis};
+use crate::entry::{Entry, ErrorInfo};
+use crate::error::{Result, RetryError};
+use crate::schedule::{PushMessage, Schedule};
+use redis::Script;
+use serde::Serialize;
+use std::future::Future;
+use std::sync::{Arc, LazyLock};
+use std::time::Duration;
+
+static REQUEUE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/requeue.lua")));
+
+/// The index key of a dead letter hash.
+pub fn index_key(dlq_name: &str) -> String {
+    format!("{dlq_name}:index")
+}
+
+/// One dead letter as `deadLetters()` returns it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeadLetterItem {
+    /// Its field in the dead letter hash.
+    pub id: String,
+    /// Topic it was meant for.
+    pub topic: String,
+    /// Kafka key.
+    pub event: String,
+    /// Payload JSON text.
+    pub value: String,
+    /// The retry options at death, as header strings.
+    pub options: serde_json::Value,
+    /// The last failure's error, when known.
+    pub error: Option<ErrorInfo>,
+    /// When it first failed (ms since the epoch), when known.
+    pub first_failed_at: Option<u64>,
+    /// When it was dead-lettered (ms since the epoch); 0 when unknown (written by other tools).
+    pub died_at: u64,
+}
+
+impl DeadLetterItem {
+    /// Reads a stored dead letter: this package's format, or the original class's
+    /// `{ topic, event, value, options }`. `None` for text that is neither.
+    pub fn parse(id: &str, text: &str) -> Option<Self> {
+        let json: serde_json::Value = serde_json::from_str(text).ok()?;
+        let object = json.as_object()?;
+        let string = |key: &str| match object.get(key) {
+            Some(serde_json::Value::String(s)) => Some(s.clone()),
+            Some(serde_json::Value::Null) | None => None,
+            Some(other) => Some(other.to_string()),
+        };
+        let number = |key: &str| object.get(key).and_then(serde_json::Value::as_u64);
+        Some(DeadLetterItem {
+            id: id.to_string(),
+            topic: string("topic")?,
+            event: string("event").unwrap_or_default(),
+            value: string("value").unwrap_or_else(|| "null".to_string()),
+            options: object
+                .get("options")
+                .cloned()
+                .unwrap_or(serde_json::Value::Null),
+            error: object
+                .get("error")
+                .and_then(|e| serde_json::from_value(e.clone()).ok()),
+            first_failed_at: number("firstFailedAt"),
+            died_at: number("diedAt").unwrap_or(0),
+        })
+    }
+
+    /// The `maxRetry` and `delay` of the dead letter's options, as a requeued entry needs them.
+    fn option_text(&self, key: &str, default: &str) -> String {
+        match self.options.get(key) {
+            Some(serde_json::Value::String(s)) => s.clone(),
+            Some(serde_json::Value::Number(n)) => n.to_string(),
+            _ => default.to_string(),
+        }
+    }
+
+    /// The schedule entry of this dead letter requeued now: `retryCount` reset to 0, so the
+    /// consumer gets all its retries again.
+    pub fn requeued_entry(&self, now: u64) -> Entry {
+        Entry {
+            topic: self.topic.clone(),
+            event: self.event.clone(),
+            value: self.value.clone(),
+            delay: self.option_text("delay", crate::options::DEFAULT_DELAY),
+            max_retry: self
+                .option_text("maxRetry", crate::options::DEFAULT_MAX_RETRY)
+                .parse()
+                .unwrap_or(3),
+            retry_count: 0,
+            due_at: now,
+            first_failed_at: self.first_failed_at,
+            last_error: self.error.clone(),
+            waited_ms: Some(0),
+        }
+    }
+}
+
+/// A page of dead letters.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Page {
+    /// Newest first.
+    pub items: Vec<DeadLetterItem>,
+    /// Pass back to get the next page; `None` after the last page.
+    pub cursor: Option<String>,
+}
+
+/// Dead letter operations on one Redis server or cluster.
+pub struct DeadLetters {
+    redis: Arc<SharedRedis>,
+    timeout: Duration,
+}
+
+impl DeadLetters {
+    /// Dead letters on `redis`, each operation bounded by `timeout`.
+    pub fn new(redis: Arc<SharedRedis>, timeout: Duration) -> Self {
+        DeadLetters { redis, timeout }
+    }
+
+    async fn run<T, F, Fut>(&self, what: &str, op: F) -> Result<T>
+    where
+        F: FnOnce(RedisConnection) -> Fut,
+        Fut: Future<Output = redis::RedisResult<T>>,
+    {
+        self.redis.run(self.timeout, what, op).await
+    }
+
+    /// Writes one dead letter and indexes it. Both writes are idempotent, so a retried write after
+    /// a crash leaves one copy.
+    pub async fn write(&self, dlq: &str, field: &str, record: &str, died_at: u64) -> Result<()> {
+        let index = index_key(dlq);
+        self.run("write of a dead letter", |mut conn| async move {
+            // Two keys of different slots on a cluster: separate commands, not one script.
+            redis::cmd("HSET")
+                .arg(dlq)
+                .arg(field)
+                .arg(record)
+                .query_async::<i64>(&mut conn)
+                .await?;
+            redis::cmd("ZADD")
+                .arg(index)
+                .arg(died_at)
+                .arg(field)
+                .query_async::<i64>(&mut conn)
+                .await
+                .map(drop)
+        })
+        .await
+    }
+
+    /// How many dead letters the hash holds.
+    pub async fn count(&self, dlq: &str) -> Result<u64> {
+        self.run("HLEN of the dead letter queue", |mut conn| async move {
+            redis::cmd("HLEN").arg(dlq).query_async(&mut conn).await
+        })
+        .await
+    }
+
+    /// Indexes fields that are in the hash but not in the index (written by the original class or
+    /// other tools), using their `diedAt` when they have one.
+    async fn reconcile(&self, dlq: &str) -> Result<()> {
+        let index = &index_key(dlq);
+        let (fields, indexed): (u64, u64) = self
+            .run("count of dead letters", |mut conn| async move {
+                redis::pipe()
+                    .hlen(dlq)
+                    .zcard(index)
+                    .query_async(&mut conn)
+                    .await
+            })
+            .await?;
+        if fields == indexed {
+            return Ok(());
+        }
+        let all: Vec<(String, String)> = self
+            .run("HGETALL of the dead letter queue", |mut conn| async move {
+                redis::cmd("HGETALL").arg(dlq).query_async(&mut conn).await
+            })
+            .await?;
+        let known: Vec<String> = self
+            .run("ZRANGE of the dead letter index", |mut conn| async move {
+                redis::cmd("ZRANGE")
+                    .arg(index)
+                    .arg(0)
+                    .arg(-1)
+                    .query_async(&mut conn)
+                    .await
+            })
+            .await?;
+        let known: std::collections::HashSet<String> = known.into_iter().collect();
+        let mut add = redis::pipe();
+        for (field, text) in all.iter().filter(|(f, _)| !known.contains(f)) {
+            let died_at = DeadLetterItem::parse(field, text).map_or(0, |item| item.died_at);
+            add.zadd(index, field, died_at).ignore();
+        }
+        // Index entries whose field is gone (removed by other tools) are dropped when listed.
+        self.run("index of dead letters", |mut conn| async move {
+            add.query_async::<()>(&mut conn).await
+        })
+        .await
+    }
+
+    /// A page of at most `limit` dead letters, newest first, from `cursor` (as returned by the
+    /// previous page; `None` for the first page). Dead letters that are not this package's or
+    /// the original class's format are listed with their raw text as `value`.
+    pub async fn list(&self, dlq: &str, limit: usize, cursor: Option<&str>) -> Result<Page> {
+        let offset: usize = match cursor {
+            None | Some("") => 0,
+            Some(text) => text.parse().map_err(|_| {
+                RetryError::invalid_arg(format!(
+                    "cursor must be a value returned by deadLetters(), got {text:?}"
+                ))
+            })?,
+        };
+        if offset == 0 {
+            self.reconcile(dlq).await?;
+        }
+        let index = &index_key(dlq);
+        let fields: Vec<String> = self
+            .run(
+                "ZREVRANGE of the dead letter index",
+                |mut conn| async move {
+                    redis::cmd("ZREVRANGE")
+                        .arg(index)
+                        .arg(offset)
+                        .arg(offset + limit)
+                        .query_async(&mut conn)
+                        .await
+                },
+            )
+            .await?;
+        let more = fields.len() > limit;
+        let fields: Vec<String> = fields.into_iter().take(limit).collect();
+        let field_list = &fields;
+        let texts: Vec<Option<String>> = if fields.is_empty() {
+            Vec::new()
+        } else {
+            self.run("HMGET of dead letters", |mut conn| async move {
+                redis::cmd("HMGET")
+                    .arg(dlq)
+                    .arg(field_list)
+                    .query_async(&mut conn)
+                    .await
+            })
+            .await?
+        };
+        let mut items = Vec::with_capacity(fields.len());
+        for (field, text) in fields.iter().zip(texts) {
+            let Some(text) = text else { continue };
+            items.push(
+                DeadLetterItem::parse(field, &text).unwrap_or_else(|| DeadLetterItem {
+                    id: field.clone(),
+                    topic: String::new(),
+                    event: String::new(),
+                    value: text,
+                    options: serde_json::Value::Null,
+                    error: None,
+                    first_failed_at: None,
+                    died_at: 0,
+                }),
+            );
+        }
+        Ok(Page {
+            items,
+            cursor: more.then(|| (offset + limit).to_string()),
+        })
+    }
+
+    /// Schedules dead letter `id` again, due now with `retryCount` reset, and removes it from the
+    /// dead letter queue. On a single Redis server both happen in one script; on a cluster (the
+    /// keys live in different slots) it is scheduled first and removed second, so a crash in
+    /// between can requeue it twice but never lose it. Returns `false` when there is no such
+    /// dead letter.
+    pub async fn requeue(&self, dlq: &str, id: &str, schedule: &Schedule) -> Result<bool> {
+        let text: Option<String> = self
+            .run("HGET of a dead letter", |mut conn| async move {
+                redis::cmd("HGET")
+                    .arg(dlq)
+                    .arg(id)
+                    .query_async(&mut conn)
+                    .await
+            })
+            .await?;
+        let Some(text) = text else { return Ok(false) };
+        let item = DeadLetterItem::parse(id, &text).ok_or_else(|| {
+            RetryError::invalid_arg(format!(
+                "dead letter {id:?} in {dlq:?} has no topic: it cannot be requeued"
+            ))
+        })?;
+        let now = now_ms();
+        let entry = serde_json::to_string(&item.requeued_entry(now)).expect("an entry serializes");
+        let new_id = format!("r:{}", uuid::Uuid::new_v4());
+        if self.redis.is_cluster() {
+            schedule
+                .push(PushMessage {
+                    id: new_id,
+                    due_ms: now,
+                    entry_json: entry,
+                    dedupe: false,
+                })
+                .await?;
+            self.remove(dlq, id).await?;
+            return Ok(true);
+        }
+        let keys = schedule.keys();
+        let index = &index_key(dlq);
+        let (text, new_id, entry) = (&text, &new_id, &entry);
+        let moved: i64 = self
+            .run("requeue of a dead letter", |mut conn| async move {
+                REQUEUE
+                    .key(dlq)
+                    .key(index)
+                    .key(&keys.due)
+                    .key(&keys.entries)
+                    .arg(id)
+                    .arg(text)
+                    .arg(new_id)
+                    .arg(entry)
+                    .arg(now)
+                    .invoke_async(&mut conn)
+                    .await
+            })
+            .await?;
+        Ok(moved == 1)
+    }
+
+    /// Removes dead letter `id`. Returns whether it was there.
+    pub async fn remove(&self, dlq: &str, id: &str) -> Result<bool> {
+        let index = index_key(dlq);
+        let removed: i64 = self
+            .run("removal of a dead letter", |mut conn| async move {
+                let removed: i64 = redis::cmd("HDEL")
+                    .arg(dlq)
+                    .arg(id)
+                    .query_async(&mut conn)
+                    .await?;
+                redis::cmd("ZREM")
+                    .arg(index)
+                    .arg(id)
+                    .query_async::<i64>(&mut conn)
+                    .await?;
+                Ok(removed)
+            })
+            .await?;
+        Ok(removed == 1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_this_packages_dead_letters() {
+        let text = r#"{"id":"m:4:1:t:x","topic":"t","event":"E","value":"{\"a\":1}","options":{"delay":"0.5","maxRetry":"3","retryCount":"4","executeAt":"9"},"diedAt":10,"firstFailedAt":5,"error":{"message":"boom","name":"TypeError"}}"#;
+        let item = DeadLetterItem::parse("m:4:1:t:x", text).unwrap();
+        assert_eq!(item.topic, "t");
+        assert_eq!(item.died_at, 10);
+        assert_eq!(item.first_failed_at, Some(5));
+        assert_eq!(item.error.as_ref().unwrap().name, "TypeError");
+        let entry = item.requeued_entry(100);
+        assert_eq!(entry.retry_count, 0);
+        assert_eq!(entry.max_retry, 3);
+        assert_eq!(entry.delay, "0.5");
+        assert_eq!(entry.due_at, 100);
+        assert!(!entry.exhausted());
+    }
+
+    #[test]
+    fn reads_the_original_classs_dead_letters() {
+        let text = r#"{"topic":"t","event":"E","value":{"success":false},"options":{"delay":"2","maxRetry":"3","retryCount":"4"}}"#;
+        let item = DeadLetterItem::parse("E", text).unwrap();
+        assert_eq!(item.value, r#"{"success":false}"#);
+        assert_eq!(item.died_at, 0);
+        assert!(DeadLetterItem::parse("x", "not json").is_none());
+        assert!(DeadLetterItem::parse("x", r#"{"event":"no topic"}"#).is_none());
+    }
+}
