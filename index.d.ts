@@ -23,6 +23,18 @@ export interface KafkaRetryConfig {
   dedupeWindowMs?: number
   /** `redisUrl` lists the seed nodes of a Redis Cluster, comma separated. Default false. */
   cluster?: boolean
+  /** How the delay grows from one attempt to the next. Default `{ type: 'fixed' }` (the original's behaviour). */
+  backoff?: BackoffPolicy
+  /** Kafka topic that exhausted messages are also published to (original key and value; headers `originalTopic`, `retryCount`, `maxRetry`, `firstFailedAt`, `lastError`, `lastErrorName`, `diedAt`). */
+  deadLetterTopic?: string
+  /** Above this many dead letters the listener reports it (a `deadLetterCap` event and `stats().deadLetterCapExceeded`). Nothing is ever trimmed. */
+  maxDeadLetters?: number
+  /** Let the listener schedule, every 10 s, the messages the original JavaScript class left in Redis (see `migrateLegacy()`). Default false. */
+  migrateLegacy?: boolean
+  /** Called for every listener event. Exceptions it throws are ignored. */
+  onEvent?: (event: RetryEvent) => void
+  /** Where warnings and errors go (e.g. `console`, a pino or winston logger). Default: stderr, warnings and errors only. */
+  logger?: RetryLogger
   /** How many hash tags one schedule is spread over, so a heavy schedule spreads over a cluster's masters. Default 1. Keep it the same for every instance of a schedule. */
   shards?: number
 }
@@ -43,6 +55,74 @@ export interface RetryOptions {
   maxRetry?: string | number
   /** Retries already spent. Default `'0'`. */
   retryCount?: string | number
+  /** When the message first failed (ms since the epoch); `KafkaRetry.headers()` returns it once a retry carried it. */
+  firstFailedAt?: string | number
+  /** Why it failed: kept on the entry and on the dead letter (`message` and `name`). */
+  error?: Error | string
+}
+
+/** Backoff policy: attempt k (the stored `retryCount`, 1 for the first retry) waits, with base = the message's `delay`:
+ * `fixed`: base; `exponential`: base × multiplier^(k-1), at most `maxDelayMs`; `list`: `delaysMs[k-1]`, the last repeating.
+ * `jitter: 'full'` draws uniformly in [0, d], `'equal'` in [d/2, d]. */
+export type BackoffPolicy =
+  | { type: 'fixed'; jitter?: 'full' | 'equal' | 'none' }
+  | { type: 'exponential'; multiplier?: number; maxDelayMs?: number; jitter?: 'full' | 'equal' | 'none' }
+  | { type: 'list'; delaysMs: number[]; jitter?: 'full' | 'equal' | 'none' }
+
+/** What the listener reports to `onEvent`. */
+export type RetryEvent =
+  | { type: 'retry'; id: string; topic: string; event: string; retryCount: number; lateMs: number }
+  | { type: 'deadLetter'; id: string; topic: string; event: string; dlqName: string }
+  | { type: 'deadLetterCap'; dlqName: string; count: number; max: number }
+  | { type: 'error'; code: string; message: string }
+
+/** A logger: `console` works, as do pino and winston loggers. */
+export interface RetryLogger {
+  warn?(message: string): void
+  error?(message: string): void
+}
+
+/** One dead letter. */
+export interface DeadLetter {
+  /** Its field in the dead letter hash (pass it to `requeueDeadLetter` / `removeDeadLetter`). */
+  id: string
+  topic: string
+  event: string
+  /** Payload JSON text. */
+  value: string
+  /** The retry options at death, as header strings (`delay`, `maxRetry`, `retryCount`, `executeAt`). */
+  options: Record<string, string> | null
+  error: { message: string; name: string } | null
+  firstFailedAt: number | null
+  /** When it was dead-lettered (ms since the epoch); 0 when unknown (written by other tools). */
+  diedAt: number
+}
+
+/** A page of dead letters, newest first. */
+export interface DeadLetterPage {
+  items: DeadLetter[]
+  /** Pass back as `{ cursor }` for the next page; `null` after the last. */
+  cursor: string | null
+}
+
+/** What `stats()` resolves to. */
+export interface RetryStats {
+  /** Messages waiting in the schedule (not yet claimed). */
+  scheduled: number
+  /** Of those, already due. */
+  due: number
+  /** Claimed by a listener and not yet acknowledged. */
+  inflight: number
+  /** Dead letters in the dead letter hash. */
+  deadLettered: number
+  /** Re-published since the process started. */
+  published: number
+  /** Failed publish attempts since the process started (each was rescheduled). */
+  publishFailures: number
+  /** Dead-lettered since the process started. */
+  deadLetteredTotal: number
+  /** Whether the dead letters exceed `maxDeadLetters`. */
+  deadLetterCapExceeded: boolean
 }
 
 /** The seed's producer wrapper: called as `produce(topic, key, value, headers)`. */
@@ -123,6 +203,43 @@ export declare class KafkaRetry {
    */
   pushToDlq(dlqName: string, entry: unknown): Promise<string>
   /**
+   * A page of dead letters of the hash `dlqName`, newest first: `{ items, cursor }`. Pass
+   * `cursor` back to get the next page; it is `null` after the last one. `limit` defaults to
+   * 100. Each item has its `id` (the hash field), `topic`, `event`, `value`, `options`,
+   * `error`, `firstFailedAt` and `diedAt`.
+   */
+  deadLetters(dlqName: string, page?: { limit?: number, cursor?: string | null }): Promise<DeadLetterPage>
+  /**
+   * Schedules dead letter `id` of the hash `dlqName` again, due now with `retryCount` reset to
+   * 0, and removes it from the hash (in one step on a single Redis server). Resolves to `false`
+   * when there is no such dead letter.
+   */
+  requeueDeadLetter(dlqName: string, id: string): Promise<boolean>
+  /**
+   * Requeues every dead letter of the hash `dlqName` (see `requeueDeadLetter`). Resolves to
+   * how many were requeued.
+   */
+  requeueAllDeadLetters(dlqName: string): Promise<number>
+  /** Removes dead letter `id` from the hash `dlqName`. Resolves to whether it was there. */
+  removeDeadLetter(dlqName: string, id: string): Promise<boolean>
+  /**
+   * Schedules every message the original JavaScript class left in Redis (keys named by due
+   * minute, `YYYYMMDD-HHmm`, holding a JSON array), each exactly once, and deletes the
+   * buckets. Resolves to how many messages were scheduled. With config `migrateLegacy: true`
+   * the listener does this every 10 s.
+   */
+  migrateLegacy(): Promise<number>
+  /**
+   * Sizes of the schedule and of the dead letter hash (`dlqName`, default: this instance's
+   * listener's, else `<keyPrefix>:dead-letters`), and counters since the process started.
+   */
+  stats(dlqName?: string): Promise<RetryStats>
+  /**
+   * The same as `stats()`, as Prometheus text exposition (metrics named `kafka_retry_*`,
+   * labelled with the key prefix), for a `/metrics` endpoint.
+   */
+  metrics(dlqName?: string): Promise<string>
+  /**
    * Stops the listener after its current batch (each message published and acknowledged, or
    * put back on the schedule), flushes the producer and releases connections and JavaScript
    * callbacks, so Node can exit. Later calls to other methods reject with `ERR_CLOSED`.
@@ -139,4 +256,9 @@ export interface RetryHeadersObject {
   maxRetry: string
   /** Retries already spent. Default `'0'`. */
   retryCount: string
+  /**
+   * When the message first failed (ms since the epoch), present once a retry carried it. Pass
+   * it back to `pushToQueue` so the dead letter knows when the trouble started.
+   */
+  firstFailedAt?: string
 }

@@ -29,6 +29,16 @@ pub enum Event {
         /// Name of the dead letter hash.
         dlq_name: String,
     },
+    /// The dead letter queue holds more than `maxDeadLetters` (reported when it first passes
+    /// the cap; nothing is trimmed).
+    DeadLetterCap {
+        /// Name of the dead letter hash.
+        dlq_name: String,
+        /// How many dead letters it holds.
+        count: u64,
+        /// The cap.
+        max: u64,
+    },
     /// Something failed; the listener carries on (a failed publish goes back on the schedule).
     Error {
         /// The error code (`ERR_...`).
@@ -81,4 +91,7 @@ pub struct Counters {
     pub publish_failures: AtomicU64,
     /// Messages dead-lettered.
     pub dead_lettered: AtomicU64,
+    /// Whether the dead letters were last seen above `maxDeadLetters` (so the event fires once
+    /// per crossing, not per message).
+    pub cap_exceeded: std::sync::atomic::AtomicBool,
 }

@@ -13,6 +13,7 @@ pub mod entry;
 pub mod error;
 pub mod events;
 pub mod listener;
+pub mod migrate;
 pub mod options;
 pub mod payload;
 pub mod publisher;

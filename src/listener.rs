@@ -48,6 +48,8 @@ pub struct Listener {
     pub dlq_name: String,
     /// Kafka topic dead letters are also published to.
     pub dead_letter_topic: Option<String>,
+    /// Above this many dead letters, report it.
+    pub max_dead_letters: Option<u64>,
     /// Most messages per claim.
     pub batch_size: usize,
     /// Lease of a claim.
@@ -206,6 +208,9 @@ impl Listener {
                 event: entry.event,
                 dlq_name: self.dlq_name.clone(),
             });
+            if let Some(max) = self.max_dead_letters {
+                self.check_cap(schedule, max).await;
+            }
             return Ok(());
         }
         let fresh_id = uuid::Uuid::new_v4().to_string();
@@ -225,6 +230,24 @@ impl Listener {
             late_ms: now_ms().saturating_sub(entry.due_at),
         });
         Ok(())
+    }
+
+    /// Reports once when the dead letter queue passes `max` (and again after it went back under).
+    async fn check_cap(&self, schedule: &Schedule, max: u64) {
+        let store = crate::dead_letters::DeadLetters::new(schedule.redis_arc(), schedule.timeout());
+        match store.count(&self.dlq_name).await {
+            Ok(count) if count > max => {
+                if !self.counters.cap_exceeded.swap(true, Ordering::AcqRel) {
+                    self.observer.on_event(&Event::DeadLetterCap {
+                        dlq_name: self.dlq_name.clone(),
+                        count,
+                        max,
+                    });
+                }
+            }
+            Ok(_) => self.counters.cap_exceeded.store(false, Ordering::Release),
+            Err(err) => self.report_error(&err),
+        }
     }
 
     /// Acknowledges published ids, retrying while the lease lasts: giving up early would only

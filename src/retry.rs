@@ -5,6 +5,7 @@ use crate::backoff::random_unit;
 use crate::clock::now_ms;
 use crate::config::Config;
 use crate::connection::SharedRedis;
+use crate::dead_letters::{DeadLetters, Page};
 use crate::entry::{Entry, ErrorInfo};
 use crate::error::{Result, RetryError};
 use crate::events::{Counters, Observer, StderrObserver};
@@ -52,6 +53,106 @@ fn wake_for(config: &Config) -> Arc<Wake> {
     wake
 }
 
+/// Counters per schedule for this process, kept for the life of the process so `stats()` counts
+/// since the process started, whichever instance asks.
+type CounterRegistry = Mutex<HashMap<(String, String), Arc<Counters>>>;
+static COUNTERS: LazyLock<CounterRegistry> = LazyLock::new(|| Mutex::new(HashMap::new()));
+
+fn counters_for(config: &Config) -> Arc<Counters> {
+    let key = (config.redis_url.clone(), config.key_prefix.clone());
+    let mut counters = COUNTERS.lock().unwrap_or_else(|p| p.into_inner());
+    counters.entry(key).or_default().clone()
+}
+
+/// What `stats()` reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Stats {
+    /// Messages waiting in the schedule (not yet claimed).
+    pub scheduled: u64,
+    /// Of those, already due.
+    pub due: u64,
+    /// Claimed by a listener and not yet acknowledged.
+    pub inflight: u64,
+    /// Dead letters in the dead letter hash.
+    pub dead_lettered: u64,
+    /// Messages re-published since the process started.
+    pub published: u64,
+    /// Failed publish attempts since the process started (each was rescheduled).
+    pub publish_failures: u64,
+    /// Messages dead-lettered since the process started.
+    pub dead_lettered_total: u64,
+    /// Whether the dead letters exceed `maxDeadLetters`.
+    pub dead_letter_cap_exceeded: bool,
+}
+
+impl Stats {
+    /// The stats as Prometheus text exposition, labelled with the schedule's key prefix.
+    pub fn prometheus(&self, prefix: &str) -> String {
+        let label = prefix
+            .replace('\\', "\\\\")
+            .replace('"', "\\\"")
+            .replace('\n', "\\n");
+        let metrics: [(&str, &str, &str, u64); 8] = [
+            (
+                "kafka_retry_scheduled",
+                "gauge",
+                "Messages waiting in the schedule.",
+                self.scheduled,
+            ),
+            (
+                "kafka_retry_due",
+                "gauge",
+                "Scheduled messages already due.",
+                self.due,
+            ),
+            (
+                "kafka_retry_inflight",
+                "gauge",
+                "Messages claimed by a listener and not yet acknowledged.",
+                self.inflight,
+            ),
+            (
+                "kafka_retry_dead_letters",
+                "gauge",
+                "Messages in the dead letter hash.",
+                self.dead_lettered,
+            ),
+            (
+                "kafka_retry_published_total",
+                "counter",
+                "Messages re-published since the process started.",
+                self.published,
+            ),
+            (
+                "kafka_retry_publish_failures_total",
+                "counter",
+                "Failed publish attempts since the process started.",
+                self.publish_failures,
+            ),
+            (
+                "kafka_retry_dead_lettered_total",
+                "counter",
+                "Messages dead-lettered since the process started.",
+                self.dead_lettered_total,
+            ),
+            (
+                "kafka_retry_dead_letter_cap_exceeded",
+                "gauge",
+                "1 when the dead letters exceed maxDeadLetters.",
+                self.dead_letter_cap_exceeded as u64,
+            ),
+        ];
+        let mut text = String::new();
+        for (name, kind, help, value) in metrics {
+            text.push_str(&format!(
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name}{{prefix=\"{label}\"}} {value}\n"
+            ));
+        }
+        text
+    }
+}
+
 struct Running {
     task: JoinHandle<()>,
     publisher: Arc<dyn Publisher>,
@@ -72,6 +173,8 @@ pub struct RetryCore {
     listeners: Mutex<Vec<Running>>,
     observer: Arc<dyn Observer>,
     counters: Arc<Counters>,
+    /// Dead letter hashes of this instance's listeners, for `stats()`.
+    dlq_names: Mutex<Vec<String>>,
 }
 
 impl RetryCore {
@@ -89,6 +192,7 @@ impl RetryCore {
                 )
             })
             .collect();
+        let counters = counters_for(&config);
         RetryCore {
             wake: wake_for(&config),
             schedules,
@@ -97,7 +201,8 @@ impl RetryCore {
             stop: Arc::new(watch::channel(false).0),
             listeners: Mutex::new(Vec::new()),
             observer: observer.unwrap_or_else(|| Arc::new(StderrObserver::default())),
-            counters: Arc::new(Counters::default()),
+            dlq_names: Mutex::new(Vec::new()),
+            counters,
         }
     }
 
@@ -109,10 +214,7 @@ impl RetryCore {
     /// The schedule shard that holds message `id`: a stable hash, so a redelivery of the same
     /// message lands on the same shard and is de-duplicated there.
     fn shard_of(&self, id: &str) -> &Schedule {
-        let hash = id.bytes().fold(0xcbf29ce484222325u64, |h, b| {
-            (h ^ b as u64).wrapping_mul(0x100000001b3)
-        });
-        &self.schedules[(hash % self.schedules.len() as u64) as usize]
+        &self.schedules[shard_index(id, self.schedules.len())]
     }
 
     /// The first shard: every shard shares its Redis connection.
@@ -214,6 +316,7 @@ impl RetryCore {
             publisher: publisher.clone(),
             dlq_name,
             dead_letter_topic: self.config.dead_letter_topic.clone(),
+            max_dead_letters: self.config.max_dead_letters,
             batch_size: self.config.batch_size,
             lease: self.config.lease,
             poll_interval: self.config.poll_interval,
@@ -222,6 +325,13 @@ impl RetryCore {
             counters: self.counters.clone(),
         };
         let stop = self.stop.clone();
+        self.dlq_names
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(listener.dlq_name.clone());
+        if self.config.migrate_legacy {
+            self.spawn_migration();
+        }
         let task = tokio::spawn(async move {
             listener.run(stop.subscribe()).await;
             drop(stop);
@@ -229,6 +339,145 @@ impl RetryCore {
         let mut listeners = self.listeners.lock().unwrap_or_else(|p| p.into_inner());
         listeners.push(Running { task, publisher });
         Ok(())
+    }
+
+    /// Keeps moving the original class's buckets into the schedule while the listener runs (a
+    /// service switching over may still have an old instance writing them), every 10 s.
+    fn spawn_migration(&self) {
+        let redis = self.any_schedule().redis_arc();
+        let timeout = self.config.redis_timeout;
+        let schedules = self.schedules.clone();
+        let observer = self.observer.clone();
+        let mut stop = self.stop.subscribe();
+        tokio::spawn(async move {
+            while !*stop.borrow() {
+                let shard_of = |id: &str| schedules[shard_index(id, schedules.len())].clone();
+                if let Err(err) = crate::migrate::migrate(&redis, timeout, shard_of).await {
+                    observer.on_event(&crate::events::Event::Error {
+                        code: err.code.as_ref().to_string(),
+                        message: err.to_string(),
+                    });
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(std::time::Duration::from_secs(10)) => {}
+                    _ = stop.changed() => {}
+                }
+            }
+        });
+    }
+
+    /// Schedules every message the original JavaScript class left in its per-minute buckets,
+    /// each exactly once. Returns how many were scheduled.
+    pub async fn migrate_legacy(&self) -> Result<u64> {
+        self.ensure_open()?;
+        let schedules = &self.schedules;
+        let shard_of = |id: &str| schedules[shard_index(id, schedules.len())].clone();
+        let redis = self.any_schedule().redis_arc();
+        let migrated = crate::migrate::migrate(&redis, self.config.redis_timeout, shard_of).await?;
+        if migrated > 0 {
+            self.wake.pushed(now_ms());
+        }
+        Ok(migrated)
+    }
+
+    fn dead_letters(&self) -> DeadLetters {
+        DeadLetters::new(self.any_schedule().redis_arc(), self.config.redis_timeout)
+    }
+
+    /// The dead letter hash `stats()` counts: the listener's, else `<keyPrefix>:dead-letters`.
+    pub fn default_dlq_name(&self) -> String {
+        let names = self.dlq_names.lock().unwrap_or_else(|p| p.into_inner());
+        names
+            .first()
+            .cloned()
+            .unwrap_or_else(|| format!("{}:dead-letters", self.config.key_prefix))
+    }
+
+    /// A page of dead letters, newest first.
+    pub async fn list_dead_letters(
+        &self,
+        dlq: &str,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<Page> {
+        self.ensure_open()?;
+        self.dead_letters().list(dlq, limit, cursor).await
+    }
+
+    /// Schedules dead letter `id` again (retry count reset) and removes it from `dlq`.
+    pub async fn requeue_dead_letter(&self, dlq: &str, id: &str) -> Result<bool> {
+        self.ensure_open()?;
+        let moved = self
+            .dead_letters()
+            .requeue(dlq, id, self.shard_of(id))
+            .await?;
+        if moved {
+            self.wake.pushed(now_ms());
+        }
+        Ok(moved)
+    }
+
+    /// Requeues every dead letter of `dlq`. Returns how many were requeued; dead letters that
+    /// cannot be requeued (no topic) stay where they are.
+    pub async fn requeue_all_dead_letters(&self, dlq: &str) -> Result<u64> {
+        self.ensure_open()?;
+        let store = self.dead_letters();
+        let mut requeued = 0;
+        // Requeued letters leave the index, so the next page starts after the ones that stayed.
+        let mut stayed = 0usize;
+        loop {
+            let cursor = stayed.to_string();
+            let page = store.list(dlq, 200, Some(&cursor)).await?;
+            if page.items.is_empty() {
+                break;
+            }
+            for item in &page.items {
+                let moved = match store.requeue(dlq, &item.id, self.shard_of(&item.id)).await {
+                    Ok(moved) => moved,
+                    Err(err) if err.code == crate::error::ErrorCode::InvalidArg => false,
+                    Err(err) => return Err(err),
+                };
+                if moved {
+                    requeued += 1;
+                } else {
+                    stayed += 1;
+                }
+            }
+            if page.cursor.is_none() {
+                break;
+            }
+        }
+        if requeued > 0 {
+            self.wake.pushed(now_ms());
+        }
+        Ok(requeued)
+    }
+
+    /// Removes dead letter `id` from `dlq`. Returns whether it was there.
+    pub async fn remove_dead_letter(&self, dlq: &str, id: &str) -> Result<bool> {
+        self.ensure_open()?;
+        self.dead_letters().remove(dlq, id).await
+    }
+
+    /// Sizes of the schedule and dead letter queue, and the counters since the process started.
+    pub async fn stats(&self, dlq: Option<&str>) -> Result<Stats> {
+        let counts = self.counts().await?;
+        let dlq = dlq.map_or_else(|| self.default_dlq_name(), str::to_string);
+        let dead_lettered = self.dead_letters().count(&dlq).await?;
+        let cap_exceeded = self
+            .config
+            .max_dead_letters
+            .is_some_and(|max| dead_lettered > max);
+        Ok(Stats {
+            scheduled: counts.scheduled,
+            due: counts.due,
+            inflight: counts.inflight,
+            dead_lettered,
+            published: self.counters.published.load(Ordering::Relaxed),
+            publish_failures: self.counters.publish_failures.load(Ordering::Relaxed),
+            dead_lettered_total: self.counters.dead_lettered.load(Ordering::Relaxed),
+            dead_letter_cap_exceeded: cap_exceeded,
+        })
     }
 
     /// Writes one entry into the dead letter hash `dlq_name` under a new unique field, and returns
@@ -296,6 +545,14 @@ pub fn message_id(topic: &str, msg_id: Option<&str>, retry_count: u64) -> String
     }
 }
 
+/// The shard of message `id` among `shards`: a stable FNV-1a hash.
+pub fn shard_index(id: &str, shards: usize) -> usize {
+    let hash = id.bytes().fold(0xcbf29ce484222325u64, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x100000001b3)
+    });
+    (hash % shards.max(1) as u64) as usize
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -308,6 +565,35 @@ mod tests {
             message_id("t:x", Some("a"), 1),
             message_id("t", Some("x:a"), 1)
         );
+    }
+
+    #[test]
+    fn shards_are_stable_and_spread() {
+        assert_eq!(shard_index("abc", 1), 0);
+        assert_eq!(shard_index("abc", 7), shard_index("abc", 7));
+        let used: std::collections::HashSet<usize> = (0..100)
+            .map(|i| shard_index(&format!("id{i}"), 4))
+            .collect();
+        assert_eq!(used.len(), 4);
+    }
+
+    #[test]
+    fn prometheus_text_names_every_metric_once() {
+        let stats = Stats {
+            scheduled: 3,
+            due: 1,
+            inflight: 2,
+            dead_lettered: 4,
+            published: 10,
+            publish_failures: 1,
+            dead_lettered_total: 5,
+            dead_letter_cap_exceeded: true,
+        };
+        let text = stats.prometheus("svc\"x");
+        assert!(text.contains("kafka_retry_scheduled{prefix=\"svc\\\"x\"} 3\n"));
+        assert!(text.contains("# TYPE kafka_retry_published_total counter\n"));
+        assert!(text.contains("kafka_retry_dead_letter_cap_exceeded{prefix=\"svc\\\"x\"} 1\n"));
+        assert_eq!(text.matches("# HELP").count(), 8);
     }
 
     #[test]

@@ -233,6 +233,11 @@ impl Schedule {
         &self.redis
     }
 
+    /// The shared connection, as an owned handle.
+    pub fn redis_arc(&self) -> Arc<SharedRedis> {
+        self.redis.clone()
+    }
+
     /// The keys of this schedule.
     pub fn keys(&self) -> &Keys {
         &self.keys

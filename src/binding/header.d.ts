@@ -23,6 +23,18 @@ export interface KafkaRetryConfig {
   dedupeWindowMs?: number
   /** `redisUrl` lists the seed nodes of a Redis Cluster, comma separated. Default false. */
   cluster?: boolean
+  /** How the delay grows from one attempt to the next. Default `{ type: 'fixed' }` (the original's behaviour). */
+  backoff?: BackoffPolicy
+  /** Kafka topic that exhausted messages are also published to (original key and value; headers `originalTopic`, `retryCount`, `maxRetry`, `firstFailedAt`, `lastError`, `lastErrorName`, `diedAt`). */
+  deadLetterTopic?: string
+  /** Above this many dead letters the listener reports it (a `deadLetterCap` event and `stats().deadLetterCapExceeded`). Nothing is ever trimmed. */
+  maxDeadLetters?: number
+  /** Let the listener schedule, every 10 s, the messages the original JavaScript class left in Redis (see `migrateLegacy()`). Default false. */
+  migrateLegacy?: boolean
+  /** Called for every listener event. Exceptions it throws are ignored. */
+  onEvent?: (event: RetryEvent) => void
+  /** Where warnings and errors go (e.g. `console`, a pino or winston logger). Default: stderr, warnings and errors only. */
+  logger?: RetryLogger
   /** How many hash tags one schedule is spread over, so a heavy schedule spreads over a cluster's masters. Default 1. Keep it the same for every instance of a schedule. */
   shards?: number
 }
@@ -43,6 +55,74 @@ export interface RetryOptions {
   maxRetry?: string | number
   /** Retries already spent. Default `'0'`. */
   retryCount?: string | number
+  /** When the message first failed (ms since the epoch); `KafkaRetry.headers()` returns it once a retry carried it. */
+  firstFailedAt?: string | number
+  /** Why it failed: kept on the entry and on the dead letter (`message` and `name`). */
+  error?: Error | string
+}
+
+/** Backoff policy: attempt k (the stored `retryCount`, 1 for the first retry) waits, with base = the message's `delay`:
+ * `fixed`: base; `exponential`: base × multiplier^(k-1), at most `maxDelayMs`; `list`: `delaysMs[k-1]`, the last repeating.
+ * `jitter: 'full'` draws uniformly in [0, d], `'equal'` in [d/2, d]. */
+export type BackoffPolicy =
+  | { type: 'fixed'; jitter?: 'full' | 'equal' | 'none' }
+  | { type: 'exponential'; multiplier?: number; maxDelayMs?: number; jitter?: 'full' | 'equal' | 'none' }
+  | { type: 'list'; delaysMs: number[]; jitter?: 'full' | 'equal' | 'none' }
+
+/** What the listener reports to `onEvent`. */
+export type RetryEvent =
+  | { type: 'retry'; id: string; topic: string; event: string; retryCount: number; lateMs: number }
+  | { type: 'deadLetter'; id: string; topic: string; event: string; dlqName: string }
+  | { type: 'deadLetterCap'; dlqName: string; count: number; max: number }
+  | { type: 'error'; code: string; message: string }
+
+/** A logger: `console` works, as do pino and winston loggers. */
+export interface RetryLogger {
+  warn?(message: string): void
+  error?(message: string): void
+}
+
+/** One dead letter. */
+export interface DeadLetter {
+  /** Its field in the dead letter hash (pass it to `requeueDeadLetter` / `removeDeadLetter`). */
+  id: string
+  topic: string
+  event: string
+  /** Payload JSON text. */
+  value: string
+  /** The retry options at death, as header strings (`delay`, `maxRetry`, `retryCount`, `executeAt`). */
+  options: Record<string, string> | null
+  error: { message: string; name: string } | null
+  firstFailedAt: number | null
+  /** When it was dead-lettered (ms since the epoch); 0 when unknown (written by other tools). */
+  diedAt: number
+}
+
+/** A page of dead letters, newest first. */
+export interface DeadLetterPage {
+  items: DeadLetter[]
+  /** Pass back as `{ cursor }` for the next page; `null` after the last. */
+  cursor: string | null
+}
+
+/** What `stats()` resolves to. */
+export interface RetryStats {
+  /** Messages waiting in the schedule (not yet claimed). */
+  scheduled: number
+  /** Of those, already due. */
+  due: number
+  /** Claimed by a listener and not yet acknowledged. */
+  inflight: number
+  /** Dead letters in the dead letter hash. */
+  deadLettered: number
+  /** Re-published since the process started. */
+  published: number
+  /** Failed publish attempts since the process started (each was rescheduled). */
+  publishFailures: number
+  /** Dead-lettered since the process started. */
+  deadLetteredTotal: number
+  /** Whether the dead letters exceed `maxDeadLetters`. */
+  deadLetterCapExceeded: boolean
 }
 
 /** The seed's producer wrapper: called as `produce(topic, key, value, headers)`. */

@@ -3,6 +3,7 @@
 
 mod convert;
 mod js_publisher;
+mod observer;
 
 use crate::backoff::Backoff;
 use crate::config::ConfigInput;
@@ -99,9 +100,12 @@ impl KafkaRetry {
     #[napi(constructor, ts_args_type = "config?: KafkaRetryConfig")]
     pub fn new(env: &Env, config: Option<Unknown>) -> Result<Self> {
         let input = parse_config(config.as_ref()).map_err(|e| js_error(env, &e))?;
+        let config_object = object_arg("config", config.as_ref()).map_err(|e| js_error(env, &e))?;
+        let observer = observer::JsObserver::from_config(config_object.as_ref())
+            .map_err(|e| js_error(env, &e))?;
         let config = input.resolve().map_err(|e| js_error(env, &e))?;
         Ok(KafkaRetry {
-            core: Arc::new(RetryCore::new(config, None)),
+            core: Arc::new(RetryCore::new(config, observer)),
         })
     }
 
@@ -216,6 +220,183 @@ impl KafkaRetry {
         )
     }
 
+    /// A page of dead letters of the hash `dlqName`, newest first: `{ items, cursor }`. Pass
+    /// `cursor` back to get the next page; it is `null` after the last one. `limit` defaults to
+    /// 100. Each item has its `id` (the hash field), `topic`, `event`, `value`, `options`,
+    /// `error`, `firstFailedAt` and `diedAt`.
+    #[napi(
+        ts_args_type = "dlqName: string, page?: { limit?: number, cursor?: string | null }",
+        ts_return_type = "Promise<DeadLetterPage>"
+    )]
+    pub fn dead_letters<'env>(
+        &self,
+        env: &'env Env,
+        dlq_name: Option<Unknown>,
+        page: Option<Unknown>,
+    ) -> Result<PromiseRaw<'env, serde_json::Value>> {
+        let parsed = (|| {
+            let name = string_arg("dlqName", dlq_name.as_ref(), true)?;
+            let page = object_arg("page", page.as_ref())?;
+            let limit = match page.as_ref() {
+                Some(page) => optional_number(page, "limit", "page.limit")?,
+                None => None,
+            };
+            let limit = match limit {
+                None => 100,
+                Some(l) if l.fract() == 0.0 && (1.0..=10_000.0).contains(&l) => l as usize,
+                Some(l) => {
+                    return Err(RetryError::invalid_arg(format!(
+                        "page.limit must be a whole number from 1 to 10000, got {l}"
+                    )))
+                }
+            };
+            let cursor = match page.as_ref() {
+                Some(page) => optional_string(page, "cursor", "page.cursor")?,
+                None => None,
+            };
+            Ok((name, limit, cursor))
+        })();
+        let (name, limit, cursor) = match parsed {
+            Ok(parsed) => parsed,
+            Err(err) => return rejected(env, err),
+        };
+        let core = self.core.clone();
+        settle(
+            env,
+            async move {
+                core.list_dead_letters(&name, limit, cursor.as_deref())
+                    .await
+            },
+            |page| serde_json::to_value(page).unwrap_or(serde_json::Value::Null),
+        )
+    }
+
+    /// Schedules dead letter `id` of the hash `dlqName` again, due now with `retryCount` reset to
+    /// 0, and removes it from the hash (in one step on a single Redis server). Resolves to `false`
+    /// when there is no such dead letter.
+    #[napi(
+        ts_args_type = "dlqName: string, id: string",
+        ts_return_type = "Promise<boolean>"
+    )]
+    pub fn requeue_dead_letter<'env>(
+        &self,
+        env: &'env Env,
+        dlq_name: Option<Unknown>,
+        id: Option<Unknown>,
+    ) -> Result<PromiseRaw<'env, bool>> {
+        let (name, id) = match names(dlq_name.as_ref(), id.as_ref()) {
+            Ok(parsed) => parsed,
+            Err(err) => return rejected(env, err),
+        };
+        let core = self.core.clone();
+        settle(
+            env,
+            async move { core.requeue_dead_letter(&name, &id).await },
+            |moved| moved,
+        )
+    }
+
+    /// Requeues every dead letter of the hash `dlqName` (see `requeueDeadLetter`). Resolves to
+    /// how many were requeued.
+    #[napi(ts_args_type = "dlqName: string", ts_return_type = "Promise<number>")]
+    pub fn requeue_all_dead_letters<'env>(
+        &self,
+        env: &'env Env,
+        dlq_name: Option<Unknown>,
+    ) -> Result<PromiseRaw<'env, f64>> {
+        let name = match string_arg("dlqName", dlq_name.as_ref(), true) {
+            Ok(name) => name,
+            Err(err) => return rejected(env, err),
+        };
+        let core = self.core.clone();
+        settle(
+            env,
+            async move { core.requeue_all_dead_letters(&name).await },
+            |n| n as f64,
+        )
+    }
+
+    /// Removes dead letter `id` from the hash `dlqName`. Resolves to whether it was there.
+    #[napi(
+        ts_args_type = "dlqName: string, id: string",
+        ts_return_type = "Promise<boolean>"
+    )]
+    pub fn remove_dead_letter<'env>(
+        &self,
+        env: &'env Env,
+        dlq_name: Option<Unknown>,
+        id: Option<Unknown>,
+    ) -> Result<PromiseRaw<'env, bool>> {
+        let (name, id) = match names(dlq_name.as_ref(), id.as_ref()) {
+            Ok(parsed) => parsed,
+            Err(err) => return rejected(env, err),
+        };
+        let core = self.core.clone();
+        settle(
+            env,
+            async move { core.remove_dead_letter(&name, &id).await },
+            |removed| removed,
+        )
+    }
+
+    /// Schedules every message the original JavaScript class left in Redis (keys named by due
+    /// minute, `YYYYMMDD-HHmm`, holding a JSON array), each exactly once, and deletes the
+    /// buckets. Resolves to how many messages were scheduled. With config `migrateLegacy: true`
+    /// the listener does this every 10 s.
+    #[napi(ts_return_type = "Promise<number>")]
+    pub fn migrate_legacy<'env>(&self, env: &'env Env) -> Result<PromiseRaw<'env, f64>> {
+        let core = self.core.clone();
+        settle(env, async move { core.migrate_legacy().await }, |n| {
+            n as f64
+        })
+    }
+
+    /// Sizes of the schedule and of the dead letter hash (`dlqName`, default: this instance's
+    /// listener's, else `<keyPrefix>:dead-letters`), and counters since the process started.
+    #[napi(
+        ts_args_type = "dlqName?: string",
+        ts_return_type = "Promise<RetryStats>"
+    )]
+    pub fn stats<'env>(
+        &self,
+        env: &'env Env,
+        dlq_name: Option<Unknown>,
+    ) -> Result<PromiseRaw<'env, serde_json::Value>> {
+        let name = match optional_name(dlq_name.as_ref()) {
+            Ok(name) => name,
+            Err(err) => return rejected(env, err),
+        };
+        let core = self.core.clone();
+        settle(
+            env,
+            async move { core.stats(name.as_deref()).await },
+            |stats| serde_json::to_value(stats).unwrap_or(serde_json::Value::Null),
+        )
+    }
+
+    /// The same as `stats()`, as Prometheus text exposition (metrics named `kafka_retry_*`,
+    /// labelled with the key prefix), for a `/metrics` endpoint.
+    #[napi(ts_args_type = "dlqName?: string", ts_return_type = "Promise<string>")]
+    pub fn metrics<'env>(
+        &self,
+        env: &'env Env,
+        dlq_name: Option<Unknown>,
+    ) -> Result<PromiseRaw<'env, String>> {
+        let name = match optional_name(dlq_name.as_ref()) {
+            Ok(name) => name,
+            Err(err) => return rejected(env, err),
+        };
+        let core = self.core.clone();
+        settle(
+            env,
+            async move {
+                let stats = core.stats(name.as_deref()).await?;
+                Ok(stats.prometheus(&core.config().key_prefix))
+            },
+            |text| text,
+        )
+    }
+
     /// Stops the listener after its current batch (each message published and acknowledged, or
     /// put back on the schedule), flushes the producer and releases connections and JavaScript
     /// callbacks, so Node can exit. Later calls to other methods reject with `ERR_CLOSED`.
@@ -224,6 +405,21 @@ impl KafkaRetry {
     pub fn close<'env>(&self, env: &'env Env) -> Result<PromiseRaw<'env, ()>> {
         let core = self.core.clone();
         settle(env, async move { core.close().await }, |_| ())
+    }
+}
+
+fn names(dlq_name: Option<&Unknown>, id: Option<&Unknown>) -> CoreResult<(String, String)> {
+    Ok((
+        string_arg("dlqName", dlq_name, true)?,
+        string_arg("id", id, true)?,
+    ))
+}
+
+fn optional_name(dlq_name: Option<&Unknown>) -> CoreResult<Option<String>> {
+    if is_nullish(dlq_name) {
+        Ok(None)
+    } else {
+        string_arg("dlqName", dlq_name, true).map(Some)
     }
 }
 
