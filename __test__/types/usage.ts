@@ -1,5 +1,5 @@
 // Type-checked by `npm run typecheck` (tsc --noEmit): the public API as a TypeScript service uses it.
-import { KafkaRetry, KafkaRetryConfig, RetryHeadersObject, RetryProducer } from '../..'
+import { KafkaRetry, KafkaRetryConfig, RetryHeadersObject, RetryProducer, RetryEvent, RetryStats, DeadLetterPage } from '../..'
 
 const config: KafkaRetryConfig = {
   redisUrl: 'redis://127.0.0.1:6379',
@@ -9,7 +9,19 @@ const config: KafkaRetryConfig = {
   pollIntervalMs: 500,
   leaseMs: 30000,
   batchSize: 100,
+  backoff: { type: 'exponential', multiplier: 2, maxDelayMs: 60000, jitter: 'equal' },
+  deadLetterTopic: 'orders.DLT',
+  maxDeadLetters: 1000,
+  migrateLegacy: true,
+  onEvent: (event: RetryEvent) => {
+    if (event.type === 'retry') console.log(event.retryCount, event.lateMs)
+    if (event.type === 'deadLetterCap') console.log(event.count, event.max)
+  },
+  logger: console,
 }
+
+const listPolicy: KafkaRetryConfig = { backoff: { type: 'list', delaysMs: [1000, 5000, 30000] }, cluster: true, shards: 6 }
+void listPolicy
 
 const wrapper: RetryProducer = {
   async produce(topic: string, key: string, value: string, headers: Record<string, string>) {
@@ -29,6 +41,22 @@ async function main(): Promise<void> {
   await defaults.queueListener(null)
   const field: string = await retry.pushToDlq('DEAD_LETTER_QUEUE', { reason: 'manual' })
   void field
+  await retry.pushToQueue('orders', { event: 'E', value: '{}' }, { ...headers, error: new Error('boom') })
+  const page: DeadLetterPage = await retry.deadLetters('DEAD_LETTER_QUEUE', { limit: 10 })
+  for (const item of page.items) {
+    const when: number = item.diedAt
+    void when
+    const requeued: boolean = await retry.requeueDeadLetter('DEAD_LETTER_QUEUE', item.id)
+    void requeued
+  }
+  const next = page.cursor ? await retry.deadLetters('DEAD_LETTER_QUEUE', { cursor: page.cursor }) : null
+  void next
+  const all: number = await retry.requeueAllDeadLetters('DEAD_LETTER_QUEUE')
+  const removed: boolean = await retry.removeDeadLetter('DEAD_LETTER_QUEUE', 'id')
+  const migrated: number = await retry.migrateLegacy()
+  const stats: RetryStats = await retry.stats()
+  const text: string = await retry.metrics()
+  void all, removed, migrated, stats.deadLetterCapExceeded, text
   try {
     await retry.pushToQueue('', { event: 'e', value: '{}' })
   } catch (err) {
