@@ -38,8 +38,11 @@ pub struct DeadLetterItem {
     pub error: Option<ErrorInfo>,
     /// When it first failed (ms since the epoch), when known.
     pub first_failed_at: Option<u64>,
-    /// When it was dead-lettered (ms since the epoch); 0 when unknown (written by other tools).
+    /// When it was dead-lettered (ms since the epoch); for entries written by other tools, when
+    /// this package first indexed them.
     pub died_at: u64,
+    /// The `keyPrefix` of the schedule it came from, where a requeue sends it back.
+    pub key_prefix: Option<String>,
 }
 
 impl DeadLetterItem {
@@ -68,6 +71,7 @@ impl DeadLetterItem {
                 .and_then(|e| serde_json::from_value(e.clone()).ok()),
             first_failed_at: number("firstFailedAt"),
             died_at: number("diedAt").unwrap_or(0),
+            key_prefix: string("keyPrefix"),
         })
     }
 
@@ -161,46 +165,61 @@ impl DeadLetters {
         .await
     }
 
-    /// Indexes fields that are in the hash but not in the index (written by the original class or
-    /// other tools), using their `diedAt` when they have one.
+    /// Brings the index in line with the hash: indexes fields written by the original class or
+    /// other tools (by their `diedAt`, else as the oldest) and drops index entries whose field is
+    /// gone.
+    /// O(dead letters); done when the first page is listed.
     async fn reconcile(&self, dlq: &str) -> Result<()> {
         let index = &index_key(dlq);
-        let (fields, indexed): (u64, u64) = self
-            .run("count of dead letters", |mut conn| async move {
+        let (fields, indexed): (Vec<String>, Vec<String>) = self
+            .run("read of the dead letter index", |mut conn| async move {
                 redis::pipe()
-                    .hlen(dlq)
-                    .zcard(index)
+                    .hkeys(dlq)
+                    .zrange(index, 0, -1)
                     .query_async(&mut conn)
                     .await
             })
             .await?;
-        if fields == indexed {
+        let field_set: std::collections::HashSet<&String> = fields.iter().collect();
+        let indexed_set: std::collections::HashSet<&String> = indexed.iter().collect();
+        let missing: Vec<&String> = fields.iter().filter(|f| !indexed_set.contains(f)).collect();
+        let stale: Vec<&String> = indexed.iter().filter(|f| !field_set.contains(f)).collect();
+        if missing.is_empty() && stale.is_empty() {
             return Ok(());
         }
-        let all: Vec<(String, String)> = self
-            .run("HGETALL of the dead letter queue", |mut conn| async move {
-                redis::cmd("HGETALL").arg(dlq).query_async(&mut conn).await
-            })
-            .await?;
-        let known: Vec<String> = self
-            .run("ZRANGE of the dead letter index", |mut conn| async move {
-                redis::cmd("ZRANGE")
-                    .arg(index)
-                    .arg(0)
-                    .arg(-1)
+        let texts: Vec<Option<String>> = if missing.is_empty() {
+            Vec::new()
+        } else {
+            let missing = &missing;
+            self.run("HMGET of unindexed dead letters", |mut conn| async move {
+                redis::cmd("HMGET")
+                    .arg(dlq)
+                    .arg(missing)
                     .query_async(&mut conn)
                     .await
             })
-            .await?;
-        let known: std::collections::HashSet<String> = known.into_iter().collect();
-        let mut add = redis::pipe();
-        for (field, text) in all.iter().filter(|(f, _)| !known.contains(f)) {
-            let died_at = DeadLetterItem::parse(field, text).map_or(0, |item| item.died_at);
-            add.zadd(index, field, died_at).ignore();
+            .await?
+        };
+        let mut fix = redis::pipe();
+        for (field, text) in missing.iter().zip(texts) {
+            let died_at = text
+                .and_then(|text| DeadLetterItem::parse(field, &text))
+                .map_or(0, |item| item.died_at);
+            // Unknown time of death (the original class's entries): oldest, listed last.
+            let score = died_at;
+            // NX: a concurrent writer's own time of death wins.
+            fix.cmd("ZADD")
+                .arg(index)
+                .arg("NX")
+                .arg(score)
+                .arg(*field)
+                .ignore();
         }
-        // Index entries whose field is gone (removed by other tools) are dropped when listed.
-        self.run("index of dead letters", |mut conn| async move {
-            add.query_async::<()>(&mut conn).await
+        for field in stale {
+            fix.zrem(index, field).ignore();
+        }
+        self.run("repair of the dead letter index", |mut conn| async move {
+            fix.query_async::<()>(&mut conn).await
         })
         .await
     }
@@ -221,7 +240,7 @@ impl DeadLetters {
             self.reconcile(dlq).await?;
         }
         let index = &index_key(dlq);
-        let fields: Vec<String> = self
+        let scored: Vec<(String, f64)> = self
             .run(
                 "ZREVRANGE of the dead letter index",
                 |mut conn| async move {
@@ -229,13 +248,14 @@ impl DeadLetters {
                         .arg(index)
                         .arg(offset)
                         .arg(offset + limit)
+                        .arg("WITHSCORES")
                         .query_async(&mut conn)
                         .await
                 },
             )
             .await?;
-        let more = fields.len() > limit;
-        let fields: Vec<String> = fields.into_iter().take(limit).collect();
+        let more = scored.len() > limit;
+        let (fields, scores): (Vec<String>, Vec<f64>) = scored.into_iter().take(limit).unzip();
         let field_list = &fields;
         let texts: Vec<Option<String>> = if fields.is_empty() {
             Vec::new()
@@ -250,20 +270,24 @@ impl DeadLetters {
             .await?
         };
         let mut items = Vec::with_capacity(fields.len());
-        for (field, text) in fields.iter().zip(texts) {
+        for ((field, text), score) in fields.iter().zip(texts).zip(scores) {
             let Some(text) = text else { continue };
-            items.push(
-                DeadLetterItem::parse(field, &text).unwrap_or_else(|| DeadLetterItem {
-                    id: field.clone(),
-                    topic: String::new(),
-                    event: String::new(),
-                    value: text,
-                    options: serde_json::Value::Null,
-                    error: None,
-                    first_failed_at: None,
-                    died_at: 0,
-                }),
-            );
+            let mut item = DeadLetterItem::parse(field, &text).unwrap_or_else(|| DeadLetterItem {
+                id: field.clone(),
+                topic: String::new(),
+                event: String::new(),
+                value: text,
+                options: serde_json::Value::Null,
+                error: None,
+                first_failed_at: None,
+                died_at: 0,
+                key_prefix: None,
+            });
+            if item.died_at == 0 {
+                // Written without a time of death (pushToDlq, other tools): when it was indexed.
+                item.died_at = score as u64;
+            }
+            items.push(item);
         }
         Ok(Page {
             items,
@@ -276,7 +300,12 @@ impl DeadLetters {
     /// keys live in different slots) it is scheduled first and removed second, so a crash in
     /// between can requeue it twice but never lose it. Returns `false` when there is no such
     /// dead letter.
-    pub async fn requeue(&self, dlq: &str, id: &str, schedule: &Schedule) -> Result<bool> {
+    pub async fn requeue(
+        &self,
+        dlq: &str,
+        id: &str,
+        schedule_for: impl Fn(&DeadLetterItem) -> Schedule,
+    ) -> Result<bool> {
         let text: Option<String> = self
             .run("HGET of a dead letter", |mut conn| async move {
                 redis::cmd("HGET")
@@ -292,6 +321,7 @@ impl DeadLetters {
                 "dead letter {id:?} in {dlq:?} has no topic: it cannot be requeued"
             ))
         })?;
+        let schedule = &schedule_for(&item);
         let now = now_ms();
         let entry = serde_json::to_string(&item.requeued_entry(now)).expect("an entry serializes");
         let new_id = format!("r:{}", uuid::Uuid::new_v4());

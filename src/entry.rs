@@ -90,6 +90,9 @@ pub struct DeadLetter {
     /// The last failure's error, when known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<ErrorInfo>,
+    /// The `keyPrefix` of the schedule it came from, so a requeue sends it back there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_prefix: Option<String>,
 }
 
 /// The options of a dead letter, as the header strings the original stored.
@@ -107,8 +110,8 @@ pub struct DeadLetterOptions {
 }
 
 impl DeadLetter {
-    /// The dead letter of an exhausted entry.
-    pub fn of(id: &str, entry: &Entry, died_at: u64) -> Self {
+    /// The dead letter of an exhausted entry of the schedule `key_prefix`.
+    pub fn of(id: &str, entry: &Entry, died_at: u64, key_prefix: &str) -> Self {
         DeadLetter {
             id: id.to_string(),
             topic: entry.topic.clone(),
@@ -123,6 +126,7 @@ impl DeadLetter {
             died_at,
             first_failed_at: entry.first_failed_at,
             error: entry.last_error.clone(),
+            key_prefix: Some(key_prefix.to_string()),
         }
     }
 }

@@ -48,6 +48,8 @@ pub struct Listener {
     pub dlq_name: String,
     /// Kafka topic dead letters are also published to.
     pub dead_letter_topic: Option<String>,
+    /// The schedule's key prefix, recorded in dead letters so a requeue finds its way back.
+    pub key_prefix: String,
     /// Above this many dead letters, report it.
     pub max_dead_letters: Option<u64>,
     /// Most messages per claim.
@@ -190,7 +192,7 @@ impl Listener {
             }
         };
         if entry.exhausted() {
-            let record = DeadLetter::of(id, &entry, now_ms());
+            let record = DeadLetter::of(id, &entry, now_ms(), &self.key_prefix);
             if let Some(topic) = &self.dead_letter_topic {
                 // Published first: should it fail, the message stays scheduled and is tried again.
                 self.publisher

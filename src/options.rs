@@ -158,7 +158,24 @@ fn parse_count(name: &str, value: OptionValue, default: &str) -> Result<u64> {
 /// Formats a number the way JavaScript's `String(n)` does for the values options take
 /// (integers without `.0`), so a header written from a number reads like one written by JS.
 pub fn format_js_number(n: f64) -> String {
-    if n.fract() == 0.0 && n.abs() < 1e21 {
+    if n.is_nan() {
+        return "NaN".to_string();
+    }
+    if n.is_infinite() {
+        return if n > 0.0 { "Infinity" } else { "-Infinity" }.to_string();
+    }
+    let magnitude = n.abs();
+    if n != 0.0 && !(1e-6..1e21).contains(&magnitude) {
+        // JavaScript switches to exponent notation outside [1e-6, 1e21): 1e+21, 1.5e-7.
+        let text = format!("{n:e}");
+        return match text.split_once('e') {
+            Some((mantissa, exponent)) if !exponent.starts_with('-') => {
+                format!("{mantissa}e+{exponent}")
+            }
+            _ => text,
+        };
+    }
+    if n.fract() == 0.0 {
         format!("{}", n as i128)
     } else {
         format!("{n}")
@@ -260,5 +277,9 @@ mod tests {
     fn numbers_format_like_javascript() {
         assert_eq!(format_js_number(3.0), "3");
         assert_eq!(format_js_number(0.5), "0.5");
+        assert_eq!(format_js_number(1e21), "1e+21");
+        assert_eq!(format_js_number(1.5e-7), "1.5e-7");
+        assert_eq!(format_js_number(-0.0), "0");
+        assert_eq!(format_js_number(123456789012.0), "123456789012");
     }
 }

@@ -14,10 +14,65 @@ pub fn validate(value: &str) -> Result<Option<String>> {
         ))
         .caused_by(err)
     })?;
-    let Ok(members) = serde_json::from_str::<IndexMap<String, &RawValue>>(raw.get()) else {
+    // Keys with a lone surrogate escape (valid JSON, not valid UTF-8) would make the whole
+    // object unreadable and lose its msgId: read the keys with such escapes replaced.
+    let text = without_lone_surrogates(raw.get());
+    let Ok(members) = serde_json::from_str::<IndexMap<String, &RawValue>>(&text) else {
         return Ok(None);
     };
     Ok(members.get("msgId").and_then(|id| msg_id_text(id.get())))
+}
+
+/// JSON text with every `\uD800`-`\uDFFF` escape that is not part of a surrogate pair replaced
+/// by `\uFFFD`, as JavaScript's `TextEncoder` would; other text is unchanged.
+pub fn without_lone_surrogates(json: &str) -> std::borrow::Cow<'_, str> {
+    if !json.contains("\\u") {
+        return std::borrow::Cow::Borrowed(json);
+    }
+    let bytes = json.as_bytes();
+    let hex_at = |i: usize| -> Option<u32> {
+        let digits = json.get(i..i + 4)?;
+        u32::from_str_radix(digits, 16).ok()
+    };
+    let mut out = String::with_capacity(json.len());
+    let mut i = 0;
+    let mut last = 0;
+    while i < bytes.len() {
+        if bytes[i] != b'\\' {
+            i += 1;
+            continue;
+        }
+        // An escape: `\\` and `\"` are skipped whole so their second byte is never misread.
+        if bytes.get(i + 1) != Some(&b'u') {
+            i += 2;
+            continue;
+        }
+        let Some(unit) = hex_at(i + 2) else {
+            i += 2;
+            continue;
+        };
+        let is_high = (0xD800..0xDC00).contains(&unit);
+        let is_low = (0xDC00..0xE000).contains(&unit);
+        let paired = is_high
+            && bytes.get(i + 6) == Some(&b'\\')
+            && bytes.get(i + 7) == Some(&b'u')
+            && hex_at(i + 8).is_some_and(|next| (0xDC00..0xE000).contains(&next));
+        if paired {
+            i += 12;
+        } else if is_high || is_low {
+            out.push_str(&json[last..i]);
+            out.push_str("\\uFFFD");
+            i += 6;
+            last = i;
+        } else {
+            i += 6;
+        }
+    }
+    if last == 0 {
+        return std::borrow::Cow::Borrowed(json);
+    }
+    out.push_str(&json[last..]);
+    std::borrow::Cow::Owned(out)
 }
 
 /// The payload to publish: `value` with `msgId` set to `fresh_id`, so the consumer's next failure
@@ -66,6 +121,20 @@ mod tests {
         assert_eq!(validate(r#"{"a":1}"#).unwrap(), None);
         assert_eq!(validate("[1,2]").unwrap(), None);
         assert_eq!(validate("\"text\"").unwrap(), None);
+    }
+
+    #[test]
+    fn a_lone_surrogate_key_does_not_hide_the_msg_id() {
+        let text = r#"{"msgId":"dup-1","k\ud800":1}"#;
+        assert_eq!(validate(text).unwrap(), Some("dup-1".into()));
+        assert_eq!(
+            without_lone_surrogates(r#"{"a\udc00b":"\ud83d\ude00","c":"\\ud800"}"#),
+            r#"{"a\uFFFDb":"\ud83d\ude00","c":"\\ud800"}"#
+        );
+        assert!(matches!(
+            without_lone_surrogates(r#"{"a":"\u0041"}"#),
+            std::borrow::Cow::Borrowed(_)
+        ));
     }
 
     #[test]

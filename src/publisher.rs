@@ -40,7 +40,26 @@ pub trait Publisher: Send + Sync {
 
 /// The internal producer: rdkafka with its bundled librdkafka.
 pub struct KafkaPublisher {
-    producer: FutureProducer,
+    /// `None` only while being dropped.
+    producer: Option<FutureProducer>,
+}
+
+impl KafkaPublisher {
+    fn producer(&self) -> FutureProducer {
+        self.producer.clone().expect("present until dropped")
+    }
+}
+
+impl Drop for KafkaPublisher {
+    fn drop(&mut self) {
+        // Destroying a librdkafka handle joins its threads and can wait on unreachable brokers
+        // for seconds: never on an async worker thread, where it would stall every listener.
+        if let Some(producer) = self.producer.take() {
+            let _ = std::thread::Builder::new()
+                .name("kafka-retry-producer-drop".to_string())
+                .spawn(move || drop(producer));
+        }
+    }
 }
 
 impl KafkaPublisher {
@@ -67,13 +86,15 @@ impl KafkaPublisher {
             ))
             .caused_by(err)
         })?;
-        Ok(KafkaPublisher { producer })
+        Ok(KafkaPublisher {
+            producer: Some(producer),
+        })
     }
 }
 
 impl Publisher for KafkaPublisher {
     fn publish(&self, message: Outgoing) -> BoxFuture<Result<()>> {
-        let producer = self.producer.clone();
+        let producer = self.producer();
         Box::pin(async move {
             let mut headers = OwnedHeaders::new_with_capacity(message.headers.len());
             for (key, value) in &message.headers {
@@ -98,7 +119,7 @@ impl Publisher for KafkaPublisher {
     }
 
     fn flush(&self) -> BoxFuture<Result<()>> {
-        let producer = self.producer.clone();
+        let producer = self.producer();
         Box::pin(async move {
             // librdkafka's flush blocks its thread: keep it off the async workers.
             tokio::task::spawn_blocking(move || producer.flush(Duration::from_secs(10)))

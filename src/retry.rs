@@ -5,7 +5,7 @@ use crate::backoff::random_unit;
 use crate::clock::now_ms;
 use crate::config::Config;
 use crate::connection::SharedRedis;
-use crate::dead_letters::{DeadLetters, Page};
+use crate::dead_letters::{DeadLetterItem, DeadLetters, Page};
 use crate::entry::{Entry, ErrorInfo};
 use crate::error::{Result, RetryError};
 use crate::events::{Counters, Observer, StderrObserver};
@@ -13,7 +13,7 @@ use crate::listener::{Listener, Wake};
 use crate::options::{due_at, RetryOptions};
 use crate::payload;
 use crate::publisher::Publisher;
-use crate::schedule::{Counts, PushMessage, Schedule};
+use crate::schedule::{Counts, PushDone, PushMessage, Schedule};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, LazyLock, Mutex, Weak};
@@ -211,12 +211,6 @@ impl RetryCore {
         &self.config
     }
 
-    /// The schedule shard that holds message `id`: a stable hash, so a redelivery of the same
-    /// message lands on the same shard and is de-duplicated there.
-    fn shard_of(&self, id: &str) -> &Schedule {
-        &self.schedules[shard_index(id, self.schedules.len())]
-    }
-
     /// The first shard: every shard shares its Redis connection.
     fn any_schedule(&self) -> &Schedule {
         &self.schedules[0]
@@ -239,6 +233,37 @@ impl RetryCore {
     /// `retryCount` is the given one + 1. Returns `false` when the same `msgId` and `retryCount`
     /// was already pushed (a consumer redelivery) and nothing new was stored.
     pub async fn push(&self, request: PushRequest) -> Result<bool> {
+        let (shard, message) = self.prepare_push(request)?;
+        let due = message.due_ms;
+        let stored = self.schedules[shard].push(message).await?;
+        self.after_push(stored, due);
+        Ok(stored)
+    }
+
+    /// `push` without a future: `done` gets the same outcome from a runtime thread. Must be
+    /// called inside a tokio runtime context. It lets the JavaScript layer resolve many promises
+    /// per wake-up of the JS thread instead of paying a task and a wake-up per push.
+    pub fn push_detached(self: &Arc<Self>, request: PushRequest, done: PushDone) {
+        match self.prepare_push(request) {
+            Err(err) => done(Err(err)),
+            Ok((shard, message)) => {
+                let due = message.due_ms;
+                let core = self.clone();
+                self.schedules[shard].push_detached(
+                    message,
+                    Box::new(move |result| {
+                        if let Ok(stored) = result {
+                            core.after_push(stored, due);
+                        }
+                        done(result)
+                    }),
+                );
+            }
+        }
+    }
+
+    /// Validates a push and builds what the schedule stores: the shard and the message.
+    fn prepare_push(&self, request: PushRequest) -> Result<(usize, PushMessage)> {
         self.ensure_open()?;
         if request.topic.is_empty() {
             return Err(RetryError::invalid_arg(
@@ -274,20 +299,21 @@ impl RetryCore {
             waited_ms: Some(waited),
         };
         let json = serde_json::to_string(&entry).expect("an entry serializes");
-        let stored = self
-            .shard_of(&id)
-            .push(PushMessage {
-                id,
-                due_ms: due,
-                entry_json: json,
-                dedupe: msg_id.is_some(),
-            })
-            .await?;
+        let shard = shard_index(&id, self.schedules.len());
+        let message = PushMessage {
+            id,
+            due_ms: due,
+            entry_json: json,
+            dedupe: msg_id.is_some(),
+        };
+        Ok((shard, message))
+    }
+
+    fn after_push(&self, stored: bool, due: u64) {
         self.report_settings_warning();
         if stored {
             self.wake.pushed(due);
         }
-        Ok(stored)
     }
 
     fn report_settings_warning(&self) {
@@ -316,6 +342,7 @@ impl RetryCore {
             publisher: publisher.clone(),
             dlq_name,
             dead_letter_topic: self.config.dead_letter_topic.clone(),
+            key_prefix: self.config.key_prefix.clone(),
             max_dead_letters: self.config.max_dead_letters,
             batch_size: self.config.batch_size,
             lease: self.config.lease,
@@ -409,12 +436,27 @@ impl RetryCore {
         self.ensure_open()?;
         let moved = self
             .dead_letters()
-            .requeue(dlq, id, self.shard_of(id))
+            .requeue(dlq, id, |item| self.requeue_target(item))
             .await?;
         if moved {
             self.wake.pushed(now_ms());
         }
         Ok(moved)
+    }
+
+    /// Where a requeued dead letter goes: shard 0 (which every listener serves, whatever its
+    /// `shards`) of the schedule it came from, or of this instance's schedule when unknown.
+    fn requeue_target(&self, item: &DeadLetterItem) -> Schedule {
+        match &item.key_prefix {
+            Some(prefix) if prefix != &self.config.key_prefix => Schedule::new(
+                self.any_schedule().redis_arc(),
+                prefix,
+                0,
+                self.config.redis_timeout,
+                self.config.dedupe_window,
+            ),
+            _ => self.schedules[0].clone(),
+        }
     }
 
     /// Requeues every dead letter of `dlq`. Returns how many were requeued; dead letters that
@@ -432,7 +474,10 @@ impl RetryCore {
                 break;
             }
             for item in &page.items {
-                let moved = match store.requeue(dlq, &item.id, self.shard_of(&item.id)).await {
+                let moved = match store
+                    .requeue(dlq, &item.id, |item| self.requeue_target(item))
+                    .await
+                {
                     Ok(moved) => moved,
                     Err(err) if err.code == crate::error::ErrorCode::InvalidArg => false,
                     Err(err) => return Err(err),
@@ -488,6 +533,12 @@ impl RetryCore {
             return Err(RetryError::invalid_arg(
                 "dlqName must be a non-empty string, got \"\"",
             ));
+        }
+        if serde_json::from_str::<&serde_json::value::RawValue>(entry_json).is_err() {
+            return Err(RetryError::invalid_arg(format!(
+                "entry must be an object or JSON text, got {}",
+                payload::preview(entry_json)
+            )));
         }
         let field = format!("manual:{}", uuid::Uuid::new_v4());
         self.any_schedule()

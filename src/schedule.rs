@@ -90,13 +90,22 @@ const PUSH_BATCH_MAX: usize = 512;
 /// busy while the next batch gathers.
 const PUSH_BATCHES_IN_FLIGHT: usize = 4;
 
-type Reply = oneshot::Sender<Result<bool>>;
+/// Called once with the outcome of one push, from a runtime thread.
+pub type PushDone = Box<dyn FnOnce(Result<bool>) + Send>;
+
+/// A push waiting for its batch; pushes that waited longer than the timeout fail instead of
+/// being sent late.
+struct Queued {
+    message: PushMessage,
+    done: PushDone,
+    since: std::time::Instant,
+}
 
 /// Gathers concurrent pushes to one schedule into batches. A batch is sent as soon as a slot is
 /// free, with whatever is waiting then: a lone push goes out at once, a burst shares calls.
 struct PushBatcher {
-    queue: mpsc::UnboundedSender<(PushMessage, Reply)>,
-    receiver: Mutex<Option<mpsc::UnboundedReceiver<(PushMessage, Reply)>>>,
+    queue: mpsc::UnboundedSender<Queued>,
+    receiver: Mutex<Option<mpsc::UnboundedReceiver<Queued>>>,
     dedupe_window_ms: u64,
 }
 
@@ -110,7 +119,7 @@ impl PushBatcher {
         }
     }
 
-    fn submit(&self, message: PushMessage, reply: Reply, schedule: &Schedule) {
+    fn submit(&self, message: PushMessage, done: PushDone, schedule: &Schedule) {
         // The worker starts with the first push, inside the caller's runtime.
         if let Some(receiver) = self
             .receiver
@@ -121,8 +130,13 @@ impl PushBatcher {
             let worker = schedule.without_batcher();
             tokio::spawn(run_batches(worker, receiver, self.dedupe_window_ms));
         }
-        if let Err(mpsc::error::SendError((_, reply))) = self.queue.send((message, reply)) {
-            let _ = reply.send(Err(RetryError::new(
+        let queued = Queued {
+            message,
+            done,
+            since: std::time::Instant::now(),
+        };
+        if let Err(mpsc::error::SendError(queued)) = self.queue.send(queued) {
+            (queued.done)(Err(RetryError::new(
                 ErrorCode::Internal,
                 "the push batcher stopped",
             )));
@@ -132,7 +146,7 @@ impl PushBatcher {
 
 async fn run_batches(
     schedule: Schedule,
-    mut receiver: mpsc::UnboundedReceiver<(PushMessage, Reply)>,
+    mut receiver: mpsc::UnboundedReceiver<Queued>,
     window_ms: u64,
 ) {
     let slots = Arc::new(Semaphore::new(PUSH_BATCHES_IN_FLIGHT));
@@ -152,19 +166,31 @@ async fn run_batches(
         }
         let schedule = schedule.clone();
         tokio::spawn(async move {
-            let (messages, replies): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
-            match schedule
-                .push_batch(crate::clock::now_ms(), window_ms, &messages)
-                .await
-            {
-                Ok(stored) => {
-                    for (reply, stored) in replies.into_iter().zip(stored) {
-                        let _ = reply.send(Ok(stored));
-                    }
+            let mut messages = Vec::with_capacity(batch.len());
+            let mut dones = Vec::with_capacity(batch.len());
+            for queued in batch {
+                if queued.since.elapsed() > schedule.timeout {
+                    // Redis has been slow or down for a while: fail now rather than store late.
+                    (queued.done)(Err(schedule.timed_out("push")));
+                } else {
+                    messages.push(queued.message);
+                    dones.push(queued.done);
                 }
-                Err(err) => {
-                    for reply in replies {
-                        let _ = reply.send(Err(err.clone()));
+            }
+            if !messages.is_empty() {
+                match schedule
+                    .push_batch(crate::clock::now_ms(), window_ms, &messages)
+                    .await
+                {
+                    Ok(stored) => {
+                        for (done, stored) in dones.into_iter().zip(stored) {
+                            done(Ok(stored));
+                        }
+                    }
+                    Err(err) => {
+                        for done in dones {
+                            done(Err(err.clone()));
+                        }
                     }
                 }
             }
@@ -275,7 +301,12 @@ impl Schedule {
     /// (see `PushBatcher`), so they share round trips instead of paying one each.
     pub async fn push(&self, message: PushMessage) -> Result<bool> {
         let (reply, stored) = oneshot::channel();
-        self.batcher.submit(message, reply, self);
+        self.push_detached(
+            message,
+            Box::new(move |result| {
+                let _ = reply.send(result);
+            }),
+        );
         match tokio::time::timeout(self.timeout, stored).await {
             Ok(Ok(result)) => result,
             Ok(Err(_)) => Err(RetryError::new(
@@ -284,6 +315,12 @@ impl Schedule {
             )),
             Err(_) => Err(self.timed_out("push")),
         }
+    }
+
+    /// Stores and schedules one message without waiting: `done` gets the outcome (as `push`
+    /// returns it) from a runtime thread. Must be called inside a tokio runtime context.
+    pub fn push_detached(&self, message: PushMessage, done: PushDone) {
+        self.batcher.submit(message, done, self);
     }
 
     fn timed_out(&self, what: &str) -> RetryError {

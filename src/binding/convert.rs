@@ -92,9 +92,57 @@ pub fn object_arg<'env>(name: &str, value: Option<&Unknown<'env>>) -> Result<Opt
     }
 }
 
-/// A property of an object, `undefined` when reading fails (getters that throw count as absent).
+/// Clears the JavaScript exception a failed N-API call left pending (a getter or Proxy trap that
+/// threw). Left pending, it would be thrown at the caller when we return, bypassing our coded
+/// errors, or make every later N-API call of this call fail.
+pub fn clear_pending_exception(env: sys::napi_env) {
+    let mut pending = false;
+    unsafe {
+        if sys::napi_is_exception_pending(env, &mut pending) == sys::Status::napi_ok && pending {
+            let mut exception = std::ptr::null_mut();
+            sys::napi_get_and_clear_last_exception(env, &mut exception);
+        }
+    }
+}
+
+/// Reads through N-API, turning a thrown exception into `None` (and clearing it).
+pub fn read<T>(env: sys::napi_env, result: napi::Result<T>) -> Option<T> {
+    match result {
+        Ok(value) => Some(value),
+        Err(_) => {
+            clear_pending_exception(env);
+            None
+        }
+    }
+}
+
+/// A property of an object, `None` when reading fails: a getter or Proxy trap that throws counts
+/// as absent, and its exception is cleared.
 pub fn property<'env>(object: &Object<'env>, key: &str) -> Option<Unknown<'env>> {
-    object.get_named_property::<Unknown>(key).ok()
+    read(
+        object.value().env,
+        object.get_named_property::<Unknown>(key),
+    )
+}
+
+/// A property of an object by a JavaScript key (any string, NUL included), `None` when reading
+/// fails (exception cleared).
+pub fn property_by<'env>(object: &Object<'env>, key: &Unknown) -> Option<Unknown<'env>> {
+    let env = object.value().env;
+    let mut result = std::ptr::null_mut();
+    let status = unsafe {
+        sys::napi_get_property(env, object.value().value, key.value().value, &mut result)
+    };
+    if status != sys::Status::napi_ok {
+        clear_pending_exception(env);
+        return None;
+    }
+    Some(unsafe { Unknown::from_raw_unchecked(env, result) })
+}
+
+/// Element `index` of an array, `None` when reading fails (exception cleared).
+pub fn element<'env>(array: &Object<'env>, index: u32) -> Option<Unknown<'env>> {
+    read(array.value().env, array.get_element::<Unknown>(index))
 }
 
 /// An optional string property.
@@ -211,15 +259,16 @@ pub fn header_text(value: Option<Unknown>) -> Option<String> {
             if len == 0 {
                 return None;
             }
-            return header_text(array.get_element::<Unknown>(len - 1).ok());
+            return header_text(element(&array, len - 1));
         }
         _ => return None,
     };
     (!text.is_empty()).then_some(text)
 }
 
-/// Message `value`: JSON text as given, or any other JSON-able value serialized (keeping the
-/// object's key order, as `JSON.stringify` would).
+/// Message `value`: JSON text as given, or any other value serialized with the engine's own
+/// `JSON.stringify` (so `toJSON`, key order and dates behave exactly as the original class's
+/// `JSON.stringify(value)` did).
 pub fn json_text(name: &str, value: Option<&Unknown>) -> Result<String> {
     let Some(value) = value.filter(|v| !is_nullish(Some(v))) else {
         return Err(RetryError::invalid_arg(format!(
@@ -236,15 +285,60 @@ pub fn json_text(name: &str, value: Option<&Unknown>) -> Result<String> {
                 describe(value)
             )))
         }
-        _ => {
-            let json = unsafe { value.cast::<serde_json::Value>() }.map_err(|err| {
-                RetryError::invalid_arg(format!(
-                    "{name} cannot be serialized to JSON ({})",
-                    describe(value)
-                ))
-                .caused_by(err)
-            })?;
-            Ok(json.to_string())
+        _ => stringify(value).map_err(|reason| {
+            RetryError::invalid_arg(format!(
+                "{name} cannot be serialized to JSON ({}): {reason}",
+                describe(value)
+            ))
+        }),
+    }
+}
+
+/// `JSON.stringify(value)` of the engine; `Err` says why it failed (it threw, or gave no text).
+fn stringify(value: &Unknown) -> std::result::Result<String, String> {
+    let env = value.value().env;
+    let mut global = std::ptr::null_mut();
+    let mut json = std::ptr::null_mut();
+    let mut stringify = std::ptr::null_mut();
+    let mut out = std::ptr::null_mut();
+    unsafe {
+        if sys::napi_get_global(env, &mut global) != sys::Status::napi_ok
+            || sys::napi_get_named_property(env, global, c"JSON".as_ptr(), &mut json)
+                != sys::Status::napi_ok
+            || sys::napi_get_named_property(env, json, c"stringify".as_ptr(), &mut stringify)
+                != sys::Status::napi_ok
+        {
+            clear_pending_exception(env);
+            return Err("JSON.stringify is not available".to_string());
+        }
+        let args = [value.value().value];
+        if sys::napi_call_function(env, json, stringify, 1, args.as_ptr(), &mut out)
+            != sys::Status::napi_ok
+        {
+            let mut pending = false;
+            sys::napi_is_exception_pending(env, &mut pending);
+            let mut reason = "JSON.stringify threw".to_string();
+            if pending {
+                let mut exception = std::ptr::null_mut();
+                sys::napi_get_and_clear_last_exception(env, &mut exception);
+                let thrown = Unknown::from_raw_unchecked(env, exception);
+                let text = thrown
+                    .coerce_to_string()
+                    .and_then(|s| s.into_utf8())
+                    .and_then(|s| s.into_owned());
+                if let Some(message) = read(env, text) {
+                    reason = format!(
+                        "JSON.stringify threw: {}",
+                        crate::payload::preview(&message)
+                    );
+                }
+            }
+            return Err(reason);
+        }
+        let result = Unknown::from_raw_unchecked(env, out);
+        match result.get_type() {
+            Ok(ValueType::String) => result.cast::<String>().map_err(|e| e.reason),
+            _ => Err("JSON.stringify gave no text".to_string()),
         }
     }
 }

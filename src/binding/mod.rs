@@ -2,6 +2,7 @@
 //! calls the core in `crate::retry`, and turns core errors into `Error`s with a `code`.
 
 mod convert;
+mod hub;
 mod js_publisher;
 mod observer;
 
@@ -21,6 +22,8 @@ use std::sync::Arc;
 
 /// Turns a core error into a JavaScript `Error` whose `code` is the stable error code.
 fn js_error(env: &Env, err: &RetryError) -> Error {
+    // An exception left by a throwing getter would make creating the error fail.
+    clear_pending_exception(env.raw());
     match env.create_error(Error::new(Status::GenericFailure, err.to_string())) {
         Ok(mut object) => {
             let _ = object.set_named_property("code", err.code.as_ref());
@@ -148,13 +151,23 @@ impl KafkaRetry {
         topic: Option<Unknown>,
         message: Option<Unknown>,
         options: Option<Unknown>,
-    ) -> Result<PromiseRaw<'env, ()>> {
-        let request = match parse_push(topic.as_ref(), message.as_ref(), options.as_ref()) {
-            Ok(request) => request,
-            Err(err) => return rejected(env, err),
-        };
-        let core = self.core.clone();
-        settle(env, async move { core.push(request).await }, |_| ())
+    ) -> Result<Unknown<'env>> {
+        let request = parse_push(topic.as_ref(), message.as_ref(), options.as_ref());
+        let (ticket, promise) = hub::Hub::current(env)?.promise(env)?;
+        match request {
+            Err(err) => ticket.settle(Err(err)),
+            Ok(request) => {
+                let core = self.core.clone();
+                // The batch worker is spawned on the first push: give it the runtime.
+                napi::bindgen_prelude::within_runtime_if_available(move || {
+                    core.push_detached(
+                        request,
+                        Box::new(move |outcome| ticket.settle(outcome.map(drop))),
+                    )
+                });
+            }
+        }
+        Ok(promise)
     }
 
     /// Starts the background listener: due messages are re-published through `producer` with
@@ -436,7 +449,7 @@ fn parse_config(config: Option<&Unknown>) -> CoreResult<ConfigInput> {
             let len = array.get_array_length().unwrap_or(0);
             let mut hosts = Vec::with_capacity(len as usize);
             for i in 0..len {
-                let item = array.get_element::<Unknown>(i).ok();
+                let item = element(&array, i);
                 hosts.push(string_arg(
                     &format!("config.brokers[{i}]"),
                     item.as_ref(),
@@ -453,10 +466,13 @@ fn parse_config(config: Option<&Unknown>) -> CoreResult<ConfigInput> {
             .get_property_names()
             .map_err(|e| RetryError::invalid_arg("config.kafka is not readable").caused_by(e))?;
         for i in 0..names.get_array_length().unwrap_or(0) {
-            let key: String = names.get_element(i).map_err(|e| {
+            let name = element(&names, i)
+                .ok_or_else(|| RetryError::invalid_arg("config.kafka has an unreadable key"))?;
+            let key: String = unsafe { name.cast() }.map_err(|e| {
                 RetryError::invalid_arg("config.kafka has a key that is not a string").caused_by(e)
             })?;
-            let value = property(&props, &key);
+            // Read by the JS key itself: a key holding NUL cannot go through a C string.
+            let value = property_by(&props, &name);
             let text = match value.as_ref().map(|v| v.get_type()) {
                 Some(Ok(ValueType::Boolean)) => unsafe { value.as_ref().unwrap().cast::<bool>() }
                     .map(|b| b.to_string())
@@ -509,7 +525,7 @@ fn parse_backoff(value: Option<&Unknown>) -> CoreResult<Option<Backoff>> {
             })?;
             let mut delays = Vec::new();
             for i in 0..array.get_array_length().unwrap_or(0) {
-                let item = array.get_element::<Unknown>(i).ok();
+                let item = element(&array, i);
                 match item.as_ref().map(|v| (v.get_type(), v)) {
                     Some((Ok(ValueType::Number), v)) => {
                         delays.push(unsafe { v.cast::<f64>() }.unwrap_or(f64::NAN))
@@ -609,25 +625,23 @@ fn make_publisher(
         }
         _ => return Err(invalid(describe(producer))),
     };
-    let is_function = |key: &str| {
-        matches!(
-            property(&object, key).map(|v| v.get_type()),
-            Some(Ok(ValueType::Function))
-        )
+    // Each method is read once: a getter may answer differently (or throw) the second time.
+    let method = |key: &str| {
+        property(&object, key).filter(|v| matches!(v.get_type(), Ok(ValueType::Function)))
     };
     let wrap = |e: Error| {
+        clear_pending_exception(env.raw());
         RetryError::new(
             crate::error::ErrorCode::Internal,
             "cannot wrap the producer",
         )
         .caused_by(e)
     };
-    let publisher = if is_function("produce") {
-        let produce: Function<ProduceArgs, Returned> =
-            object.get_named_property("produce").map_err(wrap)?;
+    let publisher = if let Some(produce) = method("produce") {
+        let produce: Function<ProduceArgs, Returned> = unsafe { produce.cast() }.map_err(wrap)?;
         JsPublisher::produce(&object, produce).map_err(wrap)?
-    } else if is_function("send") {
-        let send: Function<SendArgs, Returned> = object.get_named_property("send").map_err(wrap)?;
+    } else if let Some(send) = method("send") {
+        let send: Function<SendArgs, Returned> = unsafe { send.cast() }.map_err(wrap)?;
         JsPublisher::send(&object, send).map_err(wrap)?
     } else {
         return Err(invalid(describe(producer)));

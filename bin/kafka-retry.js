@@ -1,0 +1,383 @@
+#!/usr/bin/env node
+// kafka-retry: inspect and manage a kafka-retry schedule and its dead letter queues in Redis.
+// Plain Node, no dependencies. Exit status: 0 success, 1 operational failure, 2 usage error.
+'use strict'
+
+const USAGE = `Usage: kafka-retry [options] <command> [arguments]
+
+Inspect and manage a kafka-retry schedule and its dead letter queues in Redis.
+
+Commands:
+  stats [--dlq NAME] [--metrics]
+      Sizes of the schedule (scheduled, due, in flight) and the number of dead
+      letters in the hash NAME (default: <prefix>:dead-letters).
+      --metrics prints them as Prometheus text instead.
+  dlq list <name> [--limit N] [--cursor C] [--all]
+      Dead letters of the hash <name>, newest first: id, topic, event, diedAt,
+      retryCount, error and value. --limit N per page (default 100), --cursor C
+      continues where the previous page ended, --all lists every page.
+  dlq requeue <name> <id>
+  dlq requeue <name> --all
+      Moves dead letter <id> (or every dead letter) of <name> back onto the
+      schedule selected by --prefix, due now, with retryCount reset to 0.
+  dlq remove <name> <id>
+      Deletes dead letter <id> from <name>.
+
+Options:
+  --redis URL    Redis URL (default: $REDIS_URL, then redis://127.0.0.1:6379)
+  --prefix P     key prefix of the schedule (default: kafka-retry); must match
+                 the keyPrefix of the service's listener
+  --cluster      --redis lists the seed nodes of a Redis Cluster, comma separated
+  --shards N     the schedule's shards setting (default 1)
+  --json         machine-readable output on stdout
+  -h, --help     show this help
+  --version      show the version
+
+Exit status: 0 success, 1 failure (Redis unreachable, no such dead letter),
+2 usage error.
+`
+
+const HINT = "Run 'kafka-retry --help' for usage."
+const REDIS_TIMEOUT_MS = 3000
+const VALUE_WIDTH = 120
+
+/** Options: name -> { value: takes a value, commands: where it is allowed (undefined: everywhere) }. */
+const OPTIONS = {
+  '--redis': { value: true },
+  '--prefix': { value: true },
+  '--cluster': { value: false },
+  '--shards': { value: true },
+  '--json': { value: false },
+  '--dlq': { value: true, commands: ['stats'] },
+  '--metrics': { value: false, commands: ['stats'] },
+  '--limit': { value: true, commands: ['dlq list'] },
+  '--cursor': { value: true, commands: ['dlq list'] },
+  '--all': { value: false, commands: ['dlq list', 'dlq requeue'] },
+}
+
+class UsageError extends Error {}
+
+/** Splits argv into options and positionals. Options may come before or after the command. */
+function parseArgs(argv) {
+  const options = {}
+  const positionals = []
+  for (let i = 0; i < argv.length; i += 1) {
+    const arg = argv[i]
+    if (arg === '--') {
+      positionals.push(...argv.slice(i + 1))
+      break
+    }
+    if (arg === '-h' || arg === '--help') {
+      options.help = true
+      continue
+    }
+    if (arg === '--version') {
+      options.version = true
+      continue
+    }
+    if (!arg.startsWith('-') || arg === '-') {
+      positionals.push(arg)
+      continue
+    }
+    const eq = arg.indexOf('=')
+    const name = arg.startsWith('--') && eq > 0 ? arg.slice(0, eq) : arg
+    const spec = OPTIONS[name]
+    if (!spec) throw new UsageError(`unknown option ${name}`)
+    let value = true
+    if (spec.value) {
+      if (eq > 0) {
+        value = arg.slice(eq + 1)
+      } else {
+        value = argv[i + 1]
+        if (value === undefined || value.startsWith('--')) throw new UsageError(`option ${name} needs a value`)
+        i += 1
+      }
+      if (value === '') throw new UsageError(`option ${name} needs a non-empty value`)
+    } else if (eq > 0) {
+      throw new UsageError(`option ${name} takes no value`)
+    }
+    options[name.slice(2)] = value
+  }
+  return { options, positionals }
+}
+
+/** What to run: { command: 'stats' | 'dlq list' | ..., args } after checking arguments and options. */
+function resolveCommand(options, positionals) {
+  const [first, second, ...rest] = positionals
+  let command
+  let args
+  if (first === undefined) throw new UsageError('missing command')
+  if (first === 'stats') {
+    command = 'stats'
+    args = positionals.slice(1)
+    if (args.length) throw new UsageError(`unexpected argument '${args[0]}' for stats`)
+  } else if (first === 'dlq') {
+    if (second === undefined) throw new UsageError('dlq needs a subcommand: list, requeue or remove')
+    if (!['list', 'requeue', 'remove'].includes(second)) throw new UsageError(`unknown dlq subcommand '${second}'`)
+    command = `dlq ${second}`
+    args = rest
+  } else {
+    throw new UsageError(`unknown command '${first}'`)
+  }
+
+  for (const [key] of Object.entries(options)) {
+    const spec = OPTIONS[`--${key}`]
+    if (spec && spec.commands && !spec.commands.includes(command)) {
+      throw new UsageError(`option --${key} is not valid for ${command}`)
+    }
+  }
+
+  const name = args[0]
+  if (command.startsWith('dlq ')) {
+    if (name === undefined || name === '') throw new UsageError(`${command} needs the name of the dead letter queue`)
+  }
+  if (command === 'dlq list') {
+    if (args.length > 1) throw new UsageError(`unexpected argument '${args[1]}' for ${command}`)
+    if (options.limit !== undefined && !/^[1-9][0-9]*$/.test(options.limit)) {
+      throw new UsageError(`--limit must be a positive whole number, got '${options.limit}'`)
+    }
+  } else if (command === 'dlq requeue') {
+    if (options.all && args.length > 1) throw new UsageError('dlq requeue takes either an id or --all, not both')
+    if (!options.all && (args[1] === undefined || args[1] === '')) {
+      throw new UsageError('dlq requeue needs the id of a dead letter (or --all)')
+    }
+    if (args.length > 2) throw new UsageError(`unexpected argument '${args[2]}' for ${command}`)
+  } else if (command === 'dlq remove') {
+    if (args[1] === undefined || args[1] === '') throw new UsageError('dlq remove needs the id of a dead letter')
+    if (args.length > 2) throw new UsageError(`unexpected argument '${args[2]}' for ${command}`)
+  }
+  if (options.metrics && options.json) throw new UsageError('--metrics and --json cannot be combined')
+  if (options.shards !== undefined && !/^[1-9][0-9]*$/.test(options.shards)) {
+    throw new UsageError(`--shards must be a positive whole number, got '${options.shards}'`)
+  }
+  return { command, args }
+}
+
+// ---- output helpers ----
+
+const out = (text) => process.stdout.write(text.endsWith('\n') ? text : `${text}\n`)
+const json = (value) => out(JSON.stringify(value, null, 2))
+
+/** Escapes control characters so stored text cannot break lines or drive the terminal. */
+function clean(text) {
+  return String(text).replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => {
+    const named = { '\n': '\\n', '\r': '\\r', '\t': '\\t' }[c]
+    return named || `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`
+  })
+}
+
+function truncate(text, width) {
+  const chars = Array.from(text)
+  return chars.length <= width ? text : `${chars.slice(0, width - 1).join('')}… (${chars.length} chars)`
+}
+
+/** The Redis URL with any password hidden, for display. */
+function redactUrl(url) {
+  return url.replace(/\/\/([^@/]*)@/g, '//***@')
+}
+
+function isoTime(ms) {
+  if (!ms) return 'unknown'
+  const date = new Date(ms)
+  return Number.isNaN(date.getTime()) ? String(ms) : date.toISOString()
+}
+
+function formatDeadLetter(item) {
+  const options = item.options && typeof item.options === 'object' ? item.options : {}
+  const retryCount = options.retryCount !== undefined ? String(options.retryCount) : '-'
+  const maxRetry = options.maxRetry !== undefined ? ` (maxRetry ${options.maxRetry})` : ''
+  const error = item.error ? `${item.error.name ? `${item.error.name}: ` : ''}${item.error.message}` : '-'
+  return [
+    clean(item.id),
+    `  topic:      ${clean(item.topic) || '-'}`,
+    `  event:      ${clean(item.event) || '-'}`,
+    `  diedAt:     ${isoTime(item.diedAt)}`,
+    `  retryCount: ${clean(retryCount)}${clean(maxRetry)}`,
+    `  error:      ${truncate(clean(error), VALUE_WIDTH)}`,
+    `  value:      ${truncate(clean(item.value), VALUE_WIDTH)}`,
+  ].join('\n')
+}
+
+// ---- commands ----
+
+async function stats(retry, ctx) {
+  const dlq = ctx.options.dlq || `${ctx.prefix}:dead-letters`
+  if (ctx.options.metrics) {
+    out(await retry.metrics(dlq))
+    return 0
+  }
+  const s = await retry.stats(dlq)
+  if (ctx.options.json) {
+    json(s)
+    return 0
+  }
+  const rows = [
+    ['scheduled', s.scheduled, 'waiting in the schedule'],
+    ['due', s.due, 'of those, already due'],
+    ['inflight', s.inflight, 'claimed by a listener, not yet acknowledged'],
+    ['deadLettered', s.deadLettered, `in ${clean(dlq)}`],
+  ]
+  const width = Math.max(...rows.map(([, n]) => String(n).length))
+  out(`schedule ${clean(ctx.prefix)} at ${clean(redactUrl(ctx.redisUrl))}`)
+  for (const [label, n, note] of rows) out(`  ${label.padEnd(13)} ${String(n).padStart(width)}  ${note}`)
+  return 0
+}
+
+async function list(retry, ctx, [name]) {
+  const limit = ctx.options.limit !== undefined ? Number(ctx.options.limit) : undefined
+  let cursor = ctx.options.cursor
+  if (!ctx.options.all) {
+    const page = await retry.deadLetters(name, { limit, cursor })
+    if (ctx.options.json) {
+      json({ items: page.items, cursor: page.cursor })
+      return 0
+    }
+    printItems(page.items)
+    const more = page.cursor !== null && page.cursor !== undefined
+    if (!page.items.length && more) out('(no dead letters on this page)')
+    else if (!page.items.length) out(`no dead letters in ${clean(name)}${cursor ? ' after this cursor' : ''}`)
+    if (more) {
+      out(`more: kafka-retry dlq list ${clean(name)} --cursor ${clean(page.cursor)}${limit ? ` --limit ${limit}` : ''}`)
+    }
+    return 0
+  }
+  // Every page. The cursor is a position, so a dead letter added between pages can shift one
+  // into the next page again: ids already listed are skipped.
+  const seen = new Set()
+  const items = []
+  let count = 0
+  do {
+    const page = await retry.deadLetters(name, { limit, cursor })
+    const fresh = page.items.filter((item) => !seen.has(item.id))
+    for (const item of fresh) seen.add(item.id)
+    count += fresh.length
+    if (ctx.options.json) items.push(...fresh)
+    else printItems(fresh, count - fresh.length)
+    cursor = page.cursor
+  } while (cursor !== null && cursor !== undefined)
+  if (ctx.options.json) json({ items, cursor: null })
+  else out(count ? `${count} dead letter${count === 1 ? '' : 's'} in ${clean(name)}` : `no dead letters in ${clean(name)}`)
+  return 0
+}
+
+function printItems(items, before = 0) {
+  items.forEach((item, n) => {
+    if (before + n > 0) out('')
+    out(formatDeadLetter(item))
+  })
+}
+
+async function requeue(retry, ctx, [name, id]) {
+  if (ctx.options.all) {
+    const n = await retry.requeueAllDeadLetters(name)
+    if (ctx.options.json) json({ requeued: n })
+    else out(`requeued ${n} dead letter${n === 1 ? '' : 's'} from ${clean(name)} onto schedule ${clean(ctx.prefix)}`)
+    return 0
+  }
+  const moved = await retry.requeueDeadLetter(name, id)
+  if (ctx.options.json) json({ requeued: moved, id })
+  if (!moved) {
+    process.stderr.write(`error: no dead letter ${clean(id)} in ${clean(name)}\n`)
+    return 1
+  }
+  if (!ctx.options.json) out(`requeued dead letter ${clean(id)} from ${clean(name)} onto schedule ${clean(ctx.prefix)}`)
+  return 0
+}
+
+async function remove(retry, ctx, [name, id]) {
+  const removed = await retry.removeDeadLetter(name, id)
+  if (ctx.options.json) json({ removed, id })
+  if (!removed) {
+    process.stderr.write(`error: no dead letter ${clean(id)} in ${clean(name)}\n`)
+    return 1
+  }
+  if (!ctx.options.json) out(`removed dead letter ${clean(id)} from ${clean(name)}`)
+  return 0
+}
+
+const COMMANDS = { stats, 'dlq list': list, 'dlq requeue': requeue, 'dlq remove': remove }
+
+// ---- main ----
+
+function usageError(message) {
+  process.stderr.write(`error: ${message}\n${HINT}\n`)
+  return 2
+}
+
+function errorText(err) {
+  return err && err.code ? `${err.code}: ${err.message}` : String((err && err.message) || err)
+}
+
+async function main(argv) {
+  let parsed
+  try {
+    const { options, positionals } = parseArgs(argv)
+    if (options.help) {
+      process.stdout.write(USAGE)
+      return 0
+    }
+    if (options.version) {
+      out(require('../package.json').version)
+      return 0
+    }
+    parsed = { options, ...resolveCommand(options, positionals) }
+  } catch (err) {
+    if (err instanceof UsageError) return usageError(err.message)
+    throw err
+  }
+  const { options, command, args } = parsed
+  const ctx = {
+    options,
+    redisUrl: options.redis || process.env.REDIS_URL || 'redis://127.0.0.1:6379',
+    prefix: options.prefix || 'kafka-retry',
+  }
+
+  let KafkaRetry
+  try {
+    ;({ KafkaRetry } = require('..'))
+  } catch (err) {
+    process.stderr.write(`error: cannot load the kafka-retry addon: ${err.message}\n`)
+    return 1
+  }
+  let retry
+  try {
+    retry = new KafkaRetry({
+      redisUrl: ctx.redisUrl,
+      keyPrefix: ctx.prefix,
+      cluster: Boolean(options.cluster),
+      shards: options.shards !== undefined ? Number(options.shards) : undefined,
+      redisTimeoutMs: REDIS_TIMEOUT_MS,
+    })
+  } catch (err) {
+    // A bad --redis, --prefix or --shards value.
+    if (err && err.code === 'ERR_INVALID_ARG') return usageError(errorText(err))
+    process.stderr.write(`error: ${errorText(err)}\n`)
+    return 1
+  }
+  try {
+    return await COMMANDS[command](retry, ctx, args)
+  } catch (err) {
+    // Everything `dlq list` passes comes from the command line (name, limit, cursor).
+    if (command === 'dlq list' && err && err.code === 'ERR_INVALID_ARG') return usageError(errorText(err))
+    process.stderr.write(`error: ${errorText(err)}\n`)
+    return 1
+  } finally {
+    await retry.close().catch(() => {})
+  }
+}
+
+// `kafka-retry dlq list x --all | head` closes stdout early: stop quietly.
+process.stdout.on('error', (err) => {
+  if (err.code === 'EPIPE') process.exit(process.exitCode || 0)
+  throw err
+})
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code
+  },
+  (err) => {
+    process.stderr.write(`error: ${(err && err.stack) || err}\n`)
+    process.exitCode = 1
+  },
+)
