@@ -17,6 +17,7 @@ test('the packed tarball installs into a fresh project and pushes and publishes'
     const packed = files.map((f) => f.path)
     expect(packed).toEqual(expect.arrayContaining(['index.js', 'index.d.ts', 'package.json', 'README.md']))
     expect(packed.some((f) => f.endsWith('.node'))).toBe(true)
+    expect(packed).toContain('bin/kafka-retry.js')
 
     const app = path.join(work, 'app')
     fs.mkdirSync(app)
@@ -40,6 +41,9 @@ test('the packed tarball installs into a fresh project and pushes and publishes'
       })()
     `
     const result = JSON.parse(execFileSync(process.execPath, ['-e', script], { cwd: app, encoding: 'utf8', env: process.env, timeout: 20000 }))
+    // The command line tool is installed with the package.
+    const stats = JSON.parse(execFileSync(path.join(app, 'node_modules', '.bin', 'kafka-retry'), ['stats', '--json', '--prefix', prefix], { cwd: app, encoding: 'utf8', env: process.env, timeout: 20000 }))
+    expect(stats).toMatchObject({ scheduled: 0, inflight: 0 })
     expect(result).toHaveLength(1)
     expect(result[0]).toMatchObject({ topic: 'orders', key: 'Created', headers: { retryCount: '1', delay: '0' } })
     expect(JSON.parse(result[0].value).id).toBe(7)

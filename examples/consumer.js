@@ -21,6 +21,8 @@ class KafkaConsumer {
     });
     this.connected = false;
     this.attempts = []; // { attempt, retryCount, msgId }, for server.js' summary
+    this.fixed = false; // set by server.js once the dead letter is there: the "bug fix"
+    this.processed = []; // { msgId, retryCount } handled after the fix
   }
 
   async connect() {
@@ -43,6 +45,13 @@ class KafkaConsumer {
         const headers = message.headers;
 
         if (key == EVENT_NAME) {
+          if (this.fixed) {
+            // After the "fix" (see server.js) the same message goes through.
+            const retryCount = headers && headers.retryCount ? headers.retryCount.toString() : 'absent';
+            this.processed.push({ msgId: value.msgId, retryCount });
+            log('processed', `msgId=${short(value.msgId)}… retryCount header '${retryCount}': handled successfully`);
+            return;
+          }
           if (!value.success) {
             // { delay, maxRetry, retryCount } as strings; defaults for missing headers
             const options = KafkaRetry.headers(headers);
@@ -73,7 +82,8 @@ class KafkaConsumer {
                     event: key,
                     value: JSON.stringify(value),
                   },
-                  options,
+                  // error: kept on the entry and in the dead letter, so it says why it died.
+                  { ...options, error },
                 );
               } catch (pushError) {
                 warn(`pushToQueue failed (${pushError.code || 'no code'}): ${pushError.message}`);

@@ -133,7 +133,26 @@ const init = async () => {
     `${attempts.length} attempts (1 + ${maxRetry} retries, msgIds ` +
       `${attempts.map((a) => short(a.msgId)).join(' ')}), then ${found.length} dead letter(s)`,
   );
-  log('summary', `inspect it with: redis-cli -u ${REDIS_URL} HGETALL ${DEAD_LETTER_QUEUE}`);
+
+  // An operator fixes the bug and requeues the dead letter from the command line.
+  KafkaConsumer.fixed = true;
+  log('fix', 'the consumer is fixed; requeue the dead letter with the CLI:');
+  const cli = (...args) => {
+    const argv = [require.resolve('../bin/kafka-retry.js'), '--redis', REDIS_URL, '--prefix', RETRY_CONFIG.keyPrefix, ...args];
+    console.log(`             $ kafka-retry ${args.join(' ')}`);
+    const out = require('child_process').spawnSync(process.execPath, argv, { encoding: 'utf8' });
+    console.log((out.stdout + out.stderr).trimEnd().replace(/^/gm, '             '));
+    return out.status;
+  };
+  cli('dlq', 'list', DEAD_LETTER_QUEUE);
+  if (cli('dlq', 'requeue', DEAD_LETTER_QUEUE, '--all') !== 0) return shutdown(1, 'requeue failed');
+  const deadline = Date.now() + 20000;
+  while (!KafkaConsumer.processed.length && Date.now() < deadline && !stopping) {
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  if (!KafkaConsumer.processed.length) return shutdown(1, 'the requeued message did not arrive');
+  cli('stats', '--dlq', DEAD_LETTER_QUEUE);
+  log('summary', 'the requeued message was consumed again with retryCount 0 and handled; the dead letter queue is empty');
   return shutdown(0, 'finished');
 };
 
