@@ -54,6 +54,24 @@ where
     )
 }
 
+/// `settle` for work that needs valid arguments first: invalid ones reject with their error.
+fn settle_with<'env, A, T, V, F>(
+    env: &'env Env,
+    args: CoreResult<A>,
+    work: impl FnOnce(A) -> F,
+    to_js: impl FnOnce(T) -> V + 'static,
+) -> Result<PromiseRaw<'env, V>>
+where
+    T: Send + 'static,
+    V: ToNapiValue + Send + 'static,
+    F: Future<Output = CoreResult<T>> + Send + 'static,
+{
+    match args {
+        Ok(args) => settle(env, work(args), to_js),
+        Err(err) => rejected(env, err),
+    }
+}
+
 fn rejected<'env, V: ToNapiValue + Send + 'static>(
     env: &'env Env,
     err: RetryError,
@@ -187,25 +205,18 @@ impl KafkaRetry {
         producer: Option<Unknown>,
         dlq_name: Option<Unknown>,
     ) -> Result<PromiseRaw<'env, ()>> {
-        let dlq_name = if is_nullish(dlq_name.as_ref()) {
-            format!("{}:dead-letters", self.core.config().key_prefix)
-        } else {
-            match string_arg("dlqName", dlq_name.as_ref(), true) {
-                Ok(name) => name,
-                Err(err) => return rejected(env, err),
+        let parsed = optional_name(dlq_name.as_ref()).and_then(|name| {
+            if self.core.is_closed() {
+                return Err(RetryError::closed());
             }
-        };
-        if self.core.is_closed() {
-            return rejected(env, RetryError::closed());
-        }
-        let publisher = match make_publisher(env, &self.core, producer.as_ref()) {
-            Ok(publisher) => publisher,
-            Err(err) => return rejected(env, err),
-        };
+            let name = name.unwrap_or_else(|| self.core.default_dlq_name());
+            Ok((name, make_publisher(env, &self.core, producer.as_ref())?))
+        });
         let core = self.core.clone();
-        settle(
+        settle_with(
             env,
-            async move { core.start_listener(publisher, dlq_name).await },
+            parsed,
+            move |(name, publisher)| async move { core.start_listener(publisher, name).await },
             |_| (),
         )
     }
@@ -221,14 +232,11 @@ impl KafkaRetry {
     ) -> Result<PromiseRaw<'env, String>> {
         let parsed = string_arg("dlqName", dlq_name.as_ref(), true)
             .and_then(|name| Ok((name, json_text("entry", entry.as_ref())?)));
-        let (name, entry) = match parsed {
-            Ok(parsed) => parsed,
-            Err(err) => return rejected(env, err),
-        };
         let core = self.core.clone();
-        settle(
+        settle_with(
             env,
-            async move { core.push_to_dlq(&name, &entry).await },
+            parsed,
+            move |(name, entry)| async move { core.push_to_dlq(&name, &entry).await },
             |field| field,
         )
     }
@@ -269,14 +277,11 @@ impl KafkaRetry {
             };
             Ok((name, limit, cursor))
         })();
-        let (name, limit, cursor) = match parsed {
-            Ok(parsed) => parsed,
-            Err(err) => return rejected(env, err),
-        };
         let core = self.core.clone();
-        settle(
+        settle_with(
             env,
-            async move {
+            parsed,
+            move |(name, limit, cursor)| async move {
                 core.list_dead_letters(&name, limit, cursor.as_deref())
                     .await
             },
@@ -297,14 +302,11 @@ impl KafkaRetry {
         dlq_name: Option<Unknown>,
         id: Option<Unknown>,
     ) -> Result<PromiseRaw<'env, bool>> {
-        let (name, id) = match names(dlq_name.as_ref(), id.as_ref()) {
-            Ok(parsed) => parsed,
-            Err(err) => return rejected(env, err),
-        };
         let core = self.core.clone();
-        settle(
+        settle_with(
             env,
-            async move { core.requeue_dead_letter(&name, &id).await },
+            names(dlq_name.as_ref(), id.as_ref()),
+            move |(name, id)| async move { core.requeue_dead_letter(&name, &id).await },
             |moved| moved,
         )
     }
@@ -317,14 +319,11 @@ impl KafkaRetry {
         env: &'env Env,
         dlq_name: Option<Unknown>,
     ) -> Result<PromiseRaw<'env, f64>> {
-        let name = match string_arg("dlqName", dlq_name.as_ref(), true) {
-            Ok(name) => name,
-            Err(err) => return rejected(env, err),
-        };
         let core = self.core.clone();
-        settle(
+        settle_with(
             env,
-            async move { core.requeue_all_dead_letters(&name).await },
+            string_arg("dlqName", dlq_name.as_ref(), true),
+            move |name| async move { core.requeue_all_dead_letters(&name).await },
             |n| n as f64,
         )
     }
@@ -340,14 +339,11 @@ impl KafkaRetry {
         dlq_name: Option<Unknown>,
         id: Option<Unknown>,
     ) -> Result<PromiseRaw<'env, bool>> {
-        let (name, id) = match names(dlq_name.as_ref(), id.as_ref()) {
-            Ok(parsed) => parsed,
-            Err(err) => return rejected(env, err),
-        };
         let core = self.core.clone();
-        settle(
+        settle_with(
             env,
-            async move { core.remove_dead_letter(&name, &id).await },
+            names(dlq_name.as_ref(), id.as_ref()),
+            move |(name, id)| async move { core.remove_dead_letter(&name, &id).await },
             |removed| removed,
         )
     }
@@ -375,14 +371,11 @@ impl KafkaRetry {
         env: &'env Env,
         dlq_name: Option<Unknown>,
     ) -> Result<PromiseRaw<'env, serde_json::Value>> {
-        let name = match optional_name(dlq_name.as_ref()) {
-            Ok(name) => name,
-            Err(err) => return rejected(env, err),
-        };
         let core = self.core.clone();
-        settle(
+        settle_with(
             env,
-            async move { core.stats(name.as_deref()).await },
+            optional_name(dlq_name.as_ref()),
+            move |name| async move { core.stats(name.as_deref()).await },
             |stats| serde_json::to_value(stats).unwrap_or(serde_json::Value::Null),
         )
     }
@@ -395,14 +388,11 @@ impl KafkaRetry {
         env: &'env Env,
         dlq_name: Option<Unknown>,
     ) -> Result<PromiseRaw<'env, String>> {
-        let name = match optional_name(dlq_name.as_ref()) {
-            Ok(name) => name,
-            Err(err) => return rejected(env, err),
-        };
         let core = self.core.clone();
-        settle(
+        settle_with(
             env,
-            async move {
+            optional_name(dlq_name.as_ref()),
+            move |name| async move {
                 let stats = core.stats(name.as_deref()).await?;
                 Ok(stats.prometheus(&core.config().key_prefix))
             },
