@@ -170,8 +170,7 @@ fn whole_ms(name: &str, value: f64) -> Result<u64> {
 
 /// A uniform random number in [0, 1) for jitter.
 pub fn random_unit() -> f64 {
-    let bits = uuid::Uuid::new_v4().as_u128() as u64 >> 11;
-    bits as f64 / (1u64 << 53) as f64
+    fastrand::f64()
 }
 
 #[cfg(test)]

@@ -324,7 +324,7 @@ impl DeadLetters {
         let schedule = &schedule_for(&item);
         let now = now_ms();
         let entry = serde_json::to_string(&item.requeued_entry(now)).expect("an entry serializes");
-        let new_id = format!("r:{}", uuid::Uuid::new_v4());
+        let new_id = format!("r:{}", crate::clock::random_uuid());
         if self.redis.is_cluster() {
             schedule
                 .push(PushMessage {

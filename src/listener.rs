@@ -8,16 +8,19 @@ use crate::events::{Counters, Event, Observer};
 use crate::payload::with_fresh_msg_id;
 use crate::publisher::{Outgoing, Publisher};
 use crate::schedule::{Claim, Schedule};
-use futures::future::join_all;
-use std::sync::atomic::{AtomicU64, Ordering};
+use futures::stream::{FuturesUnordered, StreamExt};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{watch, Notify};
+use tokio::sync::{watch, Notify, Semaphore};
+use tokio::task::JoinSet;
 
 /// The earliest time the first failed publish is retried; doubles per consecutive failure.
 const PUBLISH_BACKOFF_MIN: Duration = Duration::from_millis(500);
 /// The longest wait between publish attempts while the broker (or JS producer) keeps failing.
 const PUBLISH_BACKOFF_MAX: Duration = Duration::from_secs(30);
+/// Claimed batches publishing at once per listener.
+const BATCHES_IN_FLIGHT: usize = 4;
 /// Longest pause after a failed claim (Redis down) before trying again.
 const CLAIM_BACKOFF_MAX: Duration = Duration::from_secs(2);
 
@@ -64,6 +67,8 @@ pub struct Listener {
     pub observer: Arc<dyn Observer>,
     /// Counters for stats.
     pub counters: Arc<Counters>,
+    /// Consecutive failed publish batches, for the backoff of rescheduled messages.
+    pub publish_failures: AtomicU32,
 }
 
 impl Listener {
@@ -71,8 +76,23 @@ impl Listener {
     /// acknowledged, or released) before the loop looks at `stop`, so close() leaves nothing
     /// claimed.
     pub async fn run(self, mut stop: watch::Receiver<bool>) {
+        let this = Arc::new(self);
+        // Several claimed batches publish at once, so the broker's round trips overlap instead of
+        // a batch waiting for the slowest ack of the one before; each holds a slot.
+        let slots = Arc::new(Semaphore::new(BATCHES_IN_FLIGHT));
+        let mut publishing = JoinSet::new();
+        this.claim_loop(&mut stop, &slots, &mut publishing).await;
+        // close(): every claimed batch finishes (published and acknowledged, or put back).
+        while publishing.join_next().await.is_some() {}
+    }
+
+    async fn claim_loop(
+        self: &Arc<Self>,
+        stop: &mut watch::Receiver<bool>,
+        slots: &Arc<Semaphore>,
+        publishing: &mut JoinSet<()>,
+    ) {
         let mut claim_failures: u32 = 0;
-        let mut publish_failures: u32 = 0;
         while !*stop.borrow() {
             let notified = self.wake.notify.notified();
             tokio::pin!(notified);
@@ -84,13 +104,29 @@ impl Listener {
             let mut any_full = false;
             let mut any_failed = false;
             for schedule in &self.schedules {
-                match schedule.claim(now, self.batch_size, self.lease).await {
+                let slot = tokio::select! {
+                    slot = slots.clone().acquire_owned() => match slot {
+                        Ok(slot) => slot,
+                        Err(_) => return,
+                    },
+                    _ = stop.changed() => return,
+                };
+                // Claimed only once a slot is free: a claim starts its lease, and a batch that
+                // waited for a slot would spend its lease waiting.
+                match schedule.claim(now_ms(), self.batch_size, self.lease).await {
                     Ok(claim) => {
                         any_full |= claim.items.len() >= self.batch_size;
                         if let Some(next) = claim.next_wake {
                             wake_at = wake_at.min(next);
                         }
-                        self.process(schedule, claim, &mut publish_failures).await;
+                        if !claim.items.is_empty() {
+                            let this = self.clone();
+                            let schedule = schedule.clone();
+                            publishing.spawn(async move {
+                                this.process(&schedule, claim).await;
+                                drop(slot);
+                            });
+                        }
                     }
                     Err(err) => {
                         any_failed = true;
@@ -98,6 +134,8 @@ impl Listener {
                     }
                 }
             }
+            // Reap finished batches so the set does not grow.
+            while publishing.try_join_next().is_some() {}
             if any_failed {
                 claim_failures = claim_failures.saturating_add(1);
                 let pause = (Duration::from_millis(100) * 2u32.saturating_pow(claim_failures))
@@ -119,22 +157,36 @@ impl Listener {
         }
     }
 
-    async fn process(&self, schedule: &Schedule, claim: Claim, publish_failures: &mut u32) {
+    async fn process(&self, schedule: &Schedule, claim: Claim) {
         let Claim {
             deadline, items, ..
         } = claim;
         // Publish inside the lease, so our ack or release happens while the claim is still ours.
         let budget = self.lease.mul_f64(0.8);
-        let outcomes = join_all(
-            items
+        // One timer for the whole batch, not one per message: what has not finished by then failed.
+        let mut outcomes: Vec<Option<Result<()>>> = (0..items.len()).map(|_| None).collect();
+        {
+            let mut publishing: FuturesUnordered<_> = items
                 .iter()
-                .map(|(id, json)| tokio::time::timeout(budget, self.handle(schedule, id, json))),
-        )
-        .await;
+                .enumerate()
+                .map(|(i, (id, json))| async move { (i, self.handle(schedule, id, json).await) })
+                .collect();
+            let timer = tokio::time::sleep(budget);
+            tokio::pin!(timer);
+            loop {
+                tokio::select! {
+                    next = publishing.next() => match next {
+                        Some((i, outcome)) => outcomes[i] = Some(outcome),
+                        None => break,
+                    },
+                    _ = &mut timer => break,
+                }
+            }
+        }
         let mut done = Vec::new();
         let mut failed = Vec::new();
         for ((id, _), outcome) in items.into_iter().zip(outcomes) {
-            let outcome = outcome.unwrap_or_else(|_| {
+            let outcome = outcome.unwrap_or_else(|| {
                 Err(RetryError::new(
                     ErrorCode::KafkaPublish,
                     format!(
@@ -152,15 +204,18 @@ impl Listener {
             }
         }
         if !done.is_empty() {
-            *publish_failures = 0;
+            self.publish_failures.store(0, Ordering::Relaxed);
             self.ack_within_lease(schedule, &done, deadline).await;
         }
         if !failed.is_empty() {
             self.counters
                 .publish_failures
                 .fetch_add(failed.len() as u64, Ordering::Relaxed);
-            *publish_failures = publish_failures.saturating_add(1);
-            let backoff = (PUBLISH_BACKOFF_MIN * 2u32.saturating_pow(*publish_failures - 1))
+            let failures = self
+                .publish_failures
+                .fetch_add(1, Ordering::Relaxed)
+                .saturating_add(1);
+            let backoff = (PUBLISH_BACKOFF_MIN * 2u32.saturating_pow(failures.min(16) - 1))
                 .min(PUBLISH_BACKOFF_MAX);
             let retry_at = now_ms() + backoff.as_millis() as u64;
             // A failed publish goes back on the schedule with its retry count unchanged; if even
@@ -215,7 +270,7 @@ impl Listener {
             }
             return Ok(());
         }
-        let fresh_id = uuid::Uuid::new_v4().to_string();
+        let fresh_id = crate::clock::random_uuid().to_string();
         let message = Outgoing {
             topic: entry.topic.clone(),
             key: entry.event.clone(),

@@ -350,6 +350,7 @@ impl RetryCore {
             wake: self.wake.clone(),
             observer: self.observer.clone(),
             counters: self.counters.clone(),
+            publish_failures: Default::default(),
         };
         let stop = self.stop.clone();
         self.dlq_names
@@ -540,7 +541,7 @@ impl RetryCore {
                 payload::preview(entry_json)
             )));
         }
-        let field = format!("manual:{}", uuid::Uuid::new_v4());
+        let field = format!("manual:{}", crate::clock::random_uuid());
         self.any_schedule()
             .write_dead_letter(dlq_name, &field, entry_json, now_ms())
             .await?;
@@ -592,7 +593,7 @@ impl RetryCore {
 pub fn message_id(topic: &str, msg_id: Option<&str>, retry_count: u64) -> String {
     match msg_id {
         Some(msg_id) => format!("m:{retry_count}:{}:{topic}:{msg_id}", topic.len()),
-        None => format!("u:{}", uuid::Uuid::new_v4()),
+        None => format!("u:{}", crate::clock::random_uuid()),
     }
 }
 
