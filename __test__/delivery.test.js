@@ -177,3 +177,47 @@ test('an exhausted message is dead-lettered right away, not after one more delay
     redis.disconnect()
   }
 })
+
+test('a redelivery after the message was already published is still dropped (within dedupeWindowMs)', async () => {
+  const prefix = h.unique('late-redelivery')
+  const published = []
+  const retry = new KafkaRetry({ keyPrefix: prefix })
+  const redis = h.redisClient()
+  try {
+    await retry.queueListener({ produce: async (topic, key, value, headers) => published.push(headers.retryCount) }, h.unique('dlq'))
+    const value = JSON.stringify({ msgId: 'redelivered-1' })
+    await retry.pushToQueue('t', { event: 'e', value }, opts('0'))
+    await h.waitFor(() => published.length === 1, 3000)
+    await h.waitFor(async () => (await redis.hlen(h.scheduleKeys(prefix).entries)) === 0, 3000)
+    // The consumer crashed before committing its offset and gets the same failure again.
+    await retry.pushToQueue('t', { event: 'e', value }, opts('0'))
+    await h.sleep(300)
+    expect(published).toEqual(['1'])
+    expect(await redis.hlen(h.scheduleKeys(prefix).entries)).toBe(0)
+    // Its next failure (retryCount 1) is new and goes through.
+    await retry.pushToQueue('t', { event: 'e', value }, opts('0', '1'))
+    await h.waitFor(() => published.length === 2, 3000)
+    expect(published).toEqual(['1', '2'])
+  } finally {
+    await retry.close()
+    redis.disconnect()
+  }
+})
+
+test('with dedupeWindowMs 0 a redelivery after publishing is stored again', async () => {
+  const prefix = h.unique('no-window')
+  const published = []
+  const retry = new KafkaRetry({ keyPrefix: prefix, dedupeWindowMs: 0 })
+  try {
+    await retry.queueListener({ produce: async () => published.push(1) }, h.unique('dlq'))
+    const value = JSON.stringify({ msgId: 'window-0' })
+    await retry.pushToQueue('t', { event: 'e', value }, opts('0'))
+    await h.waitFor(() => published.length === 1, 3000)
+    await h.sleep(50)
+    await retry.pushToQueue('t', { event: 'e', value }, opts('0'))
+    await h.waitFor(() => published.length === 2, 3000)
+    expect(published).toHaveLength(2)
+  } finally {
+    await retry.close()
+  }
+})

@@ -221,6 +221,7 @@ pub struct Schedule {
     redis: Arc<SharedRedis>,
     keys: Keys,
     timeout: Duration,
+    dedupe_window: Duration,
     batcher: Arc<PushBatcher>,
 }
 
@@ -241,6 +242,7 @@ impl Schedule {
             redis,
             keys,
             timeout,
+            dedupe_window,
             batcher,
         }
     }
@@ -385,9 +387,10 @@ impl Schedule {
             return Ok(());
         }
         let keys = &self.keys;
+        let (now, window) = (crate::clock::now_ms(), self.dedupe_window.as_millis() as u64);
         self.run("ack", |mut conn| async move {
             let mut call = ACK.key(&keys.lease);
-            call.key(&keys.entries);
+            call.key(&keys.entries).key(&keys.seen).arg(now).arg(window);
             for id in ids {
                 call.arg(id);
             }

@@ -1,8 +1,25 @@
 -- Forget messages whose publish (or dead-lettering) the broker acknowledged.
--- KEYS[1] lease zset, KEYS[2] entries hash; ARGV ids.
+-- KEYS[1] lease zset, KEYS[2] entries hash, KEYS[3] seen zset (id -> when acknowledged)
+-- ARGV[1] now ms, ARGV[2] dedupe window ms, ARGV[3..] ids.
 -- Deleting only after the ack is what makes a crash mid-publish lose nothing.
-for _, id in ipairs(ARGV) do
+-- While a message is stored, its entry itself drops a redelivered push (HSETNX); once it is
+-- gone, an id derived from the payload's msgId ('m:') or a legacy bucket ('legacy:') is
+-- remembered in the seen set for the window, so a late redelivery is still dropped. Remembering
+-- it only now, not at push, keeps scheduled messages from paying for the marker.
+local now = tonumber(ARGV[1])
+local window = tonumber(ARGV[2])
+local remembered = false
+for i = 3, #ARGV do
+  local id = ARGV[i]
   redis.call('ZREM', KEYS[1], id)
   redis.call('HDEL', KEYS[2], id)
+  if string.sub(id, 1, 2) == 'm:' or string.sub(id, 1, 7) == 'legacy:' then
+    redis.call('ZADD', KEYS[3], now, id)
+    remembered = true
+  end
 end
-return #ARGV
+if remembered then
+  redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', '(' .. (now - window))
+  redis.call('PEXPIRE', KEYS[3], math.max(window, 1))
+end
+return #ARGV - 2

@@ -3,29 +3,17 @@
 -- KEYS[1] due zset (id -> due ms), KEYS[2] entries hash (id -> entry JSON), KEYS[3] seen zset
 -- ARGV[1] now ms, ARGV[2] dedupe window ms, then per message 4 values:
 --   id, due ms, entry JSON, '1' when the id comes from the payload's msgId (a redelivery reuses it)
--- Returns one integer per message: 1 stored, 0 already pushed (a consumer redelivery).
-local now = tonumber(ARGV[1])
-local window = tonumber(ARGV[2])
+-- Returns one integer per message: 1 stored, 0 already pushed (a consumer redelivery): its entry
+-- is still stored, or it was published within the window (see ack.lua).
+local cutoff = tonumber(ARGV[1]) - tonumber(ARGV[2])
 local stored = {}
-local any_dedupe = false
-for i = 3, #ARGV, 4 do
-  if ARGV[i + 3] == '1' then
-    any_dedupe = true
-    break
-  end
-end
-if any_dedupe then
-  -- Forget markers older than the window first, so the seen set stays bounded.
-  redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', '(' .. (now - window))
-end
 for i = 3, #ARGV, 4 do
   local id, due, entry, dedupe = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
   local result = 1
   if dedupe == '1' then
-    if redis.call('ZSCORE', KEYS[3], id) then
+    local seen = redis.call('ZSCORE', KEYS[3], id)
+    if seen and tonumber(seen) >= cutoff then
       result = 0
-    else
-      redis.call('ZADD', KEYS[3], now, id)
     end
   end
   if result == 1 and redis.call('HSETNX', KEYS[2], id, entry) == 0 then
@@ -35,9 +23,5 @@ for i = 3, #ARGV, 4 do
     redis.call('ZADD', KEYS[1], due, id)
   end
   stored[#stored + 1] = result
-end
-if any_dedupe then
-  -- The markers are only useful for the window: let an idle schedule's set expire entirely.
-  redis.call('PEXPIRE', KEYS[3], window)
 end
 return stored
