@@ -387,7 +387,10 @@ impl Schedule {
             return Ok(());
         }
         let keys = &self.keys;
-        let (now, window) = (crate::clock::now_ms(), self.dedupe_window.as_millis() as u64);
+        let (now, window) = (
+            crate::clock::now_ms(),
+            self.dedupe_window.as_millis() as u64,
+        );
         self.run("ack", |mut conn| async move {
             let mut call = ACK.key(&keys.lease);
             call.key(&keys.entries).key(&keys.seen).arg(now).arg(window);
