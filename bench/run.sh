@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# `npm run bench`: starts (or reuses) Redis and the broker, builds the addon only if it is missing
+# and the plain-producer baseline, then runs bench/index.js, which prints one table.
+#
+#   BENCH_QUICK=1   shorter run (fewer and smaller runs, 200k instead of 1M scheduled)
+#   BENCH_REPS=n    runs per figure (default 5, quick 3)
+#   BENCH_ADDON=f   benchmark this kafka-retry .node file instead of the one at the repo root
+#
+# The addon is copied to bench/.snapshot/ and loaded from there (NAPI_RS_NATIVE_LIBRARY_PATH), so
+# a rebuild during the run cannot mix two builds into one table.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+if ! node -e "for (const m of ['ioredis', 'bullmq', 'kafkajs']) require.resolve(m)" 2>/dev/null; then
+  echo "== npm ci (bench needs ioredis, bullmq, kafkajs)" >&2
+  npm ci --no-audit --no-fund >&2
+fi
+
+addon="${BENCH_ADDON:-}"
+if [[ -n "$addon" ]]; then
+  [[ -f "$addon" ]] || { echo "BENCH_ADDON=$addon: no such file" >&2; exit 1; }
+  addon="$(cd "$(dirname "$addon")" && pwd)/$(basename "$addon")"
+else
+  addon="$(ls "$ROOT"/kafka-retry.*.node 2>/dev/null | head -n 1 || true)"
+fi
+if [[ -z "$addon" ]]; then
+  echo "== build the addon (none found)" >&2
+  npm run build >&2
+  addon="$(ls "$ROOT"/kafka-retry.*.node | head -n 1)"
+fi
+mkdir -p bench/.snapshot
+if [[ "$addon" != "$ROOT/bench/.snapshot/kafka-retry.node" ]]; then
+  cp "$addon" bench/.snapshot/kafka-retry.node
+fi
+export NAPI_RS_NATIVE_LIBRARY_PATH="$ROOT/bench/.snapshot/kafka-retry.node"
+export BENCH_ADDON_SOURCE="$addon"
+
+echo "== build bench/plain-producer (cargo, release)" >&2
+cargo build --release --quiet \
+  --manifest-path bench/plain-producer/Cargo.toml \
+  --target-dir bench/plain-producer/target >&2
+
+echo "== start or reuse Redis and the broker" >&2
+bash scripts/services.sh start >&2
+eval "$(bash scripts/services.sh env)"
+export REDIS_URL KAFKA_BROKERS
+
+exec node bench/index.js
