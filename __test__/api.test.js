@@ -204,13 +204,7 @@ describe('close() lets the process exit', () => {
 })
 
 test('warns once, without throwing, when Redis may evict scheduled messages', async () => {
-  const net = require('net')
-  const port = await new Promise((resolve) => {
-    const srv = net.createServer().listen(0, '127.0.0.1', () => {
-      const p = srv.address().port
-      srv.close(() => resolve(p))
-    })
-  })
+  const port = await h.freePort()
   const { spawnSync } = require('child_process')
   const started = spawnSync('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--maxmemory-policy', 'allkeys-lru', '--daemonize', 'yes'])
   if (started.status !== 0) throw new Error(`redis-server could not start a throwaway server: ${started.stderr}`)

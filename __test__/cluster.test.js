@@ -14,21 +14,11 @@ let dir
 let ports = []
 const servers = []
 
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer()
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address()
-      server.close(() => resolve(port))
-    })
-  })
-}
 
 beforeAll(async () => {
   await h.requireServers()
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kafka-retry-cluster-'))
-  for (let i = 0; i < 3; i++) ports.push(await freePort())
+  for (let i = 0; i < 3; i++) ports.push(await h.freePort())
   for (const port of ports) {
     const server = spawn('redis-server', [
       '--port', String(port), '--bind', '127.0.0.1', '--cluster-enabled', 'yes',

@@ -48,17 +48,6 @@ function requireBinary(file, hint) {
   return found
 }
 
-/** A TCP port nothing listens on right now. */
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer()
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address()
-      server.close(() => resolve(port))
-    })
-  })
-}
 
 function portOpen(port) {
   return new Promise((resolve) => {
@@ -380,7 +369,7 @@ async function redisReady(port, server) {
 
 test('a Redis outage: pushes fail fast with ERR_REDIS_UNAVAILABLE, the listener resumes by itself, nothing is lost', async () => {
   requireBinary('redis-server', 'apt-get install redis-server (scripts/services.sh start does it)')
-  const port = await freePort()
+  const port = await h.freePort()
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kafka-retry-redis-'))
   const prefix = h.unique('outage')
   const keys = h.scheduleKeys(prefix)
@@ -512,7 +501,7 @@ async function createTopic(kafka, topic) {
 
 test('a Kafka outage: nothing is dead-lettered or spent while the broker is down, all arrive after it returns', async () => {
   requireBinary(TANSU_BIN, 'run `scripts/services.sh start` (installs Tansu into .services/) or set TANSU_BIN')
-  const port = await freePort()
+  const port = await h.freePort()
   const brokers = `127.0.0.1:${port}`
   const kafka = new Kafka({ clientId: h.unique('faults'), brokers: [brokers], logLevel: logLevel.NOTHING, retry: { retries: 3 } })
   const topic = h.unique('outage-topic')

@@ -124,12 +124,25 @@ function scheduleKeys(prefix) {
   }
 }
 
+/** A TCP port nothing listens on right now (for throwaway servers). */
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer()
+    server.once('error', reject)
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address()
+      server.close(() => resolve(port))
+    })
+  })
+}
+
 /** Keys of every shard of a schedule (shard 0 is `{prefix}`, shard n `{prefix#n}`). */
 function shardKeys(prefix, shards = 1) {
   return Array.from({ length: shards }, (_, n) => scheduleKeys(n === 0 ? prefix : `${prefix}#${n}`))
 }
 
 module.exports = {
+  freePort,
   shardKeys,
   REDIS_URL,
   KAFKA_BROKERS,
