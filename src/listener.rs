@@ -72,9 +72,9 @@ pub struct Listener {
 }
 
 impl Listener {
-    /// Runs until `stop` turns true. A claimed batch is always finished (published and
-    /// acknowledged, or released) before the loop looks at `stop`, so close() leaves nothing
-    /// claimed.
+    /// Runs until `stop` turns true, then waits for the batches being published: each is
+    /// finished (published and acknowledged, or released) before this returns, so close() leaves
+    /// nothing claimed.
     pub async fn run(self, mut stop: watch::Receiver<bool>) {
         let this = Arc::new(self);
         // Several claimed batches publish at once, so the broker's round trips overlap instead of
