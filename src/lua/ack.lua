@@ -8,18 +8,26 @@
 -- it only now, not at push, keeps scheduled messages from paying for the marker.
 local now = tonumber(ARGV[1])
 local window = tonumber(ARGV[2])
-local remembered = false
+local STEP = 500 -- arguments per command, well under Lua's unpack limit
+local ids, seen = {}, {}
 for i = 3, #ARGV do
   local id = ARGV[i]
-  redis.call('ZREM', KEYS[1], id)
-  redis.call('HDEL', KEYS[2], id)
+  ids[#ids + 1] = id
   if string.sub(id, 1, 2) == 'm:' or string.sub(id, 1, 7) == 'legacy:' then
-    redis.call('ZADD', KEYS[3], now, id)
-    remembered = true
+    seen[#seen + 1] = now
+    seen[#seen + 1] = id
   end
 end
-if remembered then
+for i = 1, #ids, STEP do
+  local last = math.min(i + STEP - 1, #ids)
+  redis.call('ZREM', KEYS[1], unpack(ids, i, last))
+  redis.call('HDEL', KEYS[2], unpack(ids, i, last))
+end
+if #seen > 0 then
+  for i = 1, #seen, STEP do
+    redis.call('ZADD', KEYS[3], unpack(seen, i, math.min(i + STEP - 1, #seen)))
+  end
   redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', '(' .. (now - window))
   redis.call('PEXPIRE', KEYS[3], math.max(window, 1))
 end
-return #ARGV - 2
+return #ids
