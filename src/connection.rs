@@ -7,9 +7,8 @@ use crate::error::{ErrorCode, Result, RetryError};
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster_async::ClusterConnection;
 use redis::{Cmd, Pipeline, RedisFuture, Value};
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, LazyLock, Mutex, OnceLock, Weak};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use tokio::sync::OnceCell;
 
@@ -62,8 +61,7 @@ pub struct SharedRedis {
     warned: AtomicBool,
 }
 
-static POOL: LazyLock<Mutex<HashMap<String, Weak<SharedRedis>>>> =
-    LazyLock::new(|| Mutex::new(HashMap::new()));
+static POOL: crate::shared::Registry<String, SharedRedis> = crate::shared::registry();
 
 impl SharedRedis {
     /// The process-wide connection for `url`; created (not yet connected) when none is alive.
@@ -71,22 +69,15 @@ impl SharedRedis {
     /// closed or garbage-collected.
     /// With `cluster`, `url` is a comma-separated list of seed nodes of a Redis Cluster.
     pub fn for_url(url: &str, cluster: bool, connect_timeout: Duration) -> Arc<SharedRedis> {
-        let mut pool = POOL.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let key = format!("{}{url}", if cluster { "cluster:" } else { "" });
-        if let Some(existing) = pool.get(&key).and_then(Weak::upgrade) {
-            return existing;
-        }
-        pool.retain(|_, weak| weak.strong_count() > 0);
-        let shared = Arc::new(SharedRedis {
+        crate::shared::get_or_make(&POOL, key, || SharedRedis {
             url: url.to_string(),
             cluster,
             connect_timeout,
             manager: OnceCell::new(),
             warning: OnceLock::new(),
             warned: AtomicBool::new(false),
-        });
-        pool.insert(key, Arc::downgrade(&shared));
-        shared
+        })
     }
 
     /// The Redis URL this connection talks to.

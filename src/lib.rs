@@ -19,5 +19,6 @@ pub mod payload;
 pub mod publisher;
 pub mod retry;
 pub mod schedule;
+pub mod shared;
 
 mod binding;

@@ -16,7 +16,7 @@ use crate::publisher::Publisher;
 use crate::schedule::{Counts, PushDone, PushMessage, Schedule};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, LazyLock, Mutex, Weak};
+use std::sync::{Arc, LazyLock, Mutex};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -37,20 +37,11 @@ pub struct PushRequest {
 
 /// Listener wake-ups per schedule (Redis URL + key prefix), so a push from any instance in this
 /// process wakes the listener of another instance on the same schedule.
-type WakeRegistry = Mutex<HashMap<(String, String), Weak<Wake>>>;
-
-static WAKES: LazyLock<WakeRegistry> = LazyLock::new(|| Mutex::new(HashMap::new()));
+static WAKES: crate::shared::Registry<(String, String), Wake> = crate::shared::registry();
 
 fn wake_for(config: &Config) -> Arc<Wake> {
     let key = (config.redis_url.clone(), config.key_prefix.clone());
-    let mut wakes = WAKES.lock().unwrap_or_else(|p| p.into_inner());
-    if let Some(wake) = wakes.get(&key).and_then(Weak::upgrade) {
-        return wake;
-    }
-    wakes.retain(|_, w| w.strong_count() > 0);
-    let wake = Arc::new(Wake::default());
-    wakes.insert(key, Arc::downgrade(&wake));
-    wake
+    crate::shared::get_or_make(&WAKES, key, Wake::default)
 }
 
 /// Counters per schedule for this process, kept for the life of the process so `stats()` counts
@@ -214,11 +205,6 @@ impl RetryCore {
     /// The first shard: every shard shares its Redis connection.
     fn any_schedule(&self) -> &Schedule {
         &self.schedules[0]
-    }
-
-    /// Counters since this instance was created.
-    pub fn counters(&self) -> &Counters {
-        &self.counters
     }
 
     fn ensure_open(&self) -> Result<()> {

@@ -6,9 +6,8 @@
 use crate::connection::{RedisConnection, SharedRedis};
 use crate::error::{ErrorCode, Result, RetryError};
 use redis::Script;
-use std::collections::HashMap;
 use std::future::Future;
-use std::sync::{Arc, LazyLock, Mutex, Weak};
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
@@ -200,19 +199,11 @@ async fn run_batches(
 }
 
 /// Push batchers per schedule (Redis URL + keys), shared by every instance in this process.
-type BatcherRegistry = Mutex<HashMap<(String, String), Weak<PushBatcher>>>;
-static BATCHERS: LazyLock<BatcherRegistry> = LazyLock::new(|| Mutex::new(HashMap::new()));
+static BATCHERS: crate::shared::Registry<(String, String), PushBatcher> = crate::shared::registry();
 
 fn batcher_for(url: &str, keys: &Keys, dedupe_window_ms: u64) -> Arc<PushBatcher> {
     let key = (url.to_string(), keys.due.clone());
-    let mut batchers = BATCHERS.lock().unwrap_or_else(|p| p.into_inner());
-    if let Some(batcher) = batchers.get(&key).and_then(Weak::upgrade) {
-        return batcher;
-    }
-    batchers.retain(|_, b| b.strong_count() > 0);
-    let batcher = Arc::new(PushBatcher::new(dedupe_window_ms));
-    batchers.insert(key, Arc::downgrade(&batcher));
-    batcher
+    crate::shared::get_or_make(&BATCHERS, key, || PushBatcher::new(dedupe_window_ms))
 }
 
 /// One schedule on one Redis server.

@@ -154,38 +154,38 @@ pub fn optional_string(object: &Object, key: &str, name: &str) -> Result<Option<
     string_arg(name, value.as_ref(), false).map(Some)
 }
 
-/// An optional number property.
-pub fn optional_number(object: &Object, key: &str, name: &str) -> Result<Option<f64>> {
+/// An optional property of one JavaScript type (`kind`, named `what` in errors, e.g.
+/// "a number"): `None` when absent or nullish, `ERR_INVALID_ARG` naming `name` otherwise.
+fn optional_of<T: FromNapiValue>(
+    object: &Object,
+    key: &str,
+    name: &str,
+    kind: ValueType,
+    what: &str,
+) -> Result<Option<T>> {
     let value = property(object, key);
     let Some(value) = value.filter(|v| !is_nullish(Some(v))) else {
         return Ok(None);
     };
     match value.get_type() {
-        Ok(ValueType::Number) => unsafe { value.cast::<f64>() }
+        Ok(found) if found == kind => unsafe { value.cast::<T>() }
             .map(Some)
-            .map_err(|_| RetryError::invalid_arg(format!("{name} must be a number"))),
+            .map_err(|_| RetryError::invalid_arg(format!("{name} must be {what}"))),
         _ => Err(RetryError::invalid_arg(format!(
-            "{name} must be a number, got {}",
+            "{name} must be {what}, got {}",
             describe(&value)
         ))),
     }
 }
 
+/// An optional number property.
+pub fn optional_number(object: &Object, key: &str, name: &str) -> Result<Option<f64>> {
+    optional_of(object, key, name, ValueType::Number, "a number")
+}
+
 /// An optional boolean property.
 pub fn optional_bool(object: &Object, key: &str, name: &str) -> Result<Option<bool>> {
-    let value = property(object, key);
-    let Some(value) = value.filter(|v| !is_nullish(Some(v))) else {
-        return Ok(None);
-    };
-    match value.get_type() {
-        Ok(ValueType::Boolean) => unsafe { value.cast::<bool>() }
-            .map(Some)
-            .map_err(|_| RetryError::invalid_arg(format!("{name} must be a boolean"))),
-        _ => Err(RetryError::invalid_arg(format!(
-            "{name} must be a boolean, got {}",
-            describe(&value)
-        ))),
-    }
+    optional_of(object, key, name, ValueType::Boolean, "a boolean")
 }
 
 /// An option (`delay`, `maxRetry`, `retryCount`) as given: text, number, absent or other.
