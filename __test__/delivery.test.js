@@ -94,7 +94,7 @@ test('a redelivered message (same msgId and retryCount) is stored once', async (
     await retry.pushToQueue('t', { event: 'e', value: '{"x":1}' }, opts('5'))
     await retry.pushToQueue('t', { event: 'e', value: '{"x":1}' }, opts('5'))
     expect(await redis.zcard(h.scheduleKeys(prefix).due)).toBe(4)
-    const entries = Object.values(await redis.hgetall(h.scheduleKeys(prefix).entries)).map(JSON.parse)
+    const entries = Object.values(await redis.hgetall(h.scheduleKeys(prefix).entries)).map(h.decodeEntry)
     expect(entries.map((e) => e.retryCount).sort()).toEqual([1, 1, 1, 2])
   } finally {
     await retry.close()
@@ -219,5 +219,43 @@ test('with dedupeWindowMs 0 a redelivery after publishing is stored again', asyn
     expect(published).toHaveLength(2)
   } finally {
     await retry.close()
+  }
+})
+
+test('entries stored as JSON by an earlier version are still published after an upgrade', async () => {
+  const prefix = h.unique('upgrade')
+  const keys = h.scheduleKeys(prefix)
+  const redis = h.redisClient()
+  const fired = []
+  const retry = new KafkaRetry({ keyPrefix: prefix })
+  try {
+    // Exactly what 0.1 stored: the entry as JSON with named fields, the payload escaped inside.
+    const due = Date.now() - 5
+    const old = {
+      topic: 'orders', event: 'OrderFailed', value: JSON.stringify({ msgId: 'old-1', n: 7 }), delay: '0.5',
+      maxRetry: 3, retryCount: 2, dueAt: due, firstFailedAt: due - 60000, waitedMs: 30000,
+    }
+    await redis.hset(keys.entries, 'm:2:6:orders:old-1', JSON.stringify(old))
+    await redis.zadd(keys.due, due, 'm:2:6:orders:old-1')
+    // And one written now, to see both forms side by side.
+    await retry.pushToQueue('orders', { event: 'New', value: '{"n":8}' }, opts('0'))
+    const [newId] = (await redis.hkeys(keys.entries)).filter((id) => id.startsWith('u:'))
+    expect(newId).toHaveLength(24)
+    const stored = h.decodeEntry(await redis.hget(keys.entries, newId))
+    expect(stored).toMatchObject({ topic: 'orders', event: 'New', value: '{"n":8}', delay: '0', maxRetry: 3, retryCount: 1 })
+    expect(stored.firstFailedAt).toBe(stored.dueAt - stored.waitedMs)
+
+    await retry.queueListener({ produce: async (topic, key, value, headers) => fired.push({ topic, key, value: JSON.parse(value), headers }) })
+    await h.waitFor(() => fired.length === 2, 5000)
+    const oldOne = fired.find((f) => f.key === 'OrderFailed')
+    expect(oldOne.topic).toBe('orders')
+    expect(oldOne.value.n).toBe(7)
+    expect(oldOne.headers).toMatchObject({ delay: '0.5', maxRetry: '3', retryCount: '2', executeAt: String(due), firstFailedAt: String(due - 60000) })
+    expect(fired.find((f) => f.key === 'New').value.n).toBe(8)
+    await h.waitFor(async () => (await redis.hlen(keys.entries)) === 0, 3000)
+    expect(await redis.hlen(keys.entries)).toBe(0)
+  } finally {
+    await retry.close()
+    redis.disconnect()
   }
 })

@@ -192,8 +192,8 @@ test('a listener killed mid-batch loses nothing: its claim comes back after the 
     const claimedAt = deadline - LEASE_MS
     expect(claimedAt).toBeLessThanOrEqual(firstReceivedAt)
     const nOfId = new Map()
-    for (const [id, json] of Object.entries(await redis.hgetall(keys.entries))) {
-      nOfId.set(id, JSON.parse(JSON.parse(json).value).n)
+    for (const [id, stored] of Object.entries(await redis.hgetall(keys.entries))) {
+      nOfId.set(id, JSON.parse(h.decodeEntry(stored).value).n)
     }
     const leasedNs = new Set([...deadlineOf.keys()].map((id) => nOfId.get(id)))
     const deadlineOfN = new Map([...deadlineOf].map(([id, d]) => [nOfId.get(id), d]))
@@ -527,7 +527,7 @@ test('a Kafka outage: nothing is dead-lettered or spent while the broker is down
     await h.sleep(5000)
     expect(await redis.hlen(dlq)).toBe(0)
     expect(await redis.hlen(keys.entries)).toBe(N)
-    const stored = Object.values(await redis.hgetall(keys.entries)).map(JSON.parse)
+    const stored = Object.values(await redis.hgetall(keys.entries)).map(h.decodeEntry)
     // Pushed with retryCount '0', stored as 1; failed publishes must not have spent any retry.
     expect(stored.map((e) => e.retryCount)).toEqual(stored.map(() => 1))
     const whileDown = { leased: await redis.zcard(keys.lease), due: await redis.zcard(keys.due) }

@@ -136,6 +136,50 @@ function freePort() {
   })
 }
 
+/**
+ * Reads a stored schedule entry, written independently of the Rust reader from the format the
+ * README documents (ten newline-terminated fields, then the payload verbatim). Throws when the
+ * text is not in that format.
+ */
+function decodeEntry(text) {
+  const fields = []
+  let at = 0
+  for (let i = 0; i < 10; i++) {
+    const end = text.indexOf('\n', at)
+    if (end < 0) throw new Error(`entry has ${i} of 10 fields: ${JSON.stringify(text)}`)
+    fields.push(text.slice(at, end))
+    at = end + 1
+  }
+  const unescape = (s) => s.replace(/\\(.)/g, (_, c) => {
+    if (c === 'n') return '\n'
+    if (c === '\\') return '\\'
+    throw new Error(`bad escape in ${JSON.stringify(s)}`)
+  })
+  const time = (s, name) => {
+    if (!/^[0-9a-z]+$/.test(s)) throw new Error(`${name} ${JSON.stringify(s)} is not base 36`)
+    return parseInt(s, 36)
+  }
+  const [due, waited, first, maxRetry, retryCount, topic, event, delay, errorName, errorMessage] = fields
+  const dueAt = time(due, 'dueAt')
+  const waitedMs = waited === '' ? undefined : time(waited, 'waitedMs')
+  let firstFailedAt
+  if (first === '') firstFailedAt = waitedMs === undefined ? undefined : dueAt - waitedMs
+  else if (first !== '-') firstFailedAt = time(first, 'firstFailedAt')
+  const entry = {
+    topic: unescape(topic),
+    event: unescape(event),
+    value: text.slice(at),
+    delay: unescape(delay),
+    maxRetry: Number(maxRetry),
+    retryCount: Number(retryCount),
+    dueAt,
+  }
+  if (firstFailedAt !== undefined) entry.firstFailedAt = firstFailedAt
+  if (waitedMs !== undefined) entry.waitedMs = waitedMs
+  if (errorName !== '' || errorMessage !== '') entry.lastError = { name: unescape(errorName), message: unescape(errorMessage) }
+  return entry
+}
+
 /** Keys of every shard of a schedule (shard 0 is `{prefix}`, shard n `{prefix#n}`). */
 function shardKeys(prefix, shards = 1) {
   return Array.from({ length: shards }, (_, n) => scheduleKeys(n === 0 ? prefix : `${prefix}#${n}`))
@@ -156,4 +200,5 @@ module.exports = {
   waitFor,
   sleep,
   scheduleKeys,
+  decodeEntry,
 }

@@ -1335,10 +1335,10 @@ async function runPushes(B, retries, cases, redis, keys) {
   const [zcard, hlen, leased, entries] = await Promise.all([redis.zcard(keys.due), redis.hlen(keys.entries), redis.zcard(keys.lease), redis.hgetall(keys.entries)])
   const byKey = new Map()
   const malformed = []
-  for (const [id, json] of Object.entries(entries)) {
+  for (const [id, stored] of Object.entries(entries)) {
     let entry
     try {
-      entry = JSON.parse(json)
+      entry = require('./helpers').decodeEntry(stored)
     } catch {
       malformed.push(id)
       continue

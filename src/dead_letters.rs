@@ -323,14 +323,14 @@ impl DeadLetters {
         })?;
         let schedule = &schedule_for(&item);
         let now = now_ms();
-        let entry = serde_json::to_string(&item.requeued_entry(now)).expect("an entry serializes");
-        let new_id = format!("r:{}", crate::clock::random_uuid());
+        let entry = item.requeued_entry(now).encode();
+        let new_id = format!("r:{}", crate::clock::random_id());
         if self.redis.is_cluster() {
             schedule
                 .push(PushMessage {
                     id: new_id,
                     due_ms: now,
-                    entry_json: entry,
+                    entry,
                     dedupe: false,
                 })
                 .await?;

@@ -227,8 +227,8 @@ impl Listener {
     }
 
     /// Publishes or dead-letters one claimed message. `Ok` means it may be deleted.
-    async fn handle(&self, schedule: &Schedule, id: &str, json: &str) -> Result<()> {
-        let entry: Entry = match serde_json::from_str(json) {
+    async fn handle(&self, schedule: &Schedule, id: &str, stored: &str) -> Result<()> {
+        let entry = match Entry::decode(stored) {
             Ok(entry) => entry,
             Err(err) => {
                 // Not ours to drop: keep the raw text in the dead letter queue for a human.
@@ -240,7 +240,7 @@ impl Listener {
                     .caused_by(err),
                 );
                 let died_at = now_ms();
-                let record = serde_json::json!({ "id": id, "raw": json, "diedAt": died_at });
+                let record = serde_json::json!({ "id": id, "raw": stored, "diedAt": died_at });
                 return schedule
                     .write_dead_letter(&self.dlq_name, id, &record.to_string(), died_at)
                     .await;

@@ -168,7 +168,7 @@ async fn migrate_bucket(
             .push(PushMessage {
                 id,
                 due_ms: due,
-                entry_json: serde_json::to_string(&entry).expect("an entry serializes"),
+                entry: entry.encode(),
                 dedupe: true,
             })
             .await?;

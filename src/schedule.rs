@@ -23,7 +23,7 @@ pub struct Keys {
     pub due: String,
     /// Sorted set: claimed id -> lease deadline (ms).
     pub lease: String,
-    /// Hash: id -> entry JSON.
+    /// Hash: id -> entry (`Entry::encode`).
     pub entries: String,
     /// Sorted set: pushed id -> push time (ms), for dropping redeliveries.
     pub seen: String,
@@ -55,7 +55,7 @@ pub struct Claim {
     pub deadline: u64,
     /// When the next message (or expired lease) becomes claimable, if anything is scheduled.
     pub next_wake: Option<u64>,
-    /// `(id, entry JSON)` pairs.
+    /// `(id, stored entry)` pairs.
     pub items: Vec<(String, String)>,
 }
 
@@ -78,7 +78,7 @@ pub struct PushMessage {
     /// Due time, ms since the epoch.
     pub due_ms: u64,
     /// The entry as stored.
-    pub entry_json: String,
+    pub entry: String,
     /// Whether the id derives from the payload's `msgId` (then redeliveries are dropped).
     pub dedupe: bool,
 }
@@ -338,7 +338,7 @@ impl Schedule {
                 for message in batch {
                     call.arg(&message.id)
                         .arg(message.due_ms)
-                        .arg(&message.entry_json)
+                        .arg(&message.entry)
                         .arg(if message.dedupe { "1" } else { "0" });
                 }
                 call.invoke_async(&mut conn).await

@@ -1,8 +1,8 @@
 -- Store and schedule a batch of messages, atomically per message. Concurrent pushToQueue calls
 -- are gathered into one call of this script, so they share one round trip and one script run.
--- KEYS[1] due zset (id -> due ms), KEYS[2] entries hash (id -> entry JSON), KEYS[3] seen zset
+-- KEYS[1] due zset (id -> due ms), KEYS[2] entries hash (id -> stored entry), KEYS[3] seen zset
 -- ARGV[1] now ms, ARGV[2] dedupe window ms, then per message 4 values:
---   id, due ms, entry JSON, '1' when the id comes from the payload's msgId (a redelivery reuses it)
+--   id, due ms, stored entry, '1' when the id comes from the payload's msgId (a redelivery reuses it)
 -- Returns one integer per message: 1 stored, 0 already pushed (a consumer redelivery): its entry
 -- is still stored, or it was published within the window (see ack.lua).
 local cutoff = tonumber(ARGV[1]) - tonumber(ARGV[2])

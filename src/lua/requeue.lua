@@ -2,7 +2,7 @@
 -- same step as it is scheduled, so it is never in both and never in neither.
 -- KEYS[1] dead letter hash, KEYS[2] its time index, KEYS[3] due zset, KEYS[4] entries hash
 -- ARGV[1] dead letter field, ARGV[2] the dead letter as read (unchanged since?), ARGV[3] new id,
--- ARGV[4] entry JSON, ARGV[5] due ms
+-- ARGV[4] stored entry, ARGV[5] due ms
 -- Returns 1 when moved, 0 when the dead letter is gone or changed since it was read.
 if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then
   return 0
