@@ -399,7 +399,7 @@ function render(raw) {
   const limit = mem.payloadBytes + TARGETS.memOverPayload
   row(
     `Redis bytes per message (${num(mem.n)} msgs; entries + due + seen)`,
-    `${num(mem.perMessage)} B (payload ${mem.payloadBytes} B; entry JSON ${mem.entryBytes} B, id ${mem.idBytes} B; hash ${num(mem.perMessageParts.entries)} + due ${num(mem.perMessageParts.due)} + seen ${num(mem.perMessageParts.seen)})`,
+    `${num(mem.perMessage)} B (payload ${mem.payloadBytes} B; stored entry ${mem.entryBytes} B, id ${mem.idBytes} B; hash ${num(mem.perMessageParts.entries)} + due ${num(mem.perMessageParts.due)} + seen ${num(mem.perMessageParts.seen)})`,
     '',
     '',
     `≤ payload + ${TARGETS.memOverPayload} B = ${limit} B`,
