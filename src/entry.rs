@@ -54,18 +54,18 @@ impl Entry {
     /// The Kafka headers of the re-published message: the original's four (`delay` stays the base
     /// delay), then `firstFailedAt` (so the next failure keeps it) and `retryDelayMs` (what this
     /// attempt actually waited, after backoff).
-    pub fn headers(&self) -> Vec<(String, String)> {
+    pub fn headers(&self) -> Vec<(&'static str, String)> {
         let mut headers = vec![
-            ("delay".to_string(), self.delay.clone()),
-            ("maxRetry".to_string(), self.max_retry.to_string()),
-            ("retryCount".to_string(), self.retry_count.to_string()),
-            ("executeAt".to_string(), self.due_at.to_string()),
+            ("delay", self.delay.clone()),
+            ("maxRetry", self.max_retry.to_string()),
+            ("retryCount", self.retry_count.to_string()),
+            ("executeAt", self.due_at.to_string()),
         ];
         if let Some(first) = self.first_failed_at {
-            headers.push(("firstFailedAt".to_string(), first.to_string()));
+            headers.push(("firstFailedAt", first.to_string()));
         }
         if let Some(waited) = self.waited_ms {
-            headers.push(("retryDelayMs".to_string(), waited.to_string()));
+            headers.push(("retryDelayMs", waited.to_string()));
         }
         headers
     }
@@ -313,7 +313,7 @@ mod tests {
     #[test]
     fn headers_are_the_originals_four_strings() {
         let h = entry(2, 3).headers();
-        let names: Vec<_> = h.iter().map(|(k, _)| k.as_str()).collect();
+        let names: Vec<_> = h.iter().map(|(k, _)| *k).collect();
         assert_eq!(names, ["delay", "maxRetry", "retryCount", "executeAt"]);
         assert_eq!(h[0].1, "0.5");
         assert_eq!(h[2].1, "2");
@@ -322,8 +322,8 @@ mod tests {
         later.first_failed_at = Some(7);
         later.waited_ms = Some(400);
         let h = later.headers();
-        assert_eq!(h[4], ("firstFailedAt".to_string(), "7".to_string()));
-        assert_eq!(h[5], ("retryDelayMs".to_string(), "400".to_string()));
+        assert_eq!(h[4], ("firstFailedAt", "7".to_string()));
+        assert_eq!(h[5], ("retryDelayMs", "400".to_string()));
     }
 
     fn full() -> Entry {

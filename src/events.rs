@@ -52,6 +52,11 @@ pub enum Event {
 pub trait Observer: Send + Sync {
     /// Called for every event.
     fn on_event(&self, event: &Event);
+    /// Whether events other than errors are wanted at all: when not, the listener does not build
+    /// a `Retry` event per published message just to drop it.
+    fn wants_events(&self) -> bool {
+        true
+    }
     /// A warning worth a human's attention (written to stderr by default).
     fn warn(&self, message: &str) {
         eprintln!("kafka-retry: warning: {message}");
@@ -73,6 +78,10 @@ impl Observer for StderrObserver {
                 eprintln!("kafka-retry: {code}: {message}");
             }
         }
+    }
+
+    fn wants_events(&self) -> bool {
+        false
     }
 }
 

@@ -76,16 +76,111 @@ pub fn without_lone_surrogates(json: &str) -> std::borrow::Cow<'_, str> {
 }
 
 /// The payload to publish: `value` with `msgId` set to `fresh_id`, so the consumer's next failure
-/// is not mistaken for a redelivery of this one (the original class did the same). Members keep
-/// their order and their exact text; a payload that is not a JSON object is published unchanged.
+/// is not mistaken for a redelivery of this one (the original class did the same). Only the
+/// `msgId` value's text changes (or `,"msgId":...` is added after the last member): everything
+/// else keeps its exact text, whitespace included. A payload that is not a JSON object is
+/// published unchanged. This runs once per fired message, so it reads the object without
+/// building it (no allocation per member) and splices the new id into the original text.
 pub fn with_fresh_msg_id(value: &str, fresh_id: &str) -> String {
-    let Ok(mut members) = serde_json::from_str::<IndexMap<String, Box<RawValue>>>(value) else {
+    let mut reader = serde_json::Deserializer::from_str(value);
+    let Ok(members) = serde::Deserializer::deserialize_map(&mut reader, ObjectSpans(value)) else {
         return value.to_string();
     };
-    let id = RawValue::from_string(serde_json::Value::from(fresh_id).to_string())
-        .expect("a JSON string is valid JSON");
-    members.insert("msgId".to_string(), id);
-    serde_json::to_string(&members).unwrap_or_else(|_| value.to_string())
+    if reader.end().is_err() {
+        return value.to_string();
+    }
+    let id = serde_json::Value::from(fresh_id).to_string();
+    let mut out = String::with_capacity(value.len() + id.len() + 10);
+    if members.msg_ids.is_empty() {
+        let at = match members.last_end {
+            Some(end) => end,
+            None => value.find('{').map_or(0, |open| open + 1),
+        };
+        out.push_str(&value[..at]);
+        if members.last_end.is_some() {
+            out.push(',');
+        }
+        out.push_str("\"msgId\":");
+        out.push_str(&id);
+        out.push_str(&value[at..]);
+        return out;
+    }
+    // Every `msgId` member is replaced (JSON.parse keeps the last of duplicate keys).
+    let mut last = 0;
+    for span in &members.msg_ids {
+        out.push_str(&value[last..span.start]);
+        out.push_str(&id);
+        last = span.end;
+    }
+    out.push_str(&value[last..]);
+    out
+}
+
+/// Where the members of a JSON object are in its text.
+struct Spans {
+    /// Byte ranges of the values of `msgId` members.
+    msg_ids: Vec<std::ops::Range<usize>>,
+    /// End of the last member's value, `None` for an empty object.
+    last_end: Option<usize>,
+}
+
+/// Reads an object member by member without building it; the `&str` is the whole input, so a
+/// borrowed raw value's position in it is its byte range.
+struct ObjectSpans<'de>(&'de str);
+
+impl<'de> serde::de::Visitor<'de> for ObjectSpans<'de> {
+    type Value = Spans;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(
+        self,
+        mut map: A,
+    ) -> std::result::Result<Spans, A::Error> {
+        let base = self.0.as_ptr() as usize;
+        let mut spans = Spans {
+            msg_ids: Vec::new(),
+            last_end: None,
+        };
+        while let Some(is_msg_id) = map.next_key_seed(IsMsgId)? {
+            let raw: &'de RawValue = map.next_value()?;
+            let start = raw.get().as_ptr() as usize - base;
+            let range = start..start + raw.get().len();
+            spans.last_end = Some(range.end);
+            if is_msg_id {
+                spans.msg_ids.push(range);
+            }
+        }
+        Ok(spans)
+    }
+}
+
+/// Reads a member name and says whether it is `msgId` (after unescaping), without keeping it.
+struct IsMsgId;
+
+impl<'de> serde::de::DeserializeSeed<'de> for IsMsgId {
+    type Value = bool;
+
+    fn deserialize<D: serde::Deserializer<'de>>(
+        self,
+        reader: D,
+    ) -> std::result::Result<bool, D::Error> {
+        reader.deserialize_str(self)
+    }
+}
+
+impl serde::de::Visitor<'_> for IsMsgId {
+    type Value = bool;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a member name")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, name: &str) -> std::result::Result<bool, E> {
+        Ok(name == "msgId")
+    }
 }
 
 fn msg_id_text(raw: &str) -> Option<String> {
@@ -153,6 +248,25 @@ mod tests {
     }
 
     #[test]
+    fn fresh_msg_id_keeps_whitespace_and_replaces_every_duplicate() {
+        assert_eq!(
+            with_fresh_msg_id("{ \"msgId\" : 1 ,\n \"a\": [ 1 ] ,\"msgId\":\"x\" }", "n"),
+            "{ \"msgId\" : \"n\" ,\n \"a\": [ 1 ] ,\"msgId\":\"n\" }"
+        );
+        // An escaped name is still msgId.
+        assert_eq!(
+            with_fresh_msg_id(r#"{"msg\u0049d":"x"}"#, "n"),
+            r#"{"msg\u0049d":"n"}"#
+        );
+        assert_eq!(with_fresh_msg_id(" { } ", "n"), r#" {"msgId":"n" } "#);
+        assert_eq!(
+            with_fresh_msg_id("{\"a\":{\"msgId\":1} }", "n"),
+            "{\"a\":{\"msgId\":1},\"msgId\":\"n\" }"
+        );
+        assert_eq!(with_fresh_msg_id("{}", "q\""), r#"{"msgId":"q\""}"#);
+    }
+
+    #[test]
     fn fresh_msg_id_is_appended_when_missing() {
         assert_eq!(
             with_fresh_msg_id(r#"{"success":false}"#, "id"),
@@ -163,6 +277,8 @@ mod tests {
     #[test]
     fn non_objects_are_published_unchanged() {
         assert_eq!(with_fresh_msg_id("[1,2]", "id"), "[1,2]");
+        assert_eq!(with_fresh_msg_id("{\"a\":1} x", "id"), "{\"a\":1} x");
+        assert_eq!(with_fresh_msg_id("{\"a\":", "id"), "{\"a\":");
         assert_eq!(with_fresh_msg_id("7", "id"), "7");
     }
 }

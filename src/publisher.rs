@@ -19,7 +19,7 @@ pub struct Outgoing {
     /// Payload text.
     pub value: String,
     /// Headers, in order.
-    pub headers: Vec<(String, String)>,
+    pub headers: Vec<(&'static str, String)>,
 }
 
 /// A boxed future, so publishers can be trait objects.

@@ -75,11 +75,11 @@ impl JsPublisher {
     }
 }
 
-fn headers_object(headers: &[(String, String)]) -> serde_json::Value {
+fn headers_object(headers: &[(&'static str, String)]) -> serde_json::Value {
     serde_json::Value::Object(
         headers
             .iter()
-            .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+            .map(|(k, v)| (k.to_string(), serde_json::Value::String(v.clone())))
             .collect(),
     )
 }

@@ -143,6 +143,10 @@ impl Observer for JsObserver {
         }
     }
 
+    fn wants_events(&self) -> bool {
+        self.on_event.is_some()
+    }
+
     fn warn(&self, message: &str) {
         match &self.warn {
             Some(warn) => call(warn, format!("kafka-retry: warning: {message}")),

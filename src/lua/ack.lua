@@ -14,7 +14,7 @@ for i = 3, #ARGV do
   local id = ARGV[i]
   ids[#ids + 1] = id
   if string.sub(id, 1, 2) == 'm:' or string.sub(id, 1, 7) == 'legacy:' then
-    seen[#seen + 1] = now
+    seen[#seen + 1] = ARGV[1] -- the text as given: a Lua number would be formatted per id
     seen[#seen + 1] = id
   end
 end

@@ -9,6 +9,9 @@
 local now = tonumber(ARGV[1])
 local limit = tonumber(ARGV[2])
 local deadline = now + tonumber(ARGV[3])
+-- Formatted once: a Lua number passed to redis.call is formatted with printf per argument, and
+-- doing that per claimed message was a tenth of Redis's time on the fire path.
+local deadline_text = string.format('%d', deadline)
 local STEP = 500 -- arguments per command, well under Lua's unpack limit
 
 local function each_chunk(list, fn)
@@ -41,7 +44,7 @@ if #claimed > 0 then
   local leases, orphans = {}, {}
   for i, id in ipairs(claimed) do
     if entries[i] then
-      leases[#leases + 1] = deadline
+      leases[#leases + 1] = deadline_text
       leases[#leases + 1] = id
       out[#out + 1] = id
       out[#out + 1] = entries[i]
