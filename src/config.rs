@@ -126,7 +126,7 @@ impl ConfigInput {
             key_prefix,
             poll_interval: millis("pollIntervalMs", self.poll_interval_ms, 1_000, 1)?,
             lease: millis("leaseMs", self.lease_ms, 30_000, 100)?,
-            batch_size: whole("batchSize", self.batch_size, 256, 1, 10_000)? as usize,
+            batch_size: whole("batchSize", self.batch_size, 1024, 1, 10_000)? as usize,
             redis_timeout: millis("redisTimeoutMs", self.redis_timeout_ms, 5_000, 10)?,
             dedupe_window: millis("dedupeWindowMs", self.dedupe_window_ms, 3_600_000, 0)?,
             cluster,
