@@ -163,7 +163,7 @@ export declare class KafkaRetry {
    * `keyPrefix` (namespace of every Redis key, default `kafka-retry`), `pollIntervalMs`
    * (longest the listener sleeps when nothing is due, default 1000), `leaseMs` (how long a
    * claimed message stays invisible to other listeners, default 30000), `batchSize` (most
-   * messages one claim takes, default 256), `redisTimeoutMs` (longest one Redis operation may
+   * messages one claim takes, default 1024), `redisTimeoutMs` (longest one Redis operation may
    * take, default 5000), `dedupeWindowMs` (how long a pushed `msgId` + `retryCount` is
    * remembered to drop consumer redeliveries, default 3600000).
    *
