@@ -259,3 +259,39 @@ test('entries stored as JSON by an earlier version are still published after an 
     redis.disconnect()
   }
 })
+
+test('a JavaScript producer: failures are reported with their text and retried; a plain return value counts as published', async () => {
+  const prefix = h.unique('jsprod')
+  const errors = []
+  const attempts = new Map()
+  const delivered = []
+  const retry = new KafkaRetry({ keyPrefix: prefix, onEvent: (e) => { if (e.type === 'error') errors.push(e.message) } })
+  const redis = h.redisClient()
+  try {
+    await retry.queueListener({
+      produce(topic, key, value, headers) {
+        const { n } = JSON.parse(value)
+        const attempt = (attempts.get(n) || 0) + 1
+        attempts.set(n, attempt)
+        if (attempt === 1 && n === 1) throw new Error('sync boom')
+        if (attempt === 1 && n === 2) return Promise.reject(new Error('async boom'))
+        if (attempt === 1 && n === 3) return Promise.reject('just a string') // eslint-disable-line prefer-promise-reject-errors
+        delivered.push({ n, headers })
+        return n === 4 ? 'not a promise' : new Promise((resolve) => setTimeout(resolve, 20))
+      },
+    }, h.unique('dlq'))
+    for (const n of [1, 2, 3, 4]) await retry.pushToQueue('t', { event: 'e', value: JSON.stringify({ n }) }, opts('0'))
+    await h.waitFor(async () => delivered.length === 4 && (await redis.hlen(h.scheduleKeys(prefix).entries)) === 0, 15000)
+    expect(delivered.map((d) => d.n).sort()).toEqual([1, 2, 3, 4])
+    // Failed publishes did not spend a retry, and every header arrived as a string.
+    for (const d of delivered) expect(d.headers).toMatchObject({ retryCount: '1', maxRetry: '3', delay: '0' })
+    expect([...attempts.values()].sort()).toEqual([1, 2, 2, 2])
+    for (const text of ['sync boom', 'async boom', 'just a string']) {
+      expect(errors.some((m) => m.includes(text))).toBe(true)
+    }
+    expect(await redis.hlen(h.scheduleKeys(prefix).entries)).toBe(0)
+  } finally {
+    await retry.close()
+    redis.disconnect()
+  }
+})

@@ -13,7 +13,7 @@ use crate::options::{parse_first_failed_at, RetryHeaders, RetryOptions};
 use crate::publisher::{KafkaPublisher, Publisher};
 use crate::retry::{PushRequest, RetryCore};
 use convert::*;
-use js_publisher::{JsPublisher, KeepAlive, ProduceArgs, Returned, SendArgs};
+use js_publisher::{JsPublisher, KeepAlive};
 use napi::bindgen_prelude::*;
 use napi::JsValue;
 use napi_derive::napi;
@@ -628,11 +628,11 @@ fn make_publisher(
         .caused_by(e)
     };
     let publisher = if let Some(produce) = method("produce") {
-        let produce: Function<ProduceArgs, Returned> = unsafe { produce.cast() }.map_err(wrap)?;
-        JsPublisher::produce(&object, produce).map_err(wrap)?
+        let produce: Function = unsafe { produce.cast() }.map_err(wrap)?;
+        JsPublisher::new(env, &object, produce, false).map_err(wrap)?
     } else if let Some(send) = method("send") {
-        let send: Function<SendArgs, Returned> = unsafe { send.cast() }.map_err(wrap)?;
-        JsPublisher::send(&object, send).map_err(wrap)?
+        let send: Function = unsafe { send.cast() }.map_err(wrap)?;
+        JsPublisher::new(env, &object, send, true).map_err(wrap)?
     } else {
         return Err(invalid(describe(producer)));
     };
