@@ -183,7 +183,7 @@ impl Listener {
                 }
             }
         }
-        let mut done = Vec::new();
+        let mut done = Vec::with_capacity(items.len());
         let mut failed = Vec::new();
         for ((id, _), outcome) in items.into_iter().zip(outcomes) {
             let outcome = outcome.unwrap_or_else(|| {

@@ -2,6 +2,7 @@
 //! waits for the broker's acknowledgement (`acks=all`) before a message counts as published.
 
 use crate::error::{ErrorCode, Result, RetryError};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::ClientConfig;
@@ -92,30 +93,61 @@ impl KafkaPublisher {
     }
 }
 
+/// The error of a failed publish to `topic`.
+fn publish_failed(topic: &str, err: impl std::fmt::Display) -> RetryError {
+    RetryError::new(
+        ErrorCode::KafkaPublish,
+        format!("publishing to topic {topic:?} failed"),
+    )
+    .caused_by(err)
+}
+
+/// The librdkafka record of `message`, borrowing its text.
+fn record(message: &Outgoing) -> FutureRecord<'_, [u8], [u8]> {
+    let mut headers = OwnedHeaders::new_with_capacity(message.headers.len());
+    for (key, value) in &message.headers {
+        headers = headers.insert(Header {
+            key,
+            value: Some(value.as_bytes()),
+        });
+    }
+    FutureRecord::to(&message.topic)
+        .key(message.key.as_bytes())
+        .payload(message.value.as_bytes())
+        .headers(headers)
+}
+
 impl Publisher for KafkaPublisher {
     fn publish(&self, message: Outgoing) -> BoxFuture<Result<()>> {
         let producer = self.producer();
-        Box::pin(async move {
-            let mut headers = OwnedHeaders::new_with_capacity(message.headers.len());
-            for (key, value) in &message.headers {
-                headers = headers.insert(Header {
-                    key,
-                    value: Some(value.as_bytes()),
-                });
+        // Handed to librdkafka here, synchronously; the future only waits for the delivery
+        // report. `send`, with its queue-full retry loop, made every message's future several
+        // hundred bytes larger, and this runs once per fired message.
+        let sent = producer
+            .send_result(record(&message))
+            .map_err(|(err, _)| err);
+        match sent {
+            Ok(delivery) => Box::pin(async move {
+                match delivery.await {
+                    Ok(Ok(_)) => Ok(()),
+                    Ok(Err((err, _))) => Err(publish_failed(&message.topic, err)),
+                    Err(canceled) => Err(publish_failed(&message.topic, canceled)),
+                }
+            }),
+            // librdkafka's queue is full: wait for room (rare; the listener bounds its batches).
+            Err(KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull)) => {
+                Box::pin(async move {
+                    match producer
+                        .send(record(&message), Duration::from_secs(5))
+                        .await
+                    {
+                        Ok(_) => Ok(()),
+                        Err((err, _)) => Err(publish_failed(&message.topic, err)),
+                    }
+                })
             }
-            let record = FutureRecord::to(&message.topic)
-                .key(message.key.as_bytes())
-                .payload(message.value.as_bytes())
-                .headers(headers);
-            match producer.send(record, Duration::from_secs(5)).await {
-                Ok(_) => Ok(()),
-                Err((err, _)) => Err(RetryError::new(
-                    ErrorCode::KafkaPublish,
-                    format!("publishing to topic {:?} failed", message.topic),
-                )
-                .caused_by(err)),
-            }
-        })
+            Err(err) => Box::pin(std::future::ready(Err(publish_failed(&message.topic, err)))),
+        }
     }
 
     fn flush(&self) -> BoxFuture<Result<()>> {
