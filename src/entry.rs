@@ -6,8 +6,9 @@
 
 use serde::{Deserialize, Serialize};
 
-/// One scheduled message, stored in the entries hash under its id (see [`Entry::encode`]).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// One scheduled message, stored in the entries hash under its id (see [`Entry::encode`]);
+/// `Deserialize` reads the JSON form that versions before 0.2 stored.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Entry {
     /// Topic to re-publish to.
@@ -25,13 +26,13 @@ pub struct Entry {
     /// When the message falls due, ms since the epoch.
     pub due_at: u64,
     /// When the message first failed (carried across retries in the `firstFailedAt` header).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub first_failed_at: Option<u64>,
     /// The error of the latest failure, when the consumer passed one.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub last_error: Option<ErrorInfo>,
     /// The delay this attempt actually waits (after backoff and jitter), in ms.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub waited_ms: Option<u64>,
 }
 
