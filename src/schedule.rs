@@ -153,16 +153,9 @@ async fn run_batches(
         let Ok(slot) = slots.clone().acquire_owned().await else {
             return;
         };
-        let Some(first) = receiver.recv().await else {
+        let Some(batch) = crate::shared::next_batch(&mut receiver, PUSH_BATCH_MAX).await else {
             return;
         };
-        let mut batch = vec![first];
-        while batch.len() < PUSH_BATCH_MAX {
-            match receiver.try_recv() {
-                Ok(next) => batch.push(next),
-                Err(_) => break,
-            }
-        }
         let schedule = schedule.clone();
         tokio::spawn(async move {
             let mut messages = Vec::with_capacity(batch.len());

@@ -169,14 +169,7 @@ async fn run_batches(
     waiting: Waiting,
 ) {
     let mut next_id: u64 = 0;
-    while let Some(first) = receiver.recv().await {
-        let mut jobs = vec![first];
-        while jobs.len() < BATCH_MAX {
-            match receiver.try_recv() {
-                Ok(job) => jobs.push(job),
-                Err(_) => break,
-            }
-        }
+    while let Some(jobs) = crate::shared::next_batch(&mut receiver, BATCH_MAX).await {
         let mut batch = Batch {
             ids: Vec::with_capacity(jobs.len()),
             header_counts: Vec::with_capacity(jobs.len()),
