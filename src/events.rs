@@ -1,5 +1,7 @@
 //! What the listener reports: events for the caller's callback and warnings for the logger.
 
+use crate::error::RetryError;
+use crate::ids::fnv1a;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Something the listener did or ran into.
@@ -48,6 +50,16 @@ pub enum Event {
     },
 }
 
+impl Event {
+    /// The `Error` event of `err`.
+    pub fn from_error(err: &RetryError) -> Self {
+        Event::Error {
+            code: err.code.as_ref().to_string(),
+            message: err.to_string(),
+        }
+    }
+}
+
 /// Receives events and log lines. The napi layer forwards them to JavaScript.
 pub trait Observer: Send + Sync {
     /// Called for every event.
@@ -73,7 +85,7 @@ pub struct StderrObserver {
 impl Observer for StderrObserver {
     fn on_event(&self, event: &Event) {
         if let Event::Error { code, message } = event {
-            let hash = fnv(code) ^ fnv(message);
+            let hash = fnv1a(code) ^ fnv1a(message);
             if self.last_error_hash.swap(hash, Ordering::Relaxed) != hash {
                 eprintln!("kafka-retry: {code}: {message}");
             }
@@ -83,24 +95,4 @@ impl Observer for StderrObserver {
     fn wants_events(&self) -> bool {
         false
     }
-}
-
-fn fnv(text: &str) -> u64 {
-    text.bytes().fold(0xcbf29ce484222325, |h, b| {
-        (h ^ b as u64).wrapping_mul(0x100000001b3)
-    })
-}
-
-/// Counters since the process started (issue: stats()).
-#[derive(Debug, Default)]
-pub struct Counters {
-    /// Messages re-published and acknowledged.
-    pub published: AtomicU64,
-    /// Publish attempts that failed (the message was rescheduled).
-    pub publish_failures: AtomicU64,
-    /// Messages dead-lettered.
-    pub dead_lettered: AtomicU64,
-    /// Whether the dead letters were last seen above `maxDeadLetters` (so the event fires once
-    /// per crossing, not per message).
-    pub cap_exceeded: std::sync::atomic::AtomicBool,
 }

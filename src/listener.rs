@@ -2,12 +2,15 @@
 //! release it, and sleep exactly until the next message is due.
 
 use crate::clock::now_ms;
-use crate::entry::{DeadLetter, Entry};
 use crate::error::{ErrorCode, Result, RetryError};
-use crate::events::{Counters, Event, Observer};
+use crate::events::{Event, Observer};
 use crate::payload::with_fresh_msg_id;
 use crate::publisher::{Outgoing, Publisher};
-use crate::schedule::{Claim, Schedule};
+use crate::registry::{get_or_make, registry, Registry};
+use crate::stats::Counters;
+use crate::store::dead_letters::DeadLetters;
+use crate::store::entry::{DeadLetter, Entry};
+use crate::store::schedule::{Claim, Schedule};
 use futures::stream::{FuturesUnordered, StreamExt};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -31,7 +34,17 @@ pub struct Wake {
     planned: AtomicU64,
 }
 
+/// Wake-ups per schedule (Redis URL, key prefix), so a push from any instance in this process
+/// wakes the listener of another instance on the same schedule.
+static WAKES: Registry<(String, String), Wake> = registry();
+
 impl Wake {
+    /// The wake-up of the schedule `key_prefix` on `redis_url` in this process.
+    pub fn for_schedule(redis_url: &str, key_prefix: &str) -> Arc<Wake> {
+        let key = (redis_url.to_string(), key_prefix.to_string());
+        get_or_make(&WAKES, key, Wake::default)
+    }
+
     /// Called after a push in this process: wakes the listener when `due_ms` is before its
     /// planned wake-up, so in-process pushes with short delays fire on time.
     pub fn pushed(&self, due_ms: u64) {
@@ -47,6 +60,8 @@ pub struct Listener {
     pub schedules: Vec<Schedule>,
     /// Where due messages go.
     pub publisher: Arc<dyn Publisher>,
+    /// The dead letter store.
+    pub dead_letters: DeadLetters,
     /// Name of the dead letter hash.
     pub dlq_name: String,
     /// Kafka topic dead letters are also published to.
@@ -169,7 +184,7 @@ impl Listener {
             let mut publishing: FuturesUnordered<_> = items
                 .iter()
                 .enumerate()
-                .map(|(i, (id, json))| async move { (i, self.handle(schedule, id, json).await) })
+                .map(|(i, (id, json))| async move { (i, self.handle(id, json).await) })
                 .collect();
             let timer = tokio::time::sleep(budget);
             tokio::pin!(timer);
@@ -232,15 +247,15 @@ impl Listener {
     /// (an unreadable entry, a dead letter) await their Redis calls in boxed futures of their
     /// own. Inlined, their state made every message's future over a kilobyte, and copying it
     /// into its task alone took a tenth of the async workers' CPU (profiled with perf).
-    async fn handle(&self, schedule: &Schedule, id: &str, stored: &str) -> Result<()> {
+    async fn handle(&self, id: &str, stored: &str) -> Result<()> {
         let entry = match Entry::decode(stored) {
             Ok(entry) => entry,
-            Err(err) => return Box::pin(self.unreadable(schedule, id, stored, err)).await,
+            Err(err) => return Box::pin(self.unreadable(id, stored, err)).await,
         };
         if entry.exhausted() {
-            return Box::pin(self.dead_letter(schedule, id, entry)).await;
+            return Box::pin(self.dead_letter(id, entry)).await;
         }
-        let fresh_id = crate::clock::random_uuid().to_string();
+        let fresh_id = crate::ids::random_uuid().to_string();
         // Only an `onEvent` handler sees Retry events: without one, no copies per message.
         let names = self
             .observer
@@ -269,13 +284,7 @@ impl Listener {
 
     /// An entry that cannot be read: not ours to drop, so its raw text goes to the dead letter
     /// queue for a human.
-    async fn unreadable(
-        &self,
-        schedule: &Schedule,
-        id: &str,
-        stored: &str,
-        err: String,
-    ) -> Result<()> {
+    async fn unreadable(&self, id: &str, stored: &str, err: String) -> Result<()> {
         self.report_error(
             &RetryError::new(
                 ErrorCode::Internal,
@@ -285,13 +294,13 @@ impl Listener {
         );
         let died_at = now_ms();
         let record = serde_json::json!({ "id": id, "raw": stored, "diedAt": died_at });
-        schedule
-            .write_dead_letter(&self.dlq_name, id, &record.to_string(), died_at)
+        self.dead_letters
+            .write(&self.dlq_name, id, &record.to_string(), died_at)
             .await
     }
 
     /// An entry past its retries: to `deadLetterTopic` (if set), then to the dead letter hash.
-    async fn dead_letter(&self, schedule: &Schedule, id: &str, entry: Entry) -> Result<()> {
+    async fn dead_letter(&self, id: &str, entry: Entry) -> Result<()> {
         let record = DeadLetter::of(id, &entry, now_ms(), &self.key_prefix);
         if let Some(topic) = &self.dead_letter_topic {
             // Published first: should it fail, the message stays scheduled and is tried again.
@@ -300,8 +309,8 @@ impl Listener {
                 .await?;
         }
         let text = serde_json::to_string(&record).expect("a dead letter serializes");
-        schedule
-            .write_dead_letter(&self.dlq_name, id, &text, record.died_at)
+        self.dead_letters
+            .write(&self.dlq_name, id, &text, record.died_at)
             .await?;
         self.counters.dead_lettered.fetch_add(1, Ordering::Relaxed);
         self.observer.on_event(&Event::DeadLetter {
@@ -311,15 +320,14 @@ impl Listener {
             dlq_name: self.dlq_name.clone(),
         });
         if let Some(max) = self.max_dead_letters {
-            self.check_cap(schedule, max).await;
+            self.check_cap(max).await;
         }
         Ok(())
     }
 
     /// Reports once when the dead letter queue passes `max` (and again after it went back under).
-    async fn check_cap(&self, schedule: &Schedule, max: u64) {
-        let store = crate::dead_letters::DeadLetters::new(schedule.redis_arc(), schedule.timeout());
-        match store.count(&self.dlq_name).await {
+    async fn check_cap(&self, max: u64) {
+        match self.dead_letters.count(&self.dlq_name).await {
             Ok(count) if count > max => {
                 if !self.counters.cap_exceeded.swap(true, Ordering::AcqRel) {
                     self.observer.on_event(&Event::DeadLetterCap {
@@ -352,10 +360,7 @@ impl Listener {
     }
 
     fn report_error(&self, err: &RetryError) {
-        self.observer.on_event(&Event::Error {
-            code: err.code.as_ref().to_string(),
-            message: err.to_string(),
-        });
+        self.observer.on_event(&Event::from_error(err));
     }
 }
 

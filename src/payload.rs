@@ -191,6 +191,16 @@ fn msg_id_text(raw: &str) -> Option<String> {
     }
 }
 
+/// A JSON value as text, as stored records hold their fields: a string as it is, `null` or a
+/// missing value as `None`, anything else serialized.
+pub fn json_text(value: Option<&serde_json::Value>) -> Option<String> {
+    match value {
+        Some(serde_json::Value::String(s)) => Some(s.clone()),
+        Some(serde_json::Value::Null) | None => None,
+        Some(other) => Some(other.to_string()),
+    }
+}
+
 /// The start of a long value, for error messages.
 pub fn preview(value: &str) -> String {
     const MAX: usize = 60;

@@ -207,7 +207,7 @@ pub fn option_value(object: Option<&Object>, key: &str) -> OptionValue {
 
 /// The `error` option: an `Error` (its `message` and `name`), a string, or anything else as text.
 /// `None` when absent. Never fails: the error only informs dead letters.
-pub fn error_info(value: Option<Unknown>) -> Option<crate::entry::ErrorInfo> {
+pub fn error_info(value: Option<Unknown>) -> Option<crate::store::entry::ErrorInfo> {
     let value = value.filter(|v| !is_nullish(Some(v)))?;
     let text = |v: Option<Unknown>| -> Option<String> {
         let v = v?;
@@ -238,7 +238,7 @@ pub fn error_info(value: Option<Unknown>) -> Option<crate::entry::ErrorInfo> {
     } else {
         message
     };
-    Some(crate::entry::ErrorInfo { message, name })
+    Some(crate::store::entry::ErrorInfo { message, name })
 }
 
 /// A Kafka header value as kafkajs gives it (Buffer, string, number, or an array of them; the

@@ -119,7 +119,7 @@ impl Hub {
                         sys::napi_resolve_deferred(env.raw(), deferred.0, undefined);
                     }
                     Err(err) => {
-                        let error = super::js_error(env, &err);
+                        let error = super::settle::js_error(env, &err);
                         let value = JsError::from(error).into_value(env.raw());
                         sys::napi_reject_deferred(env.raw(), deferred.0, value);
                     }

@@ -169,7 +169,7 @@ async fn run_batches(
     waiting: Waiting,
 ) {
     let mut next_id: u64 = 0;
-    while let Some(jobs) = crate::shared::next_batch(&mut receiver, BATCH_MAX).await {
+    while let Some(jobs) = crate::batch::next_batch(&mut receiver, BATCH_MAX).await {
         let mut batch = Batch {
             ids: Vec::with_capacity(jobs.len()),
             header_counts: Vec::with_capacity(jobs.len()),
@@ -238,24 +238,5 @@ impl Publisher for JsPublisher {
                 Err(_) => Err(failed("the publisher is closed".to_string())),
             }
         })
-    }
-}
-
-/// The package's own producer, plus a strong threadsafe function that keeps Node alive while the
-/// listener runs (the original's timer did the same); `close()` drops both.
-pub struct KeepAlive<P> {
-    /// The publisher doing the work.
-    pub inner: P,
-    /// Held only for its effect on Node's event loop.
-    pub _handle: ThreadsafeFunction<(), (), (), Status, false>,
-}
-
-impl<P: Publisher> Publisher for KeepAlive<P> {
-    fn publish(&self, message: Outgoing) -> BoxFuture<crate::error::Result<()>> {
-        self.inner.publish(message)
-    }
-
-    fn flush(&self) -> BoxFuture<crate::error::Result<()>> {
-        self.inner.flush()
     }
 }

@@ -3,15 +3,15 @@
 //! scheduled exactly once (its id derives from the bucket and position, and pushes of the same
 //! id are de-duplicated), then the bucket is deleted if nobody appended to it meanwhile.
 
+use super::connection::Redis;
+use super::entry::Entry;
+use super::schedule::{PushMessage, Schedule};
 use crate::clock::now_ms;
-use crate::connection::SharedRedis;
-use crate::entry::Entry;
 use crate::error::{Result, RetryError};
 use crate::options::{OptionValue, RetryOptions};
-use crate::schedule::{PushMessage, Schedule};
+use crate::payload::json_text;
 use redis::Script;
-use std::sync::{Arc, LazyLock};
-use std::time::Duration;
+use std::sync::LazyLock;
 
 /// SCAN pattern of the original's bucket keys.
 pub const BUCKET_PATTERN: &str = "[0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9]-[0-9][0-9][0-9][0-9]";
@@ -58,12 +58,7 @@ fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
 /// incremented, so it is kept as is. `None` for elements without a topic.
 pub fn legacy_entry(element: &serde_json::Value, due_ms: u64) -> Option<Entry> {
     let object = element.as_object()?;
-    let text = |v: Option<&serde_json::Value>| match v {
-        Some(serde_json::Value::String(s)) => Some(s.clone()),
-        Some(serde_json::Value::Null) | None => None,
-        Some(other) => Some(other.to_string()),
-    };
-    let topic = text(object.get("topic")).filter(|t| !t.is_empty())?;
+    let topic = json_text(object.get("topic")).filter(|t| !t.is_empty())?;
     let options = object.get("options");
     let option = |key: &str| match options.and_then(|o| o.get(key)) {
         Some(serde_json::Value::String(s)) => OptionValue::Text(s.clone()),
@@ -82,8 +77,8 @@ pub fn legacy_entry(element: &serde_json::Value, due_ms: u64) -> Option<Entry> {
         .ok()?;
     Some(Entry {
         topic,
-        event: text(object.get("event")).unwrap_or_default(),
-        value: text(object.get("value")).unwrap_or_else(|| "null".to_string()),
+        event: json_text(object.get("event")).unwrap_or_default(),
+        value: json_text(object.get("value")).unwrap_or_else(|| "null".to_string()),
         delay: parsed.delay_text,
         max_retry: parsed.max_retry,
         retry_count: parsed.retry_count.max(1),
@@ -96,11 +91,7 @@ pub fn legacy_entry(element: &serde_json::Value, due_ms: u64) -> Option<Entry> {
 
 /// Moves every legacy bucket into `schedule` (shard chosen by `shard_of`). Returns how many
 /// messages were scheduled.
-pub async fn migrate(
-    redis: &Arc<SharedRedis>,
-    timeout: Duration,
-    shard_of: impl Fn(&str) -> Schedule,
-) -> Result<u64> {
+pub async fn migrate(redis: &Redis, shard_of: impl Fn(&str) -> Schedule) -> Result<u64> {
     if redis.is_cluster() {
         return Err(RetryError::invalid_arg(
             "migrateLegacy works on a single Redis server (the original class never ran on a cluster)",
@@ -110,7 +101,7 @@ pub async fn migrate(
     let mut buckets = Vec::new();
     loop {
         let (next, keys): (u64, Vec<String>) = redis
-            .run(timeout, "SCAN for legacy buckets", |mut conn| async move {
+            .run("SCAN for legacy buckets", |mut conn| async move {
                 redis::cmd("SCAN")
                     .arg(cursor)
                     .arg("MATCH")
@@ -129,14 +120,13 @@ pub async fn migrate(
     }
     let mut migrated = 0;
     for bucket in buckets {
-        migrated += migrate_bucket(redis, timeout, &bucket, &shard_of).await?;
+        migrated += migrate_bucket(redis, &bucket, &shard_of).await?;
     }
     Ok(migrated)
 }
 
 async fn migrate_bucket(
-    redis: &Arc<SharedRedis>,
-    timeout: Duration,
+    redis: &Redis,
     bucket: &str,
     shard_of: &impl Fn(&str) -> Schedule,
 ) -> Result<u64> {
@@ -144,7 +134,7 @@ async fn migrate_bucket(
         return Ok(0);
     };
     let text: Option<String> = redis
-        .run(timeout, "GET of a legacy bucket", |mut conn| async move {
+        .run("GET of a legacy bucket", |mut conn| async move {
             // A key of another type that happens to match the pattern is not ours: skip it.
             match redis::cmd("GET").arg(bucket).query_async(&mut conn).await {
                 Ok(text) => Ok(text),
@@ -177,7 +167,7 @@ async fn migrate_bucket(
     // Deleted only if unchanged: an original class still running may have appended meanwhile,
     // and the next run then takes the new elements (the old ones are de-duplicated).
     redis
-        .run(timeout, "DEL of a legacy bucket", |mut conn| async move {
+        .run("DEL of a legacy bucket", |mut conn| async move {
             DELETE_IF_UNCHANGED
                 .key(bucket)
                 .arg(&text)

@@ -4,6 +4,7 @@
 //! concurrent commands share round trips (they are pipelined on the one socket).
 
 use crate::error::{ErrorCode, Result, RetryError};
+use crate::registry::{get_or_make, registry, Registry};
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster_async::ClusterConnection;
 use redis::{Cmd, Pipeline, RedisFuture, Value};
@@ -61,7 +62,7 @@ pub struct SharedRedis {
     warned: AtomicBool,
 }
 
-static POOL: crate::shared::Registry<String, SharedRedis> = crate::shared::registry();
+static POOL: Registry<String, SharedRedis> = registry();
 
 impl SharedRedis {
     /// The process-wide connection for `url`; created (not yet connected) when none is alive.
@@ -70,7 +71,7 @@ impl SharedRedis {
     /// With `cluster`, `url` is a comma-separated list of seed nodes of a Redis Cluster.
     pub fn for_url(url: &str, cluster: bool, connect_timeout: Duration) -> Arc<SharedRedis> {
         let key = format!("{}{url}", if cluster { "cluster:" } else { "" });
-        crate::shared::get_or_make(&POOL, key, || SharedRedis {
+        get_or_make(&POOL, key, || SharedRedis {
             url: url.to_string(),
             cluster,
             connect_timeout,
@@ -146,36 +147,6 @@ impl SharedRedis {
             .await?;
         Ok(connection.clone())
     }
-}
-
-impl SharedRedis {
-    /// Runs one Redis operation within `timeout`, mapping failures to `ERR_REDIS_UNAVAILABLE`.
-    pub async fn run<T, F, Fut>(&self, timeout: Duration, what: &str, op: F) -> Result<T>
-    where
-        F: FnOnce(RedisConnection) -> Fut,
-        Fut: std::future::Future<Output = redis::RedisResult<T>>,
-    {
-        let work = async {
-            let conn = self.connection().await?;
-            op(conn).await.map_err(|err| RetryError::redis(what, err))
-        };
-        match tokio::time::timeout(timeout, work).await {
-            Ok(result) => result,
-            Err(_) => Err(self.timed_out(timeout, what)),
-        }
-    }
-
-    /// The error of an operation that got no answer within `timeout`.
-    pub fn timed_out(&self, timeout: Duration, what: &str) -> RetryError {
-        RetryError::new(
-            ErrorCode::RedisUnavailable,
-            format!(
-                "Redis {what} got no answer within {} ms from {}",
-                timeout.as_millis(),
-                redacted(&self.url)
-            ),
-        )
-    }
 
     /// Whether this is a Redis Cluster connection.
     pub fn is_cluster(&self) -> bool {
@@ -187,6 +158,76 @@ impl SharedRedis {
     pub fn take_warning(&self) -> Option<String> {
         let warning = self.warning.get()?;
         (!self.warned.swap(true, Ordering::AcqRel)).then(|| warning.clone())
+    }
+}
+
+/// The shared connection as the stores use it: every operation bounded by one timeout and its
+/// failure mapped to `ERR_REDIS_UNAVAILABLE`. Cheap to clone.
+#[derive(Clone)]
+pub struct Redis {
+    shared: Arc<SharedRedis>,
+    timeout: Duration,
+}
+
+impl Redis {
+    /// Operations on `shared`, each failing after `timeout`.
+    pub fn new(shared: Arc<SharedRedis>, timeout: Duration) -> Self {
+        Redis { shared, timeout }
+    }
+
+    /// The connection underneath.
+    pub fn shared(&self) -> &SharedRedis {
+        &self.shared
+    }
+
+    /// The longest one operation may take.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// Runs one Redis operation within the timeout, mapping failures to `ERR_REDIS_UNAVAILABLE`;
+    /// `what` names the operation in the error.
+    pub async fn run<T, F, Fut>(&self, what: &str, op: F) -> Result<T>
+    where
+        F: FnOnce(RedisConnection) -> Fut,
+        Fut: std::future::Future<Output = redis::RedisResult<T>>,
+    {
+        let work = async {
+            let conn = self.shared.connection().await?;
+            op(conn).await.map_err(|err| RetryError::redis(what, err))
+        };
+        match tokio::time::timeout(self.timeout, work).await {
+            Ok(result) => result,
+            Err(_) => Err(self.timed_out(what)),
+        }
+    }
+
+    /// The error of an operation that got no answer within the timeout.
+    pub fn timed_out(&self, what: &str) -> RetryError {
+        RetryError::new(
+            ErrorCode::RedisUnavailable,
+            format!(
+                "Redis {what} got no answer within {} ms from {}",
+                self.timeout.as_millis(),
+                redacted(&self.shared.url)
+            ),
+        )
+    }
+
+    /// Whether this is a Redis Cluster connection.
+    pub fn is_cluster(&self) -> bool {
+        self.shared.is_cluster()
+    }
+
+    /// Checks that Redis answers.
+    pub async fn ping(&self) -> Result<()> {
+        self.run("PING", |mut conn| async move {
+            redis::cmd("PING")
+                .query_async::<String>(&mut conn)
+                .await
+                .map(drop)
+        })
+        .await
     }
 }
 

@@ -2,23 +2,12 @@
 //! original class) plus a sorted set `<dlqName>:index` of fields by time of death, for paging
 //! newest first. Listing, requeueing and removing dead letters.
 
-use crate::clock::now_ms;
-use crate::connection::{RedisConnection, SharedRedis};
-use crate::entry::{Entry, ErrorInfo};
+use super::connection::Redis;
+use super::entry::{Entry, ErrorInfo};
+use super::keys::index_key;
 use crate::error::{Result, RetryError};
-use crate::schedule::{PushMessage, Schedule};
-use redis::Script;
+use crate::payload::json_text;
 use serde::Serialize;
-use std::future::Future;
-use std::sync::{Arc, LazyLock};
-use std::time::Duration;
-
-static REQUEUE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/requeue.lua")));
-
-/// The index key of a dead letter hash.
-pub fn index_key(dlq_name: &str) -> String {
-    format!("{dlq_name}:index")
-}
 
 /// One dead letter as `deadLetters()` returns it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -51,11 +40,7 @@ impl DeadLetterItem {
     pub fn parse(id: &str, text: &str) -> Option<Self> {
         let json: serde_json::Value = serde_json::from_str(text).ok()?;
         let object = json.as_object()?;
-        let string = |key: &str| match object.get(key) {
-            Some(serde_json::Value::String(s)) => Some(s.clone()),
-            Some(serde_json::Value::Null) | None => None,
-            Some(other) => Some(other.to_string()),
-        };
+        let string = |key: &str| json_text(object.get(key));
         let number = |key: &str| object.get(key).and_then(serde_json::Value::as_u64);
         Some(DeadLetterItem {
             id: id.to_string(),
@@ -115,54 +100,53 @@ pub struct Page {
 }
 
 /// Dead letter operations on one Redis server or cluster.
+#[derive(Clone)]
 pub struct DeadLetters {
-    redis: Arc<SharedRedis>,
-    timeout: Duration,
+    redis: Redis,
 }
 
 impl DeadLetters {
-    /// Dead letters on `redis`, each operation bounded by `timeout`.
-    pub fn new(redis: Arc<SharedRedis>, timeout: Duration) -> Self {
-        DeadLetters { redis, timeout }
+    /// Dead letters on `redis`.
+    pub fn new(redis: Redis) -> Self {
+        DeadLetters { redis }
     }
 
-    async fn run<T, F, Fut>(&self, what: &str, op: F) -> Result<T>
-    where
-        F: FnOnce(RedisConnection) -> Fut,
-        Fut: Future<Output = redis::RedisResult<T>>,
-    {
-        self.redis.run(self.timeout, what, op).await
+    /// The Redis the dead letters live on.
+    pub fn redis(&self) -> &Redis {
+        &self.redis
     }
 
     /// Writes one dead letter and indexes it. Both writes are idempotent, so a retried write after
     /// a crash leaves one copy.
     pub async fn write(&self, dlq: &str, field: &str, record: &str, died_at: u64) -> Result<()> {
         let index = index_key(dlq);
-        self.run("write of a dead letter", |mut conn| async move {
-            // Two keys of different slots on a cluster: separate commands, not one script.
-            redis::cmd("HSET")
-                .arg(dlq)
-                .arg(field)
-                .arg(record)
-                .query_async::<i64>(&mut conn)
-                .await?;
-            redis::cmd("ZADD")
-                .arg(index)
-                .arg(died_at)
-                .arg(field)
-                .query_async::<i64>(&mut conn)
-                .await
-                .map(drop)
-        })
-        .await
+        self.redis
+            .run("write of a dead letter", |mut conn| async move {
+                // Two keys of different slots on a cluster: separate commands, not one script.
+                redis::cmd("HSET")
+                    .arg(dlq)
+                    .arg(field)
+                    .arg(record)
+                    .query_async::<i64>(&mut conn)
+                    .await?;
+                redis::cmd("ZADD")
+                    .arg(index)
+                    .arg(died_at)
+                    .arg(field)
+                    .query_async::<i64>(&mut conn)
+                    .await
+                    .map(drop)
+            })
+            .await
     }
 
     /// How many dead letters the hash holds.
     pub async fn count(&self, dlq: &str) -> Result<u64> {
-        self.run("HLEN of the dead letter queue", |mut conn| async move {
-            redis::cmd("HLEN").arg(dlq).query_async(&mut conn).await
-        })
-        .await
+        self.redis
+            .run("HLEN of the dead letter queue", |mut conn| async move {
+                redis::cmd("HLEN").arg(dlq).query_async(&mut conn).await
+            })
+            .await
     }
 
     /// Brings the index in line with the hash: indexes fields written by the original class or
@@ -172,6 +156,7 @@ impl DeadLetters {
     async fn reconcile(&self, dlq: &str) -> Result<()> {
         let index = &index_key(dlq);
         let (fields, indexed): (Vec<String>, Vec<String>) = self
+            .redis
             .run("read of the dead letter index", |mut conn| async move {
                 redis::pipe()
                     .hkeys(dlq)
@@ -191,14 +176,15 @@ impl DeadLetters {
             Vec::new()
         } else {
             let missing = &missing;
-            self.run("HMGET of unindexed dead letters", |mut conn| async move {
-                redis::cmd("HMGET")
-                    .arg(dlq)
-                    .arg(missing)
-                    .query_async(&mut conn)
-                    .await
-            })
-            .await?
+            self.redis
+                .run("HMGET of unindexed dead letters", |mut conn| async move {
+                    redis::cmd("HMGET")
+                        .arg(dlq)
+                        .arg(missing)
+                        .query_async(&mut conn)
+                        .await
+                })
+                .await?
         };
         let mut fix = redis::pipe();
         for (field, text) in missing.iter().zip(texts) {
@@ -218,10 +204,11 @@ impl DeadLetters {
         for field in stale {
             fix.zrem(index, field).ignore();
         }
-        self.run("repair of the dead letter index", |mut conn| async move {
-            fix.query_async::<()>(&mut conn).await
-        })
-        .await
+        self.redis
+            .run("repair of the dead letter index", |mut conn| async move {
+                fix.query_async::<()>(&mut conn).await
+            })
+            .await
     }
 
     /// A page of at most `limit` dead letters, newest first, from `cursor` (as returned by the
@@ -241,6 +228,7 @@ impl DeadLetters {
         }
         let index = &index_key(dlq);
         let scored: Vec<(String, f64)> = self
+            .redis
             .run(
                 "ZREVRANGE of the dead letter index",
                 |mut conn| async move {
@@ -260,14 +248,15 @@ impl DeadLetters {
         let texts: Vec<Option<String>> = if fields.is_empty() {
             Vec::new()
         } else {
-            self.run("HMGET of dead letters", |mut conn| async move {
-                redis::cmd("HMGET")
-                    .arg(dlq)
-                    .arg(field_list)
-                    .query_async(&mut conn)
-                    .await
-            })
-            .await?
+            self.redis
+                .run("HMGET of dead letters", |mut conn| async move {
+                    redis::cmd("HMGET")
+                        .arg(dlq)
+                        .arg(field_list)
+                        .query_async(&mut conn)
+                        .await
+                })
+                .await?
         };
         let mut items = Vec::with_capacity(fields.len());
         for ((field, text), score) in fields.iter().zip(texts).zip(scores) {
@@ -295,18 +284,9 @@ impl DeadLetters {
         })
     }
 
-    /// Schedules dead letter `id` again, due now with `retryCount` reset, and removes it from the
-    /// dead letter queue. On a single Redis server both happen in one script; on a cluster (the
-    /// keys live in different slots) it is scheduled first and removed second, so a crash in
-    /// between can requeue it twice but never lose it. Returns `false` when there is no such
-    /// dead letter.
-    pub async fn requeue(
-        &self,
-        dlq: &str,
-        id: &str,
-        schedule_for: impl Fn(&DeadLetterItem) -> Schedule,
-    ) -> Result<bool> {
-        let text: Option<String> = self
+    /// The stored text of dead letter `id`, if there is one.
+    pub async fn get(&self, dlq: &str, id: &str) -> Result<Option<String>> {
+        self.redis
             .run("HGET of a dead letter", |mut conn| async move {
                 redis::cmd("HGET")
                     .arg(dlq)
@@ -314,55 +294,14 @@ impl DeadLetters {
                     .query_async(&mut conn)
                     .await
             })
-            .await?;
-        let Some(text) = text else { return Ok(false) };
-        let item = DeadLetterItem::parse(id, &text).ok_or_else(|| {
-            RetryError::invalid_arg(format!(
-                "dead letter {id:?} in {dlq:?} has no topic: it cannot be requeued"
-            ))
-        })?;
-        let schedule = &schedule_for(&item);
-        let now = now_ms();
-        let entry = item.requeued_entry(now).encode();
-        let new_id = format!("r:{}", crate::clock::random_id());
-        if self.redis.is_cluster() {
-            schedule
-                .push(PushMessage {
-                    id: new_id,
-                    due_ms: now,
-                    entry,
-                    dedupe: false,
-                })
-                .await?;
-            self.remove(dlq, id).await?;
-            return Ok(true);
-        }
-        let keys = schedule.keys();
-        let index = &index_key(dlq);
-        let (text, new_id, entry) = (&text, &new_id, &entry);
-        let moved: i64 = self
-            .run("requeue of a dead letter", |mut conn| async move {
-                REQUEUE
-                    .key(dlq)
-                    .key(index)
-                    .key(&keys.due)
-                    .key(&keys.entries)
-                    .arg(id)
-                    .arg(text)
-                    .arg(new_id)
-                    .arg(entry)
-                    .arg(now)
-                    .invoke_async(&mut conn)
-                    .await
-            })
-            .await?;
-        Ok(moved == 1)
+            .await
     }
 
     /// Removes dead letter `id`. Returns whether it was there.
     pub async fn remove(&self, dlq: &str, id: &str) -> Result<bool> {
         let index = index_key(dlq);
         let removed: i64 = self
+            .redis
             .run("removal of a dead letter", |mut conn| async move {
                 let removed: i64 = redis::cmd("HDEL")
                     .arg(dlq)

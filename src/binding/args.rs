@@ -1,0 +1,214 @@
+//! The arguments of the `KafkaRetry` methods, read from JavaScript values into core types. Every
+//! bad value is an `ERR_INVALID_ARG` naming the argument and describing what was given.
+
+use super::convert::*;
+use crate::backoff::Backoff;
+use crate::config::ConfigInput;
+use crate::error::{Result as CoreResult, RetryError};
+use crate::options::{format_js_number, parse_first_failed_at, RetryOptions};
+use crate::retry::PushRequest;
+use napi::bindgen_prelude::*;
+use napi::JsValue;
+
+/// The name of a dead letter hash: a non-empty string.
+pub fn dlq_name(value: Option<&Unknown>) -> CoreResult<String> {
+    string_arg("dlqName", value, true)
+}
+
+/// A dead letter hash name and the id of one of its dead letters.
+pub fn dlq_name_and_id(
+    dlq: Option<&Unknown>,
+    id: Option<&Unknown>,
+) -> CoreResult<(String, String)> {
+    Ok((dlq_name(dlq)?, string_arg("id", id, true)?))
+}
+
+/// A dead letter hash name that may be left out (`undefined` or `null`).
+pub fn optional_dlq_name(value: Option<&Unknown>) -> CoreResult<Option<String>> {
+    if is_nullish(value) {
+        Ok(None)
+    } else {
+        dlq_name(value).map(Some)
+    }
+}
+
+/// `deadLetters()`'s `{ limit, cursor }`: the page size (default 100, at most 10000) and where
+/// to start.
+pub fn parse_page(page: Option<&Unknown>) -> CoreResult<(usize, Option<String>)> {
+    let page = object_arg("page", page)?;
+    let limit = match page.as_ref() {
+        Some(page) => optional_number(page, "limit", "page.limit")?,
+        None => None,
+    };
+    let limit = match limit {
+        None => 100,
+        Some(l) if l.fract() == 0.0 && (1.0..=10_000.0).contains(&l) => l as usize,
+        Some(l) => {
+            return Err(RetryError::invalid_arg(format!(
+                "page.limit must be a whole number from 1 to 10000, got {l}"
+            )))
+        }
+    };
+    let cursor = match page.as_ref() {
+        Some(page) => optional_string(page, "cursor", "page.cursor")?,
+        None => None,
+    };
+    Ok((limit, cursor))
+}
+
+/// The constructor's `config` object, each key checked and named in its error.
+pub fn parse_config(config: Option<&Unknown>) -> CoreResult<ConfigInput> {
+    let Some(object) = object_arg("config", config)? else {
+        return Ok(ConfigInput::default());
+    };
+    let brokers = match property(&object, "brokers") {
+        value if is_nullish(value.as_ref()) => None,
+        Some(value) if value.is_array().unwrap_or(false) => {
+            let array = unsafe { value.cast::<Object>() }.map_err(|_| {
+                RetryError::invalid_arg("config.brokers must be a string or an array of strings")
+            })?;
+            let len = array.get_array_length().unwrap_or(0);
+            let mut hosts = Vec::with_capacity(len as usize);
+            for i in 0..len {
+                let item = element(&array, i);
+                hosts.push(string_arg(
+                    &format!("config.brokers[{i}]"),
+                    item.as_ref(),
+                    true,
+                )?);
+            }
+            Some(hosts.join(","))
+        }
+        value => Some(string_arg("config.brokers", value.as_ref(), true)?),
+    };
+    let mut kafka = Vec::new();
+    if let Some(props) = object_arg("config.kafka", property(&object, "kafka").as_ref())? {
+        let names = props
+            .get_property_names()
+            .map_err(|e| RetryError::invalid_arg("config.kafka is not readable").caused_by(e))?;
+        for i in 0..names.get_array_length().unwrap_or(0) {
+            let name = element(&names, i)
+                .ok_or_else(|| RetryError::invalid_arg("config.kafka has an unreadable key"))?;
+            let key: String = unsafe { name.cast() }.map_err(|e| {
+                RetryError::invalid_arg("config.kafka has a key that is not a string").caused_by(e)
+            })?;
+            // Read by the JS key itself: a key holding NUL cannot go through a C string.
+            let value = property_by(&props, &name);
+            let text = match value.as_ref().map(|v| v.get_type()) {
+                Some(Ok(ValueType::Boolean)) => unsafe { value.as_ref().unwrap().cast::<bool>() }
+                    .map(|b| b.to_string())
+                    .ok(),
+                Some(Ok(ValueType::Number)) => unsafe { value.as_ref().unwrap().cast::<f64>() }
+                    .map(format_js_number)
+                    .ok(),
+                Some(Ok(ValueType::String)) => {
+                    unsafe { value.as_ref().unwrap().cast::<String>() }.ok()
+                }
+                _ => None,
+            };
+            let text = text.ok_or_else(|| {
+                RetryError::invalid_arg(format!(
+                    "config.kafka[{key:?}] must be a string, number or boolean, got {}",
+                    value.as_ref().map_or("undefined".to_string(), describe)
+                ))
+            })?;
+            kafka.push((key, text));
+        }
+    }
+    Ok(ConfigInput {
+        redis_url: optional_string(&object, "redisUrl", "config.redisUrl")?,
+        brokers,
+        kafka,
+        key_prefix: optional_string(&object, "keyPrefix", "config.keyPrefix")?,
+        poll_interval_ms: optional_number(&object, "pollIntervalMs", "config.pollIntervalMs")?,
+        lease_ms: optional_number(&object, "leaseMs", "config.leaseMs")?,
+        batch_size: optional_number(&object, "batchSize", "config.batchSize")?,
+        redis_timeout_ms: optional_number(&object, "redisTimeoutMs", "config.redisTimeoutMs")?,
+        dedupe_window_ms: optional_number(&object, "dedupeWindowMs", "config.dedupeWindowMs")?,
+        cluster: optional_bool(&object, "cluster", "config.cluster")?,
+        shards: optional_number(&object, "shards", "config.shards")?,
+        backoff: parse_backoff(property(&object, "backoff").as_ref())?,
+        dead_letter_topic: optional_string(&object, "deadLetterTopic", "config.deadLetterTopic")?,
+        max_dead_letters: optional_number(&object, "maxDeadLetters", "config.maxDeadLetters")?,
+        migrate_legacy: optional_bool(&object, "migrateLegacy", "config.migrateLegacy")?,
+    })
+}
+
+/// `config.backoff`.
+fn parse_backoff(value: Option<&Unknown>) -> CoreResult<Option<Backoff>> {
+    let Some(object) = object_arg("config.backoff", value)? else {
+        return Ok(None);
+    };
+    let delays = match property(&object, "delaysMs") {
+        value if is_nullish(value.as_ref()) => None,
+        Some(value) if value.is_array().unwrap_or(false) => {
+            let array = unsafe { value.cast::<Object>() }.map_err(|_| {
+                RetryError::invalid_arg("config.backoff.delaysMs must be an array of numbers")
+            })?;
+            let mut delays = Vec::new();
+            for i in 0..array.get_array_length().unwrap_or(0) {
+                let item = element(&array, i);
+                match item.as_ref().map(|v| (v.get_type(), v)) {
+                    Some((Ok(ValueType::Number), v)) => {
+                        delays.push(unsafe { v.cast::<f64>() }.unwrap_or(f64::NAN))
+                    }
+                    _ => {
+                        return Err(RetryError::invalid_arg(format!(
+                            "config.backoff.delaysMs[{i}] must be a number, got {}",
+                            item.as_ref().map_or("undefined".to_string(), describe)
+                        )))
+                    }
+                }
+            }
+            Some(delays)
+        }
+        other => {
+            return Err(RetryError::invalid_arg(format!(
+                "config.backoff.delaysMs must be an array of numbers, got {}",
+                other.as_ref().map_or("undefined".to_string(), describe)
+            )))
+        }
+    };
+    Backoff::parse(
+        optional_string(&object, "type", "config.backoff.type")?.as_deref(),
+        optional_number(&object, "multiplier", "config.backoff.multiplier")?,
+        optional_number(&object, "maxDelayMs", "config.backoff.maxDelayMs")?,
+        delays,
+        optional_string(&object, "jitter", "config.backoff.jitter")?.as_deref(),
+    )
+    .map(Some)
+}
+
+/// `pushToQueue(topic, { event, value }, options)`.
+pub fn parse_push(
+    topic: Option<&Unknown>,
+    message: Option<&Unknown>,
+    options: Option<&Unknown>,
+) -> CoreResult<PushRequest> {
+    let topic = string_arg("topic", topic, true)?;
+    let message = object_arg("message", message)?.ok_or_else(|| {
+        RetryError::invalid_arg(format!(
+            "message must be an object {{ event, value }}, got {}",
+            message.map_or("undefined".to_string(), describe)
+        ))
+    })?;
+    let event = string_arg("message.event", property(&message, "event").as_ref(), false)?;
+    let value = json_text("message.value", property(&message, "value").as_ref())?;
+    let options = object_arg("options", options)?;
+    let mut parsed = RetryOptions::parse(
+        option_value(options.as_ref(), "delay"),
+        option_value(options.as_ref(), "maxRetry"),
+        option_value(options.as_ref(), "retryCount"),
+    )?;
+    parsed.first_failed_at = parse_first_failed_at(option_value(options.as_ref(), "firstFailedAt"));
+    let error = options
+        .as_ref()
+        .and_then(|o| error_info(property(o, "error")));
+    Ok(PushRequest {
+        topic,
+        event,
+        value,
+        options: parsed,
+        error,
+    })
+}

@@ -1,0 +1,330 @@
+//! The `KafkaRetry` class as JavaScript sees it. Each method reads its arguments (`args`), calls
+//! the core (`crate::retry::RetryCore`) and settles a promise (`settle`, or the push `hub`).
+
+use super::args::{
+    dlq_name as dlq_name_arg, dlq_name_and_id, optional_dlq_name, parse_config, parse_page,
+    parse_push,
+};
+use super::convert::{header_text, json_text, object_arg, property};
+use super::hub::Hub;
+use super::observer::JsObserver;
+use super::producer::make_publisher;
+use super::settle::{js_error, settle, settle_with};
+use crate::error::RetryError;
+use crate::options::RetryHeaders;
+use crate::retry::RetryCore;
+use napi::bindgen_prelude::*;
+use napi_derive::napi;
+use std::sync::Arc;
+
+/// The retry options as `KafkaRetry.headers()` returns them: the three Kafka headers as strings.
+#[napi(object)]
+pub struct RetryHeadersObject {
+    /// Minutes to wait before the next attempt (decimals allowed). Default `'2'`.
+    pub delay: String,
+    /// Retries allowed before the message is dead-lettered. Default `'3'`.
+    pub max_retry: String,
+    /// Retries already spent. Default `'0'`.
+    pub retry_count: String,
+    /// When the message first failed (ms since the epoch), present once a retry carried it. Pass
+    /// it back to `pushToQueue` so the dead letter knows when the trouble started.
+    pub first_failed_at: Option<String>,
+}
+
+/// A Redis-backed retry queue for Kafka consumers, a drop-in replacement for the original
+/// JavaScript `KafkaRetry` class.
+///
+/// Constructing one per failed message is cheap: instances with the same Redis URL share one
+/// connection per process.
+#[napi]
+pub struct KafkaRetry {
+    core: Arc<RetryCore>,
+}
+
+#[napi]
+impl KafkaRetry {
+    /// Creates a retry queue.
+    ///
+    /// `config` keys (all optional): `redisUrl` (default `REDIS_URL`, then
+    /// `redis://127.0.0.1:6379`), `brokers` (string or array; default `KAFKA_BROKERS`, then
+    /// `localhost:9092`), `kafka` (extra librdkafka properties for the internal producer),
+    /// `keyPrefix` (namespace of every Redis key, default `kafka-retry`), `pollIntervalMs`
+    /// (longest the listener sleeps when nothing is due, default 1000), `leaseMs` (how long a
+    /// claimed message stays invisible to other listeners, default 30000), `batchSize` (most
+    /// messages one claim takes, default 1024), `redisTimeoutMs` (longest one Redis operation may
+    /// take, default 5000), `dedupeWindowMs` (how long a pushed `msgId` + `retryCount` is
+    /// remembered to drop consumer redeliveries, default 3600000).
+    ///
+    /// Throws an `Error` with `code: 'ERR_INVALID_ARG'` for a bad config value.
+    #[napi(constructor, ts_args_type = "config?: KafkaRetryConfig")]
+    pub fn new(env: &Env, config: Option<Unknown>) -> Result<Self> {
+        let input = parse_config(config.as_ref()).map_err(|e| js_error(env, &e))?;
+        let config_object = object_arg("config", config.as_ref()).map_err(|e| js_error(env, &e))?;
+        let observer =
+            JsObserver::from_config(config_object.as_ref()).map_err(|e| js_error(env, &e))?;
+        let config = input.resolve().map_err(|e| js_error(env, &e))?;
+        Ok(KafkaRetry {
+            core: Arc::new(RetryCore::new(config, observer)),
+        })
+    }
+
+    /// Reads the retry options from the Kafka headers of a consumed message (kafkajs gives
+    /// `Buffer` values, strings, arrays of them, or nothing) and returns them as strings, with the
+    /// original defaults `{ delay: '2', maxRetry: '3', retryCount: '0' }`.
+    #[napi(
+        ts_args_type = "headers?: Record<string, Buffer | string | (Buffer | string)[] | undefined> | null"
+    )]
+    pub fn headers(headers: Option<Unknown>) -> RetryHeadersObject {
+        let object = headers
+            .as_ref()
+            .and_then(|h| object_arg("headers", Some(h)).ok().flatten());
+        let parsed = RetryHeaders::from_lookup(|key| {
+            object.as_ref().and_then(|o| header_text(property(o, key)))
+        });
+        RetryHeadersObject {
+            delay: parsed.delay,
+            max_retry: parsed.max_retry,
+            retry_count: parsed.retry_count,
+            first_failed_at: parsed.first_failed_at,
+        }
+    }
+
+    /// Stores a failed message for a later attempt. Resolves once the message is stored in
+    /// Redis. `event` becomes the Kafka key on re-publish; `value` is the payload's JSON text;
+    /// `options` is what `KafkaRetry.headers()` returned (`retryCount` is stored + 1, the message
+    /// is due `delay` minutes from now, decimals allowed). Pushing the same `msgId` and
+    /// `retryCount` twice (a consumer redelivery) stores it once.
+    ///
+    /// Rejects with `ERR_INVALID_ARG` (bad topic, message or options), `ERR_REDIS_UNAVAILABLE`
+    /// or `ERR_CLOSED`.
+    #[napi(
+        ts_args_type = "topic: string, message: RetryMessage, options?: RetryOptions",
+        ts_return_type = "Promise<void>"
+    )]
+    pub fn push_to_queue<'env>(
+        &self,
+        env: &'env Env,
+        topic: Option<Unknown>,
+        message: Option<Unknown>,
+        options: Option<Unknown>,
+    ) -> Result<Unknown<'env>> {
+        let request = parse_push(topic.as_ref(), message.as_ref(), options.as_ref());
+        let (ticket, promise) = Hub::current(env)?.promise(env)?;
+        match request {
+            Err(err) => ticket.settle(Err(err)),
+            Ok(request) => {
+                let core = self.core.clone();
+                // The batch worker is spawned on the first push: give it the runtime.
+                napi::bindgen_prelude::within_runtime_if_available(move || {
+                    core.push_detached(
+                        request,
+                        Box::new(move |outcome| ticket.settle(outcome.map(drop))),
+                    )
+                });
+            }
+        }
+        Ok(promise)
+    }
+
+    /// Starts the background listener: due messages are re-published through `producer` with
+    /// their original key, payload (fresh `msgId`) and headers `delay`, `maxRetry`,
+    /// `retryCount`, `executeAt`; messages whose `retryCount` exceeds `maxRetry` go to the Redis
+    /// hash `dlqName` instead. `producer` may be an object with
+    /// `produce(topic, key, value, headers)`, a kafkajs `Producer` (`send`), or `null`/absent for
+    /// the package's own Kafka producer. Resolves once the listener runs. Node stays alive while
+    /// it runs; `close()` stops it.
+    #[napi(
+        ts_args_type = "producer?: RetryProducer | null, dlqName?: string",
+        ts_return_type = "Promise<void>"
+    )]
+    pub fn queue_listener<'env>(
+        &self,
+        env: &'env Env,
+        producer: Option<Unknown>,
+        dlq_name: Option<Unknown>,
+    ) -> Result<PromiseRaw<'env, ()>> {
+        let parsed = optional_dlq_name(dlq_name.as_ref()).and_then(|name| {
+            if self.core.is_closed() {
+                return Err(RetryError::closed());
+            }
+            let name = name.unwrap_or_else(|| self.core.default_dlq_name());
+            Ok((name, make_publisher(env, &self.core, producer.as_ref())?))
+        });
+        let core = self.core.clone();
+        settle_with(
+            env,
+            parsed,
+            move |(name, publisher)| async move { core.start_listener(publisher, name).await },
+            |_| (),
+        )
+    }
+
+    /// Writes one entry into the Redis hash `dlqName` (the dead letter queue) under a new unique
+    /// field, so no entry ever overwrites another. `entry` is stored as JSON. Resolves to the field.
+    #[napi(ts_args_type = "dlqName: string, entry: unknown")]
+    pub fn push_to_dlq<'env>(
+        &self,
+        env: &'env Env,
+        dlq_name: Option<Unknown>,
+        entry: Option<Unknown>,
+    ) -> Result<PromiseRaw<'env, String>> {
+        let parsed = dlq_name_arg(dlq_name.as_ref())
+            .and_then(|name| Ok((name, json_text("entry", entry.as_ref())?)));
+        let core = self.core.clone();
+        settle_with(
+            env,
+            parsed,
+            move |(name, entry)| async move { core.push_to_dlq(&name, &entry).await },
+            |field| field,
+        )
+    }
+
+    /// A page of dead letters of the hash `dlqName`, newest first: `{ items, cursor }`. Pass
+    /// `cursor` back to get the next page; it is `null` after the last one. `limit` defaults to
+    /// 100. Each item has its `id` (the hash field), `topic`, `event`, `value`, `options`,
+    /// `error`, `firstFailedAt` and `diedAt`.
+    #[napi(
+        ts_args_type = "dlqName: string, page?: { limit?: number, cursor?: string | null }",
+        ts_return_type = "Promise<DeadLetterPage>"
+    )]
+    pub fn dead_letters<'env>(
+        &self,
+        env: &'env Env,
+        dlq_name: Option<Unknown>,
+        page: Option<Unknown>,
+    ) -> Result<PromiseRaw<'env, serde_json::Value>> {
+        let parsed =
+            dlq_name_arg(dlq_name.as_ref()).and_then(|name| Ok((name, parse_page(page.as_ref())?)));
+        let core = self.core.clone();
+        settle_with(
+            env,
+            parsed,
+            move |(name, (limit, cursor))| async move {
+                core.list_dead_letters(&name, limit, cursor.as_deref())
+                    .await
+            },
+            |page| serde_json::to_value(page).unwrap_or(serde_json::Value::Null),
+        )
+    }
+
+    /// Schedules dead letter `id` of the hash `dlqName` again, due now with `retryCount` reset to
+    /// 0, and removes it from the hash (in one step on a single Redis server). Resolves to `false`
+    /// when there is no such dead letter.
+    #[napi(
+        ts_args_type = "dlqName: string, id: string",
+        ts_return_type = "Promise<boolean>"
+    )]
+    pub fn requeue_dead_letter<'env>(
+        &self,
+        env: &'env Env,
+        dlq_name: Option<Unknown>,
+        id: Option<Unknown>,
+    ) -> Result<PromiseRaw<'env, bool>> {
+        let core = self.core.clone();
+        settle_with(
+            env,
+            dlq_name_and_id(dlq_name.as_ref(), id.as_ref()),
+            move |(name, id)| async move { core.requeue_dead_letter(&name, &id).await },
+            |moved| moved,
+        )
+    }
+
+    /// Requeues every dead letter of the hash `dlqName` (see `requeueDeadLetter`). Resolves to
+    /// how many were requeued.
+    #[napi(ts_args_type = "dlqName: string", ts_return_type = "Promise<number>")]
+    pub fn requeue_all_dead_letters<'env>(
+        &self,
+        env: &'env Env,
+        dlq_name: Option<Unknown>,
+    ) -> Result<PromiseRaw<'env, f64>> {
+        let core = self.core.clone();
+        settle_with(
+            env,
+            dlq_name_arg(dlq_name.as_ref()),
+            move |name| async move { core.requeue_all_dead_letters(&name).await },
+            |n| n as f64,
+        )
+    }
+
+    /// Removes dead letter `id` from the hash `dlqName`. Resolves to whether it was there.
+    #[napi(
+        ts_args_type = "dlqName: string, id: string",
+        ts_return_type = "Promise<boolean>"
+    )]
+    pub fn remove_dead_letter<'env>(
+        &self,
+        env: &'env Env,
+        dlq_name: Option<Unknown>,
+        id: Option<Unknown>,
+    ) -> Result<PromiseRaw<'env, bool>> {
+        let core = self.core.clone();
+        settle_with(
+            env,
+            dlq_name_and_id(dlq_name.as_ref(), id.as_ref()),
+            move |(name, id)| async move { core.remove_dead_letter(&name, &id).await },
+            |removed| removed,
+        )
+    }
+
+    /// Schedules every message the original JavaScript class left in Redis (keys named by due
+    /// minute, `YYYYMMDD-HHmm`, holding a JSON array), each exactly once, and deletes the
+    /// buckets. Resolves to how many messages were scheduled. With config `migrateLegacy: true`
+    /// the listener does this every 10 s.
+    #[napi(ts_return_type = "Promise<number>")]
+    pub fn migrate_legacy<'env>(&self, env: &'env Env) -> Result<PromiseRaw<'env, f64>> {
+        let core = self.core.clone();
+        settle(env, async move { core.migrate_legacy().await }, |n| {
+            n as f64
+        })
+    }
+
+    /// Sizes of the schedule and of the dead letter hash (`dlqName`, default: this instance's
+    /// listener's, else `<keyPrefix>:dead-letters`), and counters since the process started.
+    #[napi(
+        ts_args_type = "dlqName?: string",
+        ts_return_type = "Promise<RetryStats>"
+    )]
+    pub fn stats<'env>(
+        &self,
+        env: &'env Env,
+        dlq_name: Option<Unknown>,
+    ) -> Result<PromiseRaw<'env, serde_json::Value>> {
+        let core = self.core.clone();
+        settle_with(
+            env,
+            optional_dlq_name(dlq_name.as_ref()),
+            move |name| async move { core.stats(name.as_deref()).await },
+            |stats| serde_json::to_value(stats).unwrap_or(serde_json::Value::Null),
+        )
+    }
+
+    /// The same as `stats()`, as Prometheus text exposition (metrics named `kafka_retry_*`,
+    /// labelled with the key prefix), for a `/metrics` endpoint.
+    #[napi(ts_args_type = "dlqName?: string", ts_return_type = "Promise<string>")]
+    pub fn metrics<'env>(
+        &self,
+        env: &'env Env,
+        dlq_name: Option<Unknown>,
+    ) -> Result<PromiseRaw<'env, String>> {
+        let core = self.core.clone();
+        settle_with(
+            env,
+            optional_dlq_name(dlq_name.as_ref()),
+            move |name| async move {
+                let stats = core.stats(name.as_deref()).await?;
+                Ok(stats.prometheus(&core.config().key_prefix))
+            },
+            |text| text,
+        )
+    }
+
+    /// Stops the listener after its current batch (each message published and acknowledged, or
+    /// put back on the schedule), flushes the producer and releases connections and JavaScript
+    /// callbacks, so Node can exit. Later calls to other methods reject with `ERR_CLOSED`.
+    /// Calling it twice is harmless.
+    #[napi(ts_return_type = "Promise<void>")]
+    pub fn close<'env>(&self, env: &'env Env) -> Result<PromiseRaw<'env, ()>> {
+        let core = self.core.clone();
+        settle(env, async move { core.close().await }, |_| ())
+    }
+}

@@ -1,0 +1,147 @@
+//! What the package counts and reports: counters since the process started (per schedule, shared
+//! by every instance in the process), the `stats()` snapshot and its Prometheus text.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::{Arc, LazyLock, Mutex};
+
+/// Counters since the process started, one set per schedule (see [`Counters::for_schedule`]).
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Messages re-published and acknowledged.
+    pub published: AtomicU64,
+    /// Publish attempts that failed (the message was rescheduled).
+    pub publish_failures: AtomicU64,
+    /// Messages dead-lettered.
+    pub dead_lettered: AtomicU64,
+    /// Whether the dead letters were last seen above `maxDeadLetters` (so the event fires once
+    /// per crossing, not per message).
+    pub cap_exceeded: AtomicBool,
+}
+
+/// Counters per schedule (Redis URL, key prefix), kept for the life of the process so `stats()`
+/// counts since the process started, whichever instance asks.
+type CounterRegistry = Mutex<HashMap<(String, String), Arc<Counters>>>;
+static COUNTERS: LazyLock<CounterRegistry> = LazyLock::new(|| Mutex::new(HashMap::new()));
+
+impl Counters {
+    /// The counters of the schedule `key_prefix` on `redis_url` in this process.
+    pub fn for_schedule(redis_url: &str, key_prefix: &str) -> Arc<Counters> {
+        let key = (redis_url.to_string(), key_prefix.to_string());
+        let mut counters = COUNTERS.lock().unwrap_or_else(|p| p.into_inner());
+        counters.entry(key).or_default().clone()
+    }
+}
+
+/// What `stats()` reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Stats {
+    /// Messages waiting in the schedule (not yet claimed).
+    pub scheduled: u64,
+    /// Of those, already due.
+    pub due: u64,
+    /// Claimed by a listener and not yet acknowledged.
+    pub inflight: u64,
+    /// Dead letters in the dead letter hash.
+    pub dead_lettered: u64,
+    /// Messages re-published since the process started.
+    pub published: u64,
+    /// Failed publish attempts since the process started (each was rescheduled).
+    pub publish_failures: u64,
+    /// Messages dead-lettered since the process started.
+    pub dead_lettered_total: u64,
+    /// Whether the dead letters exceed `maxDeadLetters`.
+    pub dead_letter_cap_exceeded: bool,
+}
+
+impl Stats {
+    /// The stats as Prometheus text exposition, labelled with the schedule's key prefix.
+    pub fn prometheus(&self, prefix: &str) -> String {
+        let label = prefix
+            .replace('\\', "\\\\")
+            .replace('"', "\\\"")
+            .replace('\n', "\\n");
+        let metrics: [(&str, &str, &str, u64); 8] = [
+            (
+                "kafka_retry_scheduled",
+                "gauge",
+                "Messages waiting in the schedule.",
+                self.scheduled,
+            ),
+            (
+                "kafka_retry_due",
+                "gauge",
+                "Scheduled messages already due.",
+                self.due,
+            ),
+            (
+                "kafka_retry_inflight",
+                "gauge",
+                "Messages claimed by a listener and not yet acknowledged.",
+                self.inflight,
+            ),
+            (
+                "kafka_retry_dead_letters",
+                "gauge",
+                "Messages in the dead letter hash.",
+                self.dead_lettered,
+            ),
+            (
+                "kafka_retry_published_total",
+                "counter",
+                "Messages re-published since the process started.",
+                self.published,
+            ),
+            (
+                "kafka_retry_publish_failures_total",
+                "counter",
+                "Failed publish attempts since the process started.",
+                self.publish_failures,
+            ),
+            (
+                "kafka_retry_dead_lettered_total",
+                "counter",
+                "Messages dead-lettered since the process started.",
+                self.dead_lettered_total,
+            ),
+            (
+                "kafka_retry_dead_letter_cap_exceeded",
+                "gauge",
+                "1 when the dead letters exceed maxDeadLetters.",
+                self.dead_letter_cap_exceeded as u64,
+            ),
+        ];
+        let mut text = String::new();
+        for (name, kind, help, value) in metrics {
+            text.push_str(&format!(
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name}{{prefix=\"{label}\"}} {value}\n"
+            ));
+        }
+        text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prometheus_text_names_every_metric_once() {
+        let stats = Stats {
+            scheduled: 3,
+            due: 1,
+            inflight: 2,
+            dead_lettered: 4,
+            published: 10,
+            publish_failures: 1,
+            dead_lettered_total: 5,
+            dead_letter_cap_exceeded: true,
+        };
+        let text = stats.prometheus("svc\"x");
+        assert!(text.contains("kafka_retry_scheduled{prefix=\"svc\\\"x\"} 3\n"));
+        assert!(text.contains("# TYPE kafka_retry_published_total counter\n"));
+        assert!(text.contains("kafka_retry_dead_letter_cap_exceeded{prefix=\"svc\\\"x\"} 1\n"));
+        assert_eq!(text.matches("# HELP").count(), 8);
+    }
+}

@@ -1,0 +1,57 @@
+//! The name of every Redis key the package writes. The schedule's keys of one shard share one
+//! hash tag, so each script touches a single Redis Cluster slot; a dead letter hash is named by
+//! the user (the original class's `dlqName`) and its index sits beside it.
+
+/// The Redis keys of one schedule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Keys {
+    /// Sorted set: id -> due time (ms).
+    pub due: String,
+    /// Sorted set: claimed id -> lease deadline (ms).
+    pub lease: String,
+    /// Hash: id -> entry (`Entry::encode`).
+    pub entries: String,
+    /// Sorted set: pushed id -> push time (ms), for dropping redeliveries.
+    pub seen: String,
+}
+
+impl Keys {
+    /// The keys of shard `shard` of the schedule named by `prefix`. The braces make one shard's
+    /// keys one Redis Cluster slot, so every script touches a single slot; shard 0 is `{prefix}`,
+    /// shard n is `{prefix#n}`, so different shards land on different slots (and masters).
+    pub fn new(prefix: &str, shard: u32) -> Self {
+        let tag = if shard == 0 {
+            prefix.to_string()
+        } else {
+            format!("{prefix}#{shard}")
+        };
+        Keys {
+            due: format!("{{{tag}}}:due"),
+            lease: format!("{{{tag}}}:lease"),
+            entries: format!("{{{tag}}}:entries"),
+            seen: format!("{{{tag}}}:seen"),
+        }
+    }
+}
+
+/// The index key of a dead letter hash.
+pub fn index_key(dlq_name: &str) -> String {
+    format!("{dlq_name}:index")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_share_one_hash_tag() {
+        let k = Keys::new("svc", 0);
+        for key in [&k.due, &k.lease, &k.entries, &k.seen] {
+            assert!(key.starts_with("{svc}:"), "{key}");
+        }
+        let k = Keys::new("svc", 3);
+        for key in [&k.due, &k.lease, &k.entries, &k.seen] {
+            assert!(key.starts_with("{svc#3}:"), "{key}");
+        }
+    }
+}

@@ -1,0 +1,194 @@
+//! The push path: concurrent pushes to one schedule are gathered into batches, and each batch is
+//! one call of the push script, so pushes share round trips and script runs instead of paying
+//! one each. A batch is sent as soon as a slot is free, with whatever is waiting then: a lone
+//! push goes out at once, a burst shares calls.
+
+use super::connection::Redis;
+use super::keys::Keys;
+use crate::batch::next_batch;
+use crate::clock::now_ms;
+use crate::error::{ErrorCode, Result, RetryError};
+use crate::registry::{get_or_make, registry, Registry};
+use redis::Script;
+use std::sync::{Arc, LazyLock, Mutex};
+use std::time::Duration;
+use tokio::sync::{mpsc, Semaphore};
+
+static PUSH: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/push.lua")));
+
+/// One message for the push script.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PushMessage {
+    /// Schedule id.
+    pub id: String,
+    /// Due time, ms since the epoch.
+    pub due_ms: u64,
+    /// The entry as stored.
+    pub entry: String,
+    /// Whether the id derives from the payload's `msgId` (then redeliveries are dropped).
+    pub dedupe: bool,
+}
+
+/// Where one schedule's pushes go: its Redis, its keys and how long pushed ids are remembered.
+#[derive(Clone)]
+struct Target {
+    redis: Redis,
+    keys: Keys,
+    dedupe_window: Duration,
+}
+
+impl Target {
+    /// Runs the push script for a batch; one result per message.
+    async fn push_batch(&self, now_ms: u64, batch: &[PushMessage]) -> Result<Vec<bool>> {
+        let keys = &self.keys;
+        let window_ms = self.dedupe_window.as_millis() as u64;
+        let stored: Vec<i64> = self
+            .redis
+            .run("push", |mut conn| async move {
+                let mut call = PUSH.key(&keys.due);
+                call.key(&keys.entries)
+                    .key(&keys.seen)
+                    .arg(now_ms)
+                    .arg(window_ms);
+                for message in batch {
+                    call.arg(&message.id)
+                        .arg(message.due_ms)
+                        .arg(&message.entry)
+                        .arg(if message.dedupe { "1" } else { "0" });
+                }
+                call.invoke_async(&mut conn).await
+            })
+            .await?;
+        if stored.len() != batch.len() {
+            return Err(RetryError::new(
+                ErrorCode::Internal,
+                "push script answered for a different number of messages",
+            ));
+        }
+        Ok(stored.into_iter().map(|s| s == 1).collect())
+    }
+}
+
+/// Most messages one push script call takes.
+const PUSH_BATCH_MAX: usize = 512;
+/// Push script calls in flight at once per schedule: enough to keep the connection's pipeline
+/// busy while the next batch gathers.
+const PUSH_BATCHES_IN_FLIGHT: usize = 4;
+
+/// Called once with the outcome of one push, from a runtime thread.
+pub type PushDone = Box<dyn FnOnce(Result<bool>) + Send>;
+
+/// A push waiting for its batch; pushes that waited longer than the timeout fail instead of
+/// being sent late.
+struct Queued {
+    message: PushMessage,
+    done: PushDone,
+    since: std::time::Instant,
+}
+
+/// The push queue of one schedule; its worker starts with the first push.
+pub(super) struct PushBatcher {
+    queue: mpsc::UnboundedSender<Queued>,
+    receiver: Mutex<Option<mpsc::UnboundedReceiver<Queued>>>,
+}
+
+impl PushBatcher {
+    pub(super) fn new() -> Self {
+        let (queue, receiver) = mpsc::unbounded_channel();
+        PushBatcher {
+            queue,
+            receiver: Mutex::new(Some(receiver)),
+        }
+    }
+
+    /// The batcher of the schedule with `keys` on `url`, shared by every instance in this process.
+    pub(super) fn for_schedule(url: &str, keys: &Keys) -> Arc<PushBatcher> {
+        get_or_make(
+            &BATCHERS,
+            (url.to_string(), keys.due.clone()),
+            PushBatcher::new,
+        )
+    }
+
+    /// Queues one push; `done` gets its outcome.
+    pub(super) fn submit(
+        &self,
+        message: PushMessage,
+        done: PushDone,
+        redis: &Redis,
+        keys: &Keys,
+        dedupe_window: Duration,
+    ) {
+        // The worker starts with the first push, inside the caller's runtime.
+        if let Some(receiver) = self
+            .receiver
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        {
+            let target = Target {
+                redis: redis.clone(),
+                keys: keys.clone(),
+                dedupe_window,
+            };
+            tokio::spawn(run_batches(target, receiver));
+        }
+        let queued = Queued {
+            message,
+            done,
+            since: std::time::Instant::now(),
+        };
+        if let Err(mpsc::error::SendError(queued)) = self.queue.send(queued) {
+            (queued.done)(Err(RetryError::new(
+                ErrorCode::Internal,
+                "the push batcher stopped",
+            )));
+        }
+    }
+}
+
+/// Sends what is queued, a batch per free slot, until the last schedule using the batcher is gone
+/// (the worker holds no schedule, so it does not keep the batcher alive).
+async fn run_batches(target: Target, mut receiver: mpsc::UnboundedReceiver<Queued>) {
+    let slots = Arc::new(Semaphore::new(PUSH_BATCHES_IN_FLIGHT));
+    loop {
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            return;
+        };
+        let Some(batch) = next_batch(&mut receiver, PUSH_BATCH_MAX).await else {
+            return;
+        };
+        let target = target.clone();
+        tokio::spawn(async move {
+            let mut messages = Vec::with_capacity(batch.len());
+            let mut dones = Vec::with_capacity(batch.len());
+            for queued in batch {
+                if queued.since.elapsed() > target.redis.timeout() {
+                    // Redis has been slow or down for a while: fail now rather than store late.
+                    (queued.done)(Err(target.redis.timed_out("push")));
+                } else {
+                    messages.push(queued.message);
+                    dones.push(queued.done);
+                }
+            }
+            if !messages.is_empty() {
+                match target.push_batch(now_ms(), &messages).await {
+                    Ok(stored) => {
+                        for (done, stored) in dones.into_iter().zip(stored) {
+                            done(Ok(stored));
+                        }
+                    }
+                    Err(err) => {
+                        for done in dones {
+                            done(Err(err.clone()));
+                        }
+                    }
+                }
+            }
+            drop(slot);
+        });
+    }
+}
+
+/// Push batchers per schedule (Redis URL + keys), shared by every instance in this process.
+static BATCHERS: Registry<(String, String), PushBatcher> = registry();

@@ -1,0 +1,244 @@
+//! The schedule in Redis: a sorted set of message ids scored by due time, a hash of entries, a
+//! sorted set of claimed ids scored by lease deadline, and a set of recently pushed ids for
+//! de-duplication. Every multi-key change is one Lua script, and all keys of a schedule share one
+//! hash tag, so the scripts run unchanged on Redis Cluster.
+
+use super::connection::Redis;
+pub use super::keys::Keys;
+use super::push::PushBatcher;
+pub use super::push::{PushDone, PushMessage};
+use crate::error::{ErrorCode, Result, RetryError};
+use redis::Script;
+use std::sync::{Arc, LazyLock};
+use std::time::Duration;
+use tokio::sync::oneshot;
+
+static CLAIM: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/claim.lua")));
+static ACK: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/ack.lua")));
+static RELEASE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/release.lua")));
+
+/// Messages taken by one claim.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Claim {
+    /// The lease deadline of this claim (ms); also the token that lets us release them.
+    pub deadline: u64,
+    /// When the next message (or expired lease) becomes claimable, if anything is scheduled.
+    pub next_wake: Option<u64>,
+    /// `(id, stored entry)` pairs.
+    pub items: Vec<(String, String)>,
+}
+
+/// Sizes of the schedule.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// Waiting for their due time (or due and not yet claimed).
+    pub scheduled: u64,
+    /// Already due and not yet claimed.
+    pub due: u64,
+    /// Claimed by a listener and not yet acknowledged.
+    pub inflight: u64,
+}
+
+/// One schedule on one Redis server.
+#[derive(Clone)]
+pub struct Schedule {
+    redis: Redis,
+    keys: Keys,
+    dedupe_window: Duration,
+    batcher: Arc<PushBatcher>,
+}
+
+impl Schedule {
+    /// Shard `shard` of the schedule `prefix` on `redis`. Pushed ids are remembered for
+    /// `dedupe_window` to drop redeliveries.
+    pub fn new(redis: Redis, prefix: &str, shard: u32, dedupe_window: Duration) -> Self {
+        let keys = Keys::new(prefix, shard);
+        let batcher = PushBatcher::for_schedule(redis.shared().url(), &keys);
+        Schedule {
+            redis,
+            keys,
+            dedupe_window,
+            batcher,
+        }
+    }
+
+    /// The Redis this schedule lives on.
+    pub fn redis(&self) -> &Redis {
+        &self.redis
+    }
+
+    /// The keys of this schedule.
+    pub fn keys(&self) -> &Keys {
+        &self.keys
+    }
+
+    /// Stores and schedules one message. Returns `false` when the id was already pushed within
+    /// `dedupe_window` (a redelivered consumer message) and nothing was stored.
+    ///
+    /// Concurrent pushes to the same schedule in this process are gathered into one script call
+    /// (see `PushBatcher`), so they share round trips instead of paying one each.
+    pub async fn push(&self, message: PushMessage) -> Result<bool> {
+        let (reply, stored) = oneshot::channel();
+        self.push_detached(
+            message,
+            Box::new(move |result| {
+                let _ = reply.send(result);
+            }),
+        );
+        match tokio::time::timeout(self.redis.timeout(), stored).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) => Err(RetryError::new(
+                ErrorCode::Internal,
+                "the push batcher stopped",
+            )),
+            Err(_) => Err(self.redis.timed_out("push")),
+        }
+    }
+
+    /// Stores and schedules one message without waiting: `done` gets the outcome (as `push`
+    /// returns it) from a runtime thread. Must be called inside a tokio runtime context.
+    pub fn push_detached(&self, message: PushMessage, done: PushDone) {
+        self.batcher
+            .submit(message, done, &self.redis, &self.keys, self.dedupe_window);
+    }
+
+    /// Claims up to `limit` due messages with a lease of `lease` from `now_ms`.
+    pub async fn claim(&self, now_ms: u64, limit: usize, lease: Duration) -> Result<Claim> {
+        let keys = &self.keys;
+        let reply: Vec<redis::Value> = self
+            .redis
+            .run("claim", |mut conn| async move {
+                CLAIM
+                    .key(&keys.due)
+                    .key(&keys.lease)
+                    .key(&keys.entries)
+                    .arg(now_ms)
+                    .arg(limit)
+                    .arg(lease.as_millis() as u64)
+                    .invoke_async(&mut conn)
+                    .await
+            })
+            .await?;
+        parse_claim(reply)
+    }
+
+    /// Forgets messages that were published or dead-lettered.
+    pub async fn ack(&self, ids: &[String]) -> Result<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let keys = &self.keys;
+        let (now, window) = (
+            crate::clock::now_ms(),
+            self.dedupe_window.as_millis() as u64,
+        );
+        self.redis
+            .run("ack", |mut conn| async move {
+                let mut call = ACK.key(&keys.lease);
+                call.key(&keys.entries).key(&keys.seen).arg(now).arg(window);
+                for id in ids {
+                    call.arg(id);
+                }
+                call.invoke_async::<i64>(&mut conn).await.map(drop)
+            })
+            .await
+    }
+
+    /// Puts claimed messages back on the schedule, due at `due_ms`, if still leased under
+    /// `deadline`. Returns how many moved.
+    pub async fn release(&self, deadline: u64, due_ms: u64, ids: &[String]) -> Result<u64> {
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let keys = &self.keys;
+        self.redis
+            .run("release", |mut conn| async move {
+                let mut call = RELEASE.key(&keys.due);
+                call.key(&keys.lease).arg(deadline).arg(due_ms);
+                for id in ids {
+                    call.arg(id);
+                }
+                call.invoke_async::<u64>(&mut conn).await
+            })
+            .await
+    }
+
+    /// How many messages are scheduled, due and in flight at `now_ms`.
+    pub async fn counts(&self, now_ms: u64) -> Result<Counts> {
+        let keys = &self.keys;
+        let (scheduled, due, inflight): (u64, u64, u64) = self
+            .redis
+            .run("count", |mut conn| async move {
+                redis::pipe()
+                    .zcard(&keys.due)
+                    .zcount(&keys.due, "-inf", now_ms)
+                    .zcard(&keys.lease)
+                    .query_async(&mut conn)
+                    .await
+            })
+            .await?;
+        Ok(Counts {
+            scheduled,
+            due,
+            inflight,
+        })
+    }
+}
+
+fn parse_claim(reply: Vec<redis::Value>) -> Result<Claim> {
+    use redis::FromRedisValue;
+    let bad = |what: &str| {
+        RetryError::new(
+            ErrorCode::Internal,
+            format!("unexpected claim reply: {what}"),
+        )
+    };
+    let mut values = reply.into_iter();
+    let deadline = values
+        .next()
+        .and_then(|v| u64::from_redis_value(&v).ok())
+        .ok_or_else(|| bad("no deadline"))?;
+    let next_wake = match values.next() {
+        None => return Err(bad("no next wake-up")),
+        Some(redis::Value::Nil) => None,
+        Some(v) => u64::from_redis_value(&v).ok(),
+    };
+    let rest: Vec<redis::Value> = values.collect();
+    let mut items = Vec::with_capacity(rest.len() / 2);
+    for pair in rest.chunks(2) {
+        let [id, entry] = pair else {
+            return Err(bad("odd item list"));
+        };
+        let id = String::from_redis_value(id).map_err(|_| bad("id"))?;
+        let entry = String::from_redis_value(entry).map_err(|_| bad("entry"))?;
+        items.push((id, entry));
+    }
+    Ok(Claim {
+        deadline,
+        next_wake,
+        items,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use redis::Value;
+
+    #[test]
+    fn claim_reply_is_parsed() {
+        let reply = vec![
+            Value::Int(1_000),
+            Value::Int(1_500),
+            Value::BulkString(b"id1".to_vec()),
+            Value::BulkString(b"{}".to_vec()),
+        ];
+        let claim = parse_claim(reply).unwrap();
+        assert_eq!(claim.deadline, 1_000);
+        assert_eq!(claim.next_wake, Some(1_500));
+        assert_eq!(claim.items, vec![("id1".to_string(), "{}".to_string())]);
+        let empty = parse_claim(vec![Value::Int(5), Value::Nil]).unwrap();
+        assert_eq!(empty.next_wake, None);
+        assert!(empty.items.is_empty());
+    }
+}
