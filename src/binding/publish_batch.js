@@ -15,7 +15,7 @@
     try {
       if (e !== null && typeof e === 'object' && typeof e.message === 'string') return e.message
       return String(e)
-    } catch (_) {
+    } catch {
       return 'the producer failed with a value that cannot be printed'
     }
   }
