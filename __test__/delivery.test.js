@@ -275,7 +275,7 @@ test('a JavaScript producer: failures are reported with their text and retried; 
         attempts.set(n, attempt)
         if (attempt === 1 && n === 1) throw new Error('sync boom')
         if (attempt === 1 && n === 2) return Promise.reject(new Error('async boom'))
-        if (attempt === 1 && n === 3) return Promise.reject('just a string') // eslint-disable-line prefer-promise-reject-errors
+        if (attempt === 1 && n === 3) return Promise.reject('just a string')
         delivered.push({ n, headers })
         return n === 4 ? 'not a promise' : new Promise((resolve) => setTimeout(resolve, 20))
       },

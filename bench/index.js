@@ -120,7 +120,9 @@ function addonInfo() {
   let sha = 'unknown'
   try {
     sha = crypto.createHash('sha256').update(fs.readFileSync(file)).digest('hex').slice(0, 12)
-  } catch {}
+  } catch {
+    // no addon file: stays 'unknown'
+  }
   let git = 'unknown'
   try {
     const head = execFileSync('git', ['-C', c.ROOT, 'rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).trim()
@@ -128,11 +130,15 @@ function addonInfo() {
       encoding: 'utf8',
     }).trim()
     git = dirty ? `${head} + uncommitted changes in src/` : head
-  } catch {}
+  } catch {
+    // no git or not a checkout: stays 'unknown'
+  }
   let built = ''
   try {
     built = fs.statSync(process.env.BENCH_ADDON_SOURCE || file).mtime.toISOString().replace(/\.\d+Z$/, 'Z')
-  } catch {}
+  } catch {
+    // no file to date: stays empty
+  }
   return { file: process.env.BENCH_ADDON_SOURCE || file, sha, git, built }
 }
 
@@ -209,7 +215,8 @@ async function main() {
   // 3. Lateness.
   for (let rep = 1; rep <= CFG.lateness.reps; rep++) {
     log(`lateness ${rep}/${CFG.lateness.reps} (${CFG.lateness.seconds} s)`)
-    const { reps, ...args } = CFG.lateness
+    const args = { ...CFG.lateness }
+    delete args.reps
     keep('lateness', await measure('lateness.js', args))
   }
 

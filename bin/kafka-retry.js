@@ -160,6 +160,7 @@ const json = (value) => out(JSON.stringify(value, null, 2))
 
 /** Escapes control characters so stored text cannot break lines or drive the terminal. */
 function clean(text) {
+  // eslint-disable-next-line no-control-regex -- matching control characters is the point
   return String(text).replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => {
     const named = { '\n': '\\n', '\r': '\\r', '\t': '\\t' }[c]
     return named || `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`

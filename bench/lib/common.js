@@ -92,12 +92,16 @@ async function serverPids(redis) {
     const info = await redis.info('server')
     const m = /process_id:(\d+)/.exec(info)
     if (m && fs.existsSync(`/proc/${m[1]}`)) redisPid = Number(m[1])
-  } catch {}
+  } catch {
+    // not reachable or no pid: stays null
+  }
   let brokerPid = null
   try {
     const p = Number(fs.readFileSync(path.join(ROOT, '.services', 'tansu.pid'), 'utf8').trim())
     if (p && fs.existsSync(`/proc/${p}`)) brokerPid = p
-  } catch {}
+  } catch {
+    // no pid file: stays null
+  }
   return { redisPid, brokerPid }
 }
 

@@ -1,0 +1,310 @@
+// The JavaScript loop that calls a user's producer (src/binding/publish_batch.js), on its own:
+// pure JS, no addon, no Redis, no Kafka. The Rust side evaluates the file with `run_script`,
+// calls the factory with the bound producer method, and calls `publishBatch` once per crossing.
+const fs = require('fs')
+const path = require('path')
+const vm = require('vm')
+const { types } = require('util')
+
+const SOURCE = path.join(__dirname, '..', 'src', 'binding', 'publish_batch.js')
+const factory = new vm.Script(fs.readFileSync(SOURCE, 'utf8'), { filename: SOURCE }).runInThisContext()
+
+// napi's `is_promise` is `napi_is_promise`: a native Promise check, not a thenable check.
+const isPromise = (v) => types.isPromise(v)
+
+// Builds `publishBatch` around `publish`, recording every `done` call.
+const setup = (publish, isSend = false) => {
+  const outcomes = []
+  const done = (...args) => outcomes.push(args)
+  return { publishBatch: factory(publish, isSend, done, isPromise), outcomes }
+}
+
+// Flattens messages the way the Rust side does: ids, header counts, and per message topic, key,
+// value, then the header name/value pairs.
+const batch = (messages) => {
+  const ids = []
+  const headerCounts = []
+  const strings = []
+  for (const { id, topic, key, value, headers = {} } of messages) {
+    ids.push(id)
+    const pairs = Object.entries(headers)
+    headerCounts.push(pairs.length)
+    strings.push(topic, key, value)
+    for (const [name, v] of pairs) strings.push(name, v)
+  }
+  return [ids, headerCounts, strings]
+}
+
+const message = (id, extra = {}) => ({ id, topic: `topic-${id}`, key: `key-${id}`, value: `value-${id}`, ...extra })
+
+// Lets every pending promise reaction run.
+const settle = () => new Promise((resolve) => setImmediate(resolve))
+
+test('the file evaluates, as a script, to the factory function', () => {
+  expect(typeof factory).toBe('function')
+  expect(factory.length).toBe(4)
+  const { publishBatch } = setup(() => undefined)
+  expect(typeof publishBatch).toBe('function')
+})
+
+describe('produce-style producer', () => {
+  test('receives topic, key, value and headers built from the flat strings and header counts', async () => {
+    const calls = []
+    const { publishBatch, outcomes } = setup((...args) => {
+      calls.push(args)
+      return Promise.resolve()
+    })
+    publishBatch(
+      ...batch([
+        message(1, { headers: { 'retry-count': '2', origin: 'orders' } }),
+        message(2),
+        message(3, { headers: { only: 'one' } }),
+      ]),
+    )
+    expect(calls).toEqual([
+      ['topic-1', 'key-1', 'value-1', { 'retry-count': '2', origin: 'orders' }],
+      ['topic-2', 'key-2', 'value-2', {}],
+      ['topic-3', 'key-3', 'value-3', { only: 'one' }],
+    ])
+    await settle()
+    expect(outcomes).toEqual([[1], [2], [3]])
+  })
+})
+
+describe('send-style producer (kafkajs)', () => {
+  test('receives { topic, messages: [{ key, value, headers }] }, one call per message', async () => {
+    const calls = []
+    const { publishBatch, outcomes } = setup((...args) => {
+      calls.push(args)
+      return Promise.resolve([{ topicName: 't', partition: 0 }])
+    }, true)
+    publishBatch(...batch([message(7, { headers: { a: '1', b: '2' } }), message(8)]))
+    expect(calls).toEqual([
+      [{ topic: 'topic-7', messages: [{ key: 'key-7', value: 'value-7', headers: { a: '1', b: '2' } }] }],
+      [{ topic: 'topic-8', messages: [{ key: 'key-8', value: 'value-8', headers: {} }] }],
+    ])
+    await settle()
+    expect(outcomes).toEqual([[7], [8]])
+  })
+})
+
+describe('outcomes', () => {
+  test('a resolved promise reports done(id) with no failure argument, only once it resolved', async () => {
+    let resolve
+    const { publishBatch, outcomes } = setup(() => new Promise((r) => (resolve = r)))
+    publishBatch(...batch([message(5)]))
+    await settle()
+    expect(outcomes).toEqual([])
+    resolve('ignored value')
+    await settle()
+    expect(outcomes).toEqual([[5]])
+    expect(outcomes[0]).toHaveLength(1)
+  })
+
+  test('a rejected promise reports done(id, message) with the error message', async () => {
+    const { publishBatch, outcomes } = setup(() => Promise.reject(new Error('broker down')))
+    publishBatch(...batch([message(11)]))
+    await settle()
+    expect(outcomes).toEqual([[11, 'broker down']])
+  })
+
+  test('a rejection with a string reports that string', async () => {
+    const { publishBatch, outcomes } = setup(() => Promise.reject('plain string'))
+    publishBatch(...batch([message(12)]))
+    await settle()
+    expect(outcomes).toEqual([[12, 'plain string']])
+  })
+
+  test('a rejection with a Symbol reports a string and does not throw', async () => {
+    const { publishBatch, outcomes } = setup(() => Promise.reject(Symbol('odd')))
+    publishBatch(...batch([message(13)]))
+    await settle()
+    expect(outcomes).toEqual([[13, 'Symbol(odd)']])
+  })
+
+  test('a rejection with undefined or null reports a string', async () => {
+    const values = [undefined, null]
+    const { publishBatch, outcomes } = setup(() => Promise.reject(values.shift()))
+    publishBatch(...batch([message(14), message(15)]))
+    await settle()
+    expect(outcomes).toEqual([
+      [14, 'undefined'],
+      [15, 'null'],
+    ])
+  })
+
+  test('a rejection with an object whose message getter throws reports a fixed string', async () => {
+    const hostile = {
+      get message() {
+        throw new Error('getter exploded')
+      },
+    }
+    const { publishBatch, outcomes } = setup(() => Promise.reject(hostile))
+    publishBatch(...batch([message(16)]))
+    await settle()
+    expect(outcomes).toHaveLength(1)
+    expect(outcomes[0][0]).toBe(16)
+    expect(typeof outcomes[0][1]).toBe('string')
+    expect(outcomes[0][1]).not.toBe('')
+  })
+
+  test('a rejection with an object that cannot be turned into a string reports a string', async () => {
+    const unprintable = Object.create(null) // no message, no toString
+    const { publishBatch, outcomes } = setup(() => Promise.reject(unprintable))
+    publishBatch(...batch([message(17)]))
+    await settle()
+    expect(outcomes).toHaveLength(1)
+    expect(outcomes[0][0]).toBe(17)
+    expect(typeof outcomes[0][1]).toBe('string')
+  })
+
+  test('a rejection with an object carrying a string message reports that message', async () => {
+    const { publishBatch, outcomes } = setup(() => Promise.reject({ message: 'not an Error but close' }))
+    publishBatch(...batch([message(18)]))
+    await settle()
+    expect(outcomes).toEqual([[18, 'not an Error but close']])
+  })
+
+  test('a producer that throws synchronously reports done(id, message) at once', () => {
+    const { publishBatch, outcomes } = setup(() => {
+      throw new Error('sync failure')
+    })
+    expect(() => publishBatch(...batch([message(21)]))).not.toThrow()
+    expect(outcomes).toEqual([[21, 'sync failure']])
+  })
+
+  test('a producer that throws a non-Error value reports a string', () => {
+    const { publishBatch, outcomes } = setup(() => {
+      throw Symbol('thrown')
+    })
+    expect(() => publishBatch(...batch([message(22)]))).not.toThrow()
+    expect(outcomes).toEqual([[22, 'Symbol(thrown)']])
+  })
+
+  test('a producer returning a non-promise reports done(id) immediately', () => {
+    const returns = [undefined, 42, { some: 'record metadata' }]
+    const { publishBatch, outcomes } = setup(() => returns.shift())
+    publishBatch(...batch([message(31), message(32), message(33)]))
+    expect(outcomes).toEqual([[31], [32], [33]])
+  })
+
+  test('a thenable that is not a native promise counts as a non-promise (as with napi is_promise)', () => {
+    let thenCalled = false
+    const thenable = {
+      then() {
+        thenCalled = true
+      },
+    }
+    const { publishBatch, outcomes } = setup(() => thenable)
+    publishBatch(...batch([message(34)]))
+    expect(outcomes).toEqual([[34]])
+    expect(thenCalled).toBe(false)
+  })
+
+  test('a returned promise whose then throws reports done(id, message) and does not throw', () => {
+    const { publishBatch, outcomes } = setup(() => {
+      const p = Promise.resolve()
+      p.then = () => {
+        throw new Error('then exploded')
+      }
+      return p
+    })
+    expect(() => publishBatch(...batch([message(41)]))).not.toThrow()
+    expect(outcomes).toEqual([[41, 'then exploded']])
+  })
+
+  test('a returned promise whose then throws a hostile value reports a string and does not throw', () => {
+    const { publishBatch, outcomes } = setup(() => {
+      const p = Promise.resolve()
+      p.then = () => {
+        throw {
+          get message() {
+            throw new Error('again')
+          },
+        }
+      }
+      return p
+    })
+    expect(() => publishBatch(...batch([message(42)]))).not.toThrow()
+    expect(outcomes).toHaveLength(1)
+    expect(outcomes[0][0]).toBe(42)
+    expect(typeof outcomes[0][1]).toBe('string')
+  })
+})
+
+test('several messages in one batch each get their own outcome with the right id', async () => {
+  const behaviour = {
+    'key-101': () => Promise.resolve(),
+    'key-102': () => Promise.reject(new Error('second failed')),
+    'key-103': () => {
+      throw new Error('third threw')
+    },
+    'key-104': () => 'not a promise',
+    'key-105': () => new Promise((resolve) => setTimeout(resolve, 5)),
+    'key-106': () => Promise.reject('sixth as a string'),
+  }
+  const seen = []
+  const { publishBatch, outcomes } = setup((topic, key, value, headers) => {
+    seen.push({ topic, key, value, headers })
+    return behaviour[key]()
+  })
+  const messages = [101, 102, 103, 104, 105, 106].map((id) => message(id, { headers: { n: String(id) } }))
+  expect(() => publishBatch(...batch(messages))).not.toThrow()
+  expect(seen.map((m) => m.headers.n)).toEqual(['101', '102', '103', '104', '105', '106'])
+  await new Promise((resolve) => setTimeout(resolve, 30))
+  const byId = new Map(outcomes.map(([id, ...rest]) => [id, rest]))
+  expect(outcomes).toHaveLength(6)
+  expect(byId.get(101)).toEqual([])
+  expect(byId.get(102)).toEqual(['second failed'])
+  expect(byId.get(103)).toEqual(['third threw'])
+  expect(byId.get(104)).toEqual([])
+  expect(byId.get(105)).toEqual([])
+  expect(byId.get(106)).toEqual(['sixth as a string'])
+})
+
+test('publishBatch never throws, whatever the producer does', async () => {
+  const hostile = {
+    get message() {
+      throw new Error('no')
+    },
+  }
+  const producers = [
+    () => {
+      throw hostile
+    },
+    () => {
+      throw undefined
+    },
+    () => Promise.reject(hostile),
+    () => {
+      const p = Promise.reject(Symbol('x'))
+      Promise.prototype.then.call(p, undefined, () => {}) // handled, so Node stays quiet
+      p.then = () => {
+        throw hostile
+      }
+      return p
+    },
+    () => new Proxy({}, { get: () => { throw new Error('proxy trap') } }),
+    () => null,
+  ]
+  let id = 0
+  for (const publish of producers) {
+    for (const isSend of [false, true]) {
+      const { publishBatch, outcomes } = setup(publish, isSend)
+      id += 1
+      expect(() => publishBatch(...batch([message(id)]))).not.toThrow()
+      await settle()
+      expect(outcomes).toHaveLength(1)
+      expect(outcomes[0][0]).toBe(id)
+      if (outcomes[0].length > 1) expect(typeof outcomes[0][1]).toBe('string')
+    }
+  }
+})
+
+test('an empty batch calls nothing', () => {
+  const publish = jest.fn()
+  const { publishBatch, outcomes } = setup(publish)
+  publishBatch([], [], [])
+  expect(publish).not.toHaveBeenCalled()
+  expect(outcomes).toEqual([])
+})
