@@ -15,7 +15,7 @@ export interface KafkaRetryConfig {
   pollIntervalMs?: number
   /** How long a claimed message stays invisible to other listeners, in ms. Default 30000. */
   leaseMs?: number
-  /** Most messages one claim takes. Default 256. */
+  /** Most messages one claim takes. Default 1024. */
   batchSize?: number
   /** Longest one Redis operation may take before it fails with `ERR_REDIS_UNAVAILABLE`, in ms. Default 5000. */
   redisTimeoutMs?: number
@@ -96,6 +96,8 @@ export interface DeadLetter {
   firstFailedAt: number | null
   /** When it was dead-lettered (ms since the epoch); 0 when unknown (written by other tools). */
   diedAt: number
+  /** The `keyPrefix` of the schedule it came from, where a requeue sends it back; `null` when unknown. */
+  keyPrefix: string | null
 }
 
 /** A page of dead letters, newest first. */
@@ -157,15 +159,9 @@ export declare class KafkaRetry {
   /**
    * Creates a retry queue.
    *
-   * `config` keys (all optional): `redisUrl` (default `REDIS_URL`, then
-   * `redis://127.0.0.1:6379`), `brokers` (string or array; default `KAFKA_BROKERS`, then
-   * `localhost:9092`), `kafka` (extra librdkafka properties for the internal producer),
-   * `keyPrefix` (namespace of every Redis key, default `kafka-retry`), `pollIntervalMs`
-   * (longest the listener sleeps when nothing is due, default 1000), `leaseMs` (how long a
-   * claimed message stays invisible to other listeners, default 30000), `batchSize` (most
-   * messages one claim takes, default 1024), `redisTimeoutMs` (longest one Redis operation may
-   * take, default 5000), `dedupeWindowMs` (how long a pushed `msgId` + `retryCount` is
-   * remembered to drop consumer redeliveries, default 3600000).
+   * `config` is optional, and so is each of its keys (see `KafkaRetryConfig` for what each
+   * means and its default); without it, `REDIS_URL` and `KAFKA_BROKERS` from the environment,
+   * then `redis://127.0.0.1:6379` and `localhost:9092`, are used.
    *
    * Throws an `Error` with `code: 'ERR_INVALID_ARG'` for a bad config value.
    */

@@ -21,8 +21,9 @@ export REDIS_URL KAFKA_BROKERS
 TANSU_BIN="${TANSU_BIN:-$(bash scripts/services.sh tansu-bin)}"
 export TANSU_BIN
 
-echo "== Rust unit tests"
-cargo test --quiet
+echo "== Rust unit tests and Lua script tests (real Redis)"
+# Redis was started above: the Lua script tests must fail, not skip, if it does not answer.
+KAFKA_RETRY_REQUIRE_SERVICES=1 cargo test --quiet
 
 echo "== TypeScript check"
 npm run typecheck

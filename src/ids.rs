@@ -32,8 +32,8 @@ pub fn random_id() -> String {
 /// 128-bit hash (XXH3) of the retry count, topic and msgId, so a consumer redelivery of the same
 /// failure maps to the same id and is stored once; the length prefixes keep the hashed text
 /// unambiguous whatever characters topic and msgId hold. Without one it is random. Ids are stored
-/// twice per scheduled message (entries hash and due set), so they are kept short: a hashed id
-/// costs 32 bytes of Redis memory per copy where the readable `m:<count>:<topic>:<msgId>` took 64.
+/// twice per scheduled message (entries hash and due set), so they are kept short, whatever the
+/// length of topic and msgId.
 pub fn message_id(topic: &str, msg_id: Option<&str>, retry_count: u64) -> String {
     match msg_id {
         Some(msg_id) => {

@@ -245,8 +245,8 @@ impl Listener {
     ///
     /// One of these runs per message of a batch, so its future is kept small: the rare paths
     /// (an unreadable entry, a dead letter) await their Redis calls in boxed futures of their
-    /// own. Inlined, their state made every message's future over a kilobyte, and copying it
-    /// into its task alone took a tenth of the async workers' CPU (profiled with perf).
+    /// own. Inlined, their state made every message's future large, and copying it into its task
+    /// showed up in profiles of the fire path (`BENCHMARKS.md`).
     async fn handle(&self, id: &str, stored: &str) -> Result<()> {
         let entry = match Entry::decode(stored) {
             Ok(entry) => entry,

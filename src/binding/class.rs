@@ -45,15 +45,9 @@ pub struct KafkaRetry {
 impl KafkaRetry {
     /// Creates a retry queue.
     ///
-    /// `config` keys (all optional): `redisUrl` (default `REDIS_URL`, then
-    /// `redis://127.0.0.1:6379`), `brokers` (string or array; default `KAFKA_BROKERS`, then
-    /// `localhost:9092`), `kafka` (extra librdkafka properties for the internal producer),
-    /// `keyPrefix` (namespace of every Redis key, default `kafka-retry`), `pollIntervalMs`
-    /// (longest the listener sleeps when nothing is due, default 1000), `leaseMs` (how long a
-    /// claimed message stays invisible to other listeners, default 30000), `batchSize` (most
-    /// messages one claim takes, default 1024), `redisTimeoutMs` (longest one Redis operation may
-    /// take, default 5000), `dedupeWindowMs` (how long a pushed `msgId` + `retryCount` is
-    /// remembered to drop consumer redeliveries, default 3600000).
+    /// `config` is optional, and so is each of its keys (see `KafkaRetryConfig` for what each
+    /// means and its default); without it, `REDIS_URL` and `KAFKA_BROKERS` from the environment,
+    /// then `redis://127.0.0.1:6379` and `localhost:9092`, are used.
     ///
     /// Throws an `Error` with `code: 'ERR_INVALID_ARG'` for a bad config value.
     #[napi(constructor, ts_args_type = "config?: KafkaRetryConfig")]

@@ -15,7 +15,7 @@ export interface KafkaRetryConfig {
   pollIntervalMs?: number
   /** How long a claimed message stays invisible to other listeners, in ms. Default 30000. */
   leaseMs?: number
-  /** Most messages one claim takes. Default 256. */
+  /** Most messages one claim takes. Default 1024. */
   batchSize?: number
   /** Longest one Redis operation may take before it fails with `ERR_REDIS_UNAVAILABLE`, in ms. Default 5000. */
   redisTimeoutMs?: number
@@ -96,6 +96,8 @@ export interface DeadLetter {
   firstFailedAt: number | null
   /** When it was dead-lettered (ms since the epoch); 0 when unknown (written by other tools). */
   diedAt: number
+  /** The `keyPrefix` of the schedule it came from, where a requeue sends it back; `null` when unknown. */
+  keyPrefix: string | null
 }
 
 /** A page of dead letters, newest first. */

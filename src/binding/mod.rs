@@ -13,3 +13,6 @@ mod js_publisher;
 mod observer;
 mod producer;
 mod settle;
+
+#[cfg(test)]
+mod types_test;

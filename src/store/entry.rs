@@ -1,8 +1,8 @@
 //! What the schedule stores per message, and what a dead letter holds.
 //!
-//! An entry is stored in a compact text form (see [`Entry::encode`]) rather than JSON: with a
-//! 100-byte payload, JSON with named fields and an escaped payload took 283 bytes, the compact
-//! form about 150, and the entry is most of the Redis memory a scheduled message costs.
+//! An entry is stored in a compact text form (see [`Entry::encode`]) rather than JSON with named
+//! fields and an escaped payload: the entry is most of the Redis memory a scheduled message costs
+//! (`BENCHMARKS.md`, Memory, has the sizes).
 
 use serde::{Deserialize, Serialize};
 
