@@ -11,7 +11,8 @@ pub struct Keys {
     pub lease: String,
     /// Hash: id -> entry (`Entry::encode`).
     pub entries: String,
-    /// Sorted set: pushed id -> push time (ms), for dropping redeliveries.
+    /// Sorted set: acknowledged id -> ack time (ms), for dropping redeliveries that come after
+    /// the message was published (only ids derived from a `msgId` or a legacy bucket).
     pub seen: String,
 }
 

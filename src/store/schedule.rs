@@ -49,8 +49,8 @@ pub struct Schedule {
 }
 
 impl Schedule {
-    /// Shard `shard` of the schedule `prefix` on `redis`. Pushed ids are remembered for
-    /// `dedupe_window` to drop redeliveries.
+    /// Shard `shard` of the schedule `prefix` on `redis`. Published ids derived from a `msgId` are
+    /// remembered for `dedupe_window` to drop redeliveries.
     pub fn new(redis: Redis, prefix: &str, shard: u32, dedupe_window: Duration) -> Self {
         let keys = Keys::new(prefix, shard);
         let batcher = PushBatcher::for_schedule(redis.shared().url(), &keys);
