@@ -4,19 +4,15 @@
 const fs = require('fs')
 const path = require('path')
 const vm = require('vm')
-const { types } = require('util')
 
 const SOURCE = path.join(__dirname, '..', 'src', 'binding', 'publish_batch.js')
 const factory = new vm.Script(fs.readFileSync(SOURCE, 'utf8'), { filename: SOURCE }).runInThisContext()
-
-// napi's `is_promise` is `napi_is_promise`: a native Promise check, not a thenable check.
-const isPromise = (v) => types.isPromise(v)
 
 // Builds `publishBatch` around `publish`, recording every `done` call.
 const setup = (publish, isSend = false) => {
   const outcomes = []
   const done = (...args) => outcomes.push(args)
-  return { publishBatch: factory(publish, isSend, done, isPromise), outcomes }
+  return { publishBatch: factory(publish, isSend, done), outcomes }
 }
 
 // Flattens messages the way the Rust side does: ids, header counts, and per message topic, key,
@@ -42,7 +38,7 @@ const settle = () => new Promise((resolve) => setImmediate(resolve))
 
 test('the file evaluates, as a script, to the factory function', () => {
   expect(typeof factory).toBe('function')
-  expect(factory.length).toBe(4)
+  expect(factory.length).toBe(3)
   const { publishBatch } = setup(() => undefined)
   expect(typeof publishBatch).toBe('function')
 })
@@ -181,24 +177,37 @@ describe('outcomes', () => {
     expect(outcomes).toEqual([[22, 'Symbol(thrown)']])
   })
 
-  test('a producer returning a non-promise reports done(id) immediately', () => {
-    const returns = [undefined, 42, { some: 'record metadata' }]
+  test('a producer returning something not thenable reports done(id) immediately', () => {
+    const returns = [undefined, 42, { some: 'record metadata' }, { then: 'not a function' }]
     const { publishBatch, outcomes } = setup(() => returns.shift())
-    publishBatch(...batch([message(31), message(32), message(33)]))
-    expect(outcomes).toEqual([[31], [32], [33]])
+    publishBatch(...batch([message(31), message(32), message(33), message(30)]))
+    expect(outcomes).toEqual([[31], [32], [33], [30]])
   })
 
-  test('a thenable that is not a native promise counts as a non-promise (as with napi is_promise)', () => {
-    let thenCalled = false
+  test('a thenable that is not a native promise (Bluebird, a custom then) is awaited', () => {
+    const settle = []
     const thenable = {
-      then() {
-        thenCalled = true
+      then(resolve, reject) {
+        settle.push({ resolve, reject })
       },
     }
     const { publishBatch, outcomes } = setup(() => thenable)
-    publishBatch(...batch([message(34)]))
-    expect(outcomes).toEqual([[34]])
-    expect(thenCalled).toBe(false)
+    publishBatch(...batch([message(34), message(35)]))
+    expect(outcomes).toEqual([])
+    settle[0].resolve()
+    settle[1].reject(new Error('custom thenable failed'))
+    expect(outcomes).toEqual([[34], [35, 'custom thenable failed']])
+  })
+
+  test('a thenable whose then getter throws reports done(id, message) and does not throw', () => {
+    const hostile = {
+      get then() {
+        throw new Error('then getter exploded')
+      },
+    }
+    const { publishBatch, outcomes } = setup(() => hostile)
+    expect(() => publishBatch(...batch([message(36)]))).not.toThrow()
+    expect(outcomes).toEqual([[36, 'then getter exploded']])
   })
 
   test('a returned promise whose then throws reports done(id, message) and does not throw', () => {

@@ -1,7 +1,6 @@
 //! The listener loop: claim what is due, publish it (or dead-letter it), then acknowledge or
 //! release it, and sleep exactly until the next message is due.
 
-use crate::clock::now_ms;
 use crate::error::{ErrorCode, Result, RetryError};
 use crate::events::{Event, Observer};
 use crate::payload::with_fresh_msg_id;
@@ -11,10 +10,11 @@ use crate::stats::Counters;
 use crate::store::dead_letters::DeadLetters;
 use crate::store::entry::{DeadLetter, Entry};
 use crate::store::schedule::{Claim, Schedule};
+use crate::store::signal;
 use futures::stream::{FuturesUnordered, StreamExt};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::{watch, Notify, Semaphore};
 use tokio::task::JoinSet;
 
@@ -45,12 +45,18 @@ impl Wake {
         get_or_make(&WAKES, key, Wake::default)
     }
 
-    /// Called after a push in this process: wakes the listener when `due_ms` is before its
-    /// planned wake-up, so in-process pushes with short delays fire on time.
+    /// Called when a message due at `due_ms` (Redis's clock) was pushed, here or in another
+    /// process: wakes the listener when that is before its planned wake-up, so messages with
+    /// short delays fire on time.
     pub fn pushed(&self, due_ms: u64) {
         if due_ms < self.planned.load(Ordering::Acquire) {
             self.notify.notify_waiters();
         }
+    }
+
+    /// Wakes the listener whatever it planned (something is due now).
+    pub fn notify(&self) {
+        self.notify.notify_waiters();
     }
 }
 
@@ -89,9 +95,10 @@ pub struct Listener {
 impl Listener {
     /// Runs until `stop` turns true, then waits for the batches being published: each is
     /// finished (published and acknowledged, or released) before this returns, so close() leaves
-    /// nothing claimed.
+    /// nothing claimed, unless a publish stays pending for `lease` after the stop (see `process`).
     pub async fn run(self, mut stop: watch::Receiver<bool>) {
         let this = Arc::new(self);
+        let signals = tokio::spawn(this.clone().hear_pushes(stop.clone()));
         // Several claimed batches publish at once, so the broker's round trips overlap instead of
         // a batch waiting for the slowest ack of the one before; each holds a slot.
         let slots = Arc::new(Semaphore::new(BATCHES_IN_FLIGHT));
@@ -99,6 +106,28 @@ impl Listener {
         this.claim_loop(&mut stop, &slots, &mut publishing).await;
         // close(): every claimed batch finishes (published and acknowledged, or put back).
         while publishing.join_next().await.is_some() {}
+        let _ = signals.await;
+    }
+
+    /// Wakes this listener when a push in any process announces a message due before its
+    /// planned wake-up (see `store::signal`).
+    async fn hear_pushes(self: Arc<Self>, stop: watch::Receiver<bool>) {
+        let redis = self.schedules[0].redis();
+        let channels = self
+            .schedules
+            .iter()
+            .map(|s| s.keys().wake.clone())
+            .collect();
+        let wake = self.wake.clone();
+        signal::listen(
+            redis.shared().url(),
+            redis.is_cluster(),
+            channels,
+            |due| wake.pushed(due),
+            |err| self.report_error(&err),
+            stop,
+        )
+        .await;
     }
 
     async fn claim_loop(
@@ -114,8 +143,10 @@ impl Listener {
             notified.as_mut().enable();
             // Until the claims are done any push may be due before our next wake-up: hear them all.
             self.wake.planned.store(u64::MAX, Ordering::Release);
-            let now = now_ms();
-            let mut wake_at = now + self.poll_interval.as_millis() as u64;
+            // Every time below is Redis's clock, turned into a moment on this host's monotonic
+            // clock per claim, so the host's wall clock never matters.
+            let mut wake_at = Instant::now() + self.poll_interval;
+            let mut planned = u64::MAX;
             let mut any_full = false;
             let mut any_failed = false;
             for schedule in &self.schedules {
@@ -128,17 +159,24 @@ impl Listener {
                 };
                 // Claimed only once a slot is free: a claim starts its lease, and a batch that
                 // waited for a slot would spend its lease waiting.
-                match schedule.claim(now_ms(), self.batch_size, self.lease).await {
+                let asked = Instant::now();
+                match schedule
+                    .claim(self.batch_size, self.lease, self.poll_interval)
+                    .await
+                {
                     Ok(claim) => {
                         any_full |= claim.items.len() >= self.batch_size;
                         if let Some(next) = claim.next_wake {
-                            wake_at = wake_at.min(next);
+                            planned = planned.min(next);
+                            let wait = Duration::from_millis(next.saturating_sub(claim.now));
+                            wake_at = wake_at.min(asked + wait);
                         }
                         if !claim.items.is_empty() {
                             let this = self.clone();
                             let schedule = schedule.clone();
+                            let stop = stop.clone();
                             publishing.spawn(async move {
-                                this.process(&schedule, claim).await;
+                                this.process(&schedule, claim, asked, stop).await;
                                 drop(slot);
                             });
                         }
@@ -155,72 +193,156 @@ impl Listener {
                 claim_failures = claim_failures.saturating_add(1);
                 let pause = (Duration::from_millis(100) * 2u32.saturating_pow(claim_failures))
                     .min(CLAIM_BACKOFF_MAX);
-                wake_at = wake_at.min(now_ms() + pause.as_millis() as u64);
+                wake_at = wake_at.min(Instant::now() + pause);
             } else {
                 claim_failures = 0;
                 if any_full {
                     continue;
                 }
             }
-            self.wake.planned.store(wake_at, Ordering::Release);
-            let sleep = Duration::from_millis(wake_at.saturating_sub(now_ms()));
+            // A push due before `planned` wakes us (in-process, or announced by another).
+            let planned = self.schedules[0].now_ms().map_or(planned, |now| {
+                let poll_end = now + self.poll_interval.as_millis() as u64;
+                planned.min(poll_end)
+            });
+            self.wake.planned.store(planned, Ordering::Release);
             tokio::select! {
-                _ = tokio::time::sleep(sleep) => {}
+                _ = tokio::time::sleep_until(wake_at.into()) => {}
                 _ = &mut notified => {}
                 _ = stop.changed() => {}
             }
         }
     }
 
-    async fn process(&self, schedule: &Schedule, claim: Claim) {
+    /// Publishes (or dead-letters) one claimed batch, then acknowledges what was published and
+    /// releases what failed. `claimed_at`: when the claim was asked for, on this host's monotonic
+    /// clock (the lease ran from no earlier than that).
+    ///
+    /// A publish never outlives its lease: while publishes are pending, the lease of their
+    /// messages is renewed, so no other listener claims and publishes them while the first
+    /// publish may still succeed, however slow the producer. After a stop (close()), pending
+    /// publishes get `lease` more; what is still pending then goes back on the schedule, so
+    /// close() leaves nothing leased (a publish that still completes after that is the one case
+    /// where a message can go out twice).
+    async fn process(
+        &self,
+        schedule: &Schedule,
+        claim: Claim,
+        claimed_at: Instant,
+        mut stop: watch::Receiver<bool>,
+    ) {
         let Claim {
-            deadline, items, ..
+            mut deadline,
+            now,
+            items,
+            ..
         } = claim;
-        // Publish inside the lease, so our ack or release happens while the claim is still ours.
-        let budget = self.lease.mul_f64(0.8);
-        // One timer for the whole batch, not one per message: what has not finished by then failed.
+        let mut lease_ends = claimed_at + Duration::from_millis(deadline.saturating_sub(now));
         let mut outcomes: Vec<Option<Result<()>>> = (0..items.len()).map(|_| None).collect();
+        let mut pending = items.len();
+        let mut gave_up = false;
         {
             let mut publishing: FuturesUnordered<_> = items
                 .iter()
                 .enumerate()
                 .map(|(i, (id, json))| async move { (i, self.handle(id, json).await) })
                 .collect();
-            let timer = tokio::time::sleep(budget);
-            tokio::pin!(timer);
+            let renew_every = self.lease / 3;
+            let mut renew_at = Instant::now() + renew_every;
+            let mut slow_reported = false;
+            let mut give_up_at: Option<Instant> = None;
             loop {
+                if give_up_at.is_none() && *stop.borrow() {
+                    give_up_at = Some(Instant::now() + self.lease);
+                }
+                let give_up = async {
+                    match give_up_at {
+                        Some(at) => tokio::time::sleep_until(at.into()).await,
+                        None => std::future::pending().await,
+                    }
+                };
                 tokio::select! {
                     next = publishing.next() => match next {
-                        Some((i, outcome)) => outcomes[i] = Some(outcome),
+                        Some((i, outcome)) => {
+                            outcomes[i] = Some(outcome);
+                            pending -= 1;
+                        }
                         None => break,
                     },
-                    _ = &mut timer => break,
+                    _ = tokio::time::sleep_until(renew_at.into()) => {
+                        let waiting: Vec<String> = items
+                            .iter()
+                            .zip(&outcomes)
+                            .filter(|(_, outcome)| outcome.is_none())
+                            .map(|((id, _), _)| id.clone())
+                            .collect();
+                        if !slow_reported && Instant::now() >= claimed_at + self.lease {
+                            slow_reported = true;
+                            self.report_error(&RetryError::new(
+                                ErrorCode::KafkaPublish,
+                                format!(
+                                    "{} publishes are still pending after leaseMs ({} ms); their lease is renewed until they finish (first: {:?})",
+                                    waiting.len(),
+                                    self.lease.as_millis(),
+                                    waiting.first().map(String::as_str).unwrap_or(""),
+                                ),
+                            ));
+                        }
+                        let asked = Instant::now();
+                        match schedule.renew(deadline, self.lease, &waiting).await {
+                            Ok((renewed_until, renewed)) => {
+                                deadline = renewed_until;
+                                lease_ends = asked + self.lease;
+                                if (renewed as usize) < waiting.len() {
+                                    self.report_error(&RetryError::new(
+                                        ErrorCode::Internal,
+                                        format!(
+                                            "{} of {} pending messages had lost their lease before it was renewed; another listener may publish them too",
+                                            waiting.len() - renewed as usize,
+                                            waiting.len()
+                                        ),
+                                    ));
+                                }
+                                renew_at = Instant::now() + renew_every;
+                            }
+                            Err(err) => {
+                                self.report_error(&err);
+                                renew_at = Instant::now() + Duration::from_millis(200).min(renew_every);
+                            }
+                        }
+                    }
+                    _ = give_up => {
+                        gave_up = true;
+                        break;
+                    }
+                    _ = stop.changed(), if give_up_at.is_none() => {}
                 }
             }
+        }
+        if gave_up {
+            self.report_error(&RetryError::new(
+                ErrorCode::KafkaPublish,
+                format!(
+                    "closing with {pending} publishes still pending leaseMs ({} ms) after close(): their messages go back on the schedule",
+                    self.lease.as_millis()
+                ),
+            ));
         }
         let mut done = Vec::with_capacity(items.len());
         let mut failed = Vec::new();
         for ((id, _), outcome) in items.into_iter().zip(outcomes) {
-            let outcome = outcome.unwrap_or_else(|| {
-                Err(RetryError::new(
-                    ErrorCode::KafkaPublish,
-                    format!(
-                        "publishing message {id:?} took longer than {} ms",
-                        budget.as_millis()
-                    ),
-                ))
-            });
             match outcome {
-                Ok(()) => done.push(id),
-                Err(err) => {
+                Some(Ok(())) => done.push(id),
+                Some(Err(err)) => {
                     self.report_error(&err);
                     failed.push(id);
                 }
+                None => failed.push(id),
             }
         }
         if !done.is_empty() {
             self.publish_failures.store(0, Ordering::Relaxed);
-            self.ack_within_lease(schedule, &done, deadline).await;
+            self.ack_within_lease(schedule, &done, lease_ends).await;
         }
         if !failed.is_empty() {
             self.counters
@@ -232,10 +354,9 @@ impl Listener {
                 .saturating_add(1);
             let backoff = (PUBLISH_BACKOFF_MIN * 2u32.saturating_pow(failures.min(16) - 1))
                 .min(PUBLISH_BACKOFF_MAX);
-            let retry_at = now_ms() + backoff.as_millis() as u64;
             // A failed publish goes back on the schedule with its retry count unchanged; if even
             // that fails (Redis down), the lease runs out and the message is claimed again.
-            if let Err(err) = schedule.release(deadline, retry_at, &failed).await {
+            if let Err(err) = schedule.release(deadline, backoff, &failed).await {
                 self.report_error(&err);
             }
         }
@@ -276,7 +397,7 @@ impl Listener {
                 topic,
                 event,
                 retry_count,
-                late_ms: now_ms().saturating_sub(due_at),
+                late_ms: self.redis_now().saturating_sub(due_at),
             });
         }
         Ok(())
@@ -292,7 +413,7 @@ impl Listener {
             )
             .caused_by(err),
         );
-        let died_at = now_ms();
+        let died_at = self.redis_now();
         let record = serde_json::json!({ "id": id, "raw": stored, "diedAt": died_at });
         self.dead_letters
             .write(&self.dlq_name, id, &record.to_string(), died_at)
@@ -301,7 +422,7 @@ impl Listener {
 
     /// An entry past its retries: to `deadLetterTopic` (if set), then to the dead letter hash.
     async fn dead_letter(&self, id: &str, entry: Entry) -> Result<()> {
-        let record = DeadLetter::of(id, &entry, now_ms(), &self.key_prefix);
+        let record = DeadLetter::of(id, &entry, self.redis_now(), &self.key_prefix);
         if let Some(topic) = &self.dead_letter_topic {
             // Published first: should it fail, the message stays scheduled and is tried again.
             self.publisher
@@ -344,19 +465,26 @@ impl Listener {
 
     /// Acknowledges published ids, retrying while the lease lasts: giving up early would only
     /// make another listener publish them again.
-    async fn ack_within_lease(&self, schedule: &Schedule, ids: &[String], deadline: u64) {
+    async fn ack_within_lease(&self, schedule: &Schedule, ids: &[String], lease_ends: Instant) {
         loop {
             match schedule.ack(ids).await {
                 Ok(()) => return,
                 Err(err) => {
                     self.report_error(&err);
-                    if now_ms() + 200 >= deadline {
+                    if Instant::now() + Duration::from_millis(200) >= lease_ends {
                         return;
                     }
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
             }
         }
+    }
+
+    /// Redis's clock now, as the last claim reported it (this host's clock before any claim).
+    fn redis_now(&self) -> u64 {
+        self.schedules[0]
+            .now_ms()
+            .unwrap_or_else(crate::clock::now_ms)
     }
 
     fn report_error(&self, err: &RetryError) {

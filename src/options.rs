@@ -111,11 +111,6 @@ pub fn minutes_to_ms(minutes: f64) -> u64 {
     (minutes * 60_000.0).round() as u64
 }
 
-/// The due time of a message pushed at `now_ms` with `delay_ms`.
-pub fn due_at(now_ms: u64, delay_ms: u64) -> u64 {
-    now_ms.saturating_add(delay_ms)
-}
-
 fn parse_number(name: &str, value: OptionValue, default: &str) -> Result<(String, f64)> {
     let text = match value {
         OptionValue::Missing => default.to_string(),
@@ -265,12 +260,6 @@ mod tests {
         assert_eq!(parse_first_failed_at(OptionValue::Number(5.0)), Some(5));
         assert_eq!(parse_first_failed_at(text("yesterday")), None);
         assert_eq!(parse_first_failed_at(OptionValue::Missing), None);
-    }
-
-    #[test]
-    fn due_time_is_now_plus_delay() {
-        assert_eq!(due_at(1_000, 600), 1_600);
-        assert_eq!(due_at(u64::MAX, 1), u64::MAX);
     }
 
     #[test]

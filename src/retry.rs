@@ -2,13 +2,12 @@
 //! listen, dead-letter, close.
 
 use crate::backoff::random_unit;
-use crate::clock::now_ms;
 use crate::config::Config;
 use crate::error::{Result, RetryError};
 use crate::events::{Event, Observer, StderrObserver};
 use crate::ids::{message_id, shard_index};
 use crate::listener::{Listener, Wake};
-use crate::options::{due_at, RetryOptions};
+use crate::options::RetryOptions;
 use crate::payload;
 use crate::publisher::Publisher;
 use crate::stats::{Counters, Stats};
@@ -37,9 +36,10 @@ pub struct PushRequest {
     pub error: Option<ErrorInfo>,
 }
 
+/// A task close() waits for: a listener (with the publisher to flush after it) or the migration.
 struct Running {
     task: JoinHandle<()>,
-    publisher: Arc<dyn Publisher>,
+    publisher: Option<Arc<dyn Publisher>>,
 }
 
 /// The core of one `KafkaRetry` instance. Cheap to create: the Redis connection is shared per URL
@@ -111,10 +111,9 @@ impl RetryCore {
     /// was already pushed (a consumer redelivery) and nothing new was stored.
     pub async fn push(&self, request: PushRequest) -> Result<bool> {
         let (shard, message) = self.prepare_push(request)?;
-        let due = message.due_ms;
         let stored = self.schedules[shard].push(message).await?;
-        self.after_push(stored, due);
-        Ok(stored)
+        self.after_push(stored);
+        Ok(stored.is_some())
     }
 
     /// `push` without a future: `done` gets the same outcome from a runtime thread. Must be
@@ -124,13 +123,12 @@ impl RetryCore {
         match self.prepare_push(request) {
             Err(err) => done(Err(err)),
             Ok((shard, message)) => {
-                let due = message.due_ms;
                 let core = self.clone();
                 self.schedules[shard].push_detached(
                     message,
                     Box::new(move |result| {
                         if let Ok(stored) = result {
-                            core.after_push(stored, due);
+                            core.after_push(stored);
                         }
                         done(result)
                     }),
@@ -149,7 +147,6 @@ impl RetryCore {
         }
         let msg_id = payload::validate(&request.value)?;
         let retry_count = request.options.retry_count + 1;
-        let now = now_ms();
         // An exhausted message is due now: the listener dead-letters it right away instead of
         // after one more delay (the dead letter hash name belongs to the listener).
         let exhausted = retry_count > request.options.max_retry;
@@ -161,7 +158,6 @@ impl RetryCore {
                 .backoff
                 .delay_ms(base, retry_count, random_unit())
         };
-        let due = due_at(now, waited);
         let id = message_id(&request.topic, msg_id.as_deref(), retry_count);
         let entry = Entry {
             topic: request.topic,
@@ -170,25 +166,29 @@ impl RetryCore {
             delay: request.options.delay_text,
             max_retry: request.options.max_retry,
             retry_count,
-            due_at: due,
-            first_failed_at: Some(request.options.first_failed_at.unwrap_or(now)),
+            // Written by the push script, from Redis's clock.
+            due_at: 0,
+            first_failed_at: request.options.first_failed_at,
             last_error: request.error,
             waited_ms: Some(waited),
         };
-        let text = entry.encode();
+        // Without a `firstFailedAt` this is the first failure: it failed when pushed, a time the
+        // script's clock gives (see `Entry::encode_after_due`).
+        let text = entry.encode_after_due(entry.first_failed_at.is_none());
         let shard = shard_index(&id, self.schedules.len());
         let message = PushMessage {
             id,
-            due_ms: due,
+            delay_ms: waited,
             entry: text,
             dedupe: msg_id.is_some(),
         };
         Ok((shard, message))
     }
 
-    fn after_push(&self, stored: bool, due: u64) {
+    /// `stored`: the pushed message's due time when it was stored.
+    fn after_push(&self, stored: Option<u64>) {
         self.report_settings_warning();
-        if stored {
+        if let Some(due) = stored {
             self.wake.pushed(due);
         }
     }
@@ -226,25 +226,34 @@ impl RetryCore {
             publish_failures: Default::default(),
         };
         let stop = self.stop.clone();
+        // Checked again under the lock close() drains: a close() during the PING above either
+        // sees this listener and waits for it, or this sees the close and starts nothing.
+        let mut running = self.listeners.lock().unwrap_or_else(|p| p.into_inner());
+        self.ensure_open()?;
         self.dlq_names
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .push(listener.dlq_name.clone());
         if self.config.migrate_legacy {
-            self.spawn_migration();
+            running.push(Running {
+                task: self.spawn_migration(),
+                publisher: None,
+            });
         }
         let task = tokio::spawn(async move {
             listener.run(stop.subscribe()).await;
             drop(stop);
         });
-        let mut listeners = self.listeners.lock().unwrap_or_else(|p| p.into_inner());
-        listeners.push(Running { task, publisher });
+        running.push(Running {
+            task,
+            publisher: Some(publisher),
+        });
         Ok(())
     }
 
     /// Keeps moving the original class's buckets into the schedule while the listener runs (a
     /// service switching over may still have an old instance writing them), every 10 s.
-    fn spawn_migration(&self) {
+    fn spawn_migration(&self) -> JoinHandle<()> {
         let redis = self.redis.clone();
         let schedules = self.schedules.clone();
         let observer = self.observer.clone();
@@ -260,7 +269,7 @@ impl RetryCore {
                     _ = stop.changed() => {}
                 }
             }
-        });
+        })
     }
 
     /// Schedules every message the original JavaScript class left in its per-minute buckets,
@@ -271,7 +280,7 @@ impl RetryCore {
         let shard_of = |id: &str| schedules[shard_index(id, schedules.len())].clone();
         let migrated = migrate::migrate(&self.redis, shard_of).await?;
         if migrated > 0 {
-            self.wake.pushed(now_ms());
+            self.wake.notify();
         }
         Ok(migrated)
     }
@@ -304,7 +313,7 @@ impl RetryCore {
         })
         .await?;
         if moved {
-            self.wake.pushed(now_ms());
+            self.wake.notify();
         }
         Ok(moved)
     }
@@ -327,7 +336,7 @@ impl RetryCore {
         let requeued =
             requeue::requeue_all(&self.dead_letters, dlq, |item| self.requeue_target(item)).await?;
         if requeued > 0 {
-            self.wake.pushed(now_ms());
+            self.wake.notify();
         }
         Ok(requeued)
     }
@@ -371,7 +380,7 @@ impl RetryCore {
         }
         let field = format!("manual:{}", crate::ids::random_uuid());
         self.dead_letters
-            .write(dlq_name, &field, entry_json, now_ms())
+            .write(dlq_name, &field, entry_json, self.redis.time_ms().await?)
             .await?;
         Ok(field)
     }
@@ -379,10 +388,9 @@ impl RetryCore {
     /// Sizes of the schedule now.
     pub async fn counts(&self) -> Result<Counts> {
         self.ensure_open()?;
-        let now = now_ms();
         let mut total = Counts::default();
         for schedule in &self.schedules {
-            let counts = schedule.counts(now).await?;
+            let counts = schedule.counts().await?;
             total.scheduled += counts.scheduled;
             total.due += counts.due;
             total.inflight += counts.inflight;
@@ -402,8 +410,10 @@ impl RetryCore {
         let mut first_error = None;
         for Running { task, publisher } in running {
             let _ = task.await;
-            if let Err(err) = publisher.flush().await {
-                first_error.get_or_insert(err);
+            if let Some(publisher) = publisher {
+                if let Err(err) = publisher.flush().await {
+                    first_error.get_or_insert(err);
+                }
             }
         }
         first_error.map_or(Ok(()), Err)

@@ -2,20 +2,25 @@
 //! invariant the scripts hold, each named after it. The scripts are called through the Rust that
 //! ships them (`Schedule`, `requeue`), and Redis state is read back with plain commands.
 //!
+//! Every time in the scripts is Redis's clock (`TIME`): nothing here passes a time in. A test
+//! that needs "after the lease ended" claims with a short lease and waits (by Redis's clock) past
+//! its deadline; "due now" is a push with delay 0, "far in the future" a large delay; and due
+//! times are checked against `TIME` read before and after the call that set them.
+//!
 //! Redis: `REDIS_URL` (default `redis://127.0.0.1:6379`). Without one the tests are skipped,
 //! unless `KAFKA_RETRY_REQUIRE_SERVICES=1` (set by `scripts/test.sh`), when they fail.
 //! Every test works under its own random key prefix and deletes its keys when it ends (even on a
 //! failure), so the tests run in parallel and against a shared server.
 
-use kafka_retry::clock::now_ms;
+use futures::StreamExt;
 use kafka_retry::ids::message_id;
 use kafka_retry::store::connection::{redacted, Redis, SharedRedis};
 use kafka_retry::store::dead_letters::DeadLetters;
 use kafka_retry::store::entry::{DeadLetter, Entry};
 use kafka_retry::store::keys::index_key;
 use kafka_retry::store::requeue::requeue;
-use kafka_retry::store::schedule::{PushMessage, Schedule};
-use redis::aio::MultiplexedConnection;
+use kafka_retry::store::schedule::{Counts, PushMessage, Schedule};
+use redis::aio::{MultiplexedConnection, PubSubStream};
 use std::collections::{HashMap, HashSet};
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -24,9 +29,19 @@ use std::time::Duration;
 const DEFAULT_URL: &str = "redis://127.0.0.1:6379";
 /// Long enough that no lease runs out by itself during a test.
 const LEASE: Duration = Duration::from_secs(3600);
+/// A lease a test waits out.
+const SHORT_LEASE: Duration = Duration::from_millis(300);
+/// The listener's longest sleep, as claims record it in the wake key.
+const POLL: Duration = Duration::from_secs(1);
 /// Long enough that nothing leaves the seen window by itself during a test.
 const WINDOW: Duration = Duration::from_secs(600);
 const OP_TIMEOUT: Duration = Duration::from_secs(5);
+/// Far enough in the future that nothing falls due by itself during a test, ms.
+const LATER: u64 = 600_000;
+
+fn ms(duration: Duration) -> u64 {
+    duration.as_millis() as u64
+}
 
 /// The Redis of one test: its own key prefix, a plain connection for reading state, and the
 /// crate's connection the scripts run on. Deletes every key under its prefix when dropped.
@@ -88,6 +103,37 @@ impl TestRedis {
         Schedule::new(self.redis.clone(), &self.prefix, 0, window)
     }
 
+    /// Redis's clock now (`TIME`), ms since the epoch.
+    async fn redis_time_ms(&self) -> u64 {
+        let (secs, micros): (u64, u64) = redis::cmd("TIME")
+            .query_async(&mut self.conn.clone())
+            .await
+            .expect("TIME");
+        secs * 1_000 + micros / 1_000
+    }
+
+    /// Waits until Redis's clock reads `at` or later.
+    async fn sleep_until(&self, at: u64) {
+        loop {
+            let now = self.redis_time_ms().await;
+            if now >= at {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(at - now)).await;
+        }
+    }
+
+    /// The messages published on `channel` from now on.
+    async fn subscribe(&self, channel: &str) -> PubSubStream {
+        let client = redis::Client::open(self.url.as_str()).expect("a Redis URL");
+        let mut pubsub = client
+            .get_async_pubsub()
+            .await
+            .expect("a pub/sub connection");
+        pubsub.subscribe(channel).await.expect("SUBSCRIBE");
+        pubsub.into_on_message()
+    }
+
     async fn zscore(&self, key: &str, member: &str) -> Option<u64> {
         let score: Option<f64> = redis::cmd("ZSCORE")
             .arg(key)
@@ -115,6 +161,30 @@ impl TestRedis {
             .query_async(&mut self.conn.clone())
             .await
             .expect("HGET")
+    }
+
+    async fn get(&self, key: &str) -> Option<String> {
+        redis::cmd("GET")
+            .arg(key)
+            .query_async(&mut self.conn.clone())
+            .await
+            .expect("GET")
+    }
+
+    async fn pttl(&self, key: &str) -> i64 {
+        redis::cmd("PTTL")
+            .arg(key)
+            .query_async(&mut self.conn.clone())
+            .await
+            .expect("PTTL")
+    }
+
+    async fn del(&self, key: &str) {
+        redis::cmd("DEL")
+            .arg(key)
+            .query_async::<i64>(&mut self.conn.clone())
+            .await
+            .expect("DEL");
     }
 
     async fn zadd(&self, key: &str, score: u64, member: &str) {
@@ -192,7 +262,20 @@ fn own_connection(url: &str, test: &str, tag: &str) -> Redis {
     )
 }
 
-/// A stored entry as the retry path writes it.
+/// The next due time announced on a subscribed wake channel within `within`, if any.
+async fn announcement(messages: &mut PubSubStream, within: Duration) -> Option<u64> {
+    match tokio::time::timeout(within, messages.next()).await {
+        Ok(Some(message)) => Some(
+            message
+                .get_payload::<u64>()
+                .unwrap_or_else(|err| panic!("an announced due time: {err}")),
+        ),
+        Ok(None) => panic!("the subscription ended"),
+        Err(_) => None,
+    }
+}
+
+/// A stored entry as the retry path writes it (`due_at` is what the script wrote).
 fn entry(topic: &str, value: &str, retry_count: u64, due_at: u64) -> Entry {
     Entry {
         topic: topic.to_string(),
@@ -208,8 +291,25 @@ fn entry(topic: &str, value: &str, retry_count: u64, due_at: u64) -> Entry {
     }
 }
 
-fn entry_text(value: &str, due_at: u64) -> String {
-    entry("orders", value, 1, due_at).encode()
+/// What a push sends: the stored entry without its due time, which the script writes.
+fn tail(value: &str) -> String {
+    // A first failure a while ago, by any clock: the field is carried verbatim.
+    entry("orders", value, 1, 1_700_000_000_000).encode_after_due(false)
+}
+
+/// The entry as stored by a push of `tail` that the script made due at `due`.
+fn stored(due: u64, tail: &str) -> String {
+    const DIGITS: &[u8; 36] = b"0123456789abcdefghijklmnopqrstuvwxyz";
+    let (mut n, mut digits) = (due, Vec::new());
+    loop {
+        digits.push(DIGITS[(n % 36) as usize]);
+        n /= 36;
+        if n == 0 {
+            break;
+        }
+    }
+    digits.reverse();
+    format!("{}\n{tail}", String::from_utf8(digits).unwrap())
 }
 
 /// An `m:` id, as derived from a payload's msgId (the seen window remembers these).
@@ -226,13 +326,22 @@ fn random_msg_id() -> String {
     message_id("orders", None, 1)
 }
 
-fn message(id: &str, due_ms: u64, entry: &str) -> PushMessage {
+fn message(id: &str, delay_ms: u64, entry: &str) -> PushMessage {
     PushMessage {
         id: id.to_string(),
-        due_ms,
+        delay_ms,
         entry: entry.to_string(),
         dedupe: id.starts_with("m:"),
     }
+}
+
+/// Pushes a message that the script must store; returns its due time.
+async fn push_new(schedule: &Schedule, id: &str, delay_ms: u64, entry: &str) -> u64 {
+    schedule
+        .push(message(id, delay_ms, entry))
+        .await
+        .unwrap()
+        .unwrap_or_else(|| panic!("{id} was not stored"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -242,22 +351,18 @@ async fn claim_takes_only_due_ids_and_leases_them() {
     };
     let schedule = t.schedule(WINDOW);
     let keys = schedule.keys().clone();
-    let now = now_ms();
     let (due_id, later_id) = (msg_id(), msg_id());
-    let (due_at, later_at) = (now - 1_000, now + 600_000);
-    let (due_text, later_text) = (entry_text(r#"{"n":1}"#, due_at), entry_text("{}", later_at));
-    assert!(schedule
-        .push(message(&due_id, due_at, &due_text))
-        .await
-        .unwrap());
-    assert!(schedule
-        .push(message(&later_id, later_at, &later_text))
-        .await
-        .unwrap());
+    let (due_tail, later_tail) = (tail(r#"{"n":1}"#), tail("{}"));
+    let due_at = push_new(&schedule, &due_id, 0, &due_tail).await;
+    let later_at = push_new(&schedule, &later_id, LATER, &later_tail).await;
 
-    let claim = schedule.claim(now, 10, LEASE).await.unwrap();
-    assert_eq!(claim.items, vec![(due_id.clone(), due_text)]);
-    assert_eq!(claim.deadline, now + LEASE.as_millis() as u64);
+    let claim = schedule.claim(10, LEASE, POLL).await.unwrap();
+    assert!(due_at <= claim.now && claim.now < later_at);
+    assert_eq!(
+        claim.items,
+        vec![(due_id.clone(), stored(due_at, &due_tail))]
+    );
+    assert_eq!(claim.deadline, claim.now + ms(LEASE));
     assert_eq!(t.zscore(&keys.lease, &due_id).await, Some(claim.deadline));
     assert_eq!(t.zscore(&keys.due, &due_id).await, None);
     assert_eq!(t.zscore(&keys.due, &later_id).await, Some(later_at));
@@ -265,12 +370,20 @@ async fn claim_takes_only_due_ids_and_leases_them() {
     // The earliest of the next due message and the earliest lease deadline: here the due one.
     assert!(later_at < claim.deadline);
     assert_eq!(claim.next_wake, Some(later_at));
+    // The listener looks again at the next wake-up or after its poll interval, whichever is first.
+    let planned = claim.now + ms(POLL);
+    assert_eq!(t.get(&keys.wake).await, Some(planned.to_string()));
 
     // With nothing scheduled, the next wake-up is when the lease runs out.
     t.zrem(&keys.due, &later_id).await;
-    let again = schedule.claim(now, 10, LEASE).await.unwrap();
+    let again = schedule.claim(10, LEASE, POLL).await.unwrap();
     assert!(again.items.is_empty(), "{:?}", again.items);
     assert_eq!(again.next_wake, Some(claim.deadline));
+    assert_eq!(again.deadline, again.now + ms(LEASE));
+    assert_eq!(
+        t.get(&keys.wake).await,
+        Some((again.now + ms(POLL)).to_string())
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -281,29 +394,41 @@ async fn a_second_claim_before_the_lease_ends_gets_nothing() {
     };
     let schedule = t.schedule(WINDOW);
     let keys = schedule.keys().clone();
-    let now = now_ms();
     let id = msg_id();
-    let text = entry_text("{}", now);
-    assert!(schedule.push(message(&id, now, &text)).await.unwrap());
-    let lease = Duration::from_secs(30);
+    let text = tail("{}");
+    let due = push_new(&schedule, &id, 0, &text).await;
+    let text = stored(due, &text);
+    let lease = Duration::from_millis(1_500);
 
-    let first = schedule.claim(now, 10, lease).await.unwrap();
+    let first = schedule.claim(10, lease, POLL).await.unwrap();
     assert_eq!(first.items, vec![(id.clone(), text.clone())]);
-    for at in [now, now + 1, first.deadline - 1] {
-        let second = schedule.claim(at, 10, lease).await.unwrap();
+    // Claim over and over until the lease has run out: every claim before the deadline gets
+    // nothing, and the first at or after it gets the message, under a new deadline.
+    let mut before = 0;
+    let third = loop {
+        assert!(before < 500, "the lease never ran out");
+        let claim = schedule.claim(10, lease, POLL).await.unwrap();
+        if claim.now >= first.deadline {
+            break claim;
+        }
         assert!(
-            second.items.is_empty(),
-            "claimed at {at}: {:?}",
-            second.items
+            claim.items.is_empty(),
+            "claimed at {} under a lease until {}: {:?}",
+            claim.now,
+            first.deadline,
+            claim.items
         );
-    }
-    assert_eq!(t.zscore(&keys.lease, &id).await, Some(first.deadline));
+        assert_eq!(t.zscore(&keys.lease, &id).await, Some(first.deadline));
+        before += 1;
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    };
+    assert!(
+        before >= 2,
+        "too slow: only {before} claims within the lease"
+    );
 
-    // Once the lease ran out the message is claimable again, under a new deadline.
-    let after = first.deadline + 1;
-    let third = schedule.claim(after, 10, lease).await.unwrap();
     assert_eq!(third.items, vec![(id.clone(), text)]);
-    assert_eq!(third.deadline, after + lease.as_millis() as u64);
+    assert_eq!(third.deadline, third.now + ms(lease));
     assert_eq!(t.zscore(&keys.lease, &id).await, Some(third.deadline));
 }
 
@@ -318,36 +443,47 @@ async fn release_after_another_listener_reclaimed_is_refused_by_the_lease_token(
     let a = t.schedule(WINDOW);
     let b = Schedule::new(t.other_connection("b"), &t.prefix, 0, WINDOW);
     let keys = a.keys().clone();
-    let now = now_ms();
     let id = msg_id();
-    assert!(a
-        .push(message(&id, now, &entry_text("{}", now)))
-        .await
-        .unwrap());
-    let lease = Duration::from_secs(30);
+    push_new(&a, &id, 0, &tail("{}")).await;
 
-    let claim_a = a.claim(now, 10, lease).await.unwrap();
+    let claim_a = a.claim(10, SHORT_LEASE, POLL).await.unwrap();
     assert_eq!(claim_a.items.len(), 1);
     // A stalls past its lease; B claims the message.
-    let claim_b = b.claim(claim_a.deadline + 1, 10, lease).await.unwrap();
+    t.sleep_until(claim_a.deadline + 1).await;
+    let claim_b = b.claim(10, LEASE, POLL).await.unwrap();
+    assert!(claim_b.now > claim_a.deadline);
     assert_eq!(claim_b.items.len(), 1);
     assert_ne!(claim_a.deadline, claim_b.deadline);
 
     let moved = a
-        .release(claim_a.deadline, now + 5_000, std::slice::from_ref(&id))
+        .release(
+            claim_a.deadline,
+            Duration::from_secs(5),
+            std::slice::from_ref(&id),
+        )
         .await
         .unwrap();
     assert_eq!(moved, 0, "a stale lease token must not release");
     assert_eq!(t.zscore(&keys.lease, &id).await, Some(claim_b.deadline));
     assert_eq!(t.zscore(&keys.due, &id).await, None);
 
-    let due = now + 7_000;
+    let delay = 7_000;
+    let before = t.redis_time_ms().await;
     let moved = b
-        .release(claim_b.deadline, due, std::slice::from_ref(&id))
+        .release(
+            claim_b.deadline,
+            Duration::from_millis(delay),
+            std::slice::from_ref(&id),
+        )
         .await
         .unwrap();
+    let after = t.redis_time_ms().await;
     assert_eq!(moved, 1);
-    assert_eq!(t.zscore(&keys.due, &id).await, Some(due));
+    let due = t.zscore(&keys.due, &id).await.expect("due again");
+    assert!(
+        (before + delay..=after + delay).contains(&due),
+        "due at {due}, released between {before} and {after}"
+    );
     assert_eq!(t.zscore(&keys.lease, &id).await, None);
 }
 
@@ -358,29 +494,24 @@ async fn ack_forgets_the_message_and_its_lease() {
     };
     let schedule = t.schedule(WINDOW);
     let keys = schedule.keys().clone();
-    let now = now_ms();
     let (id, kept) = (msg_id(), msg_id());
-    assert!(schedule
-        .push(message(&id, now, &entry_text("{}", now)))
-        .await
-        .unwrap());
-    let claim = schedule.claim(now, 1, LEASE).await.unwrap();
+    push_new(&schedule, &id, 0, &tail("{}")).await;
+    let claim = schedule.claim(1, SHORT_LEASE, POLL).await.unwrap();
     assert_eq!(claim.items.len(), 1);
     // A message not acknowledged stays: ack touches only the ids it is given.
-    assert!(schedule
-        .push(message(&kept, now, &entry_text("{}", now)))
-        .await
-        .unwrap());
+    let kept_due = push_new(&schedule, &kept, 0, &tail("{}")).await;
 
     schedule.ack(std::slice::from_ref(&id)).await.unwrap();
     assert_eq!(t.hget(&keys.entries, &id).await, None);
     assert_eq!(t.zscore(&keys.lease, &id).await, None);
     assert_eq!(t.zscore(&keys.due, &id).await, None);
     assert!(t.hget(&keys.entries, &kept).await.is_some());
-    assert_eq!(t.zscore(&keys.due, &kept).await, Some(now));
+    assert_eq!(t.zscore(&keys.due, &kept).await, Some(kept_due));
 
     // Not even past the lease deadline does it come back.
-    let later = schedule.claim(claim.deadline + 1, 10, LEASE).await.unwrap();
+    t.sleep_until(claim.deadline + 1).await;
+    let later = schedule.claim(10, LEASE, POLL).await.unwrap();
+    assert!(later.now > claim.deadline);
     let ids: Vec<&str> = later.items.iter().map(|(id, _)| id.as_str()).collect();
     assert_eq!(ids, vec![kept.as_str()]);
 }
@@ -392,34 +523,55 @@ async fn release_puts_back_without_spending_a_retry() {
     };
     let schedule = t.schedule(WINDOW);
     let keys = schedule.keys().clone();
-    let now = now_ms();
     let id = msg_id();
-    let text = entry_text(r#"{"msgId":"x","n":1}"#, now);
-    assert!(schedule.push(message(&id, now, &text)).await.unwrap());
-    let claim = schedule.claim(now, 10, LEASE).await.unwrap();
+    let text = tail(r#"{"msgId":"x","n":1}"#);
+    let pushed_due = push_new(&schedule, &id, 0, &text).await;
+    let text = stored(pushed_due, &text);
+    let claim = schedule.claim(10, LEASE, POLL).await.unwrap();
     assert_eq!(claim.items, vec![(id.clone(), text.clone())]);
 
-    let due = now + 42_000;
+    let delay = 1_500;
+    let before = t.redis_time_ms().await;
     let moved = schedule
-        .release(claim.deadline, due, std::slice::from_ref(&id))
+        .release(
+            claim.deadline,
+            Duration::from_millis(delay),
+            std::slice::from_ref(&id),
+        )
         .await
         .unwrap();
+    let after = t.redis_time_ms().await;
     assert_eq!(moved, 1);
-    assert_eq!(t.zscore(&keys.due, &id).await, Some(due));
+    let due = t.zscore(&keys.due, &id).await.expect("due again");
+    assert!(
+        (before + delay..=after + delay).contains(&due),
+        "due at {due}, released between {before} and {after}"
+    );
     assert_eq!(t.zscore(&keys.lease, &id).await, None);
     assert_eq!(
         t.hget(&keys.entries, &id).await.as_deref(),
         Some(text.as_str())
     );
 
-    // Claimed again when the new due time comes, with the entry (and its retry count) as pushed.
-    assert!(schedule
-        .claim(due - 1, 10, LEASE)
-        .await
-        .unwrap()
-        .items
-        .is_empty());
-    let again = schedule.claim(due, 10, LEASE).await.unwrap();
+    // Claimed again when the new due time comes (not before), with the entry (and its retry
+    // count) as pushed.
+    let mut before_due = 0;
+    let again = loop {
+        assert!(before_due < 500, "never claimed again");
+        let claim = schedule.claim(10, LEASE, POLL).await.unwrap();
+        if claim.now >= due {
+            break claim;
+        }
+        assert!(
+            claim.items.is_empty(),
+            "claimed at {} though due at {due}: {:?}",
+            claim.now,
+            claim.items
+        );
+        before_due += 1;
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    };
+    assert!(before_due >= 1, "too slow: no claim before the due time");
     assert_eq!(again.items, vec![(id, text.clone())]);
     assert_eq!(Entry::decode(&again.items[0].1).unwrap().retry_count, 1);
 }
@@ -431,47 +583,36 @@ async fn push_of_the_same_id_twice_stores_once() {
     };
     let schedule = t.schedule(WINDOW);
     let keys = schedule.keys().clone();
-    let now = now_ms();
 
     // One after the other.
     let id = msg_id();
-    let (first, second) = (
-        entry_text(r#""first""#, now),
-        entry_text(r#""second""#, now),
-    );
-    assert!(schedule.push(message(&id, now, &first)).await.unwrap());
-    assert!(!schedule
-        .push(message(&id, now + 9_000, &second))
-        .await
-        .unwrap());
+    let (first, second) = (tail(r#""first""#), tail(r#""second""#));
+    let due = push_new(&schedule, &id, 0, &first).await;
     assert_eq!(
-        t.hget(&keys.entries, &id).await.as_deref(),
-        Some(first.as_str())
+        schedule.push(message(&id, 9_000, &second)).await.unwrap(),
+        None
     );
+    assert_eq!(t.hget(&keys.entries, &id).await, Some(stored(due, &first)));
     assert_eq!(t.zmembers(&keys.due).await, vec![id.clone()]);
-    assert_eq!(t.zscore(&keys.due, &id).await, Some(now));
+    assert_eq!(t.zscore(&keys.due, &id).await, Some(due));
 
     // At once, through one schedule (the pushes usually share a batch: one script call) and
     // through two connections (two script calls racing on the server).
     let other = Schedule::new(t.other_connection("other"), &t.prefix, 0, WINDOW);
     for (round, racer) in [("batched", &schedule), ("racing", &other)] {
         let id = msg_id();
-        let (a, b) = (entry_text(r#""a""#, now), entry_text(r#""b""#, now));
+        let (a, b) = (tail(r#""a""#), tail(r#""b""#));
         let (stored_a, stored_b) = tokio::join!(
-            schedule.push(message(&id, now, &a)),
-            racer.push(message(&id, now, &b))
+            schedule.push(message(&id, 0, &a)),
+            racer.push(message(&id, 0, &b))
         );
         let (stored_a, stored_b) = (stored_a.unwrap(), stored_b.unwrap());
-        assert!(
-            stored_a ^ stored_b,
-            "{round}: stored {stored_a} and {stored_b}"
-        );
-        let winner = if stored_a { &a } else { &b };
-        assert_eq!(
-            t.hget(&keys.entries, &id).await.as_ref(),
-            Some(winner),
-            "{round}"
-        );
+        let winner = match (stored_a, stored_b) {
+            (Some(due), None) => stored(due, &a),
+            (None, Some(due)) => stored(due, &b),
+            _ => panic!("{round}: stored {stored_a:?} and {stored_b:?}"),
+        };
+        assert_eq!(t.hget(&keys.entries, &id).await, Some(winner), "{round}");
         let due = t.zmembers(&keys.due).await;
         assert_eq!(due.iter().filter(|d| **d == id).count(), 1, "{round}");
     }
@@ -486,38 +627,35 @@ async fn the_seen_window_drops_a_redelivery_after_ack() {
     let keys = schedule.keys().clone();
 
     /// Pushes `id` due now, claims and acknowledges it, as a listener whose publish succeeded.
-    /// Returns the time just before the ack: the ack remembers the id from then or a bit later.
-    async fn push_claim_ack(schedule: &Schedule, id: &str) -> u64 {
-        let now = now_ms();
-        assert!(schedule
-            .push(message(id, now, &entry_text("{}", now)))
-            .await
-            .unwrap());
-        let claim = schedule.claim(now, 10, LEASE).await.unwrap();
+    /// Returns Redis's clock just before and just after the ack: the ack remembers the id from a
+    /// moment between the two.
+    async fn push_claim_ack(t: &TestRedis, schedule: &Schedule, id: &str) -> (u64, u64) {
+        push_new(schedule, id, 0, &tail("{}")).await;
+        let claim = schedule.claim(10, LEASE, POLL).await.unwrap();
         assert_eq!(claim.items.len(), 1);
         assert_eq!(claim.items[0].0, id);
-        let acked = now_ms();
+        let before = t.redis_time_ms().await;
         schedule.ack(&[id.to_string()]).await.unwrap();
-        acked
+        (before, t.redis_time_ms().await)
     }
     async fn push_again(schedule: &Schedule, id: &str) -> bool {
-        let now = now_ms();
         schedule
-            .push(message(id, now, &entry_text("{}", now)))
+            .push(message(id, 0, &tail("{}")))
             .await
             .unwrap()
+            .is_some()
     }
 
     // An id from the payload's msgId: its redelivery within the window is dropped.
     let id = msg_id();
-    push_claim_ack(&schedule, &id).await;
+    push_claim_ack(&t, &schedule, &id).await;
     assert!(!push_again(&schedule, &id).await);
     assert_eq!(t.hget(&keys.entries, &id).await, None);
     assert_eq!(t.zscore(&keys.due, &id).await, None);
 
     // A random id is not remembered: the same sequence stores it again.
     let id = random_msg_id();
-    push_claim_ack(&schedule, &id).await;
+    push_claim_ack(&t, &schedule, &id).await;
     assert!(push_again(&schedule, &id).await);
     assert!(t.hget(&keys.entries, &id).await.is_some());
     assert!(t.zscore(&keys.due, &id).await.is_some());
@@ -525,33 +663,32 @@ async fn the_seen_window_drops_a_redelivery_after_ack() {
     // Each id is forgotten when its own window has passed, even while later acks keep the seen
     // set alive. (Its own prefix: pushes to one schedule's keys go through one batcher per
     // process, with the window of the schedule that pushed first.)
-    let window = Duration::from_millis(1_500);
-    let window_ms = window.as_millis() as u64;
+    let window = Duration::from_millis(3_000);
+    let window_ms = ms(window);
     let short = Schedule::new(t.redis.clone(), &format!("{}-short", t.prefix), 0, window);
     let (first, second) = (msg_id(), msg_id());
-    let first_acked = push_claim_ack(&short, &first).await;
+    let (_, first_acked) = push_claim_ack(&t, &short, &first).await;
     assert!(
         !push_again(&short, &first).await,
         "a redelivery right after the ack is within even a short window"
     );
-    tokio::time::sleep(Duration::from_millis(800)).await;
-    let second_acked = push_claim_ack(&short, &second).await;
-    let past_first = first_acked + window_ms + 300;
-    tokio::time::sleep(Duration::from_millis(past_first.saturating_sub(now_ms()))).await;
-    assert!(
-        now_ms() < second_acked + window_ms,
-        "too slow: the second id's window passed before the first id was pushed again"
-    );
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let (second_acked, _) = push_claim_ack(&t, &short, &second).await;
+    // Past the first id's window by Redis's clock, whenever within it the ack remembered it.
+    t.sleep_until(first_acked + window_ms + 50).await;
     assert!(
         push_again(&short, &first).await,
         "the first id's window has passed"
     );
     assert!(t.hget(&short.keys().entries, &first).await.is_some());
     assert!(t.zscore(&short.keys().due, &first).await.is_some());
+    let again = push_again(&short, &second).await;
+    let pushed_by = t.redis_time_ms().await;
     assert!(
-        !push_again(&short, &second).await,
-        "the second id is still within its window"
+        pushed_by < second_acked + window_ms,
+        "too slow: the second id's window passed before it was pushed again"
     );
+    assert!(!again, "the second id is still within its window");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -561,24 +698,25 @@ async fn claim_drops_ids_without_an_entry() {
     };
     let schedule = t.schedule(WINDOW);
     let keys = schedule.keys().clone();
-    let now = now_ms();
     let orphan = msg_id();
-    t.zadd(&keys.due, now - 2_000, &orphan).await;
+    t.zadd(&keys.due, t.redis_time_ms().await - 2_000, &orphan)
+        .await;
     let id = msg_id();
-    let text = entry_text("{}", now - 1_000);
-    assert!(schedule
-        .push(message(&id, now - 1_000, &text))
-        .await
-        .unwrap());
+    let text = tail("{}");
+    let due = push_new(&schedule, &id, 0, &text).await;
 
-    let claim = schedule.claim(now, 10, LEASE).await.unwrap();
-    assert_eq!(claim.items, vec![(id.clone(), text)]);
+    let claim = schedule.claim(10, SHORT_LEASE, POLL).await.unwrap();
+    assert_eq!(claim.items, vec![(id.clone(), stored(due, &text))]);
     assert_eq!(t.zscore(&keys.lease, &orphan).await, None);
     assert_eq!(t.zscore(&keys.due, &orphan).await, None);
-    assert_eq!(t.zmembers(&keys.lease).await, vec![id]);
-    // And it does not come back when the lease runs out.
-    let later = schedule.claim(claim.deadline + 1, 10, LEASE).await.unwrap();
+    assert_eq!(t.zmembers(&keys.lease).await, vec![id.clone()]);
+    // And it does not come back when the lease runs out (while the claimed message does).
+    t.sleep_until(claim.deadline + 1).await;
+    let later = schedule.claim(10, LEASE, POLL).await.unwrap();
+    assert!(later.now > claim.deadline);
     assert!(later.items.iter().all(|(i, _)| *i != orphan));
+    assert_eq!(later.items.len(), 1, "{:?}", later.items);
+    assert_eq!(later.items[0].0, id);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -590,17 +728,20 @@ async fn requeue_moves_a_dead_letter_atomically() {
     let keys = schedule.keys().clone();
     let store = DeadLetters::new(t.redis.clone());
     let dlq = format!("{}:dlq", t.prefix);
-    let now = now_ms();
+    let now = t.redis_time_ms().await;
     let id = msg_id();
     let dead = entry("orders", r#"{"msgId":"dead","n":7}"#, 4, now - 5_000);
     let record = serde_json::to_string(&DeadLetter::of(&id, &dead, now - 4_000, &t.prefix))
         .expect("a dead letter serializes");
     store.write(&dlq, &id, &record, now - 4_000).await.unwrap();
     assert_eq!(t.zscore(&index_key(&dlq), &id).await, Some(now - 4_000));
+    let mut wake = t.subscribe(&keys.wake).await;
 
+    let before = t.redis_time_ms().await;
     let moved = requeue(&store, &dlq, &id, |_| schedule.clone())
         .await
         .unwrap();
+    let after = t.redis_time_ms().await;
     assert!(moved);
     assert_eq!(store.get(&dlq, &id).await.unwrap(), None);
     assert_eq!(t.zscore(&index_key(&dlq), &id).await, None);
@@ -608,10 +749,19 @@ async fn requeue_moves_a_dead_letter_atomically() {
     assert_eq!(due.len(), 1, "{due:?}");
     let new_id = &due[0];
     assert_ne!(new_id, &id);
+    // Due now, by Redis's clock, and announced to the listeners.
     let due_at = t.zscore(&keys.due, new_id).await.unwrap();
-    assert!(due_at >= now && due_at <= now_ms(), "due at {due_at}");
+    assert!(
+        (before..=after).contains(&due_at),
+        "due at {due_at}, requeued between {before} and {after}"
+    );
+    assert_eq!(
+        announcement(&mut wake, Duration::from_secs(1)).await,
+        Some(due_at)
+    );
     let stored = t.hget(&keys.entries, new_id).await.expect("an entry");
     let requeued = Entry::decode(&stored).unwrap();
+    assert_eq!(requeued.due_at, due_at);
     assert_eq!(requeued.retry_count, 0);
     assert_eq!(requeued.max_retry, dead.max_retry);
     assert_eq!(
@@ -619,7 +769,7 @@ async fn requeue_moves_a_dead_letter_atomically() {
         (&dead.topic, &dead.event, &dead.value)
     );
     // It is claimable like any pushed message.
-    let claim = schedule.claim(now_ms(), 10, LEASE).await.unwrap();
+    let claim = schedule.claim(10, LEASE, POLL).await.unwrap();
     assert_eq!(claim.items, vec![(new_id.clone(), stored)]);
 
     // Requeued once only, and a dead letter that never was is not requeued.
@@ -639,14 +789,11 @@ async fn claims_are_exclusive_under_concurrency() {
         return;
     };
     let schedule = t.schedule(WINDOW);
-    let now = now_ms();
     let ids: Vec<String> = (0..200).map(|_| msg_id()).collect();
-    let pushes = ids
-        .iter()
-        .enumerate()
-        .map(|(n, id)| schedule.push(message(id, now - n as u64, &entry_text("{}", now))));
+    let text = tail("{}");
+    let pushes = ids.iter().map(|id| schedule.push(message(id, 0, &text)));
     for stored in futures::future::join_all(pushes).await {
-        assert!(stored.unwrap());
+        assert!(stored.unwrap().is_some());
     }
 
     // Four listeners, each on its own connection, claim until nothing is left.
@@ -662,7 +809,7 @@ async fn claims_are_exclusive_under_concurrency() {
                 let mut claimed = Vec::new();
                 // Bounded, so a claim that hands out the same ids forever fails instead of hanging.
                 for _ in 0..100 {
-                    let claim = schedule.claim(now, 16, LEASE).await.unwrap();
+                    let claim = schedule.claim(16, LEASE, POLL).await.unwrap();
                     if claim.items.is_empty() {
                         break;
                     }
@@ -687,4 +834,190 @@ async fn claims_are_exclusive_under_concurrency() {
     let all: HashSet<String> = ids.into_iter().collect();
     let claimed: HashSet<String> = times.into_keys().collect();
     assert_eq!(claimed, all, "claims per listener: {per_listener:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn due_times_come_from_redis_not_the_pushing_host() {
+    let Some(t) = TestRedis::start("due_times_come_from_redis_not_the_pushing_host").await else {
+        return;
+    };
+    let schedule = t.schedule(WINDOW);
+    let keys = schedule.keys().clone();
+    // The push sends only a delay; the due time is Redis's clock at the push plus that delay.
+    for delay in [0, 5_000, LATER] {
+        let id = msg_id();
+        let text = tail(r#"{"n":1}"#);
+        let before = t.redis_time_ms().await;
+        let due = push_new(&schedule, &id, delay, &text).await;
+        let after = t.redis_time_ms().await;
+        assert!(
+            (before + delay..=after + delay).contains(&due),
+            "delay {delay}: due at {due}, pushed between {before} and {after}"
+        );
+        assert_eq!(t.zscore(&keys.due, &id).await, Some(due), "delay {delay}");
+        let entry = t.hget(&keys.entries, &id).await.expect("an entry");
+        assert_eq!(entry, stored(due, &text), "delay {delay}");
+        let decoded = Entry::decode(&entry).unwrap();
+        assert_eq!(decoded.due_at, due, "delay {delay}");
+        assert_eq!(decoded.value, r#"{"n":1}"#);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn renew_extends_only_our_lease() {
+    let Some(t) = TestRedis::start("renew_extends_only_our_lease").await else {
+        return;
+    };
+    let a = t.schedule(WINDOW);
+    let b = Schedule::new(t.other_connection("b"), &t.prefix, 0, WINDOW);
+    let keys = a.keys().clone();
+    let ids = vec![msg_id(), msg_id()];
+    for id in &ids {
+        push_new(&a, id, 0, &tail("{}")).await;
+    }
+    let claim = a
+        .claim(10, Duration::from_millis(1_000), POLL)
+        .await
+        .unwrap();
+    assert_eq!(claim.items.len(), 2);
+    let old = claim.deadline;
+
+    // Renewed with our token: every id we hold gets the new deadline; an id we never claimed
+    // is not counted.
+    let lease = Duration::from_millis(4_000);
+    let mut asked = ids.clone();
+    asked.push(msg_id());
+    let before = t.redis_time_ms().await;
+    let (renewed_to, renewed) = a.renew(old, lease, &asked).await.unwrap();
+    let after = t.redis_time_ms().await;
+    assert_eq!(renewed, 2);
+    assert!(renewed_to > old, "renewed to {renewed_to}, was {old}");
+    assert!(
+        (before + ms(lease)..=after + ms(lease)).contains(&renewed_to),
+        "renewed to {renewed_to}, between {before} and {after}"
+    );
+    for id in &ids {
+        assert_eq!(t.zscore(&keys.lease, id).await, Some(renewed_to), "{id}");
+    }
+    assert_eq!(t.zscore(&keys.lease, &asked[2]).await, None);
+
+    // The old token is stale now: it extends nothing and changes no score.
+    let (_, stale) = a.renew(old, LEASE, &ids).await.unwrap();
+    assert_eq!(stale, 0, "a stale lease token must not renew");
+    for id in &ids {
+        assert_eq!(t.zscore(&keys.lease, id).await, Some(renewed_to), "{id}");
+    }
+
+    // Past the old deadline the messages are still ours.
+    t.sleep_until(old + 1).await;
+    let claim = b.claim(10, LEASE, POLL).await.unwrap();
+    assert!(
+        claim.now < renewed_to,
+        "too slow: the renewed lease ran out too"
+    );
+    assert!(claim.now > old);
+    assert!(claim.items.is_empty(), "{:?}", claim.items);
+
+    // Once the renewed lease ran out another listener takes them over, and our token, though
+    // the latest we got, extends nothing.
+    t.sleep_until(renewed_to + 1).await;
+    let taken = b.claim(10, LEASE, POLL).await.unwrap();
+    assert_eq!(taken.items.len(), 2, "{:?}", taken.items);
+    let (_, late) = a.renew(renewed_to, LEASE, &ids).await.unwrap();
+    assert_eq!(late, 0, "a lease taken over must not renew");
+    for id in &ids {
+        assert_eq!(
+            t.zscore(&keys.lease, id).await,
+            Some(taken.deadline),
+            "{id}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_push_due_before_the_listeners_next_look_is_announced() {
+    let Some(t) = TestRedis::start("a_push_due_before_the_listeners_next_look_is_announced").await
+    else {
+        return;
+    };
+    let schedule = t.schedule(WINDOW);
+    let keys = schedule.keys().clone();
+    let mut wake = t.subscribe(&keys.wake).await;
+
+    // A listener claims (nothing) and plans to look again in a minute.
+    let poll = Duration::from_secs(60);
+    let claim = schedule.claim(10, LEASE, poll).await.unwrap();
+    assert!(claim.items.is_empty());
+    assert_eq!(claim.next_wake, None);
+    let planned = claim.now + ms(poll);
+    assert_eq!(t.get(&keys.wake).await, Some(planned.to_string()));
+    let ttl = t.pttl(&keys.wake).await;
+    assert!(
+        (ms(poll) as i64 - 5_000..=ms(poll) as i64 + 1_000).contains(&ttl),
+        "the wake key lives {ttl} ms"
+    );
+
+    // Due now, before that look: announced with its due time.
+    let due = push_new(&schedule, &msg_id(), 0, &tail("{}")).await;
+    assert_eq!(
+        announcement(&mut wake, Duration::from_secs(1)).await,
+        Some(due)
+    );
+
+    // Due after that look: the listener finds it then; nothing is announced.
+    let late = push_new(&schedule, &msg_id(), 120_000, &tail("{}")).await;
+    assert!(late > planned);
+    assert_eq!(
+        announcement(&mut wake, Duration::from_millis(300)).await,
+        None
+    );
+
+    // With no listener planning to look (no wake key), every push is announced.
+    t.del(&keys.wake).await;
+    let due = push_new(&schedule, &msg_id(), 120_000, &tail("{}")).await;
+    assert_eq!(
+        announcement(&mut wake, Duration::from_secs(1)).await,
+        Some(due)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn count_uses_redis_time() {
+    let Some(t) = TestRedis::start("count_uses_redis_time").await else {
+        return;
+    };
+    let schedule = t.schedule(WINDOW);
+    assert_eq!(schedule.counts().await.unwrap(), Counts::default());
+    // One claimed, one due, one far in the future and one due soon.
+    push_new(&schedule, &msg_id(), 0, &tail("{}")).await;
+    assert_eq!(
+        schedule.claim(10, LEASE, POLL).await.unwrap().items.len(),
+        1
+    );
+    push_new(&schedule, &msg_id(), 0, &tail("{}")).await;
+    push_new(&schedule, &msg_id(), LATER, &tail("{}")).await;
+    let soon = push_new(&schedule, &msg_id(), 2_000, &tail("{}")).await;
+
+    let counts = schedule.counts().await.unwrap();
+    let counted_by = t.redis_time_ms().await;
+    assert!(counted_by < soon, "too slow: the soon message fell due");
+    assert_eq!(
+        counts,
+        Counts {
+            scheduled: 3,
+            due: 1,
+            inflight: 1
+        }
+    );
+
+    // Once Redis's clock passes its due time, the soon message counts as due.
+    t.sleep_until(soon).await;
+    assert_eq!(
+        schedule.counts().await.unwrap(),
+        Counts {
+            scheduled: 3,
+            due: 2,
+            inflight: 1
+        }
+    );
 }

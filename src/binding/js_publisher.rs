@@ -5,7 +5,7 @@
 //! previous crossing is queued goes in one threadsafe-function call, and a small JavaScript loop
 //! (`BATCH_SCRIPT`, in `publish_batch.js`) calls the producer once per message and reports each
 //! outcome through one shared callback. A message is acknowledged only once the producer's
-//! promise resolved (or the producer returned something that is not a promise). One crossing,
+//! promise (any thenable) resolved, or the producer returned something that is not thenable. One crossing,
 //! one promise and two callbacks created by napi per message are expensive in Node CPU; the
 //! JavaScript loop does the per-message part with plain closures.
 
@@ -51,14 +51,9 @@ pub struct Batch {
 }
 
 type BatchArgs = FnArgs<(Vec<f64>, Vec<u32>, Vec<String>)>;
-/// `BATCH_SCRIPT`'s arguments: the producer method, whether it is `send`, the outcome callback
-/// `done(id, failure?)` and `isPromise(value)`.
-type FactoryArgs<'a> = FnArgs<(
-    Function<'a>,
-    bool,
-    Function<'a, (f64, Option<String>), ()>,
-    Function<'a, Unknown<'a>, bool>,
-)>;
+/// `BATCH_SCRIPT`'s arguments: the producer method, whether it is `send`, and the outcome
+/// callback `done(id, failure?)`.
+type FactoryArgs<'a> = FnArgs<(Function<'a>, bool, Function<'a, (f64, Option<String>), ()>)>;
 /// Strong (not weak) on purpose: while the listener runs, Node stays alive, as it did with the
 /// original's timer; `close()` drops it and lets the process exit.
 type BatchTsfn = ThreadsafeFunction<Batch, (), BatchArgs, Status, false>;
@@ -92,13 +87,9 @@ impl JsPublisher {
                 Ok(())
             },
         )?;
-        let is_promise = env
-            .create_function_from_closure::<Unknown, bool, _>("kafkaRetryIsPromise", |ctx| {
-                ctx.get::<Unknown>(0)?.is_promise()
-            })?;
         let factory: Function<FactoryArgs, Function<BatchArgs, ()>> =
             env.run_script(BATCH_SCRIPT)?;
-        let publish_batch = factory.call(FnArgs::from((bound, is_send, done, is_promise)))?;
+        let publish_batch = factory.call(FnArgs::from((bound, is_send, done)))?;
         let tsfn = publish_batch
             .build_threadsafe_function::<Batch>()
             .build_callback(|ctx| {

@@ -3,13 +3,13 @@
 //
 // Loaded by src/binding/js_publisher.rs with `include_str!` and evaluated once per JS producer
 // with napi's `env.run_script`: this file is a script (not a module) whose value is the
-// parenthesised factory below, `(publish, isSend, done, isPromise) => publishBatch`. Keep that
+// parenthesised factory below, `(publish, isSend, done) => publishBatch`. Keep that
 // shape.
 //
 // It must never throw: it runs as a threadsafe-function call, and an exception escaping that
 // call is Node's uncaught exception. So every touch of user code (the call, `then`, reading an
 // error's message) is guarded.
-(function (publish, isSend, done, isPromise) {
+(function (publish, isSend, done) {
   'use strict'
   const describe = (e) => {
     try {
@@ -29,12 +29,19 @@
       done(id, describe(e))
       return
     }
-    if (!isPromise(returned)) {
-      done(id)
-      return
-    }
+    // Any thenable is awaited (a native promise, Bluebird, a custom `then`); only a return
+    // that is not thenable counts as published at once. `then` is read once: a getter may
+    // answer differently, or throw, the second time.
     try {
-      returned.then(() => done(id), (e) => done(id, describe(e)))
+      const then =
+        returned !== null && (typeof returned === 'object' || typeof returned === 'function')
+          ? returned.then
+          : undefined
+      if (typeof then !== 'function') {
+        done(id)
+        return
+      }
+      then.call(returned, () => done(id), (e) => done(id, describe(e)))
     } catch (e) {
       done(id, describe(e))
     }

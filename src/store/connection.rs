@@ -219,6 +219,16 @@ impl Redis {
         self.shared.is_cluster()
     }
 
+    /// Redis's clock (`TIME`), in ms since the epoch.
+    pub async fn time_ms(&self) -> Result<u64> {
+        let (seconds, micros): (u64, u64) = self
+            .run("TIME", |mut conn| async move {
+                redis::cmd("TIME").query_async(&mut conn).await
+            })
+            .await?;
+        Ok(seconds * 1_000 + micros / 1_000)
+    }
+
     /// Checks that Redis answers.
     pub async fn ping(&self) -> Result<()> {
         self.run("PING", |mut conn| async move {

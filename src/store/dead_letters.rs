@@ -69,9 +69,9 @@ impl DeadLetterItem {
         }
     }
 
-    /// The schedule entry of this dead letter requeued now: `retryCount` reset to 0, so the
-    /// consumer gets all its retries again.
-    pub fn requeued_entry(&self, now: u64) -> Entry {
+    /// The schedule entry of this dead letter requeued: `retryCount` reset to 0, so the
+    /// consumer gets all its retries again. Its due time is left to the requeue (Redis's clock).
+    pub fn requeued_entry(&self) -> Entry {
         Entry {
             topic: self.topic.clone(),
             event: self.event.clone(),
@@ -82,7 +82,7 @@ impl DeadLetterItem {
                 .parse()
                 .unwrap_or(3),
             retry_count: 0,
-            due_at: now,
+            due_at: 0,
             first_failed_at: self.first_failed_at,
             last_error: self.error.clone(),
             waited_ms: Some(0),
@@ -332,11 +332,10 @@ mod tests {
         assert_eq!(item.died_at, 10);
         assert_eq!(item.first_failed_at, Some(5));
         assert_eq!(item.error.as_ref().unwrap().name, "TypeError");
-        let entry = item.requeued_entry(100);
+        let entry = item.requeued_entry();
         assert_eq!(entry.retry_count, 0);
         assert_eq!(entry.max_retry, 3);
         assert_eq!(entry.delay, "0.5");
-        assert_eq!(entry.due_at, 100);
         assert!(!entry.exhausted());
     }
 

@@ -139,15 +139,28 @@ impl Entry {
     /// character is a base-36 digit, never `{`, so entries stored as JSON by earlier versions stay
     /// readable ([`Entry::decode`]).
     pub fn encode(&self) -> String {
-        let mut out = String::with_capacity(self.value.len() + self.topic.len() + 64);
-        out.push_str(&base36(self.due_at));
+        let first_failed_at_due = matches!(
+            (self.first_failed_at, self.waited_ms),
+            (Some(first), Some(waited)) if self.due_at.checked_sub(waited) == Some(first)
+        );
+        let mut out = base36(self.due_at);
         out.push('\n');
+        out.push_str(&self.encode_after_due(first_failed_at_due));
+        out
+    }
+
+    /// [`Entry::encode`] without its first field, the due time, which the push and requeue
+    /// scripts write from Redis's clock. `failed_when_pushed` says the message first failed when
+    /// it was pushed (its first failure): `firstFailedAt` is then left for the reader to derive
+    /// as `dueAt - waitedMs`, which is Redis's clock too.
+    pub fn encode_after_due(&self, failed_when_pushed: bool) -> String {
+        let mut out = String::with_capacity(self.value.len() + self.topic.len() + 64);
         if let Some(waited) = self.waited_ms {
             out.push_str(&base36(waited));
         }
         out.push('\n');
         match (self.first_failed_at, self.waited_ms) {
-            (Some(first), Some(waited)) if self.due_at.checked_sub(waited) == Some(first) => {}
+            _ if failed_when_pushed && self.waited_ms.is_some() => {}
             (Some(first), _) => out.push_str(&base36(first)),
             (None, Some(_)) => out.push('-'),
             (None, None) => {}

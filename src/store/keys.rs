@@ -14,6 +14,9 @@ pub struct Keys {
     /// Sorted set: acknowledged id -> ack time (ms), for dropping redeliveries that come after
     /// the message was published (only ids derived from a `msgId` or a legacy bucket).
     pub seen: String,
+    /// String: when the listeners next look (ms, Redis's clock), written by each claim. Also the
+    /// name of the pub/sub channel a push announces an earlier message on.
+    pub wake: String,
 }
 
 impl Keys {
@@ -31,6 +34,7 @@ impl Keys {
             lease: format!("{{{tag}}}:lease"),
             entries: format!("{{{tag}}}:entries"),
             seen: format!("{{{tag}}}:seen"),
+            wake: format!("{{{tag}}}:wake"),
         }
     }
 }
@@ -47,11 +51,11 @@ mod tests {
     #[test]
     fn keys_share_one_hash_tag() {
         let k = Keys::new("svc", 0);
-        for key in [&k.due, &k.lease, &k.entries, &k.seen] {
+        for key in [&k.due, &k.lease, &k.entries, &k.seen, &k.wake] {
             assert!(key.starts_with("{svc}:"), "{key}");
         }
         let k = Keys::new("svc", 3);
-        for key in [&k.due, &k.lease, &k.entries, &k.seen] {
+        for key in [&k.due, &k.lease, &k.entries, &k.seen, &k.wake] {
             assert!(key.starts_with("{svc#3}:"), "{key}");
         }
     }

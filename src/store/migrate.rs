@@ -147,22 +147,23 @@ async fn migrate_bucket(
     let Ok(serde_json::Value::Array(elements)) = serde_json::from_str(&text) else {
         return Ok(0);
     };
-    let due = bucket_due.max(now_ms());
+    // The bucket names the minute by the writing host's clock, the only clock there is for it.
+    let delay_ms = bucket_due.saturating_sub(now_ms());
     let mut migrated = 0;
     for (position, element) in elements.iter().enumerate() {
-        let Some(entry) = legacy_entry(element, due) else {
+        let Some(entry) = legacy_entry(element, bucket_due) else {
             continue;
         };
         let id = format!("legacy:{bucket}:{position}");
         let stored = shard_of(&id)
             .push(PushMessage {
                 id,
-                due_ms: due,
-                entry: entry.encode(),
+                delay_ms,
+                entry: entry.encode_after_due(false),
                 dedupe: true,
             })
             .await?;
-        migrated += stored as u64;
+        migrated += stored.is_some() as u64;
     }
     // Deleted only if unchanged: an original class still running may have appended meanwhile,
     // and the next run then takes the new elements (the old ones are de-duplicated).

@@ -13,3 +13,4 @@ pub mod migrate;
 mod push;
 pub mod requeue;
 pub mod schedule;
+pub mod signal;

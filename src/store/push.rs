@@ -6,7 +6,6 @@
 use super::connection::Redis;
 use super::keys::Keys;
 use crate::batch::next_batch;
-use crate::clock::now_ms;
 use crate::error::{ErrorCode, Result, RetryError};
 use crate::registry::{get_or_make, registry, Registry};
 use redis::Script;
@@ -21,9 +20,10 @@ static PUSH: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/p
 pub struct PushMessage {
     /// Schedule id.
     pub id: String,
-    /// Due time, ms since the epoch.
-    pub due_ms: u64,
-    /// The entry as stored.
+    /// How long from now (Redis's clock) it falls due, ms.
+    pub delay_ms: u64,
+    /// The entry as stored, without its first field: the script writes the due time there
+    /// ([`crate::store::entry::Entry::encode_after_due`]).
     pub entry: String,
     /// Whether the id derives from the payload's `msgId` (then redeliveries are dropped).
     pub dedupe: bool,
@@ -38,21 +38,22 @@ struct Target {
 }
 
 impl Target {
-    /// Runs the push script for a batch; one result per message.
-    async fn push_batch(&self, now_ms: u64, batch: &[PushMessage]) -> Result<Vec<bool>> {
+    /// Runs the push script for a batch; one result per message: its due time (Redis's clock)
+    /// when stored, `None` when it was already pushed.
+    async fn push_batch(&self, batch: &[PushMessage]) -> Result<Vec<Option<u64>>> {
         let keys = &self.keys;
         let window_ms = self.dedupe_window.as_millis() as u64;
-        let stored: Vec<i64> = self
+        let stored: Vec<u64> = self
             .redis
             .run("push", |mut conn| async move {
                 let mut call = PUSH.key(&keys.due);
                 call.key(&keys.entries)
                     .key(&keys.seen)
-                    .arg(now_ms)
+                    .key(&keys.wake)
                     .arg(window_ms);
                 for message in batch {
                     call.arg(&message.id)
-                        .arg(message.due_ms)
+                        .arg(message.delay_ms)
                         .arg(&message.entry)
                         .arg(if message.dedupe { "1" } else { "0" });
                 }
@@ -65,7 +66,10 @@ impl Target {
                 "push script answered for a different number of messages",
             ));
         }
-        Ok(stored.into_iter().map(|s| s == 1).collect())
+        Ok(stored
+            .into_iter()
+            .map(|due| (due > 0).then_some(due))
+            .collect())
     }
 }
 
@@ -75,8 +79,9 @@ const PUSH_BATCH_MAX: usize = 512;
 /// busy while the next batch gathers.
 const PUSH_BATCHES_IN_FLIGHT: usize = 4;
 
-/// Called once with the outcome of one push, from a runtime thread.
-pub type PushDone = Box<dyn FnOnce(Result<bool>) + Send>;
+/// Called once with the outcome of one push, from a runtime thread: its due time (Redis's clock)
+/// when stored, `None` when it was already pushed (a redelivery).
+pub type PushDone = Box<dyn FnOnce(Result<Option<u64>>) + Send>;
 
 /// A push waiting for its batch; pushes that waited longer than the timeout fail instead of
 /// being sent late.
@@ -101,13 +106,21 @@ impl PushBatcher {
         }
     }
 
-    /// The batcher of the schedule with `keys` on `url`, shared by every instance in this process.
-    pub(super) fn for_schedule(url: &str, keys: &Keys) -> Arc<PushBatcher> {
-        get_or_make(
-            &BATCHERS,
-            (url.to_string(), keys.due.clone()),
-            PushBatcher::new,
-        )
+    /// The batcher of the schedule with `keys` on `redis`, shared by every instance in this
+    /// process that uses the same settings (an instance with another timeout or dedupe window
+    /// gets its own, so its settings hold for its pushes).
+    pub(super) fn for_schedule(
+        redis: &Redis,
+        keys: &Keys,
+        dedupe_window: Duration,
+    ) -> Arc<PushBatcher> {
+        let key = BatcherKey {
+            url: redis.shared().url().to_string(),
+            due_key: keys.due.clone(),
+            timeout: redis.timeout(),
+            dedupe_window,
+        };
+        get_or_make(&BATCHERS, key, PushBatcher::new)
     }
 
     /// Queues one push; `done` gets its outcome.
@@ -172,7 +185,7 @@ async fn run_batches(target: Target, mut receiver: mpsc::UnboundedReceiver<Queue
                 }
             }
             if !messages.is_empty() {
-                match target.push_batch(now_ms(), &messages).await {
+                match target.push_batch(&messages).await {
                     Ok(stored) => {
                         for (done, stored) in dones.into_iter().zip(stored) {
                             done(Ok(stored));
@@ -190,5 +203,14 @@ async fn run_batches(target: Target, mut receiver: mpsc::UnboundedReceiver<Queue
     }
 }
 
-/// Push batchers per schedule (Redis URL + keys), shared by every instance in this process.
-static BATCHERS: Registry<(String, String), PushBatcher> = registry();
+/// What makes two instances share a batcher: the same schedule and the same settings.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct BatcherKey {
+    url: String,
+    due_key: String,
+    timeout: Duration,
+    dedupe_window: Duration,
+}
+
+/// Push batchers, shared by every instance in this process with the same key.
+static BATCHERS: Registry<BatcherKey, PushBatcher> = registry();

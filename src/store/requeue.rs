@@ -4,7 +4,6 @@
 use super::dead_letters::{DeadLetterItem, DeadLetters};
 use super::keys::index_key;
 use super::schedule::{PushMessage, Schedule};
-use crate::clock::now_ms;
 use crate::error::{ErrorCode, Result, RetryError};
 use redis::Script;
 use std::sync::LazyLock;
@@ -14,7 +13,7 @@ static REQUEUE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lu
 /// Dead letters read per page while requeueing a whole queue.
 const PAGE: usize = 200;
 
-/// Schedules dead letter `id` of `dlq` again, due now with `retryCount` reset, on the schedule
+/// Schedules dead letter `id` of `dlq` again, due now (Redis's clock) with `retryCount` reset, on the schedule
 /// `schedule_for` picks, and removes it from the dead letter queue. On a single Redis server both
 /// happen in one script; on a cluster (the keys live in different slots) it is scheduled first and
 /// removed second, so a crash in between can requeue it twice but never lose it. Returns `false`
@@ -34,14 +33,13 @@ pub async fn requeue(
         ))
     })?;
     let schedule = &schedule_for(&item);
-    let now = now_ms();
-    let entry = item.requeued_entry(now).encode();
+    let entry = item.requeued_entry().encode_after_due(false);
     let new_id = format!("r:{}", crate::ids::random_id());
     if store.redis().is_cluster() {
         schedule
             .push(PushMessage {
                 id: new_id,
-                due_ms: now,
+                delay_ms: 0,
                 entry,
                 dedupe: false,
             })
@@ -60,11 +58,11 @@ pub async fn requeue(
                 .key(index)
                 .key(&keys.due)
                 .key(&keys.entries)
+                .key(&keys.wake)
                 .arg(id)
                 .arg(text)
                 .arg(new_id)
                 .arg(entry)
-                .arg(now)
                 .invoke_async(&mut conn)
                 .await
         })

@@ -1,12 +1,13 @@
 //! The schedule in Redis: a sorted set of message ids scored by due time, a hash of entries, a
-//! sorted set of claimed ids scored by lease deadline, and a set of recently pushed ids for
+//! sorted set of claimed ids scored by lease deadline, and a set of recently published ids for
 //! de-duplication. Every multi-key change is one Lua script, and all keys of a schedule share one
-//! hash tag, so the scripts run unchanged on Redis Cluster.
+//! hash tag, so the scripts run unchanged on Redis Cluster. Every time in them is Redis's clock.
 
 use super::connection::Redis;
 pub use super::keys::Keys;
 use super::push::PushBatcher;
 pub use super::push::{PushDone, PushMessage};
+use crate::clock::RedisClock;
 use crate::error::{ErrorCode, Result, RetryError};
 use redis::Script;
 use std::sync::{Arc, LazyLock};
@@ -16,14 +17,19 @@ use tokio::sync::oneshot;
 static CLAIM: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/claim.lua")));
 static ACK: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/ack.lua")));
 static RELEASE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/release.lua")));
+static RENEW: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/renew.lua")));
+static COUNT: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/count.lua")));
 
 /// Messages taken by one claim.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Claim {
-    /// The lease deadline of this claim (ms); also the token that lets us release them.
+    /// The lease deadline of this claim (ms, Redis's clock); also the token that lets us renew
+    /// and release them.
     pub deadline: u64,
     /// When the next message (or expired lease) becomes claimable, if anything is scheduled.
     pub next_wake: Option<u64>,
+    /// Redis's clock when it claimed.
+    pub now: u64,
     /// `(id, stored entry)` pairs.
     pub items: Vec<(String, String)>,
 }
@@ -46,6 +52,7 @@ pub struct Schedule {
     keys: Keys,
     dedupe_window: Duration,
     batcher: Arc<PushBatcher>,
+    clock: Arc<RedisClock>,
 }
 
 impl Schedule {
@@ -53,12 +60,13 @@ impl Schedule {
     /// remembered for `dedupe_window` to drop redeliveries.
     pub fn new(redis: Redis, prefix: &str, shard: u32, dedupe_window: Duration) -> Self {
         let keys = Keys::new(prefix, shard);
-        let batcher = PushBatcher::for_schedule(redis.shared().url(), &keys);
+        let batcher = PushBatcher::for_schedule(&redis, &keys, dedupe_window);
         Schedule {
             redis,
             keys,
             dedupe_window,
             batcher,
+            clock: Arc::default(),
         }
     }
 
@@ -72,12 +80,12 @@ impl Schedule {
         &self.keys
     }
 
-    /// Stores and schedules one message. Returns `false` when the id was already pushed within
-    /// `dedupe_window` (a redelivered consumer message) and nothing was stored.
+    /// Stores and schedules one message. Returns its due time (Redis's clock), or `None` when the
+    /// id was already pushed (a redelivered consumer message) and nothing was stored.
     ///
     /// Concurrent pushes to the same schedule in this process are gathered into one script call
     /// (see `PushBatcher`), so they share round trips instead of paying one each.
-    pub async fn push(&self, message: PushMessage) -> Result<bool> {
+    pub async fn push(&self, message: PushMessage) -> Result<Option<u64>> {
         let (reply, stored) = oneshot::channel();
         self.push_detached(
             message,
@@ -102,8 +110,15 @@ impl Schedule {
             .submit(message, done, &self.redis, &self.keys, self.dedupe_window);
     }
 
-    /// Claims up to `limit` due messages with a lease of `lease` from `now_ms`.
-    pub async fn claim(&self, now_ms: u64, limit: usize, lease: Duration) -> Result<Claim> {
+    /// Redis's clock now, as this schedule's last claim reported it and this host's monotonic
+    /// clock advanced it; `None` before the first claim.
+    pub fn now_ms(&self) -> Option<u64> {
+        self.clock.now_ms()
+    }
+
+    /// Claims up to `limit` due messages with a lease of `lease`, and records that this listener
+    /// looks again within `poll` at the latest (see claim.lua).
+    pub async fn claim(&self, limit: usize, lease: Duration, poll: Duration) -> Result<Claim> {
         let keys = &self.keys;
         let reply: Vec<redis::Value> = self
             .redis
@@ -112,14 +127,17 @@ impl Schedule {
                     .key(&keys.due)
                     .key(&keys.lease)
                     .key(&keys.entries)
-                    .arg(now_ms)
+                    .key(&keys.wake)
                     .arg(limit)
                     .arg(lease.as_millis() as u64)
+                    .arg(poll.as_millis() as u64)
                     .invoke_async(&mut conn)
                     .await
             })
             .await?;
-        parse_claim(reply)
+        let claim = parse_claim(reply)?;
+        self.clock.observe(claim.now);
+        Ok(claim)
     }
 
     /// Forgets messages that were published or dead-lettered.
@@ -128,14 +146,11 @@ impl Schedule {
             return Ok(());
         }
         let keys = &self.keys;
-        let (now, window) = (
-            crate::clock::now_ms(),
-            self.dedupe_window.as_millis() as u64,
-        );
+        let window = self.dedupe_window.as_millis() as u64;
         self.redis
             .run("ack", |mut conn| async move {
                 let mut call = ACK.key(&keys.lease);
-                call.key(&keys.entries).key(&keys.seen).arg(now).arg(window);
+                call.key(&keys.entries).key(&keys.seen).arg(window);
                 for id in ids {
                     call.arg(id);
                 }
@@ -144,9 +159,9 @@ impl Schedule {
             .await
     }
 
-    /// Puts claimed messages back on the schedule, due at `due_ms`, if still leased under
+    /// Puts claimed messages back on the schedule, due `delay` from now, if still leased under
     /// `deadline`. Returns how many moved.
-    pub async fn release(&self, deadline: u64, due_ms: u64, ids: &[String]) -> Result<u64> {
+    pub async fn release(&self, deadline: u64, delay: Duration, ids: &[String]) -> Result<u64> {
         if ids.is_empty() {
             return Ok(0);
         }
@@ -154,7 +169,10 @@ impl Schedule {
         self.redis
             .run("release", |mut conn| async move {
                 let mut call = RELEASE.key(&keys.due);
-                call.key(&keys.lease).arg(deadline).arg(due_ms);
+                call.key(&keys.lease)
+                    .key(&keys.wake)
+                    .arg(deadline)
+                    .arg(delay.as_millis() as u64);
                 for id in ids {
                     call.arg(id);
                 }
@@ -163,17 +181,37 @@ impl Schedule {
             .await
     }
 
-    /// How many messages are scheduled, due and in flight at `now_ms`.
-    pub async fn counts(&self, now_ms: u64) -> Result<Counts> {
+    /// Extends the lease of claimed messages still leased under `deadline` to `lease` from now.
+    /// Returns the new deadline (the new token) and how many were extended.
+    pub async fn renew(
+        &self,
+        deadline: u64,
+        lease: Duration,
+        ids: &[String],
+    ) -> Result<(u64, u64)> {
+        let keys = &self.keys;
+        self.redis
+            .run("lease renewal", |mut conn| async move {
+                let mut call = RENEW.key(&keys.lease);
+                call.arg(deadline).arg(lease.as_millis() as u64);
+                for id in ids {
+                    call.arg(id);
+                }
+                call.invoke_async::<(u64, u64)>(&mut conn).await
+            })
+            .await
+    }
+
+    /// How many messages are scheduled, due and in flight now.
+    pub async fn counts(&self) -> Result<Counts> {
         let keys = &self.keys;
         let (scheduled, due, inflight): (u64, u64, u64) = self
             .redis
             .run("count", |mut conn| async move {
-                redis::pipe()
-                    .zcard(&keys.due)
-                    .zcount(&keys.due, "-inf", now_ms)
-                    .zcard(&keys.lease)
-                    .query_async(&mut conn)
+                COUNT
+                    .key(&keys.due)
+                    .key(&keys.lease)
+                    .invoke_async(&mut conn)
                     .await
             })
             .await?;
@@ -203,6 +241,10 @@ fn parse_claim(reply: Vec<redis::Value>) -> Result<Claim> {
         Some(redis::Value::Nil) => None,
         Some(v) => u64::from_redis_value(&v).ok(),
     };
+    let now = values
+        .next()
+        .and_then(|v| u64::from_redis_value(&v).ok())
+        .ok_or_else(|| bad("no time"))?;
     let rest: Vec<redis::Value> = values.collect();
     let mut items = Vec::with_capacity(rest.len() / 2);
     for pair in rest.chunks(2) {
@@ -216,6 +258,7 @@ fn parse_claim(reply: Vec<redis::Value>) -> Result<Claim> {
     Ok(Claim {
         deadline,
         next_wake,
+        now,
         items,
     })
 }
@@ -230,15 +273,18 @@ mod tests {
         let reply = vec![
             Value::Int(1_000),
             Value::Int(1_500),
+            Value::Int(900),
             Value::BulkString(b"id1".to_vec()),
             Value::BulkString(b"{}".to_vec()),
         ];
         let claim = parse_claim(reply).unwrap();
         assert_eq!(claim.deadline, 1_000);
         assert_eq!(claim.next_wake, Some(1_500));
+        assert_eq!(claim.now, 900);
         assert_eq!(claim.items, vec![("id1".to_string(), "{}".to_string())]);
-        let empty = parse_claim(vec![Value::Int(5), Value::Nil]).unwrap();
+        let empty = parse_claim(vec![Value::Int(5), Value::Nil, Value::Int(4)]).unwrap();
         assert_eq!(empty.next_wake, None);
         assert!(empty.items.is_empty());
+        assert!(parse_claim(vec![Value::Int(5), Value::Nil]).is_err());
     }
 }

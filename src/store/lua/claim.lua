@@ -1,14 +1,21 @@
--- Claim up to ARGV[2] due messages for one listener, atomically, with a lease.
+-- Claim up to ARGV[1] due messages for one listener, atomically, with a lease.
 -- Claim and lease happen in one script so two listeners can never take the same id; a message
--- whose lease ran out (its listener died or stalled) is due again and is claimed first.
--- KEYS[1] due zset, KEYS[2] lease zset (id -> lease deadline ms), KEYS[3] entries hash
--- ARGV[1] now ms, ARGV[2] limit, ARGV[3] lease ms
--- Returns { lease deadline, next wake-up ms or false, id1, entry1, id2, entry2, ... }
+-- whose lease ran out (its listener died or stalled) is due again and is claimed first. "Due"
+-- and the lease deadline are Redis's clock (TIME), so listeners on hosts whose clocks disagree
+-- agree on both.
+-- KEYS[1] due zset, KEYS[2] lease zset (id -> lease deadline ms), KEYS[3] entries hash,
+-- KEYS[4] wake key
+-- ARGV[1] limit, ARGV[2] lease ms, ARGV[3] longest sleep of the listener (poll interval) ms
+-- Returns { lease deadline, next wake-up ms or false, Redis now ms, id1, entry1, id2, entry2, ... }
+-- and records in the wake key when this listener next looks, so a push due before then
+-- announces itself (push.lua).
 -- Variadic commands over the whole batch, not one call per message: the claim is most of the
 -- Redis work per fired message.
-local now = tonumber(ARGV[1])
-local limit = tonumber(ARGV[2])
-local deadline = now + tonumber(ARGV[3])
+redis.replicate_commands()
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+local limit = tonumber(ARGV[1])
+local deadline = now + tonumber(ARGV[2])
 -- Formatted once: a Lua number passed to redis.call is formatted with printf per argument, which
 -- showed up in profiles of the fire path when done per claimed message.
 local deadline_text = string.format('%d', deadline)
@@ -32,7 +39,7 @@ if #claimed < limit then
   end
 end
 
-local out = { deadline, false }
+local out = { deadline, false, now }
 if #claimed > 0 then
   local entries = {}
   each_chunk(claimed, function(first, last)
@@ -69,4 +76,12 @@ if next_due and next_lease then
 elseif next_due or next_lease then
   out[2] = tonumber(next_due or next_lease)
 end
+-- When this listener looks next. Several listeners overwrite each other; any of them wakes by
+-- the time written, and the key outlives it by a second only, so a dead listener's plan
+-- does not silence pushes for long.
+local planned = now + tonumber(ARGV[3])
+if out[2] and out[2] < planned then
+  planned = out[2]
+end
+redis.call('SET', KEYS[4], string.format('%d', planned), 'PX', math.max(planned - now, 0) + 1000)
 return out

@@ -1,27 +1,63 @@
 -- Store and schedule a batch of messages, atomically per message. Concurrent pushToQueue calls
 -- are gathered into one call of this script, so they share one round trip and one script run.
--- KEYS[1] due zset (id -> due ms), KEYS[2] entries hash (id -> stored entry), KEYS[3] seen zset
--- ARGV[1] now ms, ARGV[2] dedupe window ms, then per message 4 values:
---   id, due ms, stored entry, '1' when the id comes from the payload's msgId (a redelivery reuses it)
--- Returns one integer per message: 1 stored, 0 already pushed (a consumer redelivery): its entry
--- is still stored, or it was published within the window (see ack.lua).
-local cutoff = tonumber(ARGV[1]) - tonumber(ARGV[2])
+-- Due times come from Redis's clock (TIME), never from the pushing host's, so hosts whose clocks
+-- disagree schedule alike.
+-- KEYS[1] due zset (id -> due ms), KEYS[2] entries hash (id -> stored entry), KEYS[3] seen zset,
+-- KEYS[4] wake key (when the listeners next look; also the name of the wake channel)
+-- ARGV[1] dedupe window ms, then per message 4 values:
+--   id, delay ms, the stored entry without its first field (the due time, written here),
+--   '1' when the id comes from the payload's msgId (a redelivery reuses it)
+-- Returns one integer per message: its due time when stored, 0 when already pushed (a consumer
+-- redelivery): its entry is still stored, or it was published within the window (see ack.lua).
+-- A message due before the listeners next look is announced on the wake channel, so a listener
+-- in any process wakes for it at once.
+redis.replicate_commands()
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+local cutoff = now - tonumber(ARGV[1])
+
+local DIGITS = '0123456789abcdefghijklmnopqrstuvwxyz'
+-- Base 36, as Entry::encode writes times (exact: ms timestamps are far below 2^53).
+local function base36(n)
+  local out = ''
+  repeat
+    local digit = n % 36
+    out = string.sub(DIGITS, digit + 1, digit + 1) .. out
+    n = (n - digit) / 36
+  until n == 0
+  return out
+end
+
 local stored = {}
-for i = 3, #ARGV, 4 do
-  local id, due, entry, dedupe = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
-  local result = 1
+local earliest = nil
+for i = 2, #ARGV, 4 do
+  local id, delay, tail, dedupe = ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 2], ARGV[i + 3]
+  local due = now + delay
+  local result = due
   if dedupe == '1' then
     local seen = redis.call('ZSCORE', KEYS[3], id)
     if seen and tonumber(seen) >= cutoff then
       result = 0
     end
   end
-  if result == 1 and redis.call('HSETNX', KEYS[2], id, entry) == 0 then
+  if result ~= 0 and redis.call('HSETNX', KEYS[2], id, base36(due) .. '\n' .. tail) == 0 then
     result = 0
   end
-  if result == 1 then
+  if result ~= 0 then
     redis.call('ZADD', KEYS[1], due, id)
+    if not earliest or due < earliest then
+      earliest = due
+    end
   end
   stored[#stored + 1] = result
+end
+if earliest then
+  local planned = redis.call('GET', KEYS[4])
+  if not planned or earliest < tonumber(planned) then
+    redis.call('PUBLISH', KEYS[4], string.format('%d', earliest))
+    -- The woken listener looks at `earliest` at the latest: later pushes due after it need not
+    -- announce themselves again (the listener's next claim writes its own plan).
+    redis.call('SET', KEYS[4], string.format('%d', earliest), 'PX', math.max(earliest - now, 0) + 1000)
+  end
 end
 return stored

@@ -1,9 +1,13 @@
 -- Put claimed messages back on the schedule (a failed publish, or close() before publishing),
--- without spending a retry.
--- KEYS[1] due zset, KEYS[2] lease zset; ARGV[1] lease deadline of our claim, ARGV[2] new due ms,
--- ARGV[3..] ids.
+-- without spending a retry, due ARGV[2] ms from now by Redis's clock.
+-- KEYS[1] due zset, KEYS[2] lease zset, KEYS[3] wake key; ARGV[1] lease deadline of our claim,
+-- ARGV[2] delay ms, ARGV[3..] ids.
 -- Only ids still leased under our deadline move: if our lease ran out and another listener
 -- claimed the id, it is theirs now and moving it would let a third listener publish it too.
+redis.replicate_commands()
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+local due = string.format('%d', now + tonumber(ARGV[2]))
 local moved = 0
 local deadline = tonumber(ARGV[1])
 for i = 3, #ARGV do
@@ -11,8 +15,15 @@ for i = 3, #ARGV do
   local score = redis.call('ZSCORE', KEYS[2], id)
   if score and tonumber(score) == deadline then
     redis.call('ZREM', KEYS[2], id)
-    redis.call('ZADD', KEYS[1], ARGV[2], id)
+    redis.call('ZADD', KEYS[1], due, id)
     moved = moved + 1
+  end
+end
+-- Announced like a push (push.lua), so another listener takes over if this one is closing.
+if moved > 0 then
+  local planned = redis.call('GET', KEYS[3])
+  if not planned or tonumber(due) < tonumber(planned) then
+    redis.call('PUBLISH', KEYS[3], due)
   end
 end
 return moved

@@ -1,0 +1,107 @@
+//! Wake-ups across processes. A push whose message is due before the listeners next look
+//! publishes its due time on the schedule's wake channel (push.lua, requeue.lua); a listener
+//! subscribes to the channels of its shards and wakes at once, wherever the push came from.
+//! Polling (`pollIntervalMs`) stays only as a safety net for when the subscription is down.
+
+use super::connection::redacted;
+use crate::error::{ErrorCode, RetryError};
+use futures::StreamExt;
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// Longest pause between attempts to subscribe again after the subscription failed.
+const RESUBSCRIBE_MAX: Duration = Duration::from_secs(5);
+
+/// The server to subscribe on: the URL itself, or on a cluster its first seed node (a message
+/// published on one node of a cluster reaches subscribers on every node).
+fn subscribe_url(url: &str, cluster: bool) -> &str {
+    if cluster {
+        url.split(',').next().unwrap_or(url).trim()
+    } else {
+        url
+    }
+}
+
+/// Subscribes to `channels` on `url` and calls `on_due` with each announced due time (Redis's
+/// clock) until `stop` turns true, subscribing again after a failure; `on_error` hears about
+/// failures (once per outage, not per attempt).
+pub async fn listen(
+    url: &str,
+    cluster: bool,
+    channels: Vec<String>,
+    on_due: impl Fn(u64),
+    on_error: impl Fn(RetryError),
+    mut stop: watch::Receiver<bool>,
+) {
+    let url = subscribe_url(url, cluster);
+    let mut failures: u32 = 0;
+    while !*stop.borrow() {
+        let subscribed = async {
+            let mut pubsub = redis::Client::open(url)?.get_async_pubsub().await?;
+            for channel in &channels {
+                pubsub.subscribe(channel).await?;
+            }
+            Ok::<_, redis::RedisError>(pubsub)
+        };
+        let outcome = tokio::select! {
+            outcome = tokio::time::timeout(Duration::from_secs(10), subscribed) => outcome,
+            _ = stop.changed() => return,
+        };
+        match outcome {
+            Ok(Ok(mut pubsub)) => {
+                failures = 0;
+                let mut messages = pubsub.on_message();
+                loop {
+                    tokio::select! {
+                        message = messages.next() => match message {
+                            Some(message) => {
+                                if let Ok(due) = message.get_payload::<u64>() {
+                                    on_due(due);
+                                }
+                            }
+                            // The connection dropped: subscribe again.
+                            None => break,
+                        },
+                        _ = stop.changed() => return,
+                    }
+                }
+            }
+            Ok(Err(err)) => {
+                if failures == 0 {
+                    on_error(
+                        RetryError::new(
+                            ErrorCode::RedisUnavailable,
+                            format!(
+                                "cannot subscribe to wake-ups at {}; polling every pollIntervalMs meanwhile",
+                                redacted(url)
+                            ),
+                        )
+                        .caused_by(err),
+                    );
+                }
+                failures = failures.saturating_add(1);
+            }
+            Err(_) => failures = failures.saturating_add(1),
+        }
+        let pause = (Duration::from_millis(100) * 2u32.saturating_pow(failures.min(8)))
+            .min(RESUBSCRIBE_MAX);
+        tokio::select! {
+            _ = tokio::time::sleep(pause) => {}
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cluster_is_subscribed_on_its_first_seed() {
+        assert_eq!(subscribe_url("redis://a:1", false), "redis://a:1");
+        assert_eq!(
+            subscribe_url("redis://a:1, redis://b:2", true),
+            "redis://a:1"
+        );
+    }
+}
