@@ -1,10 +1,38 @@
 //! The dead letter queue: a Redis hash (`dlqName`, one field per message, compatible with the
 //! original class) plus a sorted set `<dlqName>:index` of fields by time of death, for paging
 //! newest first. Listing, requeueing and removing dead letters.
+//!
+//! The index is kept in line with the hash incrementally. This package writes both (`write`), so
+//! normally they agree and a page costs a `ZREVRANGE` and an `HMGET`: O(page · log N), plus an
+//! O(1) check (`HLEN` against `ZCARD`) on the first page and per page of `requeue_all`.
+//! - Fields without an index entry (the original class, `HSET` by other tools, a write that died
+//!   between its two commands) are indexed only when the hash has more fields than the index, by
+//!   one step of an `HSCAN` per call: at most [`INDEX_STEP_FIELDS`] fields examined, score their
+//!   `diedAt`, else 0 (the oldest). The scan's cursor is kept in Redis (`<dlqName>:index:scan`,
+//!   expiring after an hour, present only mid-scan), so each call goes further even when each
+//!   call is a new process (the CLI) and processes sharing the hash share the progress. A listing
+//!   that runs past the index while fields are still unindexed goes on with pages of those fields
+//!   (cursor `"unindexed"`, one step each), so a full listing sees every field once.
+//! - Index entries whose field is gone are removed where a page's `HMGET` meets them (at most
+//!   [`STALE_PER_PAGE`] per call); an empty hash's whole index is dropped.
+//!
+//! Left as they are (each heals itself or is harmless):
+//! - k unindexed fields and k stale entries cancel out in the counts: the fields stay unlisted
+//!   until paging meets the stale entries (a full listing or `requeue_all` meets all of them).
+//! - A listener's write between its `HSET` and its `ZADD` looks like a missing field (a second
+//!   `ZCARD` makes that rare); then it costs one bounded step, and `ZADD NX` keeps its score.
+//! - A field removed after the scan saw it and before its `ZADD NX` leaves a stale entry (dropped
+//!   when met). A field written again between a page's `HMGET` (nil) and its `ZREM`, or between
+//!   an `HLEN` of 0 and the `UNLINK` of the index, loses its entry and is found by a later scan (as
+//!   the oldest if its text has no `diedAt`: `pushToDlq` of such a record).
+//! - A field added while a scan cycle is under way may wait for the next cycle; a listing in its
+//!   `"unindexed"` pages misses fields another process's scan indexed meanwhile.
+//! - Cursors are offsets into the index, as before: dead letters others add or remove between
+//!   pages shift them.
 
 use super::connection::Redis;
 use super::entry::{Entry, ErrorInfo};
-use super::keys::index_key;
+use super::keys::{index_key, index_scan_key};
 use crate::error::{Result, RetryError};
 use crate::payload::json_text;
 use serde::Serialize;
@@ -27,8 +55,9 @@ pub struct DeadLetterItem {
     pub error: Option<ErrorInfo>,
     /// When it first failed (ms since the epoch), when known.
     pub first_failed_at: Option<u64>,
-    /// When it was dead-lettered (ms since the epoch); for entries written by other tools, when
-    /// this package first indexed them.
+    /// When it was dead-lettered (ms since the epoch); for a record without one, when
+    /// `pushToDlq` wrote it, or 0 for a field written without an index entry (the original
+    /// class, other tools).
     pub died_at: u64,
     /// The `keyPrefix` of the schedule it came from, where a requeue sends it back.
     pub key_prefix: Option<String>,
@@ -99,6 +128,76 @@ pub struct Page {
     pub cursor: Option<String>,
 }
 
+/// Hash fields one indexing step examines, about (the last `HSCAN` may go over by a batch).
+pub const INDEX_STEP_FIELDS: usize = 2_000;
+/// `COUNT` of one `HSCAN` call.
+const HSCAN_COUNT: usize = 250;
+/// Index entries whose field is gone that one page read drops before it returns, at most (plus
+/// one page's worth).
+pub const STALE_PER_PAGE: usize = 1_000;
+/// How long the scan cursor is kept between steps; after that a scan starts over.
+const SCAN_CURSOR_TTL_S: u64 = 3_600;
+/// The cursor of the pages of fields the index lacks, after the indexed ones.
+const UNINDEXED: &str = "unindexed";
+
+/// The sizes of a dead letter hash and its index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Sizes {
+    /// Fields of the hash (`HLEN`).
+    pub fields: u64,
+    /// Entries of the index (`ZCARD`), counting the ones a step just added.
+    pub indexed: u64,
+    /// Entries a step just added.
+    pub added: u64,
+}
+
+impl Sizes {
+    /// Whether the hash has fields the index lacks (at least `fields - indexed` of them).
+    pub fn behind(&self) -> bool {
+        self.fields > self.indexed
+    }
+}
+
+/// Dead letters read from the index.
+pub(crate) struct IndexPage {
+    /// Newest first.
+    pub items: Vec<DeadLetterItem>,
+    /// The rank to read on from; `None` when the index has nothing after these.
+    pub next: Option<usize>,
+}
+
+/// A listed dead letter from its field, stored text and index score. Text in no known format is
+/// listed raw as `value`; without a time of death its index score stands in (when `pushToDlq`
+/// wrote it, or 0 for a field indexed by the scan).
+fn item_of(field: String, text: String, score: f64) -> DeadLetterItem {
+    let mut item = match DeadLetterItem::parse(&field, &text) {
+        Some(item) => item,
+        None => DeadLetterItem {
+            id: field,
+            topic: String::new(),
+            event: String::new(),
+            value: text,
+            options: serde_json::Value::Null,
+            error: None,
+            first_failed_at: None,
+            died_at: 0,
+            key_prefix: None,
+        },
+    };
+    if item.died_at == 0 {
+        item.died_at = score as u64;
+    }
+    item
+}
+
+/// The `diedAt` of a stored dead letter's text, 0 when it has none.
+fn died_at_of(text: &str) -> u64 {
+    serde_json::from_str::<serde_json::Value>(text)
+        .ok()
+        .and_then(|json| json.get("diedAt").and_then(serde_json::Value::as_u64))
+        .unwrap_or(0)
+}
+
 /// Dead letter operations on one Redis server or cluster.
 #[derive(Clone)]
 pub struct DeadLetters {
@@ -149,66 +248,177 @@ impl DeadLetters {
             .await
     }
 
-    /// Brings the index in line with the hash: indexes fields written by the original class or
-    /// other tools (by their `diedAt`, else as the oldest) and drops index entries whose field is
-    /// gone.
-    /// O(dead letters); done when the first page is listed.
-    async fn reconcile(&self, dlq: &str) -> Result<()> {
+    /// The sizes of the hash and its index: the O(1) check that the index covers the hash.
+    /// `HLEN` is read first, so a write (`HSET`, then `ZADD`) landing between the two reads counts
+    /// on the index's side rather than as a missing field; when the hash still looks bigger,
+    /// `ZCARD` is read once more, for a write caught between its `HSET` and its `ZADD`.
+    async fn sizes(&self, dlq: &str) -> Result<Sizes> {
         let index = &index_key(dlq);
-        let (fields, indexed): (Vec<String>, Vec<String>) = self
-            .redis
-            .run("read of the dead letter index", |mut conn| async move {
-                redis::pipe()
-                    .hkeys(dlq)
-                    .zrange(index, 0, -1)
-                    .query_async(&mut conn)
-                    .await
-            })
-            .await?;
-        let field_set: std::collections::HashSet<&String> = fields.iter().collect();
-        let indexed_set: std::collections::HashSet<&String> = indexed.iter().collect();
-        let missing: Vec<&String> = fields.iter().filter(|f| !indexed_set.contains(f)).collect();
-        let stale: Vec<&String> = indexed.iter().filter(|f| !field_set.contains(f)).collect();
-        if missing.is_empty() && stale.is_empty() {
-            return Ok(());
-        }
-        let texts: Vec<Option<String>> = if missing.is_empty() {
-            Vec::new()
-        } else {
-            let missing = &missing;
+        let fields = self.count(dlq).await?;
+        let zcard = || async move {
             self.redis
-                .run("HMGET of unindexed dead letters", |mut conn| async move {
-                    redis::cmd("HMGET")
+                .run("ZCARD of the dead letter index", |mut conn| async move {
+                    redis::cmd("ZCARD").arg(index).query_async(&mut conn).await
+                })
+                .await
+        };
+        let mut indexed: u64 = zcard().await?;
+        if fields > indexed {
+            indexed = zcard().await?;
+        }
+        Ok(Sizes {
+            fields,
+            indexed,
+            added: 0,
+        })
+    }
+
+    /// The O(1) check that the index covers the hash, and its repairs: one indexing step (bounded,
+    /// see [`INDEX_STEP_FIELDS`]) when the hash has more fields than the index; the index dropped
+    /// when the hash is empty. Done before the first page of a listing and before each page of
+    /// `requeue_all`.
+    pub(crate) async fn sync_index(&self, dlq: &str) -> Result<Sizes> {
+        let mut sizes = self.sizes(dlq).await?;
+        if sizes.fields == 0 {
+            if sizes.indexed > 0 {
+                self.drop_index(dlq).await?;
+                sizes.indexed = 0;
+            }
+        } else if sizes.behind() {
+            sizes.added = self.index_step(dlq, usize::MAX).await?.len() as u64;
+            sizes.indexed += sizes.added;
+        }
+        Ok(sizes)
+    }
+
+    /// Drops the index of an empty hash, and the scan cursor with it. `UNLINK`: O(1) here, the
+    /// memory is freed by Redis in the background.
+    async fn drop_index(&self, dlq: &str) -> Result<()> {
+        for key in [index_key(dlq), index_scan_key(dlq)] {
+            let key = &key;
+            self.redis
+                .run("UNLINK of the dead letter index", |mut conn| async move {
+                    // One key per command: on a cluster the two live in different slots.
+                    redis::cmd("UNLINK")
+                        .arg(key)
+                        .query_async::<i64>(&mut conn)
+                        .await
+                        .map(drop)
+                })
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// One step of the incremental scan of the hash: from where the previous step stopped (the
+    /// cursor at `<dlqName>:index:scan`), `HSCAN`s at most about [`INDEX_STEP_FIELDS`] fields and
+    /// indexes the ones without an index entry, at most `max_new` of them, by their `diedAt`
+    /// (else 0: the oldest). Returns those (field, text, score) in scan order.
+    async fn index_step(&self, dlq: &str, max_new: usize) -> Result<Vec<(String, String, f64)>> {
+        let index = &index_key(dlq);
+        let cursor_key = &index_scan_key(dlq);
+        let saved: Option<String> = self
+            .redis
+            .run(
+                "GET of the dead letter scan cursor",
+                |mut conn| async move {
+                    redis::cmd("GET")
+                        .arg(cursor_key)
+                        .query_async(&mut conn)
+                        .await
+                },
+            )
+            .await?;
+        let mut cursor: u64 = saved.and_then(|text| text.parse().ok()).unwrap_or(0);
+        let mut examined = 0;
+        let mut found = Vec::new();
+        loop {
+            let (next, pairs): (u64, Vec<(String, String)>) = self
+                .redis
+                .run("HSCAN of the dead letter queue", |mut conn| async move {
+                    redis::cmd("HSCAN")
                         .arg(dlq)
-                        .arg(missing)
+                        .arg(cursor)
+                        .arg("COUNT")
+                        .arg(HSCAN_COUNT)
                         .query_async(&mut conn)
                         .await
                 })
-                .await?
+                .await?;
+            examined += pairs.len();
+            let scores: Vec<Option<f64>> = if pairs.is_empty() {
+                Vec::new()
+            } else {
+                let mut lookup = redis::pipe();
+                for (field, _) in &pairs {
+                    lookup.zscore(index, field);
+                }
+                let lookup = &lookup;
+                self.redis
+                    .run("ZSCORE of scanned dead letters", |mut conn| async move {
+                        lookup.query_async(&mut conn).await
+                    })
+                    .await?
+            };
+            let missing: Vec<(String, String)> = pairs
+                .into_iter()
+                .zip(scores)
+                .filter_map(|(pair, score)| score.is_none().then_some(pair))
+                .collect();
+            let room = max_new - found.len();
+            let whole = missing.len() <= room;
+            let taken: Vec<(String, String, f64)> = missing
+                .into_iter()
+                .take(room)
+                .map(|(field, text)| {
+                    let score = died_at_of(&text) as f64;
+                    (field, text, score)
+                })
+                .collect();
+            if !taken.is_empty() {
+                let mut add = redis::cmd("ZADD");
+                // NX: a concurrent writer's own time of death wins.
+                add.arg(index).arg("NX");
+                for (field, _, score) in &taken {
+                    add.arg(*score).arg(field);
+                }
+                let add = &add;
+                self.redis
+                    .run(
+                        "indexing of unindexed dead letters",
+                        |mut conn| async move { add.query_async::<i64>(&mut conn).await.map(drop) },
+                    )
+                    .await?;
+                found.extend(taken);
+            }
+            if !whole {
+                // The rest of this batch is read again by the next step.
+                break;
+            }
+            cursor = next;
+            if cursor == 0 || examined >= INDEX_STEP_FIELDS {
+                break;
+            }
+        }
+        let mut save = if cursor == 0 {
+            let mut del = redis::cmd("DEL");
+            del.arg(cursor_key);
+            del
+        } else {
+            let mut set = redis::cmd("SET");
+            set.arg(cursor_key)
+                .arg(cursor)
+                .arg("EX")
+                .arg(SCAN_CURSOR_TTL_S);
+            set
         };
-        let mut fix = redis::pipe();
-        for (field, text) in missing.iter().zip(texts) {
-            let died_at = text
-                .and_then(|text| DeadLetterItem::parse(field, &text))
-                .map_or(0, |item| item.died_at);
-            // Unknown time of death (the original class's entries): oldest, listed last.
-            let score = died_at;
-            // NX: a concurrent writer's own time of death wins.
-            fix.cmd("ZADD")
-                .arg(index)
-                .arg("NX")
-                .arg(score)
-                .arg(*field)
-                .ignore();
-        }
-        for field in stale {
-            fix.zrem(index, field).ignore();
-        }
+        let save = &mut save;
         self.redis
-            .run("repair of the dead letter index", |mut conn| async move {
-                fix.query_async::<()>(&mut conn).await
+            .run("save of the dead letter scan cursor", |mut conn| async move {
+                save.query_async::<redis::Value>(&mut conn).await.map(drop)
             })
-            .await
+            .await?;
+        Ok(found)
     }
 
     /// A page of at most `limit` dead letters, newest first, from `cursor` (as returned by the
@@ -216,72 +426,156 @@ impl DeadLetters {
     /// the original class's format are listed with their raw text as `value`.
     pub async fn list(&self, dlq: &str, limit: usize, cursor: Option<&str>) -> Result<Page> {
         let offset: usize = match cursor {
-            None | Some("") => 0,
+            None | Some("") => {
+                if self.sync_index(dlq).await?.fields == 0 {
+                    return Ok(Page {
+                        items: Vec::new(),
+                        cursor: None,
+                    });
+                }
+                0
+            }
+            Some(UNINDEXED) => return self.unindexed_page(dlq, limit, Vec::new()).await,
             Some(text) => text.parse().map_err(|_| {
                 RetryError::invalid_arg(format!(
                     "cursor must be a value returned by deadLetters(), got {text:?}"
                 ))
             })?,
         };
-        if offset == 0 {
-            self.reconcile(dlq).await?;
+        let page = self.page_at(dlq, offset, limit).await?;
+        match page.next {
+            Some(next) => Ok(Page {
+                items: page.items,
+                cursor: Some(next.to_string()),
+            }),
+            None => self.unindexed_page(dlq, limit, page.items).await,
         }
-        let index = &index_key(dlq);
-        let scored: Vec<(String, f64)> = self
-            .redis
-            .run(
-                "ZREVRANGE of the dead letter index",
-                |mut conn| async move {
-                    redis::cmd("ZREVRANGE")
-                        .arg(index)
-                        .arg(offset)
-                        .arg(offset + limit)
-                        .arg("WITHSCORES")
-                        .query_async(&mut conn)
-                        .await
-                },
-            )
-            .await?;
-        let more = scored.len() > limit;
-        let (fields, scores): (Vec<String>, Vec<f64>) = scored.into_iter().take(limit).unzip();
-        let field_list = &fields;
-        let texts: Vec<Option<String>> = if fields.is_empty() {
-            Vec::new()
-        } else {
-            self.redis
-                .run("HMGET of dead letters", |mut conn| async move {
-                    redis::cmd("HMGET")
-                        .arg(dlq)
-                        .arg(field_list)
-                        .query_async(&mut conn)
-                        .await
-                })
-                .await?
-        };
-        let mut items = Vec::with_capacity(fields.len());
-        for ((field, text), score) in fields.iter().zip(texts).zip(scores) {
-            let Some(text) = text else { continue };
-            let mut item = DeadLetterItem::parse(field, &text).unwrap_or_else(|| DeadLetterItem {
-                id: field.clone(),
-                topic: String::new(),
-                event: String::new(),
-                value: text,
-                options: serde_json::Value::Null,
-                error: None,
-                first_failed_at: None,
-                died_at: 0,
-                key_prefix: None,
+    }
+
+    /// The rest of a listing once the index ran out: while the hash has more fields than the
+    /// index (more than the first page's step indexed), the fields the index lacks, indexed as
+    /// they are listed, one bounded step per page. Their pages' cursor is [`UNINDEXED`].
+    async fn unindexed_page(
+        &self,
+        dlq: &str,
+        limit: usize,
+        mut items: Vec<DeadLetterItem>,
+    ) -> Result<Page> {
+        let sizes = self.sizes(dlq).await?;
+        if !sizes.behind() {
+            return Ok(Page {
+                items,
+                cursor: None,
             });
-            if item.died_at == 0 {
-                // Written without a time of death (pushToDlq, other tools): when it was indexed.
-                item.died_at = score as u64;
-            }
-            items.push(item);
+        }
+        let mut indexed = sizes.indexed;
+        let room = limit.saturating_sub(items.len());
+        if room > 0 {
+            let found = self.index_step(dlq, room).await?;
+            indexed += found.len() as u64;
+            items.extend(
+                found
+                    .into_iter()
+                    .map(|(field, text, score)| item_of(field, text, score)),
+            );
         }
         Ok(Page {
             items,
-            cursor: more.then(|| (offset + limit).to_string()),
+            cursor: (sizes.fields > indexed).then(|| UNINDEXED.to_string()),
         })
+    }
+
+    /// At most `limit` dead letters from rank `offset` of the index, newest first: one
+    /// `ZREVRANGE` and one `HMGET`, O(limit · log N). Index entries whose field is gone are
+    /// removed as they are met and the read goes on past them, dropping about
+    /// [`STALE_PER_PAGE`] per call at most.
+    pub(crate) async fn page_at(
+        &self,
+        dlq: &str,
+        offset: usize,
+        limit: usize,
+    ) -> Result<IndexPage> {
+        let index = &index_key(dlq);
+        let mut items = Vec::with_capacity(limit);
+        // The rank of the next entry to read: entries dropped at or after `offset` move the ones
+        // after them up, so it advances by the dead letters read, not by the entries.
+        let mut next = offset;
+        let mut dropped = 0;
+        loop {
+            // One more than the page needs tells whether more follow; after stale entries, read
+            // further ahead (as far as the budget allows), so a run of them takes few round trips.
+            let ahead = dropped.min(STALE_PER_PAGE.saturating_sub(dropped));
+            let want = limit - items.len() + 1 + ahead;
+            let scored: Vec<(String, f64)> = self
+                .redis
+                .run(
+                    "ZREVRANGE of the dead letter index",
+                    |mut conn| async move {
+                        redis::cmd("ZREVRANGE")
+                            .arg(index)
+                            .arg(next)
+                            .arg(next + want - 1)
+                            .arg("WITHSCORES")
+                            .query_async(&mut conn)
+                            .await
+                    },
+                )
+                .await?;
+            let read = scored.len();
+            let texts: Vec<Option<String>> = if scored.is_empty() {
+                Vec::new()
+            } else {
+                let fields: Vec<&String> = scored.iter().map(|(field, _)| field).collect();
+                let fields = &fields;
+                self.redis
+                    .run("HMGET of dead letters", |mut conn| async move {
+                        redis::cmd("HMGET")
+                            .arg(dlq)
+                            .arg(fields)
+                            .query_async(&mut conn)
+                            .await
+                    })
+                    .await?
+            };
+            let mut stale = Vec::new();
+            let mut more = false;
+            for ((field, score), text) in scored.into_iter().zip(texts) {
+                match text {
+                    None => stale.push(field),
+                    Some(_) if items.len() == limit => {
+                        more = true;
+                        break;
+                    }
+                    Some(text) => {
+                        items.push(item_of(field, text, score));
+                        next += 1;
+                    }
+                }
+            }
+            if !stale.is_empty() {
+                dropped += stale.len();
+                let stale = &stale;
+                self.redis
+                    .run("removal of stale index entries", |mut conn| async move {
+                        redis::cmd("ZREM")
+                            .arg(index)
+                            .arg(stale)
+                            .query_async::<i64>(&mut conn)
+                            .await
+                            .map(drop)
+                    })
+                    .await?;
+            }
+            if more || (read == want && dropped >= STALE_PER_PAGE) {
+                return Ok(IndexPage {
+                    items,
+                    next: Some(next),
+                });
+            }
+            if read < want {
+                return Ok(IndexPage { items, next: None });
+            }
+        }
     }
 
     /// The stored text of dead letter `id`, if there is one.

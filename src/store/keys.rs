@@ -44,6 +44,13 @@ pub fn index_key(dlq_name: &str) -> String {
     format!("{dlq_name}:index")
 }
 
+/// The key holding where the incremental `HSCAN` of a dead letter hash stopped (a string, with an
+/// expiry), present only while the hash has fields its index lacks. Its own slot on a cluster,
+/// like the index: every command on it is single-key.
+pub fn index_scan_key(dlq_name: &str) -> String {
+    format!("{dlq_name}:index:scan")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

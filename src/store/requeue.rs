@@ -1,7 +1,7 @@
 //! Requeueing dead letters: a dead letter leaves the dead letter queue and enters a schedule, so
 //! the operation spans both stores and lives above them (neither store imports the other).
 
-use super::dead_letters::{DeadLetterItem, DeadLetters};
+use super::dead_letters::{DeadLetterItem, DeadLetters, INDEX_STEP_FIELDS};
 use super::keys::index_key;
 use super::schedule::{PushMessage, Schedule};
 use crate::error::{ErrorCode, Result, RetryError};
@@ -72,6 +72,11 @@ pub async fn requeue(
 
 /// Requeues every dead letter of `dlq` (see [`requeue`]). Returns how many were requeued; dead
 /// letters that cannot be requeued (no topic) stay where they are.
+///
+/// Pages through the index newest first; requeued letters leave it, so each page is read at the
+/// rank after the letters that stayed: per page an O(1) check and O(page · log N), never a read of
+/// the whole hash. Fields the index lacks are indexed as it goes (one bounded `HSCAN` step per page
+/// while the hash has more fields than the index) and so reach the pages, mostly as the oldest.
 pub async fn requeue_all(
     store: &DeadLetters,
     dlq: &str,
@@ -80,12 +85,35 @@ pub async fn requeue_all(
     let mut requeued = 0;
     // Requeued letters leave the index, so the next page starts after the ones that stayed.
     let mut stayed = 0usize;
+    // Whether a step indexed fields while letters had stayed: one whose time of death is newer
+    // than such a letter's lands before the walk's position, so the walk starts over once more.
+    let mut indexed = false;
+    // Steps in a row that found nothing while the hash still looked bigger than the index.
+    let mut idle = 0u64;
     loop {
-        let cursor = stayed.to_string();
-        let page = store.list(dlq, PAGE, Some(&cursor)).await?;
+        let sizes = store.sync_index(dlq).await?;
+        indexed |= sizes.added > 0 && stayed > 0;
+        let page = store.page_at(dlq, stayed, PAGE).await?;
         if page.items.is_empty() {
-            break;
+            if page.next.is_some() || sizes.added > 0 {
+                // Only stale entries (dropped), or just-indexed fields to read: read on.
+                continue;
+            }
+            if stayed > 0 && indexed {
+                stayed = 0;
+                indexed = false;
+                continue;
+            }
+            // The index is done; fields it lacks remain while the hash is bigger. Step on until a
+            // whole scan cycle found none (a write between its HSET and ZADD, or stale entries
+            // outnumbering them: see `dead_letters`).
+            idle += 1;
+            if !sizes.behind() || idle > sizes.fields / INDEX_STEP_FIELDS as u64 + 2 {
+                break;
+            }
+            continue;
         }
+        idle = 0;
         for item in &page.items {
             let moved = match requeue(store, dlq, &item.id, &schedule_for).await {
                 Ok(moved) => moved,
@@ -97,9 +125,6 @@ pub async fn requeue_all(
             } else {
                 stayed += 1;
             }
-        }
-        if page.cursor.is_none() {
-            break;
         }
     }
     Ok(requeued)
