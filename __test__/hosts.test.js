@@ -202,12 +202,13 @@ test('close() while queueListener() is starting: the listener never runs and Nod
   const keyPrefix = h.unique('close-start')
   const calls = []
   const retry = new KafkaRetry({ keyPrefix, pollIntervalMs: 20 })
-  const starting = retry.queueListener({ produce: (topic, key) => calls.push(key) }, h.unique('dlq'))
-  await retry.close()
-  const outcome = await starting.then(
+  // The outcome is taken at once: the start may reject (ERR_CLOSED) while close() runs.
+  const starting = retry.queueListener({ produce: (topic, key) => calls.push(key) }, h.unique('dlq')).then(
     () => 'started',
     (err) => err.code,
   )
+  await retry.close()
+  const outcome = await starting
   expect(['ERR_CLOSED', 'started']).toContain(outcome)
   const pusher = new KafkaRetry({ keyPrefix })
   try {
