@@ -1,22 +1,39 @@
 'use strict'
 // Lateness: a steady `rate` pushes/s for `seconds`, each with a delay drawn uniformly from
-// [minMs, maxMs] (given to pushToQueue as decimal minutes), while a listener in the same process
-// (a separate instance, as in a service) publishes through a JS produce wrapper that records
-// Date.now() - Number(headers.executeAt) and resolves at once (no broker: this measures the
-// schedule, not Kafka).
+// [minMs, maxMs] (given to pushToQueue as decimal minutes), while a listener in this process
+// publishes through a JS produce wrapper that records Date.now() - Number(headers.executeAt) and
+// resolves at once (no broker: this measures the schedule, not Kafka). The pushes come from a
+// separate instance in this process (pushFrom 'same', as in a service that pushes and listens),
+// or from a second Node process (pushFrom 'process', lateness-pusher.js: consumers on other pods
+// than the listener), whose wake-ups reach the listener only through Redis.
 //
-// args: { seconds, rate, minMs, maxMs }
+// args: { seconds, rate, minMs, maxMs, pushFrom }
 
+const { spawn } = require('child_process')
+const path = require('path')
 const c = require('../lib/common')
-
-const TICK_MS = 2
+const { pushPaced } = require('./lateness-pusher')
 
 function percentile(sorted, p) {
   if (!sorted.length) return null
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]
 }
 
-c.main(async ({ seconds, rate, minMs, maxMs }) => {
+/** Runs lateness-pusher.js; `done` resolves to its { failed, pushRate, cpuMs }. */
+function pushFromProcess(args) {
+  const child = spawn(process.execPath, [path.join(__dirname, 'lateness-pusher.js')], {
+    env: { ...process.env, PUSHER_ARGS: JSON.stringify(args) },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  })
+  let out = ''
+  child.stdout.on('data', (d) => (out += d))
+  const done = new Promise((resolve, reject) => {
+    child.on('exit', (code) => (code === 0 ? resolve(JSON.parse(out.trim())) : reject(new Error(`pusher exited with ${code}`))))
+  })
+  return { done }
+}
+
+c.main(async ({ seconds, rate, minMs, maxMs, pushFrom = 'same' }) => {
   const { KafkaRetry } = require(c.ROOT)
   const redis = c.redisClient()
   const prefix = c.unique('late')
@@ -31,36 +48,26 @@ c.main(async ({ seconds, rate, minMs, maxMs }) => {
   }
   const listener = new KafkaRetry({ keyPrefix: prefix, redisUrl: c.REDIS_URL })
   await listener.queueListener(producer, dlq)
-  const pusher = new KafkaRetry({ keyPrefix: prefix, redisUrl: c.REDIS_URL })
-  const options = (ms) => ({ delay: String(ms / 60_000), maxRetry: '3', retryCount: '0' })
-
   const total = Math.round(seconds * rate)
-  let pushed = 0
   let failed = 0
-  const inflight = new Set()
-  const cpu = await c.cpuMeter(redis)
-  const t0 = Date.now()
-  // Paced by the clock, not by the timer: each tick pushes what is owed so far.
-  while (pushed < total) {
-    const owed = Math.min(total, Math.floor(((Date.now() - t0) * rate) / 1000))
-    while (pushed < owed) {
-      const k = pushed++
-      const delayMs = minMs + Math.random() * (maxMs - minMs)
-      const p = pusher
-        .pushToQueue('bench-late', { event: 'OrderFailed', value: JSON.stringify({ msgId: `${prefix}-${k}`, n: k }) }, options(delayMs))
-        .catch(() => failed++)
-        .finally(() => inflight.delete(p))
-      inflight.add(p)
-    }
-    await c.sleep(TICK_MS)
+  let pushRate
+  let cpu
+  let pusherCpuMs = 0
+  if (pushFrom === 'process') {
+    const child = pushFromProcess({ prefix, seconds, rate, minMs, maxMs, redisUrl: c.REDIS_URL })
+    // The pusher's CPU (it reports its own) is this run's work, not a disturbance.
+    cpu = await c.cpuMeter(redis)
+    ;({ failed, pushRate, cpuMs: pusherCpuMs } = await child.done)
+  } else {
+    const pusher = new KafkaRetry({ keyPrefix: prefix, redisUrl: c.REDIS_URL })
+    cpu = await c.cpuMeter(redis)
+    ;({ failed, pushRate } = await pushPaced(pusher, prefix, { seconds, rate, minMs, maxMs }))
+    await pusher.close()
   }
-  const pushSeconds = (Date.now() - t0) / 1000
-  await Promise.all(inflight)
   const deadline = Date.now() + maxMs + 10_000
   while (late.length < total - failed && Date.now() < deadline) await c.sleep(20)
-  const usage = cpu.stop()
+  const cpuUsage = cpu.stop(pusherCpuMs)
   await listener.close()
-  await pusher.close()
   await c.unlink(redis, keys.due, keys.entries, keys.seen, keys.lease, dlq)
   redis.disconnect()
 
@@ -69,11 +76,11 @@ c.main(async ({ seconds, rate, minMs, maxMs }) => {
     pushed: total,
     failed,
     received: late.length,
-    pushRate: total / pushSeconds,
+    pushRate,
     min: sorted[0],
     p50: percentile(sorted, 50),
     p99: percentile(sorted, 99),
     max: sorted[sorted.length - 1],
-    cpu: usage,
+    cpu: cpuUsage,
   }
 })

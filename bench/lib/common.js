@@ -159,7 +159,8 @@ async function cpuMeter(redis) {
   const broker0 = procCpuMs(brokerPid)
   const machine0 = machineBusyMs()
   return {
-    stop() {
+    /** `ownMs`: CPU of processes the run itself started (a second pusher): the run's, not others'. */
+    stop(ownMs = 0) {
       const wall = Number(process.hrtime.bigint() - t0) / 1e6
       const self = process.cpuUsage(self0)
       const pct = (ms) => (ms == null ? null : Math.round((ms / wall) * 100))
@@ -177,7 +178,9 @@ async function cpuMeter(redis) {
       const redisMs = redis0 == null || redis1 == null ? null : redis1 - redis0
       const brokerMs = broker0 == null || broker1 == null ? null : broker1 - broker0
       const othersMs =
-        machine0 == null || machine1 == null ? null : Math.max(0, machine1 - machine0 - nodeMs - (redisMs || 0) - (brokerMs || 0))
+        machine0 == null || machine1 == null
+          ? null
+          : Math.max(0, machine1 - machine0 - nodeMs - ownMs - (redisMs || 0) - (brokerMs || 0))
       return {
         node: pct(nodeMs),
         threads,
