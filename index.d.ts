@@ -11,9 +11,9 @@ export interface KafkaRetryConfig {
   kafka?: Record<string, string | number | boolean>
   /** Namespace of every Redis key of the schedule. Default `kafka-retry`. */
   keyPrefix?: string
-  /** Longest the listener sleeps when nothing is due, in ms. Default 1000. */
+  /** Longest the listener sleeps when nothing is due, in ms: a safety net, since a push due earlier wakes the listeners at once from any process. Default 1000. */
   pollIntervalMs?: number
-  /** How long a claimed message stays invisible to other listeners, in ms. Default 30000. */
+  /** How long a claimed message stays invisible to other listeners, in ms; renewed while its publish is pending, so a slow producer never leads to a second publish. Default 30000. */
   leaseMs?: number
   /** Most messages one claim takes. Default 1024. */
   batchSize?: number
@@ -127,7 +127,7 @@ export interface RetryStats {
   deadLetterCapExceeded: boolean
 }
 
-/** The seed's producer wrapper: called as `produce(topic, key, value, headers)`. */
+/** The seed's producer wrapper: called as `produce(topic, key, value, headers)`. A thenable it returns (a promise, Bluebird, any `then`) is awaited; anything else counts as published at once. */
 export interface ProduceWrapper {
   produce(topic: string, key: string, value: string, headers: Record<string, string>): unknown
 }

@@ -109,3 +109,42 @@ test('exhausted messages are dead-lettered on a cluster, one field each', async 
     redis.disconnect()
   }
 })
+
+test('a push from another process wakes a listener on a cluster, whichever master its shard is on', async () => {
+  const prefix = h.unique('cluster-wake')
+  // Without a wake-up this listener would look again only after 60 s.
+  const config = { ...clusterConfig(), keyPrefix: prefix, shards: 6, pollIntervalMs: 60000 }
+  const publishedAt = new Map()
+  const listener = new KafkaRetry(config)
+  const pushedAt = new Map()
+  // The pushes come from a second Node process: only Redis carries the wake-ups.
+  const pushes = `
+    const { KafkaRetry } = require('.')
+    const retry = new KafkaRetry(${JSON.stringify(config)})
+    ;(async () => {
+      for (let n = 0; n < 12; n++) {
+        console.log(JSON.stringify({ n, at: Date.now() }))
+        await retry.pushToQueue('t', { event: 'e', value: JSON.stringify({ n }) }, { delay: String(300 / 60000) })
+      }
+      await retry.close()
+    })().catch((e) => { console.error(e); process.exit(2) })`
+  try {
+    await listener.queueListener({ produce: async (topic, key, value) => publishedAt.set(JSON.parse(value).n, Date.now()) }, h.unique('dlq'))
+    await h.sleep(300) // every shard claimed once; the listener is asleep
+    const child = spawn(process.execPath, ['-e', pushes], { cwd: path.resolve(__dirname, '..'), stdio: ['ignore', 'pipe', 'inherit'] })
+    let out = ''
+    child.stdout.on('data', (d) => (out += d))
+    await new Promise((resolve) => child.once('exit', resolve))
+    for (const line of out.trim().split('\n')) {
+      const { n, at } = JSON.parse(line)
+      pushedAt.set(n, at)
+    }
+    expect(pushedAt.size).toBe(12)
+    await h.waitFor(() => publishedAt.size >= 12, 20000)
+    // Far sooner than the 60 s poll, on every shard.
+    const late = [...pushedAt].map(([n, at]) => publishedAt.get(n) - (at + 300))
+    expect(late.every((ms) => ms >= -5 && ms < 10000)).toBe(true)
+  } finally {
+    await listener.close()
+  }
+})

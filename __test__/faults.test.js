@@ -28,14 +28,7 @@ const TANSU_BIN = tansuBinary()
 beforeAll(h.requireServers)
 
 // Every child process and throwaway server a test starts, so a failing test cannot leak one.
-const started = new Set()
-afterEach(async () => {
-  for (const child of started) {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
-  }
-  await Promise.all([...started].map((child) => exited(child, 5000).catch(() => {})))
-  started.clear()
-})
+const started = h.killChildrenAfterEach()
 
 const opts = (delay, retryCount = '0', maxRetry = '3') => ({ delay, maxRetry, retryCount })
 
@@ -59,20 +52,6 @@ function portOpen(port) {
     socket.setTimeout(1000, () => done(false))
     socket.once('connect', () => done(true))
     socket.once('error', () => done(false))
-  })
-}
-
-/** Resolves with { code, signal } once `child` has exited; rejects after `timeoutMs`. */
-function exited(child, timeoutMs) {
-  if (child.exitCode !== null || child.signalCode !== null) {
-    return Promise.resolve({ code: child.exitCode, signal: child.signalCode })
-  }
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`pid ${child.pid} did not exit within ${timeoutMs} ms`)), timeoutMs)
-    child.once('exit', (code, signal) => {
-      clearTimeout(timer)
-      resolve({ code, signal })
-    })
   })
 }
 
@@ -172,7 +151,7 @@ test('a listener killed mid-batch loses nothing: its claim comes back after the 
       }
     })
     await mustWait(() => firstReceivedAt, 15000, () => `the child listener never received a message; stderr: ${child.stderrText}`)
-    const { signal } = await exited(child, 5000)
+    const { signal } = await h.exited(child, 5000)
     expect(signal).toBe('SIGKILL')
     const killedAt = Date.now()
 
@@ -314,7 +293,7 @@ test('four listener processes on one schedule publish 10,000 messages exactly on
     await h.sleep(700) // a duplicate would be reported by now
 
     for (const child of children) child.kill('SIGTERM')
-    const exits = await Promise.all(children.map((c) => exited(c, 15000)))
+    const exits = await Promise.all(children.map((c) => h.exited(c, 15000)))
     expect(exits.map((e) => e.code)).toEqual(children.map(() => 0))
     expect(closed.size).toBe(CHILDREN)
 
@@ -403,7 +382,7 @@ test('a Redis outage: pushes fail fast with ERR_REDIS_UNAVAILABLE, the listener 
 
     // appendfsync always: every acknowledged write is on disk, so SIGKILL loses nothing.
     server.kill('SIGKILL')
-    await exited(server, 5000)
+    await h.exited(server, 5000)
     const downAt = Date.now()
     expect(published).toHaveLength(0)
 
@@ -460,7 +439,7 @@ test('a Redis outage: pushes fail fast with ERR_REDIS_UNAVAILABLE, the listener 
     if (direct) direct.disconnect()
     if (server.exitCode === null && server.signalCode === null) {
       server.kill('SIGKILL')
-      await exited(server, 5000).catch(() => {})
+      await h.exited(server, 5000).catch(() => {})
     }
     fs.rmSync(dir, { recursive: true, force: true })
   }
@@ -523,7 +502,7 @@ test('a Kafka outage: nothing is dead-lettered or spent while the broker is down
     await retry.queueListener(null, dlq)
 
     broker.kill('SIGTERM')
-    await exited(broker, 10000)
+    await h.exited(broker, 10000)
     const downAt = Date.now()
     await pushAll(retry, N, topic, () => '0')
 

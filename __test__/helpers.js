@@ -185,7 +185,39 @@ function shardKeys(prefix, shards = 1) {
   return Array.from({ length: shards }, (_, n) => scheduleKeys(n === 0 ? prefix : `${prefix}#${n}`))
 }
 
+/** Resolves to { code, signal } once `child` exits; rejects after `timeoutMs`. */
+function exited(child, timeoutMs) {
+  if (child.exitCode !== null || child.signalCode !== null) {
+    return Promise.resolve({ code: child.exitCode, signal: child.signalCode })
+  }
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`pid ${child.pid} did not exit within ${timeoutMs} ms`)), timeoutMs)
+    child.once('exit', (code, signal) => {
+      clearTimeout(timer)
+      resolve({ code, signal })
+    })
+  })
+}
+
+/**
+ * The set of child processes a test file starts: after each test, whatever still runs is killed,
+ * so a failing test cannot leak one. Add every child to it.
+ */
+function killChildrenAfterEach() {
+  const started = new Set()
+  afterEach(async () => {
+    for (const child of started) {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
+    }
+    await Promise.all([...started].map((child) => exited(child, 5000).catch(() => {})))
+    started.clear()
+  })
+  return started
+}
+
 module.exports = {
+  exited,
+  killChildrenAfterEach,
   freePort,
   shardKeys,
   REDIS_URL,

@@ -13,22 +13,16 @@ const ROOT = path.resolve(__dirname, '..')
 
 beforeAll(h.requireServers)
 
-const started = new Set()
-afterEach(async () => {
-  for (const child of started) {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
-  }
-  await Promise.all([...started].map((child) => exited(child, 5000).catch(() => {})))
-  started.clear()
-})
+const started = h.killChildrenAfterEach()
 
 const opts = (delay, retryCount = '0', maxRetry = '3') => ({ delay, maxRetry, retryCount })
 
-/** libfaketime from Debian's `faketime` package (scripts/test.sh installs it). */
+/** libfaketime from Debian's `faketime` package (scripts/test.sh installs it and sets KAFKA_RETRY_LIBFAKETIME). */
 function libfaketime() {
   const candidates = ['/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1', '/usr/lib/aarch64-linux-gnu/faketime/libfaketime.so.1']
+  if (process.env.KAFKA_RETRY_LIBFAKETIME) candidates.unshift(process.env.KAFKA_RETRY_LIBFAKETIME)
   try {
-    const listed = execFileSync('dpkg', ['-L', 'faketime'], { encoding: 'utf8' })
+    const listed = execFileSync('dpkg', ['-L', 'libfaketime'], { encoding: 'utf8' })
       .split('\n')
       .filter((f) => f.endsWith('/libfaketime.so.1'))
     candidates.unshift(...listed)
@@ -36,20 +30,10 @@ function libfaketime() {
     // dpkg missing or the package not installed: the fixed paths below are the last resort.
   }
   const found = candidates.find((f) => fs.existsSync(f))
-  if (!found) throw new Error('libfaketime not found: install Debian\'s faketime package (apt-get install -y faketime); scripts/test.sh does')
+  if (!found) throw new Error('libfaketime not found: install Debian\'s faketime package (bash scripts/services.sh faketime-lib does)')
   return found
 }
 
-function exited(child, timeoutMs) {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(child.exitCode)
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`child ${child.pid} still running after ${timeoutMs} ms`)), timeoutMs)
-    child.once('exit', (code) => {
-      clearTimeout(timer)
-      resolve(code)
-    })
-  })
-}
 
 // A listener in its own process, with the internal producer; prints {"ready":true,"now":Date.now()}.
 const LISTENER = `
@@ -130,7 +114,7 @@ test('a listener whose clock runs 40 s ahead publishes nothing early and nothing
   } finally {
     ahead.kill('SIGTERM')
     normal.kill('SIGTERM')
-    await Promise.all([exited(ahead, 15000), exited(normal, 15000)])
+    await Promise.all([h.exited(ahead, 15000), h.exited(normal, 15000)])
     await pusher.close()
     await consumer.disconnect()
   }
@@ -192,7 +176,7 @@ test('a push from another process wakes a listener sleeping towards a far poll',
     expect(late).toBeLessThan(10000)
   } finally {
     listener.kill('SIGTERM')
-    await exited(listener, 15000)
+    await h.exited(listener, 15000)
     await pusher.close()
     await consumer.disconnect()
   }
@@ -227,7 +211,7 @@ test('close() while queueListener() is starting: the listener never runs and Nod
     { cwd: ROOT, stdio: 'ignore' },
   )
   started.add(child)
-  expect(await exited(child, 15000)).toBe(0)
+  expect((await h.exited(child, 15000)).code).toBe(0)
 })
 
 test('a producer returning a thenable that is not a native promise is awaited like one', async () => {
@@ -312,5 +296,72 @@ test('a push that timed out on the client but ran on the server is stored once w
     await admin.call('CLIENT', 'UNPAUSE').catch(() => {})
     admin.disconnect()
     await retry.close()
+  }
+})
+
+test('a flood of failing publishes gives a bounded number of events and log lines', async () => {
+  const keyPrefix = h.unique('flood')
+  const errors = []
+  const lines = []
+  const N = 3000
+  let attempts = 0
+  const retry = new KafkaRetry({
+    keyPrefix,
+    pollIntervalMs: 50,
+    onEvent: (e) => e.type === 'error' && errors.push(e),
+    logger: { warn: (m) => lines.push(m), error: (m) => lines.push(m) },
+  })
+  try {
+    await retry.queueListener(
+      {
+        produce() {
+          attempts += 1
+          throw new Error(`broker says no (${attempts})`)
+        },
+      },
+      h.unique('dlq'),
+    )
+    await Promise.all(Array.from({ length: N }, (_, n) => retry.pushToQueue('t', { event: `e${n}`, value: JSON.stringify({ n }) }, opts('0'))))
+    await h.waitFor(async () => (await retry.stats()).publishFailures >= 2 * N, 30000)
+    const stats = await retry.stats()
+    // Every failure is counted, and nothing is lost or dead-lettered ...
+    expect(stats.publishFailures).toBeGreaterThanOrEqual(2 * N)
+    expect(stats.scheduled + stats.inflight).toBe(N)
+    expect(stats.deadLetteredTotal).toBe(0)
+    // ... but events and log lines stay few: 20 per 10 s, and a sum-up of the rest.
+    expect(errors.length).toBeLessThanOrEqual(25)
+    expect(lines.length).toBeLessThanOrEqual(25)
+    expect(errors.length).toBeGreaterThan(0)
+  } finally {
+    await retry.close()
+  }
+  // (The sum-up of what was held back comes when the 10 s window ends: src/events.rs tests it.)
+})
+
+test('close() closes the shared Redis connection once no other open instance uses it', async () => {
+  const port = await h.freePort()
+  const { spawnSync } = require('child_process')
+  const server = spawnSync('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--daemonize', 'yes'])
+  if (server.status !== 0) throw new Error(`redis-server could not start a throwaway server: ${server.stderr}`)
+  const Redis = require('ioredis')
+  const admin = new Redis(port, '127.0.0.1', { lazyConnect: false, maxRetriesPerRequest: 1 })
+  // Clients other than this admin connection.
+  const others = async () => (await admin.call('CLIENT', 'LIST')).trim().split('\n').filter((l) => !/ cmd=client/.test(l)).length
+  try {
+    await h.waitFor(async () => admin.ping().then(() => true, () => false), 5000)
+    const redisUrl = `redis://127.0.0.1:${port}`
+    const a = new KafkaRetry({ redisUrl, keyPrefix: 'conn' })
+    const b = new KafkaRetry({ redisUrl, keyPrefix: 'conn' })
+    await a.pushToQueue('t', { event: 'a', value: '{}' }, opts('5'))
+    await b.pushToQueue('t', { event: 'b', value: '{}' }, opts('5'))
+    expect(await others()).toBe(1) // one shared connection for both
+    await a.close()
+    await h.sleep(200)
+    expect(await others()).toBe(1) // b still uses it
+    await b.close()
+    expect(await h.waitFor(async () => (await others()) === 0, 5000)).toBe(true)
+  } finally {
+    admin.disconnect()
+    spawnSync('redis-cli', ['-p', String(port), 'shutdown', 'nosave'])
   }
 })

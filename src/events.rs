@@ -3,6 +3,8 @@
 use crate::error::RetryError;
 use crate::ids::fnv1a;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 /// Something the listener did or ran into.
 #[derive(Debug, Clone, PartialEq)]
@@ -73,6 +75,114 @@ pub trait Observer: Send + Sync {
     fn warn(&self, message: &str) {
         eprintln!("kafka-retry: warning: {message}");
     }
+    /// Called now and then by the listener, so an observer that holds something back (see
+    /// [`ErrorThrottle`]) can let it out.
+    fn flush(&self) {}
+}
+
+/// Errors reported in full per window; the rest are counted and summed up in one error.
+const ERRORS_PER_WINDOW: u32 = 20;
+/// The window of [`ErrorThrottle`].
+const ERROR_WINDOW: Duration = Duration::from_secs(10);
+
+#[derive(Default)]
+struct Window {
+    started: Option<Instant>,
+    shown: u32,
+    suppressed: u64,
+    latest: Option<(String, String)>,
+}
+
+/// Passes every event on, but at most [`ERRORS_PER_WINDOW`] errors per [`ERROR_WINDOW`]: a flood
+/// of failures (a broker down, a producer that always throws, one error per message) becomes a
+/// bounded number of events and log lines, plus one error per window saying how many were held
+/// back and which came last. The counters in `stats()` still count every failure.
+pub struct ErrorThrottle {
+    inner: Arc<dyn Observer>,
+    window: Mutex<Window>,
+}
+
+impl ErrorThrottle {
+    /// Throttles the errors `inner` receives.
+    pub fn new(inner: Arc<dyn Observer>) -> Self {
+        ErrorThrottle {
+            inner,
+            window: Mutex::default(),
+        }
+    }
+
+    /// The summary of a window that ended, if it held errors back; starts a new window.
+    fn roll(window: &mut Window, now: Instant) -> Option<Event> {
+        let ended = window
+            .started
+            .is_none_or(|started| now.duration_since(started) >= ERROR_WINDOW);
+        if !ended {
+            return None;
+        }
+        let summary = (window.suppressed > 0).then(|| {
+            let (code, message) = window.latest.take().unwrap_or_default();
+            Event::Error {
+                code,
+                message: format!(
+                    "{} more errors in the last {} s were not reported one by one; the latest: {message}",
+                    window.suppressed,
+                    ERROR_WINDOW.as_secs()
+                ),
+            }
+        });
+        *window = Window {
+            started: Some(now),
+            ..Window::default()
+        };
+        summary
+    }
+}
+
+impl Observer for ErrorThrottle {
+    fn on_event(&self, event: &Event) {
+        let Event::Error { code, message } = event else {
+            return self.inner.on_event(event);
+        };
+        let (summary, show) = {
+            let mut window = self.window.lock().unwrap_or_else(|p| p.into_inner());
+            let summary = Self::roll(&mut window, Instant::now());
+            let show = window.shown < ERRORS_PER_WINDOW;
+            if show {
+                window.shown += 1;
+            } else {
+                window.suppressed += 1;
+                window.latest = Some((code.clone(), message.clone()));
+            }
+            (summary, show)
+        };
+        if let Some(summary) = summary {
+            self.inner.on_event(&summary);
+        }
+        if show {
+            self.inner.on_event(event);
+        }
+    }
+
+    fn wants_events(&self) -> bool {
+        self.inner.wants_events()
+    }
+
+    fn warn(&self, message: &str) {
+        self.inner.warn(message)
+    }
+
+    fn flush(&self) {
+        let summary = {
+            let mut window = self.window.lock().unwrap_or_else(|p| p.into_inner());
+            if window.suppressed == 0 {
+                return;
+            }
+            Self::roll(&mut window, Instant::now())
+        };
+        if let Some(summary) = summary {
+            self.inner.on_event(&summary);
+        }
+    }
 }
 
 /// The default observer: errors and warnings go to stderr, other events nowhere. Never a line per
@@ -94,5 +204,56 @@ impl Observer for StderrObserver {
 
     fn wants_events(&self) -> bool {
         false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Default)]
+    struct Recorder(Mutex<Vec<Event>>);
+
+    impl Observer for Recorder {
+        fn on_event(&self, event: &Event) {
+            self.0.lock().unwrap().push(event.clone());
+        }
+    }
+
+    fn error(n: u32) -> Event {
+        Event::Error {
+            code: "ERR_KAFKA_PUBLISH".into(),
+            message: format!("failure {n}"),
+        }
+    }
+
+    #[test]
+    fn a_flood_of_errors_is_bounded_and_counted() {
+        let recorder = Arc::new(Recorder::default());
+        let throttle = ErrorThrottle::new(recorder.clone());
+        for n in 0..50_000 {
+            throttle.on_event(&error(n));
+        }
+        let retry = Event::Retry {
+            id: "i".into(),
+            topic: "t".into(),
+            event: "e".into(),
+            retry_count: 1,
+            late_ms: 0,
+        };
+        throttle.on_event(&retry);
+        assert_eq!(
+            recorder.0.lock().unwrap().len(),
+            ERRORS_PER_WINDOW as usize + 1
+        );
+        // The window ends: the next flush sums up what was held back.
+        throttle.window.lock().unwrap().started = Some(Instant::now() - ERROR_WINDOW);
+        throttle.flush();
+        let events = recorder.0.lock().unwrap();
+        let Some(Event::Error { message, .. }) = events.last() else {
+            panic!("no summary: {events:?}");
+        };
+        assert!(message.starts_with("49980 more errors"), "{message}");
+        assert!(message.ends_with("failure 49999"), "{message}");
     }
 }

@@ -189,6 +189,7 @@ impl Listener {
             }
             // Reap finished batches so the set does not grow.
             while publishing.try_join_next().is_some() {}
+            self.observer.flush();
             if any_failed {
                 claim_failures = claim_failures.saturating_add(1);
                 let pause = (Duration::from_millis(100) * 2u32.saturating_pow(claim_failures))
@@ -248,20 +249,22 @@ impl Listener {
                 .map(|(i, (id, json))| async move { (i, self.handle(id, json).await) })
                 .collect();
             let renew_every = self.lease / 3;
-            let mut renew_at = Instant::now() + renew_every;
+            // Timers made once per batch, not per finished publish: this loop turns once per
+            // message of the batch.
+            let renew = tokio::time::sleep(renew_every);
+            tokio::pin!(renew);
+            let give_up = tokio::time::sleep(Duration::from_secs(365 * 24 * 3600));
+            tokio::pin!(give_up);
+            let mut stopping = false;
             let mut slow_reported = false;
-            let mut give_up_at: Option<Instant> = None;
             loop {
-                if give_up_at.is_none() && *stop.borrow() {
-                    give_up_at = Some(Instant::now() + self.lease);
+                if !stopping && *stop.borrow() {
+                    stopping = true;
+                    give_up.as_mut().reset((Instant::now() + self.lease).into());
                 }
-                let give_up = async {
-                    match give_up_at {
-                        Some(at) => tokio::time::sleep_until(at.into()).await,
-                        None => std::future::pending().await,
-                    }
-                };
                 tokio::select! {
+                    // Finished publishes first: the common case costs no timer or channel poll.
+                    biased;
                     next = publishing.next() => match next {
                         Some((i, outcome)) => {
                             outcomes[i] = Some(outcome);
@@ -269,7 +272,7 @@ impl Listener {
                         }
                         None => break,
                     },
-                    _ = tokio::time::sleep_until(renew_at.into()) => {
+                    _ = &mut renew => {
                         let waiting: Vec<String> = items
                             .iter()
                             .zip(&outcomes)
@@ -289,7 +292,7 @@ impl Listener {
                             ));
                         }
                         let asked = Instant::now();
-                        match schedule.renew(deadline, self.lease, &waiting).await {
+                        let next_renewal = match schedule.renew(deadline, self.lease, &waiting).await {
                             Ok((renewed_until, renewed)) => {
                                 deadline = renewed_until;
                                 lease_ends = asked + self.lease;
@@ -303,19 +306,28 @@ impl Listener {
                                         ),
                                     ));
                                 }
-                                renew_at = Instant::now() + renew_every;
+                                renew_every
                             }
                             Err(err) => {
                                 self.report_error(&err);
-                                renew_at = Instant::now() + Duration::from_millis(200).min(renew_every);
+                                Duration::from_millis(200).min(renew_every)
                             }
-                        }
+                        };
+                        renew.as_mut().reset((Instant::now() + next_renewal).into());
                     }
-                    _ = give_up => {
+                    _ = &mut give_up, if stopping => {
                         gave_up = true;
                         break;
                     }
-                    _ = stop.changed(), if give_up_at.is_none() => {}
+                    // Turns the loop once, to see the stop at its top; a dropped sender stops too.
+                    changed = stop.changed(), if !stopping => {
+                        if changed.is_err() {
+                            stopping = true;
+                            give_up
+                                .as_mut()
+                                .reset((Instant::now() + self.lease).into());
+                        }
+                    }
                 }
             }
         }

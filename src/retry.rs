@@ -4,7 +4,7 @@
 use crate::backoff::random_unit;
 use crate::config::Config;
 use crate::error::{Result, RetryError};
-use crate::events::{Event, Observer, StderrObserver};
+use crate::events::{ErrorThrottle, Event, Observer, StderrObserver};
 use crate::ids::{message_id, shard_index};
 use crate::listener::{Listener, Wake};
 use crate::options::RetryOptions;
@@ -67,6 +67,7 @@ impl RetryCore {
     /// A core for `config`; `observer` receives listener events (stderr when `None`).
     pub fn new(config: Config, observer: Option<Arc<dyn Observer>>) -> Self {
         let shared = SharedRedis::for_url(&config.redis_url, config.cluster, config.redis_timeout);
+        shared.acquire();
         let redis = Redis::new(shared, config.redis_timeout);
         let schedules = (0..config.shards)
             .map(|shard| {
@@ -88,7 +89,9 @@ impl RetryCore {
             closed: AtomicBool::new(false),
             stop: Arc::new(watch::channel(false).0),
             listeners: Mutex::new(Vec::new()),
-            observer: observer.unwrap_or_else(|| Arc::new(StderrObserver::default())),
+            observer: Arc::new(ErrorThrottle::new(
+                observer.unwrap_or_else(|| Arc::new(StderrObserver::default())),
+            )),
             dlq_names: Mutex::new(Vec::new()),
         }
     }
@@ -399,9 +402,10 @@ impl RetryCore {
     }
 
     /// Stops the listeners after their current batch (published and acknowledged, or put back on
-    /// the schedule), flushes the publishers and lets go of them. Idempotent.
+    /// the schedule), flushes the publishers and lets go of them, and closes the Redis connection
+    /// when no other open instance in this process uses it. Idempotent.
     pub async fn close(&self) -> Result<()> {
-        self.closed.store(true, Ordering::Release);
+        let first_close = !self.closed.swap(true, Ordering::AcqRel);
         let _ = self.stop.send(true);
         let running: Vec<Running> = {
             let mut listeners = self.listeners.lock().unwrap_or_else(|p| p.into_inner());
@@ -415,6 +419,10 @@ impl RetryCore {
                     first_error.get_or_insert(err);
                 }
             }
+        }
+        if first_close {
+            // After the listeners' last acks: the connection closes if no other instance uses it.
+            self.redis.shared().release();
         }
         first_error.map_or(Ok(()), Err)
     }

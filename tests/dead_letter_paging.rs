@@ -3,89 +3,31 @@
 //! empties hash and index, and the first page and each step of `requeue_all` do bounded work
 //! (counted by the server: `INFO commandstats` before and after).
 //!
-//! Redis: `REDIS_URL` (default `redis://127.0.0.1:6379`). Without one the tests are skipped,
-//! unless `KAFKA_RETRY_REQUIRE_SERVICES=1` (set by `scripts/test.sh`), when they fail.
-//! Every test works under its own random key prefix and deletes its keys when it ends (even on a
-//! failure). The test that counts commands runs alone in this binary (the others hold `GATE` for
-//! reading); it counts server-wide, so other clients of the same server could add calls.
+//! The Redis of each test: `tests/common`. The test that counts commands runs alone in this
+//! binary (the others hold `GATE` for reading); it counts server-wide, so other clients of the
+//! same server could add calls.
 
+mod common;
+
+use common::TestRedis;
 use kafka_retry::clock::now_ms;
-use kafka_retry::store::connection::{redacted, Redis, SharedRedis};
 use kafka_retry::store::dead_letters::{DeadLetters, Page, INDEX_STEP_FIELDS, STALE_PER_PAGE};
 use kafka_retry::store::entry::{DeadLetter, Entry};
 use kafka_retry::store::keys::{index_key, index_scan_key};
 use kafka_retry::store::requeue::requeue_all;
 use kafka_retry::store::schedule::Schedule;
-use redis::aio::MultiplexedConnection;
 use std::collections::{HashMap, HashSet};
-use std::io::Write;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tokio::sync::RwLock;
 
-const DEFAULT_URL: &str = "redis://127.0.0.1:6379";
+/// Names this binary's keys and messages.
+const SUITE: &str = "dead_letter_paging";
 const WINDOW: Duration = Duration::from_secs(600);
-const OP_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Held for reading by every test, for writing by the one that counts commands.
 static GATE: RwLock<()> = RwLock::const_new(());
 
-/// The Redis of one test: its own key prefix, a plain connection for setting up and reading
-/// state, and the crate's connection the code under test runs on. Deletes every key under its
-/// prefix when dropped.
-struct TestRedis {
-    url: String,
-    test: String,
-    prefix: String,
-    conn: MultiplexedConnection,
-    redis: Redis,
-}
-
-static SKIP_SAID: AtomicBool = AtomicBool::new(false);
-
 impl TestRedis {
-    /// The Redis for test `test`, or `None` (after saying so once) when none answers and none is
-    /// required. Panics when `KAFKA_RETRY_REQUIRE_SERVICES=1` and none answers.
-    async fn start(test: &str) -> Option<TestRedis> {
-        let url = std::env::var("REDIS_URL").unwrap_or_else(|_| DEFAULT_URL.to_string());
-        let conn = match probe(&url).await {
-            Ok(conn) => conn,
-            Err(err) => {
-                let url = redacted(&url);
-                if std::env::var("KAFKA_RETRY_REQUIRE_SERVICES").as_deref() == Ok("1") {
-                    panic!(
-                        "dead_letter_paging: no Redis answers at {url} ({err}), and \
-                         KAFKA_RETRY_REQUIRE_SERVICES=1 requires one; start one with \
-                         `bash scripts/services.sh start` (or point REDIS_URL at one)"
-                    );
-                }
-                if !SKIP_SAID.swap(true, Ordering::SeqCst) {
-                    // Written to stderr directly, not with eprintln!, which the test harness
-                    // captures and shows only for failing tests.
-                    let _ = writeln!(
-                        std::io::stderr().lock(),
-                        "dead_letter_paging: skipped, no Redis answers at {url}; start one with bash scripts/services.sh start"
-                    );
-                }
-                return None;
-            }
-        };
-        let prefix = format!("dlq-test-{test}-{:016x}", fastrand::u64(..));
-        let redis = own_connection(&url, test, "main");
-        Some(TestRedis {
-            url,
-            test: test.to_string(),
-            prefix,
-            conn,
-            redis,
-        })
-    }
-
-    /// Another connection of the crate's kind, for a second process.
-    fn other_connection(&self, tag: &str) -> Redis {
-        own_connection(&self.url, &self.test, tag)
-    }
-
     /// This test's dead letter hash.
     fn dlq(&self) -> String {
         format!("{}:dlq", self.prefix)
@@ -195,60 +137,6 @@ impl TestRedis {
     }
 }
 
-impl Drop for TestRedis {
-    /// Deletes every key under this test's prefix, also when the test failed.
-    fn drop(&mut self) {
-        let Ok(client) = redis::Client::open(self.url.as_str()) else {
-            return;
-        };
-        let Ok(mut conn) = client.get_connection_with_timeout(Duration::from_secs(2)) else {
-            return;
-        };
-        let pattern = format!("*{}*", self.prefix);
-        let keys: Vec<String> = match redis::Commands::scan_match(&mut conn, &pattern) {
-            Ok(iter) => iter.collect(),
-            Err(_) => return,
-        };
-        if !keys.is_empty() {
-            let _ = redis::cmd("DEL").arg(&keys).exec(&mut conn);
-        }
-    }
-}
-
-/// A plain connection to `url` that answered PING.
-async fn probe(url: &str) -> Result<MultiplexedConnection, String> {
-    let client = redis::Client::open(url).map_err(|err| err.to_string())?;
-    let connect = client.get_multiplexed_async_connection();
-    let mut conn = tokio::time::timeout(Duration::from_secs(2), connect)
-        .await
-        .map_err(|_| "no answer within 2 s".to_string())?
-        .map_err(|err| err.to_string())?;
-    let pong: String = redis::cmd("PING")
-        .query_async(&mut conn)
-        .await
-        .map_err(|err| err.to_string())?;
-    if pong != "PONG" {
-        return Err(format!("PING answered {pong:?}"));
-    }
-    Ok(conn)
-}
-
-/// A connection of the crate's own kind that no other test shares (the crate shares one
-/// connection per URL per process, and a connection lives on the runtime that opened it, which
-/// ends with its test): the same server under a URL with a query parameter the client ignores.
-fn own_connection(url: &str, test: &str, tag: &str) -> Redis {
-    let (base, fragment) = match url.split_once('#') {
-        Some((base, fragment)) => (base, format!("#{fragment}")),
-        None => (url, String::new()),
-    };
-    let separator = if base.contains('?') { '&' } else { '?' };
-    let tagged = format!("{base}{separator}dlq-test={test}-{tag}{fragment}");
-    Redis::new(
-        SharedRedis::for_url(&tagged, false, Duration::from_secs(2)),
-        OP_TIMEOUT,
-    )
-}
-
 /// A dead letter as the listener stores it.
 fn record(id: &str, died_at: u64) -> String {
     let entry = Entry {
@@ -315,7 +203,7 @@ fn total(before: &HashMap<String, u64>, after: &HashMap<String, u64>) -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fields_written_without_an_index_are_listed_in_order_and_once() {
     let _gate = GATE.read().await;
-    let Some(t) = TestRedis::start("unindexed_in_order").await else {
+    let Some(t) = TestRedis::start(SUITE, "unindexed_in_order").await else {
         return;
     };
     let store = t.store();
@@ -374,7 +262,7 @@ async fn fields_written_without_an_index_are_listed_in_order_and_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hash_of_many_steps_of_unindexed_fields_is_listed_fully_and_once() {
     let _gate = GATE.read().await;
-    let Some(t) = TestRedis::start("unindexed_many_steps").await else {
+    let Some(t) = TestRedis::start(SUITE, "unindexed_many_steps").await else {
         return;
     };
     let store = t.store();
@@ -413,7 +301,7 @@ async fn a_hash_of_many_steps_of_unindexed_fields_is_listed_fully_and_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stale_index_entries_are_dropped_and_never_listed() {
     let _gate = GATE.read().await;
-    let Some(t) = TestRedis::start("stale_dropped").await else {
+    let Some(t) = TestRedis::start(SUITE, "stale_dropped").await else {
         return;
     };
     let store = t.store();
@@ -459,7 +347,7 @@ async fn stale_index_entries_are_dropped_and_never_listed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_long_run_of_stale_entries_is_dropped_a_bounded_number_per_page() {
     let _gate = GATE.read().await;
-    let Some(t) = TestRedis::start("stale_long_run").await else {
+    let Some(t) = TestRedis::start(SUITE, "stale_long_run").await else {
         return;
     };
     let store = t.store();
@@ -506,7 +394,7 @@ async fn a_long_run_of_stale_entries_is_dropped_a_bounded_number_per_page() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requeue_all_requeues_every_letter_and_empties_hash_and_index() {
     let _gate = GATE.read().await;
-    let Some(t) = TestRedis::start("requeue_all_empties").await else {
+    let Some(t) = TestRedis::start(SUITE, "requeue_all_empties").await else {
         return;
     };
     let store = t.store();
@@ -550,7 +438,7 @@ async fn requeue_all_requeues_every_letter_and_empties_hash_and_index() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requeue_all_leaves_the_letters_it_cannot_requeue() {
     let _gate = GATE.read().await;
-    let Some(t) = TestRedis::start("requeue_all_leaves").await else {
+    let Some(t) = TestRedis::start(SUITE, "requeue_all_leaves").await else {
         return;
     };
     let store = t.store();
@@ -586,7 +474,7 @@ async fn requeue_all_leaves_the_letters_it_cannot_requeue() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requeue_all_while_a_listener_writes_loses_nothing() {
     let _gate = GATE.read().await;
-    let Some(t) = TestRedis::start("requeue_all_concurrent").await else {
+    let Some(t) = TestRedis::start(SUITE, "requeue_all_concurrent").await else {
         return;
     };
     let store = t.store();
@@ -627,7 +515,7 @@ async fn requeue_all_while_a_listener_writes_loses_nothing() {
 async fn the_first_page_and_requeue_all_of_20000_do_not_read_the_whole_hash() {
     // Alone in this binary: the counts are server-wide.
     let _gate = GATE.write().await;
-    let Some(t) = TestRedis::start("bounded_work").await else {
+    let Some(t) = TestRedis::start(SUITE, "bounded_work").await else {
         return;
     };
     let store = t.store();

@@ -7,27 +7,25 @@
 //! its deadline; "due now" is a push with delay 0, "far in the future" a large delay; and due
 //! times are checked against `TIME` read before and after the call that set them.
 //!
-//! Redis: `REDIS_URL` (default `redis://127.0.0.1:6379`). Without one the tests are skipped,
-//! unless `KAFKA_RETRY_REQUIRE_SERVICES=1` (set by `scripts/test.sh`), when they fail.
-//! Every test works under its own random key prefix and deletes its keys when it ends (even on a
-//! failure), so the tests run in parallel and against a shared server.
+//! The Redis of each test: `tests/common`.
 
+mod common;
+
+use common::TestRedis;
 use futures::StreamExt;
 use kafka_retry::ids::message_id;
-use kafka_retry::store::connection::{redacted, Redis, SharedRedis};
 use kafka_retry::store::dead_letters::DeadLetters;
 use kafka_retry::store::entry::{DeadLetter, Entry};
 use kafka_retry::store::keys::index_key;
 use kafka_retry::store::requeue::requeue;
 use kafka_retry::store::schedule::{Counts, PushMessage, Schedule};
-use redis::aio::{MultiplexedConnection, PubSubStream};
+use redis::aio::PubSubStream;
 use std::collections::{HashMap, HashSet};
-use std::io::Write;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-const DEFAULT_URL: &str = "redis://127.0.0.1:6379";
 /// Long enough that no lease runs out by itself during a test.
+/// Names this binary's keys and messages.
+const SUITE: &str = "lua_scripts";
 const LEASE: Duration = Duration::from_secs(3600);
 /// A lease a test waits out.
 const SHORT_LEASE: Duration = Duration::from_millis(300);
@@ -35,7 +33,6 @@ const SHORT_LEASE: Duration = Duration::from_millis(300);
 const POLL: Duration = Duration::from_secs(1);
 /// Long enough that nothing leaves the seen window by itself during a test.
 const WINDOW: Duration = Duration::from_secs(600);
-const OP_TIMEOUT: Duration = Duration::from_secs(5);
 /// Far enough in the future that nothing falls due by itself during a test, ms.
 const LATER: u64 = 600_000;
 
@@ -43,61 +40,7 @@ fn ms(duration: Duration) -> u64 {
     duration.as_millis() as u64
 }
 
-/// The Redis of one test: its own key prefix, a plain connection for reading state, and the
-/// crate's connection the scripts run on. Deletes every key under its prefix when dropped.
-struct TestRedis {
-    url: String,
-    test: String,
-    prefix: String,
-    conn: MultiplexedConnection,
-    redis: Redis,
-}
-
-static SKIP_SAID: AtomicBool = AtomicBool::new(false);
-
 impl TestRedis {
-    /// The Redis for test `test`, or `None` (after saying so once) when none answers and none is
-    /// required. Panics when `KAFKA_RETRY_REQUIRE_SERVICES=1` and none answers.
-    async fn start(test: &str) -> Option<TestRedis> {
-        let url = std::env::var("REDIS_URL").unwrap_or_else(|_| DEFAULT_URL.to_string());
-        let conn = match probe(&url).await {
-            Ok(conn) => conn,
-            Err(err) => {
-                let url = redacted(&url);
-                if std::env::var("KAFKA_RETRY_REQUIRE_SERVICES").as_deref() == Ok("1") {
-                    panic!(
-                        "lua_scripts: no Redis answers at {url} ({err}), and \
-                         KAFKA_RETRY_REQUIRE_SERVICES=1 requires one; start one with \
-                         `bash scripts/services.sh start` (or point REDIS_URL at one)"
-                    );
-                }
-                if !SKIP_SAID.swap(true, Ordering::SeqCst) {
-                    // Written to stderr directly, not with eprintln!, which the test harness
-                    // captures and shows only for failing tests.
-                    let _ = writeln!(
-                        std::io::stderr().lock(),
-                        "lua_scripts: skipped, no Redis answers at {url}; start one with bash scripts/services.sh start"
-                    );
-                }
-                return None;
-            }
-        };
-        let prefix = format!("lua-test-{test}-{:016x}", fastrand::u64(..));
-        let redis = own_connection(&url, test, "main");
-        Some(TestRedis {
-            url,
-            test: test.to_string(),
-            prefix,
-            conn,
-            redis,
-        })
-    }
-
-    /// Another connection of the crate's kind, for a second listener or process.
-    fn other_connection(&self, tag: &str) -> Redis {
-        own_connection(&self.url, &self.test, tag)
-    }
-
     /// This test's schedule, remembering pushed ids for `window`.
     fn schedule(&self, window: Duration) -> Schedule {
         Schedule::new(self.redis.clone(), &self.prefix, 0, window)
@@ -207,61 +150,6 @@ impl TestRedis {
     }
 }
 
-impl Drop for TestRedis {
-    /// Deletes every key under this test's prefix, also when the test failed.
-    fn drop(&mut self) {
-        let Ok(client) = redis::Client::open(self.url.as_str()) else {
-            return;
-        };
-        let Ok(mut conn) = client.get_connection_with_timeout(Duration::from_secs(2)) else {
-            return;
-        };
-        let pattern = format!("*{}*", self.prefix);
-        let keys: Vec<String> = match redis::Commands::scan_match(&mut conn, &pattern) {
-            Ok(iter) => iter.collect(),
-            Err(_) => return,
-        };
-        if !keys.is_empty() {
-            let _ = redis::cmd("DEL").arg(&keys).exec(&mut conn);
-        }
-    }
-}
-
-/// A plain connection to `url` that answered PING.
-async fn probe(url: &str) -> Result<MultiplexedConnection, String> {
-    let client = redis::Client::open(url).map_err(|err| err.to_string())?;
-    let connect = client.get_multiplexed_async_connection();
-    let mut conn = tokio::time::timeout(Duration::from_secs(2), connect)
-        .await
-        .map_err(|_| "no answer within 2 s".to_string())?
-        .map_err(|err| err.to_string())?;
-    let pong: String = redis::cmd("PING")
-        .query_async(&mut conn)
-        .await
-        .map_err(|err| err.to_string())?;
-    if pong != "PONG" {
-        return Err(format!("PING answered {pong:?}"));
-    }
-    Ok(conn)
-}
-
-/// A connection of the crate's own kind that no other test shares. The crate shares one
-/// connection per URL per process, and a connection lives on the runtime that opened it, which
-/// ends with its test; so each test (and tag) gets a distinct URL: the same server with a query
-/// parameter that the Redis client ignores.
-fn own_connection(url: &str, test: &str, tag: &str) -> Redis {
-    let (base, fragment) = match url.split_once('#') {
-        Some((base, fragment)) => (base, format!("#{fragment}")),
-        None => (url, String::new()),
-    };
-    let separator = if base.contains('?') { '&' } else { '?' };
-    let tagged = format!("{base}{separator}lua-test={test}-{tag}{fragment}");
-    Redis::new(
-        SharedRedis::for_url(&tagged, false, Duration::from_secs(2)),
-        OP_TIMEOUT,
-    )
-}
-
 /// The next due time announced on a subscribed wake channel within `within`, if any.
 async fn announcement(messages: &mut PubSubStream, within: Duration) -> Option<u64> {
     match tokio::time::timeout(within, messages.next()).await {
@@ -346,7 +234,7 @@ async fn push_new(schedule: &Schedule, id: &str, delay_ms: u64, entry: &str) -> 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn claim_takes_only_due_ids_and_leases_them() {
-    let Some(t) = TestRedis::start("claim_takes_only_due_ids_and_leases_them").await else {
+    let Some(t) = TestRedis::start(SUITE, "claim_takes_only_due_ids_and_leases_them").await else {
         return;
     };
     let schedule = t.schedule(WINDOW);
@@ -388,7 +276,8 @@ async fn claim_takes_only_due_ids_and_leases_them() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_claim_before_the_lease_ends_gets_nothing() {
-    let Some(t) = TestRedis::start("a_second_claim_before_the_lease_ends_gets_nothing").await
+    let Some(t) =
+        TestRedis::start(SUITE, "a_second_claim_before_the_lease_ends_gets_nothing").await
     else {
         return;
     };
@@ -434,9 +323,11 @@ async fn a_second_claim_before_the_lease_ends_gets_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn release_after_another_listener_reclaimed_is_refused_by_the_lease_token() {
-    let Some(t) =
-        TestRedis::start("release_after_another_listener_reclaimed_is_refused_by_the_lease_token")
-            .await
+    let Some(t) = TestRedis::start(
+        SUITE,
+        "release_after_another_listener_reclaimed_is_refused_by_the_lease_token",
+    )
+    .await
     else {
         return;
     };
@@ -489,7 +380,7 @@ async fn release_after_another_listener_reclaimed_is_refused_by_the_lease_token(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ack_forgets_the_message_and_its_lease() {
-    let Some(t) = TestRedis::start("ack_forgets_the_message_and_its_lease").await else {
+    let Some(t) = TestRedis::start(SUITE, "ack_forgets_the_message_and_its_lease").await else {
         return;
     };
     let schedule = t.schedule(WINDOW);
@@ -518,7 +409,8 @@ async fn ack_forgets_the_message_and_its_lease() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn release_puts_back_without_spending_a_retry() {
-    let Some(t) = TestRedis::start("release_puts_back_without_spending_a_retry").await else {
+    let Some(t) = TestRedis::start(SUITE, "release_puts_back_without_spending_a_retry").await
+    else {
         return;
     };
     let schedule = t.schedule(WINDOW);
@@ -578,7 +470,7 @@ async fn release_puts_back_without_spending_a_retry() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn push_of_the_same_id_twice_stores_once() {
-    let Some(t) = TestRedis::start("push_of_the_same_id_twice_stores_once").await else {
+    let Some(t) = TestRedis::start(SUITE, "push_of_the_same_id_twice_stores_once").await else {
         return;
     };
     let schedule = t.schedule(WINDOW);
@@ -620,7 +512,8 @@ async fn push_of_the_same_id_twice_stores_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_seen_window_drops_a_redelivery_after_ack() {
-    let Some(t) = TestRedis::start("the_seen_window_drops_a_redelivery_after_ack").await else {
+    let Some(t) = TestRedis::start(SUITE, "the_seen_window_drops_a_redelivery_after_ack").await
+    else {
         return;
     };
     let schedule = t.schedule(WINDOW);
@@ -693,7 +586,7 @@ async fn the_seen_window_drops_a_redelivery_after_ack() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn claim_drops_ids_without_an_entry() {
-    let Some(t) = TestRedis::start("claim_drops_ids_without_an_entry").await else {
+    let Some(t) = TestRedis::start(SUITE, "claim_drops_ids_without_an_entry").await else {
         return;
     };
     let schedule = t.schedule(WINDOW);
@@ -721,7 +614,7 @@ async fn claim_drops_ids_without_an_entry() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requeue_moves_a_dead_letter_atomically() {
-    let Some(t) = TestRedis::start("requeue_moves_a_dead_letter_atomically").await else {
+    let Some(t) = TestRedis::start(SUITE, "requeue_moves_a_dead_letter_atomically").await else {
         return;
     };
     let schedule = t.schedule(WINDOW);
@@ -785,7 +678,7 @@ async fn requeue_moves_a_dead_letter_atomically() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn claims_are_exclusive_under_concurrency() {
-    let Some(t) = TestRedis::start("claims_are_exclusive_under_concurrency").await else {
+    let Some(t) = TestRedis::start(SUITE, "claims_are_exclusive_under_concurrency").await else {
         return;
     };
     let schedule = t.schedule(WINDOW);
@@ -838,7 +731,8 @@ async fn claims_are_exclusive_under_concurrency() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn due_times_come_from_redis_not_the_pushing_host() {
-    let Some(t) = TestRedis::start("due_times_come_from_redis_not_the_pushing_host").await else {
+    let Some(t) = TestRedis::start(SUITE, "due_times_come_from_redis_not_the_pushing_host").await
+    else {
         return;
     };
     let schedule = t.schedule(WINDOW);
@@ -865,7 +759,7 @@ async fn due_times_come_from_redis_not_the_pushing_host() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn renew_extends_only_our_lease() {
-    let Some(t) = TestRedis::start("renew_extends_only_our_lease").await else {
+    let Some(t) = TestRedis::start(SUITE, "renew_extends_only_our_lease").await else {
         return;
     };
     let a = t.schedule(WINDOW);
@@ -936,7 +830,11 @@ async fn renew_extends_only_our_lease() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_push_due_before_the_listeners_next_look_is_announced() {
-    let Some(t) = TestRedis::start("a_push_due_before_the_listeners_next_look_is_announced").await
+    let Some(t) = TestRedis::start(
+        SUITE,
+        "a_push_due_before_the_listeners_next_look_is_announced",
+    )
+    .await
     else {
         return;
     };
@@ -983,7 +881,7 @@ async fn a_push_due_before_the_listeners_next_look_is_announced() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn count_uses_redis_time() {
-    let Some(t) = TestRedis::start("count_uses_redis_time").await else {
+    let Some(t) = TestRedis::start(SUITE, "count_uses_redis_time").await else {
         return;
     };
     let schedule = t.schedule(WINDOW);

@@ -4,23 +4,54 @@
 
 use super::convert::{is_nullish, property};
 use super::js_publisher::Ignored;
-use crate::error::{Result as CoreResult, RetryError};
+use crate::error::{ErrorCode, Result as CoreResult, RetryError};
 use crate::events::{Event, Observer, StderrObserver};
 use napi::bindgen_prelude::*;
 use napi::threadsafe_function::ThreadsafeFunction;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 /// Weak: a callback alone must not keep Node alive.
 type Callback<T> = Arc<ThreadsafeFunction<T, Ignored, T, Status, false, true>>;
 
-/// Calls a JS callback without waiting. A callback that throws is ignored: a logging or metrics
-/// bug in the service must not crash the process or stop the listener.
-fn call<T: 'static + Send + JsValuesTupleIntoVec>(callback: &Callback<T>, value: T) {
-    let callback = callback.clone();
-    if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+/// Callback calls waiting for the JS thread at most; beyond, events are dropped and counted, so
+/// a slow `onEvent` or logger cannot make memory grow with the listener's pace.
+const MAX_PENDING_CALLS: usize = 1024;
+
+/// Calls into JavaScript that have not finished yet, and those dropped for want of room.
+#[derive(Default)]
+struct Calls {
+    pending: Arc<AtomicUsize>,
+    dropped: AtomicU64,
+}
+
+impl Calls {
+    /// Calls a JS callback without waiting, if fewer than [`MAX_PENDING_CALLS`] are pending. A
+    /// callback that throws is ignored: a logging or metrics bug in the service must not crash
+    /// the process or stop the listener.
+    fn call<T: 'static + Send + JsValuesTupleIntoVec>(&self, callback: &Callback<T>, value: T) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        if self.pending.fetch_add(1, Ordering::AcqRel) >= MAX_PENDING_CALLS {
+            self.pending.fetch_sub(1, Ordering::AcqRel);
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        let callback = callback.clone();
+        let pending = self.pending.clone();
         runtime.spawn(async move {
             let _ = callback.call_async_catch(value).await;
+            pending.fetch_sub(1, Ordering::AcqRel);
         });
+    }
+
+    /// How many were dropped since the last time this was asked, once there is room again.
+    fn take_dropped(&self) -> u64 {
+        if self.pending.load(Ordering::Acquire) >= MAX_PENDING_CALLS / 2 {
+            return 0;
+        }
+        self.dropped.swap(0, Ordering::Relaxed)
     }
 }
 
@@ -30,6 +61,7 @@ pub struct JsObserver {
     warn: Option<Callback<String>>,
     error: Option<Callback<String>>,
     fallback: StderrObserver,
+    calls: Calls,
 }
 
 fn function_of<T: 'static + JsValuesTupleIntoVec>(
@@ -91,6 +123,7 @@ impl JsObserver {
             warn,
             error,
             fallback: StderrObserver::default(),
+            calls: Calls::default(),
         })))
     }
 }
@@ -129,18 +162,35 @@ pub fn event_json(event: &Event) -> serde_json::Value {
     }
 }
 
-impl Observer for JsObserver {
-    fn on_event(&self, event: &Event) {
+impl JsObserver {
+    fn deliver(&self, event: &Event) {
         if let Some(on_event) = &self.on_event {
-            call(on_event, event_json(event));
+            self.calls.call(on_event, event_json(event));
         }
         if let Event::Error { code, message } = event {
             match &self.error {
-                Some(error) => call(error, format!("kafka-retry: {code}: {message}")),
+                Some(error) => self
+                    .calls
+                    .call(error, format!("kafka-retry: {code}: {message}")),
                 None if self.warn.is_none() => self.fallback.on_event(event),
                 None => {}
             }
         }
+    }
+}
+
+impl Observer for JsObserver {
+    fn on_event(&self, event: &Event) {
+        let dropped = self.calls.take_dropped();
+        if dropped > 0 {
+            self.deliver(&Event::Error {
+                code: ErrorCode::Internal.as_ref().to_string(),
+                message: format!(
+                    "{dropped} events were dropped: onEvent or the logger was slower than the listener"
+                ),
+            });
+        }
+        self.deliver(event);
     }
 
     fn wants_events(&self) -> bool {
@@ -149,7 +199,9 @@ impl Observer for JsObserver {
 
     fn warn(&self, message: &str) {
         match &self.warn {
-            Some(warn) => call(warn, format!("kafka-retry: warning: {message}")),
+            Some(warn) => self
+                .calls
+                .call(warn, format!("kafka-retry: warning: {message}")),
             None if self.error.is_none() => self.fallback.warn(message),
             None => {}
         }

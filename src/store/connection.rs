@@ -8,10 +8,9 @@ use crate::registry::{get_or_make, registry, Registry};
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster_async::ClusterConnection;
 use redis::{Cmd, Pipeline, RedisFuture, Value};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Duration;
-use tokio::sync::OnceCell;
 
 /// A connection to a single Redis server or to a Redis Cluster. Both multiplex concurrent
 /// commands on their sockets and reconnect by themselves; clones share the sockets.
@@ -56,7 +55,12 @@ pub struct SharedRedis {
     url: String,
     cluster: bool,
     connect_timeout: Duration,
-    manager: OnceCell<RedisConnection>,
+    /// The open connection, if any. Read on every operation, written on connect and release.
+    current: RwLock<Option<RedisConnection>>,
+    /// One connect at a time.
+    connecting: tokio::sync::Mutex<()>,
+    /// Instances that have not been closed; the last `release` closes the connection.
+    users: AtomicUsize,
     /// A warning about the server's settings, found on connect, reported once.
     warning: OnceLock<String>,
     warned: AtomicBool,
@@ -75,7 +79,9 @@ impl SharedRedis {
             url: url.to_string(),
             cluster,
             connect_timeout,
-            manager: OnceCell::new(),
+            current: RwLock::new(None),
+            connecting: tokio::sync::Mutex::new(()),
+            users: AtomicUsize::new(0),
             warning: OnceLock::new(),
             warned: AtomicBool::new(false),
         })
@@ -86,66 +92,99 @@ impl SharedRedis {
         &self.url
     }
 
-    /// A handle to the connection, connecting first if needed. A failed first connect is not
+    /// Counts an instance using this connection (see [`SharedRedis::release`]).
+    pub fn acquire(&self) {
+        self.users.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// An instance stopped using this connection (`close()`): the last one closes it, so a
+    /// service that closes its instances leaves no socket open. A later user connects again.
+    pub fn release(&self) {
+        let last = self
+            .users
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
+            == Ok(1);
+        if last {
+            self.current
+                .write()
+                .unwrap_or_else(|p| p.into_inner())
+                .take();
+        }
+    }
+
+    fn open(&self) -> Option<RedisConnection> {
+        self.current
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// A handle to the connection, connecting first if needed. A failed connect is not
     /// remembered: the next call tries again.
     pub async fn connection(&self) -> Result<RedisConnection> {
-        let connection = self
-            .manager
-            .get_or_try_init(|| async {
-                let unavailable = |err: redis::RedisError| {
-                    RetryError::new(
-                        ErrorCode::RedisUnavailable,
-                        format!("cannot connect to Redis at {}", redacted(&self.url)),
-                    )
-                    .caused_by(err)
-                };
-                let limit = self.connect_timeout * 2;
-                let connect = async {
-                    if self.cluster {
-                        let seeds: Vec<&str> = self.url.split(',').map(str::trim).collect();
-                        let client = redis::cluster::ClusterClient::builder(seeds)
-                            .connection_timeout(self.connect_timeout)
-                            .response_timeout(self.connect_timeout)
-                            .retries(1)
-                            .build()?;
-                        client
-                            .get_async_connection()
-                            .await
-                            .map(RedisConnection::Cluster)
-                    } else {
-                        let client = redis::Client::open(self.url.as_str())?;
-                        let config = ConnectionManagerConfig::new()
-                            .set_connection_timeout(self.connect_timeout)
-                            .set_response_timeout(self.connect_timeout)
-                            // Reconnects are retried by our callers (the listener loop, the
-                            // user's push); a short retry budget keeps every call bounded in time.
-                            .set_number_of_retries(1)
-                            .set_max_delay(200);
-                        ConnectionManager::new_with_config(client, config)
-                            .await
-                            .map(RedisConnection::Single)
-                    }
-                };
-                match tokio::time::timeout(limit, connect).await {
-                    Ok(Ok(mut connection)) => {
-                        if let Some(warning) = check_settings(&mut connection).await {
-                            let _ = self.warning.set(warning);
-                        }
-                        Ok(connection)
-                    }
-                    Ok(Err(err)) => Err(unavailable(err)),
-                    Err(_) => Err(RetryError::new(
-                        ErrorCode::RedisUnavailable,
-                        format!(
-                            "cannot connect to Redis at {}: no answer within {} ms",
-                            redacted(&self.url),
-                            limit.as_millis()
-                        ),
-                    )),
+        if let Some(connection) = self.open() {
+            return Ok(connection);
+        }
+        let _connecting = self.connecting.lock().await;
+        if let Some(connection) = self.open() {
+            return Ok(connection);
+        }
+        let connection = async {
+            let unavailable = |err: redis::RedisError| {
+                RetryError::new(
+                    ErrorCode::RedisUnavailable,
+                    format!("cannot connect to Redis at {}", redacted(&self.url)),
+                )
+                .caused_by(err)
+            };
+            let limit = self.connect_timeout * 2;
+            let connect = async {
+                if self.cluster {
+                    let seeds: Vec<&str> = self.url.split(',').map(str::trim).collect();
+                    let client = redis::cluster::ClusterClient::builder(seeds)
+                        .connection_timeout(self.connect_timeout)
+                        .response_timeout(self.connect_timeout)
+                        .retries(1)
+                        .build()?;
+                    client
+                        .get_async_connection()
+                        .await
+                        .map(RedisConnection::Cluster)
+                } else {
+                    let client = redis::Client::open(self.url.as_str())?;
+                    let config = ConnectionManagerConfig::new()
+                        .set_connection_timeout(self.connect_timeout)
+                        .set_response_timeout(self.connect_timeout)
+                        // Reconnects are retried by our callers (the listener loop, the
+                        // user's push); a short retry budget keeps every call bounded in time.
+                        .set_number_of_retries(1)
+                        .set_max_delay(200);
+                    ConnectionManager::new_with_config(client, config)
+                        .await
+                        .map(RedisConnection::Single)
                 }
-            })
-            .await?;
-        Ok(connection.clone())
+            };
+            match tokio::time::timeout(limit, connect).await {
+                Ok(Ok(mut connection)) => {
+                    if let Some(warning) = check_settings(&mut connection).await {
+                        let _ = self.warning.set(warning);
+                    }
+                    Ok(connection)
+                }
+                Ok(Err(err)) => Err(unavailable(err)),
+                Err(_) => Err(RetryError::new(
+                    ErrorCode::RedisUnavailable,
+                    format!(
+                        "cannot connect to Redis at {}: no answer within {} ms",
+                        redacted(&self.url),
+                        limit.as_millis()
+                    ),
+                )),
+            }
+        }
+        .await?;
+        *self.current.write().unwrap_or_else(|p| p.into_inner()) = Some(connection.clone());
+        Ok(connection)
     }
 
     /// Whether this is a Redis Cluster connection.
