@@ -321,17 +321,21 @@ test('a flood of failing publishes gives a bounded number of events and log line
       },
       h.unique('dlq'),
     )
+    const started = Date.now()
     await Promise.all(Array.from({ length: N }, (_, n) => retry.pushToQueue('t', { event: `e${n}`, value: JSON.stringify({ n }) }, opts('0'))))
-    await h.waitFor(async () => (await retry.stats()).publishFailures >= 2 * N, 30000)
+    await h.waitFor(async () => (await retry.stats()).publishFailures >= N, 30000)
     const stats = await retry.stats()
+    const seen = { errors: errors.length, lines: lines.length }
     // Every failure is counted, and nothing is lost or dead-lettered ...
-    expect(stats.publishFailures).toBeGreaterThanOrEqual(2 * N)
+    expect(stats.publishFailures).toBeGreaterThanOrEqual(N)
     expect(stats.scheduled + stats.inflight).toBe(N)
     expect(stats.deadLetteredTotal).toBe(0)
-    // ... but events and log lines stay few: 20 per 10 s, and a sum-up of the rest.
-    expect(errors.length).toBeLessThanOrEqual(25)
-    expect(lines.length).toBeLessThanOrEqual(25)
-    expect(errors.length).toBeGreaterThan(0)
+    // ... but events and log lines stay few: at most 20 per 10 s window, plus a sum-up of the rest
+    // per window (one error per failed message would be thousands).
+    const windows = Math.ceil((Date.now() - started) / 10000) + 1
+    expect(seen.errors).toBeLessThanOrEqual(21 * windows)
+    expect(seen.lines).toBeLessThanOrEqual(21 * windows)
+    expect(seen.errors).toBeGreaterThan(0)
   } finally {
     await retry.close()
   }
