@@ -295,3 +295,36 @@ test('a JavaScript producer: failures are reported with their text and retried; 
     redis.disconnect()
   }
 })
+
+test('keyed retries land on the partition kafkajs and the Java client pick for their key', async () => {
+  const { Partitioners } = require('kafkajs')
+  const topic = h.unique('keyed-topic')
+  const prefix = h.unique('keyed')
+  const PARTITIONS = 6
+  const admin = h.kafka().admin()
+  await admin.connect()
+  try {
+    await admin.createTopics({ topics: [{ topic, numPartitions: PARTITIONS, replicationFactor: 1 }], waitForLeaders: true })
+  } finally {
+    await admin.disconnect()
+  }
+  const { consumer, seen } = await h.consume(topic)
+  const retry = new KafkaRetry({ keyPrefix: prefix, pollIntervalMs: 50 })
+  const N = 40
+  try {
+    await retry.queueListener(null, h.unique('dlq'))
+    await Promise.all(Array.from({ length: N }, (_, n) => retry.pushToQueue(topic, { event: `order-${n}`, value: JSON.stringify({ n }) }, opts('0'))))
+    await h.waitFor(() => seen.length >= N, 30000)
+    // kafkajs's default partitioner is the Java client's: murmur2 of the key.
+    const partitioner = Partitioners.DefaultPartitioner()
+    const partitionMetadata = Array.from({ length: PARTITIONS }, (_, partitionId) => ({ partitionId, leader: 0 }))
+    const expected = (key) => partitioner({ topic, partitionMetadata, message: { key } })
+    const elsewhere = seen.filter((m) => m.partition !== expected(m.key)).map((m) => ({ key: m.key, got: m.partition, expected: expected(m.key) }))
+    expect(seen).toHaveLength(N)
+    expect(new Set(seen.map((m) => m.partition)).size).toBeGreaterThan(1) // the keys do spread
+    expect(elsewhere).toEqual([])
+  } finally {
+    await retry.close()
+    await consumer.disconnect()
+  }
+})

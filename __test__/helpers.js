@@ -75,11 +75,12 @@ async function consume(topic, onMessage = async () => {}) {
   await consumer.connect()
   await consumer.subscribe({ topic, fromBeginning: true })
   await consumer.run({
-    eachMessage: async ({ topic: from, message }) => {
+    eachMessage: async ({ topic: from, partition, message }) => {
       const headers = {}
       for (const [k, v] of Object.entries(message.headers || {})) headers[k] = v && v.toString()
       const record = {
         topic: from,
+        partition,
         key: message.key && message.key.toString(),
         raw: message.value.toString(),
         value: JSON.parse(message.value.toString()),

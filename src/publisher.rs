@@ -75,6 +75,10 @@ impl KafkaPublisher {
             // the schedule instead of waiting inside librdkafka for five minutes.
             .set("message.timeout.ms", "30000")
             .set("linger.ms", "2")
+            // The Java client's and kafkajs's partitioner (murmur2 of the key), not librdkafka's
+            // CRC32 default: a retried message lands on the partition the other messages of its
+            // key use, so it neither overtakes nor trails them on another partition.
+            .set("partitioner", "murmur2_random")
             // After a broker outage, reconnect within a second instead of librdkafka's 10 s
             // ceiling, so rescheduled messages go out soon after the broker is back.
             .set("reconnect.backoff.max.ms", "1000");
