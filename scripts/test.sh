@@ -2,9 +2,12 @@
 # The project's test command (`npm test`): installs what it needs, builds the addon, starts Redis
 # and the Kafka-compatible broker unless REDIS_URL / KAFKA_BROKERS point at running ones, then
 # runs the Rust unit tests, the TypeScript check and the JavaScript integration tests.
-# KAFKA_IMPL=apache: the broker is Apache Kafka instead of Tansu (see scripts/services.sh).
+# The broker is Apache Kafka (KRaft, from Maven Central; see scripts/services.sh), unless
+# KAFKA_IMPL=tansu or KAFKA_BROKERS points at a running one. The fault tests start Tansu brokers of
+# their own: they stop and restart brokers, which Tansu does in milliseconds.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+export KAFKA_IMPL="${KAFKA_IMPL:-apache}"
 
 if [ ! -x node_modules/.bin/jest ] || [ ! -x node_modules/.bin/napi ]; then
   echo "== npm ci"
