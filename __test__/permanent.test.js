@@ -3,11 +3,11 @@
 // write (ACLs). Each is dead-lettered after maxPublishFailures refusals with the broker's error;
 // a broker that cannot be reached never is.
 //
-// The first case runs on the scripts' broker (KAFKA_BROKERS). The other two need auto-creation
-// off and an authorizer with SASL principals, so this file starts a second Apache Kafka of its
-// own from the jars `scripts/services.sh` fetched (KAFKA_IMPL=apache): a PLAINTEXT listener whose
-// anonymous clients are super users (the test's admin), and a SASL_PLAINTEXT listener where the
-// package's producer logs in as `alice`.
+// They need auto-creation off and an authorizer with SASL principals, whatever broker
+// KAFKA_BROKERS names, so this file starts an Apache Kafka of its own from the jars
+// `scripts/services.sh apache-kafka-jars` fetches: a PLAINTEXT listener whose anonymous clients
+// are super users (the test's admin), and a SASL_PLAINTEXT listener where the package's producer
+// logs in as `alice`. The transient case needs no broker at all.
 const fs = require('fs')
 const os = require('os')
 const path = require('path')
@@ -20,11 +20,11 @@ const h = require('./helpers')
 const ROOT = path.join(__dirname, '..')
 const opts = { delay: '0', maxRetry: '3', retryCount: '0' }
 
+/** Apache Kafka's jars: KAFKA_RETRY_APACHE_JARS (scripts/test.sh), else fetched by the script. */
 function apacheJars() {
-  const dir = path.join(ROOT, '.services')
-  const version = fs.readdirSync(dir).filter((d) => /^kafka-4\./.test(d) && fs.existsSync(path.join(dir, d, 'jars', '.complete'))).sort().pop()
-  if (!version) throw new Error('no Apache Kafka jars in .services: run `KAFKA_IMPL=apache KAFKA_BROKERS=127.0.0.1:29092 scripts/services.sh start` once')
-  return path.join(dir, version, 'jars')
+  if (process.env.KAFKA_RETRY_APACHE_JARS) return process.env.KAFKA_RETRY_APACHE_JARS
+  const out = execFileSync('bash', [path.join(ROOT, 'scripts', 'services.sh'), 'apache-kafka-jars'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] })
+  return out.trim().split('\n').pop()
 }
 
 /** Starts one Apache Kafka node (KRaft combined) with auto-creation off and ACLs on. */
@@ -123,24 +123,6 @@ function expectDeadLettered({ page, events, stats, left }, topic, maxPublishFail
 
 beforeAll(h.requireServers)
 
-test('a message larger than the topic\'s max.message.bytes is dead-lettered after maxPublishFailures refusals', async () => {
-  const topic = h.unique('small')
-  const admin = h.kafka().admin()
-  await admin.connect()
-  try {
-    await admin.createTopics({
-      topics: [{ topic, numPartitions: 1, replicationFactor: 1, configEntries: [{ name: 'max.message.bytes', value: '1024' }] }],
-      waitForLeaders: true,
-    })
-  } finally {
-    await admin.disconnect()
-  }
-  const value = JSON.stringify({ blob: 'x'.repeat(5 * 1024) })
-  const outcome = await refusedUntilDeadLettered({}, topic, value, 3)
-  expectDeadLettered(outcome, topic, 3, /MessageSizeTooLarge/)
-  expect(outcome.page.items[0].value).toBe(value)
-})
-
 test('a broker that cannot be reached is never a reason to dead-letter: retry count unchanged', async () => {
   const prefix = h.unique('down')
   const dlq = h.unique('dlq')
@@ -183,16 +165,44 @@ describe('on a broker with auto-creation off and ACLs', () => {
     if (broker) await broker.stop()
   })
 
-  // librdkafka holds a message for a topic it has never seen for topic.metadata.propagation.max.ms
-  // (30 s by default) before failing it as unknown; 1 s keeps the test short.
   const alice = () => ({
     'security.protocol': 'SASL_PLAINTEXT',
     'sasl.mechanisms': 'PLAIN',
     'sasl.username': 'alice',
     'sasl.password': 'alice-secret',
-    'topic.metadata.propagation.max.ms': 1000,
   })
 
+  test('a message larger than the topic\'s max.message.bytes is dead-lettered after maxPublishFailures refusals', async () => {
+    const topic = h.unique('small')
+    await broker.admin.createTopics({
+      topics: [{ topic, numPartitions: 1, replicationFactor: 1, configEntries: [{ name: 'max.message.bytes', value: '1024' }] }],
+      waitForLeaders: true,
+    })
+    const value = JSON.stringify({ blob: 'x'.repeat(5 * 1024) })
+    const outcome = await refusedUntilDeadLettered({ brokers: broker.sasl, kafka: alice() }, topic, value, 3)
+    expectDeadLettered(outcome, topic, 3, /MessageSizeTooLarge/)
+    expect(outcome.page.items[0].value).toBe(value)
+  })
+
+  test('a dead letter topic that refuses the dead letter too (as large): the dead letter is kept in the hash only', async () => {
+    const [topic, deadLetterTopic] = [h.unique('small'), h.unique('small-dlt')]
+    await broker.admin.createTopics({
+      topics: [topic, deadLetterTopic].map((name) => ({ topic: name, numPartitions: 1, replicationFactor: 1, configEntries: [{ name: 'max.message.bytes', value: '1024' }] })),
+      waitForLeaders: true,
+    })
+    const value = JSON.stringify({ blob: 'x'.repeat(5 * 1024) })
+    const outcome = await refusedUntilDeadLettered({ brokers: broker.sasl, kafka: alice(), deadLetterTopic }, topic, value, 2)
+    expectDeadLettered(outcome, topic, 2, /MessageSizeTooLarge/)
+    const refusedByDlt = outcome.events.filter((e) => e.type === 'error' && e.message.startsWith(`the dead letter topic ${JSON.stringify(deadLetterTopic)} refused`))
+    expect(refusedByDlt).toHaveLength(1)
+    expect(refusedByDlt[0].message).toMatch(/MessageSizeTooLarge/)
+    const offsets = await broker.admin.fetchTopicOffsets(deadLetterTopic)
+    expect(offsets.map((o) => o.high)).toEqual(['0'])
+  })
+
+  // With the internal producer's own settings: librdkafka holds a message for a topic it has not
+  // seen for topic.metadata.propagation.max.ms (10 s), then fails it with the broker's
+  // UnknownTopicOrPartition, before message.timeout.ms (30 s) could call it a timeout.
   test('a topic that does not exist is dead-lettered after maxPublishFailures refusals', async () => {
     const topic = h.unique('missing')
     const outcome = await refusedUntilDeadLettered({ brokers: broker.sasl, kafka: alice() }, topic, '{"id":1}', 2)

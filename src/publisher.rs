@@ -74,6 +74,12 @@ impl KafkaPublisher {
             // Fail a publish in bounded time during a broker outage; the message then goes back on
             // the schedule instead of waiting inside librdkafka for five minutes.
             .set("message.timeout.ms", "30000")
+            // A topic librdkafka has not seen yet is waited for this long, then its messages fail
+            // with `UnknownTopicOrPartition` (what Apache Kafka 4.4 with auto-creation off gave):
+            // shorter than `message.timeout.ms`, so a missing topic is reported as missing (an
+            // error retrying cannot fix, see `is_permanent`), not as a timeout; librdkafka's
+            // default equals the timeout above, and which came first was a race.
+            .set("topic.metadata.propagation.max.ms", "10000")
             .set("linger.ms", "2")
             // The Java client's and kafkajs's partitioner (murmur2 of the key), not librdkafka's
             // CRC32 default: a retried message lands on the partition the other messages of its
@@ -107,9 +113,10 @@ impl KafkaPublisher {
 ///   `message.max.bytes` checked before sending), `InvalidMessageSize`, `MessageBatchTooLarge`,
 ///   `InvalidRecord`, `InvalidMessage` (a corrupt or refused record): the same bytes are refused
 ///   again.
-/// - `UnknownTopicOrPartition` (broker) and `UnknownTopic`/`UnknownPartition` (librdkafka, once
-///   `topic.metadata.propagation.max.ms` has passed without the topic appearing): with
-///   auto-creation off the topic stays unknown until someone creates it. A topic being created
+/// - `UnknownTopicOrPartition` (the broker's answer, which librdkafka reports once
+///   `topic.metadata.propagation.max.ms` passed without the topic appearing; seen on Apache
+///   Kafka 4.4 with auto-creation off), `UnknownTopic`/`UnknownPartition` (librdkafka's own):
+///   with auto-creation off the topic stays unknown until someone creates it. A topic being created
 ///   may be reported so for a moment; the count and the backoff between attempts give it time.
 /// - `TopicAuthorizationFailed`, `ClusterAuthorizationFailed`: the producer's principal may not
 ///   write; ACLs are not changed by waiting. `InvalidTopic` (an illegal name), `PolicyViolation`.
