@@ -200,6 +200,33 @@ describe('on a broker with auto-creation off and ACLs', () => {
     expect(offsets.map((o) => o.high)).toEqual(['0'])
   })
 
+  test('a kafkajs producer: a MESSAGE_TOO_LARGE rejection is dead-lettered after maxPublishFailures too', async () => {
+    const topic = h.unique('small-js')
+    await broker.admin.createTopics({
+      topics: [{ topic, numPartitions: 1, replicationFactor: 1, configEntries: [{ name: 'max.message.bytes', value: '1024' }] }],
+      waitForLeaders: true,
+    })
+    const producer = new Kafka({ clientId: h.unique('js'), brokers: [broker.plain], logLevel: logLevel.NOTHING }).producer()
+    await producer.connect()
+    const prefix = h.unique('perm-js')
+    const dlq = h.unique('dlq')
+    const events = []
+    const retry = new KafkaRetry({ keyPrefix: prefix, pollIntervalMs: 100, maxPublishFailures: 2, onEvent: (e) => events.push(e) })
+    try {
+      await retry.queueListener(producer, dlq)
+      await retry.pushToQueue(topic, { event: 'Big', value: JSON.stringify({ blob: 'x'.repeat(5 * 1024) }) }, opts)
+      await h.waitFor(() => events.some((e) => e.type === 'deadLetter'), 30000, 100)
+      const { items } = await retry.deadLetters(dlq)
+      expect(items).toHaveLength(1)
+      expect(items[0].error.name).toBe('KafkaPublishError')
+      expect(items[0].error.message).toMatch(/MESSAGE_TOO_LARGE/)
+      expect((await retry.stats(dlq)).publishFailures).toBe(2)
+    } finally {
+      await retry.close()
+      await producer.disconnect()
+    }
+  })
+
   // With the internal producer's own settings: librdkafka holds a message for a topic it has not
   // seen for topic.metadata.propagation.max.ms (10 s), then fails it with the broker's
   // UnknownTopicOrPartition, before message.timeout.ms (30 s) could call it a timeout.
