@@ -104,6 +104,23 @@ describe('outcomes', () => {
     expect(outcomes).toEqual([[11, 'broker down']])
   })
 
+  test('a rejection kafkajs typed as one retrying cannot fix reports its type as a third argument', async () => {
+    // As kafkajs rejects a send: a KafkaJSNonRetriableError whose cause is the protocol error.
+    const protocol = Object.assign(new Error('The request included a message larger than the max message size the server will accept'), { type: 'MESSAGE_TOO_LARGE', retriable: false })
+    const wrapped = Object.assign(new Error(protocol.message), { retriable: false, cause: protocol })
+    const transient = Object.assign(new Error('leader moved'), { type: 'NOT_LEADER_FOR_PARTITION', retriable: true })
+    const hostile = { message: 'odd', get type() { throw new Error('no') } }
+    const { publishBatch, outcomes } = setup((topic) => Promise.reject({ a: wrapped, b: protocol, c: transient, d: hostile }[topic]))
+    publishBatch(...batch(['a', 'b', 'c', 'd'].map((topic, i) => ({ ...message(60 + i), topic }))))
+    await settle()
+    expect(outcomes).toEqual([
+      [60, protocol.message, 'MESSAGE_TOO_LARGE'],
+      [61, protocol.message, 'MESSAGE_TOO_LARGE'],
+      [62, 'leader moved'],
+      [63, 'odd'],
+    ])
+  })
+
   test('a rejection with a string reports that string', async () => {
     const { publishBatch, outcomes } = setup(() => Promise.reject('plain string'))
     publishBatch(...batch([message(12)]))

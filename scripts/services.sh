@@ -10,6 +10,7 @@
 #   scripts/services.sh status  say what answers where
 #   scripts/services.sh tansu-bin  print the Tansu binary's path, installing it if needed
 #   scripts/services.sh faketime-lib  print libfaketime's path, installing Debian's faketime if needed
+#   scripts/services.sh apache-kafka-jars  print the Apache Kafka jars' directory, fetching them if needed
 #   scripts/services.sh kafka-info print the Apache Kafka version, its paths and
 #                               disk use (fetching nothing)
 #
@@ -647,7 +648,7 @@ shell_quote() {
   fi
 }
 
-usage() { echo "usage: [KAFKA_IMPL=tansu|apache] $0 start|stop|env|status|tansu-bin|kafka-info" >&2; exit 2; }
+usage() { echo "usage: [KAFKA_IMPL=tansu|apache] $0 start|stop|env|status|tansu-bin|faketime-lib|apache-kafka-jars|kafka-info" >&2; exit 2; }
 
 case "$KAFKA_IMPL" in
   tansu|apache) ;;
@@ -690,6 +691,14 @@ case "${1:-}" in
     # when a shared one is already running).
     mkdir -p "$SERVICES_DIR"
     tansu_bin
+    ;;
+  apache-kafka-jars)
+    # Apache Kafka's jars, fetched if needed, whichever KAFKA_IMPL: __test__/permanent.test.js
+    # starts a broker of its own from them (auto-creation off, SASL and ACLs).
+    mkdir -p "$SERVICES_DIR"
+    lock
+    apache_kafka_fetch
+    printf '%s\n' "$APACHE_KAFKA_JARS"
     ;;
   status)
     rc=0

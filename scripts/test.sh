@@ -27,6 +27,9 @@ export TANSU_BIN
 # The clock-skew test runs a listener under libfaketime (Debian's faketime package).
 KAFKA_RETRY_LIBFAKETIME="${KAFKA_RETRY_LIBFAKETIME:-$(bash scripts/services.sh faketime-lib)}"
 export KAFKA_RETRY_LIBFAKETIME
+# The permanent-error tests start an Apache Kafka of their own (auto-creation off, SASL, ACLs).
+KAFKA_RETRY_APACHE_JARS="${KAFKA_RETRY_APACHE_JARS:-$(bash scripts/services.sh apache-kafka-jars)}"
+export KAFKA_RETRY_APACHE_JARS
 
 echo "== Rust unit tests and Lua script tests (real Redis)"
 # Redis was started above: the Lua script tests must fail, not skip, if it does not answer.

@@ -9,6 +9,10 @@ use std::time::Duration;
 pub const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379";
 /// Default Kafka bootstrap servers when neither config nor `KAFKA_BROKERS` gives them.
 pub const DEFAULT_BROKERS: &str = "localhost:9092";
+/// Default `maxPublishFailures`: with the listener's publish backoff (0.5 s doubling) the fifth
+/// failure comes about 7.5 s after the first, time enough for a topic being created to appear,
+/// and few enough attempts that a message the broker refuses does not linger.
+pub const DEFAULT_MAX_PUBLISH_FAILURES: u64 = 5;
 /// Default namespace of every Redis key.
 pub const DEFAULT_KEY_PREFIX: &str = "kafka-retry";
 
@@ -46,6 +50,9 @@ pub struct Config {
     pub max_dead_letters: Option<u64>,
     /// Whether the listener picks up buckets written by the original JavaScript class.
     pub migrate_legacy: bool,
+    /// Publishes of one message that may fail with an error retrying cannot fix (too large, no
+    /// such topic, not authorized) before it is dead-lettered.
+    pub max_publish_failures: u64,
 }
 
 /// Config as given by the caller; `None` means "not given".
@@ -81,6 +88,8 @@ pub struct ConfigInput {
     pub max_dead_letters: Option<f64>,
     /// `migrateLegacy`.
     pub migrate_legacy: Option<bool>,
+    /// `maxPublishFailures`.
+    pub max_publish_failures: Option<f64>,
 }
 
 impl ConfigInput {
@@ -145,6 +154,13 @@ impl ConfigInput {
                 some => Some(whole("maxDeadLetters", some, 0, 0, u64::MAX >> 11)?),
             },
             migrate_legacy: self.migrate_legacy.unwrap_or(false),
+            max_publish_failures: whole(
+                "maxPublishFailures",
+                self.max_publish_failures,
+                DEFAULT_MAX_PUBLISH_FAILURES,
+                1,
+                1_000_000,
+            )?,
         })
     }
 }
@@ -175,6 +191,7 @@ mod tests {
         assert_eq!(c.key_prefix, "kafka-retry");
         assert_eq!(c.poll_interval, Duration::from_millis(1000));
         assert_eq!(c.lease, Duration::from_millis(30_000));
+        assert_eq!(c.max_publish_failures, 5);
     }
 
     #[test]
@@ -217,6 +234,10 @@ mod tests {
             },
             ConfigInput {
                 poll_interval_ms: Some(f64::INFINITY),
+                ..Default::default()
+            },
+            ConfigInput {
+                max_publish_failures: Some(0.0),
                 ..Default::default()
             },
         ];

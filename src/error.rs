@@ -38,6 +38,9 @@ pub struct RetryError {
     pub message: String,
     /// Lower-level causes, outermost first (kept as text so the error stays `Send + Clone`).
     pub causes: Vec<String>,
+    /// Whether retrying the same operation cannot succeed (a publish the broker refuses for the
+    /// message or topic itself, see `publisher::is_permanent`). Internal: never changes the code.
+    pub permanent: bool,
 }
 
 /// Result alias of the retry core.
@@ -50,6 +53,7 @@ impl RetryError {
             code,
             message: message.into(),
             causes: Vec::new(),
+            permanent: false,
         }
     }
 
@@ -64,6 +68,12 @@ impl RetryError {
             ErrorCode::Closed,
             "this KafkaRetry instance was closed with close()",
         )
+    }
+
+    /// Marks the error as one that retrying the same operation cannot fix.
+    pub fn permanent(mut self, permanent: bool) -> Self {
+        self.permanent = permanent;
+        self
     }
 
     /// Adds a cause at the end of the chain.

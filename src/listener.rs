@@ -8,7 +8,7 @@ use crate::publisher::{Outgoing, Publisher};
 use crate::registry::{get_or_make, registry, Registry};
 use crate::stats::Counters;
 use crate::store::dead_letters::DeadLetters;
-use crate::store::entry::{DeadLetter, Entry};
+use crate::store::entry::{DeadLetter, Entry, ErrorInfo};
 use crate::store::schedule::{Claim, Schedule};
 use crate::store::signal;
 use futures::stream::{FuturesUnordered, StreamExt};
@@ -76,6 +76,9 @@ pub struct Listener {
     pub key_prefix: String,
     /// Above this many dead letters, report it.
     pub max_dead_letters: Option<u64>,
+    /// Refusals retrying cannot fix (see `publisher::is_permanent`) before a message is
+    /// dead-lettered.
+    pub max_publish_failures: u64,
     /// Most messages per claim.
     pub batch_size: usize,
     /// Lease of a claim.
@@ -342,12 +345,18 @@ impl Listener {
         }
         let mut done = Vec::with_capacity(items.len());
         let mut failed = Vec::new();
-        for ((id, _), outcome) in items.into_iter().zip(outcomes) {
+        // Refused by the broker for the message or topic itself (see `publisher::is_permanent`).
+        let mut refused = Vec::new();
+        for ((id, stored), outcome) in items.into_iter().zip(outcomes) {
             match outcome {
                 Some(Ok(())) => done.push(id),
                 Some(Err(err)) => {
                     self.report_error(&err);
-                    failed.push(id);
+                    if err.permanent {
+                        refused.push((id, stored, err));
+                    } else {
+                        failed.push(id);
+                    }
                 }
                 None => failed.push(id),
             }
@@ -356,10 +365,10 @@ impl Listener {
             self.publish_failures.store(0, Ordering::Relaxed);
             self.ack_within_lease(schedule, &done, lease_ends).await;
         }
-        if !failed.is_empty() {
+        if !failed.is_empty() || !refused.is_empty() {
             self.counters
                 .publish_failures
-                .fetch_add(failed.len() as u64, Ordering::Relaxed);
+                .fetch_add((failed.len() + refused.len()) as u64, Ordering::Relaxed);
             let failures = self
                 .publish_failures
                 .fetch_add(1, Ordering::Relaxed)
@@ -371,7 +380,78 @@ impl Listener {
             if let Err(err) = schedule.release(deadline, backoff, &failed).await {
                 self.report_error(&err);
             }
+            if !refused.is_empty() {
+                Box::pin(self.refused(schedule, deadline, backoff, refused, lease_ends)).await;
+            }
         }
+    }
+
+    /// Messages the broker refused with an error retrying cannot fix: each refusal is counted in
+    /// Redis (`release.lua`, beside the schedule, so the count survives restarts and is shared by
+    /// every listener); below `maxPublishFailures` they go back on the schedule like any failed
+    /// publish, at it they are dead-lettered with the broker's error, then acknowledged.
+    async fn refused(
+        &self,
+        schedule: &Schedule,
+        deadline: u64,
+        backoff: Duration,
+        refused: Vec<(String, String, RetryError)>,
+        lease_ends: Instant,
+    ) {
+        let ids: Vec<String> = refused.iter().map(|(id, _, _)| id.clone()).collect();
+        let reached = match schedule
+            .release_counting(deadline, backoff, self.max_publish_failures, &ids)
+            .await
+        {
+            Ok((_, reached)) => reached,
+            Err(err) => return self.report_error(&err),
+        };
+        let mut dead = Vec::with_capacity(reached.len());
+        let mut kept = Vec::new();
+        for (id, stored, err) in refused {
+            if !reached.contains(&id) {
+                continue;
+            }
+            match self.dead_letter_refused(&id, &stored, &err).await {
+                Ok(()) => dead.push(id),
+                Err(err) => {
+                    self.report_error(&err);
+                    kept.push(id);
+                }
+            }
+        }
+        self.ack_within_lease(schedule, &dead, lease_ends).await;
+        // Dead-lettering failed (Redis, or the dead letter topic down): back on the schedule,
+        // uncounted; its count stays at the limit, so the next refusal dead-letters it at once.
+        if let Err(err) = schedule.release(deadline, backoff, &kept).await {
+            self.report_error(&err);
+        }
+    }
+
+    /// Dead-letters a message refused `maxPublishFailures` times, the broker's error as its
+    /// `error`, and says why in an error event.
+    async fn dead_letter_refused(&self, id: &str, stored: &str, err: &RetryError) -> Result<()> {
+        let mut entry = Entry::decode(stored).map_err(|cause| {
+            RetryError::new(ErrorCode::Internal, format!("entry {id:?} is not readable"))
+                .caused_by(cause)
+        })?;
+        entry.last_error = Some(ErrorInfo {
+            message: err.to_string(),
+            name: "KafkaPublishError".to_string(),
+        });
+        let topic = entry.topic.clone();
+        self.dead_letter(id, entry).await?;
+        self.report_error(
+            &RetryError::new(
+                ErrorCode::KafkaPublish,
+                format!(
+                    "message {id:?} for topic {topic:?} was refused by the broker {} times with an error retrying cannot fix (maxPublishFailures); dead-lettered into {:?}",
+                    self.max_publish_failures, self.dlq_name
+                ),
+            )
+            .caused_by(err),
+        );
+        Ok(())
     }
 
     /// Publishes or dead-letters one claimed message. `Ok` means it may be deleted.
@@ -437,9 +517,27 @@ impl Listener {
         let record = DeadLetter::of(id, &entry, self.redis_now(), &self.key_prefix);
         if let Some(topic) = &self.dead_letter_topic {
             // Published first: should it fail, the message stays scheduled and is tried again.
-            self.publisher
+            // Unless the dead letter topic refuses it for good (the message is larger than its
+            // `max.message.bytes` too, the topic is missing or not writable): retrying would
+            // keep it scheduled forever, so it goes to the hash only, and an error says so.
+            match self
+                .publisher
                 .publish(dead_letter_message(topic, &record))
-                .await?;
+                .await
+            {
+                Ok(()) => {}
+                Err(err) if err.permanent => self.report_error(
+                    &RetryError::new(
+                        ErrorCode::KafkaPublish,
+                        format!(
+                            "the dead letter topic {topic:?} refused message {id:?} with an error retrying cannot fix; it is dead-lettered into {:?} only",
+                            self.dlq_name
+                        ),
+                    )
+                    .caused_by(err),
+                ),
+                Err(err) => return Err(err),
+            }
         }
         let text = serde_json::to_string(&record).expect("a dead letter serializes");
         self.dead_letters

@@ -74,6 +74,12 @@ impl KafkaPublisher {
             // Fail a publish in bounded time during a broker outage; the message then goes back on
             // the schedule instead of waiting inside librdkafka for five minutes.
             .set("message.timeout.ms", "30000")
+            // A topic librdkafka has not seen yet is waited for this long, then its messages fail
+            // with `UnknownTopicOrPartition` (what Apache Kafka 4.4 with auto-creation off gave):
+            // shorter than `message.timeout.ms`, so a missing topic is reported as missing (an
+            // error retrying cannot fix, see `is_permanent`), not as a timeout; librdkafka's
+            // default equals the timeout above, and which came first was a race.
+            .set("topic.metadata.propagation.max.ms", "10000")
             .set("linger.ms", "2")
             // The Java client's and kafkajs's partitioner (murmur2 of the key), not librdkafka's
             // CRC32 default: a retried message lands on the partition the other messages of its
@@ -97,13 +103,54 @@ impl KafkaPublisher {
     }
 }
 
-/// The error of a failed publish to `topic`.
-fn publish_failed(topic: &str, err: impl std::fmt::Display) -> RetryError {
+/// Whether a publish that failed with `code` would fail the same way however often it is retried:
+/// the broker refuses the message or the topic itself, not its own state. These are counted per
+/// message and, after `maxPublishFailures`, dead-letter it; everything else (broker down, leader
+/// moving, timeouts, a full queue, throttling) is transient: released with a backoff, never
+/// counted.
+///
+/// - `MessageSizeTooLarge` (the broker's `max.message.bytes`, or librdkafka's own
+///   `message.max.bytes` checked before sending), `InvalidMessageSize`, `MessageBatchTooLarge`,
+///   `InvalidRecord`, `InvalidMessage` (a corrupt or refused record): the same bytes are refused
+///   again.
+/// - `UnknownTopicOrPartition` (the broker's answer, which librdkafka reports once
+///   `topic.metadata.propagation.max.ms` passed without the topic appearing; seen on Apache
+///   Kafka 4.4 with auto-creation off), `UnknownTopic`/`UnknownPartition` (librdkafka's own):
+///   with auto-creation off the topic stays unknown until someone creates it. A topic being created
+///   may be reported so for a moment; the count and the backoff between attempts give it time.
+/// - `TopicAuthorizationFailed`, `ClusterAuthorizationFailed`: the producer's principal may not
+///   write; ACLs are not changed by waiting. `InvalidTopic` (an illegal name), `PolicyViolation`.
+///
+/// `MessageTimedOut` is transient even though librdkafka reports it for a missing topic when
+/// `message.timeout.ms` is shorter than `topic.metadata.propagation.max.ms`: it is what a broker
+/// outage looks like too, and an outage must never dead-letter anything.
+pub fn is_permanent(code: RDKafkaErrorCode) -> bool {
+    matches!(
+        code,
+        RDKafkaErrorCode::MessageSizeTooLarge
+            | RDKafkaErrorCode::InvalidMessageSize
+            | RDKafkaErrorCode::MessageBatchTooLarge
+            | RDKafkaErrorCode::InvalidRecord
+            | RDKafkaErrorCode::InvalidMessage
+            | RDKafkaErrorCode::UnknownTopicOrPartition
+            | RDKafkaErrorCode::UnknownTopic
+            | RDKafkaErrorCode::UnknownPartition
+            | RDKafkaErrorCode::TopicAuthorizationFailed
+            | RDKafkaErrorCode::ClusterAuthorizationFailed
+            | RDKafkaErrorCode::InvalidTopic
+            | RDKafkaErrorCode::PolicyViolation
+    )
+}
+
+/// The error of a failed publish to `topic`, marked permanent when retrying cannot fix it.
+fn publish_failed(topic: &str, err: &KafkaError) -> RetryError {
+    let permanent = err.rdkafka_error_code().is_some_and(is_permanent);
     RetryError::new(
         ErrorCode::KafkaPublish,
         format!("publishing to topic {topic:?} failed"),
     )
     .caused_by(err)
+    .permanent(permanent)
 }
 
 /// The librdkafka record of `message`, borrowing its text.
@@ -134,8 +181,12 @@ impl Publisher for KafkaPublisher {
             Ok(delivery) => Box::pin(async move {
                 match delivery.await {
                     Ok(Ok(_)) => Ok(()),
-                    Ok(Err((err, _))) => Err(publish_failed(&message.topic, err)),
-                    Err(canceled) => Err(publish_failed(&message.topic, canceled)),
+                    Ok(Err((err, _))) => Err(publish_failed(&message.topic, &err)),
+                    Err(canceled) => Err(RetryError::new(
+                        ErrorCode::KafkaPublish,
+                        format!("publishing to topic {:?} failed", message.topic),
+                    )
+                    .caused_by(canceled)),
                 }
             }),
             // librdkafka's queue is full: wait for room (rare; the listener bounds its batches).
@@ -146,11 +197,14 @@ impl Publisher for KafkaPublisher {
                         .await
                     {
                         Ok(_) => Ok(()),
-                        Err((err, _)) => Err(publish_failed(&message.topic, err)),
+                        Err((err, _)) => Err(publish_failed(&message.topic, &err)),
                     }
                 })
             }
-            Err(err) => Box::pin(std::future::ready(Err(publish_failed(&message.topic, err)))),
+            Err(err) => Box::pin(std::future::ready(Err(publish_failed(
+                &message.topic,
+                &err,
+            )))),
         }
     }
 
@@ -171,5 +225,47 @@ impl Publisher for KafkaPublisher {
                     .caused_by(err)
                 })
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusals_of_the_message_or_topic_are_permanent() {
+        for code in [
+            RDKafkaErrorCode::MessageSizeTooLarge,
+            RDKafkaErrorCode::InvalidMessageSize,
+            RDKafkaErrorCode::MessageBatchTooLarge,
+            RDKafkaErrorCode::UnknownTopicOrPartition,
+            RDKafkaErrorCode::UnknownTopic,
+            RDKafkaErrorCode::TopicAuthorizationFailed,
+            RDKafkaErrorCode::ClusterAuthorizationFailed,
+            RDKafkaErrorCode::InvalidTopic,
+        ] {
+            assert!(is_permanent(code), "{code:?}");
+            let err = publish_failed("t", &KafkaError::MessageProduction(code));
+            assert!(err.permanent, "{code:?}");
+            assert_eq!(err.code, ErrorCode::KafkaPublish);
+        }
+    }
+
+    #[test]
+    fn outages_and_timeouts_are_transient() {
+        for code in [
+            RDKafkaErrorCode::MessageTimedOut,
+            RDKafkaErrorCode::AllBrokersDown,
+            RDKafkaErrorCode::BrokerTransportFailure,
+            RDKafkaErrorCode::NotLeaderForPartition,
+            RDKafkaErrorCode::LeaderNotAvailable,
+            RDKafkaErrorCode::RequestTimedOut,
+            RDKafkaErrorCode::NotEnoughReplicas,
+            RDKafkaErrorCode::QueueFull,
+        ] {
+            assert!(!is_permanent(code), "{code:?}");
+            assert!(!publish_failed("t", &KafkaError::MessageProduction(code)).permanent);
+        }
+        assert!(!publish_failed("t", &KafkaError::Canceled).permanent);
     }
 }

@@ -220,6 +220,7 @@ impl RetryCore {
             dead_letter_topic: self.config.dead_letter_topic.clone(),
             key_prefix: self.config.key_prefix.clone(),
             max_dead_letters: self.config.max_dead_letters,
+            max_publish_failures: self.config.max_publish_failures,
             batch_size: self.config.batch_size,
             lease: self.config.lease,
             poll_interval: self.config.poll_interval,

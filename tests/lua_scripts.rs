@@ -919,3 +919,62 @@ async fn count_uses_redis_time() {
         }
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn release_counts_refusals_and_keeps_the_one_at_the_limit_leased_until_acked() {
+    let Some(t) = TestRedis::start(
+        SUITE,
+        "release_counts_refusals_and_keeps_the_one_at_the_limit_leased_until_acked",
+    )
+    .await
+    else {
+        return;
+    };
+    let schedule = t.schedule(WINDOW);
+    let keys = schedule.keys().clone();
+    let id = msg_id();
+    push_new(&schedule, &id, 0, &tail("{}")).await;
+    let max = 3;
+    for refusal in 1..max {
+        let claim = schedule.claim(10, LEASE, POLL).await.unwrap();
+        assert_eq!(claim.items.len(), 1, "refusal {refusal}");
+        // A transient failure is not counted.
+        let moved = schedule
+            .release(claim.deadline, Duration::ZERO, std::slice::from_ref(&id))
+            .await
+            .unwrap();
+        assert_eq!(moved, 1);
+        let claim = schedule.claim(10, LEASE, POLL).await.unwrap();
+        let (moved, reached) = schedule
+            .release_counting(
+                claim.deadline,
+                Duration::ZERO,
+                max,
+                std::slice::from_ref(&id),
+            )
+            .await
+            .unwrap();
+        assert_eq!((moved, reached), (1, vec![]), "refusal {refusal}");
+        assert_eq!(
+            t.hget(&keys.failures, &id).await.as_deref(),
+            Some(refusal.to_string().as_str())
+        );
+    }
+    let claim = schedule.claim(10, LEASE, POLL).await.unwrap();
+    let (moved, reached) = schedule
+        .release_counting(
+            claim.deadline,
+            Duration::ZERO,
+            max,
+            std::slice::from_ref(&id),
+        )
+        .await
+        .unwrap();
+    assert_eq!((moved, reached), (0, vec![id.clone()]));
+    // At the limit it stays leased under our claim (the caller dead-letters it), not due.
+    assert_eq!(t.zscore(&keys.lease, &id).await, Some(claim.deadline));
+    assert_eq!(t.zscore(&keys.due, &id).await, None);
+    schedule.ack(std::slice::from_ref(&id)).await.unwrap();
+    assert_eq!(t.hget(&keys.failures, &id).await, None);
+    assert_eq!(t.hget(&keys.entries, &id).await, None);
+}

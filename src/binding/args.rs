@@ -131,6 +131,11 @@ pub fn parse_config(config: Option<&Unknown>) -> CoreResult<ConfigInput> {
         dead_letter_topic: optional_string(&object, "deadLetterTopic", "config.deadLetterTopic")?,
         max_dead_letters: optional_number(&object, "maxDeadLetters", "config.maxDeadLetters")?,
         migrate_legacy: optional_bool(&object, "migrateLegacy", "config.migrateLegacy")?,
+        max_publish_failures: optional_number(
+            &object,
+            "maxPublishFailures",
+            "config.maxPublishFailures",
+        )?,
     })
 }
 

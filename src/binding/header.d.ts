@@ -29,6 +29,8 @@ export interface KafkaRetryConfig {
   deadLetterTopic?: string
   /** Above this many dead letters the listener reports it (a `deadLetterCap` event and `stats().deadLetterCapExceeded`). Nothing is ever trimmed. */
   maxDeadLetters?: number
+  /** Failed publishes of one message, with an error retrying cannot fix (larger than the topic's `max.message.bytes`, no such topic, not authorized to write it), before it is dead-lettered with the broker's error (a `deadLetter` and an `error` event). Transient failures (broker down, timeouts) are never counted. Default 5. */
+  maxPublishFailures?: number
   /** Let the listener schedule, every 10 s, the messages the original JavaScript class left in Redis (see `migrateLegacy()`). Default false. */
   migrateLegacy?: boolean
   /** Called for every listener event. Exceptions it throws are ignored. */
@@ -119,7 +121,7 @@ export interface RetryStats {
   deadLettered: number
   /** Re-published since the process started. */
   published: number
-  /** Failed publish attempts since the process started (each was rescheduled). */
+  /** Failed publish attempts since the process started (each was rescheduled, or dead-lettered at `maxPublishFailures`). */
   publishFailures: number
   /** Dead-lettered since the process started. */
   deadLetteredTotal: number

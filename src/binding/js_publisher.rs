@@ -38,8 +38,9 @@ const BATCH_MAX: usize = 2048;
 /// producer promise that never settles) are swept.
 const SWEEP_AT: usize = 16_384;
 
-/// A message's outcome as the JavaScript loop reported it: the failure's text on error.
-type Outcome = std::result::Result<(), String>;
+/// A message's outcome as the JavaScript loop reported it: the failure's text on error, and the
+/// kafkajs error type when it is one retrying cannot fix.
+type Outcome = std::result::Result<(), (String, Option<String>)>;
 type Waiting = Arc<Mutex<HashMap<u64, oneshot::Sender<Outcome>>>>;
 type Job = (Outgoing, oneshot::Sender<Outcome>);
 
@@ -52,8 +53,12 @@ pub struct Batch {
 
 type BatchArgs = FnArgs<(Vec<f64>, Vec<u32>, Vec<String>)>;
 /// `BATCH_SCRIPT`'s arguments: the producer method, whether it is `send`, and the outcome
-/// callback `done(id, failure?)`.
-type FactoryArgs<'a> = FnArgs<(Function<'a>, bool, Function<'a, (f64, Option<String>), ()>)>;
+/// callback `done(id, failure?, permanentType?)`.
+type FactoryArgs<'a> = FnArgs<(
+    Function<'a>,
+    bool,
+    Function<'a, (f64, Option<String>, Option<String>), ()>,
+)>;
 /// Strong (not weak) on purpose: while the listener runs, Node stays alive, as it did with the
 /// original's timer; `close()` drops it and lets the process exit.
 type BatchTsfn = ThreadsafeFunction<Batch, (), BatchArgs, Status, false>;
@@ -72,21 +77,23 @@ impl JsPublisher {
         let bound = method.bind(producer)?;
         let waiting: Waiting = Arc::default();
         let outcomes = waiting.clone();
-        let done = env.create_function_from_closure::<(f64, Option<String>), (), _>(
-            "kafkaRetryPublished",
-            move |ctx| {
-                let id = ctx.get::<f64>(0)? as u64;
-                let failure = ctx.get::<Option<String>>(1).unwrap_or(None);
-                let sender = outcomes
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .remove(&id);
-                if let Some(sender) = sender {
-                    let _ = sender.send(failure.map_or(Ok(()), Err));
-                }
-                Ok(())
-            },
-        )?;
+        let done = env
+            .create_function_from_closure::<(f64, Option<String>, Option<String>), (), _>(
+                "kafkaRetryPublished",
+                move |ctx| {
+                    let id = ctx.get::<f64>(0)? as u64;
+                    let failure = ctx.get::<Option<String>>(1).unwrap_or(None);
+                    let permanent = ctx.get::<Option<String>>(2).unwrap_or(None);
+                    let sender = outcomes
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .remove(&id);
+                    if let Some(sender) = sender {
+                        let _ = sender.send(failure.map_or(Ok(()), |f| Err((f, permanent))));
+                    }
+                    Ok(())
+                },
+            )?;
         let factory: Function<FactoryArgs, Function<BatchArgs, ()>> =
             env.run_script(BATCH_SCRIPT)?;
         let publish_batch = factory.call(FnArgs::from((bound, is_send, done)))?;
@@ -149,8 +156,11 @@ async fn run_batches(
             let mut waiting = waiting.lock().unwrap_or_else(|p| p.into_inner());
             for id in ids {
                 if let Some(sender) = waiting.remove(&id) {
-                    let _ = sender.send(Err(format!(
-                        "the call into JavaScript failed ({status}): Node is shutting down"
+                    let _ = sender.send(Err((
+                        format!(
+                            "the call into JavaScript failed ({status}): Node is shutting down"
+                        ),
+                        None,
                     )));
                 }
             }
@@ -181,7 +191,11 @@ impl Publisher for JsPublisher {
             }
             match outcome.await {
                 Ok(Ok(())) => Ok(()),
-                Ok(Err(reason)) => Err(failed(reason)),
+                Ok(Err((reason, None))) => Err(failed(reason)),
+                // kafkajs typed it as a refusal retrying cannot fix (publish_batch.js PERMANENT).
+                Ok(Err((reason, Some(kind)))) => {
+                    Err(failed(format!("{reason} ({kind})")).permanent(true))
+                }
                 Err(_) => Err(failed("the publisher is closed".to_string())),
             }
         })

@@ -116,6 +116,10 @@ fn documented_defaults_are_the_applied_ones() {
         ("cluster", config.cluster.to_string()),
         ("migrateLegacy", config.migrate_legacy.to_string()),
         ("shards", config.shards.to_string()),
+        (
+            "maxPublishFailures",
+            config.max_publish_failures.to_string(),
+        ),
     ];
     let documented = members(interface(HEADER, "KafkaRetryConfig"));
     for (key, doc) in &documented {

@@ -17,6 +17,9 @@ pub struct Keys {
     /// String: when the listeners next look (ms, Redis's clock), written by each claim. Also the
     /// name of the pub/sub channel a push announces an earlier message on.
     pub wake: String,
+    /// Hash: id -> how many of its publishes failed with an error retrying cannot fix (see
+    /// `release.lua`); an id is in it only while such failures are counted for it.
+    pub failures: String,
 }
 
 impl Keys {
@@ -35,6 +38,7 @@ impl Keys {
             entries: format!("{{{tag}}}:entries"),
             seen: format!("{{{tag}}}:seen"),
             wake: format!("{{{tag}}}:wake"),
+            failures: format!("{{{tag}}}:failures"),
         }
     }
 }
@@ -58,11 +62,11 @@ mod tests {
     #[test]
     fn keys_share_one_hash_tag() {
         let k = Keys::new("svc", 0);
-        for key in [&k.due, &k.lease, &k.entries, &k.seen, &k.wake] {
+        for key in [&k.due, &k.lease, &k.entries, &k.seen, &k.wake, &k.failures] {
             assert!(key.starts_with("{svc}:"), "{key}");
         }
         let k = Keys::new("svc", 3);
-        for key in [&k.due, &k.lease, &k.entries, &k.seen, &k.wake] {
+        for key in [&k.due, &k.lease, &k.entries, &k.seen, &k.wake, &k.failures] {
             assert!(key.starts_with("{svc#3}:"), "{key}");
         }
     }

@@ -150,7 +150,10 @@ impl Schedule {
         self.redis
             .run("ack", |mut conn| async move {
                 let mut call = ACK.key(&keys.lease);
-                call.key(&keys.entries).key(&keys.seen).arg(window);
+                call.key(&keys.entries)
+                    .key(&keys.seen)
+                    .key(&keys.failures)
+                    .arg(window);
                 for id in ids {
                     call.arg(id);
                 }
@@ -162,23 +165,51 @@ impl Schedule {
     /// Puts claimed messages back on the schedule, due `delay` from now, if still leased under
     /// `deadline`. Returns how many moved.
     pub async fn release(&self, deadline: u64, delay: Duration, ids: &[String]) -> Result<u64> {
+        Ok(self.release_counting(deadline, delay, 0, ids).await?.0)
+    }
+
+    /// [`Schedule::release`], counting one more failure that retrying cannot fix per id when
+    /// `max_failures` > 0 (in the schedule's failures hash, so the count outlives this listener):
+    /// an id whose count reaches `max_failures` is not moved but stays leased under `deadline`,
+    /// and is returned beside how many moved, for the caller to dead-letter and ack.
+    pub async fn release_counting(
+        &self,
+        deadline: u64,
+        delay: Duration,
+        max_failures: u64,
+        ids: &[String],
+    ) -> Result<(u64, Vec<String>)> {
         if ids.is_empty() {
-            return Ok(0);
+            return Ok((0, Vec::new()));
         }
         let keys = &self.keys;
-        self.redis
+        let reply: Vec<redis::Value> = self
+            .redis
             .run("release", |mut conn| async move {
                 let mut call = RELEASE.key(&keys.due);
                 call.key(&keys.lease)
                     .key(&keys.wake)
+                    .key(&keys.failures)
                     .arg(deadline)
-                    .arg(delay.as_millis() as u64);
+                    .arg(delay.as_millis() as u64)
+                    .arg(max_failures);
                 for id in ids {
                     call.arg(id);
                 }
-                call.invoke_async::<u64>(&mut conn).await
+                call.invoke_async(&mut conn).await
             })
-            .await
+            .await?;
+        use redis::FromRedisValue;
+        let mut values = reply.into_iter();
+        let moved = values
+            .next()
+            .and_then(|v| u64::from_redis_value(&v).ok())
+            .ok_or_else(|| RetryError::new(ErrorCode::Internal, "unexpected release reply"))?;
+        let reached = values
+            .map(|v| String::from_redis_value(&v))
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(|_| RetryError::new(ErrorCode::Internal, "unexpected release reply"))?;
+        Ok((moved, reached))
     }
 
     /// Extends the lease of claimed messages still leased under `deadline` to `lease` from now.

@@ -1,6 +1,7 @@
 -- Forget messages whose publish (or dead-lettering) the broker acknowledged.
 -- KEYS[1] lease zset, KEYS[2] entries hash, KEYS[3] seen zset (id -> when acknowledged, by
--- Redis's clock)
+-- Redis's clock), KEYS[4] failures hash (release.lua's counts of publishes that failed with an
+-- error retrying cannot fix: forgotten with the message)
 -- ARGV[1] dedupe window ms, ARGV[2..] ids.
 -- Deleting only after the ack is what makes a crash mid-publish lose nothing.
 -- While a message is stored, its entry itself drops a redelivered push (HSETNX); once it is
@@ -27,6 +28,12 @@ for i = 1, #ids, STEP do
   local last = math.min(i + STEP - 1, #ids)
   redis.call('ZREM', KEYS[1], unpack(ids, i, last))
   redis.call('HDEL', KEYS[2], unpack(ids, i, last))
+end
+-- Almost always absent: one EXISTS instead of an HDEL per step.
+if redis.call('EXISTS', KEYS[4]) == 1 then
+  for i = 1, #ids, STEP do
+    redis.call('HDEL', KEYS[4], unpack(ids, i, math.min(i + STEP - 1, #ids)))
+  end
 end
 if #seen > 0 then
   for i = 1, #seen, STEP do

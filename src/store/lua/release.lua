@@ -1,22 +1,32 @@
 -- Put claimed messages back on the schedule (a failed publish, or close() before publishing),
 -- without spending a retry, due ARGV[2] ms from now by Redis's clock.
--- KEYS[1] due zset, KEYS[2] lease zset, KEYS[3] wake key; ARGV[1] lease deadline of our claim,
--- ARGV[2] delay ms, ARGV[3..] ids.
+-- KEYS[1] due zset, KEYS[2] lease zset, KEYS[3] wake key, KEYS[4] failures hash (id -> publishes
+-- failed with an error retrying cannot fix); ARGV[1] lease deadline of our claim, ARGV[2] delay
+-- ms, ARGV[3] maxPublishFailures, or 0 for a transient failure (nothing counted), ARGV[4..] ids.
 -- Only ids still leased under our deadline move: if our lease ran out and another listener
 -- claimed the id, it is theirs now and moving it would let a third listener publish it too.
+-- With ARGV[3] > 0 each id's count goes up by one; an id that reaches it stays leased (ours) and
+-- is returned, for the caller to dead-letter and then ack (ack.lua clears its count).
+-- Returns { moved, reached ids... }.
 redis.replicate_commands()
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
 local due = string.format('%d', now + tonumber(ARGV[2]))
 local moved = 0
 local deadline = tonumber(ARGV[1])
-for i = 3, #ARGV do
+local max = tonumber(ARGV[3])
+local reached = {}
+for i = 4, #ARGV do
   local id = ARGV[i]
   local score = redis.call('ZSCORE', KEYS[2], id)
   if score and tonumber(score) == deadline then
-    redis.call('ZREM', KEYS[2], id)
-    redis.call('ZADD', KEYS[1], due, id)
-    moved = moved + 1
+    if max > 0 and redis.call('HINCRBY', KEYS[4], id, 1) >= max then
+      reached[#reached + 1] = id
+    else
+      redis.call('ZREM', KEYS[2], id)
+      redis.call('ZADD', KEYS[1], due, id)
+      moved = moved + 1
+    end
   end
 end
 -- Announced like a push (push.lua), so another listener takes over if this one is closing.
@@ -26,4 +36,4 @@ if moved > 0 then
     redis.call('PUBLISH', KEYS[3], due)
   end
 end
-return moved
+return { moved, unpack(reached) }
