@@ -35,11 +35,20 @@ function libfaketime() {
 }
 
 
-// A listener in its own process, with the internal producer; prints {"ready":true,"now":Date.now()}.
+// A listener in its own process, with the internal producer, or a kafkajs producer when
+// LISTENER_PRODUCER=kafkajs; prints {"ready":true,"now":Date.now()}.
 const LISTENER = `
 const { KafkaRetry } = require('.')
 const retry = new KafkaRetry(JSON.parse(process.env.LISTENER_CONFIG))
-retry.queueListener(null, process.env.LISTENER_DLQ).then(
+const producer = async () => {
+  if (process.env.LISTENER_PRODUCER !== 'kafkajs') return null
+  const { Kafka, logLevel } = require('kafkajs')
+  const kafka = new Kafka({ clientId: 'skewed-listener', brokers: (process.env.KAFKA_BROKERS || '127.0.0.1:9092').split(','), logLevel: logLevel.NOTHING })
+  const p = kafka.producer()
+  await p.connect()
+  return p
+}
+producer().then((p) => retry.queueListener(p, process.env.LISTENER_DLQ)).then(
   () => console.log(JSON.stringify({ ready: true, now: Date.now() })),
   (err) => { console.error(err); process.exit(2) },
 )
@@ -82,7 +91,15 @@ test('a listener whose clock runs 40 s ahead publishes nothing early and nothing
   await h.createTopics(topic)
   const { consumer, seen } = await h.consume(topic)
   const config = { keyPrefix, pollIntervalMs: 200 }
-  const ahead = spawnListener(config, dlq, { LD_PRELOAD: libfaketime(), FAKETIME: '+40s', FAKETIME_DONT_RESET: '1' })
+  // The shifted listener publishes through kafkajs: libfaketime shifts the clock of this process
+  // only, not the kernel's, so librdkafka's timed waits (absolute deadlines on the shifted
+  // clock) would overshoot by the shift, which a host whose clock is really off does not see.
+  const ahead = spawnListener(config, dlq, {
+    LD_PRELOAD: libfaketime(),
+    FAKETIME: '+40s',
+    FAKETIME_DONT_RESET: '1',
+    LISTENER_PRODUCER: 'kafkajs',
+  })
   const normal = spawnListener(config, dlq)
   const pusher = new KafkaRetry({ keyPrefix })
   try {

@@ -60,7 +60,10 @@ async function startLockedBroker() {
     '',
   ].join('\n'))
   const java = ['-Xms128m', '-Xmx512m', '-cp', `${jars}/*`]
-  const id = crypto.randomBytes(16).toString('base64url')
+  // A cluster id starting with '-' would be read as an option by StorageTool.
+  let id
+  do id = crypto.randomBytes(16).toString('base64url')
+  while (id.startsWith('-'))
   execFileSync('java', [...java, 'kafka.tools.StorageTool', 'format', '-t', id, '-c', props], { stdio: 'ignore' })
   const log = fs.openSync(path.join(dir, 'kafka.log'), 'a')
   const child = spawn('java', [...java, 'kafka.Kafka', props], { stdio: ['ignore', log, log] })

@@ -85,6 +85,9 @@ impl KafkaPublisher {
             // CRC32 default: a retried message lands on the partition the other messages of its
             // key use, so it neither overtakes nor trails them on another partition.
             .set("partitioner", "murmur2_random")
+            // librdkafka resends a produce request whose answer it lost; idempotence makes the
+            // broker drop such a repeat instead of writing the message twice.
+            .set("enable.idempotence", "true")
             // After a broker outage, reconnect within a second instead of librdkafka's 10 s
             // ceiling, so rescheduled messages go out soon after the broker is back.
             .set("reconnect.backoff.max.ms", "1000");

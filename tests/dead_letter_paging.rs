@@ -9,7 +9,7 @@
 
 mod common;
 
-use common::TestRedis;
+use common::{PrivateServer, TestRedis};
 use kafka_retry::clock::now_ms;
 use kafka_retry::store::dead_letters::{DeadLetters, Page, INDEX_STEP_FIELDS, STALE_PER_PAGE};
 use kafka_retry::store::entry::{DeadLetter, Entry};
@@ -513,9 +513,17 @@ async fn requeue_all_while_a_listener_writes_loses_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_first_page_and_requeue_all_of_20000_do_not_read_the_whole_hash() {
-    // Alone in this binary: the counts are server-wide.
+    // The counts are server-wide: on a server of its own (and alone in this binary), so no other
+    // client's commands are counted.
     let _gate = GATE.write().await;
-    let Some(t) = TestRedis::start(SUITE, "bounded_work").await else {
+    if TestRedis::start(SUITE, "bounded_work_probe")
+        .await
+        .is_none()
+    {
+        return;
+    }
+    let server = PrivateServer::start().await;
+    let Some(t) = TestRedis::start_at(&server.url, SUITE, "bounded_work").await else {
         return;
     };
     let store = t.store();
@@ -580,7 +588,13 @@ async fn the_first_page_and_requeue_all_of_20000_do_not_read_the_whole_hash() {
     assert!(delta(&before, &after, "hmget") <= pages + 2);
     // One read of the letter, one in the script (commands in scripts count too).
     assert_eq!(delta(&before, &after, "hget"), 2 * (n as u64 + 1));
-    assert_eq!(delta(&before, &after, "evalsha"), n as u64 + 1);
+    // One script call per letter; on this fresh server the first one is refused (NOSCRIPT) and
+    // sent again after the script is loaded.
+    let evalsha = delta(&before, &after, "evalsha");
+    assert!(
+        (n as u64 + 1..=n as u64 + 2).contains(&evalsha),
+        "evalsha {evalsha}"
+    );
     assert_eq!(t.hlen(&dlq).await, 0);
     assert!(!t.exists(&index).await);
 }

@@ -37,6 +37,12 @@ impl TestRedis {
     /// and none is required. Panics when `KAFKA_RETRY_REQUIRE_SERVICES=1` and none answers.
     pub async fn start(suite: &str, test: &str) -> Option<TestRedis> {
         let url = std::env::var("REDIS_URL").unwrap_or_else(|_| DEFAULT_URL.to_string());
+        Self::start_at(&url, suite, test).await
+    }
+
+    /// [`TestRedis::start`] on the server at `url`.
+    pub async fn start_at(url: &str, suite: &str, test: &str) -> Option<TestRedis> {
+        let url = url.to_string();
         let conn = match probe(&url).await {
             Ok(conn) => conn,
             Err(err) => {
@@ -94,6 +100,49 @@ impl Drop for TestRedis {
         if !keys.is_empty() {
             let _ = redis::cmd("DEL").arg(&keys).exec(&mut conn);
         }
+    }
+}
+
+/// A Redis server of one test's own, on a free loopback port, stopped when dropped: for a test
+/// that reads server-wide figures (`INFO commandstats`), which other clients of a shared server
+/// would disturb.
+pub struct PrivateServer {
+    child: std::process::Child,
+    /// Its URL.
+    pub url: String,
+}
+
+impl PrivateServer {
+    /// Starts `redis-server` (which `scripts/services.sh` installs); fails the test if it cannot.
+    pub async fn start() -> PrivateServer {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let child = std::process::Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server could not start a private server: install redis-server (bash scripts/services.sh start does)");
+        // Owned at once, so a failure below still stops it (Drop).
+        let server = PrivateServer {
+            child,
+            url: format!("redis://127.0.0.1:{port}"),
+        };
+        for _ in 0..100 {
+            if probe(&server.url).await.is_ok() {
+                return server;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("the private redis-server on port {port} did not answer within 5 s");
+    }
+}
+
+impl Drop for PrivateServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
