@@ -2,7 +2,8 @@
 # The project's test command (`npm test`): installs what it needs, builds the addon, starts Redis
 # and the Kafka-compatible broker unless REDIS_URL / KAFKA_BROKERS point at running ones, then
 # runs the Rust unit tests, the TypeScript check and the JavaScript integration tests.
-# KAFKA_IMPL=apache: the broker is Apache Kafka instead of Tansu (see scripts/services.sh).
+# KAFKA_IMPL=apache: the broker is Apache Kafka instead of Tansu (see scripts/services.sh), with a
+# SASL_SSL listener whose settings are exported as KAFKA_SECURED_* for __test__/secured.test.js.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -18,6 +19,12 @@ echo "== start or reuse Redis and the broker"
 bash scripts/services.sh start
 eval "$(bash scripts/services.sh env)"
 export REDIS_URL KAFKA_BROKERS
+# Apache Kafka's SASL_SSL and SSL listeners, for __test__/secured.test.js (which fails without it: Tansu
+# has no secured listeners, so that suite needs KAFKA_IMPL=apache).
+if [ "${KAFKA_IMPL:-tansu}" = apache ]; then
+  eval "$(bash scripts/services.sh secured-env)"
+  export KAFKA_SECURED_BROKERS KAFKA_SECURED_CA KAFKA_SECURED_USERNAME KAFKA_SECURED_PASSWORD KAFKA_SSL_BROKERS
+fi
 # The fault tests run brokers of their own, even when a shared one is reused.
 TANSU_BIN="${TANSU_BIN:-$(bash scripts/services.sh tansu-bin)}"
 export TANSU_BIN
