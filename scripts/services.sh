@@ -13,6 +13,10 @@
 #   scripts/services.sh apache-kafka-jars  print the Apache Kafka jars' directory, fetching them if needed
 #   scripts/services.sh kafka-info print the Apache Kafka version, its paths and
 #                               disk use (fetching nothing)
+#   scripts/services.sh secured-env  print `export KAFKA_SECURED_BROKERS=... KAFKA_SECURED_CA=...
+#                               KAFKA_SECURED_USERNAME=... KAFKA_SECURED_PASSWORD=...
+#                               KAFKA_SSL_BROKERS=...`: Apache Kafka's SASL_SSL and SSL
+#                               listeners (KAFKA_IMPL=apache)
 #
 # Redis: the system redis-server (apt-get install redis-server if missing).
 # Kafka, chosen with KAFKA_IMPL:
@@ -28,6 +32,15 @@
 #                    Needs Java 17+ and Maven (apt-get installs them if missing).
 #                    The controller listens on KAFKA_CONTROLLER_PORT (default:
 #                    the broker port + 1); KAFKA_HEAP_OPTS sets the heap.
+#                    Besides the PLAINTEXT listener at KAFKA_BROKERS, a SASL_SSL
+#                    listener on KAFKA_SECURED_PORT (default: the broker port + 2)
+#                    with a test CA and broker certificate made by `openssl`
+#                    (.services/kafka-<version>/tls) and the mechanisms PLAIN,
+#                    SCRAM-SHA-256 and SCRAM-SHA-512 (users created when the
+#                    data directory is formatted), and an SSL listener (TLS
+#                    only, no client certificate) on KAFKA_SSL_PORT (default: the
+#                    broker port + 3); `secured-env` prints their addresses, the
+#                    CA and the credentials.
 # With Docker, `docker compose up` and exporting REDIS_URL / KAFKA_BROKERS works
 # too: this script then just reuses those servers.
 set -euo pipefail
@@ -60,6 +73,15 @@ APACHE_KAFKA_DATA="$APACHE_KAFKA_DIR/data"
 APACHE_KAFKA_PROPS="$APACHE_KAFKA_DIR/server.properties"
 APACHE_KAFKA_LOG4J="$APACHE_KAFKA_DIR/log4j2.properties"
 MAVEN_REPO="$SERVICES_DIR/m2"
+APACHE_KAFKA_TLS="$APACHE_KAFKA_DIR/tls"
+# Records what the data directory was formatted for (the SCRAM users); another setup re-formats it.
+APACHE_KAFKA_SETUP_MARKER="$APACHE_KAFKA_DATA/kafka-retry-setup"
+APACHE_KAFKA_SETUP="sasl-ssl-scram-v1"
+# The SASL_SSL listener's users (test credentials, nothing secret): the one clients use, and an
+# admin. PLAIN and both SCRAM mechanisms know both.
+KAFKA_SECURED_USERNAME="retry"
+KAFKA_SECURED_PASSWORD="retry-secret"
+KAFKA_SECURED_ADMIN_PASSWORD="admin-secret"
 APACHE_KAFKA_PID_FILE="$SERVICES_DIR/kafka.pid"
 APACHE_KAFKA_LOG="$SERVICES_DIR/kafka.log"
 # the broker's main class, also how pid_alive recognises our java process
@@ -111,6 +133,10 @@ parse_kafka_brokers() {
   KAFKA_HOST="$HP_HOST"; KAFKA_PORT="$HP_PORT"
   KAFKA_CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-$((KAFKA_PORT + 1))}"
   [[ "$KAFKA_CONTROLLER_PORT" =~ ^[0-9]+$ ]] || die "bad KAFKA_CONTROLLER_PORT '$KAFKA_CONTROLLER_PORT'"
+  KAFKA_SECURED_PORT="${KAFKA_SECURED_PORT:-$((KAFKA_PORT + 2))}"
+  [[ "$KAFKA_SECURED_PORT" =~ ^[0-9]+$ ]] || die "bad KAFKA_SECURED_PORT '$KAFKA_SECURED_PORT'"
+  KAFKA_SSL_PORT="${KAFKA_SSL_PORT:-$((KAFKA_PORT + 3))}"
+  [[ "$KAFKA_SSL_PORT" =~ ^[0-9]+$ ]] || die "bad KAFKA_SSL_PORT '$KAFKA_SSL_PORT'"
 }
 
 is_local_host() {
@@ -142,6 +168,7 @@ redis_answers() {
 }
 
 kafka_answers() { tcp_open "$KAFKA_HOST" "$KAFKA_PORT"; }
+kafka_secured_answers() { tcp_open "$KAFKA_HOST" "$KAFKA_SECURED_PORT" && tcp_open "$KAFKA_HOST" "$KAFKA_SSL_PORT"; }
 
 # The name and pid of the process listening on a local TCP port, if `ss` can tell.
 listener_process() { # port
@@ -380,11 +407,25 @@ apache_kafka_config() {
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@$host:$KAFKA_CONTROLLER_PORT
-listeners=PLAINTEXT://$host:$KAFKA_PORT,CONTROLLER://$host:$KAFKA_CONTROLLER_PORT
-advertised.listeners=PLAINTEXT://$host:$KAFKA_PORT
+listeners=PLAINTEXT://$host:$KAFKA_PORT,CONTROLLER://$host:$KAFKA_CONTROLLER_PORT,SASL_SSL://$host:$KAFKA_SECURED_PORT,SSL://$host:$KAFKA_SSL_PORT
+advertised.listeners=PLAINTEXT://$host:$KAFKA_PORT,SASL_SSL://$host:$KAFKA_SECURED_PORT,SSL://$host:$KAFKA_SSL_PORT
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL_SSL:SASL_SSL,SSL:SSL
+# The SASL_SSL listener: TLS with the script's test CA (PEM files), then SASL PLAIN or SCRAM.
+# PLAIN's users are listed here; SCRAM's were stored when the data directory was formatted.
+listener.name.sasl_ssl.ssl.keystore.type=PEM
+listener.name.sasl_ssl.ssl.keystore.location=$APACHE_KAFKA_TLS/broker-keystore.pem
+listener.name.sasl_ssl.ssl.truststore.type=PEM
+listener.name.sasl_ssl.ssl.truststore.location=$APACHE_KAFKA_TLS/ca.pem
+sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-256,SCRAM-SHA-512
+listener.name.sasl_ssl.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_admin="$KAFKA_SECURED_ADMIN_PASSWORD" user_$KAFKA_SECURED_USERNAME="$KAFKA_SECURED_PASSWORD";
+listener.name.sasl_ssl.scram-sha-256.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+# The SSL listener: the same certificate, TLS only (no client certificate asked for).
+listener.name.ssl.ssl.keystore.type=PEM
+listener.name.ssl.ssl.keystore.location=$APACHE_KAFKA_TLS/broker-keystore.pem
+listener.name.ssl.ssl.client.auth=none
 log.dirs=$APACHE_KAFKA_DATA
 auto.create.topics.enable=true
 num.partitions=1
@@ -421,21 +462,63 @@ logger.zookeeper.level = INFO
 EOF
 }
 
-# Formats the data directory once (a new cluster id); later starts keep its topics.
+# Formats the data directory once (a new cluster id, the SCRAM users); later starts keep its
+# topics. A directory formatted for another setup (before the SASL_SSL listener, without the
+# marker) is formatted again, which empties it.
 apache_kafka_format() {
-  [[ -f "$APACHE_KAFKA_DATA/meta.properties" ]] && return
-  local id out
+  if [[ -f "$APACHE_KAFKA_DATA/meta.properties" ]]; then
+    [[ "$(cat "$APACHE_KAFKA_SETUP_MARKER" 2>/dev/null)" == "$APACHE_KAFKA_SETUP" ]] && return
+    note "$APACHE_KAFKA_DATA was formatted without the SASL_SSL listener's SCRAM users: formatting it again (its topics are dropped)"
+  fi
+  local id out mechanism scram=()
+  for mechanism in SCRAM-SHA-256 SCRAM-SHA-512; do
+    scram+=(--add-scram "$mechanism=[name=$KAFKA_SECURED_USERNAME,password=$KAFKA_SECURED_PASSWORD]"
+            --add-scram "$mechanism=[name=admin,password=$KAFKA_SECURED_ADMIN_PASSWORD]")
+  done
   id="$(apache_kafka_java kafka.tools.StorageTool random-uuid 2>>"$APACHE_KAFKA_LOG" 9>&- | tail -n 1)"
   [[ "$id" =~ ^[A-Za-z0-9_-]{22}$ ]] || { tail -n 20 "$APACHE_KAFKA_LOG" >&2; die "kafka-storage random-uuid gave '$id'"; }
   rm -rf "$APACHE_KAFKA_DATA"
   # controller.quorum.voters is set (a static quorum): no --standalone / --initial-controllers
-  if ! out="$(apache_kafka_java kafka.tools.StorageTool format -t "$id" -c "$APACHE_KAFKA_PROPS" </dev/null 2>&1 9>&-)"; then
+  if ! out="$(apache_kafka_java kafka.tools.StorageTool format -t "$id" -c "$APACHE_KAFKA_PROPS" "${scram[@]}" </dev/null 2>&1 9>&-)"; then
     printf '%s\n' "$out" >>"$APACHE_KAFKA_LOG"
     printf '%s\n' "$out" | tail -n 20 >&2
     die "formatting $APACHE_KAFKA_DATA failed"
   fi
   printf '%s\n' "$out" >>"$APACHE_KAFKA_LOG"
-  note "formatted $APACHE_KAFKA_DATA (cluster id $id)"
+  printf '%s\n' "$APACHE_KAFKA_SETUP" >"$APACHE_KAFKA_SETUP_MARKER"
+  note "formatted $APACHE_KAFKA_DATA (cluster id $id, SCRAM users $KAFKA_SECURED_USERNAME and admin)"
+}
+
+# The SASL_SSL listener's TLS files, made once with the openssl CLI: a test CA (ca.pem) and a
+# broker certificate it signs for localhost and 127.0.0.1 / ::1; broker-keystore.pem holds the
+# broker's unencrypted PKCS#8 key and its certificate, as Kafka's PEM keystore reads them.
+apache_kafka_tls() {
+  local d="$APACHE_KAFKA_TLS"
+  [[ -f "$d/.complete" ]] && return
+  command -v openssl >/dev/null 2>&1 || apt_install openssl
+  rm -rf "$d.tmp"
+  mkdir -p "$d.tmp"
+  # (chained with &&: errexit does not apply inside a command list followed by ||)
+  (
+    cd "$d.tmp" &&
+    openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -sha256 \
+      -subj "/CN=kafka-retry test CA" -keyout ca.key -out ca.pem \
+      -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" &&
+    openssl req -newkey rsa:2048 -nodes -sha256 -subj "/CN=localhost" \
+      -keyout broker.key -out broker.csr &&
+    printf '%s\n' "subjectAltName=DNS:localhost,IP:127.0.0.1,IP:::1" \
+      "extendedKeyUsage=serverAuth,clientAuth" "basicConstraints=CA:FALSE" >broker.ext &&
+    openssl x509 -req -in broker.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 3650 \
+      -sha256 -extfile broker.ext -out broker.pem &&
+    openssl pkcs8 -topk8 -nocrypt -in broker.key -out broker.pk8 &&
+    cat broker.pk8 broker.pem >broker-keystore.pem &&
+    rm -f broker.csr broker.ext ca.srl
+  ) </dev/null >>"$INSTALL_LOG" 2>&1 9>&- || {
+    tail -n 20 "$INSTALL_LOG" >&2; rm -rf "$d.tmp"; die "making the test CA and broker certificate with openssl failed"; }
+  touch "$d.tmp/.complete"
+  rm -rf "$d"
+  mv "$d.tmp" "$d"
+  note "made a test CA and broker certificate in $d"
 }
 
 # What answers at KAFKA_BROKERS: "Apache Kafka 4.4.0, pid N" / "tansu, pid N" when this script
@@ -502,6 +585,12 @@ start_redis() {
 }
 
 start_kafka() {
+  if [[ "$KAFKA_IMPL" == apache ]] && kafka_answers && ! kafka_secured_answers &&
+     pid_alive "$APACHE_KAFKA_PID_FILE" "$APACHE_KAFKA_MAIN" >/dev/null; then
+    # started by an earlier version of this script, before the secured listeners: replace it
+    note "the Apache Kafka started earlier has no SASL_SSL listener on :$KAFKA_SECURED_PORT or SSL listener on :$KAFKA_SSL_PORT: restarting it"
+    stop_pidfile "$APACHE_KAFKA_PID_FILE" "$APACHE_KAFKA_MAIN" kafka 600 >/dev/null
+  fi
   if kafka_answers; then
     local who
     who="$(describe_broker)"
@@ -586,11 +675,20 @@ start_apache_kafka() {
     who="$(listener_process "$KAFKA_CONTROLLER_PORT")"
     die "the controller port $KAFKA_HOST:$KAFKA_CONTROLLER_PORT is taken${who:+ ($who)}; set KAFKA_CONTROLLER_PORT to a free one"
   fi
+  if tcp_open "$KAFKA_HOST" "$KAFKA_SECURED_PORT"; then
+    who="$(listener_process "$KAFKA_SECURED_PORT")"
+    die "the SASL_SSL listener's port $KAFKA_HOST:$KAFKA_SECURED_PORT is taken${who:+ ($who)}; set KAFKA_SECURED_PORT to a free one"
+  fi
+  if tcp_open "$KAFKA_HOST" "$KAFKA_SSL_PORT"; then
+    who="$(listener_process "$KAFKA_SSL_PORT")"
+    die "the SSL listener's port $KAFKA_HOST:$KAFKA_SSL_PORT is taken${who:+ ($who)}; set KAFKA_SSL_PORT to a free one"
+  fi
 
   # keep the log from growing without end: one old generation
   if [[ -f "$APACHE_KAFKA_LOG" ]] && (( $(stat -c %s "$APACHE_KAFKA_LOG") > 50 * 1024 * 1024 )); then
     mv -f "$APACHE_KAFKA_LOG" "$APACHE_KAFKA_LOG.1"
   fi
+  apache_kafka_tls
   apache_kafka_config
   apache_kafka_format
 
@@ -622,8 +720,8 @@ start_apache_kafka() {
       tail -c "+$((offset + 1))" "$APACHE_KAFKA_LOG" | tail -n 30 >&2
       die "Apache Kafka exited during start (log: $APACHE_KAFKA_LOG)"
     fi
-    if kafka_answers && apache_kafka_ready "$offset"; then
-      log "kafka: started Apache Kafka $APACHE_KAFKA_VERSION on $KAFKA_HOST:$KAFKA_PORT (controller :$KAFKA_CONTROLLER_PORT, pid $pid, $(( ($(date +%s%N) - t0) / 1000000 )) ms to ready, log .services/kafka.log)"
+    if kafka_answers && kafka_secured_answers && apache_kafka_ready "$offset"; then
+      log "kafka: started Apache Kafka $APACHE_KAFKA_VERSION on $KAFKA_HOST:$KAFKA_PORT (SASL_SSL :$KAFKA_SECURED_PORT, SSL :$KAFKA_SSL_PORT, controller :$KAFKA_CONTROLLER_PORT, pid $pid, $(( ($(date +%s%N) - t0) / 1000000 )) ms to ready, log .services/kafka.log)"
       return
     fi
     sleep 0.25
@@ -648,7 +746,7 @@ shell_quote() {
   fi
 }
 
-usage() { echo "usage: [KAFKA_IMPL=tansu|apache] $0 start|stop|env|status|tansu-bin|faketime-lib|apache-kafka-jars|kafka-info" >&2; exit 2; }
+usage() { echo "usage: [KAFKA_IMPL=tansu|apache] $0 start|stop|env|secured-env|status|tansu-bin|faketime-lib|apache-kafka-jars|kafka-info" >&2; exit 2; }
 
 case "$KAFKA_IMPL" in
   tansu|apache) ;;
@@ -679,6 +777,17 @@ case "${1:-}" in
     ;;
   env)
     printf 'export REDIS_URL=%s KAFKA_BROKERS=%s\n' "$(shell_quote "$REDIS_URL")" "$(shell_quote "$KAFKA_BROKERS")"
+    ;;
+  secured-env)
+    # Apache Kafka's SASL_SSL and SSL listeners (KAFKA_IMPL=apache; Tansu has neither): addresses,
+    # the CA that signed their certificate, and a user that PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512
+    # accept.
+    [[ "$KAFKA_IMPL" == apache ]] || die "secured-env: only KAFKA_IMPL=apache has secured listeners"
+    host="$KAFKA_HOST"; [[ "$host" == *:* ]] && host="[$host]"
+    printf 'export KAFKA_SECURED_BROKERS=%s KAFKA_SECURED_CA=%s KAFKA_SECURED_USERNAME=%s KAFKA_SECURED_PASSWORD=%s KAFKA_SSL_BROKERS=%s\n' \
+      "$(shell_quote "$host:$KAFKA_SECURED_PORT")" "$(shell_quote "$APACHE_KAFKA_TLS/ca.pem")" \
+      "$(shell_quote "$KAFKA_SECURED_USERNAME")" "$(shell_quote "$KAFKA_SECURED_PASSWORD")" \
+      "$(shell_quote "$host:$KAFKA_SSL_PORT")"
     ;;
   faketime-lib)
     # libfaketime (Debian's faketime package), installed if needed: the clock-skew test runs a
@@ -720,7 +829,8 @@ case "${1:-}" in
     log "maven repo: $MAVEN_REPO ($(du_of "$MAVEN_REPO"))"
     log "config:     $APACHE_KAFKA_PROPS"
     log "log:        $APACHE_KAFKA_LOG"
-    log "address:    $KAFKA_HOST:$KAFKA_PORT, controller $KAFKA_HOST:$KAFKA_CONTROLLER_PORT"
+    log "address:    $KAFKA_HOST:$KAFKA_PORT, controller $KAFKA_HOST:$KAFKA_CONTROLLER_PORT, SASL_SSL $KAFKA_HOST:$KAFKA_SECURED_PORT, SSL $KAFKA_HOST:$KAFKA_SSL_PORT"
+    log "tls:        $APACHE_KAFKA_TLS (CA ca.pem)"
     log "java:       $(command -v java || echo 'not installed') (heap: $KAFKA_HEAP_OPTS)"
     if pid="$(pid_alive "$APACHE_KAFKA_PID_FILE" "$APACHE_KAFKA_MAIN")"; then
       log "running:    pid $pid, Apache Kafka $(apache_kafka_running_version "$pid"), RSS $(( $(awk '/^VmRSS/ {print $2}' "/proc/$pid/status") / 1024 )) MiB"

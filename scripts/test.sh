@@ -5,6 +5,8 @@
 # The broker is Apache Kafka (KRaft, from Maven Central; see scripts/services.sh), unless
 # KAFKA_IMPL=tansu or KAFKA_BROKERS points at a running one. The fault tests start Tansu brokers of
 # their own: they stop and restart brokers, which Tansu does in milliseconds.
+# With Apache Kafka, its SASL_SSL listener's settings are exported as KAFKA_SECURED_* for
+# __test__/secured.test.js.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 export KAFKA_IMPL="${KAFKA_IMPL:-apache}"
@@ -21,6 +23,12 @@ echo "== start or reuse Redis and the broker"
 bash scripts/services.sh start
 eval "$(bash scripts/services.sh env)"
 export REDIS_URL KAFKA_BROKERS
+# Apache Kafka's SASL_SSL and SSL listeners, for __test__/secured.test.js (which fails without it: Tansu
+# has no secured listeners, so that suite needs KAFKA_IMPL=apache).
+if [ "${KAFKA_IMPL:-tansu}" = apache ]; then
+  eval "$(bash scripts/services.sh secured-env)"
+  export KAFKA_SECURED_BROKERS KAFKA_SECURED_CA KAFKA_SECURED_USERNAME KAFKA_SECURED_PASSWORD KAFKA_SSL_BROKERS
+fi
 # The fault tests run brokers of their own, even when a shared one is reused.
 TANSU_BIN="${TANSU_BIN:-$(bash scripts/services.sh tansu-bin)}"
 export TANSU_BIN

@@ -5,9 +5,11 @@ use crate::error::{ErrorCode, Result, RetryError};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
-use rdkafka::ClientConfig;
+use rdkafka::{ClientConfig, ClientContext};
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// One message to publish.
@@ -42,11 +44,73 @@ pub trait Publisher: Send + Sync {
 /// The internal producer: rdkafka with its bundled librdkafka.
 pub struct KafkaPublisher {
     /// `None` only while being dropped.
-    producer: Option<FutureProducer>,
+    producer: Option<RetryProducer>,
+    context: Arc<LastError>,
+}
+
+type RetryProducer = FutureProducer<ProducerContext>;
+
+/// The last client-level error librdkafka reported (a failed SASL authentication, a TLS
+/// handshake, a broker down), until a delivery succeeds. librdkafka keeps messages queued through
+/// such errors and fails them only at `message.timeout.ms`, as "Message timed out": a timed-out
+/// publish names this error too, so the event says why (e.g. the authentication failure).
+#[derive(Default)]
+struct LastError {
+    set: AtomicBool,
+    reason: Mutex<Option<String>>,
+}
+
+impl LastError {
+    fn record(&self, reason: String) {
+        *self.reason.lock().unwrap_or_else(|e| e.into_inner()) = Some(reason);
+        self.set.store(true, Ordering::Release);
+    }
+
+    /// A delivery went through: earlier errors no longer explain anything.
+    fn clear(&self) {
+        if self.set.swap(false, Ordering::AcqRel) {
+            *self.reason.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        }
+    }
+
+    fn get(&self) -> Option<String> {
+        if !self.set.load(Ordering::Acquire) {
+            return None;
+        }
+        self.reason
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+}
+
+/// rdkafka's client context for the internal producer: records librdkafka's error callbacks.
+#[derive(Clone)]
+struct ProducerContext(Arc<LastError>);
+
+impl ClientContext for ProducerContext {
+    fn error(&self, error: KafkaError, reason: &str) {
+        // `reason` is librdkafka's text, e.g. "sasl_ssl://127.0.0.1:9094/bootstrap: SASL
+        // authentication error: Authentication failed during authentication due to invalid
+        // credentials with SASL mechanism SCRAM-SHA-512 (after 2ms in state AUTH_REQ)"; it
+        // never holds the configured password.
+        // "1/1 brokers are down" follows each connection failure: it would hide the failure's
+        // cause, so it is kept only when nothing more specific was seen.
+        let all_down = error.rdkafka_error_code() == Some(RDKafkaErrorCode::AllBrokersDown);
+        if all_down && self.0.get().is_some() {
+            return;
+        }
+        let reason = if reason.is_empty() {
+            error.to_string()
+        } else {
+            reason.to_string()
+        };
+        self.0.record(reason);
+    }
 }
 
 impl KafkaPublisher {
-    fn producer(&self) -> FutureProducer {
+    fn producer(&self) -> RetryProducer {
         self.producer.clone().expect("present until dropped")
     }
 }
@@ -94,7 +158,10 @@ impl KafkaPublisher {
         for (key, value) in extra {
             config.set(key, value);
         }
-        let producer = config.create().map_err(|err| {
+        let context = Arc::new(LastError::default());
+        let producer = config
+            .create_with_context(ProducerContext(context.clone()))
+            .map_err(|err| {
             RetryError::invalid_arg(format!(
                 "cannot create the Kafka producer for brokers {brokers:?} (check config.brokers and config.kafka)"
             ))
@@ -102,6 +169,7 @@ impl KafkaPublisher {
         })?;
         Ok(KafkaPublisher {
             producer: Some(producer),
+            context,
         })
     }
 }
@@ -156,6 +224,19 @@ fn publish_failed(topic: &str, err: &KafkaError) -> RetryError {
     .permanent(permanent)
 }
 
+/// The error of a failed publish to `topic`; a timed-out one also names the producer's last
+/// client error (see `LastError`).
+fn delivery_failed(topic: &str, err: &KafkaError, last: &LastError) -> RetryError {
+    let timed_out = err.rdkafka_error_code() == Some(RDKafkaErrorCode::MessageTimedOut);
+    let failed = publish_failed(topic, err);
+    match last.get() {
+        Some(reason) if timed_out => {
+            failed.caused_by(format_args!("the producer's last broker error: {reason}"))
+        }
+        _ => failed,
+    }
+}
+
 /// The librdkafka record of `message`, borrowing its text.
 fn record(message: &Outgoing) -> FutureRecord<'_, [u8], [u8]> {
     let mut headers = OwnedHeaders::new_with_capacity(message.headers.len());
@@ -174,6 +255,7 @@ fn record(message: &Outgoing) -> FutureRecord<'_, [u8], [u8]> {
 impl Publisher for KafkaPublisher {
     fn publish(&self, message: Outgoing) -> BoxFuture<Result<()>> {
         let producer = self.producer();
+        let last = self.context.clone();
         // Handed to librdkafka here, synchronously; the future only waits for the delivery
         // report. `send`, with its queue-full retry loop, made every message's future several
         // hundred bytes larger, and this runs once per fired message.
@@ -183,8 +265,11 @@ impl Publisher for KafkaPublisher {
         match sent {
             Ok(delivery) => Box::pin(async move {
                 match delivery.await {
-                    Ok(Ok(_)) => Ok(()),
-                    Ok(Err((err, _))) => Err(publish_failed(&message.topic, &err)),
+                    Ok(Ok(_)) => {
+                        last.clear();
+                        Ok(())
+                    }
+                    Ok(Err((err, _))) => Err(delivery_failed(&message.topic, &err, &last)),
                     Err(canceled) => Err(RetryError::new(
                         ErrorCode::KafkaPublish,
                         format!("publishing to topic {:?} failed", message.topic),
@@ -199,8 +284,11 @@ impl Publisher for KafkaPublisher {
                         .send(record(&message), Duration::from_secs(5))
                         .await
                     {
-                        Ok(_) => Ok(()),
-                        Err((err, _)) => Err(publish_failed(&message.topic, &err)),
+                        Ok(_) => {
+                            last.clear();
+                            Ok(())
+                        }
+                        Err((err, _)) => Err(delivery_failed(&message.topic, &err, &last)),
                     }
                 })
             }
@@ -270,5 +358,50 @@ mod tests {
             assert!(!publish_failed("t", &KafkaError::MessageProduction(code)).permanent);
         }
         assert!(!publish_failed("t", &KafkaError::Canceled).permanent);
+    }
+
+    fn timed_out() -> KafkaError {
+        KafkaError::MessageProduction(RDKafkaErrorCode::MessageTimedOut)
+    }
+
+    #[test]
+    fn a_timed_out_publish_names_the_cause_not_all_brokers_down() {
+        let last = Arc::new(LastError::default());
+        let context = ProducerContext(last.clone());
+        let auth =
+            "sasl_ssl://127.0.0.1:9094/bootstrap: SASL authentication error: Authentication failed";
+        context.error(KafkaError::Global(RDKafkaErrorCode::Authentication), auth);
+        context.error(
+            KafkaError::Global(RDKafkaErrorCode::AllBrokersDown),
+            "1/1 brokers are down",
+        );
+        let text = delivery_failed("t", &timed_out(), &last).to_string();
+        assert!(text.contains("Message timed out"), "{text}");
+        assert!(
+            text.contains(&format!("the producer's last broker error: {auth}")),
+            "{text}"
+        );
+
+        // other failures are not blamed on it
+        let text = delivery_failed(
+            "t",
+            &KafkaError::MessageProduction(RDKafkaErrorCode::MessageSizeTooLarge),
+            &last,
+        )
+        .to_string();
+        assert!(!text.contains("last broker error"), "{text}");
+
+        // a delivery clears it; then "all brokers down" alone is kept
+        last.clear();
+        assert!(!delivery_failed("t", &timed_out(), &last)
+            .to_string()
+            .contains("last broker error"));
+        context.error(
+            KafkaError::Global(RDKafkaErrorCode::AllBrokersDown),
+            "1/1 brokers are down",
+        );
+        assert!(delivery_failed("t", &timed_out(), &last)
+            .to_string()
+            .contains("last broker error: 1/1 brokers are down"));
     }
 }
