@@ -94,15 +94,16 @@ struct Queued {
 /// The push queue of one schedule; its worker starts with the first push.
 pub(super) struct PushBatcher {
     queue: mpsc::UnboundedSender<Queued>,
-    receiver: Mutex<Option<mpsc::UnboundedReceiver<Queued>>>,
+    /// What the worker needs, taken when it starts.
+    worker: Mutex<Option<(Target, mpsc::UnboundedReceiver<Queued>)>>,
 }
 
 impl PushBatcher {
-    pub(super) fn new() -> Self {
+    fn new(target: Target) -> Self {
         let (queue, receiver) = mpsc::unbounded_channel();
         PushBatcher {
             queue,
-            receiver: Mutex::new(Some(receiver)),
+            worker: Mutex::new(Some((target, receiver))),
         }
     }
 
@@ -120,30 +121,21 @@ impl PushBatcher {
             timeout: redis.timeout(),
             dedupe_window,
         };
-        get_or_make(&BATCHERS, key, PushBatcher::new)
-    }
-
-    /// Queues one push; `done` gets its outcome.
-    pub(super) fn submit(
-        &self,
-        message: PushMessage,
-        done: PushDone,
-        redis: &Redis,
-        keys: &Keys,
-        dedupe_window: Duration,
-    ) {
-        // The worker starts with the first push, inside the caller's runtime.
-        if let Some(receiver) = self
-            .receiver
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take()
-        {
-            let target = Target {
+        get_or_make(&BATCHERS, key, || {
+            PushBatcher::new(Target {
                 redis: redis.clone(),
                 keys: keys.clone(),
                 dedupe_window,
-            };
+            })
+        })
+    }
+
+    /// Queues one push; `done` gets its outcome.
+    pub(super) fn submit(&self, message: PushMessage, done: PushDone) {
+        // The worker starts with the first push, inside the caller's runtime.
+        if let Some((target, receiver)) =
+            self.worker.lock().unwrap_or_else(|p| p.into_inner()).take()
+        {
             tokio::spawn(run_batches(target, receiver));
         }
         let queued = Queued {

@@ -106,8 +106,7 @@ impl Schedule {
     /// Stores and schedules one message without waiting: `done` gets the outcome (as `push`
     /// returns it) from a runtime thread. Must be called inside a tokio runtime context.
     pub fn push_detached(&self, message: PushMessage, done: PushDone) {
-        self.batcher
-            .submit(message, done, &self.redis, &self.keys, self.dedupe_window);
+        self.batcher.submit(message, done);
     }
 
     /// Redis's clock now, as this schedule's last claim reported it and this host's monotonic
