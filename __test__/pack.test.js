@@ -11,9 +11,14 @@ const h = require('./helpers')
 
 const ROOT = path.join(__dirname, '..')
 const pkg = require('../package.json')
-const ABI = { 'linux-x64': 'linux-x64-gnu', 'linux-arm64': 'linux-arm64-gnu', 'darwin-x64': 'darwin-x64', 'darwin-arm64': 'darwin-arm64' }[
-  `${process.platform}-${process.arch}`
-]
+// This machine's package, as napi names it (glibc or musl told apart as index.js does).
+const MUSL = process.platform === 'linux' && !process.report.getReport().header.glibcVersionRuntime
+const ABI = {
+  'linux-x64': MUSL ? 'linux-x64-musl' : 'linux-x64-gnu',
+  'linux-arm64': MUSL ? undefined : 'linux-arm64-gnu',
+  'darwin-x64': 'darwin-x64',
+  'darwin-arm64': 'darwin-arm64',
+}[`${process.platform}-${process.arch}`]
 const TARGET_ABIS = ['linux-x64-gnu', 'linux-arm64-gnu', 'linux-x64-musl', 'darwin-x64', 'darwin-arm64']
 const EXEC = { encoding: 'utf8', timeout: 120000, maxBuffer: 64 * 1024 * 1024 }
 
