@@ -78,6 +78,12 @@ async function main() {
   const config = await readNapiConfig(path.join(ROOT, 'package.json'))
   const binary = (target) => `${config.binaryName}.${target.platformArchABI}.node`
 
+  // The generated loader checks the platform package's version against the one it was built
+  // with: after `npm version`, `npm run build` must have regenerated it.
+  if (!fs.readFileSync(path.join(ROOT, 'index.js'), 'utf8').includes(`expected ${pkg.version} but got`)) {
+    throw new Error(`index.js was generated for another version than ${pkg.version}: run npm run build and commit it`)
+  }
+
   const stage = fs.mkdtempSync(path.join(os.tmpdir(), 'kafka-retry-stage-'))
   try {
     stageRoot(pkg, stage)
