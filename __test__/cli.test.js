@@ -99,6 +99,13 @@ describe('usage', () => {
     [['stats', 'extra'], /unexpected argument 'extra'/],
     [['--json', 'stats', '--metrics'], /cannot be combined/],
     [['dlq', 'remove', 'q', 'id', '--all'], /--all is not valid for dlq remove/],
+    // util.parseArgs: a repeated option is refused, not last-one-wins; a flag takes no value.
+    [['stats', '--json', '--json'], /option --json was given more than once/],
+    [['--prefix', 'a', 'stats', '--prefix', 'b'], /option --prefix was given more than once/],
+    [['dlq', 'list', 'q', '--limit', '5', '--limit=6'], /option --limit was given more than once/],
+    [['stats', '--json=yes'], /option --json takes no value/],
+    [['stats', '-x'], /unknown option -x/],
+    [['stats', '--redis='], /option --redis needs a non-empty value/],
   ])('%j is a usage error (exit 2)', async (args, message) => {
     const { code, stdout, stderr } = await run(args, { REDIS_URL: UNREACHABLE })
     expect(code).toBe(2)

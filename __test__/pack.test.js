@@ -1,53 +1,185 @@
-// How services get the package: `npm pack`, install the tarball into a fresh project, push and
-// publish from there.
+// How services get the package: the two tarballs a release publishes for this machine (the main
+// package and this platform's binary package, made by scripts/pack.js as `npm run pack:local` and
+// the release workflow make them) installed into an empty app whose PATH has no cargo, rustc or
+// C compiler; the app then pushes, publishes to the broker through the internal producer, and runs
+// the CLI.
 const fs = require('fs')
 const os = require('os')
 const path = require('path')
 const { execFileSync } = require('child_process')
 const h = require('./helpers')
 
-beforeAll(h.requireServers)
+const ROOT = path.join(__dirname, '..')
+const pkg = require('../package.json')
+// This machine's package, as napi names it (glibc or musl told apart as index.js does).
+const MUSL = process.platform === 'linux' && !process.report.getReport().header.glibcVersionRuntime
+const ABI = {
+  'linux-x64': MUSL ? 'linux-x64-musl' : 'linux-x64-gnu',
+  'linux-arm64': MUSL ? undefined : 'linux-arm64-gnu',
+  'darwin-x64': 'darwin-x64',
+  'darwin-arm64': 'darwin-arm64',
+}[`${process.platform}-${process.arch}`]
+const TARGET_ABIS = ['linux-x64-gnu', 'linux-arm64-gnu', 'linux-x64-musl', 'darwin-x64', 'darwin-arm64']
+const EXEC = { encoding: 'utf8', timeout: 120000, maxBuffer: 64 * 1024 * 1024 }
 
-test('the packed tarball installs into a fresh project and pushes and publishes', () => {
-  const root = path.join(__dirname, '..')
-  const work = fs.mkdtempSync(path.join(os.tmpdir(), 'kafka-retry-pack-'))
+let work
+let packed
+
+/** Runs scripts/pack.js; its JSON summary. */
+function pack(args) {
+  return JSON.parse(execFileSync(process.execPath, [path.join(ROOT, 'scripts', 'pack.js'), ...args], { ...EXEC, cwd: ROOT }))
+}
+
+/** The files of a tarball, extracted into a fresh directory. */
+function extract(tarball) {
+  const dir = fs.mkdtempSync(path.join(work, 'x-'))
+  execFileSync('tar', ['-xzf', tarball, '-C', dir])
+  return path.join(dir, 'package')
+}
+
+/** Every file under dir with its content, for comparing two extracted packages. */
+function contents(dir) {
+  const out = {}
+  for (const entry of fs.readdirSync(dir, { recursive: true })) {
+    const file = path.join(dir, entry)
+    if (fs.statSync(file).isFile()) out[entry] = fs.readFileSync(file).toString('base64')
+  }
+  return out
+}
+
+/**
+ * A directory holding only node, npm, npx and sh (npx runs commands through sh): the whole PATH
+ * of the app. No cargo, rustc or cc can be found through it.
+ */
+function toolsOnlyPath() {
+  const bin = path.join(work, 'bin')
+  fs.mkdirSync(bin)
+  const npmCli = fs.realpathSync(path.join(path.dirname(process.execPath), 'npm'))
+  fs.symlinkSync(process.execPath, path.join(bin, 'node'))
+  fs.symlinkSync(npmCli, path.join(bin, 'npm'))
+  fs.symlinkSync(path.join(path.dirname(npmCli), 'npx-cli.js'), path.join(bin, 'npx'))
+  fs.symlinkSync('/bin/sh', path.join(bin, 'sh'))
+  return bin
+}
+
+/** The environment of a fresh shell with that PATH: nothing of npm's, cargo's or rustup's. */
+function appEnv(bin) {
+  const env = {}
+  for (const [key, value] of Object.entries(process.env)) {
+    if (!/^(npm_|CARGO|RUSTUP|RUSTC|PATH$|NODE_PATH$|NAPI_RS)/i.test(key)) env[key] = value
+  }
+  return { ...env, PATH: bin }
+}
+
+beforeAll(async () => {
+  await h.requireServers()
+  if (!ABI) throw new Error(`no prebuilt package for ${process.platform}-${process.arch}`)
+  work = fs.mkdtempSync(path.join(os.tmpdir(), 'kafka-retry-pack-'))
+  packed = pack(['--out', path.join(work, 'dist')])
+})
+
+afterAll(() => {
+  if (work) fs.rmSync(work, { recursive: true, force: true })
+})
+
+test('the main tarball holds no binary and names every platform package; this platform\'s holds the binary', () => {
+  const main = packed.find((p) => p.name === pkg.name)
+  const platform = packed.find((p) => p.name === `${pkg.name}-${ABI}`)
+  expect(packed).toHaveLength(2)
+  expect(main.files).toEqual(['README.md', 'bin/kafka-retry.js', 'index.d.ts', 'index.js', 'package.json', 'prometheus.d.ts', 'prometheus.js'])
+  expect(platform.files).toEqual(['README.md', `kafka-retry.${ABI}.node`, 'package.json'])
+  const manifest = JSON.parse(fs.readFileSync(path.join(extract(main.file), 'package.json'), 'utf8'))
+  expect(manifest.optionalDependencies).toEqual(Object.fromEntries(TARGET_ABIS.map((abi) => [`${pkg.name}-${abi}`, pkg.version])))
+  const platformDir = extract(platform.file)
+  expect(JSON.parse(fs.readFileSync(path.join(platformDir, 'package.json'), 'utf8'))).toMatchObject({
+    name: `${pkg.name}-${ABI}`,
+    version: pkg.version,
+    main: `kafka-retry.${ABI}.node`,
+    os: [process.platform],
+    cpu: [process.arch],
+  })
+  // The binary is the one the build made.
+  expect(fs.readFileSync(path.join(platformDir, `kafka-retry.${ABI}.node`)).equals(fs.readFileSync(path.join(ROOT, `kafka-retry.${ABI}.node`)))).toBe(true)
+  console.log(packed.map((p) => `${path.basename(p.file)}: ${p.bytes} bytes (unpacked ${p.unpackedBytes})`).join('\n'))
+})
+
+test('a release pack (--all: napi artifacts and napi prepublish) makes the same main and platform tarballs', () => {
+  // The other platforms' binaries are stand-ins: only their presence is checked by napi.
+  const artifacts = path.join(work, 'artifacts')
+  fs.mkdirSync(artifacts)
+  for (const abi of TARGET_ABIS) {
+    const file = path.join(artifacts, `kafka-retry.${abi}.node`)
+    if (abi === ABI) fs.copyFileSync(path.join(ROOT, `kafka-retry.${abi}.node`), file)
+    else fs.writeFileSync(file, 'stand-in')
+  }
+  const release = pack(['--all', '--artifacts', artifacts, '--out', path.join(work, 'release')])
+  expect(release.map((p) => p.name).sort()).toEqual([pkg.name, ...TARGET_ABIS.map((abi) => `${pkg.name}-${abi}`)].sort())
+  for (const local of packed) {
+    const same = release.find((p) => p.name === local.name)
+    expect(contents(extract(same.file))).toEqual(contents(extract(local.file)))
+  }
+})
+
+test('installed from the two tarballs with no Rust toolchain on PATH, it pushes, publishes and runs the CLI', async () => {
+  const bin = toolsOnlyPath()
+  const env = appEnv(bin)
+  for (const tool of ['cargo', 'rustc', 'cc']) {
+    expect(() => execFileSync('/bin/sh', ['-c', `command -v ${tool}`], { env, encoding: 'utf8' })).toThrow()
+  }
+  const app = path.join(work, 'app')
+  fs.mkdirSync(app)
+  fs.writeFileSync(path.join(app, 'package.json'), JSON.stringify({ name: 'app', version: '1.0.0', private: true }))
+  // Only the two tarballs: the other platforms' optional packages are skipped (not published
+  // from here, and not for this platform); prefer the npm cache, and do not wait long on the
+  // registry for them.
+  const started = Date.now()
+  execFileSync(
+    path.join(bin, 'npm'),
+    ['install', '--no-audit', '--no-fund', '--prefer-offline', '--fetch-retries=0', '--fetch-timeout=15000', ...packed.map((p) => p.file)],
+    { ...EXEC, cwd: app, env },
+  )
+  const installMs = Date.now() - started
+  console.log(`npm install of the two tarballs without Rust: ${installMs} ms`)
+  const installed = fs.readdirSync(path.join(app, 'node_modules')).filter((d) => !d.startsWith('.'))
+  expect(installed.sort()).toEqual([pkg.name, `${pkg.name}-${ABI}`].sort())
+
+  const topic = h.unique('pack-topic')
+  const prefix = h.unique('pack')
+  await h.createTopics(topic)
+  const { consumer, seen } = await h.consume(topic)
   try {
-    const out = execFileSync('npm', ['pack', '--json', '--pack-destination', work], { cwd: root, encoding: 'utf8' })
-    const [{ filename, files }] = JSON.parse(out)
-    const packed = files.map((f) => f.path)
-    expect(packed).toEqual(expect.arrayContaining(['index.js', 'index.d.ts', 'package.json', 'README.md']))
-    expect(packed.some((f) => f.endsWith('.node'))).toBe(true)
-    expect(packed).toContain('bin/kafka-retry.js')
-
-    const app = path.join(work, 'app')
-    fs.mkdirSync(app)
-    fs.writeFileSync(path.join(app, 'package.json'), JSON.stringify({ name: 'app', version: '1.0.0', private: true }))
-    execFileSync('npm', ['install', '--no-audit', '--no-fund', path.join(work, path.basename(filename))], {
-      cwd: app,
-      encoding: 'utf8',
-    })
-    const prefix = h.unique('pack')
+    // The app: push one message due now; the listener publishes it through the internal
+    // (rdkafka) producer to the broker.
     const script = `
       const { KafkaRetry } = require('kafka-retry')
       ;(async () => {
         const retry = new KafkaRetry({ keyPrefix: ${JSON.stringify(prefix)} })
-        const published = []
-        await retry.queueListener({ produce: async (topic, key, value, headers) => published.push({ topic, key, value, headers }) })
-        await retry.pushToQueue('orders', { event: 'Created', value: '{"id":7}' }, KafkaRetry.headers({ delay: Buffer.from('0') }))
-        const deadline = Date.now() + 5000
-        while (!published.length && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20))
+        await retry.queueListener()
+        await retry.pushToQueue(${JSON.stringify(topic)}, { event: 'Created', value: '{"id":7}' }, KafkaRetry.headers({ delay: Buffer.from('0') }))
+        const deadline = Date.now() + 30000
+        let stats = await retry.stats()
+        while (!stats.published && Date.now() < deadline) {
+          await new Promise((r) => setTimeout(r, 50))
+          stats = await retry.stats()
+        }
         await retry.close()
-        console.log(JSON.stringify(published))
-      })()
+        console.log(JSON.stringify(stats))
+      })().catch((err) => { console.error(err); process.exitCode = 1 })
     `
-    const result = JSON.parse(execFileSync(process.execPath, ['-e', script], { cwd: app, encoding: 'utf8', env: process.env, timeout: 20000 }))
-    // The command line tool is installed with the package.
-    const stats = JSON.parse(execFileSync(path.join(app, 'node_modules', '.bin', 'kafka-retry'), ['stats', '--json', '--prefix', prefix], { cwd: app, encoding: 'utf8', env: process.env, timeout: 20000 }))
-    expect(stats).toMatchObject({ scheduled: 0, inflight: 0 })
-    expect(result).toHaveLength(1)
-    expect(result[0]).toMatchObject({ topic: 'orders', key: 'Created', headers: { retryCount: '1', delay: '0' } })
-    expect(JSON.parse(result[0].value).id).toBe(7)
+    const stats = JSON.parse(execFileSync(path.join(bin, 'node'), ['-e', script], { ...EXEC, cwd: app, env }))
+    expect(stats).toMatchObject({ published: 1, scheduled: 0, inflight: 0 })
+    await h.waitFor(() => seen.length > 0, 20000)
+    expect(seen).toHaveLength(1)
+    expect(seen[0]).toMatchObject({ key: 'Created', value: { id: 7 }, headers: { retryCount: '1', delay: '0' } })
+
+    // The command line tool comes with the package (npm_config_yes=false: npx would refuse to
+    // fetch a package of that name from the registry instead).
+    const npx = { ...EXEC, cwd: app, env: { ...env, npm_config_yes: 'false' } }
+    const help = execFileSync(path.join(bin, 'npx'), ['kafka-retry', '--help'], npx)
+    expect(help).toMatch(/^Usage: kafka-retry \[options\] <command> \[arguments\]/)
+    const cliStats = JSON.parse(execFileSync(path.join(bin, 'npx'), ['kafka-retry', 'stats', '--json', '--prefix', prefix], npx))
+    expect(cliStats).toMatchObject({ scheduled: 0, inflight: 0 })
   } finally {
-    fs.rmSync(work, { recursive: true, force: true })
+    await consumer.disconnect()
   }
 })

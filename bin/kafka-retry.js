@@ -3,6 +3,8 @@
 // Plain Node, no dependencies. Exit status: 0 success, 1 operational failure, 2 usage error.
 'use strict'
 
+const util = require('util')
+
 const USAGE = `Usage: kafka-retry [options] <command> [arguments]
 
 Inspect and manage a kafka-retry schedule and its dead letter queues in Redis.
@@ -41,64 +43,74 @@ const HINT = "Run 'kafka-retry --help' for usage."
 const REDIS_TIMEOUT_MS = 3000
 const VALUE_WIDTH = 120
 
-/** Options: name -> { value: takes a value, commands: where it is allowed (undefined: everywhere) }. */
+/**
+ * Every option, for util.parseArgs: one line each. `commands`: where it is allowed (absent:
+ * everywhere); `check`: what its value must be. `--help` and `--version` work anywhere.
+ */
 const OPTIONS = {
-  '--redis': { value: true },
-  '--prefix': { value: true },
-  '--cluster': { value: false },
-  '--shards': { value: true },
-  '--json': { value: false },
-  '--dlq': { value: true, commands: ['stats'] },
-  '--metrics': { value: false, commands: ['stats'] },
-  '--limit': { value: true, commands: ['dlq list'] },
-  '--cursor': { value: true, commands: ['dlq list'] },
-  '--all': { value: false, commands: ['dlq list', 'dlq requeue'] },
+  redis: { type: 'string' },
+  prefix: { type: 'string' },
+  cluster: { type: 'boolean' },
+  shards: { type: 'string', check: wholeNumber },
+  json: { type: 'boolean' },
+  dlq: { type: 'string', commands: ['stats'] },
+  metrics: { type: 'boolean', commands: ['stats'] },
+  limit: { type: 'string', commands: ['dlq list'], check: wholeNumber },
+  cursor: { type: 'string', commands: ['dlq list'] },
+  all: { type: 'boolean', commands: ['dlq list', 'dlq requeue'] },
+  help: { type: 'boolean', short: 'h' },
+  version: { type: 'boolean' },
 }
+
+// Every option `multiple`, so a repeated one is seen (and refused) rather than the last kept.
+const PARSE_OPTIONS = Object.fromEntries(
+  Object.entries(OPTIONS).map(([name, { type, short }]) => [name, { type, multiple: true, ...(short && { short }) }]),
+)
 
 class UsageError extends Error {}
 
-/** Splits argv into options and positionals. Options may come before or after the command. */
+function wholeNumber(name, value) {
+  if (!/^[1-9][0-9]*$/.test(value)) throw new UsageError(`--${name} must be a positive whole number, got '${value}'`)
+}
+
+/**
+ * Splits argv into options and positionals (options may come before or after the command) with
+ * util.parseArgs; its errors, a repeated option and an empty value become usage errors.
+ */
 function parseArgs(argv) {
-  const options = {}
-  const positionals = []
-  for (let i = 0; i < argv.length; i += 1) {
-    const arg = argv[i]
-    if (arg === '--') {
-      positionals.push(...argv.slice(i + 1))
-      break
-    }
-    if (arg === '-h' || arg === '--help') {
-      options.help = true
-      continue
-    }
-    if (arg === '--version') {
-      options.version = true
-      continue
-    }
-    if (!arg.startsWith('-') || arg === '-') {
-      positionals.push(arg)
-      continue
-    }
-    const eq = arg.indexOf('=')
-    const name = arg.startsWith('--') && eq > 0 ? arg.slice(0, eq) : arg
-    const spec = OPTIONS[name]
-    if (!spec) throw new UsageError(`unknown option ${name}`)
-    let value = true
-    if (spec.value) {
-      if (eq > 0) {
-        value = arg.slice(eq + 1)
-      } else {
-        value = argv[i + 1]
-        if (value === undefined || value.startsWith('--')) throw new UsageError(`option ${name} needs a value`)
-        i += 1
-      }
-      if (value === '') throw new UsageError(`option ${name} needs a non-empty value`)
-    } else if (eq > 0) {
-      throw new UsageError(`option ${name} takes no value`)
-    }
-    options[name.slice(2)] = value
+  let parsed
+  try {
+    parsed = util.parseArgs({ args: argv, options: PARSE_OPTIONS, allowPositionals: true, strict: true })
+  } catch (err) {
+    if (!String(err.code).startsWith('ERR_PARSE_ARGS_')) throw err
+    throw new UsageError(parseError(err))
   }
-  return { options, positionals }
+  const options = {}
+  for (const [name, values] of Object.entries(parsed.values)) {
+    if (values.length > 1) throw new UsageError(`option --${name} was given more than once`)
+    if (values[0] === '') throw new UsageError(`option --${name} needs a non-empty value`)
+    options[name] = values[0]
+  }
+  return { options, positionals: parsed.positionals }
+}
+
+/** util.parseArgs's error as this tool's usage message. */
+function parseError(err) {
+  const quoted = /'(-[^']*)'/.exec(err.message)
+  const option = (quoted && quoted[1].split(/[ ,]/).pop()) || ''
+  const long = (/(--[a-z][\w-]*)/.exec(err.message) || [option])[0]
+  switch (err.code) {
+    case 'ERR_PARSE_ARGS_UNKNOWN_OPTION':
+      return `unknown option ${option}`
+    case 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE':
+      // A boolean given a value (--json=1), or a string option without one (--limit at the end,
+      // or followed by another option: --prefix --json).
+      return OPTIONS[long.slice(2)] && OPTIONS[long.slice(2)].type === 'boolean'
+        ? `option ${long} takes no value`
+        : `option ${long} needs a value`
+    default:
+      return err.message
+  }
 }
 
 /** What to run: { command: 'stats' | 'dlq list' | ..., args } after checking arguments and options. */
@@ -120,11 +132,10 @@ function resolveCommand(options, positionals) {
     throw new UsageError(`unknown command '${first}'`)
   }
 
-  for (const [key] of Object.entries(options)) {
-    const spec = OPTIONS[`--${key}`]
-    if (spec && spec.commands && !spec.commands.includes(command)) {
-      throw new UsageError(`option --${key} is not valid for ${command}`)
-    }
+  for (const [name, value] of Object.entries(options)) {
+    const spec = OPTIONS[name]
+    if (spec.commands && !spec.commands.includes(command)) throw new UsageError(`option --${name} is not valid for ${command}`)
+    if (spec.check) spec.check(name, value)
   }
 
   const name = args[0]
@@ -133,9 +144,6 @@ function resolveCommand(options, positionals) {
   }
   if (command === 'dlq list') {
     if (args.length > 1) throw new UsageError(`unexpected argument '${args[1]}' for ${command}`)
-    if (options.limit !== undefined && !/^[1-9][0-9]*$/.test(options.limit)) {
-      throw new UsageError(`--limit must be a positive whole number, got '${options.limit}'`)
-    }
   } else if (command === 'dlq requeue') {
     if (options.all && args.length > 1) throw new UsageError('dlq requeue takes either an id or --all, not both')
     if (!options.all && (args[1] === undefined || args[1] === '')) {
@@ -147,9 +155,6 @@ function resolveCommand(options, positionals) {
     if (args.length > 2) throw new UsageError(`unexpected argument '${args[2]}' for ${command}`)
   }
   if (options.metrics && options.json) throw new UsageError('--metrics and --json cannot be combined')
-  if (options.shards !== undefined && !/^[1-9][0-9]*$/.test(options.shards)) {
-    throw new UsageError(`--shards must be a positive whole number, got '${options.shards}'`)
-  }
   return { command, args }
 }
 

@@ -16,8 +16,8 @@ if [ ! -x node_modules/.bin/jest ] || [ ! -x node_modules/.bin/napi ]; then
   npm ci --no-audit --no-fund
 fi
 
-echo "== build the addon (release)"
-npm run build
+echo "== build the addon (release) and pack the release tarballs for this machine into dist/"
+npm run pack:local
 
 echo "== start or reuse Redis and the broker"
 bash scripts/services.sh start

@@ -1,0 +1,19 @@
+// Type-checked by `npm run typecheck`: kafka-retry/prometheus with prom-client's own Registry.
+import { Registry, register } from 'prom-client'
+import { KafkaRetry } from '../..'
+import { registerMetrics, parseMetrics } from '../../prometheus'
+
+const orders = new KafkaRetry({ keyPrefix: 'orders' })
+const payments = new KafkaRetry({ keyPrefix: 'payments' })
+
+const remove: () => void = registerMetrics(register, orders)
+registerMetrics(new Registry(), [{ retry: orders, dlqName: 'DEAD_LETTER_QUEUE' }, payments], {
+  onError: (error: Error) => console.error(error.message),
+})
+remove()
+
+async function scrape(): Promise<number> {
+  const samples = parseMetrics(await orders.metrics())
+  return samples.filter((s) => s.name === 'kafka_retry_scheduled' && s.prefix === 'orders').reduce((sum, s) => sum + s.value, 0)
+}
+void scrape

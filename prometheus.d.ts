@@ -1,0 +1,29 @@
+// kafka-retry/prometheus: the metrics of `retry.metrics()` in a prom-client registry.
+import type { KafkaRetry } from './index'
+
+/** Something prom-client's `Registry` is (`require('prom-client').register`, `new Registry()`). */
+export interface PromRegistry {
+  registerMetric(metric: unknown): void
+}
+
+/** An instance to report, with the dead letter hash to count (default: the listener's, else `<keyPrefix>:dead-letters`). */
+export type MetricsSource = KafkaRetry | { retry: KafkaRetry; dlqName?: string }
+
+/**
+ * Registers the `kafka_retry_*` gauges and counters in `registry` (once per registry) and adds
+ * `sources` to what they report: each scrape reads `retry.metrics(dlqName)` of every source once
+ * and sets the same names, `prefix` labels and values. A closed instance is dropped; one whose
+ * Redis fails is left out of that scrape and its error passed to `onError`.
+ * Returns a function that removes these sources again.
+ */
+export declare function registerMetrics(
+  registry: PromRegistry,
+  sources: MetricsSource | MetricsSource[],
+  options?: { onError?: (error: Error) => void },
+): () => void
+
+/** Reads the text `metrics()` returns into samples. */
+export declare function parseMetrics(text: string): Array<{ name: string; prefix: string; value: number }>
+
+/** Metric name to its [type, help]. */
+export declare const METRICS: Record<string, ['gauge' | 'counter', string]>

@@ -1,0 +1,137 @@
+// The gauges and counters of `retry.metrics()` in a prom-client registry, so a service that
+// already serves prom-client's /metrics exposes kafka-retry's on the same endpoint.
+//
+//   const client = require('prom-client')
+//   const { registerMetrics } = require('kafka-retry/prometheus')
+//   registerMetrics(client.register, retry)                                   // one instance
+//   registerMetrics(client.register, [{ retry: orders, dlqName: 'DEAD_LETTER_QUEUE' }, payments])
+//
+// prom-client is an optional peer dependency: it is required from the service's node_modules.
+// Each scrape asks every registered instance for `metrics(dlqName)` once and sets the same names,
+// `prefix` labels and values; a closed instance is dropped, one whose Redis fails is left out of
+// that scrape (and its error passed to `onError`, default: ignored), so the endpoint keeps working.
+'use strict'
+
+/** name -> [prom-client type, help]; the same as src/stats.rs writes (a test holds them equal). */
+const METRICS = {
+  kafka_retry_scheduled: ['gauge', 'Messages waiting in the schedule.'],
+  kafka_retry_due: ['gauge', 'Scheduled messages already due.'],
+  kafka_retry_inflight: ['gauge', 'Messages claimed by a listener and not yet acknowledged.'],
+  kafka_retry_dead_letters: ['gauge', 'Messages in the dead letter hash.'],
+  kafka_retry_published_total: ['counter', 'Messages re-published since the process started.'],
+  kafka_retry_publish_failures_total: ['counter', 'Failed publish attempts since the process started.'],
+  kafka_retry_dead_lettered_total: ['counter', 'Messages dead-lettered since the process started.'],
+  kafka_retry_dead_letter_cap_exceeded: ['gauge', '1 when the dead letters exceed maxDeadLetters.'],
+}
+
+/** One line of the text exposition: `name{prefix="..."} value`. */
+const SAMPLE = /^([a-z_]+)\{prefix="((?:[^"\\]|\\.)*)"\} (\S+)$/
+
+/** Reads `metrics()` text into [{ name, prefix, value }]. */
+function parseMetrics(text) {
+  const samples = []
+  for (const line of text.split('\n')) {
+    const m = SAMPLE.exec(line)
+    if (!m) continue
+    const prefix = m[2].replace(/\\(.)/g, (_, c) => (c === 'n' ? '\n' : c))
+    samples.push({ name: m[1], prefix, value: Number(m[3]) })
+  }
+  return samples
+}
+
+/** Per registry: the sources read on a scrape, so a second call adds to the same metrics. */
+const collectors = new WeakMap()
+
+/**
+ * Registers kafka-retry's metrics in a prom-client registry (once per registry) and adds the
+ * given instances to what they report. Returns a function that removes these instances again.
+ *
+ * @param {import('prom-client').Registry} registry e.g. `require('prom-client').register`
+ * @param {object | object[]} sources a KafkaRetry, `{ retry, dlqName }`, or an array of them
+ * @param {{ onError?: (err: Error) => void }} [options]
+ */
+function registerMetrics(registry, sources, options = {}) {
+  if (!registry || typeof registry.registerMetric !== 'function') {
+    throw Object.assign(new TypeError('registerMetrics: the first argument must be a prom-client Registry'), {
+      code: 'ERR_INVALID_ARG',
+    })
+  }
+  const list = (Array.isArray(sources) ? sources : [sources]).map((s) => (s && s.retry ? s : { retry: s }))
+  for (const { retry } of list) {
+    if (!retry || typeof retry.metrics !== 'function') {
+      throw Object.assign(new TypeError('registerMetrics: each source must be a KafkaRetry or { retry, dlqName }'), {
+        code: 'ERR_INVALID_ARG',
+      })
+    }
+  }
+  let collector = collectors.get(registry)
+  if (!collector) {
+    collector = create(registry)
+    collectors.set(registry, collector)
+  }
+  const added = list.map((s) => ({ ...s, onError: options.onError }))
+  collector.sources.push(...added)
+  return () => {
+    collector.sources = collector.sources.filter((s) => !added.includes(s))
+  }
+}
+
+function create(registry) {
+  const client = require('prom-client')
+  const collector = { sources: [], pending: null }
+
+  /** One read of every source per scrape: the collect() calls of a scrape start together. */
+  const snapshot = () => {
+    if (!collector.pending) {
+      collector.pending = read(collector).finally(() => {
+        collector.pending = null
+      })
+    }
+    return collector.pending
+  }
+
+  for (const [name, [type, help]] of Object.entries(METRICS)) {
+    const Metric = type === 'counter' ? client.Counter : client.Gauge
+    const metric = new Metric({
+      name,
+      help,
+      labelNames: ['prefix'],
+      registers: [],
+      async collect() {
+        const samples = await snapshot()
+        this.reset()
+        for (const s of samples) {
+          if (s.name !== name) continue
+          if (type === 'counter') this.inc({ prefix: s.prefix }, s.value)
+          else this.set({ prefix: s.prefix }, s.value)
+        }
+      },
+    })
+    registry.registerMetric(metric)
+  }
+  return collector
+}
+
+async function read(collector) {
+  const results = await Promise.all(
+    collector.sources.map(async (source) => {
+      try {
+        return parseMetrics(await source.retry.metrics(source.dlqName))
+      } catch (err) {
+        if (err && err.code === 'ERR_CLOSED') {
+          collector.sources = collector.sources.filter((s) => s !== source)
+        } else if (source.onError) {
+          try {
+            source.onError(err)
+          } catch {
+            // A throwing onError must not fail the scrape.
+          }
+        }
+        return []
+      }
+    }),
+  )
+  return results.flat()
+}
+
+module.exports = { registerMetrics, parseMetrics, METRICS }
