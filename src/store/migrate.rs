@@ -86,6 +86,8 @@ pub fn legacy_entry(element: &serde_json::Value, due_ms: u64) -> Option<Entry> {
         first_failed_at: None,
         last_error: None,
         waited_ms: None,
+        // The original re-published every other key of its options as a header.
+        extra: options.map(crate::headers::from_json).unwrap_or_default(),
     })
 }
 
