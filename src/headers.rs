@@ -289,7 +289,7 @@ pub fn base64_encode(bytes: &[u8]) -> String {
 /// Reads [`base64_encode`]'s output; `None` for anything else.
 pub fn base64_decode(text: &str) -> Option<Vec<u8>> {
     let bytes = text.as_bytes();
-    if bytes.len() % 4 != 0 {
+    if !bytes.len().is_multiple_of(4) {
         return None;
     }
     let digit = |c: u8| BASE64.iter().position(|&d| d == c).map(|p| p as u32);

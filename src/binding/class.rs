@@ -176,7 +176,7 @@ impl KafkaRetry {
     /// Rejects with `ERR_INVALID_ARG` (bad topic, message or options), `ERR_REDIS_UNAVAILABLE`
     /// or `ERR_CLOSED`.
     #[napi(
-        ts_args_type = "topic: string, message: RetryMessage, options?: RetryOptions",
+        ts_args_type = "topic: string, message: RetryMessage, options?: RetryOptions | RetryOptionsWithHeaders",
         ts_return_type = "Promise<void>"
     )]
     pub fn push_to_queue<'env>(

@@ -61,9 +61,10 @@ export interface RetryOptions {
   firstFailedAt?: string | number
   /** Why it failed: kept on the entry and on the dead letter (`message` and `name`). */
   error?: Error | string
-  /** Every other key is the caller's own header: stored with the message and re-published as a Kafka header of the same name and bytes (a string as given, a `Buffer` byte for byte, an array as one header per element; numbers and booleans as their text; `undefined`/`null` left out). At most 64 values, names of 1 to 255 bytes without NUL, 65,536 bytes of names and values in all (`ERR_INVALID_ARG` otherwise). `executeAt` and `retryDelayMs` are the package's and are replaced. */
-  [header: string]: HeaderValue | Error | number | boolean | null | undefined
 }
+
+/** Retry options plus the caller's own headers: every other key is stored with the message and re-published as a Kafka header of the same name and bytes (a string as given, a `Buffer` byte for byte, an array as one header per element; numbers and booleans as their text; `undefined`/`null` left out). At most 64 values, names of 1 to 255 bytes without NUL, 65,536 bytes of names and values in all (`ERR_INVALID_ARG` otherwise). `executeAt` and `retryDelayMs` are the package's and are replaced. */
+export type RetryOptionsWithHeaders = RetryOptions & { [header: string]: HeaderValue | Error | number | boolean | null | undefined }
 
 /** A Kafka header value as kafkajs takes it: a string, a `Buffer`, or an array of them (one header each). */
 export type HeaderValue = string | Buffer | (string | Buffer)[]
