@@ -192,8 +192,8 @@ export declare class KafkaRetry {
    * array, byte for byte): pass the result to `pushToQueue` and the retry is re-published with
    * them. `keep` says which: by default the W3C trace context (`traceparent`, `tracestate`,
    * `baggage`); a list of names keeps those too; `true` keeps every header; `false` none (only
-   * the retry options, as 0.2 returned). `executeAt` and `retryDelayMs` are never kept (a
-   * retry gets new ones).
+   * the retry options, as 0.2 returned); any other `keep` counts as absent (this never
+   * throws). `executeAt` and `retryDelayMs` are never kept (a retry gets new ones).
    */
   static headers(headers?: Record<string, Buffer | string | (Buffer | string)[] | undefined> | null, keep?: string[] | boolean): RetryHeadersObject & KeptHeaders
   /**

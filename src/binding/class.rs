@@ -6,8 +6,7 @@ use super::args::{
     parse_push,
 };
 use super::convert::{
-    describe, element, header_text, is_nullish, json_text, object_arg, own_entries, property,
-    string_arg,
+    element, header_text, json_text, object_arg, own_entries, property, string_arg,
 };
 use super::hub::Hub;
 use super::observer::JsObserver;
@@ -45,40 +44,29 @@ enum Keep {
 const TRACE_HEADERS: [&str; 3] = ["traceparent", "tracestate", "baggage"];
 
 /// `headers()`'s `keep`: absent for the W3C trace context, `true` for all, `false` for none, or
-/// a list of names kept besides the W3C ones.
-fn keep_arg(keep: Option<&Unknown>) -> crate::error::Result<Option<Keep>> {
-    let defaults = || {
-        TRACE_HEADERS
-            .iter()
-            .map(|n| n.to_string())
-            .collect::<Vec<_>>()
-    };
-    let Some(keep) = keep.filter(|k| !is_nullish(Some(k))) else {
-        return Ok(Some(Keep::Names(defaults())));
-    };
-    let invalid = || {
-        RetryError::invalid_arg(format!(
-            "keep must be an array of header names or a boolean, got {}",
-            describe(keep)
-        ))
+/// a list of names kept besides the W3C ones. Never an error: `headers()` runs in a consumer's
+/// error path and never throws, so anything else counts as absent, and list elements that are
+/// not strings are skipped.
+fn keep_arg(keep: Option<&Unknown>) -> Option<Keep> {
+    let mut names: Vec<String> = TRACE_HEADERS.iter().map(|n| n.to_string()).collect();
+    let Some(keep) = keep else {
+        return Some(Keep::Names(names));
     };
     match keep.get_type() {
-        Ok(ValueType::Boolean) => Ok(unsafe { keep.cast::<bool>() }
+        Ok(ValueType::Boolean) => unsafe { keep.cast::<bool>() }
             .unwrap_or(false)
-            .then_some(Keep::All)),
+            .then_some(Keep::All),
         Ok(ValueType::Object) if keep.is_array().unwrap_or(false) => {
-            let array = unsafe { keep.cast::<Object>() }.map_err(|_| invalid())?;
-            let mut names = defaults();
-            for i in 0..array.get_array_length().unwrap_or(0) {
-                names.push(string_arg(
-                    &format!("keep[{i}]"),
-                    element(&array, i).as_ref(),
-                    true,
-                )?);
+            if let Ok(array) = unsafe { keep.cast::<Object>() } {
+                for i in 0..array.get_array_length().unwrap_or(0) {
+                    if let Ok(name) = string_arg("keep[]", element(&array, i).as_ref(), true) {
+                        names.push(name);
+                    }
+                }
             }
-            Ok(Some(Keep::Names(names)))
+            Some(Keep::Names(names))
         }
-        _ => Err(invalid()),
+        _ => Some(Keep::Names(names)),
     }
 }
 
@@ -122,8 +110,8 @@ impl KafkaRetry {
     /// array, byte for byte): pass the result to `pushToQueue` and the retry is re-published with
     /// them. `keep` says which: by default the W3C trace context (`traceparent`, `tracestate`,
     /// `baggage`); a list of names keeps those too; `true` keeps every header; `false` none (only
-    /// the retry options, as 0.2 returned). `executeAt` and `retryDelayMs` are never kept (a
-    /// retry gets new ones).
+    /// the retry options, as 0.2 returned); any other `keep` counts as absent (this never
+    /// throws). `executeAt` and `retryDelayMs` are never kept (a retry gets new ones).
     #[napi(
         ts_args_type = "headers?: Record<string, Buffer | string | (Buffer | string)[] | undefined> | null, keep?: string[] | boolean",
         ts_return_type = "RetryHeadersObject & KeptHeaders"
@@ -136,7 +124,7 @@ impl KafkaRetry {
         let object = headers
             .as_ref()
             .and_then(|h| object_arg("headers", Some(h)).ok().flatten());
-        let keep = keep_arg(keep.as_ref()).map_err(|e| js_error(env, &e))?;
+        let keep = keep_arg(keep.as_ref());
         let parsed = RetryHeaders::from_lookup(|key| {
             object.as_ref().and_then(|o| header_text(property(o, key)))
         });
