@@ -277,7 +277,7 @@ describe('dead letters', () => {
         options: { retryCount: '2', maxRetry: '1', delay: '0' },
         error: { message: 'boom 2', name: 'TypeError' },
       })
-      expect(JSON.parse(listed.items[0].value)).toMatchObject({ n: 2 })
+      expect(listed.items[0].value).toMatchObject({ n: 2 })
 
       // Paging with --limit / --cursor, and --all.
       const first = await runJson(['dlq', 'list', dlq, '--limit', '2'])

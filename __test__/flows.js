@@ -69,7 +69,10 @@ async function runSeedFlow(makeProducer, redisConfig = {}, redisClient = h.redis
     const letter = JSON.parse(Object.values(letters)[0])
     expect(letter.topic).toBe(topic)
     expect(letter.event).toBe('KafkaRetry')
-    expect(JSON.parse(letter.value).success).toBe(false)
+    // The payload as an object, as the original class wrote it: the consumer pushed text
+    // (JSON.stringify(value)), and a tool reading the hash does JSON.parse(entry).value.msgId.
+    expect(letter.value).toEqual({ msgId: seen[3].value.msgId, success: false, order: 1 })
+    expect(JSON.parse(Object.values(letters)[0]).value.msgId).toBe(seen[3].value.msgId)
     expect(letter.options).toMatchObject({ delay: '0.005', maxRetry: '3', retryCount: '4' })
     expect(letter.diedAt).toBeGreaterThan(Date.now() - 60000)
     // Nothing is left in the schedule.

@@ -166,6 +166,27 @@ function decodeEntry(text) {
   let firstFailedAt
   if (first === '') firstFailedAt = waitedMs === undefined ? undefined : dueAt - waitedMs
   else if (first !== '-') firstFailedAt = time(first, 'firstFailedAt')
+  // The caller's headers section (U+0001, count, then kind+name and value lines), if any.
+  const headers = []
+  if (text[at] === '\u0001') {
+    const line = () => {
+      const end = text.indexOf('\n', at)
+      if (end < 0) throw new Error(`headers section cut short: ${JSON.stringify(text)}`)
+      const got = text.slice(at, end)
+      at = end + 1
+      return got
+    }
+    at += 1
+    const count = Number(line())
+    for (let i = 0; i < count; i++) {
+      const head = line()
+      const raw = line()
+      const kind = head[0]
+      const value = { s: () => unescape(raw), u: () => Buffer.from(unescape(raw), 'utf8'), b: () => Buffer.from(raw, 'base64') }[kind.toLowerCase()]
+      if (!value) throw new Error(`unknown header kind ${kind}`)
+      headers.push({ name: unescape(head.slice(1)), value: value(), inArray: kind !== kind.toLowerCase() })
+    }
+  }
   const entry = {
     topic: unescape(topic),
     event: unescape(event),
@@ -178,6 +199,7 @@ function decodeEntry(text) {
   if (firstFailedAt !== undefined) entry.firstFailedAt = firstFailedAt
   if (waitedMs !== undefined) entry.waitedMs = waitedMs
   if (errorName !== '' || errorMessage !== '') entry.lastError = { name: unescape(errorName), message: unescape(errorMessage) }
+  if (headers.length) entry.headers = headers
   return entry
 }
 

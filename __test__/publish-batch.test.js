@@ -38,7 +38,7 @@ const settle = () => new Promise((resolve) => setImmediate(resolve))
 
 test('the file evaluates, as a script, to the factory function', () => {
   expect(typeof factory).toBe('function')
-  expect(factory.length).toBe(3)
+  expect(factory.length).toBe(4)
   const { publishBatch } = setup(() => undefined)
   expect(typeof publishBatch).toBe('function')
 })
@@ -333,4 +333,75 @@ test('an empty batch calls nothing', () => {
   publishBatch([], [], [])
   expect(publish).not.toHaveBeenCalled()
   expect(outcomes).toEqual([])
+})
+
+describe("the caller's own headers", () => {
+  // extraCounts per message, then per header its name, value and whether it is an array element.
+  const withExtra = (messages, extras) => {
+    const args = batch(messages)
+    const counts = []
+    const names = []
+    const values = []
+    const arrays = []
+    for (const list of extras) {
+      counts.push(list.length)
+      for (const [name, value, inArray = false] of list) {
+        names.push(name)
+        values.push(value)
+        arrays.push(inArray)
+      }
+    }
+    return [...args, counts, names, values, arrays]
+  }
+
+  test('follow the own headers: strings, Buffers, arrays regrouped, __proto__ as a plain key', () => {
+    const calls = []
+    const { publishBatch } = setup((...args) => calls.push(args))
+    const bin = Buffer.from([0, 255])
+    publishBatch(
+      ...withExtra(
+        [message(1, { headers: { delay: '2' } }), message(2), message(3)],
+        [[['tenant', 'acme'], ['bin', bin], ['list', 'a', true], ['list', bin, true], ['__proto__', 'p']], [], [['one', 'x', true]]],
+      ),
+    )
+    const headers = calls[0][3]
+    expect(Object.getOwnPropertyNames(headers)).toEqual(['delay', 'tenant', 'bin', 'list', '__proto__'])
+    expect([headers.delay, headers.tenant, headers.bin, headers.list, headers['__proto__']]).toEqual(['2', 'acme', bin, ['a', bin], 'p'])
+    expect(headers.bin).toBe(bin)
+    // Still a plain object (its prototype is the script's Object.prototype, not jest's).
+    expect(Object.getPrototypeOf(Object.getPrototypeOf(headers))).toBeNull()
+    expect(typeof headers.hasOwnProperty).toBe('function')
+    expect(calls[1][3]).toEqual({})
+    expect(calls[2][3]).toEqual({ one: ['x'] })
+  })
+
+  test('a message with trace headers is published inside the extracted context', () => {
+    // The OpenTelemetry packages as the loop loads them (Node's require, not jest's registry, so
+    // both see the same global registration).
+    const realRequire = vm.runInThisContext("process.getBuiltinModule('module')").createRequire(SOURCE)
+    const api = realRequire('@opentelemetry/api')
+    const { W3CTraceContextPropagator } = realRequire('@opentelemetry/core')
+    const { AsyncLocalStorageContextManager } = realRequire('@opentelemetry/context-async-hooks')
+    api.propagation.setGlobalPropagator(new W3CTraceContextPropagator())
+    api.context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable())
+    try {
+      const seen = []
+      const publish = () => seen.push(api.trace.getSpanContext(api.context.active()))
+      const publishBatch = factory(publish, false, () => {}, require('url').pathToFileURL(SOURCE).href)
+      const traceparent = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01'
+      publishBatch(...withExtra([message(1), message(2), message(3)], [[['traceparent', Buffer.from(traceparent)]], [['tenant', 'x']], []]))
+      expect(seen[0]).toMatchObject({ traceId: '0af7651916cd43dd8448eb211c80319c', spanId: 'b7ad6b7169203331', isRemote: true })
+      expect(seen[1]).toBeUndefined()
+      expect(seen[2]).toBeUndefined()
+      // Without a place to resolve the package from, nothing is extracted.
+      const without = []
+      factory(() => without.push(api.trace.getSpanContext(api.context.active())), false, () => {}, '')(
+        ...withExtra([message(4)], [[['traceparent', traceparent]]]),
+      )
+      expect(without).toEqual([undefined])
+    } finally {
+      api.propagation.disable()
+      api.context.disable()
+    }
+  })
 })

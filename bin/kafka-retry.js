@@ -200,7 +200,7 @@ function formatDeadLetter(item) {
     `  diedAt:     ${isoTime(item.diedAt)}`,
     `  retryCount: ${clean(retryCount)}${clean(maxRetry)}`,
     `  error:      ${truncate(clean(error), VALUE_WIDTH)}`,
-    `  value:      ${truncate(clean(item.value), VALUE_WIDTH)}`,
+    `  value:      ${truncate(clean(typeof item.value === 'string' ? item.value : JSON.stringify(item.value)), VALUE_WIDTH)}`,
   ].join('\n')
 }
 

@@ -113,8 +113,7 @@ const init = async () => {
     log('dead letter', `HGET ${DEAD_LETTER_QUEUE} ${field}:`);
     let entry;
     try {
-      entry = JSON.parse(text);
-      entry.value = JSON.parse(entry.value); // the payload is JSON text; show it as an object
+      entry = JSON.parse(text); // its value is the payload as an object, as the original wrote it
     } catch {
       entry = entry || text;
     }

@@ -10,6 +10,7 @@ pub mod clock;
 pub mod config;
 pub mod error;
 pub mod events;
+pub mod headers;
 pub mod ids;
 pub mod listener;
 pub mod options;

@@ -478,6 +478,7 @@ impl Listener {
         let message = Outgoing {
             value: with_fresh_msg_id(&entry.value, &fresh_id),
             headers: entry.headers(),
+            extra: entry.extra,
             topic: entry.topic,
             key: entry.event,
         };
@@ -618,10 +619,18 @@ pub fn dead_letter_message(topic: &str, record: &DeadLetter) -> Outgoing {
         headers.push(("lastError", error.message.clone()));
         headers.push(("lastErrorName", error.name.clone()));
     }
+    // The caller's own headers follow; these names are the package's and win.
+    let extra = record
+        .extra
+        .iter()
+        .filter(|h| !headers.iter().any(|(name, _)| *name == h.name))
+        .cloned()
+        .collect();
     Outgoing {
         topic: topic.to_string(),
         key: record.event.clone(),
         value: record.value.clone(),
         headers,
+        extra,
     }
 }

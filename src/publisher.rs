@@ -23,6 +23,8 @@ pub struct Outgoing {
     pub value: String,
     /// Headers, in order.
     pub headers: Vec<(&'static str, String)>,
+    /// The caller's own headers, after `headers` (none of them has a name in `headers`).
+    pub extra: Vec<crate::headers::Header>,
 }
 
 /// A boxed future, so publishers can be trait objects.
@@ -239,11 +241,18 @@ fn delivery_failed(topic: &str, err: &KafkaError, last: &LastError) -> RetryErro
 
 /// The librdkafka record of `message`, borrowing its text.
 fn record(message: &Outgoing) -> FutureRecord<'_, [u8], [u8]> {
-    let mut headers = OwnedHeaders::new_with_capacity(message.headers.len());
+    let mut headers = OwnedHeaders::new_with_capacity(message.headers.len() + message.extra.len());
     for (key, value) in &message.headers {
         headers = headers.insert(Header {
             key,
             value: Some(value.as_bytes()),
+        });
+    }
+    // The caller's own headers, byte for byte (an array's elements as headers of one name).
+    for header in &message.extra {
+        headers = headers.insert(Header {
+            key: &header.name,
+            value: Some(header.value.as_bytes()),
         });
     }
     FutureRecord::to(&message.topic)

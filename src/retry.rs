@@ -34,6 +34,9 @@ pub struct PushRequest {
     pub options: RetryOptions,
     /// Why it failed, when the consumer said.
     pub error: Option<ErrorInfo>,
+    /// The caller's own headers (every option the package does not interpret), checked against
+    /// the limits in `headers`.
+    pub extra: Vec<crate::headers::Header>,
 }
 
 /// A task close() waits for: a listener (with the publisher to flush after it) or the migration.
@@ -149,6 +152,7 @@ impl RetryCore {
             ));
         }
         let msg_id = payload::validate(&request.value)?;
+        crate::headers::check_limits(&request.extra)?;
         let retry_count = request.options.retry_count + 1;
         // An exhausted message is due now: the listener dead-letters it right away instead of
         // after one more delay (the dead letter hash name belongs to the listener).
@@ -174,6 +178,7 @@ impl RetryCore {
             first_failed_at: request.options.first_failed_at,
             last_error: request.error,
             waited_ms: Some(waited),
+            extra: request.extra,
         };
         // Without a `firstFailedAt` this is the first failure: it failed when pushed, a time the
         // script's clock gives (see `Entry::encode_after_due`).

@@ -150,6 +150,7 @@ fn record(id: &str, died_at: u64) -> String {
         first_failed_at: Some(died_at.saturating_sub(30_000)),
         last_error: None,
         waited_ms: Some(30_000),
+        extra: Vec::new(),
     };
     serde_json::to_string(&DeadLetter::of(id, &entry, died_at, "svc")).unwrap()
 }
@@ -240,7 +241,10 @@ async fn fields_written_without_an_index_are_listed_in_order_and_once() {
     );
     let items: Vec<_> = pages.iter().flat_map(|page| &page.items).collect();
     let raw = items.iter().find(|item| item.id == "raw:1").unwrap();
-    assert_eq!((raw.value.as_str(), raw.topic.as_str()), ("not json", ""));
+    assert_eq!(
+        (raw.value.as_str(), raw.topic.as_str()),
+        (Some("not json"), "")
+    );
     let legacy = items.iter().find(|item| item.id == "LegacyB").unwrap();
     assert_eq!(
         (legacy.topic.as_str(), legacy.event.as_str(), legacy.died_at),

@@ -13,6 +13,7 @@ mod common;
 
 use common::TestRedis;
 use futures::StreamExt;
+use kafka_retry::headers::{Header, HeaderValue};
 use kafka_retry::ids::message_id;
 use kafka_retry::store::dead_letters::DeadLetters;
 use kafka_retry::store::entry::{DeadLetter, Entry};
@@ -176,6 +177,7 @@ fn entry(topic: &str, value: &str, retry_count: u64, due_at: u64) -> Entry {
         first_failed_at: Some(due_at.saturating_sub(30_000)),
         last_error: None,
         waited_ms: Some(30_000),
+        extra: Vec::new(),
     }
 }
 
@@ -623,7 +625,20 @@ async fn requeue_moves_a_dead_letter_atomically() {
     let dlq = format!("{}:dlq", t.prefix);
     let now = t.redis_time_ms().await;
     let id = msg_id();
-    let dead = entry("orders", r#"{"msgId":"dead","n":7}"#, 4, now - 5_000);
+    let mut dead = entry("orders", r#"{"msgId":"dead","n":7}"#, 4, now - 5_000);
+    // The caller's own headers go back onto the schedule with it, byte for byte.
+    dead.extra = vec![
+        Header {
+            name: "tenant".into(),
+            value: HeaderValue::Text("acme".into()),
+            in_array: false,
+        },
+        Header {
+            name: "bin".into(),
+            value: HeaderValue::Bytes(vec![0, 255, 10]),
+            in_array: true,
+        },
+    ];
     let record = serde_json::to_string(&DeadLetter::of(&id, &dead, now - 4_000, &t.prefix))
         .expect("a dead letter serializes");
     store.write(&dlq, &id, &record, now - 4_000).await.unwrap();
@@ -661,6 +676,7 @@ async fn requeue_moves_a_dead_letter_atomically() {
         (&requeued.topic, &requeued.event, &requeued.value),
         (&dead.topic, &dead.event, &dead.value)
     );
+    assert_eq!(requeued.extra, dead.extra);
     // It is claimable like any pushed message.
     let claim = schedule.claim(10, LEASE, POLL).await.unwrap();
     assert_eq!(claim.items, vec![(new_id.clone(), stored)]);

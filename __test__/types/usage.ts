@@ -42,6 +42,12 @@ async function main(): Promise<void> {
   const field: string = await retry.pushToDlq('DEAD_LETTER_QUEUE', { reason: 'manual' })
   void field
   await retry.pushToQueue('orders', { event: 'E', value: '{}' }, { ...headers, error: new Error('boom') })
+  // The caller's own headers travel with the retry; KafkaRetry.headers keeps the W3C trace context.
+  const kept = KafkaRetry.headers({ traceparent: Buffer.from('00-x'), 'x-tenant': 'acme' }, ['x-tenant'])
+  const traceparent: Buffer | string | (Buffer | string)[] | undefined = kept.traceparent
+  void traceparent
+  await retry.pushToQueue('orders', { event: 'E', value: '{}' }, kept)
+  await retry.pushToQueue('orders', { event: 'E', value: '{}' }, { ...KafkaRetry.headers({}, true), tenant: 'acme', bin: Buffer.from([0]), list: ['a', Buffer.from('b')] })
   const page: DeadLetterPage = await retry.deadLetters('DEAD_LETTER_QUEUE', { limit: 10 })
   for (const item of page.items) {
     const when: number = item.diedAt

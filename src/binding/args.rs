@@ -209,11 +209,13 @@ pub fn parse_push(
     let error = options
         .as_ref()
         .and_then(|o| error_info(property(o, "error")));
+    let extra = extra_headers(options.as_ref())?;
     Ok(PushRequest {
         topic,
         event,
         value,
         options: parsed,
         error,
+        extra,
     })
 }

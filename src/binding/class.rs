@@ -5,7 +5,9 @@ use super::args::{
     dlq_name as dlq_name_arg, dlq_name_and_id, optional_dlq_name, parse_config, parse_page,
     parse_push,
 };
-use super::convert::{header_text, json_text, object_arg, property};
+use super::convert::{
+    element, header_text, json_text, object_arg, own_entries, property, string_arg,
+};
 use super::hub::Hub;
 use super::observer::JsObserver;
 use super::producer::make_publisher;
@@ -19,6 +21,7 @@ use std::sync::Arc;
 
 /// The retry options as `KafkaRetry.headers()` returns them: the three Kafka headers as strings.
 #[napi(object)]
+#[allow(dead_code)] // built by hand in `headers()` (it adds kept headers); this is its type
 pub struct RetryHeadersObject {
     /// Minutes to wait before the next attempt (decimals allowed). Default `'2'`.
     pub delay: String,
@@ -29,6 +32,42 @@ pub struct RetryHeadersObject {
     /// When the message first failed (ms since the epoch), present once a retry carried it. Pass
     /// it back to `pushToQueue` so the dead letter knows when the trouble started.
     pub first_failed_at: Option<String>,
+}
+
+/// Which headers `KafkaRetry.headers()` keeps besides the retry options.
+enum Keep {
+    All,
+    Names(Vec<String>),
+}
+
+/// W3C trace context headers, kept by default.
+const TRACE_HEADERS: [&str; 3] = ["traceparent", "tracestate", "baggage"];
+
+/// `headers()`'s `keep`: absent for the W3C trace context, `true` for all, `false` for none, or
+/// a list of names kept besides the W3C ones. Never an error: `headers()` runs in a consumer's
+/// error path and never throws, so anything else counts as absent, and list elements that are
+/// not strings are skipped.
+fn keep_arg(keep: Option<&Unknown>) -> Option<Keep> {
+    let mut names: Vec<String> = TRACE_HEADERS.iter().map(|n| n.to_string()).collect();
+    let Some(keep) = keep else {
+        return Some(Keep::Names(names));
+    };
+    match keep.get_type() {
+        Ok(ValueType::Boolean) => unsafe { keep.cast::<bool>() }
+            .unwrap_or(false)
+            .then_some(Keep::All),
+        Ok(ValueType::Object) if keep.is_array().unwrap_or(false) => {
+            if let Ok(array) = unsafe { keep.cast::<Object>() } {
+                for i in 0..array.get_array_length().unwrap_or(0) {
+                    if let Ok(name) = string_arg("keep[]", element(&array, i).as_ref(), true) {
+                        names.push(name);
+                    }
+                }
+            }
+            Some(Keep::Names(names))
+        }
+        _ => Some(Keep::Names(names)),
+    }
 }
 
 /// A Redis-backed retry queue for Kafka consumers, a drop-in replacement for the original
@@ -64,23 +103,56 @@ impl KafkaRetry {
 
     /// Reads the retry options from the Kafka headers of a consumed message (kafkajs gives
     /// `Buffer` values, strings, arrays of them, or nothing) and returns them as strings, with the
-    /// original defaults `{ delay: '2', maxRetry: '3', retryCount: '0' }`.
+    /// original defaults `{ delay: '2', maxRetry: '3', retryCount: '0' }`, plus `firstFailedAt`
+    /// once a retry carried it.
+    ///
+    /// Headers to keep travel along, returned as kafkajs gave them (a `Buffer`, a string or an
+    /// array, byte for byte): pass the result to `pushToQueue` and the retry is re-published with
+    /// them. `keep` says which: by default the W3C trace context (`traceparent`, `tracestate`,
+    /// `baggage`); a list of names keeps those too; `true` keeps every header; `false` none (only
+    /// the retry options, as 0.2 returned); any other `keep` counts as absent (this never
+    /// throws). `executeAt` and `retryDelayMs` are never kept (a retry gets new ones).
     #[napi(
-        ts_args_type = "headers?: Record<string, Buffer | string | (Buffer | string)[] | undefined> | null"
+        ts_args_type = "headers?: Record<string, Buffer | string | (Buffer | string)[] | undefined> | null, keep?: string[] | boolean",
+        ts_return_type = "RetryHeadersObject & KeptHeaders"
     )]
-    pub fn headers(headers: Option<Unknown>) -> RetryHeadersObject {
+    pub fn headers<'env>(
+        env: &'env Env,
+        headers: Option<Unknown<'env>>,
+        keep: Option<Unknown<'env>>,
+    ) -> Result<Object<'env>> {
         let object = headers
             .as_ref()
             .and_then(|h| object_arg("headers", Some(h)).ok().flatten());
+        let keep = keep_arg(keep.as_ref());
         let parsed = RetryHeaders::from_lookup(|key| {
             object.as_ref().and_then(|o| header_text(property(o, key)))
         });
-        RetryHeadersObject {
-            delay: parsed.delay,
-            max_retry: parsed.max_retry,
-            retry_count: parsed.retry_count,
-            first_failed_at: parsed.first_failed_at,
+        let mut out = Object::new(env)?;
+        out.set("delay", parsed.delay)?;
+        out.set("maxRetry", parsed.max_retry)?;
+        out.set("retryCount", parsed.retry_count)?;
+        if let Some(first) = parsed.first_failed_at {
+            out.set("firstFailedAt", first)?;
         }
+        if let (Some(object), Some(keep)) = (object.as_ref(), keep) {
+            for (name, value) in own_entries(object) {
+                let wanted = match &keep {
+                    Keep::All => true,
+                    Keep::Names(names) => names.iter().any(|n| n == &name),
+                };
+                let present =
+                    !matches!(value.get_type(), Ok(ValueType::Undefined | ValueType::Null));
+                if wanted && present && !crate::headers::is_interpreted(&name) {
+                    // Defined, not assigned: a header named `__proto__` stays a header.
+                    out.define_properties(&[Property::new()
+                        .with_utf8_name(&name)?
+                        .with_value(&value)
+                        .with_property_attributes(PropertyAttributes::default())])?;
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// Stores a failed message for a later attempt. Resolves once the message is stored in
@@ -92,7 +164,7 @@ impl KafkaRetry {
     /// Rejects with `ERR_INVALID_ARG` (bad topic, message or options), `ERR_REDIS_UNAVAILABLE`
     /// or `ERR_CLOSED`.
     #[napi(
-        ts_args_type = "topic: string, message: RetryMessage, options?: RetryOptions",
+        ts_args_type = "topic: string, message: RetryMessage, options?: RetryOptions | RetryOptionsWithHeaders",
         ts_return_type = "Promise<void>"
     )]
     pub fn push_to_queue<'env>(

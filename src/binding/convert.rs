@@ -342,3 +342,118 @@ fn stringify(value: &Unknown) -> std::result::Result<String, String> {
         }
     }
 }
+
+/// The own enumerable string keys of an object with their values, in `Object.keys` order (what
+/// a spread `{ ...options }` copies, symbols aside). A key whose getter throws is left out.
+pub fn own_entries<'env>(object: &Object<'env>) -> Vec<(String, Unknown<'env>)> {
+    let env = object.value().env;
+    let Some(names) = read(
+        env,
+        object.get_all_property_names(
+            KeyCollectionMode::OwnOnly,
+            KeyFilter::Enumerable,
+            KeyConversion::NumbersToStrings,
+        ),
+    ) else {
+        return Vec::new();
+    };
+    let mut entries = Vec::new();
+    for i in 0..names.get_array_length().unwrap_or(0) {
+        let Some(name) = element(&names, i) else {
+            continue;
+        };
+        if !matches!(name.get_type(), Ok(ValueType::String)) {
+            continue;
+        }
+        let Ok(key) = (unsafe { name.cast::<String>() }) else {
+            continue;
+        };
+        if let Some(value) = property_by(object, &name) {
+            entries.push((key, value));
+        }
+    }
+    entries
+}
+
+/// One option value as a Kafka header value: a string as given, a `Buffer` byte for byte, a
+/// number or boolean as its text. `Ok(None)` for `undefined`/`null` (left out, as
+/// `JSON.stringify` leaves out `undefined`).
+fn header_value(name: &str, value: &Unknown) -> Result<Option<crate::headers::HeaderValue>> {
+    use crate::headers::HeaderValue;
+    Ok(Some(match value.get_type() {
+        Ok(ValueType::Undefined | ValueType::Null) => return Ok(None),
+        Ok(ValueType::String) => HeaderValue::Text(
+            unsafe { value.cast::<String>() }
+                .map_err(|_| RetryError::invalid_arg(format!("options[{name:?}] is not readable text")))?,
+        ),
+        Ok(ValueType::Number) => HeaderValue::Text(crate::options::format_js_number(
+            unsafe { value.cast::<f64>() }.unwrap_or(f64::NAN),
+        )),
+        Ok(ValueType::Boolean) => {
+            HeaderValue::Text(unsafe { value.cast::<bool>() }.unwrap_or_default().to_string())
+        }
+        Ok(ValueType::Object) if value.is_buffer().unwrap_or(false) => {
+            let bytes = unsafe { value.cast::<BufferSlice>() }.map_err(|_| {
+                RetryError::invalid_arg(format!("options[{name:?}] is not a readable Buffer"))
+            })?;
+            HeaderValue::Bytes(bytes.to_vec())
+        }
+        _ => {
+            return Err(RetryError::invalid_arg(format!(
+                "options[{name:?}] becomes a Kafka header: it must be a string, a Buffer or an array of them, got {}",
+                describe(value)
+            )))
+        }
+    }))
+}
+
+/// The caller's own headers in `options`: every key the package does not interpret
+/// (`headers::is_interpreted`), in key order; an array value gives one header per element.
+pub fn extra_headers(options: Option<&Object>) -> Result<Vec<crate::headers::Header>> {
+    use crate::headers::{is_interpreted, Header, MAX_HEADERS};
+    let Some(options) = options else {
+        return Ok(Vec::new());
+    };
+    let mut headers = Vec::new();
+    for (name, value) in own_entries(options) {
+        if is_interpreted(&name) {
+            continue;
+        }
+        if value.is_array().unwrap_or(false) {
+            let array = unsafe { value.cast::<Object>() }.map_err(|_| {
+                RetryError::invalid_arg(format!("options[{name:?}] is not readable"))
+            })?;
+            let len = array.get_array_length().unwrap_or(0);
+            for i in 0..len {
+                if headers.len() > MAX_HEADERS {
+                    break; // over the limit already: `headers::check_limits` says so
+                }
+                let Some(item) = element(&array, i) else {
+                    continue;
+                };
+                if item.is_array().unwrap_or(false) {
+                    return Err(RetryError::invalid_arg(format!(
+                        "options[{name:?}][{i}] must be a string or a Buffer, got an array"
+                    )));
+                }
+                if let Some(value) = header_value(&format!("{name}[{i}]"), &item)? {
+                    headers.push(Header {
+                        name: name.clone(),
+                        value,
+                        in_array: true,
+                    });
+                }
+            }
+        } else if let Some(value) = header_value(&name, &value)? {
+            headers.push(Header {
+                name,
+                value,
+                in_array: false,
+            });
+        }
+        if headers.len() > MAX_HEADERS {
+            break;
+        }
+    }
+    Ok(headers)
+}

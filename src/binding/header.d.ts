@@ -63,6 +63,20 @@ export interface RetryOptions {
   error?: Error | string
 }
 
+/** Retry options plus the caller's own headers: every other key is stored with the message and re-published as a Kafka header of the same name and bytes (a string as given, a `Buffer` byte for byte, an array as one header per element; numbers and booleans as their text; `undefined`/`null` left out). At most 64 values, names of 1 to 255 bytes without NUL, 65,536 bytes of names and values in all (`ERR_INVALID_ARG` otherwise). `executeAt` and `retryDelayMs` are the package's and are replaced. */
+export type RetryOptionsWithHeaders = RetryOptions & { [header: string]: HeaderValue | Error | number | boolean | null | undefined }
+
+/** A Kafka header value as kafkajs takes it: a string, a `Buffer`, or an array of them (one header each). */
+export type HeaderValue = string | Buffer | (string | Buffer)[]
+
+/** Headers `KafkaRetry.headers()` kept besides the retry options (by default the W3C trace context), as kafkajs gave them. */
+export interface KeptHeaders {
+  traceparent?: HeaderValue
+  tracestate?: HeaderValue
+  baggage?: HeaderValue
+  [header: string]: HeaderValue | undefined
+}
+
 /** Backoff policy: attempt k (the stored `retryCount`, 1 for the first retry) waits, with base = the message's `delay`:
  * `fixed`: base; `exponential`: base × multiplier^(k-1), at most `maxDelayMs`; `list`: `delaysMs[k-1]`, the last repeating.
  * `jitter: 'full'` draws uniformly in [0, d], `'equal'` in [d/2, d]. */
@@ -90,10 +104,10 @@ export interface DeadLetter {
   id: string
   topic: string
   event: string
-  /** Payload JSON text. */
-  value: string
-  /** The retry options at death, as header strings (`delay`, `maxRetry`, `retryCount`, `executeAt`). */
-  options: Record<string, string> | null
+  /** The payload, parsed (as the original class's dead letters held it); a string only when the payload is not JSON. */
+  value: unknown
+  /** The retry options at death, as header strings (`delay`, `maxRetry`, `retryCount`, `executeAt`), then the caller's own headers as `JSON.stringify` writes them (a `Buffer` as `{ type: 'Buffer', data }`). */
+  options: Record<string, unknown> | null
   error: { message: string; name: string } | null
   firstFailedAt: number | null
   /** When it was dead-lettered (ms since the epoch); 0 when unknown (written by other tools). */
@@ -131,12 +145,12 @@ export interface RetryStats {
 
 /** The seed's producer wrapper: called as `produce(topic, key, value, headers)`. A thenable it returns (a promise, Bluebird, any `then`) is awaited; anything else counts as published at once. */
 export interface ProduceWrapper {
-  produce(topic: string, key: string, value: string, headers: Record<string, string>): unknown
+  produce(topic: string, key: string, value: string, headers: Record<string, HeaderValue>): unknown
 }
 
 /** A kafkajs `Producer` (only `send` is used). */
 export interface SendProducer {
-  send(record: { topic: string; messages: Array<{ key: string; value: string; headers: Record<string, string> }> }): unknown
+  send(record: { topic: string; messages: Array<{ key: string; value: string; headers: Record<string, HeaderValue> }> }): unknown
 }
 
 /** What `queueListener` publishes through. */

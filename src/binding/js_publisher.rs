@@ -10,6 +10,7 @@
 //! JavaScript loop does the per-message part with plain closures.
 
 use crate::error::{ErrorCode, RetryError};
+use crate::headers::HeaderValue;
 use crate::publisher::{BoxFuture, Outgoing, Publisher};
 use napi::bindgen_prelude::*;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
@@ -44,20 +45,43 @@ type Outcome = std::result::Result<(), (String, Option<String>)>;
 type Waiting = Arc<Mutex<HashMap<u64, oneshot::Sender<Outcome>>>>;
 type Job = (Outgoing, oneshot::Sender<Outcome>);
 
-/// One crossing: ids, header counts, and per message topic, key, value and the header pairs.
+/// One crossing: ids, header counts, and per message topic, key, value and the header pairs;
+/// then the caller's own headers (see [`Extra`]).
 pub struct Batch {
     ids: Vec<f64>,
     header_counts: Vec<u32>,
     strings: Vec<String>,
+    extra: Extra,
 }
 
-type BatchArgs = FnArgs<(Vec<f64>, Vec<u32>, Vec<String>)>;
-/// `BATCH_SCRIPT`'s arguments: the producer method, whether it is `send`, and the outcome
-/// callback `done(id, failure?, permanentType?)`.
+/// The caller's own headers of a crossing: per message how many (all empty when no message of
+/// the batch has any, so the common case costs nothing), then per header its name, its value (a
+/// string, or a `Buffer` with the bytes) and whether it is an element of an array.
+#[derive(Default)]
+pub struct Extra {
+    counts: Vec<u32>,
+    names: Vec<String>,
+    values: Vec<Either<String, Buffer>>,
+    in_array: Vec<bool>,
+}
+
+type BatchArgs = FnArgs<(
+    Vec<f64>,
+    Vec<u32>,
+    Vec<String>,
+    Vec<u32>,
+    Vec<String>,
+    Vec<Either<String, Buffer>>,
+    Vec<bool>,
+)>;
+/// `BATCH_SCRIPT`'s arguments: the producer method, whether it is `send`, the outcome callback
+/// `done(id, failure?, permanentType?)`, and where `@opentelemetry/api` is resolved from (the
+/// addon's file URL; empty when unknown).
 type FactoryArgs<'a> = FnArgs<(
     Function<'a>,
     bool,
     Function<'a, (f64, Option<String>, Option<String>), ()>,
+    String,
 )>;
 /// Strong (not weak) on purpose: while the listener runs, Node stays alive, as it did with the
 /// original's timer; `close()` drops it and lets the process exit.
@@ -96,7 +120,9 @@ impl JsPublisher {
             )?;
         let factory: Function<FactoryArgs, Function<BatchArgs, ()>> =
             env.run_script(BATCH_SCRIPT)?;
-        let publish_batch = factory.call(FnArgs::from((bound, is_send, done)))?;
+        // Resolved from the addon's own location, as a peer dependency is.
+        let base = env.get_module_file_name().unwrap_or_default();
+        let publish_batch = factory.call(FnArgs::from((bound, is_send, done, base)))?;
         let tsfn = publish_batch
             .build_threadsafe_function::<Batch>()
             .build_callback(|ctx| {
@@ -104,8 +130,17 @@ impl JsPublisher {
                     ids,
                     header_counts,
                     strings,
+                    extra,
                 } = ctx.value;
-                Ok(FnArgs::from((ids, header_counts, strings)))
+                Ok(FnArgs::from((
+                    ids,
+                    header_counts,
+                    strings,
+                    extra.counts,
+                    extra.names,
+                    extra.values,
+                    extra.in_array,
+                )))
             })?;
         let (queue, receiver) = mpsc::unbounded_channel();
         Ok(JsPublisher {
@@ -128,7 +163,9 @@ async fn run_batches(
             ids: Vec::with_capacity(jobs.len()),
             header_counts: Vec::with_capacity(jobs.len()),
             strings: Vec::with_capacity(jobs.len() * 15),
+            extra: Extra::default(),
         };
+        let any_extra = jobs.iter().any(|(message, _)| !message.extra.is_empty());
         let mut ids = Vec::with_capacity(jobs.len());
         {
             let mut waiting = waiting.lock().unwrap_or_else(|p| p.into_inner());
@@ -148,6 +185,18 @@ async fn run_batches(
                 for (name, value) in message.headers {
                     batch.strings.push(name.to_string());
                     batch.strings.push(value);
+                }
+                if any_extra {
+                    let extra = &mut batch.extra;
+                    extra.counts.push(message.extra.len() as u32);
+                    for header in message.extra {
+                        extra.names.push(header.name);
+                        extra.in_array.push(header.in_array);
+                        extra.values.push(match header.value {
+                            HeaderValue::Text(text) => Either::A(text),
+                            HeaderValue::Bytes(bytes) => Either::B(bytes.into()),
+                        });
+                    }
                 }
             }
         }

@@ -4,13 +4,13 @@
 //
 // Loaded by src/binding/js_publisher.rs with `include_str!` and evaluated once per JS producer
 // with napi's `env.run_script`: this file is a script (not a module) whose value is the
-// parenthesised factory below, `(publish, isSend, done) => publishBatch`. Keep that
-// shape.
+// parenthesised factory below, `(publish, isSend, done, base) => publishBatch`. Keep that
+// shape. `base` is the addon's file URL, where `@opentelemetry/api` is resolved from.
 //
 // It must never throw: it runs as a threadsafe-function call, and an exception escaping that
 // call is Node's uncaught exception. So every touch of user code (the call, `then`, reading an
 // error's message) is guarded.
-(function (publish, isSend, done) {
+(function (publish, isSend, done, base) {
   'use strict'
   const describe = (e) => {
     try {
@@ -53,12 +53,54 @@
     if (type === undefined) done(id, describe(e))
     else done(id, describe(e), type)
   }
-  const one = (id, topic, key, value, headers) => {
+  // Trace context: when `@opentelemetry/api` is installed (an optional peer dependency), a
+  // message that carries W3C trace headers is published inside the context they describe, so
+  // an instrumented producer's span belongs to the original trace instead of starting a new one
+  // from the listener's timer. Resolved once, the first time such a message is published;
+  // nothing is loaded when it is not installed (or on a Node without process.getBuiltinModule).
+  let otel // undefined: not looked up yet; null: not available
+  const api = () => {
+    if (otel === undefined) {
+      otel = null
+      try {
+        const getBuiltin = typeof process === 'object' && process ? process.getBuiltinModule : undefined
+        if (typeof getBuiltin === 'function' && base) {
+          const loaded = getBuiltin('module').createRequire(base)('@opentelemetry/api')
+          if (loaded && loaded.propagation && loaded.context) otel = loaded
+        }
+      } catch {
+        otel = null
+      }
+    }
+    return otel
+  }
+  const text = (v) => (typeof v === 'string' ? v : v === null || v === undefined ? undefined : String(v))
+  const getter = {
+    keys: (carrier) => Object.keys(carrier),
+    get: (carrier, key) => {
+      const v = carrier[key]
+      return Array.isArray(v) ? v.map(text) : text(v)
+    },
+  }
+  const TRACE_HEADERS = ['traceparent', 'tracestate', 'baggage']
+  // The context to publish `headers` in; undefined when there is none to continue.
+  const traceContext = (headers) => {
+    try {
+      if (!TRACE_HEADERS.some((name) => Object.prototype.hasOwnProperty.call(headers, name))) return undefined
+      const otelApi = api()
+      if (!otelApi) return undefined
+      return { api: otelApi, context: otelApi.propagation.extract(otelApi.ROOT_CONTEXT, headers, getter) }
+    } catch {
+      return undefined
+    }
+  }
+  const one = (id, topic, key, value, headers, traced) => {
     let returned
     try {
-      returned = isSend
-        ? publish({ topic, messages: [{ key, value, headers }] })
-        : publish(topic, key, value, headers)
+      const call = () =>
+        isSend ? publish({ topic, messages: [{ key, value, headers }] }) : publish(topic, key, value, headers)
+      const trace = traced ? traceContext(headers) : undefined
+      returned = trace ? trace.api.context.with(trace.context, call) : call()
     } catch (e) {
       failed(id, e)
       return
@@ -80,8 +122,17 @@
       done(id, describe(e))
     }
   }
-  return function publishBatch(ids, headerCounts, strings) {
+  // A caller's header may be named `__proto__`: defined, never assigned (which would set the
+  // object's prototype).
+  const set = (headers, name, value) =>
+    Object.defineProperty(headers, name, { value, enumerable: true, writable: true, configurable: true })
+  // extraCounts: per message, how many of the caller's own headers follow (empty when no
+  // message of the batch has any); extraNames, extraValues (string or Buffer) and extraArrays
+  // (an element of an array value) per header.
+  return function publishBatch(ids, headerCounts, strings, extraCounts, extraNames, extraValues, extraArrays) {
     let at = 0
+    let extraAt = 0
+    const anyExtra = extraCounts !== undefined && extraCounts.length > 0
     for (let i = 0; i < ids.length; i++) {
       const topic = strings[at]
       const key = strings[at + 1]
@@ -92,7 +143,16 @@
         headers[strings[at]] = strings[at + 1]
         at += 2
       }
-      one(ids[i], topic, key, value, headers)
+      const extra = anyExtra ? extraCounts[i] : 0
+      for (let h = 0; h < extra; h++, extraAt++) {
+        const name = extraNames[extraAt]
+        const headerValue = extraValues[extraAt]
+        if (!extraArrays[extraAt]) set(headers, name, headerValue)
+        else if (Array.isArray(headers[name]) && Object.prototype.hasOwnProperty.call(headers, name))
+          headers[name].push(headerValue)
+        else set(headers, name, [headerValue])
+      }
+      one(ids[i], topic, key, value, headers, extra > 0)
     }
   }
 })

@@ -47,9 +47,13 @@ pub struct DeadLetterItem {
     pub topic: String,
     /// Kafka key.
     pub event: String,
-    /// Payload JSON text.
-    pub value: String,
-    /// The retry options at death, as header strings.
+    /// The payload, parsed: as the original class's dead letters held it. Records written by 0.2
+    /// (payload as escaped JSON text) read the same way. Text that is not JSON stays a string.
+    pub value: serde_json::Value,
+    /// The payload's JSON text, as a requeue schedules it.
+    #[serde(skip)]
+    pub payload: String,
+    /// The retry options at death, as header strings, and the caller's own headers.
     pub options: serde_json::Value,
     /// The last failure's error, when known.
     pub error: Option<ErrorInfo>,
@@ -71,11 +75,14 @@ impl DeadLetterItem {
         let object = json.as_object()?;
         let string = |key: &str| json_text(object.get(key));
         let number = |key: &str| object.get(key).and_then(serde_json::Value::as_u64);
+        let topic = string("topic")?;
+        let (payload, value) = payload_of(text);
         Some(DeadLetterItem {
             id: id.to_string(),
-            topic: string("topic")?,
+            topic,
             event: string("event").unwrap_or_default(),
-            value: string("value").unwrap_or_else(|| "null".to_string()),
+            value,
+            payload,
             options: object
                 .get("options")
                 .cloned()
@@ -104,7 +111,7 @@ impl DeadLetterItem {
         Entry {
             topic: self.topic.clone(),
             event: self.event.clone(),
-            value: self.value.clone(),
+            value: self.payload.clone(),
             delay: self.option_text("delay", crate::options::DEFAULT_DELAY),
             max_retry: self
                 .option_text("maxRetry", crate::options::DEFAULT_MAX_RETRY)
@@ -115,8 +122,40 @@ impl DeadLetterItem {
             first_failed_at: self.first_failed_at,
             last_error: self.error.clone(),
             waited_ms: Some(0),
+            extra: crate::headers::from_json(&self.options),
         }
     }
+}
+
+/// The payload of a stored dead letter record (`text`), as JSON text and parsed. Its `value`
+/// member is the parsed payload (this version, the original class), or a string holding the JSON
+/// text (0.2; also this version for a payload that is a JSON string, see `entry::value_json`):
+/// a string that is JSON text is read as that text, any other string as the string itself.
+/// The payload text is taken verbatim from the record, never re-serialized, so numbers and key
+/// order stay as they were.
+fn payload_of(record: &str) -> (String, serde_json::Value) {
+    #[derive(serde::Deserialize)]
+    struct Raw<'a> {
+        #[serde(borrow, default)]
+        value: Option<&'a serde_json::value::RawValue>,
+    }
+    let raw = serde_json::from_str::<Raw>(record)
+        .ok()
+        .and_then(|r| r.value);
+    let Some(raw) = raw.filter(|r| r.get() != "null") else {
+        return ("null".to_string(), serde_json::Value::Null);
+    };
+    let parsed = |text: &str| serde_json::from_str::<serde_json::Value>(text).ok();
+    if raw.get().starts_with('"') {
+        let text: String = serde_json::from_str(raw.get()).unwrap_or_default();
+        if serde_json::from_str::<&serde_json::value::RawValue>(&text).is_ok() {
+            let value = parsed(&text).unwrap_or_else(|| serde_json::Value::String(text.clone()));
+            return (text, value);
+        }
+        return (raw.get().to_string(), serde_json::Value::String(text));
+    }
+    let value = parsed(raw.get()).unwrap_or(serde_json::Value::Null);
+    (raw.get().to_string(), value)
 }
 
 /// A page of dead letters.
@@ -176,7 +215,8 @@ fn item_of(field: String, text: String, score: f64) -> DeadLetterItem {
             id: field,
             topic: String::new(),
             event: String::new(),
-            value: text,
+            payload: text.clone(),
+            value: serde_json::Value::String(text),
             options: serde_json::Value::Null,
             error: None,
             first_failed_at: None,
@@ -634,11 +674,43 @@ mod tests {
     }
 
     #[test]
+    fn a_0_2_dead_letter_and_a_new_one_read_alike() {
+        let old = r#"{"id":"m:x","topic":"t","event":"E","value":"{\"msgId\":\"a\",\"big\":12345678901234567890}","options":{"delay":"2","maxRetry":"3","retryCount":"4","executeAt":"9"},"diedAt":10,"keyPrefix":"p"}"#;
+        let new = r#"{"id":"m:x","topic":"t","event":"E","value":{"msgId":"a","big":12345678901234567890},"options":{"delay":"2","maxRetry":"3","retryCount":"4","executeAt":"9","tenant":"acme","bin":{"type":"Buffer","data":[0,255]}},"diedAt":10,"keyPrefix":"p"}"#;
+        let old = DeadLetterItem::parse("m:x", old).unwrap();
+        let new = DeadLetterItem::parse("m:x", new).unwrap();
+        assert_eq!(old.value["msgId"], "a");
+        assert_eq!(old.value, new.value);
+        // The payload text is kept verbatim (a big number is not rounded through f64).
+        assert_eq!(old.payload, r#"{"msgId":"a","big":12345678901234567890}"#);
+        assert_eq!(new.payload, old.payload);
+        assert!(old.requeued_entry().extra.is_empty());
+        let extra = new.requeued_entry().extra;
+        assert_eq!(extra.len(), 2);
+        assert_eq!(
+            extra[1].value,
+            crate::headers::HeaderValue::Bytes(vec![0, 255])
+        );
+        // A JSON string payload is written escaped (entry::value_json) and reads back as itself.
+        let record = r#"{"topic":"t","value":"\"{\\\"a\\\":1}\""}"#;
+        let item = DeadLetterItem::parse("x", record).unwrap();
+        assert_eq!(item.payload, r#""{\"a\":1}""#);
+        assert_eq!(item.value, r#"{"a":1}"#);
+    }
+
+    #[test]
     fn reads_the_original_classs_dead_letters() {
         let text = r#"{"topic":"t","event":"E","value":{"success":false},"options":{"delay":"2","maxRetry":"3","retryCount":"4"}}"#;
         let item = DeadLetterItem::parse("E", text).unwrap();
-        assert_eq!(item.value, r#"{"success":false}"#);
+        assert_eq!(item.value, serde_json::json!({ "success": false }));
+        assert_eq!(item.payload, r#"{"success":false}"#);
         assert_eq!(item.died_at, 0);
+        // A string payload, as the original parsed it: requeued as JSON text.
+        let text = r#"{"topic":"t","event":"E","value":"hello","options":{"tenant":"acme"}}"#;
+        let item = DeadLetterItem::parse("E", text).unwrap();
+        assert_eq!(item.value, "hello");
+        assert_eq!(item.requeued_entry().value, r#""hello""#);
+        assert_eq!(item.requeued_entry().extra.len(), 1);
         assert!(DeadLetterItem::parse("x", "not json").is_none());
         assert!(DeadLetterItem::parse("x", r#"{"event":"no topic"}"#).is_none());
     }

@@ -4,6 +4,7 @@
 //! fields and an escaped payload: the entry is most of the Redis memory a scheduled message costs
 //! (`BENCHMARKS.md`, Memory, has the sizes).
 
+use crate::headers::{self, Header};
 use serde::{Deserialize, Serialize};
 
 /// One scheduled message, stored in the entries hash under its id (see [`Entry::encode`]);
@@ -34,6 +35,10 @@ pub struct Entry {
     /// The delay this attempt actually waits (after backoff and jitter), in ms.
     #[serde(default)]
     pub waited_ms: Option<u64>,
+    /// The caller's own headers (options the package does not interpret), re-published as they
+    /// were given. Empty for entries stored before they were kept.
+    #[serde(skip)]
+    pub extra: Vec<Header>,
 }
 
 /// Why a message failed: an `Error`'s message and name (or a string's text and `"Error"`).
@@ -129,8 +134,14 @@ impl Entry {
     ///
     /// ```text
     /// dueAt \n waitedMs \n firstFailedAt \n maxRetry \n retryCount \n topic \n event \n delay \n
-    /// error name \n error message \n payload
+    /// error name \n error message \n [headers section] payload
     /// ```
+    ///
+    /// The caller's own headers, when there are any, come in a section before the payload that
+    /// starts with U+0001 (see `headers::write_section`), a character JSON text never starts
+    /// with: an entry without them is stored exactly as 0.2 stored it, and 0.2 entries read as
+    /// having none. (A payload that does start with it, which pushes never store, is written
+    /// after an empty section.)
     ///
     /// Times are base 36; `waitedMs` is empty when unknown; `firstFailedAt` is empty when it is
     /// `dueAt - waitedMs` (a first failure: it failed when it was pushed) or unknown without a
@@ -179,6 +190,9 @@ impl Entry {
         };
         push_text(&mut out, name);
         push_text(&mut out, message);
+        if !self.extra.is_empty() || self.value.starts_with(headers::SECTION_MARK) {
+            headers::write_section(&mut out, &self.extra);
+        }
         out.push_str(&self.value);
         out
     }
@@ -198,6 +212,11 @@ impl Entry {
         let value = parts
             .next()
             .ok_or_else(|| format!("{FIELDS} fields expected before the payload"))?;
+        let (extra, value) = if value.starts_with(headers::SECTION_MARK) {
+            headers::read_section(value)?
+        } else {
+            (Vec::new(), value)
+        };
         let [due, waited, first, max_retry, retry_count, topic, event, delay, name, message] =
             fields;
         let due_at = number(due, 36, "dueAt")?;
@@ -229,13 +248,14 @@ impl Entry {
             first_failed_at,
             last_error,
             waited_ms,
+            extra,
         })
     }
 }
 
 /// A dead letter as written to the `dlqName` hash: one field per message, never overwritten by
 /// another message.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DeadLetter {
     /// The message id (also the hash field).
@@ -244,25 +264,50 @@ pub struct DeadLetter {
     pub topic: String,
     /// Kafka key.
     pub event: String,
-    /// Payload JSON text.
+    /// Payload JSON text, written into the record as JSON (the parsed payload, as the original's
+    /// `JSON.stringify({ value: ele.value })` wrote it; see [`value_json`]).
+    #[serde(serialize_with = "serialize_value")]
     pub value: String,
-    /// The retry options at death, as header strings.
+    /// The retry options at death, as header strings, then the caller's own headers.
     pub options: DeadLetterOptions,
     /// When it was dead-lettered, ms since the epoch.
     pub died_at: u64,
     /// When it first failed, ms since the epoch.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub first_failed_at: Option<u64>,
     /// The last failure's error, when known.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<ErrorInfo>,
-    /// The `keyPrefix` of the schedule it came from, so a requeue sends it back there.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// The `keyPrefix` of the schedule it came from, so a requeue sends it back.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub key_prefix: Option<String>,
+    /// The caller's own headers, as stored with the message (in `options` in the record).
+    #[serde(skip)]
+    pub extra: Vec<Header>,
 }
 
-/// The options of a dead letter, as the header strings the original stored.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// The payload as it goes into a dead letter record: the JSON text itself (so the record holds
+/// the parsed payload), except a top-level JSON string, which stays escaped text as 0.2 wrote
+/// every payload: readers parse a string `value` that is JSON text, so a string payload that
+/// happens to be JSON text itself would otherwise read back as that inner JSON. Text that is not
+/// JSON (never pushed; only hand-written records) stays a string too.
+pub fn value_json(text: &str) -> Box<serde_json::value::RawValue> {
+    let trimmed = text.trim_matches([' ', '\t', '\n', '\r']);
+    if !trimmed.starts_with('"') {
+        if let Ok(raw) = serde_json::value::RawValue::from_string(trimmed.to_string()) {
+            return raw;
+        }
+    }
+    serde_json::value::to_raw_value(text).expect("a string serializes")
+}
+
+fn serialize_value<S: serde::Serializer>(text: &str, serializer: S) -> Result<S::Ok, S::Error> {
+    value_json(text).serialize(serializer)
+}
+
+/// The options of a dead letter, as the header strings the original stored, then the caller's
+/// own headers (`headers::to_json`: strings, a `Buffer` as `{ type: 'Buffer', data }`, arrays).
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DeadLetterOptions {
     /// `delay` header.
@@ -273,11 +318,18 @@ pub struct DeadLetterOptions {
     pub retry_count: String,
     /// `executeAt` header.
     pub execute_at: String,
+    /// The caller's own headers, in their JSON form.
+    #[serde(flatten)]
+    pub extra: serde_json::Map<String, serde_json::Value>,
 }
 
 impl DeadLetter {
     /// The dead letter of an exhausted entry of the schedule `key_prefix`.
     pub fn of(id: &str, entry: &Entry, died_at: u64, key_prefix: &str) -> Self {
+        // Caller headers never carry the package's names (`headers::is_interpreted`), so none
+        // shadows these four.
+        let mut extra = serde_json::Map::new();
+        headers::to_json(&entry.extra, &mut extra);
         DeadLetter {
             id: id.to_string(),
             topic: entry.topic.clone(),
@@ -288,11 +340,13 @@ impl DeadLetter {
                 max_retry: entry.max_retry.to_string(),
                 retry_count: entry.retry_count.to_string(),
                 execute_at: entry.due_at.to_string(),
+                extra,
             },
             died_at,
             first_failed_at: entry.first_failed_at,
             error: entry.last_error.clone(),
             key_prefix: Some(key_prefix.to_string()),
+            extra: entry.extra.clone(),
         }
     }
 }
@@ -313,6 +367,7 @@ mod tests {
             first_failed_at: None,
             last_error: None,
             waited_ms: None,
+            extra: Vec::new(),
         }
     }
 
@@ -352,6 +407,7 @@ mod tests {
             first_failed_at: Some(1_795_866_924_761),
             last_error: None,
             waited_ms: Some(31_536_000_000),
+            extra: Vec::new(),
         }
     }
 
@@ -419,6 +475,92 @@ mod tests {
         ] {
             assert!(Entry::decode(text).is_err(), "{text:?}");
         }
+    }
+
+    fn with_headers() -> Entry {
+        use crate::headers::HeaderValue;
+        let mut e = full();
+        e.extra = vec![
+            Header {
+                name: "tenant".into(),
+                value: HeaderValue::Text("acme\nwith newline".into()),
+                in_array: false,
+            },
+            Header {
+                name: "bin".into(),
+                value: HeaderValue::Bytes(vec![0, 1, 255, 10]),
+                in_array: true,
+            },
+        ];
+        e
+    }
+
+    #[test]
+    fn caller_headers_round_trip_and_leave_other_entries_as_0_2_stored_them() {
+        // Without caller headers: byte for byte the 0.2 form (the same text as above).
+        assert!(!full().encode().contains('\u{1}'));
+        let e = with_headers();
+        let text = e.encode();
+        assert_eq!(
+            text,
+            "nbhwioyh\nehjpxc0\n\n3\n1\norders\nOrderFailed\n525600\n\n\n\u{1}2\nstenant\nacme\\nwith newline\nBbin\nAAH/Cg==\n{\"msgId\":\"a\",\"n\":1}"
+        );
+        round_trip(&e);
+        let mut odd = full();
+        odd.value = "\u{1}not json".into();
+        round_trip(&odd);
+        odd.extra = with_headers().extra;
+        round_trip(&odd);
+    }
+
+    #[test]
+    fn a_hand_written_0_2_entry_still_reads() {
+        // As 0.2.0 stored it (push.lua prepends the due time): no headers section.
+        let stored =
+            "mk8q3x2a\n1ye\n\n3\n2\norders\nOrderFailed\n0.01\nTypeError\nboom\n{\"msgId\":\"x\"}";
+        let entry = Entry::decode(stored).unwrap();
+        assert_eq!(entry.value, "{\"msgId\":\"x\"}");
+        assert_eq!(entry.retry_count, 2);
+        assert!(entry.extra.is_empty());
+        assert_eq!(entry.encode(), stored);
+    }
+
+    #[test]
+    fn dead_letters_hold_the_parsed_payload_and_the_caller_headers() {
+        let mut e = with_headers();
+        e.value = "  {\"msgId\":\"a\",\"n\":1}\n".into();
+        let record = serde_json::to_value(DeadLetter::of("id", &e, 9, "p")).unwrap();
+        assert_eq!(record["value"]["msgId"], "a");
+        assert_eq!(record["options"]["delay"], "525600");
+        assert_eq!(record["options"]["tenant"], "acme\nwith newline");
+        assert_eq!(
+            record["options"]["bin"],
+            serde_json::json!([{ "type": "Buffer", "data": [0, 1, 255, 10] }])
+        );
+        let keys: Vec<_> = record["options"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                "delay",
+                "maxRetry",
+                "retryCount",
+                "executeAt",
+                "tenant",
+                "bin"
+            ]
+        );
+        // A top-level JSON string stays escaped text (readers parse string values that are JSON).
+        e.value = "\"{\\\"a\\\":1}\"".into();
+        let record = serde_json::to_value(DeadLetter::of("id", &e, 9, "p")).unwrap();
+        assert_eq!(record["value"], serde_json::Value::from(e.value.clone()));
+        e.value = "not json".into();
+        let record = serde_json::to_value(DeadLetter::of("id", &e, 9, "p")).unwrap();
+        assert_eq!(record["value"], "not json");
     }
 
     #[test]

@@ -86,6 +86,8 @@ pub fn legacy_entry(element: &serde_json::Value, due_ms: u64) -> Option<Entry> {
         first_failed_at: None,
         last_error: None,
         waited_ms: None,
+        // The original re-published every other key of its options as a header.
+        extra: options.map(crate::headers::from_json).unwrap_or_default(),
     })
 }
 
@@ -211,5 +213,22 @@ mod tests {
         let object_value = serde_json::json!({ "topic": "t", "event": "e", "value": { "a": 1 } });
         assert_eq!(legacy_entry(&object_value, 0).unwrap().value, "{\"a\":1}");
         assert!(legacy_entry(&serde_json::json!({ "event": "no topic" }), 0).is_none());
+    }
+
+    #[test]
+    fn the_originals_other_options_stay_headers() {
+        // The original re-published `{ ...options, retryCount, executeAt }` as the headers.
+        let element = serde_json::json!({
+            "topic": "orders", "event": "Created", "value": { "id": 1 },
+            "options": { "delay": "2", "maxRetry": "3", "retryCount": "1", "tenant": "acme",
+                         "executeAt": "2026-11-28 08:30:00", "traceparent": "00-ab-cd-01" }
+        });
+        let entry = legacy_entry(&element, 5).unwrap();
+        let names: Vec<_> = entry.extra.iter().map(|h| h.name.as_str()).collect();
+        assert_eq!(names, ["tenant", "traceparent"]);
+        assert_eq!(
+            entry.extra[0].value,
+            crate::headers::HeaderValue::Text("acme".into())
+        );
     }
 }
