@@ -125,12 +125,25 @@ async function startSentinelSet(name = 'mymaster') {
     return field('num-slaves') >= 1 && field('num-other-sentinels') >= 2
   }), 20000, 200)
   if (!known) throw new Error('the sentinels did not discover the replica and each other')
+  const masterPort = () => Number(cli(sentinels[0].port, 'sentinel', 'get-master-addr-by-name', name).split('\n')[1])
   return {
     name,
     servers: [master, replica],
+    /** Resolves once a replica of the current master is linked to it (after a failover too). */
+    replicaLinked: async () => {
+      const ok = await h.waitFor(() => {
+        const port = masterPort()
+        return [master, replica].some((server) => server.port !== port && server.proc.exitCode === null &&
+          server.proc.signalCode === null && (() => {
+          const info = cli(server.port, 'info', 'replication')
+          return info.includes(`master_port:${port}`) && info.includes('master_link_status:up')
+        })())
+      }, 20000, 100)
+      if (!ok) throw new Error('no replica linked to the current master')
+    },
     sentinels,
     config: { sentinels: sentinels.map((s) => ({ host: '127.0.0.1', port: s.port })), name },
-    masterPort: () => Number(cli(sentinels[0].port, 'sentinel', 'get-master-addr-by-name', name).split('\n')[1]),
+    masterPort,
   }
 }
 

@@ -24,11 +24,13 @@ pub async fn listen(
     mut stop: watch::Receiver<bool>,
 ) {
     let mut failures: u32 = 0;
+    let mut attempts: usize = 0;
     while !*stop.borrow() {
+        attempts = attempts.wrapping_add(1);
         let subscribed = async {
             let client = shared
                 .target()
-                .pubsub_client(Duration::from_secs(5))
+                .pubsub_client(Duration::from_secs(5), attempts)
                 .await?;
             let mut pubsub = client.get_async_pubsub().await?;
             for channel in &channels {

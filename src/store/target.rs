@@ -135,11 +135,13 @@ impl RedisTarget {
         }
     }
 
-    /// A client to subscribe with: the server, or a cluster's first seed node (a message
-    /// published on one node of a cluster reaches subscribers on every node).
-    pub async fn pubsub_client(&self, timeout: Duration) -> RedisResult<Client> {
+    /// A client to subscribe with: the server, or on a cluster seed node `attempt` (modulo
+    /// their number: each attempt after a failure tries the next one; a message published on
+    /// one node of a cluster reaches subscribers on every node).
+    pub async fn pubsub_client(&self, timeout: Duration, attempt: usize) -> RedisResult<Client> {
         if self.cluster {
-            self.client_for_url(self.url.split(',').next().unwrap_or(&self.url))
+            let seeds: Vec<&str> = self.url.split(',').collect();
+            self.client_for_url(seeds[attempt % seeds.len()])
         } else {
             self.single_client(timeout).await
         }
