@@ -99,16 +99,60 @@ function cli(port, ...args) {
 }
 
 /**
- * One master, one replica and three sentinels watching it as `name` (down after 1 s). Returns the
- * ports and a `master()` that asks a sentinel where the master is now.
+ * A TCP relay to `port` on loopback whose replication links can be held back: what the server
+ * sends on a connection that asked for replication (`PSYNC`/`SYNC`) then goes nowhere, as over a
+ * congested link; every other connection (clients, sentinels) flows as before.
  */
-async function startSentinelSet(name = 'mymaster') {
+async function startRelay(port) {
+  const sockets = new Set()
+  let held = false
+  const server = net.createServer((client) => {
+    const upstream = net.connect(port, '127.0.0.1')
+    let replication = false
+    client.setNoDelay(true)
+    upstream.setNoDelay(true)
+    sockets.add(client).add(upstream)
+    client.on('data', (d) => {
+      if (/PSYNC|SYNC/i.test(d.toString('latin1'))) replication = true
+      upstream.write(d)
+    })
+    upstream.on('data', (d) => {
+      if (!(held && replication)) client.write(d)
+    })
+    const close = () => {
+      client.destroy()
+      upstream.destroy()
+    }
+    client.on('error', close).on('close', close)
+    upstream.on('error', close).on('close', close)
+  })
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const relay = {
+    port: server.address().port,
+    hold: () => { held = true },
+    close: () => {
+      server.close()
+      for (const socket of sockets) socket.destroy()
+    },
+  }
+  relays.add(relay)
+  return relay
+}
+const relays = new Set()
+
+/**
+ * One master, one replica and three sentinels watching it as `name` (down after 1 s). Returns the
+ * ports and a `master()` that asks a sentinel where the master is now. With `relay`, the replica
+ * reaches its master through a relay (see `startRelay`), returned as `relay`.
+ */
+async function startSentinelSet(name = 'mymaster', { relay: viaRelay = false } = {}) {
   const master = await startServer([])
-  const replica = await startServer(['--replicaof', '127.0.0.1', String(master.port)])
+  const relay = viaRelay ? await startRelay(master.port) : null
+  const replica = await startServer(['--replicaof', '127.0.0.1', String(relay ? relay.port : master.port)])
   const sentinels = []
   for (let i = 0; i < 3; i++) {
     const conf = [
-      `sentinel monitor ${name} 127.0.0.1 ${master.port} 2`,
+      `sentinel monitor ${name} 127.0.0.1 ${relay ? relay.port : master.port} 2`,
       `sentinel down-after-milliseconds ${name} 1000`,
       `sentinel failover-timeout ${name} 5000`,
       `sentinel parallel-syncs ${name} 1`,
@@ -128,12 +172,14 @@ async function startSentinelSet(name = 'mymaster') {
   const masterPort = () => Number(cli(sentinels[0].port, 'sentinel', 'get-master-addr-by-name', name).split('\n')[1])
   return {
     name,
+    relay,
     servers: [master, replica],
     /** Resolves once a replica of the current master is linked to it (after a failover too). */
     replicaLinked: async () => {
       const ok = await h.waitFor(() => {
         const port = masterPort()
-        return [master, replica].some((server) => server.port !== port && server.proc.exitCode === null &&
+        return [master, replica].some((server) => server.port !== port && !(relay && server === master && port === relay.port) &&
+          server.proc.exitCode === null &&
           server.proc.signalCode === null && (() => {
           const info = cli(server.port, 'info', 'replication')
           return info.includes(`master_port:${port}`) && info.includes('master_link_status:up')
@@ -178,6 +224,8 @@ async function startCluster(masters = 3, replicas = 1) {
 }
 
 async function stopAll() {
+  for (const relay of relays) relay.close()
+  relays.clear()
   for (const proc of started) {
     if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL')
   }

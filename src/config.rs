@@ -447,4 +447,95 @@ mod tests {
             assert!(err.message.starts_with("config."), "{}", err.message);
         }
     }
+
+    #[test]
+    fn rediss_urls_turn_tls_on_and_bad_tls_settings_name_the_key() {
+        let c = ConfigInput {
+            redis_url: Some("rediss://:pw@cache.example.com:6380".into()),
+            ..Default::default()
+        }
+        .resolve_with(|_| None)
+        .unwrap();
+        assert_eq!(c.tls, Some(TlsConfig::default()));
+        let tls = |tls: TlsConfig| ConfigInput {
+            redis_url: Some("rediss://cache.example.com:6380".into()),
+            tls: Some(tls),
+            ..Default::default()
+        };
+        let err = |input: ConfigInput| input.resolve_with(|_| None).unwrap_err().message;
+        assert!(err(tls(TlsConfig {
+            key: Some(b"k".to_vec()),
+            ..Default::default()
+        }))
+        .starts_with("config.tls.cert and config.tls.key go together"));
+        assert!(err(tls(TlsConfig {
+            ca: Some(b"garbage".to_vec()),
+            ..Default::default()
+        }))
+        .starts_with("config.tls.ca must be PEM"));
+        assert!(err(tls(TlsConfig {
+            servername: Some("other.example.com".into()),
+            ..Default::default()
+        }))
+        .contains("cache.example.com"));
+        tls(TlsConfig {
+            servername: Some("cache.example.com".into()),
+            ..Default::default()
+        })
+        .resolve_with(|_| None)
+        .unwrap();
+    }
+
+    #[test]
+    fn sentinel_excludes_cluster_and_an_explicit_url() {
+        let sentinel = SentinelConfig {
+            sentinels: vec![("10.0.0.1".into(), 26379)],
+            name: "mymaster".into(),
+            username: None,
+            password: Some(Secret("s".into())),
+            tls: None,
+        };
+        let with = |input: ConfigInput| ConfigInput {
+            sentinel: Some(sentinel.clone()),
+            ..input
+        };
+        let ok = with(ConfigInput::default())
+            .resolve_with(|k| (k == "REDIS_URL").then(|| "redis://ignored:1".to_string()))
+            .unwrap();
+        assert_eq!(ok.sentinel.as_ref().unwrap().name, "mymaster");
+        assert!(!format!("{ok:?}").contains("\"s\""));
+        for input in [
+            ConfigInput {
+                cluster: Some(true),
+                ..Default::default()
+            },
+            ConfigInput {
+                redis_url: Some("redis://x:1".into()),
+                ..Default::default()
+            },
+        ] {
+            let err = with(input).resolve_with(|_| None).unwrap_err();
+            assert!(
+                err.message.starts_with("config.sentinel and config."),
+                "{}",
+                err.message
+            );
+        }
+    }
+
+    #[test]
+    fn wait_replicas_defaults_to_none() {
+        let c = ConfigInput::default().resolve_with(|_| None).unwrap();
+        assert_eq!(
+            (c.wait_replicas, c.wait_timeout),
+            (0, Duration::from_secs(1))
+        );
+        let err = ConfigInput {
+            wait_replicas: Some(-1.0),
+            ..Default::default()
+        }
+        .resolve_with(|_| None)
+        .unwrap_err();
+        assert!(err.message.starts_with("config.waitReplicas"));
+    }
 }
