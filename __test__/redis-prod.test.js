@@ -92,8 +92,11 @@ describe('TLS and passwords', () => {
     await s.startServer(['--port', '0', '--tls-port', String(port), '--tls-cert-file', certs.certFile,
       '--tls-key-file', certs.keyFile, '--tls-ca-cert-file', certs.caFile, '--tls-auth-clients', 'optional',
       '--requirepass', password])
+    // The README's ACL rule, as written there (this server is the test's own: the default
+    // keyPrefix and dead letter hash name are free).
     const redis = admin()
-    await redis.call('ACL', 'SETUSER', 'retry', 'on', '>retry-secret', '~*', '&*', '+@all')
+    const rule = 'on >retry-secret ~{kafka-retry}* ~{kafka-retry#*}* ~DEAD_LETTER_QUEUE* &{kafka-retry}* &{kafka-retry#*}* +@read +@write +@scripting +@pubsub +time +ping +wait'
+    await redis.call('ACL', 'SETUSER', 'retry', ...rule.split(' '))
     redis.disconnect()
   })
 
@@ -116,17 +119,32 @@ describe('TLS and passwords', () => {
     }
   })
 
-  test('config username/password (an ACL user), the CA as a Buffer, and a client certificate', async () => {
+  test('config username/password (an ACL user with the README\'s rule), the CA as a Buffer, and a client certificate', async () => {
     const retry = new KafkaRetry({
       redisUrl: `redis://127.0.0.1:${port}`, // tls turns TLS on, as with ioredis
       username: 'retry',
       password: 'retry-secret',
       tls: { ca: Buffer.from(certs.ca), cert: Buffer.from(certs.clientCert), key: certs.clientKey },
-      keyPrefix: h.unique('acl'),
+      pollIntervalMs: 60000, // wake-ups come through the channel the rule allows
+      waitReplicas: 0,
     })
+    const published = []
     try {
-      await retry.pushToQueue('t', { event: 'e', value: '{}' }, { delay: '1' })
-      expect((await retry.stats()).scheduled).toBe(1)
+      await retry.queueListener({ produce: async (topic, key, value) => published.push(JSON.parse(value).n) }, 'DEAD_LETTER_QUEUE')
+      await h.sleep(200)
+      await retry.pushToQueue('t', { event: 'e', value: JSON.stringify({ n: 1 }) }, { delay: String(200 / 60000) })
+      await retry.pushToQueue('t', { event: 'e', value: JSON.stringify({ n: 2 }) }, { delay: '0', maxRetry: '0' })
+      expect(await h.waitFor(() => published.length === 1, 5000)).toBe(true)
+      expect(await h.waitFor(async () => (await retry.stats('DEAD_LETTER_QUEUE')).deadLettered === 1, 5000)).toBe(true)
+      const { items } = await retry.deadLetters('DEAD_LETTER_QUEUE')
+      expect(await retry.requeueDeadLetter('DEAD_LETTER_QUEUE', items[0].id)).toBe(true)
+      expect(await h.waitFor(() => published.length === 2, 5000)).toBe(true)
+      expect(published.sort()).toEqual([1, 2])
+      // Outside the rule's keys the user is refused: the rule is what the test ran under.
+      const err = await new KafkaRetry({ redisUrl: `rediss://retry:retry-secret@127.0.0.1:${port}`, tls: { ca: certs.ca }, keyPrefix: 'elsewhere' })
+        .stats().catch((e) => e)
+      expect(err.code).toBe('ERR_REDIS_UNAVAILABLE')
+      expect(err.message).toMatch(/NOPERM|permission/i)
     } finally {
       await retry.close()
     }

@@ -296,7 +296,12 @@ impl SharedRedis {
 /// Checks that the server the sentinels named is a master: right after a failover a sentinel
 /// may still name the old one, which is now a replica (writes to it would fail with READONLY).
 async fn check_master(conn: &mut ConnectionManager) -> redis::RedisResult<()> {
-    let role: Vec<redis::Value> = redis::cmd("ROLE").query_async(conn).await?;
+    let role: Vec<redis::Value> = match redis::cmd("ROLE").query_async(conn).await {
+        // An ACL user without ROLE (an @admin command): writes to a replica still fail with
+        // READONLY, which makes the next operation ask the sentinels again.
+        Err(err) if err.code() == Some("NOPERM") => return Ok(()),
+        other => other?,
+    };
     match role.first() {
         Some(redis::Value::BulkString(role)) if role.as_slice() == b"master" => Ok(()),
         _ => Err(redis::RedisError::from((
