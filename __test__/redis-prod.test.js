@@ -311,6 +311,20 @@ describe('Sentinel', () => {
     }
   }
 
+  test('the CLI finds the master through --sentinel', async () => {
+    const prefix = h.unique('sentinel-cli')
+    const retry = new KafkaRetry({ sentinel: set.config, keyPrefix: prefix })
+    await retry.pushToQueue('t', { event: 'e', value: '{}' }, { delay: '1' })
+    await retry.close()
+    const sentinels = set.sentinels.map((x) => `127.0.0.1:${x.port}`).join(',')
+    const r = await runCli(['stats', '--sentinel', sentinels, '--sentinel-name', set.name, '--prefix', prefix, '--json'])
+    expect(r.stderr).toBe('')
+    expect(JSON.parse(r.stdout).scheduled).toBe(1)
+    const unknown = await runCli(['stats', '--sentinel', sentinels, '--sentinel-name', 'nosuchmaster', '--prefix', prefix])
+    expect(unknown.code).toBe(1)
+    expect(unknown.stderr).toMatch(/ERR_REDIS_UNAVAILABLE: cannot connect to Redis at Sentinel master "nosuchmaster"[\s\S]*the sentinel knows no master of this name/)
+  })
+
   test('SENTINEL FAILOVER while pushes and a listener run: the listener follows the new master', async () => {
     const counts = await run(() => s.cli(set.sentinels[0].port, 'sentinel', 'failover', set.name))
     console.log(`sentinel failover: ${JSON.stringify(counts)}`)
@@ -335,6 +349,45 @@ describe('Sentinel', () => {
     expect(counts.lost).toBeLessThan(counts.acknowledged / 10)
   })
 })
+
+test('Sentinel with TLS and passwords everywhere (sentinels, master, replica): push, listen, failover', async () => {
+  const certs = s.makeCerts()
+  const password = 'data-pa55'
+  const sentinelPassword = 'sentinel-pa55'
+  const set = await s.startSentinelSet('securemaster', { tls: certs, password, sentinelPassword })
+  const published = new Map()
+  const config = {
+    sentinel: { ...set.config, password: sentinelPassword, tls: { ca: certs.ca } },
+    password,
+    tls: { ca: certs.ca },
+    keyPrefix: h.unique('stls'),
+    pollIntervalMs: 100,
+    redisTimeoutMs: 1000,
+  }
+  const retry = new KafkaRetry(config)
+  try {
+    await retry.queueListener(countingProducer(published), h.unique('dlq'))
+    await Promise.all(Array.from({ length: 20 }, (_, n) =>
+      retry.pushToQueue('t', { event: 'e', value: JSON.stringify({ n }) }, { delay: '0' })))
+    expect(await h.waitFor(() => published.size === 20, 10000)).toBe(true)
+    const before = set.masterPort()
+    set.sentinelCli(set.sentinels[0].port, 'sentinel', 'failover', set.name)
+    expect(await h.waitFor(() => set.masterPort() !== before, 10000, 100)).toBe(true)
+    // Pushes go on to the new master (over TLS, found through the TLS sentinels).
+    await h.waitFor(() => retry.pushToQueue('t', { event: 'e', value: JSON.stringify({ n: 20 }) }, { delay: '0' }).then(() => true, () => false), 10000, 200)
+    expect(await h.waitFor(() => published.has(20), 10000)).toBe(true)
+    // A wrong sentinel password: authentication failed, neither password shown.
+    const wrong = new KafkaRetry({ ...config, sentinel: { ...config.sentinel, password: 'nope' }, redisTimeoutMs: 2000 })
+    const err = await wrong.stats().catch((e) => e)
+    await wrong.close()
+    expect(err.code).toBe('ERR_REDIS_UNAVAILABLE')
+    expect(err.message).toMatch(/authentication failed/)
+    expect(err.message).not.toContain(password)
+    expect(err.message).not.toContain(sentinelPassword)
+  } finally {
+    await retry.close()
+  }
+}, 60000)
 
 describe('a replica behind when its master dies', () => {
   // The replica reaches its master through a relay. For 1 s while pushes run the relay holds back
@@ -394,7 +447,7 @@ describe('a replica behind when its master dies', () => {
   })
 })
 
-describe('Cluster with a replica per master', () => {
+describe('Cluster', () => {
   test('every dead letter operation, stats and the CLI on a three-master cluster', async () => {
     const cluster = await s.startCluster(3, 1)
     const prefix = h.unique('cdlq')
@@ -455,6 +508,35 @@ describe('Cluster with a replica per master', () => {
       await retry.close()
     }
   }, 90000)
+
+  test('TLS and a password on every node: push, listen, dead letters, stats', async () => {
+    const certs = s.makeCerts()
+    const password = 'cluster-pa55'
+    const cluster = await s.startCluster(3, 0, { tls: certs, password })
+    const dlq = h.unique('ctls-dlq')
+    const published = new Map()
+    const retry = new KafkaRetry({
+      redisUrl: cluster.url, cluster: true, password, tls: { ca: certs.ca }, keyPrefix: h.unique('ctls'), shards: 3, pollIntervalMs: 50,
+    })
+    try {
+      await retry.queueListener(countingProducer(published), dlq)
+      await Promise.all(Array.from({ length: 30 }, (_, n) =>
+        retry.pushToQueue('t', { event: 'e', value: JSON.stringify({ n }) }, { delay: '0', maxRetry: n < 10 ? '0' : '3' })))
+      expect(await h.waitFor(() => published.size === 20, 10000)).toBe(true)
+      expect(await h.waitFor(async () => (await retry.stats(dlq)).deadLettered === 10, 10000)).toBeTruthy()
+      expect((await retry.deadLetters(dlq, { limit: 100 })).items).toHaveLength(10)
+      expect(await retry.requeueAllDeadLetters(dlq)).toBe(10)
+      expect(await h.waitFor(() => published.size === 30, 10000)).toBe(true)
+      const wrong = new KafkaRetry({ redisUrl: cluster.url, cluster: true, password: 'nope', tls: { ca: certs.ca }, redisTimeoutMs: 2000 })
+      const err = await wrong.stats().catch((e) => e)
+      await wrong.close()
+      expect(err.code).toBe('ERR_REDIS_UNAVAILABLE')
+      expect(err.message).toMatch(/authentication failed/)
+      expect(err.message).not.toContain(password)
+    } finally {
+      await retry.close()
+    }
+  }, 60000)
 
   async function killDuringPushes(waitReplicas) {
     const cluster = await s.startCluster(3, 1)

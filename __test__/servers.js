@@ -145,10 +145,22 @@ const relays = new Set()
  * ports and a `master()` that asks a sentinel where the master is now. With `relay`, the replica
  * reaches its master through a relay (see `startRelay`), returned as `relay`.
  */
-async function startSentinelSet(name = 'mymaster', { relay: viaRelay = false } = {}) {
-  const master = await startServer([])
+async function startSentinelSet(name = 'mymaster', { relay: viaRelay = false, tls = null, password = null, sentinelPassword = null } = {}) {
+  // With `tls` (from `makeCerts`) every server and sentinel speaks TLS only, replication too.
+  const tlsFiles = tls ? ['--tls-cert-file', tls.certFile, '--tls-key-file', tls.keyFile, '--tls-ca-cert-file', tls.caFile,
+    '--tls-auth-clients', 'no', '--tls-replication', 'yes'] : []
+  const serve = async (extra) => {
+    const port = await h.freePort()
+    return startServer([...(tls ? ['--port', '0', '--tls-port', String(port)] : []), ...tlsFiles,
+      ...(password ? ['--requirepass', password, '--masterauth', password] : []), ...extra], { port })
+  }
+  const cliFor = (pass) => (port, ...args) => execFileSync('redis-cli', [...(tls ? ['--tls', '--cacert', tls.caFile] : []),
+    ...(pass ? ['-a', pass, '--no-auth-warning'] : []), '-p', String(port), ...args], { encoding: 'utf8' }).trim()
+  const dataCli = cliFor(password)
+  const sentinelCli = cliFor(sentinelPassword)
+  const master = await serve([])
   const relay = viaRelay ? await startRelay(master.port) : null
-  const replica = await startServer(['--replicaof', '127.0.0.1', String(relay ? relay.port : master.port)])
+  const replica = await serve(['--replicaof', '127.0.0.1', String(relay ? relay.port : master.port)])
   const sentinels = []
   for (let i = 0; i < 3; i++) {
     const conf = [
@@ -156,20 +168,24 @@ async function startSentinelSet(name = 'mymaster', { relay: viaRelay = false } =
       `sentinel down-after-milliseconds ${name} 1000`,
       `sentinel failover-timeout ${name} 5000`,
       `sentinel parallel-syncs ${name} 1`,
+      ...(password ? [`sentinel auth-pass ${name} ${password}`] : []),
+      ...(sentinelPassword ? [`requirepass ${sentinelPassword}`, `sentinel sentinel-pass ${sentinelPassword}`] : []),
       '',
     ].join('\n')
-    sentinels.push(await startServer([], { sentinel: true, conf }))
+    const port = await h.freePort()
+    sentinels.push(await startServer([...(tls ? ['--port', '0', '--tls-port', String(port)] : []), ...tlsFiles],
+      { sentinel: true, conf, port }))
   }
-  const ok = await h.waitFor(() => cli(replica.port, 'info', 'replication').includes('master_link_status:up'), 10000, 100)
+  const ok = await h.waitFor(() => dataCli(replica.port, 'info', 'replication').includes('master_link_status:up'), 10000, 100)
   if (!ok) throw new Error('the replica did not sync with the master')
   // Every sentinel sees the replica and the other sentinels before a failover can be asked for.
   const known = await h.waitFor(() => sentinels.every((s) => {
-    const info = cli(s.port, 'sentinel', 'master', name)
+    const info = sentinelCli(s.port, 'sentinel', 'master', name)
     const field = (k) => { const lines = info.split('\n'); return Number(lines[lines.indexOf(k) + 1]) }
     return field('num-slaves') >= 1 && field('num-other-sentinels') >= 2
   }), 20000, 200)
   if (!known) throw new Error('the sentinels did not discover the replica and each other')
-  const masterPort = () => Number(cli(sentinels[0].port, 'sentinel', 'get-master-addr-by-name', name).split('\n')[1])
+  const masterPort = () => Number(sentinelCli(sentinels[0].port, 'sentinel', 'get-master-addr-by-name', name).split('\n')[1])
   return {
     name,
     relay,
@@ -181,28 +197,42 @@ async function startSentinelSet(name = 'mymaster', { relay: viaRelay = false } =
         return [master, replica].some((server) => server.port !== port && !(relay && server === master && port === relay.port) &&
           server.proc.exitCode === null &&
           server.proc.signalCode === null && (() => {
-          const info = cli(server.port, 'info', 'replication')
+          const info = dataCli(server.port, 'info', 'replication')
           return info.includes(`master_port:${port}`) && info.includes('master_link_status:up')
         })())
       }, 20000, 100)
       if (!ok) throw new Error('no replica linked to the current master')
     },
     sentinels,
+    sentinelCli,
     config: { sentinels: sentinels.map((s) => ({ host: '127.0.0.1', port: s.port })), name },
     masterPort,
   }
 }
 
-/** A cluster of `masters` masters with `replicas` replicas each; resolves once it is ok. */
-async function startCluster(masters = 3, replicas = 1) {
+/**
+ * A cluster of `masters` masters with `replicas` replicas each; resolves once it is ok. With
+ * `tls` (from `makeCerts`) every node speaks TLS only, between nodes too; with `password` every
+ * node requires it.
+ */
+async function startCluster(masters = 3, replicas = 1, { tls = null, password = null } = {}) {
   const nodes = []
+  const secure = []
+  if (tls) {
+    secure.push('--tls-cert-file', tls.certFile, '--tls-key-file', tls.keyFile, '--tls-ca-cert-file', tls.caFile,
+      '--tls-cluster', 'yes', '--tls-replication', 'yes', '--tls-auth-clients', 'no')
+  }
+  if (password) secure.push('--requirepass', password, '--masterauth', password)
+  const cliArgs = [...(tls ? ['--tls', '--cacert', tls.caFile] : []), ...(password ? ['-a', password, '--no-auth-warning'] : [])]
   for (let i = 0; i < masters * (1 + replicas); i++) {
     const port = await h.freePort()
+    const ports = tls ? ['--port', '0', '--tls-port', String(port)] : []
     nodes.push(await startServer(['--cluster-enabled', 'yes', '--cluster-config-file', `nodes-${port}.conf`,
-      '--cluster-node-timeout', '1000', '--appendonly', 'no'], { port }))
+      '--cluster-node-timeout', '1000', '--appendonly', 'no', ...ports, ...secure], { port }))
   }
-  execFileSync('redis-cli', ['--cluster', 'create', ...nodes.map((n) => `127.0.0.1:${n.port}`),
+  execFileSync('redis-cli', [...cliArgs, '--cluster', 'create', ...nodes.map((n) => `127.0.0.1:${n.port}`),
     '--cluster-replicas', String(replicas), '--cluster-yes'], { stdio: 'ignore' })
+  const cli = (port, ...args) => execFileSync('redis-cli', [...cliArgs, '-p', String(port), ...args], { encoding: 'utf8' }).trim()
   const ok = await h.waitFor(() => nodes.every((n) => {
     const info = cli(n.port, 'cluster', 'info')
     return info.includes('cluster_state:ok')
@@ -217,7 +247,7 @@ async function startCluster(masters = 3, replicas = 1) {
   return {
     nodes,
     ports: nodes.map((n) => n.port),
-    url: nodes.map((n) => `redis://127.0.0.1:${n.port}`).join(','),
+    url: nodes.map((n) => `${tls ? 'rediss' : 'redis'}://127.0.0.1:${n.port}`).join(','),
     masters: () => nodes.filter((n) => n.proc.exitCode === null && n.proc.signalCode === null &&
       cli(n.port, 'info', 'replication').includes('role:master')),
   }
