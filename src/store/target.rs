@@ -323,3 +323,42 @@ pub fn connect_failure(err: &RedisError) -> Option<&'static str> {
         None
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_key_tells_settings_apart_without_holding_a_password() {
+        let a = RedisTarget::plain("rediss://:first-secret@cache:6380", false);
+        let b = RedisTarget::plain("rediss://:second-secret@cache:6380", false);
+        assert_ne!(a.key(), b.key());
+        assert!(!a.key().contains("first-secret"), "{}", a.key());
+        let mut c = RedisTarget::plain("redis://cache:6379", false);
+        let plain = c.key();
+        c.password = Some(Secret("config-secret".into()));
+        assert_ne!(c.key(), plain);
+        assert!(!c.key().contains("config-secret"));
+        assert!(!format!("{c:?}").contains("config-secret"));
+        assert_eq!(a.tls, Some(TlsConfig::default()));
+    }
+
+    #[test]
+    fn connect_failures_are_put_in_words() {
+        let auth = RedisError::from((
+            redis::ErrorKind::AuthenticationFailed,
+            "Password authentication failed",
+        ));
+        assert!(connect_failure(&auth)
+            .unwrap()
+            .starts_with("authentication failed"));
+        let untrusted = RedisError::from(std::io::Error::other(
+            "invalid peer certificate: UnknownIssuer",
+        ));
+        assert!(connect_failure(&untrusted)
+            .unwrap()
+            .contains("certificate is not trusted"));
+        let refused = RedisError::from(std::io::Error::from(std::io::ErrorKind::ConnectionRefused));
+        assert_eq!(connect_failure(&refused), None);
+    }
+}
