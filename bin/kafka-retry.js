@@ -31,6 +31,18 @@ Options:
                  the keyPrefix of the service's listener
   --cluster      --redis lists the seed nodes of a Redis Cluster, comma separated
   --shards N     the schedule's shards setting (default 1)
+  --tls-ca FILE  TLS: trust the CA certificates in FILE (PEM) instead of the
+                 public CAs; turns TLS on (as does a rediss:// URL)
+  --tls-cert FILE, --tls-key FILE
+                 TLS client certificate and key (PEM), for servers that
+                 require one
+  --tls-insecure TLS without checking the server's certificate
+  --sentinel HOST:PORT[,HOST:PORT...]
+                 find the master through these Redis Sentinels (instead of
+                 --redis); user and password of the master from
+                 $REDIS_USERNAME / $REDIS_PASSWORD
+  --sentinel-name NAME
+                 the master's name in the sentinels (default mymaster)
   --json         machine-readable output on stdout
   -h, --help     show this help
   --version      show the version
@@ -53,6 +65,12 @@ const OPTIONS = {
   cluster: { type: 'boolean' },
   shards: { type: 'string', check: wholeNumber },
   json: { type: 'boolean' },
+  'tls-ca': { type: 'string' },
+  'tls-cert': { type: 'string' },
+  'tls-key': { type: 'string' },
+  'tls-insecure': { type: 'boolean' },
+  sentinel: { type: 'string' },
+  'sentinel-name': { type: 'string' },
   dlq: { type: 'string', commands: ['stats'] },
   metrics: { type: 'boolean', commands: ['stats'] },
   limit: { type: 'string', commands: ['dlq list'], check: wholeNumber },
@@ -305,6 +323,39 @@ const COMMANDS = { stats, 'dlq list': list, 'dlq requeue': requeue, 'dlq remove'
 
 // ---- main ----
 
+/** Where Redis is: --redis, or --sentinel; TLS from the --tls-* options. */
+function redisConfig(options, ctx) {
+  const readPem = (option) => {
+    try {
+      return require('fs').readFileSync(options[option])
+    } catch (err) {
+      throw new UsageError(`--${option} ${options[option]}: ${err.message}`)
+    }
+  }
+  let tls
+  if (options['tls-ca'] || options['tls-cert'] || options['tls-key'] || options['tls-insecure']) {
+    tls = {}
+    if (options['tls-ca']) tls.ca = readPem('tls-ca')
+    if (options['tls-cert']) tls.cert = readPem('tls-cert')
+    if (options['tls-key']) tls.key = readPem('tls-key')
+    if (options['tls-insecure']) tls.rejectUnauthorized = false
+  }
+  if (!options.sentinel) return { redisUrl: ctx.redisUrl, tls }
+  if (options.redis) throw new UsageError('--redis and --sentinel exclude each other')
+  const sentinels = options.sentinel.split(',').map((address) => {
+    const match = /^\s*\[?([^\]]*?)\]?:([0-9]+)\s*$/.exec(address)
+    if (!match) throw new UsageError(`--sentinel takes HOST:PORT[,HOST:PORT...], got '${address}'`)
+    return { host: match[1], port: Number(match[2]) }
+  })
+  ctx.redisUrl = `sentinel ${options['sentinel-name'] || 'mymaster'} via ${options.sentinel}`
+  return {
+    sentinel: { sentinels, name: options['sentinel-name'] || 'mymaster' },
+    username: process.env.REDIS_USERNAME || undefined,
+    password: process.env.REDIS_PASSWORD || undefined,
+    tls,
+  }
+}
+
 function usageError(message) {
   process.stderr.write(`error: ${message}\n${HINT}\n`)
   return 2
@@ -348,13 +399,14 @@ async function main(argv) {
   let retry
   try {
     retry = new KafkaRetry({
-      redisUrl: ctx.redisUrl,
+      ...redisConfig(options, ctx),
       keyPrefix: ctx.prefix,
       cluster: Boolean(options.cluster),
       shards: options.shards !== undefined ? Number(options.shards) : undefined,
       redisTimeoutMs: REDIS_TIMEOUT_MS,
     })
   } catch (err) {
+    if (err instanceof UsageError) return usageError(err.message)
     // A bad --redis, --prefix or --shards value.
     if (err && err.code === 'ERR_INVALID_ARG') return usageError(errorText(err))
     process.stderr.write(`error: ${errorText(err)}\n`)
@@ -365,6 +417,10 @@ async function main(argv) {
   } catch (err) {
     // Everything `dlq list` passes comes from the command line (name, limit, cursor).
     if (command === 'dlq list' && err && err.code === 'ERR_INVALID_ARG') return usageError(errorText(err))
+    // The schedule records its shard count: a different --shards is a usage error.
+    if (err && err.code === 'ERR_INVALID_ARG' && /^config\.shards /.test(err.message)) {
+      return usageError(`${errorText(err).replace('config.shards is', '--shards is')}`)
+    }
     process.stderr.write(`error: ${errorText(err)}\n`)
     return 1
   } finally {

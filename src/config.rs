@@ -53,6 +53,82 @@ pub struct Config {
     /// Publishes of one message that may fail with an error retrying cannot fix (too large, no
     /// such topic, not authorized) before it is dead-lettered.
     pub max_publish_failures: u64,
+    /// ACL user name for the Redis servers (over the URL's).
+    pub username: Option<String>,
+    /// Password for the Redis servers (over the URL's).
+    pub password: Option<Secret>,
+    /// TLS towards the Redis servers: `Some` also for a `rediss://` URL without `tls` config.
+    pub tls: Option<TlsConfig>,
+    /// The master is found through Redis Sentinel (then `redis_url` is not used).
+    pub sentinel: Option<SentinelConfig>,
+    /// Replicas that must hold a push (and a listener's ack) before it counts as done (`WAIT`).
+    pub wait_replicas: u32,
+    /// Longest a `WAIT` for `wait_replicas` may take.
+    pub wait_timeout: Duration,
+}
+
+/// A password: shown as `***` by `Debug`, so it never reaches a log or a message.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// TLS settings, with ioredis's names. PEM text (strings or Buffers in JavaScript).
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct TlsConfig {
+    /// CA certificates to trust instead of the public ones (`ca`).
+    pub ca: Option<Vec<u8>>,
+    /// Client certificate chain for mutual TLS (`cert`).
+    pub cert: Option<Vec<u8>>,
+    /// Client private key for mutual TLS (`key`).
+    pub key: Option<Vec<u8>>,
+    /// Whether the server's certificate is checked (`rejectUnauthorized`, default true).
+    pub reject_unauthorized: bool,
+    /// `servername`: accepted only when it is the host connected to (see `resolve_with`).
+    pub servername: Option<String>,
+}
+
+impl Default for TlsConfig {
+    fn default() -> Self {
+        TlsConfig {
+            ca: None,
+            cert: None,
+            key: None,
+            reject_unauthorized: true,
+            servername: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for TlsConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsConfig")
+            .field("ca", &self.ca.as_ref().map(Vec::len))
+            .field("cert", &self.cert.as_ref().map(Vec::len))
+            .field("key", &self.key.as_ref().map(|_| "***"))
+            .field("reject_unauthorized", &self.reject_unauthorized)
+            .field("servername", &self.servername)
+            .finish()
+    }
+}
+
+/// Redis Sentinel, with ioredis's shape: `{ sentinels: [{ host, port }], name, password?, tls? }`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SentinelConfig {
+    /// The sentinels, asked in turn for the master's address.
+    pub sentinels: Vec<(String, u16)>,
+    /// The master's name in the sentinels' configuration.
+    pub name: String,
+    /// ACL user name for the sentinels (`sentinelUsername` in ioredis).
+    pub username: Option<String>,
+    /// Password for the sentinels (`sentinelPassword` in ioredis).
+    pub password: Option<Secret>,
+    /// TLS towards the sentinels (the master's is config `tls`).
+    pub tls: Option<TlsConfig>,
 }
 
 /// Config as given by the caller; `None` means "not given".
@@ -90,6 +166,18 @@ pub struct ConfigInput {
     pub migrate_legacy: Option<bool>,
     /// `maxPublishFailures`.
     pub max_publish_failures: Option<f64>,
+    /// `username`.
+    pub username: Option<String>,
+    /// `password`.
+    pub password: Option<String>,
+    /// `tls`.
+    pub tls: Option<TlsConfig>,
+    /// `sentinel`.
+    pub sentinel: Option<SentinelConfig>,
+    /// `waitReplicas`.
+    pub wait_replicas: Option<f64>,
+    /// `waitTimeoutMs`.
+    pub wait_timeout_ms: Option<f64>,
 }
 
 impl ConfigInput {
@@ -101,6 +189,7 @@ impl ConfigInput {
     /// Resolves against the given environment lookup (tests pass their own).
     pub fn resolve_with(self, env: impl Fn(&str) -> Option<String>) -> Result<Config> {
         let non_empty = |v: Option<String>| v.filter(|s| !s.trim().is_empty());
+        let explicit_url = non_empty(self.redis_url.clone()).is_some();
         let redis_url = non_empty(self.redis_url)
             .or_else(|| non_empty(env("REDIS_URL")))
             .unwrap_or_else(|| DEFAULT_REDIS_URL.to_string());
@@ -111,11 +200,59 @@ impl ConfigInput {
         } else {
             vec![redis_url.as_str()]
         };
-        for url in urls {
-            redis::Client::open(url).map_err(|err| {
-                RetryError::invalid_arg(format!("config.redisUrl is not a Redis URL: {url:?}"))
-                    .caused_by(err)
+        let mut hosts = Vec::new();
+        let mut url_tls = false;
+        for url in &urls {
+            let client = redis::Client::open(*url).map_err(|err| {
+                RetryError::invalid_arg(format!(
+                    "config.redisUrl is not a Redis URL: {:?}",
+                    crate::config::redacted_url(url)
+                ))
+                .caused_by(err)
             })?;
+            match &client.get_connection_info().addr {
+                redis::ConnectionAddr::Tcp(host, _) => hosts.push(host.clone()),
+                redis::ConnectionAddr::TcpTls { host, .. } => {
+                    url_tls = true;
+                    hosts.push(host.clone())
+                }
+                redis::ConnectionAddr::Unix(_) => {}
+            }
+        }
+        if let Some(sentinel) = &self.sentinel {
+            if cluster {
+                return Err(RetryError::invalid_arg(
+                    "config.sentinel and config.cluster exclude each other: a Redis Cluster fails over by itself",
+                ));
+            }
+            if explicit_url {
+                return Err(RetryError::invalid_arg(
+                    "config.sentinel and config.redisUrl exclude each other: with Sentinel the master's address comes from the sentinels",
+                ));
+            }
+            if sentinel.sentinels.is_empty() {
+                return Err(RetryError::invalid_arg(
+                    "config.sentinel.sentinels must list at least one { host, port }",
+                ));
+            }
+            if sentinel.name.is_empty() {
+                return Err(RetryError::invalid_arg(
+                    "config.sentinel.name must be the master's name in the sentinels' configuration, got \"\"",
+                ));
+            }
+            if let Some(tls) = &sentinel.tls {
+                check_tls("config.sentinel.tls", tls, &[])?;
+            }
+            hosts.clear();
+        }
+        let tls = match self.tls {
+            Some(tls) => Some(tls),
+            // A `rediss://` URL alone: TLS with the public CAs.
+            None if url_tls && self.sentinel.is_none() => Some(TlsConfig::default()),
+            None => None,
+        };
+        if let Some(tls) = &tls {
+            check_tls("config.tls", tls, &hosts)?;
         }
         let brokers = non_empty(self.brokers)
             .or_else(|| non_empty(env("KAFKA_BROKERS")))
@@ -161,7 +298,71 @@ impl ConfigInput {
                 1,
                 1_000_000,
             )?,
+            username: non_empty(self.username),
+            password: self.password.filter(|p| !p.is_empty()).map(Secret),
+            tls,
+            sentinel: self.sentinel,
+            wait_replicas: whole("waitReplicas", self.wait_replicas, 0, 0, 1_000)? as u32,
+            wait_timeout: millis("waitTimeoutMs", self.wait_timeout_ms, 1_000, 1)?,
         })
+    }
+}
+
+/// Checks TLS settings where they are given, so a bad PEM is an `ERR_INVALID_ARG` of the
+/// constructor rather than a failed connect later. `hosts`: the hosts connected to, when known
+/// before connecting (`servername` must be one of them; none known: `servername` is refused).
+fn check_tls(name: &str, tls: &TlsConfig, hosts: &[String]) -> Result<()> {
+    if tls.cert.is_some() != tls.key.is_some() {
+        return Err(RetryError::invalid_arg(format!(
+            "{name}.cert and {name}.key go together (mutual TLS): got only {}",
+            if tls.cert.is_some() { "cert" } else { "key" }
+        )));
+    }
+    if let Some(servername) = &tls.servername {
+        // rustls (through the redis crate) checks the certificate against the host connected
+        // to and sends that host as SNI; another name cannot be given to it.
+        if hosts.is_empty() || hosts.iter().any(|host| host != servername) {
+            return Err(RetryError::invalid_arg(format!(
+                "{name}.servername {servername:?} is not supported unless it is the host connected to ({}): the certificate is checked against that host; connect by the name the certificate carries, or set {name}.rejectUnauthorized: false",
+                if hosts.is_empty() { "known only after connecting here".to_string() } else { hosts.join(", ") }
+            )));
+        }
+    }
+    let certificates = redis::TlsCertificates {
+        client_tls: match (&tls.cert, &tls.key) {
+            (Some(cert), Some(key)) => Some(redis::ClientTlsConfig {
+                client_cert: cert.clone(),
+                client_key: key.clone(),
+            }),
+            _ => None,
+        },
+        root_cert: tls.ca.clone(),
+    };
+    if let Some(ca) = &tls.ca {
+        if !String::from_utf8_lossy(ca).contains("-----BEGIN CERTIFICATE-----") {
+            return Err(RetryError::invalid_arg(format!(
+                "{name}.ca must be PEM text (-----BEGIN CERTIFICATE-----...), got {} bytes without a certificate",
+                ca.len()
+            )));
+        }
+    }
+    redis::Client::build_with_tls("rediss://localhost", certificates).map_err(|err| {
+        RetryError::invalid_arg(format!(
+            "{name} holds a certificate or key that cannot be read (PEM expected)"
+        ))
+        .caused_by(err)
+    })?;
+    Ok(())
+}
+
+/// The URL without its password, for messages (see `store::connection::redacted` for lists).
+pub fn redacted_url(url: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => match rest.rsplit_once('@') {
+            Some((_, host)) => format!("{scheme}://***@{host}"),
+            None => url.to_string(),
+        },
+        None => url.to_string(),
     }
 }
 
@@ -245,5 +446,96 @@ mod tests {
             let err = input.resolve_with(|_| None).unwrap_err();
             assert!(err.message.starts_with("config."), "{}", err.message);
         }
+    }
+
+    #[test]
+    fn rediss_urls_turn_tls_on_and_bad_tls_settings_name_the_key() {
+        let c = ConfigInput {
+            redis_url: Some("rediss://:pw@cache.example.com:6380".into()),
+            ..Default::default()
+        }
+        .resolve_with(|_| None)
+        .unwrap();
+        assert_eq!(c.tls, Some(TlsConfig::default()));
+        let tls = |tls: TlsConfig| ConfigInput {
+            redis_url: Some("rediss://cache.example.com:6380".into()),
+            tls: Some(tls),
+            ..Default::default()
+        };
+        let err = |input: ConfigInput| input.resolve_with(|_| None).unwrap_err().message;
+        assert!(err(tls(TlsConfig {
+            key: Some(b"k".to_vec()),
+            ..Default::default()
+        }))
+        .starts_with("config.tls.cert and config.tls.key go together"));
+        assert!(err(tls(TlsConfig {
+            ca: Some(b"garbage".to_vec()),
+            ..Default::default()
+        }))
+        .starts_with("config.tls.ca must be PEM"));
+        assert!(err(tls(TlsConfig {
+            servername: Some("other.example.com".into()),
+            ..Default::default()
+        }))
+        .contains("cache.example.com"));
+        tls(TlsConfig {
+            servername: Some("cache.example.com".into()),
+            ..Default::default()
+        })
+        .resolve_with(|_| None)
+        .unwrap();
+    }
+
+    #[test]
+    fn sentinel_excludes_cluster_and_an_explicit_url() {
+        let sentinel = SentinelConfig {
+            sentinels: vec![("10.0.0.1".into(), 26379)],
+            name: "mymaster".into(),
+            username: None,
+            password: Some(Secret("s".into())),
+            tls: None,
+        };
+        let with = |input: ConfigInput| ConfigInput {
+            sentinel: Some(sentinel.clone()),
+            ..input
+        };
+        let ok = with(ConfigInput::default())
+            .resolve_with(|k| (k == "REDIS_URL").then(|| "redis://ignored:1".to_string()))
+            .unwrap();
+        assert_eq!(ok.sentinel.as_ref().unwrap().name, "mymaster");
+        assert!(!format!("{ok:?}").contains("\"s\""));
+        for input in [
+            ConfigInput {
+                cluster: Some(true),
+                ..Default::default()
+            },
+            ConfigInput {
+                redis_url: Some("redis://x:1".into()),
+                ..Default::default()
+            },
+        ] {
+            let err = with(input).resolve_with(|_| None).unwrap_err();
+            assert!(
+                err.message.starts_with("config.sentinel and config."),
+                "{}",
+                err.message
+            );
+        }
+    }
+
+    #[test]
+    fn wait_replicas_defaults_to_none() {
+        let c = ConfigInput::default().resolve_with(|_| None).unwrap();
+        assert_eq!(
+            (c.wait_replicas, c.wait_timeout),
+            (0, Duration::from_secs(1))
+        );
+        let err = ConfigInput {
+            wait_replicas: Some(-1.0),
+            ..Default::default()
+        }
+        .resolve_with(|_| None)
+        .unwrap_err();
+        assert!(err.message.starts_with("config.waitReplicas"));
     }
 }

@@ -123,8 +123,7 @@ impl Listener {
             .collect();
         let wake = self.wake.clone();
         signal::listen(
-            redis.shared().url(),
-            redis.is_cluster(),
+            redis.shared(),
             channels,
             |due| wake.pushed(due),
             |err| self.report_error(&err),

@@ -15,7 +15,8 @@ use crate::store::connection::{Redis, SharedRedis};
 use crate::store::dead_letters::{DeadLetterItem, DeadLetters, Page};
 use crate::store::entry::{Entry, ErrorInfo};
 use crate::store::schedule::{Counts, PushDone, PushMessage, Schedule};
-use crate::store::{migrate, requeue};
+use crate::store::target::RedisTarget;
+use crate::store::{migrate, requeue, shard_record};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::watch;
@@ -64,14 +65,19 @@ pub struct RetryCore {
     counters: Arc<Counters>,
     /// Dead letter hashes of this instance's listeners, for `stats()`.
     dlq_names: Mutex<Vec<String>>,
+    /// Set once the shard count recorded in Redis was found equal to this instance's.
+    shards_checked: tokio::sync::OnceCell<()>,
 }
 
 impl RetryCore {
     /// A core for `config`; `observer` receives listener events (stderr when `None`).
     pub fn new(config: Config, observer: Option<Arc<dyn Observer>>) -> Self {
-        let shared = SharedRedis::for_url(&config.redis_url, config.cluster, config.redis_timeout);
+        let shared =
+            SharedRedis::for_target(RedisTarget::from_config(&config), config.redis_timeout);
         shared.acquire();
-        let redis = Redis::new(shared, config.redis_timeout);
+        let shared_key = &shared.url().to_string();
+        let redis = Redis::new(shared, config.redis_timeout)
+            .with_wait(config.wait_replicas, config.wait_timeout);
         let schedules = (0..config.shards)
             .map(|shard| {
                 Schedule::new(
@@ -83,8 +89,8 @@ impl RetryCore {
             })
             .collect();
         RetryCore {
-            wake: Wake::for_schedule(&config.redis_url, &config.key_prefix),
-            counters: Counters::for_schedule(&config.redis_url, &config.key_prefix),
+            wake: Wake::for_schedule(shared_key, &config.key_prefix),
+            counters: Counters::for_schedule(shared_key, &config.key_prefix),
             dead_letters: DeadLetters::new(redis.clone()),
             redis,
             schedules,
@@ -96,7 +102,31 @@ impl RetryCore {
                 observer.unwrap_or_else(|| Arc::new(StderrObserver::default())),
             )),
             dlq_names: Mutex::new(Vec::new()),
+            shards_checked: tokio::sync::OnceCell::new(),
         }
+    }
+
+    /// Checks (once per instance) that the schedule's shard count recorded in Redis is this
+    /// instance's `shards`, recording it when none is: an instance with fewer shards than the
+    /// schedule would leave the other shards' messages undelivered.
+    pub async fn check_shards(&self) -> Result<()> {
+        self.shards_checked
+            .get_or_try_init(|| async {
+                let recorded =
+                    shard_record::record(&self.redis, &self.config.key_prefix, self.config.shards)
+                        .await?;
+                if recorded != self.config.shards {
+                    return Err(RetryError::invalid_arg(format!(
+                        "config.shards is {}, but the schedule {:?} was created with shards: {recorded} (recorded in Redis at {}): give every instance of a schedule the same shards, or use another keyPrefix",
+                        self.config.shards,
+                        self.config.key_prefix,
+                        crate::store::keys::shards_key(&self.config.key_prefix)
+                    )));
+                }
+                Ok(())
+            })
+            .await
+            .map(drop)
     }
 
     /// The resolved configuration.
@@ -117,6 +147,7 @@ impl RetryCore {
     /// was already pushed (a consumer redelivery) and nothing new was stored.
     pub async fn push(&self, request: PushRequest) -> Result<bool> {
         let (shard, message) = self.prepare_push(request)?;
+        self.check_shards().await?;
         let stored = self.schedules[shard].push(message).await?;
         self.after_push(stored);
         Ok(stored.is_some())
@@ -128,19 +159,32 @@ impl RetryCore {
     pub fn push_detached(self: &Arc<Self>, request: PushRequest, done: PushDone) {
         match self.prepare_push(request) {
             Err(err) => done(Err(err)),
-            Ok((shard, message)) => {
+            Ok((shard, message)) if !self.shards_checked.initialized() => {
+                // The first push of this instance waits for the shard count check.
                 let core = self.clone();
-                self.schedules[shard].push_detached(
-                    message,
-                    Box::new(move |result| {
-                        if let Ok(stored) = result {
-                            core.after_push(stored);
-                        }
-                        done(result)
-                    }),
-                );
+                tokio::spawn(async move {
+                    match core.check_shards().await {
+                        Err(err) => done(Err(err)),
+                        Ok(()) => core.push_checked(shard, message, done),
+                    }
+                });
             }
+            Ok((shard, message)) => self.push_checked(shard, message, done),
         }
+    }
+
+    /// Hands a push whose instance passed the shard count check to its schedule's batcher.
+    fn push_checked(self: &Arc<Self>, shard: usize, message: PushMessage, done: PushDone) {
+        let core = self.clone();
+        self.schedules[shard].push_detached(
+            message,
+            Box::new(move |result| {
+                if let Ok(stored) = result {
+                    core.after_push(stored);
+                }
+                done(result)
+            }),
+        );
     }
 
     /// Validates a push and builds what the schedule stores: the shard and the message.
@@ -216,6 +260,7 @@ impl RetryCore {
     ) -> Result<()> {
         self.ensure_open()?;
         self.redis.ping().await?;
+        self.check_shards().await?;
         self.report_settings_warning();
         let listener = Listener {
             schedules: self.schedules.clone(),
@@ -285,6 +330,7 @@ impl RetryCore {
     /// each exactly once. Returns how many were scheduled.
     pub async fn migrate_legacy(&self) -> Result<u64> {
         self.ensure_open()?;
+        self.check_shards().await?;
         let schedules = &self.schedules;
         let shard_of = |id: &str| schedules[shard_index(id, schedules.len())].clone();
         let migrated = migrate::migrate(&self.redis, shard_of).await?;
@@ -397,6 +443,7 @@ impl RetryCore {
     /// Sizes of the schedule now.
     pub async fn counts(&self) -> Result<Counts> {
         self.ensure_open()?;
+        self.check_shards().await?;
         let mut total = Counts::default();
         for schedule in &self.schedules {
             let counts = schedule.counts().await?;

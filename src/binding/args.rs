@@ -3,7 +3,7 @@
 
 use super::convert::*;
 use crate::backoff::Backoff;
-use crate::config::ConfigInput;
+use crate::config::{ConfigInput, SentinelConfig, TlsConfig};
 use crate::error::{Result as CoreResult, RetryError};
 use crate::options::{format_js_number, parse_first_failed_at, RetryOptions};
 use crate::retry::PushRequest;
@@ -136,7 +136,147 @@ pub fn parse_config(config: Option<&Unknown>) -> CoreResult<ConfigInput> {
             "maxPublishFailures",
             "config.maxPublishFailures",
         )?,
+        username: optional_string(&object, "username", "config.username")?,
+        password: optional_secret(&object, "password", "config.password")?,
+        tls: parse_tls("config.tls", property(&object, "tls").as_ref())?,
+        sentinel: parse_sentinel(property(&object, "sentinel").as_ref())?,
+        wait_replicas: optional_number(&object, "waitReplicas", "config.waitReplicas")?,
+        wait_timeout_ms: optional_number(&object, "waitTimeoutMs", "config.waitTimeoutMs")?,
     })
+}
+
+/// A password: a string, never shown in an error (a wrong type is described by its type only).
+fn optional_secret(object: &Object, key: &str, name: &str) -> CoreResult<Option<String>> {
+    let value = property(object, key);
+    let Some(value) = value.filter(|v| !is_nullish(Some(v))) else {
+        return Ok(None);
+    };
+    match value.get_type() {
+        Ok(ValueType::String) => unsafe { value.cast::<String>() }
+            .map(Some)
+            .map_err(|_| RetryError::invalid_arg(format!("{name} is not readable text"))),
+        Ok(kind) => Err(RetryError::invalid_arg(format!(
+            "{name} must be a string, got a {}",
+            format!("{kind:?}").to_lowercase()
+        ))),
+        Err(_) => Err(RetryError::invalid_arg(format!("{name} must be a string"))),
+    }
+}
+
+/// PEM text as ioredis/Node's `tls` takes it: a string, a Buffer, or an array of them (joined).
+fn optional_pem(object: &Object, key: &str, name: &str) -> CoreResult<Option<Vec<u8>>> {
+    fn one(name: &str, value: &Unknown, out: &mut Vec<u8>) -> CoreResult<()> {
+        match value.get_type() {
+            Ok(ValueType::String) => {
+                let text = unsafe { value.cast::<String>() }
+                    .map_err(|_| RetryError::invalid_arg(format!("{name} is not readable text")))?;
+                out.extend_from_slice(text.as_bytes());
+            }
+            Ok(ValueType::Object) if value.is_buffer().unwrap_or(false) => {
+                let bytes = unsafe { value.cast::<BufferSlice>() }.map_err(|_| {
+                    RetryError::invalid_arg(format!("{name} is not a readable Buffer"))
+                })?;
+                out.extend_from_slice(&bytes);
+            }
+            _ => {
+                return Err(RetryError::invalid_arg(format!(
+                    "{name} must be PEM text (a string or a Buffer), got {}",
+                    if matches!(value.get_type(), Ok(ValueType::String)) {
+                        "a string".to_string()
+                    } else {
+                        describe(value)
+                    }
+                )))
+            }
+        }
+        out.push(b'\n');
+        Ok(())
+    }
+    let value = property(object, key);
+    let Some(value) = value.filter(|v| !is_nullish(Some(v))) else {
+        return Ok(None);
+    };
+    let mut pem = Vec::new();
+    if value.is_array().unwrap_or(false) {
+        let array = unsafe { value.cast::<Object>() }
+            .map_err(|_| RetryError::invalid_arg(format!("{name} is not a readable array")))?;
+        for i in 0..array.get_array_length().unwrap_or(0) {
+            let item = element(&array, i)
+                .ok_or_else(|| RetryError::invalid_arg(format!("{name}[{i}] is not readable")))?;
+            one(&format!("{name}[{i}]"), &item, &mut pem)?;
+        }
+    } else {
+        one(name, &value, &mut pem)?;
+    }
+    Ok(Some(pem))
+}
+
+/// `tls` (and `sentinel.tls`): `{ ca, cert, key, rejectUnauthorized, servername }`; `true` or
+/// `{}` for TLS with the public CAs.
+fn parse_tls(name: &str, value: Option<&Unknown>) -> CoreResult<Option<TlsConfig>> {
+    let Some(value) = value.filter(|v| !is_nullish(Some(v))) else {
+        return Ok(None);
+    };
+    if let Ok(ValueType::Boolean) = value.get_type() {
+        return Ok(unsafe { value.cast::<bool>() }
+            .unwrap_or(false)
+            .then(TlsConfig::default));
+    }
+    let Some(tls) = object_arg(name, Some(value))? else {
+        return Ok(None);
+    };
+    Ok(Some(TlsConfig {
+        ca: optional_pem(&tls, "ca", &format!("{name}.ca"))?,
+        cert: optional_pem(&tls, "cert", &format!("{name}.cert"))?,
+        key: optional_pem(&tls, "key", &format!("{name}.key"))?,
+        reject_unauthorized: optional_bool(
+            &tls,
+            "rejectUnauthorized",
+            &format!("{name}.rejectUnauthorized"),
+        )?
+        .unwrap_or(true),
+        servername: optional_string(&tls, "servername", &format!("{name}.servername"))?,
+    }))
+}
+
+/// `sentinel`: `{ sentinels: [{ host, port }], name, username?, password?, tls? }`.
+fn parse_sentinel(value: Option<&Unknown>) -> CoreResult<Option<SentinelConfig>> {
+    let Some(sentinel) = object_arg("config.sentinel", value)? else {
+        return Ok(None);
+    };
+    let list = property(&sentinel, "sentinels");
+    let not_list =
+        || RetryError::invalid_arg("config.sentinel.sentinels must be an array of { host, port }");
+    let list = list
+        .filter(|v| v.is_array().unwrap_or(false))
+        .ok_or_else(not_list)?;
+    let array = unsafe { list.cast::<Object>() }.map_err(|_| not_list())?;
+    let mut sentinels = Vec::new();
+    for i in 0..array.get_array_length().unwrap_or(0) {
+        let name = format!("config.sentinel.sentinels[{i}]");
+        let item = element(&array, i);
+        let node = object_arg(&name, item.as_ref())?
+            .ok_or_else(|| RetryError::invalid_arg(format!("{name} must be {{ host, port }}")))?;
+        let host = optional_string(&node, "host", &format!("{name}.host"))?
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "127.0.0.1".to_string());
+        let port = optional_number(&node, "port", &format!("{name}.port"))?.unwrap_or(26379.0);
+        if port.fract() != 0.0 || !(1.0..=65535.0).contains(&port) {
+            return Err(RetryError::invalid_arg(format!(
+                "{name}.port must be a whole number from 1 to 65535, got {port}"
+            )));
+        }
+        sentinels.push((host, port as u16));
+    }
+    Ok(Some(SentinelConfig {
+        sentinels,
+        name: optional_string(&sentinel, "name", "config.sentinel.name")?.unwrap_or_default(),
+        username: optional_string(&sentinel, "username", "config.sentinel.username")?,
+        password: optional_secret(&sentinel, "password", "config.sentinel.password")?
+            .filter(|p| !p.is_empty())
+            .map(crate::config::Secret),
+        tls: parse_tls("config.sentinel.tls", property(&sentinel, "tls").as_ref())?,
+    }))
 }
 
 /// `config.backoff`.

@@ -37,8 +37,48 @@ export interface KafkaRetryConfig {
   onEvent?: (event: RetryEvent) => void
   /** Where warnings and errors go (e.g. `console`, a pino or winston logger). Default: stderr, warnings and errors only. */
   logger?: RetryLogger
-  /** How many hash tags one schedule is spread over, so a heavy schedule spreads over a cluster's masters. Default 1. Keep it the same for every instance of a schedule. */
+  /** How many hash tags one schedule is spread over, so a heavy schedule spreads over a cluster's masters. Default 1. The first instance to use a schedule records its value in Redis (`{keyPrefix}:shards`); an instance with another value is refused with `ERR_INVALID_ARG` naming both. */
   shards?: number
+  /** ACL user name for Redis (over the URL's). */
+  username?: string
+  /** Password for Redis (over the URL's). Never shown in an error or log line. */
+  password?: string
+  /** TLS towards Redis, with ioredis's names; `true` or `{}` for TLS with the public CAs. A `rediss://` URL turns TLS on too. */
+  tls?: RedisTlsOptions | boolean
+  /** Find the master through Redis Sentinel (ioredis's shape) instead of `redisUrl`; after a failover the master is looked up again by itself. */
+  sentinel?: RedisSentinelOptions
+  /** Replicas that must hold a push, and a listener's ack, before it counts as done (`WAIT`): what a failover cannot undo. A push whose replicas did not confirm within `waitTimeoutMs` rejects with `ERR_REDIS_UNAVAILABLE` (it is stored on the master; retrying it stores it once when it has a `msgId`). Default 0. */
+  waitReplicas?: number
+  /** Longest the `WAIT` for `waitReplicas` may take, in ms. Default 1000. */
+  waitTimeoutMs?: number
+}
+
+/** TLS settings towards Redis (Node's and ioredis's names). PEM text as a string, a Buffer, or an array of them. */
+export interface RedisTlsOptions {
+  /** CA certificates to trust instead of the public ones (which are built in: Mozilla's list, as Node's). */
+  ca?: string | Buffer | (string | Buffer)[]
+  /** Client certificate chain, for servers that require one (with `key`). */
+  cert?: string | Buffer | (string | Buffer)[]
+  /** Client private key (with `cert`). */
+  key?: string | Buffer | (string | Buffer)[]
+  /** `false` accepts any server certificate (no check at all). Default true. */
+  rejectUnauthorized?: boolean
+  /** Accepted only when it is the host connected to: the certificate is always checked against that host (another name is refused with `ERR_INVALID_ARG`). */
+  servername?: string
+}
+
+/** Redis Sentinel (ioredis's `sentinels` and `name`). */
+export interface RedisSentinelOptions {
+  /** The sentinels, asked in turn for the master's address. Port default 26379. */
+  sentinels: { host: string; port?: number }[]
+  /** The master's name in the sentinels' configuration. */
+  name: string
+  /** ACL user name for the sentinels (the master's is `username`). */
+  username?: string
+  /** Password for the sentinels (the master's is `password`). */
+  password?: string
+  /** TLS towards the sentinels (the master's is `tls`). */
+  tls?: RedisTlsOptions | boolean
 }
 
 /** A failed message handed to `pushToQueue`. */

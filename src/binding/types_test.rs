@@ -116,6 +116,8 @@ fn documented_defaults_are_the_applied_ones() {
         ("cluster", config.cluster.to_string()),
         ("migrateLegacy", config.migrate_legacy.to_string()),
         ("shards", config.shards.to_string()),
+        ("waitReplicas", config.wait_replicas.to_string()),
+        ("waitTimeoutMs", ms(config.wait_timeout)),
         (
             "maxPublishFailures",
             config.max_publish_failures.to_string(),

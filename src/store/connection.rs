@@ -3,12 +3,13 @@
 //! it; here instances with the same URL share one multiplexed connection, which also lets
 //! concurrent commands share round trips (they are pipelined on the one socket).
 
+use super::target::RedisTarget;
 use crate::error::{ErrorCode, Result, RetryError};
 use crate::registry::{get_or_make, registry, Registry};
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster_async::ClusterConnection;
 use redis::{Cmd, Pipeline, RedisFuture, Value};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Duration;
 
@@ -50,13 +51,73 @@ impl ConnectionLike for RedisConnection {
     }
 }
 
-/// A lazily opened, shared connection to one Redis server or cluster.
+impl RedisConnection {
+    /// `WAIT replicas timeout_ms` on the connection that carried the last write to `key`: the
+    /// server's, or on a cluster the connection to the master of `key`'s slot (routed by slot,
+    /// since `WAIT` has no key). Returns how many replicas confirmed.
+    pub async fn wait_replicas(
+        &mut self,
+        key: &str,
+        replicas: u32,
+        timeout_ms: u64,
+    ) -> redis::RedisResult<i64> {
+        let mut wait = redis::cmd("WAIT");
+        wait.arg(replicas).arg(timeout_ms);
+        match self {
+            RedisConnection::Single(conn) => wait.query_async(conn).await,
+            RedisConnection::Cluster(conn) => {
+                use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
+                let route = Route::new(key_slot(key.as_bytes()), SlotAddr::Master);
+                let reply = conn
+                    .route_command(
+                        &wait,
+                        RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(route)),
+                    )
+                    .await?;
+                redis::from_redis_value(&reply)
+            }
+        }
+    }
+}
+
+/// The Redis Cluster slot of `key`: CRC16 (XMODEM) of its hash tag (the text inside the first
+/// `{...}`, when not empty) or of the whole key, modulo 16384.
+pub fn key_slot(key: &[u8]) -> u16 {
+    let tagged = key
+        .iter()
+        .position(|&b| b == b'{')
+        .and_then(|open| {
+            let rest = &key[open + 1..];
+            rest.iter()
+                .position(|&b| b == b'}')
+                .filter(|&close| close > 0)
+                .map(|close| &rest[..close])
+        })
+        .unwrap_or(key);
+    let mut crc: u16 = 0;
+    for &byte in tagged {
+        crc ^= (byte as u16) << 8;
+        for _ in 0..8 {
+            crc = if crc & 0x8000 != 0 {
+                (crc << 1) ^ 0x1021
+            } else {
+                crc << 1
+            };
+        }
+    }
+    crc % 16384
+}
+
+/// A lazily opened, shared connection to one Redis server, cluster or Sentinel-managed master.
 pub struct SharedRedis {
-    url: String,
-    cluster: bool,
+    target: RedisTarget,
+    /// What identifies the connection in this process (see [`RedisTarget::key`]).
+    key: String,
     connect_timeout: Duration,
-    /// The open connection, if any. Read on every operation, written on connect and release.
-    current: RwLock<Option<RedisConnection>>,
+    /// The open connection, if any, with its generation (see [`SharedRedis::invalidate`]).
+    /// Read on every operation, written on connect and release.
+    current: RwLock<Option<(u64, RedisConnection)>>,
+    generation: AtomicU64,
     /// One connect at a time.
     connecting: tokio::sync::Mutex<()>,
     /// Instances that have not been closed; the last `release` closes the connection.
@@ -74,12 +135,18 @@ impl SharedRedis {
     /// closed or garbage-collected.
     /// With `cluster`, `url` is a comma-separated list of seed nodes of a Redis Cluster.
     pub fn for_url(url: &str, cluster: bool, connect_timeout: Duration) -> Arc<SharedRedis> {
-        let key = format!("{}{url}", if cluster { "cluster:" } else { "" });
-        get_or_make(&POOL, key, || SharedRedis {
-            url: url.to_string(),
-            cluster,
+        Self::for_target(RedisTarget::plain(url, cluster), connect_timeout)
+    }
+
+    /// The process-wide connection to `target` (see [`SharedRedis::for_url`]).
+    pub fn for_target(target: RedisTarget, connect_timeout: Duration) -> Arc<SharedRedis> {
+        let key = target.key();
+        get_or_make(&POOL, key.clone(), || SharedRedis {
+            target,
+            key,
             connect_timeout,
             current: RwLock::new(None),
+            generation: AtomicU64::new(0),
             connecting: tokio::sync::Mutex::new(()),
             users: AtomicUsize::new(0),
             warning: OnceLock::new(),
@@ -87,9 +154,19 @@ impl SharedRedis {
         })
     }
 
-    /// The Redis URL this connection talks to.
+    /// What identifies this connection in the process (the place and a hash of its settings).
     pub fn url(&self) -> &str {
-        &self.url
+        &self.key
+    }
+
+    /// Where it connects to, for messages (no password).
+    pub fn describe(&self) -> String {
+        self.target.describe()
+    }
+
+    /// How to reach the server.
+    pub fn target(&self) -> &RedisTarget {
+        &self.target
     }
 
     /// Counts an instance using this connection (see [`SharedRedis::release`]).
@@ -112,16 +189,31 @@ impl SharedRedis {
         }
     }
 
-    fn open(&self) -> Option<RedisConnection> {
+    fn open(&self) -> Option<(u64, RedisConnection)> {
         self.current
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
     }
 
+    /// Drops connection `generation` if it is still the current one, so the next operation
+    /// connects afresh. Used with Sentinel: after a failover the old master is gone or a replica,
+    /// and only the sentinels know the new one.
+    pub fn invalidate(&self, generation: u64) {
+        let mut current = self.current.write().unwrap_or_else(|p| p.into_inner());
+        if current.as_ref().is_some_and(|(g, _)| *g == generation) {
+            current.take();
+        }
+    }
+
     /// A handle to the connection, connecting first if needed. A failed connect is not
     /// remembered: the next call tries again.
     pub async fn connection(&self) -> Result<RedisConnection> {
+        self.connection_generation().await.map(|(_, c)| c)
+    }
+
+    /// [`SharedRedis::connection`] with the connection's generation.
+    pub async fn connection_generation(&self) -> Result<(u64, RedisConnection)> {
         if let Some(connection) = self.open() {
             return Ok(connection);
         }
@@ -131,27 +223,24 @@ impl SharedRedis {
         }
         let connection = async {
             let unavailable = |err: redis::RedisError| {
+                let why = super::target::connect_failure(&err)
+                    .map_or(String::new(), |why| format!(": {why}"));
                 RetryError::new(
                     ErrorCode::RedisUnavailable,
-                    format!("cannot connect to Redis at {}", redacted(&self.url)),
+                    format!("cannot connect to Redis at {}{why}", self.describe()),
                 )
                 .caused_by(err)
             };
             let limit = self.connect_timeout * 2;
             let connect = async {
-                if self.cluster {
-                    let seeds: Vec<&str> = self.url.split(',').map(str::trim).collect();
-                    let client = redis::cluster::ClusterClient::builder(seeds)
-                        .connection_timeout(self.connect_timeout)
-                        .response_timeout(self.connect_timeout)
-                        .retries(1)
-                        .build()?;
+                if self.target.cluster {
+                    let client = self.target.cluster_client(self.connect_timeout)?;
                     client
                         .get_async_connection()
                         .await
                         .map(RedisConnection::Cluster)
                 } else {
-                    let client = redis::Client::open(self.url.as_str())?;
+                    let client = self.target.single_client(self.connect_timeout).await?;
                     let config = ConnectionManagerConfig::new()
                         .set_connection_timeout(self.connect_timeout)
                         .set_response_timeout(self.connect_timeout)
@@ -159,9 +248,11 @@ impl SharedRedis {
                         // user's push); a short retry budget keeps every call bounded in time.
                         .set_number_of_retries(1)
                         .set_max_delay(200);
-                    ConnectionManager::new_with_config(client, config)
-                        .await
-                        .map(RedisConnection::Single)
+                    let mut manager = ConnectionManager::new_with_config(client, config).await?;
+                    if self.target.is_sentinel() {
+                        check_master(&mut manager).await?;
+                    }
+                    Ok(RedisConnection::Single(manager))
                 }
             };
             match tokio::time::timeout(limit, connect).await {
@@ -176,20 +267,22 @@ impl SharedRedis {
                     ErrorCode::RedisUnavailable,
                     format!(
                         "cannot connect to Redis at {}: no answer within {} ms",
-                        redacted(&self.url),
+                        self.describe(),
                         limit.as_millis()
                     ),
                 )),
             }
         }
         .await?;
-        *self.current.write().unwrap_or_else(|p| p.into_inner()) = Some(connection.clone());
-        Ok(connection)
+        let generation = self.generation.fetch_add(1, Ordering::AcqRel) + 1;
+        *self.current.write().unwrap_or_else(|p| p.into_inner()) =
+            Some((generation, connection.clone()));
+        Ok((generation, connection))
     }
 
     /// Whether this is a Redis Cluster connection.
     pub fn is_cluster(&self) -> bool {
-        self.cluster
+        self.target.cluster
     }
 
     /// A warning about the server's settings (e.g. an eviction policy that can drop scheduled
@@ -200,18 +293,101 @@ impl SharedRedis {
     }
 }
 
+/// Checks that the server the sentinels named is a master: right after a failover a sentinel
+/// may still name the old one, which is now a replica (writes to it would fail with READONLY).
+async fn check_master(conn: &mut ConnectionManager) -> redis::RedisResult<()> {
+    let role: Vec<redis::Value> = match redis::cmd("ROLE").query_async(conn).await {
+        // An ACL user without ROLE (an @admin command): writes to a replica still fail with
+        // READONLY, which makes the next operation ask the sentinels again.
+        Err(err) if err.code() == Some("NOPERM") => return Ok(()),
+        other => other?,
+    };
+    match role.first() {
+        Some(redis::Value::BulkString(role)) if role.as_slice() == b"master" => Ok(()),
+        _ => Err(redis::RedisError::from((
+            redis::ErrorKind::ReadOnly,
+            "the server the sentinels named is not a master (yet): a failover is under way",
+        ))),
+    }
+}
+
+/// Whether a failed command means the Sentinel-managed connection must be dropped and the
+/// master looked up again: the server is gone, unreachable, or now a replica.
+fn needs_new_master(err: &redis::RedisError) -> bool {
+    err.is_io_error()
+        || err.is_connection_refusal()
+        || err.is_connection_dropped()
+        || err.is_timeout()
+        || err.kind() == redis::ErrorKind::ReadOnly
+        || err.code() == Some("READONLY")
+        || err.code() == Some("MASTERDOWN")
+        || err.code() == Some("LOADING")
+}
+
 /// The shared connection as the stores use it: every operation bounded by one timeout and its
 /// failure mapped to `ERR_REDIS_UNAVAILABLE`. Cheap to clone.
 #[derive(Clone)]
 pub struct Redis {
     shared: Arc<SharedRedis>,
     timeout: Duration,
+    /// `waitReplicas` and `waitTimeoutMs`: writes that must reach replicas (see `run_replicated`).
+    wait: Option<(u32, Duration)>,
 }
 
 impl Redis {
     /// Operations on `shared`, each failing after `timeout`.
     pub fn new(shared: Arc<SharedRedis>, timeout: Duration) -> Self {
-        Redis { shared, timeout }
+        Redis {
+            shared,
+            timeout,
+            wait: None,
+        }
+    }
+
+    /// The same, with writes made through [`Redis::run_replicated`] done only once `replicas`
+    /// replicas hold them (`WAIT`, at most `wait_timeout`); 0 replicas: no waiting.
+    pub fn with_wait(mut self, replicas: u32, wait_timeout: Duration) -> Self {
+        self.wait = (replicas > 0).then_some((replicas, wait_timeout));
+        self
+    }
+
+    /// `waitReplicas` and `waitTimeoutMs`, when set.
+    pub fn wait(&self) -> Option<(u32, Duration)> {
+        self.wait
+    }
+
+    /// [`Redis::run`] for a write that must survive a failover when `waitReplicas` is set: after
+    /// `op`, `WAIT` on the same connection (on a cluster, the connection to the master of `key`'s
+    /// slot), and an `ERR_REDIS_UNAVAILABLE` error when fewer replicas than asked confirmed it
+    /// in time. The write itself is done on the master then; retrying it must be harmless.
+    pub async fn run_replicated<T, F, Fut>(&self, what: &str, key: &str, op: F) -> Result<T>
+    where
+        F: FnOnce(RedisConnection) -> Fut,
+        Fut: std::future::Future<Output = redis::RedisResult<T>>,
+    {
+        let Some((replicas, wait_timeout)) = self.wait else {
+            return self.run(what, op).await;
+        };
+        let (value, confirmed) = self
+            .run(what, |conn| async move {
+                let mut same = conn.clone();
+                let value = op(conn).await?;
+                let confirmed = same
+                    .wait_replicas(key, replicas, wait_timeout.as_millis() as u64)
+                    .await?;
+                Ok((value, confirmed))
+            })
+            .await?;
+        if confirmed < replicas as i64 {
+            return Err(RetryError::new(
+                ErrorCode::RedisUnavailable,
+                format!(
+                    "Redis {what} was done on the master, but {confirmed} of the {replicas} replicas asked for (waitReplicas) confirmed it within {} ms (waitTimeoutMs); a failover now could undo it",
+                    wait_timeout.as_millis()
+                ),
+            ));
+        }
+        Ok(value)
     }
 
     /// The connection underneath.
@@ -231,13 +407,36 @@ impl Redis {
         F: FnOnce(RedisConnection) -> Fut,
         Fut: std::future::Future<Output = redis::RedisResult<T>>,
     {
+        let generation = AtomicU64::new(0);
         let work = async {
-            let conn = self.shared.connection().await?;
-            op(conn).await.map_err(|err| RetryError::redis(what, err))
+            let (g, conn) = self.shared.connection_generation().await?;
+            generation.store(g, Ordering::Relaxed);
+            op(conn).await.map_err(|err| {
+                if self.shared.target.is_sentinel() && needs_new_master(&err) {
+                    self.shared.invalidate(g);
+                }
+                match super::target::connect_failure(&err) {
+                    Some(why) => RetryError::new(
+                        ErrorCode::RedisUnavailable,
+                        format!("Redis {what} failed: {why}"),
+                    )
+                    .caused_by(err),
+                    None => RetryError::redis(what, err),
+                }
+            })
         };
         match tokio::time::timeout(self.timeout, work).await {
             Ok(result) => result,
-            Err(_) => Err(self.timed_out(what)),
+            Err(_) => {
+                if self.shared.target.is_sentinel() {
+                    // A master that stopped answering (a partition) is looked up again too.
+                    let g = generation.load(Ordering::Relaxed);
+                    if g > 0 {
+                        self.shared.invalidate(g);
+                    }
+                }
+                Err(self.timed_out(what))
+            }
         }
     }
 
@@ -248,7 +447,7 @@ impl Redis {
             format!(
                 "Redis {what} got no answer within {} ms from {}",
                 self.timeout.as_millis(),
-                redacted(&self.shared.url)
+                self.shared.describe()
             ),
         )
     }
@@ -328,6 +527,17 @@ mod tests {
         assert!(!Arc::ptr_eq(&a, &c));
         let d = SharedRedis::for_url("redis://127.0.0.1:1/", true, Duration::from_millis(10));
         assert!(!Arc::ptr_eq(&a, &d));
+    }
+
+    #[test]
+    fn slots_follow_redis_cluster() {
+        // Values from Redis's CLUSTER KEYSLOT.
+        assert_eq!(key_slot(b"foo"), 12182);
+        assert_eq!(key_slot(b"{user1000}.following"), key_slot(b"user1000"));
+        assert_eq!(key_slot(b"{kafka-retry}:due"), key_slot(b"kafka-retry"));
+        // An empty tag does not count: the whole key is hashed.
+        assert_ne!(key_slot(b"a{}b"), key_slot(b""));
+        assert_eq!(key_slot(b"123456789"), 0x31C3);
     }
 
     #[test]

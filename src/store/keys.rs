@@ -43,6 +43,12 @@ impl Keys {
     }
 }
 
+/// The string recording how many shards the schedule `prefix` is spread over, written by the
+/// first instance that uses it (shard 0's hash tag, so it sits beside shard 0's keys).
+pub fn shards_key(prefix: &str) -> String {
+    format!("{{{prefix}}}:shards")
+}
+
 /// The index key of a dead letter hash.
 pub fn index_key(dlq_name: &str) -> String {
     format!("{dlq_name}:index")

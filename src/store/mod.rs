@@ -13,4 +13,6 @@ pub mod migrate;
 mod push;
 pub mod requeue;
 pub mod schedule;
+pub mod shard_record;
 pub mod signal;
+pub mod target;

@@ -45,7 +45,7 @@ impl Target {
         let window_ms = self.dedupe_window.as_millis() as u64;
         let stored: Vec<u64> = self
             .redis
-            .run("push", |mut conn| async move {
+            .run_replicated("push", &keys.due, |mut conn| async move {
                 let mut call = PUSH.key(&keys.due);
                 call.key(&keys.entries)
                     .key(&keys.seen)
@@ -120,6 +120,7 @@ impl PushBatcher {
             due_key: keys.due.clone(),
             timeout: redis.timeout(),
             dedupe_window,
+            wait: redis.wait(),
         };
         get_or_make(&BATCHERS, key, || {
             PushBatcher::new(Target {
@@ -202,6 +203,7 @@ struct BatcherKey {
     due_key: String,
     timeout: Duration,
     dedupe_window: Duration,
+    wait: Option<(u32, Duration)>,
 }
 
 /// Push batchers, shared by every instance in this process with the same key.

@@ -147,7 +147,7 @@ impl Schedule {
         let keys = &self.keys;
         let window = self.dedupe_window.as_millis() as u64;
         self.redis
-            .run("ack", |mut conn| async move {
+            .run_replicated("ack", &keys.lease, |mut conn| async move {
                 let mut call = ACK.key(&keys.lease);
                 call.key(&keys.entries)
                     .key(&keys.seen)

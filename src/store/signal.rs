@@ -3,7 +3,7 @@
 //! subscribes to the channels of its shards and wakes at once, wherever the push came from.
 //! Polling (`pollIntervalMs`) stays only as a safety net for when the subscription is down.
 
-use super::connection::redacted;
+use super::connection::SharedRedis;
 use crate::error::{ErrorCode, RetryError};
 use futures::StreamExt;
 use std::time::Duration;
@@ -12,32 +12,27 @@ use tokio::sync::watch;
 /// Longest pause between attempts to subscribe again after the subscription failed.
 const RESUBSCRIBE_MAX: Duration = Duration::from_secs(5);
 
-/// The server to subscribe on: the URL itself, or on a cluster its first seed node (a message
-/// published on one node of a cluster reaches subscribers on every node).
-fn subscribe_url(url: &str, cluster: bool) -> &str {
-    if cluster {
-        url.split(',').next().unwrap_or(url).trim()
-    } else {
-        url
-    }
-}
-
-/// Subscribes to `channels` on `url` and calls `on_due` with each announced due time (Redis's
+/// Subscribes to `channels` on `shared`'s server (a cluster's first seed node, a Sentinel
+/// setup's current master, looked up again at each subscription) and calls `on_due` with each announced due time (Redis's
 /// clock) until `stop` turns true, subscribing again after a failure; `on_error` hears about
 /// failures (once per outage, not per attempt).
 pub async fn listen(
-    url: &str,
-    cluster: bool,
+    shared: &SharedRedis,
     channels: Vec<String>,
     on_due: impl Fn(u64),
     on_error: impl Fn(RetryError),
     mut stop: watch::Receiver<bool>,
 ) {
-    let url = subscribe_url(url, cluster);
     let mut failures: u32 = 0;
+    let mut attempts: usize = 0;
     while !*stop.borrow() {
+        attempts = attempts.wrapping_add(1);
         let subscribed = async {
-            let mut pubsub = redis::Client::open(url)?.get_async_pubsub().await?;
+            let client = shared
+                .target()
+                .pubsub_client(Duration::from_secs(5), attempts)
+                .await?;
+            let mut pubsub = client.get_async_pubsub().await?;
             for channel in &channels {
                 pubsub.subscribe(channel).await?;
             }
@@ -73,7 +68,7 @@ pub async fn listen(
                             ErrorCode::RedisUnavailable,
                             format!(
                                 "cannot subscribe to wake-ups at {}; polling every pollIntervalMs meanwhile",
-                                redacted(url)
+                                shared.describe()
                             ),
                         )
                         .caused_by(err),
@@ -89,19 +84,5 @@ pub async fn listen(
             _ = tokio::time::sleep(pause) => {}
             _ = stop.changed() => return,
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_cluster_is_subscribed_on_its_first_seed() {
-        assert_eq!(subscribe_url("redis://a:1", false), "redis://a:1");
-        assert_eq!(
-            subscribe_url("redis://a:1, redis://b:2", true),
-            "redis://a:1"
-        );
     }
 }
