@@ -1,7 +1,8 @@
 //! The caller's own headers: every `pushToQueue` option the package does not interpret travels
 //! with the message and is re-published as a Kafka header of the same name and bytes, as the
 //! original class did (`{ ...options, retryCount, executeAt }` handed to `produce`). Pure: the
-//! limits, the stored form inside an entry and the JSON form of a dead letter, unit-tested here.
+//! limits and the JSON form of a dead letter, unit-tested here (with the entry's headers section,
+//! which `store::entry` writes).
 
 use crate::error::{Result, RetryError};
 use serde_json::{Map, Value};
@@ -88,109 +89,6 @@ pub fn check_limits(headers: &[Header]) -> Result<()> {
         )));
     }
     Ok(())
-}
-
-/// Marks the headers section of a stored entry. JSON text never starts with it, so an entry
-/// without caller headers is stored exactly as 0.2 stored it (see [`write_section`]).
-pub const SECTION_MARK: char = '\u{1}';
-
-fn escape_into(out: &mut String, text: &str) {
-    for c in text.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            c => out.push(c),
-        }
-    }
-    out.push('\n');
-}
-
-fn unescape(field: &str) -> std::result::Result<String, String> {
-    let mut out = String::with_capacity(field.len());
-    let mut chars = field.chars();
-    while let Some(c) = chars.next() {
-        if c != '\\' {
-            out.push(c);
-            continue;
-        }
-        match chars.next() {
-            Some('\\') => out.push('\\'),
-            Some('n') => out.push('\n'),
-            other => return Err(format!("bad escape \\{other:?} in {field:?}")),
-        }
-    }
-    Ok(out)
-}
-
-/// Appends the headers section: the mark, the count, then per header a line of kind and name and
-/// a line of value. Kinds: `s` a string, `u` a Buffer that is UTF-8 text, `b` a Buffer in base64
-/// (any bytes, so an entry stays text); upper case for an element of an array. Names and text
-/// values escape `\` and newline as `\\` and `\n`.
-pub fn write_section(out: &mut String, headers: &[Header]) {
-    out.push(SECTION_MARK);
-    out.push_str(&headers.len().to_string());
-    out.push('\n');
-    for header in headers {
-        let (kind, text) = match &header.value {
-            HeaderValue::Text(text) => ('s', Some(text.as_str())),
-            HeaderValue::Bytes(bytes) => match std::str::from_utf8(bytes) {
-                Ok(text) => ('u', Some(text)),
-                Err(_) => ('b', None),
-            },
-        };
-        out.push(if header.in_array {
-            kind.to_ascii_uppercase()
-        } else {
-            kind
-        });
-        escape_into(out, &header.name);
-        match (text, &header.value) {
-            (Some(text), _) => escape_into(out, text),
-            (None, HeaderValue::Bytes(bytes)) => {
-                out.push_str(&base64_encode(bytes));
-                out.push('\n');
-            }
-            (None, HeaderValue::Text(_)) => unreachable!("text always has text"),
-        }
-    }
-}
-
-/// Reads a section written by [`write_section`] at the start of `text` (which starts with
-/// [`SECTION_MARK`]); returns the headers and the rest (the payload).
-pub fn read_section(text: &str) -> std::result::Result<(Vec<Header>, &str), String> {
-    let rest = text
-        .strip_prefix(SECTION_MARK)
-        .ok_or("no headers section")?;
-    let mut lines = rest.splitn(2, '\n');
-    let count: usize = lines
-        .next()
-        .and_then(|n| n.parse().ok())
-        .ok_or("headers section without a count")?;
-    let mut rest = lines.next().ok_or("headers section cut short")?;
-    let mut line = || -> std::result::Result<&str, String> {
-        let (head, tail) = rest.split_once('\n').ok_or("headers section cut short")?;
-        rest = tail;
-        Ok(head)
-    };
-    let mut headers = Vec::with_capacity(count.min(MAX_HEADERS));
-    for _ in 0..count {
-        let first = line()?;
-        let kind = first.chars().next().ok_or("header without a kind")?;
-        let name = unescape(&first[kind.len_utf8()..])?;
-        let raw = line()?;
-        let value = match kind.to_ascii_lowercase() {
-            's' => HeaderValue::Text(unescape(raw)?),
-            'u' => HeaderValue::Bytes(unescape(raw)?.into_bytes()),
-            'b' => HeaderValue::Bytes(base64_decode(raw).ok_or("bad base64 header value")?),
-            other => return Err(format!("unknown header kind {other:?}")),
-        };
-        headers.push(Header {
-            name,
-            value,
-            in_array: kind.is_ascii_uppercase(),
-        });
-    }
-    Ok((headers, rest))
 }
 
 /// The headers as the options object of a dead letter, as `JSON.stringify` writes them: strings,
@@ -314,6 +212,7 @@ pub fn base64_decode(text: &str) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::entry::{read_section, write_section};
 
     fn text(name: &str, value: &str) -> Header {
         Header {

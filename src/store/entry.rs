@@ -4,7 +4,7 @@
 //! fields and an escaped payload: the entry is most of the Redis memory a scheduled message costs
 //! (`BENCHMARKS.md`, Memory, has the sizes).
 
-use crate::headers::{self, Header};
+use crate::headers::{self, Header, HeaderValue};
 use serde::{Deserialize, Serialize};
 
 /// One scheduled message, stored in the entries hash under its id (see [`Entry::encode`]);
@@ -125,6 +125,83 @@ fn unescape(field: &str) -> Result<String, String> {
     Ok(out)
 }
 
+/// Marks the headers section of a stored entry. JSON text never starts with it, so an entry
+/// without caller headers is stored exactly as 0.2 stored it (see [`write_section`]).
+pub const SECTION_MARK: char = '\u{1}';
+
+/// Appends the headers section: the mark, the count, then per header a line of kind and name and
+/// a line of value. Kinds: `s` a string, `u` a Buffer that is UTF-8 text, `b` a Buffer in base64
+/// (any bytes, so an entry stays text); upper case for an element of an array. Names and text
+/// values escape `\` and newline as `\\` and `\n`.
+pub fn write_section(out: &mut String, headers: &[Header]) {
+    out.push(SECTION_MARK);
+    out.push_str(&headers.len().to_string());
+    out.push('\n');
+    for header in headers {
+        let (kind, text) = match &header.value {
+            HeaderValue::Text(text) => ('s', Some(text.as_str())),
+            HeaderValue::Bytes(bytes) => match std::str::from_utf8(bytes) {
+                Ok(text) => ('u', Some(text)),
+                Err(_) => ('b', None),
+            },
+        };
+        out.push(if header.in_array {
+            kind.to_ascii_uppercase()
+        } else {
+            kind
+        });
+        push_text(out, &header.name);
+        match (text, &header.value) {
+            (Some(text), _) => push_text(out, text),
+            (None, HeaderValue::Bytes(bytes)) => {
+                out.push_str(&headers::base64_encode(bytes));
+                out.push('\n');
+            }
+            (None, HeaderValue::Text(_)) => unreachable!("text always has text"),
+        }
+    }
+}
+
+/// Reads a section written by [`write_section`] at the start of `text` (which starts with
+/// [`SECTION_MARK`]); returns the headers and the rest (the payload).
+pub fn read_section(text: &str) -> Result<(Vec<Header>, &str), String> {
+    let rest = text
+        .strip_prefix(SECTION_MARK)
+        .ok_or("no headers section")?;
+    let mut lines = rest.splitn(2, '\n');
+    let count: usize = lines
+        .next()
+        .and_then(|n| n.parse().ok())
+        .ok_or("headers section without a count")?;
+    let mut rest = lines.next().ok_or("headers section cut short")?;
+    let mut line = || -> Result<&str, String> {
+        let (head, tail) = rest.split_once('\n').ok_or("headers section cut short")?;
+        rest = tail;
+        Ok(head)
+    };
+    let mut headers = Vec::with_capacity(count.min(headers::MAX_HEADERS));
+    for _ in 0..count {
+        let first = line()?;
+        let kind = first.chars().next().ok_or("header without a kind")?;
+        let name = unescape(&first[kind.len_utf8()..])?;
+        let raw = line()?;
+        let value = match kind.to_ascii_lowercase() {
+            's' => HeaderValue::Text(unescape(raw)?),
+            'u' => HeaderValue::Bytes(unescape(raw)?.into_bytes()),
+            'b' => {
+                HeaderValue::Bytes(headers::base64_decode(raw).ok_or("bad base64 header value")?)
+            }
+            other => return Err(format!("unknown header kind {other:?}")),
+        };
+        headers.push(Header {
+            name,
+            value,
+            in_array: kind.is_ascii_uppercase(),
+        });
+    }
+    Ok((headers, rest))
+}
+
 fn number(field: &str, radix: u32, name: &str) -> Result<u64, String> {
     u64::from_str_radix(field, radix).map_err(|_| format!("{name} {field:?} is not a number"))
 }
@@ -138,7 +215,7 @@ impl Entry {
     /// ```
     ///
     /// The caller's own headers, when there are any, come in a section before the payload that
-    /// starts with U+0001 (see `headers::write_section`), a character JSON text never starts
+    /// starts with U+0001 (see [`write_section`]), a character JSON text never starts
     /// with: an entry without them is stored exactly as 0.2 stored it, and 0.2 entries read as
     /// having none. (A payload that does start with it, which pushes never store, is written
     /// after an empty section.)
@@ -190,8 +267,8 @@ impl Entry {
         };
         push_text(&mut out, name);
         push_text(&mut out, message);
-        if !self.extra.is_empty() || self.value.starts_with(headers::SECTION_MARK) {
-            headers::write_section(&mut out, &self.extra);
+        if !self.extra.is_empty() || self.value.starts_with(SECTION_MARK) {
+            write_section(&mut out, &self.extra);
         }
         out.push_str(&self.value);
         out
@@ -212,8 +289,8 @@ impl Entry {
         let value = parts
             .next()
             .ok_or_else(|| format!("{FIELDS} fields expected before the payload"))?;
-        let (extra, value) = if value.starts_with(headers::SECTION_MARK) {
-            headers::read_section(value)?
+        let (extra, value) = if value.starts_with(SECTION_MARK) {
+            read_section(value)?
         } else {
             (Vec::new(), value)
         };
