@@ -994,3 +994,26 @@ async fn release_counts_refusals_and_keeps_the_one_at_the_limit_leased_until_ack
     assert_eq!(t.hget(&keys.failures, &id).await, None);
     assert_eq!(t.hget(&keys.entries, &id).await, None);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_shard_count_is_recorded_once_and_read_once_per_process() {
+    use kafka_retry::store::keys::shards_key;
+    use kafka_retry::store::shard_record::record;
+    use redis::AsyncCommands;
+    let Some(mut t) = TestRedis::start(SUITE, "shard_count").await else {
+        return;
+    };
+    let key = shards_key(&t.prefix);
+    // The first instance records its count; a differently configured one reads it back.
+    assert_eq!(record(&t.redis, &t.prefix, 4).await.unwrap(), 4);
+    let stored: String = t.conn.get(&key).await.unwrap();
+    assert_eq!(stored, "4");
+    assert_eq!(record(&t.redis, &t.prefix, 1).await.unwrap(), 4);
+    // Later instances of this process do not ask Redis again (one round trip per push saved for
+    // services that make an instance per failed message): with the record gone, they still get
+    // the count read before, and nothing is written.
+    let _: () = t.conn.del(&key).await.unwrap();
+    assert_eq!(record(&t.redis, &t.prefix, 2).await.unwrap(), 4);
+    let exists: bool = t.conn.exists(&key).await.unwrap();
+    assert!(!exists, "the record was written again: Redis was asked");
+}

@@ -6,7 +6,8 @@ use super::connection::Redis;
 use super::keys::shards_key;
 use crate::error::{ErrorCode, Result, RetryError};
 use redis::Script;
-use std::sync::LazyLock;
+use std::collections::HashMap;
+use std::sync::{LazyLock, Mutex};
 
 /// Records `shards` when nothing is recorded yet; returns the recorded count either way.
 static RECORD: LazyLock<Script> = LazyLock::new(|| {
@@ -18,18 +19,33 @@ static RECORD: LazyLock<Script> = LazyLock::new(|| {
     )
 });
 
+/// Counts this process already read, per connection and schedule key: a record is written once
+/// and never changed, and services that make an instance per failed message (as the original
+/// class's callers do) would otherwise pay one more round trip per push.
+static KNOWN: LazyLock<Mutex<HashMap<String, u32>>> = LazyLock::new(Default::default);
+
 /// The shard count recorded for the schedule `prefix`, recording `shards` if there is none.
 pub async fn record(redis: &Redis, prefix: &str, shards: u32) -> Result<u32> {
     let key = &shards_key(prefix);
+    let known_key = format!("{}\n{key}", redis.shared().url());
+    let known = |map: &HashMap<String, u32>| map.get(&known_key).copied();
+    if let Some(count) = known(&KNOWN.lock().unwrap_or_else(|p| p.into_inner())) {
+        return Ok(count);
+    }
     let recorded: String = redis
         .run("read of the recorded shard count", |mut conn| async move {
             RECORD.key(key).arg(shards).invoke_async(&mut conn).await
         })
         .await?;
-    recorded.parse().map_err(|_| {
+    let count = recorded.parse().map_err(|_| {
         RetryError::new(
             ErrorCode::Internal,
             format!("{key} holds {recorded:?}, not a shard count"),
         )
-    })
+    })?;
+    KNOWN
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(known_key, count);
+    Ok(count)
 }
