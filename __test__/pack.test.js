@@ -86,7 +86,7 @@ test('the main tarball holds no binary and names every platform package; this pl
   const main = packed.find((p) => p.name === pkg.name)
   const platform = packed.find((p) => p.name === `${pkg.name}-${ABI}`)
   expect(packed).toHaveLength(2)
-  expect(main.files).toEqual(['README.md', 'bin/kafka-retry.js', 'index.d.ts', 'index.js', 'package.json', 'prometheus.d.ts', 'prometheus.js'])
+  expect(main.files).toEqual(['LICENSE', 'README.md', 'bin/kafka-retry.js', 'index.d.ts', 'index.js', 'package.json', 'prometheus.d.ts', 'prometheus.js'])
   expect(platform.files).toEqual(['README.md', `kafka-retry.${ABI}.node`, 'package.json'])
   const manifest = JSON.parse(fs.readFileSync(path.join(extract(main.file), 'package.json'), 'utf8'))
   expect(manifest.optionalDependencies).toEqual(Object.fromEntries(TARGET_ABIS.map((abi) => [`${pkg.name}-${abi}`, pkg.version])))
