@@ -158,7 +158,8 @@ test('installed from the two tarballs with no Rust toolchain on PATH, it pushes,
         await retry.pushToQueue(${JSON.stringify(topic)}, { event: 'Created', value: '{"id":7}' }, KafkaRetry.headers({ delay: Buffer.from('0') }))
         const deadline = Date.now() + 30000
         let stats = await retry.stats()
-        while (!stats.published && Date.now() < deadline) {
+        // published counts the broker's confirmation; the ack (inflight back to 0) follows it.
+        while (!(stats.published && !stats.inflight) && Date.now() < deadline) {
           await new Promise((r) => setTimeout(r, 50))
           stats = await retry.stats()
         }
