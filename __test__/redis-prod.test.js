@@ -150,6 +150,25 @@ describe('TLS and passwords', () => {
     }
   })
 
+  test('a server that requires client certificates (tls-auth-clients yes): refused without one, served with one', async () => {
+    const mtlsPort = await h.freePort()
+    await s.startServer(['--port', '0', '--tls-port', String(mtlsPort), '--tls-cert-file', certs.certFile,
+      '--tls-key-file', certs.keyFile, '--tls-ca-cert-file', certs.caFile, '--tls-auth-clients', 'yes'])
+    const url = `rediss://127.0.0.1:${mtlsPort}`
+    const without = new KafkaRetry({ redisUrl: url, tls: { ca: certs.ca }, redisTimeoutMs: 2000 })
+    const err = await without.stats().catch((e) => e)
+    await without.close()
+    expect(err.code).toBe('ERR_REDIS_UNAVAILABLE')
+    expect(err.message).toMatch(/requires a client certificate/)
+    const retry = new KafkaRetry({ redisUrl: url, tls: { ca: certs.ca, cert: certs.clientCert, key: certs.clientKey }, keyPrefix: h.unique('mtls') })
+    try {
+      await retry.pushToQueue('t', { event: 'e', value: '{"n":1}' }, { delay: '60' })
+      expect(await retry.stats()).toMatchObject({ scheduled: 1 })
+    } finally {
+      await retry.close()
+    }
+  })
+
   test('a wrong password rejects with ERR_REDIS_UNAVAILABLE saying authentication failed, without the password', async () => {
     const cases = [
       { redisUrl: `rediss://:wrong-${password}@127.0.0.1:${port}`, tls: { ca: certs.ca } },
