@@ -303,6 +303,30 @@ describe('the shard count is recorded', () => {
   })
 })
 
+test('waitReplicas covers the dead letter: unconfirmed, the exhausted message stays on the schedule', async () => {
+  // The default server has no replica: every WAIT confirms 0. Before the dead letter was waited
+  // for, the message left the schedule once the record was written, confirmed or not.
+  const prefix = h.unique('waitdlq')
+  const dlq = h.unique('waitdlq-dlq')
+  const errors = []
+  const pusher = new KafkaRetry({ keyPrefix: prefix })
+  const listener = new KafkaRetry({
+    keyPrefix: prefix, waitReplicas: 1, waitTimeoutMs: 100, pollIntervalMs: 100,
+    onEvent: (e) => { if (e.type === 'error') errors.push(e.message) },
+    logger: { warn() {}, error() {} },
+  })
+  try {
+    await pusher.pushToQueue('t', { event: 'e', value: '{"n":1}' }, { delay: '0', maxRetry: '0' })
+    await listener.queueListener({ produce: async () => {} }, dlq)
+    expect(await h.waitFor(() => errors.some((m) => /write of a dead letter .*0 of the 1 replicas/.test(m)), 5000)).toBe(true)
+    const stats = await pusher.stats(dlq)
+    expect(stats.scheduled + stats.inflight).toBe(1)
+  } finally {
+    await listener.close()
+    await pusher.close()
+  }
+})
+
 describe('Sentinel', () => {
   let set
 

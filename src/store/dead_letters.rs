@@ -256,11 +256,14 @@ impl DeadLetters {
     }
 
     /// Writes one dead letter and indexes it. Both writes are idempotent, so a retried write after
-    /// a crash leaves one copy.
+    /// a crash leaves one copy. With `waitReplicas`, done only once replicas hold the record: on a
+    /// cluster the hash lives on another master than the schedule, whose ack's `WAIT` (which
+    /// follows) does not cover it. (The index can be rebuilt from the hash; its write is not
+    /// waited for on a cluster.)
     pub async fn write(&self, dlq: &str, field: &str, record: &str, died_at: u64) -> Result<()> {
         let index = index_key(dlq);
         self.redis
-            .run("write of a dead letter", |mut conn| async move {
+            .run_replicated("write of a dead letter", dlq, |mut conn| async move {
                 // Two keys of different slots on a cluster: separate commands, not one script.
                 redis::cmd("HSET")
                     .arg(dlq)
