@@ -87,7 +87,15 @@ test('the main tarball holds no binary and names every platform package; this pl
   const platform = packed.find((p) => p.name === `${pkg.name}-${ABI}`)
   expect(packed).toHaveLength(2)
   expect(main.files).toEqual(['LICENSE', 'README.md', 'bin/kafka-retry.js', 'index.d.ts', 'index.js', 'package.json', 'prometheus.d.ts', 'prometheus.js'])
-  expect(platform.files).toEqual(['README.md', `kafka-retry.${ABI}.node`, 'package.json'])
+  expect(platform.files).toEqual(['README.md', 'THIRD_PARTY_NOTICES.md', `kafka-retry.${ABI}.node`, 'package.json'])
+  // The licenses of what the binary links statically: the C libraries and the locked crates.
+  const notices = fs.readFileSync(path.join(extract(platform.file), 'THIRD_PARTY_NOTICES.md'), 'utf8')
+  const lock = fs.readFileSync(path.join(ROOT, 'Cargo.lock'), 'utf8')
+  const locked = (name) => new RegExp(`name = "${name}"\\nversion = "([^"]+)"`).exec(lock)[1]
+  for (const lib of ['librdkafka', 'OpenSSL', 'zlib']) expect(notices).toMatch(new RegExp(`^- ${lib}\\b`, 'm'))
+  for (const crate of ['redis', 'rdkafka', 'rustls', 'tokio', 'napi']) expect(notices).toContain(`\n- ${crate} ${locked(crate)}: `)
+  expect(notices).toMatch(/Apache License\s+Version 2\.0/)
+  expect(notices).not.toContain('- kafka-retry ')
   const manifest = JSON.parse(fs.readFileSync(path.join(extract(main.file), 'package.json'), 'utf8'))
   expect(manifest.optionalDependencies).toEqual(Object.fromEntries(TARGET_ABIS.map((abi) => [`${pkg.name}-${abi}`, pkg.version])))
   const platformDir = extract(platform.file)

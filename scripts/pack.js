@@ -22,6 +22,7 @@ const os = require('os')
 const path = require('path')
 const { execFileSync } = require('child_process')
 const { parseArgs } = require('util')
+const { notices } = require('./notices')
 
 const ROOT = path.join(__dirname, '..')
 const NAPI = path.join(ROOT, 'node_modules', '@napi-rs', 'cli', 'dist', 'cli.js')
@@ -87,6 +88,11 @@ async function main() {
   const stage = fs.mkdtempSync(path.join(os.tmpdir(), 'kafka-retry-stage-'))
   try {
     stageRoot(pkg, stage)
+    // The licenses of what each binary links statically travel with it (written first: napi
+    // prepublish checks that every file a platform package lists is there).
+    for (const target of config.targets) {
+      fs.writeFileSync(path.join(stage, 'npm', target.platformArchABI, 'THIRD_PARTY_NOTICES.md'), notices(target.triple))
+    }
     let packed
     if (values.all) {
       // The release: napi copies every artifact into its npm/<platform> package (failing on a
