@@ -104,6 +104,24 @@ impl Default for TlsConfig {
     }
 }
 
+impl TlsConfig {
+    /// The CA and client certificate it gives, as the redis crate takes them; `None` when it
+    /// gives neither (the public CAs are trusted then).
+    pub fn certificates(&self) -> Option<redis::TlsCertificates> {
+        let client_tls = match (&self.cert, &self.key) {
+            (Some(cert), Some(key)) => Some(redis::ClientTlsConfig {
+                client_cert: cert.clone(),
+                client_key: key.clone(),
+            }),
+            _ => None,
+        };
+        (client_tls.is_some() || self.ca.is_some()).then(|| redis::TlsCertificates {
+            client_tls,
+            root_cert: self.ca.clone(),
+        })
+    }
+}
+
 impl std::fmt::Debug for TlsConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TlsConfig")
@@ -328,16 +346,6 @@ fn check_tls(name: &str, tls: &TlsConfig, hosts: &[String]) -> Result<()> {
             )));
         }
     }
-    let certificates = redis::TlsCertificates {
-        client_tls: match (&tls.cert, &tls.key) {
-            (Some(cert), Some(key)) => Some(redis::ClientTlsConfig {
-                client_cert: cert.clone(),
-                client_key: key.clone(),
-            }),
-            _ => None,
-        },
-        root_cert: tls.ca.clone(),
-    };
     if let Some(ca) = &tls.ca {
         if !String::from_utf8_lossy(ca).contains("-----BEGIN CERTIFICATE-----") {
             return Err(RetryError::invalid_arg(format!(
@@ -346,16 +354,19 @@ fn check_tls(name: &str, tls: &TlsConfig, hosts: &[String]) -> Result<()> {
             )));
         }
     }
-    redis::Client::build_with_tls("rediss://localhost", certificates).map_err(|err| {
-        RetryError::invalid_arg(format!(
-            "{name} holds a certificate or key that cannot be read (PEM expected)"
-        ))
-        .caused_by(err)
-    })?;
+    if let Some(certificates) = tls.certificates() {
+        redis::Client::build_with_tls("rediss://localhost", certificates).map_err(|err| {
+            RetryError::invalid_arg(format!(
+                "{name} holds a certificate or key that cannot be read (PEM expected)"
+            ))
+            .caused_by(err)
+        })?;
+    }
     Ok(())
 }
 
-/// The URL without its password, for messages (see `store::connection::redacted` for lists).
+/// The URL without its password, for messages (`store::connection::redacted` applies it to a
+/// list of cluster seeds).
 pub fn redacted_url(url: &str) -> String {
     match url.split_once("://") {
         Some((scheme, rest)) => match rest.rsplit_once('@') {

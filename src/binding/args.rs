@@ -181,11 +181,7 @@ fn optional_pem(object: &Object, key: &str, name: &str) -> CoreResult<Option<Vec
             _ => {
                 return Err(RetryError::invalid_arg(format!(
                     "{name} must be PEM text (a string or a Buffer), got {}",
-                    if matches!(value.get_type(), Ok(ValueType::String)) {
-                        "a string".to_string()
-                    } else {
-                        describe(value)
-                    }
+                    describe(value)
                 )))
             }
         }

@@ -500,16 +500,7 @@ async fn check_settings(conn: &mut RedisConnection) -> Option<String> {
 /// The URL (or comma-separated cluster seeds) without passwords, for messages and logs.
 pub fn redacted(url: &str) -> String {
     url.split(',')
-        .map(|one| {
-            let one = one.trim();
-            match one.split_once("://") {
-                Some((scheme, rest)) => match rest.rsplit_once('@') {
-                    Some((_, host)) => format!("{scheme}://***@{host}"),
-                    None => one.to_string(),
-                },
-                None => one.to_string(),
-            }
-        })
+        .map(|one| crate::config::redacted_url(one.trim()))
         .collect::<Vec<_>>()
         .join(",")
 }

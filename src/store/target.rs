@@ -174,7 +174,7 @@ impl RedisTarget {
             } else {
                 redis::TlsMode::Insecure
             });
-            if let Some(certificates) = certificates(tls) {
+            if let Some(certificates) = tls.certificates() {
                 builder = builder.certs(certificates);
             }
         }
@@ -205,21 +205,6 @@ fn tls_addr(addr: ConnectionAddr, tls: &TlsConfig) -> ConnectionAddr {
     }
 }
 
-/// The CA and client certificate of `tls`, when it gives any (else the public CAs are trusted).
-fn certificates(tls: &TlsConfig) -> Option<redis::TlsCertificates> {
-    let client_tls = match (&tls.cert, &tls.key) {
-        (Some(cert), Some(key)) => Some(redis::ClientTlsConfig {
-            client_cert: cert.clone(),
-            client_key: key.clone(),
-        }),
-        _ => None,
-    };
-    (client_tls.is_some() || tls.ca.is_some()).then(|| redis::TlsCertificates {
-        client_tls,
-        root_cert: tls.ca.clone(),
-    })
-}
-
 /// A client for `info` with the credentials (over the URL's) and TLS applied.
 fn with_settings(
     mut info: ConnectionInfo,
@@ -238,7 +223,7 @@ fn with_settings(
         None => Client::open(info),
         Some(tls) => {
             info.addr = tls_addr(info.addr, tls);
-            match certificates(tls) {
+            match tls.certificates() {
                 Some(certificates) => Client::build_with_tls(info, certificates),
                 None => Client::open(info),
             }
