@@ -74,7 +74,7 @@ function appEnv(bin) {
 beforeAll(async () => {
   await h.requireServers()
   if (!ABI) throw new Error(`no prebuilt package for ${process.platform}-${process.arch}`)
-  work = fs.mkdtempSync(path.join(os.tmpdir(), 'kafka-retry-pack-'))
+  work = fs.mkdtempSync(path.join(os.tmpdir(), 'kafka-redis-retry-pack-'))
   packed = pack(['--out', path.join(work, 'dist')])
 })
 
@@ -86,8 +86,8 @@ test('the main tarball holds no binary and names every platform package; this pl
   const main = packed.find((p) => p.name === pkg.name)
   const platform = packed.find((p) => p.name === `${pkg.name}-${ABI}`)
   expect(packed).toHaveLength(2)
-  expect(main.files).toEqual(['LICENSE', 'README.md', 'bin/kafka-retry.js', 'index.d.ts', 'index.js', 'package.json', 'prometheus.d.ts', 'prometheus.js'])
-  expect(platform.files).toEqual(['README.md', 'THIRD_PARTY_NOTICES.md', `kafka-retry.${ABI}.node`, 'package.json'])
+  expect(main.files).toEqual(['LICENSE', 'README.md', 'bin/kafka-redis-retry.js', 'index.d.ts', 'index.js', 'package.json', 'prometheus.d.ts', 'prometheus.js'])
+  expect(platform.files).toEqual(['README.md', 'THIRD_PARTY_NOTICES.md', `kafka-redis-retry.${ABI}.node`, 'package.json'])
   // The licenses of what the binary links statically: the C libraries and the locked crates.
   const notices = fs.readFileSync(path.join(extract(platform.file), 'THIRD_PARTY_NOTICES.md'), 'utf8')
   const lock = fs.readFileSync(path.join(ROOT, 'Cargo.lock'), 'utf8')
@@ -95,19 +95,19 @@ test('the main tarball holds no binary and names every platform package; this pl
   for (const lib of ['librdkafka', 'OpenSSL', 'zlib']) expect(notices).toMatch(new RegExp(`^- ${lib}\\b`, 'm'))
   for (const crate of ['redis', 'rdkafka', 'rustls', 'tokio', 'napi']) expect(notices).toContain(`\n- ${crate} ${locked(crate)}: `)
   expect(notices).toMatch(/Apache License\s+Version 2\.0/)
-  expect(notices).not.toContain('- kafka-retry ')
+  expect(notices).not.toContain('- kafka-redis-retry ')
   const manifest = JSON.parse(fs.readFileSync(path.join(extract(main.file), 'package.json'), 'utf8'))
   expect(manifest.optionalDependencies).toEqual(Object.fromEntries(TARGET_ABIS.map((abi) => [`${pkg.name}-${abi}`, pkg.version])))
   const platformDir = extract(platform.file)
   expect(JSON.parse(fs.readFileSync(path.join(platformDir, 'package.json'), 'utf8'))).toMatchObject({
     name: `${pkg.name}-${ABI}`,
     version: pkg.version,
-    main: `kafka-retry.${ABI}.node`,
+    main: `kafka-redis-retry.${ABI}.node`,
     os: [process.platform],
     cpu: [process.arch],
   })
   // The binary is the one the build made.
-  expect(fs.readFileSync(path.join(platformDir, `kafka-retry.${ABI}.node`)).equals(fs.readFileSync(path.join(ROOT, `kafka-retry.${ABI}.node`)))).toBe(true)
+  expect(fs.readFileSync(path.join(platformDir, `kafka-redis-retry.${ABI}.node`)).equals(fs.readFileSync(path.join(ROOT, `kafka-redis-retry.${ABI}.node`)))).toBe(true)
   console.log(packed.map((p) => `${path.basename(p.file)}: ${p.bytes} bytes (unpacked ${p.unpackedBytes})`).join('\n'))
 })
 
@@ -116,8 +116,8 @@ test('a release pack (--all: napi artifacts and napi prepublish) makes the same 
   const artifacts = path.join(work, 'artifacts')
   fs.mkdirSync(artifacts)
   for (const abi of TARGET_ABIS) {
-    const file = path.join(artifacts, `kafka-retry.${abi}.node`)
-    if (abi === ABI) fs.copyFileSync(path.join(ROOT, `kafka-retry.${abi}.node`), file)
+    const file = path.join(artifacts, `kafka-redis-retry.${abi}.node`)
+    if (abi === ABI) fs.copyFileSync(path.join(ROOT, `kafka-redis-retry.${abi}.node`), file)
     else fs.writeFileSync(file, 'stand-in')
   }
   const release = pack(['--all', '--artifacts', artifacts, '--out', path.join(work, 'release')])
@@ -159,7 +159,7 @@ test('installed from the two tarballs with no Rust toolchain on PATH, it pushes,
     // The app: push one message due now; the listener publishes it through the internal
     // (rdkafka) producer to the broker.
     const script = `
-      const { KafkaRetry } = require('kafka-retry')
+      const { KafkaRetry } = require('kafka-redis-retry')
       ;(async () => {
         const retry = new KafkaRetry({ keyPrefix: ${JSON.stringify(prefix)} })
         await retry.queueListener()
@@ -184,9 +184,9 @@ test('installed from the two tarballs with no Rust toolchain on PATH, it pushes,
     // The command line tool comes with the package (npm_config_yes=false: npx would refuse to
     // fetch a package of that name from the registry instead).
     const npx = { ...EXEC, cwd: app, env: { ...env, npm_config_yes: 'false' } }
-    const help = execFileSync(path.join(bin, 'npx'), ['kafka-retry', '--help'], npx)
-    expect(help).toMatch(/^Usage: kafka-retry \[options\] <command> \[arguments\]/)
-    const cliStats = JSON.parse(execFileSync(path.join(bin, 'npx'), ['kafka-retry', 'stats', '--json', '--prefix', prefix], npx))
+    const help = execFileSync(path.join(bin, 'npx'), ['kafka-redis-retry', '--help'], npx)
+    expect(help).toMatch(/^Usage: kafka-redis-retry \[options\] <command> \[arguments\]/)
+    const cliStats = JSON.parse(execFileSync(path.join(bin, 'npx'), ['kafka-redis-retry', 'stats', '--json', '--prefix', prefix], npx))
     expect(cliStats).toMatchObject({ scheduled: 0, inflight: 0 })
   } finally {
     await consumer.disconnect()
