@@ -9,26 +9,13 @@ const path = require('path')
 const { execFileSync } = require('child_process')
 const h = require('./helpers')
 
-const ROOT = path.join(__dirname, '..')
+const { ROOT, EXEC, ABI, pack, toolsOnlyPath, appEnv, installApp } = require('./app')
+
 const pkg = require('../package.json')
-// This machine's package, as napi names it (glibc or musl told apart as index.js does).
-const MUSL = process.platform === 'linux' && !process.report.getReport().header.glibcVersionRuntime
-const ABI = {
-  'linux-x64': MUSL ? 'linux-x64-musl' : 'linux-x64-gnu',
-  'linux-arm64': MUSL ? undefined : 'linux-arm64-gnu',
-  'darwin-x64': 'darwin-x64',
-  'darwin-arm64': 'darwin-arm64',
-}[`${process.platform}-${process.arch}`]
 const TARGET_ABIS = ['linux-x64-gnu', 'linux-arm64-gnu', 'linux-x64-musl', 'darwin-x64', 'darwin-arm64']
-const EXEC = { encoding: 'utf8', timeout: 120000, maxBuffer: 64 * 1024 * 1024 }
 
 let work
 let packed
-
-/** Runs scripts/pack.js; its JSON summary. */
-function pack(args) {
-  return JSON.parse(execFileSync(process.execPath, [path.join(ROOT, 'scripts', 'pack.js'), ...args], { ...EXEC, cwd: ROOT }))
-}
 
 /** The files of a tarball, extracted into a fresh directory. */
 function extract(tarball) {
@@ -45,30 +32,6 @@ function contents(dir) {
     if (fs.statSync(file).isFile()) out[entry] = fs.readFileSync(file).toString('base64')
   }
   return out
-}
-
-/**
- * A directory holding only node, npm, npx and sh (npx runs commands through sh): the whole PATH
- * of the app. No cargo, rustc or cc can be found through it.
- */
-function toolsOnlyPath() {
-  const bin = path.join(work, 'bin')
-  fs.mkdirSync(bin)
-  const npmCli = fs.realpathSync(path.join(path.dirname(process.execPath), 'npm'))
-  fs.symlinkSync(process.execPath, path.join(bin, 'node'))
-  fs.symlinkSync(npmCli, path.join(bin, 'npm'))
-  fs.symlinkSync(path.join(path.dirname(npmCli), 'npx-cli.js'), path.join(bin, 'npx'))
-  fs.symlinkSync('/bin/sh', path.join(bin, 'sh'))
-  return bin
-}
-
-/** The environment of a fresh shell with that PATH: nothing of npm's, cargo's or rustup's. */
-function appEnv(bin) {
-  const env = {}
-  for (const [key, value] of Object.entries(process.env)) {
-    if (!/^(npm_|CARGO|RUSTUP|RUSTC|PATH$|NODE_PATH$|NAPI_RS)/i.test(key)) env[key] = value
-  }
-  return { ...env, PATH: bin }
 }
 
 beforeAll(async () => {
@@ -129,25 +92,14 @@ test('a release pack (--all: napi artifacts and napi prepublish) makes the same 
 })
 
 test('installed from the two tarballs with no Rust toolchain on PATH, it pushes, publishes and runs the CLI', async () => {
-  const bin = toolsOnlyPath()
+  const bin = toolsOnlyPath(work)
   const env = appEnv(bin)
   for (const tool of ['cargo', 'rustc', 'cc']) {
     expect(() => execFileSync('/bin/sh', ['-c', `command -v ${tool}`], { env, encoding: 'utf8' })).toThrow()
   }
   const app = path.join(work, 'app')
-  fs.mkdirSync(app)
-  fs.writeFileSync(path.join(app, 'package.json'), JSON.stringify({ name: 'app', version: '1.0.0', private: true }))
-  // Only the two tarballs: the other platforms' optional packages are skipped (not published
-  // from here, and not for this platform); prefer the npm cache, and do not wait long on the
-  // registry for them.
-  const started = Date.now()
-  execFileSync(
-    path.join(bin, 'npm'),
-    ['install', '--no-audit', '--no-fund', '--prefer-offline', '--fetch-retries=0', '--fetch-timeout=15000', ...packed.map((p) => p.file)],
-    { ...EXEC, cwd: app, env },
-  )
-  const installMs = Date.now() - started
-  console.log(`npm install of the two tarballs without Rust: ${installMs} ms`)
+  const installMs = installApp(app, packed.map((p) => p.file), bin)
+  console.log(`npm install of the two tarballs without Rust (Node ${process.version}): ${installMs} ms`)
   const installed = fs.readdirSync(path.join(app, 'node_modules')).filter((d) => !d.startsWith('.'))
   expect(installed.sort()).toEqual([pkg.name, `${pkg.name}-${ABI}`].sort())
 
