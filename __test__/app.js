@@ -1,7 +1,7 @@
 // A service's view of the package: the tarballs a release publishes for this machine (made by
 // scripts/pack.js, as `npm run pack:local` and the release workflow make them), installed into an
 // empty app whose PATH holds only node, npm, npx and sh. Shared by pack.test.js (install, push,
-// publish, CLI) and loading.test.js (require, import, TypeScript, a bundle).
+// publish, CLI), loading.test.js (require, import, a bundle) and typescript.test.js.
 const fs = require('fs')
 const path = require('path')
 const { execFileSync } = require('child_process')
@@ -77,4 +77,13 @@ function installApp(dir, tarballs, bin, extra = {}) {
   return Date.now() - started
 }
 
-module.exports = { ROOT, EXEC, ABI, pack, toolsOnlyPath, appEnv, installApp }
+/** The package's `exports` subpaths (as imported) whose files the app's installed copy has. */
+function shippedSubpaths(app) {
+  const pkg = require('../package.json')
+  const installed = path.join(app, 'node_modules', pkg.name)
+  return Object.entries(pkg.exports)
+    .filter(([sub, target]) => sub !== './package.json' && fs.existsSync(path.join(installed, target.default)))
+    .map(([sub]) => (sub === '.' ? pkg.name : `${pkg.name}/${sub.slice(2)}`))
+}
+
+module.exports = { ROOT, EXEC, ABI, pack, toolsOnlyPath, appEnv, installApp, shippedSubpaths }
