@@ -28,6 +28,14 @@ module.exports = [
     },
   },
   {
+    files: ['**/*.mjs'],
+    languageOptions: {
+      ecmaVersion: 2022,
+      sourceType: 'module',
+      globals: { ...globals.node },
+    },
+  },
+  {
     files: ['__test__/**/*.js'],
     languageOptions: {
       globals: { ...globals.node, ...globals.jest },

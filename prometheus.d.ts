@@ -1,4 +1,4 @@
-// kafka-retry/prometheus: the metrics of `retry.metrics()` in a prom-client registry.
+// kafka-redis-retry/prometheus: the metrics of `retry.metrics()` in a prom-client registry.
 import type { KafkaRetry } from './index'
 
 /** Something prom-client's `Registry` is (`require('prom-client').register`, `new Registry()`). */

@@ -1,8 +1,8 @@
 // The gauges and counters of `retry.metrics()` in a prom-client registry, so a service that
-// already serves prom-client's /metrics exposes kafka-retry's on the same endpoint.
+// already serves prom-client's /metrics exposes kafka-redis-retry's on the same endpoint.
 //
 //   const client = require('prom-client')
-//   const { registerMetrics } = require('kafka-retry/prometheus')
+//   const { registerMetrics } = require('kafka-redis-retry/prometheus')
 //   registerMetrics(client.register, retry)                                   // one instance
 //   registerMetrics(client.register, [{ retry: orders, dlqName: 'DEAD_LETTER_QUEUE' }, payments])
 //
@@ -43,7 +43,7 @@ function parseMetrics(text) {
 const collectors = new WeakMap()
 
 /**
- * Registers kafka-retry's metrics in a prom-client registry (once per registry) and adds the
+ * Registers kafka-redis-retry's metrics in a prom-client registry (once per registry) and adds the
  * given instances to what they report. Returns a function that removes these instances again.
  *
  * @param {import('prom-client').Registry} registry e.g. `require('prom-client').register`

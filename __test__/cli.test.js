@@ -1,10 +1,10 @@
-// The command line tool, bin/kafka-retry.js, run as a child process against real Redis.
+// The command line tool, bin/kafka-redis-retry.js, run as a child process against real Redis.
 const path = require('path')
 const { execFile } = require('child_process')
 const { KafkaRetry } = require('..')
 const h = require('./helpers')
 
-const BIN = path.join(__dirname, '..', 'bin', 'kafka-retry.js')
+const BIN = path.join(__dirname, '..', 'bin', 'kafka-redis-retry.js')
 const UNREACHABLE = 'redis://127.0.0.1:1'
 
 /** Runs the CLI; resolves to { code, stdout, stderr, ms } (never rejects on a non-zero exit). */
@@ -16,7 +16,7 @@ function run(args, env = {}) {
       [BIN, ...args],
       { env: { ...process.env, REDIS_URL: h.REDIS_URL, ...env }, timeout: 20000, encoding: 'utf8' },
       (err, stdout, stderr) => {
-        if (err && err.killed) return reject(new Error(`kafka-retry ${args.join(' ')} did not exit within 20 s`))
+        if (err && err.killed) return reject(new Error(`kafka-redis-retry ${args.join(' ')} did not exit within 20 s`))
         if (err && typeof err.code !== 'number') return reject(err)
         resolve({ code: err ? err.code : 0, stdout, stderr, ms: Date.now() - started })
       },
@@ -303,7 +303,7 @@ describe('dead letters', () => {
       expect(human.stdout).toContain('"n":1')
       const pagedJson = await runJson(['dlq', 'list', dlq, '--limit', '1'])
       const paged = await run(['dlq', 'list', dlq, '--limit', '1'])
-      expect(paged.stdout).toContain(`kafka-retry dlq list ${dlq} --cursor ${pagedJson.cursor} --limit 1`)
+      expect(paged.stdout).toContain(`kafka-redis-retry dlq list ${dlq} --cursor ${pagedJson.cursor} --limit 1`)
 
       // Requeue the middle one: it leaves the hash and the listener publishes it with retryCount 0.
       const requeued = await run(['dlq', 'requeue', dlq, ids[1], '--prefix', prefix])

@@ -17,7 +17,7 @@ const servers = []
 
 beforeAll(async () => {
   await h.requireServers()
-  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kafka-retry-cluster-'))
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kafka-redis-retry-cluster-'))
   for (let i = 0; i < 3; i++) ports.push(await h.freePort())
   for (const port of ports) {
     const server = spawn('redis-server', [

@@ -352,7 +352,7 @@ async function redisReady(port, server) {
 test('a Redis outage: pushes fail fast with ERR_REDIS_UNAVAILABLE, the listener resumes by itself, nothing is lost', async () => {
   requireBinary('redis-server', 'apt-get install redis-server (scripts/services.sh start does it)')
   const port = await h.freePort()
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kafka-retry-redis-'))
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kafka-redis-retry-redis-'))
   const prefix = h.unique('outage')
   const keys = h.scheduleKeys(prefix)
   const N = 200

@@ -1920,7 +1920,7 @@ function jestSuite() {
   })
 
   test('the child process neither crashes nor hangs, and exits by itself once every instance is closed', () => {
-    const tail = run.stderr.split('\n').filter((l) => !/^(kafka-retry: ERR_KAFKA_PUBLISH|Caused by:)/.test(l)).slice(-30).join('\n')
+    const tail = run.stderr.split('\n').filter((l) => !/^(kafka-redis-retry: ERR_KAFKA_PUBLISH|Caused by:)/.test(l)).slice(-30).join('\n')
     const context = `seed ${SEED}; killed: ${run.killedBy}; code ${run.code}; signal ${run.signal}; stderr tail:\n${tail}`
     expect({ killedBy: run.killedBy, signal: run.signal, code: run.code, context: run.code === 0 && !run.signal ? '' : context }).toEqual({ killedBy: null, signal: null, code: 0, context: '' })
     expect(summary).not.toBeNull()

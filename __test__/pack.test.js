@@ -9,26 +9,13 @@ const path = require('path')
 const { execFileSync } = require('child_process')
 const h = require('./helpers')
 
-const ROOT = path.join(__dirname, '..')
+const { ROOT, EXEC, ABI, pack, toolsOnlyPath, appEnv, installApp } = require('./app')
+
 const pkg = require('../package.json')
-// This machine's package, as napi names it (glibc or musl told apart as index.js does).
-const MUSL = process.platform === 'linux' && !process.report.getReport().header.glibcVersionRuntime
-const ABI = {
-  'linux-x64': MUSL ? 'linux-x64-musl' : 'linux-x64-gnu',
-  'linux-arm64': MUSL ? undefined : 'linux-arm64-gnu',
-  'darwin-x64': 'darwin-x64',
-  'darwin-arm64': 'darwin-arm64',
-}[`${process.platform}-${process.arch}`]
 const TARGET_ABIS = ['linux-x64-gnu', 'linux-arm64-gnu', 'linux-x64-musl', 'darwin-x64', 'darwin-arm64']
-const EXEC = { encoding: 'utf8', timeout: 120000, maxBuffer: 64 * 1024 * 1024 }
 
 let work
 let packed
-
-/** Runs scripts/pack.js; its JSON summary. */
-function pack(args) {
-  return JSON.parse(execFileSync(process.execPath, [path.join(ROOT, 'scripts', 'pack.js'), ...args], { ...EXEC, cwd: ROOT }))
-}
 
 /** The files of a tarball, extracted into a fresh directory. */
 function extract(tarball) {
@@ -47,34 +34,10 @@ function contents(dir) {
   return out
 }
 
-/**
- * A directory holding only node, npm, npx and sh (npx runs commands through sh): the whole PATH
- * of the app. No cargo, rustc or cc can be found through it.
- */
-function toolsOnlyPath() {
-  const bin = path.join(work, 'bin')
-  fs.mkdirSync(bin)
-  const npmCli = fs.realpathSync(path.join(path.dirname(process.execPath), 'npm'))
-  fs.symlinkSync(process.execPath, path.join(bin, 'node'))
-  fs.symlinkSync(npmCli, path.join(bin, 'npm'))
-  fs.symlinkSync(path.join(path.dirname(npmCli), 'npx-cli.js'), path.join(bin, 'npx'))
-  fs.symlinkSync('/bin/sh', path.join(bin, 'sh'))
-  return bin
-}
-
-/** The environment of a fresh shell with that PATH: nothing of npm's, cargo's or rustup's. */
-function appEnv(bin) {
-  const env = {}
-  for (const [key, value] of Object.entries(process.env)) {
-    if (!/^(npm_|CARGO|RUSTUP|RUSTC|PATH$|NODE_PATH$|NAPI_RS)/i.test(key)) env[key] = value
-  }
-  return { ...env, PATH: bin }
-}
-
 beforeAll(async () => {
   await h.requireServers()
   if (!ABI) throw new Error(`no prebuilt package for ${process.platform}-${process.arch}`)
-  work = fs.mkdtempSync(path.join(os.tmpdir(), 'kafka-retry-pack-'))
+  work = fs.mkdtempSync(path.join(os.tmpdir(), 'kafka-redis-retry-pack-'))
   packed = pack(['--out', path.join(work, 'dist')])
 })
 
@@ -86,8 +49,8 @@ test('the main tarball holds no binary and names every platform package; this pl
   const main = packed.find((p) => p.name === pkg.name)
   const platform = packed.find((p) => p.name === `${pkg.name}-${ABI}`)
   expect(packed).toHaveLength(2)
-  expect(main.files).toEqual(['LICENSE', 'README.md', 'bin/kafka-retry.js', 'index.d.ts', 'index.js', 'package.json', 'prometheus.d.ts', 'prometheus.js'])
-  expect(platform.files).toEqual(['README.md', 'THIRD_PARTY_NOTICES.md', `kafka-retry.${ABI}.node`, 'package.json'])
+  expect(main.files).toEqual(['LICENSE', 'README.md', 'bin/kafka-redis-retry.js', 'index.d.ts', 'index.js', 'package.json', 'prometheus.d.ts', 'prometheus.js'])
+  expect(platform.files).toEqual(['README.md', 'THIRD_PARTY_NOTICES.md', `kafka-redis-retry.${ABI}.node`, 'package.json'])
   // The licenses of what the binary links statically: the C libraries and the locked crates.
   const notices = fs.readFileSync(path.join(extract(platform.file), 'THIRD_PARTY_NOTICES.md'), 'utf8')
   const lock = fs.readFileSync(path.join(ROOT, 'Cargo.lock'), 'utf8')
@@ -95,19 +58,19 @@ test('the main tarball holds no binary and names every platform package; this pl
   for (const lib of ['librdkafka', 'OpenSSL', 'zlib']) expect(notices).toMatch(new RegExp(`^- ${lib}\\b`, 'm'))
   for (const crate of ['redis', 'rdkafka', 'rustls', 'tokio', 'napi']) expect(notices).toContain(`\n- ${crate} ${locked(crate)}: `)
   expect(notices).toMatch(/Apache License\s+Version 2\.0/)
-  expect(notices).not.toContain('- kafka-retry ')
+  expect(notices).not.toContain('- kafka-redis-retry ')
   const manifest = JSON.parse(fs.readFileSync(path.join(extract(main.file), 'package.json'), 'utf8'))
   expect(manifest.optionalDependencies).toEqual(Object.fromEntries(TARGET_ABIS.map((abi) => [`${pkg.name}-${abi}`, pkg.version])))
   const platformDir = extract(platform.file)
   expect(JSON.parse(fs.readFileSync(path.join(platformDir, 'package.json'), 'utf8'))).toMatchObject({
     name: `${pkg.name}-${ABI}`,
     version: pkg.version,
-    main: `kafka-retry.${ABI}.node`,
+    main: `kafka-redis-retry.${ABI}.node`,
     os: [process.platform],
     cpu: [process.arch],
   })
   // The binary is the one the build made.
-  expect(fs.readFileSync(path.join(platformDir, `kafka-retry.${ABI}.node`)).equals(fs.readFileSync(path.join(ROOT, `kafka-retry.${ABI}.node`)))).toBe(true)
+  expect(fs.readFileSync(path.join(platformDir, `kafka-redis-retry.${ABI}.node`)).equals(fs.readFileSync(path.join(ROOT, `kafka-redis-retry.${ABI}.node`)))).toBe(true)
   console.log(packed.map((p) => `${path.basename(p.file)}: ${p.bytes} bytes (unpacked ${p.unpackedBytes})`).join('\n'))
 })
 
@@ -116,8 +79,8 @@ test('a release pack (--all: napi artifacts and napi prepublish) makes the same 
   const artifacts = path.join(work, 'artifacts')
   fs.mkdirSync(artifacts)
   for (const abi of TARGET_ABIS) {
-    const file = path.join(artifacts, `kafka-retry.${abi}.node`)
-    if (abi === ABI) fs.copyFileSync(path.join(ROOT, `kafka-retry.${abi}.node`), file)
+    const file = path.join(artifacts, `kafka-redis-retry.${abi}.node`)
+    if (abi === ABI) fs.copyFileSync(path.join(ROOT, `kafka-redis-retry.${abi}.node`), file)
     else fs.writeFileSync(file, 'stand-in')
   }
   const release = pack(['--all', '--artifacts', artifacts, '--out', path.join(work, 'release')])
@@ -129,25 +92,14 @@ test('a release pack (--all: napi artifacts and napi prepublish) makes the same 
 })
 
 test('installed from the two tarballs with no Rust toolchain on PATH, it pushes, publishes and runs the CLI', async () => {
-  const bin = toolsOnlyPath()
+  const bin = toolsOnlyPath(work)
   const env = appEnv(bin)
   for (const tool of ['cargo', 'rustc', 'cc']) {
     expect(() => execFileSync('/bin/sh', ['-c', `command -v ${tool}`], { env, encoding: 'utf8' })).toThrow()
   }
   const app = path.join(work, 'app')
-  fs.mkdirSync(app)
-  fs.writeFileSync(path.join(app, 'package.json'), JSON.stringify({ name: 'app', version: '1.0.0', private: true }))
-  // Only the two tarballs: the other platforms' optional packages are skipped (not published
-  // from here, and not for this platform); prefer the npm cache, and do not wait long on the
-  // registry for them.
-  const started = Date.now()
-  execFileSync(
-    path.join(bin, 'npm'),
-    ['install', '--no-audit', '--no-fund', '--prefer-offline', '--fetch-retries=0', '--fetch-timeout=15000', ...packed.map((p) => p.file)],
-    { ...EXEC, cwd: app, env },
-  )
-  const installMs = Date.now() - started
-  console.log(`npm install of the two tarballs without Rust: ${installMs} ms`)
+  const installMs = installApp(app, packed.map((p) => p.file), bin)
+  console.log(`npm install of the two tarballs without Rust (Node ${process.version}): ${installMs} ms`)
   const installed = fs.readdirSync(path.join(app, 'node_modules')).filter((d) => !d.startsWith('.'))
   expect(installed.sort()).toEqual([pkg.name, `${pkg.name}-${ABI}`].sort())
 
@@ -159,7 +111,7 @@ test('installed from the two tarballs with no Rust toolchain on PATH, it pushes,
     // The app: push one message due now; the listener publishes it through the internal
     // (rdkafka) producer to the broker.
     const script = `
-      const { KafkaRetry } = require('kafka-retry')
+      const { KafkaRetry } = require('kafka-redis-retry')
       ;(async () => {
         const retry = new KafkaRetry({ keyPrefix: ${JSON.stringify(prefix)} })
         await retry.queueListener()
@@ -184,9 +136,9 @@ test('installed from the two tarballs with no Rust toolchain on PATH, it pushes,
     // The command line tool comes with the package (npm_config_yes=false: npx would refuse to
     // fetch a package of that name from the registry instead).
     const npx = { ...EXEC, cwd: app, env: { ...env, npm_config_yes: 'false' } }
-    const help = execFileSync(path.join(bin, 'npx'), ['kafka-retry', '--help'], npx)
-    expect(help).toMatch(/^Usage: kafka-retry \[options\] <command> \[arguments\]/)
-    const cliStats = JSON.parse(execFileSync(path.join(bin, 'npx'), ['kafka-retry', 'stats', '--json', '--prefix', prefix], npx))
+    const help = execFileSync(path.join(bin, 'npx'), ['kafka-redis-retry', '--help'], npx)
+    expect(help).toMatch(/^Usage: kafka-redis-retry \[options\] <command> \[arguments\]/)
+    const cliStats = JSON.parse(execFileSync(path.join(bin, 'npx'), ['kafka-redis-retry', 'stats', '--json', '--prefix', prefix], npx))
     expect(cliStats).toMatchObject({ scheduled: 0, inflight: 0 })
   } finally {
     await consumer.disconnect()

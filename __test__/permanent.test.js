@@ -30,7 +30,7 @@ function apacheJars() {
 /** Starts one Apache Kafka node (KRaft combined) with auto-creation off and ACLs on. */
 async function startLockedBroker() {
   const jars = apacheJars()
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kafka-retry-locked-'))
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kafka-redis-retry-locked-'))
   const [plain, sasl, controller] = [await h.freePort(), await h.freePort(), await h.freePort()]
   const props = path.join(dir, 'server.properties')
   fs.writeFileSync(props, [

@@ -1,4 +1,4 @@
-// kafka-retry/prometheus: the metrics of `retry.metrics()` in a real prom-client Registry, read
+// kafka-redis-retry/prometheus: the metrics of `retry.metrics()` in a real prom-client Registry, read
 // from real Redis.
 const { Registry } = require('prom-client')
 const { KafkaRetry } = require('..')

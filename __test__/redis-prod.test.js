@@ -10,7 +10,7 @@ const { KafkaRetry } = require('..')
 const h = require('./helpers')
 const s = require('./servers')
 
-const CLI = path.join(__dirname, '..', 'bin', 'kafka-retry.js')
+const CLI = path.join(__dirname, '..', 'bin', 'kafka-redis-retry.js')
 
 jest.setTimeout(60000)
 

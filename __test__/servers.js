@@ -12,7 +12,7 @@ const started = new Set()
 const dirs = []
 
 function tempDir(name) {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `kafka-retry-${name}-`))
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `kafka-redis-retry-${name}-`))
   dirs.push(dir)
   return dir
 }
@@ -37,7 +37,7 @@ function makeCerts() {
   fs.writeFileSync(ext, 'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth,clientAuth\n')
   for (const ca of ['ca', 'other-ca']) {
     openssl(['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', `${ca}.key`, '-out', `${ca}.crt`,
-      '-days', '2', '-subj', `/CN=kafka-retry test ${ca}`], dir)
+      '-days', '2', '-subj', `/CN=kafka-redis-retry test ${ca}`], dir)
   }
   for (const name of ['server', 'client']) {
     openssl(['req', '-newkey', 'rsa:2048', '-nodes', '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', `/CN=${name}`], dir)

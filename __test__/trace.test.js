@@ -38,7 +38,7 @@ test('an instrumented kafkajs send of a retry belongs to the original trace (sen
 
 test('without @opentelemetry/api installed nothing is loaded and the headers go out unchanged', async () => {
   // The package alone in a directory with no node_modules above it.
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kafka-retry-no-otel-'))
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kafka-redis-retry-no-otel-'))
   try {
     for (const file of fs.readdirSync(ROOT).filter((f) => f === 'index.js' || f.endsWith('.node'))) {
       fs.copyFileSync(path.join(ROOT, file), path.join(dir, file))

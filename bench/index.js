@@ -184,11 +184,11 @@ async function main() {
 
   // 1. Push throughput, interleaved so every implementation sees the same conditions.
   const pushCases = [
-    ['kr-1', { kind: 'kafka-retry', callers: 1, n: CFG.push.n1 }],
-    ['kr-64', { kind: 'kafka-retry', callers: 64, n: CFG.push.n }],
-    ['kr-256', { kind: 'kafka-retry', callers: 256, n: CFG.push.n }],
-    ['kr-new-256', { kind: 'kafka-retry-new', callers: 256, n: CFG.push.n }],
-    ['kr-50', { kind: 'kafka-retry', callers: CFG.original.lossCallers, n: CFG.original.n }],
+    ['kr-1', { kind: 'kafka-redis-retry', callers: 1, n: CFG.push.n1 }],
+    ['kr-64', { kind: 'kafka-redis-retry', callers: 64, n: CFG.push.n }],
+    ['kr-256', { kind: 'kafka-redis-retry', callers: 256, n: CFG.push.n }],
+    ['kr-new-256', { kind: 'kafka-redis-retry-new', callers: 256, n: CFG.push.n }],
+    ['kr-50', { kind: 'kafka-redis-retry', callers: CFG.original.lossCallers, n: CFG.original.n }],
     ['bull-1', { kind: 'bullmq', callers: 1, n: CFG.push.n1 }],
     ['bull-64', { kind: 'bullmq', callers: 64, n: CFG.push.n }],
     ['bull-256', { kind: 'bullmq', callers: 256, n: CFG.push.n }],
@@ -243,7 +243,7 @@ async function main() {
     keep('prefill-small', await runCase('rss.js', { n: CFG.scale.small, prefix: smallPrefix }, ['--expose-gc']))
     for (let rep = 1; rep <= CFG.scale.reps; rep++) {
       log(`scale ${rep}/${CFG.scale.reps}`)
-      const push = { kind: 'kafka-retry', callers: 256, n: CFG.scale.pushN }
+      const push = { kind: 'kafka-redis-retry', callers: 256, n: CFG.scale.pushN }
       // Alternate which size goes first, so neither always runs second.
       const sizes = rep % 2 ? [['small', smallPrefix], ['big', bigPrefix]] : [['big', bigPrefix], ['small', smallPrefix]]
       for (const [size, prefix] of sizes) {
@@ -442,12 +442,12 @@ function render(raw) {
     ? `; ${m.reruns.rerun} disturbed run(s) repeated${m.reruns.stillDisturbed ? `, ${m.reruns.stillDisturbed} kept although disturbed (up to ${MAX_RERUNS} repeats, ${RERUN_BUDGET} in all)` : ''}`
     : ''
   const header = [
-    `kafka-retry benchmark (${raw.quick ? 'BENCH_QUICK=1' : 'full run'}; medians; ${m.seconds} s)`,
+    `kafka-redis-retry benchmark (${raw.quick ? 'BENCH_QUICK=1' : 'full run'}; medians; ${m.seconds} s)`,
     `machine: ${m.nproc} × ${m.cpu}, ${m.memGB} GB; Redis ${m.redis}; Node ${m.node}; broker ${m.broker}`,
     `addon: ${path.basename(m.addon.file)} sha256 ${m.addon.sha} (file time ${m.addon.built}; git HEAD ${m.addon.git})`,
     `load average ${m.loadavgStart.join(' ')} → ${m.loadavgEnd.join(' ')}; ${quiet}${reruns}`,
     '',
-    '| measurement | kafka-retry | baseline | ratio | target | met | runs (max dev. from median) |',
+    '| measurement | kafka-redis-retry | baseline | ratio | target | met | runs (max dev. from median) |',
     '| --- | --- | --- | --- | --- | --- | --- |',
   ]
   return `${header.join('\n')}\n${rows.join('\n')}\n`

@@ -4,7 +4,7 @@
 #
 #   BENCH_QUICK=1   shorter run (fewer and smaller runs, 200k instead of 1M scheduled)
 #   BENCH_REPS=n    runs per figure (default 5, quick 3)
-#   BENCH_ADDON=f   benchmark this kafka-retry .node file instead of the one at the repo root
+#   BENCH_ADDON=f   benchmark this kafka-redis-retry .node file instead of the one at the repo root
 #
 # The addon is copied to bench/.snapshot/ and loaded from there (NAPI_RS_NATIVE_LIBRARY_PATH), so
 # a rebuild during the run cannot mix two builds into one table.
@@ -22,18 +22,18 @@ if [[ -n "$addon" ]]; then
   [[ -f "$addon" ]] || { echo "BENCH_ADDON=$addon: no such file" >&2; exit 1; }
   addon="$(cd "$(dirname "$addon")" && pwd)/$(basename "$addon")"
 else
-  addon="$(ls "$ROOT"/kafka-retry.*.node 2>/dev/null | head -n 1 || true)"
+  addon="$(ls "$ROOT"/kafka-redis-retry.*.node 2>/dev/null | head -n 1 || true)"
 fi
 if [[ -z "$addon" ]]; then
   echo "== build the addon (none found)" >&2
   npm run build >&2
-  addon="$(ls "$ROOT"/kafka-retry.*.node | head -n 1)"
+  addon="$(ls "$ROOT"/kafka-redis-retry.*.node | head -n 1)"
 fi
 mkdir -p bench/.snapshot
-if [[ "$addon" != "$ROOT/bench/.snapshot/kafka-retry.node" ]]; then
-  cp "$addon" bench/.snapshot/kafka-retry.node
+if [[ "$addon" != "$ROOT/bench/.snapshot/kafka-redis-retry.node" ]]; then
+  cp "$addon" bench/.snapshot/kafka-redis-retry.node
 fi
-export NAPI_RS_NATIVE_LIBRARY_PATH="$ROOT/bench/.snapshot/kafka-retry.node"
+export NAPI_RS_NATIVE_LIBRARY_PATH="$ROOT/bench/.snapshot/kafka-redis-retry.node"
 export BENCH_ADDON_SOURCE="$addon"
 
 echo "== build bench/plain-producer (cargo, release)" >&2

@@ -19,16 +19,16 @@ module.exports = {
   RUN_ID,
   KAFKA_BROKERS,
   REDIS_URL,
-  TOPIC: `kafka-retry-demo-${RUN_ID}`,
-  GROUP_ID: `kafka-retry-demo-group-${RUN_ID}`,
-  DEAD_LETTER_QUEUE: `kafka-retry-demo-dlq-${RUN_ID}`,
+  TOPIC: `kafka-redis-retry-demo-${RUN_ID}`,
+  GROUP_ID: `kafka-redis-retry-demo-group-${RUN_ID}`,
+  DEAD_LETTER_QUEUE: `kafka-redis-retry-demo-dlq-${RUN_ID}`,
   EVENT_NAME: 'KafkaRetry',
 
   // Config of every KafkaRetry of this example. The instance that pushes (in the
   // consumer) and the one that listens (in server.js) must use the same
   // keyPrefix, or the listener never sees what was pushed. redisUrl and brokers
   // are left out: the addon reads REDIS_URL / KAFKA_BROKERS itself.
-  RETRY_CONFIG: { keyPrefix: `kafka-retry-demo-${RUN_ID}` },
+  RETRY_CONFIG: { keyPrefix: `kafka-redis-retry-demo-${RUN_ID}` },
 
   // Headers of the first produce. KafkaRetry.headers() defaults to
   // { delay: '2', maxRetry: '3', retryCount: '0' }, and delay is in MINUTES, so

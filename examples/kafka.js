@@ -5,7 +5,7 @@ const { Kafka, logLevel } = require('kafkajs');
 const { KAFKA_BROKERS } = require('./constants');
 
 module.exports = new Kafka({
-  clientId: 'kafka-retry-demo',
+  clientId: 'kafka-redis-retry-demo',
   brokers: KAFKA_BROKERS,
   // kafkajs is chatty at INFO (group joins, ...); keep the example's own
   // lines readable and still show real problems.

@@ -137,8 +137,8 @@ const init = async () => {
   KafkaConsumer.fixed = true;
   log('fix', 'the consumer is fixed; requeue the dead letter with the CLI:');
   const cli = (...args) => {
-    const argv = [require.resolve('../bin/kafka-retry.js'), '--redis', REDIS_URL, '--prefix', RETRY_CONFIG.keyPrefix, ...args];
-    console.log(`             $ kafka-retry ${args.join(' ')}`);
+    const argv = [require.resolve('../bin/kafka-redis-retry.js'), '--redis', REDIS_URL, '--prefix', RETRY_CONFIG.keyPrefix, ...args];
+    console.log(`             $ kafka-redis-retry ${args.join(' ')}`);
     const out = require('child_process').spawnSync(process.execPath, argv, { encoding: 'utf8' });
     console.log((out.stdout + out.stderr).trimEnd().replace(/^/gm, '             '));
     return out.status;

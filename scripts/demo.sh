@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# End-to-end demo of kafka-retry (`npm run demo`): a consumer fails one message,
+# End-to-end demo of kafka-redis-retry (`npm run demo`): a consumer fails one message,
 # KafkaRetry retries it 3 times 1.2 s apart, then dead-letters it into a Redis
 # hash; see examples/server.js.
 #
 #   1. npm ci / npm install        if node_modules is missing
-#   2. npm run build               if kafka-retry.*.node is missing or older than
+#   2. npm run build               if kafka-redis-retry.*.node is missing or older than
 #                                  src/, Cargo.toml or build.rs
 #                                  (KAFKA_RETRY_SKIP_BUILD=1: only if missing)
 #   3. scripts/services.sh start   Redis + a Kafka broker (reuses REDIS_URL /
@@ -36,11 +36,11 @@ fi
 
 # ------------------------------------------------------------------- addon --
 shopt -s nullglob
-addons=(kafka-retry.*.node)
+addons=(kafka-redis-retry.*.node)
 shopt -u nullglob
 reason=""
 if ((${#addons[@]} == 0)); then
-  reason="no kafka-retry.*.node built yet"
+  reason="no kafka-redis-retry.*.node built yet"
 elif [[ "${KAFKA_RETRY_SKIP_BUILD:-}" != 1 ]]; then
   newest="${addons[0]}"
   for f in "${addons[@]}"; do [[ "$f" -nt "$newest" ]] && newest="$f"; done

@@ -68,7 +68,7 @@ function notices(triple) {
   }
   const lines = []
   lines.push('# Third-party notices', '')
-  lines.push(`The kafka-retry binary${triple ? ` for ${triple}` : ''} contains the following software, linked statically.`)
+  lines.push(`The kafka-redis-retry binary${triple ? ` for ${triple}` : ''} contains the following software, linked statically.`)
   lines.push('Each is listed with its license; the license texts follow (each text once, with the software it covers).', '')
   lines.push('## C libraries', '')
   const all = new Map(meta.packages.map((p) => [p.name, p]))

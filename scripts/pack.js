@@ -5,7 +5,7 @@
 //
 //   node scripts/pack.js [--artifacts DIR] [--out DIR] [--all]
 //
-// --artifacts  where the built `kafka-retry.<platform>.node` files are (default: the repository
+// --artifacts  where the built `kafka-redis-retry.<platform>.node` files are (default: the repository
 //              root, where `napi build --platform` writes them)
 // --out        where the tarballs go (default: dist/)
 // --all        every target of package.json `napi.targets` must have its binary (the release):
@@ -85,7 +85,7 @@ async function main() {
     throw new Error(`index.js was generated for another version than ${pkg.version}: run npm run build and commit it`)
   }
 
-  const stage = fs.mkdtempSync(path.join(os.tmpdir(), 'kafka-retry-stage-'))
+  const stage = fs.mkdtempSync(path.join(os.tmpdir(), 'kafka-redis-retry-stage-'))
   try {
     stageRoot(pkg, stage)
     // The licenses of what each binary links statically travel with it (written first: napi

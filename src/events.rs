@@ -73,7 +73,7 @@ pub trait Observer: Send + Sync {
     }
     /// A warning worth a human's attention (written to stderr by default).
     fn warn(&self, message: &str) {
-        eprintln!("kafka-retry: warning: {message}");
+        eprintln!("kafka-redis-retry: warning: {message}");
     }
     /// Called now and then by the listener, so an observer that holds something back (see
     /// [`ErrorThrottle`]) can let it out.
@@ -197,7 +197,7 @@ impl Observer for StderrObserver {
         if let Event::Error { code, message } = event {
             let hash = fnv1a(code) ^ fnv1a(message);
             if self.last_error_hash.swap(hash, Ordering::Relaxed) != hash {
-                eprintln!("kafka-retry: {code}: {message}");
+                eprintln!("kafka-redis-retry: {code}: {message}");
             }
         }
     }

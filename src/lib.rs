@@ -1,4 +1,4 @@
-//! kafka-retry: a Redis-backed retry queue with backoff and a dead letter queue for Kafka
+//! kafka-redis-retry: a Redis-backed retry queue with backoff and a dead letter queue for Kafka
 //! consumers, as a Node.js native addon. The core modules have no napi dependency; `binding` is
 //! the thin JavaScript-facing layer. `ARCHITECTURE.md` maps the modules.
 

@@ -123,7 +123,7 @@ impl Drop for KafkaPublisher {
         // for seconds: never on an async worker thread, where it would stall every listener.
         if let Some(producer) = self.producer.take() {
             let _ = std::thread::Builder::new()
-                .name("kafka-retry-producer-drop".to_string())
+                .name("kafka-redis-retry-producer-drop".to_string())
                 .spawn(move || drop(producer));
         }
     }

@@ -13,13 +13,13 @@ mod common;
 
 use common::TestRedis;
 use futures::StreamExt;
-use kafka_retry::headers::{Header, HeaderValue};
-use kafka_retry::ids::message_id;
-use kafka_retry::store::dead_letters::DeadLetters;
-use kafka_retry::store::entry::{DeadLetter, Entry};
-use kafka_retry::store::keys::index_key;
-use kafka_retry::store::requeue::requeue;
-use kafka_retry::store::schedule::{Counts, PushMessage, Schedule};
+use kafka_redis_retry::headers::{Header, HeaderValue};
+use kafka_redis_retry::ids::message_id;
+use kafka_redis_retry::store::dead_letters::DeadLetters;
+use kafka_redis_retry::store::entry::{DeadLetter, Entry};
+use kafka_redis_retry::store::keys::index_key;
+use kafka_redis_retry::store::requeue::requeue;
+use kafka_redis_retry::store::schedule::{Counts, PushMessage, Schedule};
 use redis::aio::PubSubStream;
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
@@ -997,8 +997,8 @@ async fn release_counts_refusals_and_keeps_the_one_at_the_limit_leased_until_ack
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_shard_count_is_recorded_once_and_read_once_per_process() {
-    use kafka_retry::store::keys::shards_key;
-    use kafka_retry::store::shard_record::record;
+    use kafka_redis_retry::store::keys::shards_key;
+    use kafka_redis_retry::store::shard_record::record;
     use redis::AsyncCommands;
     let Some(mut t) = TestRedis::start(SUITE, "shard_count").await else {
         return;

@@ -1,4 +1,4 @@
-// Type-checked by `npm run typecheck`: kafka-retry/prometheus with prom-client's own Registry.
+// Type-checked by `npm run typecheck`: kafka-redis-retry/prometheus with prom-client's own Registry.
 import { Registry, register } from 'prom-client'
 import { KafkaRetry } from '../..'
 import { registerMetrics, parseMetrics } from '../../prometheus'

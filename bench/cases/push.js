@@ -2,13 +2,13 @@
 // Push throughput of one implementation at one concurrency, and how many pushes were lost.
 //
 // args: { kind, callers, n, prefix?, delay? }
-//   kind 'kafka-retry'       one KafkaRetry instance, pushToQueue() per message
-//        'kafka-retry-new'   `new KafkaRetry().pushToQueue()` per message, as the seed's consumer does
+//   kind 'kafka-redis-retry'       one KafkaRetry instance, pushToQueue() per message
+//        'kafka-redis-retry-new'   `new KafkaRetry().pushToQueue()` per message, as the seed's consumer does
 //        'bullmq'            BullMQ Queue.add(name, data, { delay }) on its own ioredis connection
 //        'original'          the original class's storage: GET the minute's JSON array, push, SET
 //        'zadd'              reference, not a retry queue: one ioredis ZADD of the id per message,
 //                            what this machine manages for the cheapest possible one-command push
-//   prefix: an existing kafka-retry schedule to push into (the scale benchmark); the pushes made
+//   prefix: an existing kafka-redis-retry schedule to push into (the scale benchmark); the pushes made
 //           here are removed afterwards and the schedule is left as it was. Without it a fresh
 //           prefix is used and deleted.
 // Every caller awaits its push before the next one. Every message has its own msgId, as the
@@ -195,9 +195,9 @@ async function zadd({ callers, n }) {
 
 c.main(async (args) => {
   switch (args.kind) {
-    case 'kafka-retry':
+    case 'kafka-redis-retry':
       return kafkaRetry(args)
-    case 'kafka-retry-new':
+    case 'kafka-redis-retry-new':
       return kafkaRetry({ ...args, newInstance: true })
     case 'bullmq':
       return bullmq(args)

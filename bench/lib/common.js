@@ -13,7 +13,7 @@ function redisClient(extra = {}) {
   return new Redis(REDIS_URL, { maxRetriesPerRequest: null, ...extra })
 }
 
-/** The Redis keys of a kafka-retry schedule (as the package names them). */
+/** The Redis keys of a kafka-redis-retry schedule (as the package names them). */
 function scheduleKeys(prefix) {
   return {
     due: `{${prefix}}:due`,
@@ -254,7 +254,7 @@ module.exports = {
 function kafkaAdmin() {
   const { Kafka, logLevel } = require('kafkajs')
   const kafka = new Kafka({
-    clientId: 'kafka-retry-bench',
+    clientId: 'kafka-redis-retry-bench',
     brokers: KAFKA_BROKERS.split(',').map((s) => s.trim()),
     logLevel: logLevel.NOTHING,
   })

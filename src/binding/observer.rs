@@ -171,7 +171,7 @@ impl JsObserver {
             match &self.error {
                 Some(error) => self
                     .calls
-                    .call(error, format!("kafka-retry: {code}: {message}")),
+                    .call(error, format!("kafka-redis-retry: {code}: {message}")),
                 None if self.warn.is_none() => self.fallback.on_event(event),
                 None => {}
             }
@@ -201,7 +201,7 @@ impl Observer for JsObserver {
         match &self.warn {
             Some(warn) => self
                 .calls
-                .call(warn, format!("kafka-retry: warning: {message}")),
+                .call(warn, format!("kafka-redis-retry: warning: {message}")),
             None if self.error.is_none() => self.fallback.warn(message),
             None => {}
         }

@@ -10,9 +10,14 @@ use napi::bindgen_prelude::*;
 use napi::threadsafe_function::ThreadsafeFunction;
 use std::sync::Arc;
 
+/// The calling convention of each producer `queueListener` accepts (see the file).
+const SHAPE_SCRIPT: &str = include_str!("producer_shape.js");
+
 /// The publisher `queueListener(producer)` uses: the package's own Kafka producer for
-/// `null`/absent, else the object's `produce(topic, key, value, headers)`, else its kafkajs
-/// `send({ topic, messages })`.
+/// `null`/absent, else the producer `producer_shape.js` recognises (kafkajs and the KafkaJS API
+/// of @confluentinc/kafka-javascript, @platformatic/kafka, node-rdkafka and the rdkafka API of
+/// @confluentinc/kafka-javascript, the seed's `produce(topic, key, value, headers)` wrapper),
+/// else `ERR_INVALID_ARG` saying what to pass.
 pub fn make_publisher(
     env: &Env,
     core: &RetryCore,
@@ -20,7 +25,7 @@ pub fn make_publisher(
 ) -> CoreResult<Arc<dyn Publisher>> {
     let invalid = |got: String| {
         RetryError::invalid_arg(format!(
-            "producer must have produce(topic, key, value, headers) or send({{ topic, messages }}), got {got}"
+            "producer must be a Kafka producer (kafkajs, @platformatic/kafka, node-rdkafka, @confluentinc/kafka-javascript), an object with produce(topic, key, value, headers), or null, got {got}"
         ))
     };
     if is_nullish(producer) {
@@ -44,23 +49,23 @@ pub fn make_publisher(
         }
         _ => return Err(invalid(describe(producer))),
     };
-    // Each method is read once: a getter may answer differently (or throw) the second time.
-    let method = |key: &str| {
-        property(&object, key).filter(|v| matches!(v.get_type(), Ok(ValueType::Function)))
-    };
     let wrap = |e: Error| {
         clear_pending_exception(env.raw());
         RetryError::new(ErrorCode::Internal, "cannot wrap the producer").caused_by(e)
     };
-    let publisher = if let Some(produce) = method("produce") {
-        let produce: Function = unsafe { produce.cast() }.map_err(wrap)?;
-        JsPublisher::new(env, &object, produce, false).map_err(wrap)?
-    } else if let Some(send) = method("send") {
-        let send: Function = unsafe { send.cast() }.map_err(wrap)?;
-        JsPublisher::new(env, &object, send, true).map_err(wrap)?
-    } else {
-        return Err(invalid(describe(producer)));
-    };
+    // Which producer it is, and the method to call, are decided in producer_shape.js (where
+    // each client's calling convention can be read in its own language): `[publish, isSend]`,
+    // or the refusal's message.
+    let shape: Function<Unknown, Unknown> = env.run_script(SHAPE_SCRIPT).map_err(wrap)?;
+    let shaped = shape.call(*producer).map_err(wrap)?;
+    if matches!(shaped.get_type(), Ok(ValueType::String)) {
+        let message: String = unsafe { shaped.cast() }.map_err(wrap)?;
+        return Err(RetryError::invalid_arg(message));
+    }
+    let shaped: Object = unsafe { shaped.cast() }.map_err(wrap)?;
+    let publish: Function = shaped.get_element(0).map_err(wrap)?;
+    let is_send: bool = shaped.get_element(1).map_err(wrap)?;
+    let publisher = JsPublisher::new(env, &object, publish, is_send).map_err(wrap)?;
     Ok(Arc::new(publisher))
 }
 

@@ -1,5 +1,5 @@
 //! Baseline of the fire benchmark: a plain rdkafka `FutureProducer` with the settings of
-//! kafka-retry's internal producer (acks=all, linger.ms=2, bundled librdkafka) sends N messages of
+//! kafka-redis-retry's internal producer (acks=all, linger.ms=2, bundled librdkafka) sends N messages of
 //! the shape the listener re-publishes (key, JSON payload with a msgId, the four retry headers)
 //! and waits for every delivery report.
 //!

