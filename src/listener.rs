@@ -769,10 +769,13 @@ struct Settling {
     settle: Settle,
 }
 
+/// What `renew.lua` answered: the new token and how many ids it renewed.
+type RenewOutcome = Result<(u64, u64)>;
+
 /// A renewal's outcome per token group: the batch indexes and (new token, how many renewed).
 struct Renewed {
     asked: Instant,
-    groups: Vec<(Vec<usize>, Result<(u64, u64)>)>,
+    groups: Vec<(Vec<usize>, RenewOutcome)>,
 }
 
 /// The messages `waiting` (indexes into `items`) grouped by the token they hold their lease by:
