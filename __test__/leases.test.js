@@ -5,6 +5,7 @@
 // the test sets (one slow `send`, as a partition without a leader makes it).
 const { KafkaRetry } = require('..')
 const h = require('./helpers')
+const s = require('./servers')
 
 beforeAll(h.requireServers)
 
@@ -124,4 +125,71 @@ test('a failed publish, after the batch renewed its lease, goes to its backoff w
   } finally {
     await run.close()
   }
+})
+
+describe('waitReplicas with the replica stopped', () => {
+  afterAll(() => s.stopAll())
+
+  test('claims and other commands go on during the WAITs, and the dead letter topic gets each message once', async () => {
+    const master = await s.startServer([])
+    const replicaPort = await h.freePort()
+    const replicas = () => Number(/connected_slaves:(\d+)/.exec(s.cli(master.port, 'info', 'replication'))[1])
+    let replica = await s.startServer(['--replicaof', '127.0.0.1', String(master.port)], { port: replicaPort })
+    await h.waitFor(() => replicas() === 1, 10000, 50)
+    replica.kill('SIGKILL')
+    await h.exited(replica.proc, 5000)
+    await h.waitFor(() => replicas() === 0, 10000, 50)
+
+    const redisUrl = `redis://127.0.0.1:${master.port}`
+    const keyPrefix = h.unique('replica')
+    const dlq = h.unique('dlq')
+    const DLT = 'dead-letters'
+    const WAIT_MS = 1500
+    const published = []
+    const producer = {
+      async produce(topic, key, value) {
+        published.push({ topic, n: JSON.parse(value).n })
+      },
+    }
+    const quiet = { warn() {}, error() {} }
+    const listener = new KafkaRetry({
+      redisUrl, keyPrefix, waitReplicas: 1, waitTimeoutMs: WAIT_MS, redisTimeoutMs: 5000, leaseMs: 4000, pollIntervalMs: 100,
+      deadLetterTopic: DLT, logger: quiet, onEvent: () => {},
+    })
+    // Same URL, same process: without waitReplicas, on the connection the listener claims on.
+    const pusher = new KafkaRetry({ redisUrl, keyPrefix })
+    try {
+      for (let n = 0; n < 3; n += 1) {
+        await pusher.pushToQueue('t', { event: 'e', value: JSON.stringify({ n }) }, { delay: '0', maxRetry: '0', retryCount: '0' })
+      }
+      await listener.queueListener(producer, dlq)
+      // While the dead letters' writes wait for the missing replica: other messages are claimed
+      // and published, and the shared connection answers at once (a WAIT on it held every
+      // command behind it for up to waitTimeoutMs).
+      let slowest = 0
+      for (let n = 100; n < 115; n += 1) {
+        await pusher.pushToQueue('t', { event: 'e', value: JSON.stringify({ n }) }, { delay: '0' })
+        const started = Date.now()
+        await pusher.stats(dlq)
+        slowest = Math.max(slowest, Date.now() - started)
+        await h.sleep(300)
+      }
+      await h.waitFor(() => published.filter((p) => p.n >= 100).length >= 15, 10000, 50)
+      expect(slowest).toBeLessThan(WAIT_MS / 3)
+      // Unconfirmed dead letters: not on the topic yet (they were published at every attempt).
+      expect(published.filter((p) => p.topic === DLT)).toEqual([])
+
+      replica = await s.startServer(['--replicaof', '127.0.0.1', String(master.port)], { port: replicaPort })
+      await h.waitFor(() => replicas() === 1, 10000, 50)
+      await h.waitFor(async () => (await pusher.deadLetters(dlq)).items.length === 3, 60000, 100)
+      await h.waitFor(() => published.filter((p) => p.topic === DLT).length >= 3, 10000, 50)
+      await h.sleep(1000)
+      const toDlt = published.filter((p) => p.topic === DLT).map((p) => p.n).sort()
+      expect(toDlt).toEqual([0, 1, 2])
+      const others = published.filter((p) => p.topic === 't').map((p) => p.n).sort((a, b) => a - b)
+      expect(others).toEqual(Array.from({ length: 15 }, (_, i) => 100 + i))
+    } finally {
+      await Promise.all([listener.close(), pusher.close()])
+    }
+  }, 120000)
 })

@@ -641,14 +641,24 @@ impl Listener {
             .await
     }
 
-    /// An entry past its retries: to `deadLetterTopic` (if set), then to the dead letter hash.
+    /// An entry past its retries: to the dead letter hash, then to `deadLetterTopic` (if set).
+    ///
+    /// The hash first: its write is what `waitReplicas` confirms, and a write the replicas did
+    /// not confirm keeps the message scheduled, to be dead-lettered again later. Were the topic
+    /// first, each such attempt would publish the dead letter again (for as long as a replica
+    /// is missing); this way the topic gets it once the hash holds it for sure. Should the topic
+    /// publish then fail, the message stays scheduled too and both are done again (the hash
+    /// record is overwritten under the same id; the topic had not got it).
     async fn dead_letter(&self, id: &str, entry: Entry) -> Result<()> {
         let record = DeadLetter::of(id, &entry, self.redis_now(), &self.key_prefix);
+        let text = serde_json::to_string(&record).expect("a dead letter serializes");
+        self.dead_letters
+            .write(&self.dlq_name, id, &text, record.died_at)
+            .await?;
         if let Some(topic) = &self.dead_letter_topic {
-            // Published first: should it fail, the message stays scheduled and is tried again.
             // Unless the dead letter topic refuses it for good (the message is larger than its
             // `max.message.bytes` too, the topic is missing or not writable): retrying would
-            // keep it scheduled forever, so it goes to the hash only, and an error says so.
+            // keep it scheduled forever, so it stays in the hash only, and an error says so.
             match self
                 .publisher
                 .publish(dead_letter_message(topic, &record))
@@ -668,10 +678,6 @@ impl Listener {
                 Err(err) => return Err(err),
             }
         }
-        let text = serde_json::to_string(&record).expect("a dead letter serializes");
-        self.dead_letters
-            .write(&self.dlq_name, id, &text, record.died_at)
-            .await?;
         self.counters.dead_lettered.fetch_add(1, Ordering::Relaxed);
         self.observer.on_event(&Event::DeadLetter {
             id: id.to_string(),
