@@ -195,9 +195,31 @@ function truncate(text, width) {
   return chars.length <= width ? text : `${chars.slice(0, width - 1).join('')}… (${chars.length} chars)`
 }
 
-/** The Redis URL with any password hidden, for display. */
+/**
+ * The Redis URL (or comma-separated seeds) with any password hidden, for display: everything up
+ * to the last '@' (a password may hold '@', '/' or '?'; hiding too much is safe) and a `pass` or
+ * `password` query parameter (`redis+unix:///run/redis.sock?pass=...`). As src/config.rs
+ * `redacted_url` does for the addon's messages.
+ */
 function redactUrl(url) {
-  return url.replace(/\/\/([^@/]*)@/g, '//***@')
+  return String(url).split(',').map((one) => {
+    const scheme = one.indexOf('://')
+    if (scheme < 0) return one
+    let rest = one.slice(scheme + 3)
+    const at = rest.lastIndexOf('@')
+    const hidden = at >= 0 ? '***@' : ''
+    if (at >= 0) rest = rest.slice(at + 1)
+    const q = rest.indexOf('?')
+    if (q >= 0) {
+      const query = rest.slice(q + 1).split('&').map((pair) => {
+        const eq = pair.indexOf('=')
+        const name = eq >= 0 ? pair.slice(0, eq) : pair
+        return eq >= 0 && /^pass(word)?$/i.test(name) ? `${name}=***` : pair
+      })
+      rest = `${rest.slice(0, q)}?${query.join('&')}`
+    }
+    return `${one.slice(0, scheme + 3)}${hidden}${rest}`
+  }).join(',')
 }
 
 function isoTime(ms) {

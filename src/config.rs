@@ -283,6 +283,19 @@ impl ConfigInput {
                 "config.keyPrefix must be non-empty and free of '{{' and '}}' (they are Redis hash tags), got {key_prefix:?}"
             )));
         }
+        let wait_replicas = whole("waitReplicas", self.wait_replicas, 0, 0, 1_000)? as u32;
+        let wait_timeout = millis("waitTimeoutMs", self.wait_timeout_ms, 1_000, 1)?;
+        let redis_timeout = millis("redisTimeoutMs", self.redis_timeout_ms, 5_000, 10)?;
+        // A WAIT runs within the operation's redisTimeoutMs: one as long fails as "no answer"
+        // (and, with Sentinel, drops the master's connection) instead of saying how many replicas
+        // confirmed.
+        if wait_replicas > 0 && wait_timeout >= redis_timeout {
+            return Err(RetryError::invalid_arg(format!(
+                "config.waitTimeoutMs ({} ms) must be shorter than config.redisTimeoutMs ({} ms): the WAIT for replicas runs within the Redis operation's timeout",
+                wait_timeout.as_millis(),
+                redis_timeout.as_millis()
+            )));
+        }
         Ok(Config {
             redis_url,
             brokers,
@@ -291,7 +304,7 @@ impl ConfigInput {
             poll_interval: millis("pollIntervalMs", self.poll_interval_ms, 1_000, 1)?,
             lease: millis("leaseMs", self.lease_ms, 30_000, 100)?,
             batch_size: whole("batchSize", self.batch_size, 1024, 1, 10_000)? as usize,
-            redis_timeout: millis("redisTimeoutMs", self.redis_timeout_ms, 5_000, 10)?,
+            redis_timeout,
             dedupe_window: millis("dedupeWindowMs", self.dedupe_window_ms, 3_600_000, 0)?,
             cluster,
             shards: whole("shards", self.shards, 1, 1, 1024)? as u32,
@@ -320,8 +333,8 @@ impl ConfigInput {
             password: self.password.filter(|p| !p.is_empty()).map(Secret),
             tls,
             sentinel: self.sentinel,
-            wait_replicas: whole("waitReplicas", self.wait_replicas, 0, 0, 1_000)? as u32,
-            wait_timeout: millis("waitTimeoutMs", self.wait_timeout_ms, 1_000, 1)?,
+            wait_replicas,
+            wait_timeout,
         })
     }
 }
@@ -368,13 +381,35 @@ fn check_tls(name: &str, tls: &TlsConfig, hosts: &[String]) -> Result<()> {
 /// The URL without its password, for messages (`store::connection::redacted` applies it to a
 /// list of cluster seeds).
 pub fn redacted_url(url: &str) -> String {
-    match url.split_once("://") {
-        Some((scheme, rest)) => match rest.rsplit_once('@') {
-            Some((_, host)) => format!("{scheme}://***@{host}"),
-            None => url.to_string(),
-        },
-        None => url.to_string(),
-    }
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    // Everything up to the last '@' is hidden: a password may itself hold '@', '/' or '?', and
+    // hiding too much (an '@' in a query value) is safe where hiding too little is not.
+    let (hidden, place) = match rest.rsplit_once('@') {
+        Some((_, place)) => ("***@", place),
+        None => ("", rest),
+    };
+    // A password can also be a query parameter (`redis+unix:///run/redis.sock?pass=...`).
+    let place = match place.split_once('?') {
+        Some((path, query)) => {
+            let query: Vec<String> = query
+                .split('&')
+                .map(|pair| match pair.split_once('=') {
+                    Some((name, _))
+                        if name.eq_ignore_ascii_case("pass")
+                            || name.eq_ignore_ascii_case("password") =>
+                    {
+                        format!("{name}=***")
+                    }
+                    _ => pair.to_string(),
+                })
+                .collect();
+            format!("{path}?{}", query.join("&"))
+        }
+        None => place.to_string(),
+    };
+    format!("{scheme}://{hidden}{place}")
 }
 
 fn millis(name: &str, value: Option<f64>, default: u64, min: u64) -> Result<Duration> {
@@ -548,5 +583,50 @@ mod tests {
         .resolve_with(|_| None)
         .unwrap_err();
         assert!(err.message.starts_with("config.waitReplicas"));
+    }
+
+    #[test]
+    fn wait_timeout_must_be_shorter_than_redis_timeout() {
+        let with = |wait: f64, redis: Option<f64>, replicas: f64| {
+            ConfigInput {
+                wait_replicas: Some(replicas),
+                wait_timeout_ms: Some(wait),
+                redis_timeout_ms: redis,
+                ..Default::default()
+            }
+            .resolve_with(|_| None)
+        };
+        let err = with(5_000.0, None, 1.0).unwrap_err();
+        assert_eq!(err.code, crate::error::ErrorCode::InvalidArg);
+        assert!(err.message.starts_with("config.waitTimeoutMs (5000 ms) must be shorter than config.redisTimeoutMs (5000 ms)"), "{}", err.message);
+        assert!(with(3_000.0, Some(2_000.0), 1.0).is_err());
+        assert!(with(1_999.0, Some(2_000.0), 1.0).is_ok());
+        // Without waitReplicas no WAIT is sent: nothing to check.
+        assert!(with(9_000.0, None, 0.0).is_ok());
+    }
+
+    #[test]
+    fn every_password_form_is_redacted() {
+        for (url, shown) in [
+            ("redis://u:p@ss@host:6379/0", "redis://***@host:6379/0"),
+            ("redis://:pw@host", "redis://***@host"),
+            ("redis://u:p/ss?x@host:1", "redis://***@host:1"),
+            (
+                "redis+unix:///run/redis.sock?pass=s3cret",
+                "redis+unix:///run/redis.sock?pass=***",
+            ),
+            (
+                "redis://host:6379/0?db=1&password=s3cret&protocol=resp3",
+                "redis://host:6379/0?db=1&password=***&protocol=resp3",
+            ),
+            ("redis+unix:///s.sock?PASS=a@b", "redis+unix://***@b"),
+            ("redis://host:6379", "redis://host:6379"),
+        ] {
+            let redacted = redacted_url(url);
+            assert_eq!(redacted, shown, "{url}");
+            for secret in ["p@ss", "s3cret", ":pw", "p/ss", "a@"] {
+                assert!(!redacted.contains(secret), "{url} -> {redacted}");
+            }
+        }
     }
 }

@@ -217,16 +217,24 @@ impl Listener {
         }
     }
 
-    /// Publishes (or dead-letters) one claimed batch, then acknowledges what was published and
-    /// releases what failed. `claimed_at`: when the claim was asked for, on this host's monotonic
-    /// clock (the lease ran from no earlier than that).
+    /// Publishes (or dead-letters) one claimed batch, settling each message as its publish
+    /// finishes: acknowledged when published, released to its backoff when it failed, counted
+    /// (and dead-lettered at `maxPublishFailures`) when the broker refused it for good.
+    /// `claimed_at`: when the claim was asked for, on this host's monotonic clock (the lease ran
+    /// from no earlier than that).
     ///
-    /// A publish never outlives its lease: while publishes are pending, the lease of their
-    /// messages is renewed, so no other listener claims and publishes them while the first
-    /// publish may still succeed, however slow the producer. After a stop (close()), pending
-    /// publishes get `lease` more; what is still pending then goes back on the schedule, so
-    /// close() leaves nothing leased (a publish that still completes after that is the one case
-    /// where a message can go out twice).
+    /// The lease is per message, not per batch: a finished publish is settled in the next small
+    /// group (whatever else finished meanwhile, one Redis call per group), while the publishes
+    /// still pending, and the finished ones waiting for their group, get their lease renewed, so
+    /// no message is claimed by another listener however slow the rest of its batch is. Each
+    /// message keeps its own token (the lease deadline it holds in Redis), so a release, count or
+    /// renewal after any number of renewals finds it. A settle and a renewal never run on the
+    /// same ids at once: a renewal covers only messages not being settled, and a settle waits
+    /// for a renewal in flight, whose new tokens it then uses.
+    ///
+    /// After a stop (close()), pending publishes get `lease` more; what is still pending then
+    /// goes back on the schedule, so close() leaves nothing leased (a publish that still
+    /// completes after that is the one case where a message can go out twice).
     async fn process(
         &self,
         schedule: &Schedule,
@@ -235,196 +243,317 @@ impl Listener {
         mut stop: watch::Receiver<bool>,
     ) {
         let Claim {
-            mut deadline,
+            deadline,
             now,
             items,
             ..
         } = claim;
-        let mut lease_ends = claimed_at + Duration::from_millis(deadline.saturating_sub(now));
-        let mut outcomes: Vec<Option<Result<()>>> = (0..items.len()).map(|_| None).collect();
-        let mut pending = items.len();
-        let mut gave_up = false;
-        {
-            let mut publishing: FuturesUnordered<_> = items
-                .iter()
-                .enumerate()
-                .map(|(i, (id, json))| async move { (i, self.handle(id, json).await) })
-                .collect();
-            let renew_every = self.lease / 3;
-            // Timers made once per batch, not per finished publish: this loop turns once per
-            // message of the batch.
-            let renew = tokio::time::sleep(renew_every);
-            tokio::pin!(renew);
-            let give_up = tokio::time::sleep(Duration::from_secs(365 * 24 * 3600));
-            tokio::pin!(give_up);
-            let mut stopping = false;
-            let mut slow_reported = false;
-            loop {
-                if !stopping && *stop.borrow() {
-                    stopping = true;
-                    give_up.as_mut().reset((Instant::now() + self.lease).into());
-                }
-                tokio::select! {
-                    // Finished publishes first: the common case costs no timer or channel poll.
-                    biased;
-                    next = publishing.next() => match next {
-                        Some((i, outcome)) => {
-                            outcomes[i] = Some(outcome);
-                            pending -= 1;
+        let first_end = claimed_at + Duration::from_millis(deadline.saturating_sub(now));
+        let count = items.len();
+        let mut tokens = vec![deadline; count];
+        let mut lease_ends = vec![first_end; count];
+        let mut stages = vec![Stage::Publishing; count];
+        let mut queued: Vec<(usize, Settle)> = Vec::new();
+        let mut settled = 0;
+        let mut backoff: Option<Duration> = None;
+        let mut publishing: FuturesUnordered<_> = items
+            .iter()
+            .enumerate()
+            .map(|(i, (id, json))| async move { (i, self.handle(id, json).await) })
+            .collect();
+        // Refused messages that reached `maxPublishFailures`, being dead-lettered (rare: boxed).
+        let mut dead_lettering: FuturesUnordered<Pending<'_, (usize, Result<()>)>> =
+            FuturesUnordered::new();
+        let mut settling: Option<Pending<'_, Vec<(usize, RetryError)>>> = None;
+        let mut renewing: Option<Pending<'_, Renewed>> = None;
+        let renew_every = self.lease / 3;
+        // Timers made once per batch, not per finished publish: this loop turns about once per
+        // message of the batch.
+        let renew = tokio::time::sleep(renew_every);
+        tokio::pin!(renew);
+        let give_up = tokio::time::sleep(Duration::from_secs(365 * 24 * 3600));
+        tokio::pin!(give_up);
+        let mut stopping = false;
+        let mut slow_reported = false;
+        while settled < count || settling.is_some() || renewing.is_some() {
+            if !stopping && *stop.borrow() {
+                stopping = true;
+                give_up.as_mut().reset((Instant::now() + self.lease).into());
+            }
+            let can_settle = !queued.is_empty() && settling.is_none() && renewing.is_none();
+            let publishes = !publishing.is_empty() || !dead_lettering.is_empty();
+            tokio::select! {
+                // Finished publishes first: a settle starts only once none is ready, so the
+                // publishes that finish together are settled together.
+                biased;
+                Some((i, outcome)) = publishing.next(), if !publishing.is_empty() => {
+                    let settle = match outcome {
+                        Ok(()) => Settle::Ack { published: true },
+                        Err(err) => {
+                            self.report_error(&err);
+                            if err.permanent { Settle::Count(err) } else { Settle::Release }
                         }
-                        None => break,
-                    },
-                    _ = &mut renew => {
-                        let waiting: Vec<String> = items
-                            .iter()
-                            .zip(&outcomes)
-                            .filter(|(_, outcome)| outcome.is_none())
-                            .map(|((id, _), _)| id.clone())
+                    };
+                    stages[i] = Stage::Queued;
+                    queued.push((i, settle));
+                }
+                Some((i, outcome)) = dead_lettering.next(), if !dead_lettering.is_empty() => {
+                    let settle = match outcome {
+                        Ok(()) => Settle::Ack { published: false },
+                        // Dead-lettering failed (Redis, or the dead letter topic down): back on
+                        // the schedule, uncounted; its count stays at the limit, so the next
+                        // refusal dead-letters it at once.
+                        Err(err) => {
+                            self.report_error(&err);
+                            Settle::Keep
+                        }
+                    };
+                    stages[i] = Stage::Queued;
+                    queued.push((i, settle));
+                }
+                _ = std::future::ready(()), if can_settle => {
+                    let group = std::mem::take(&mut queued);
+                    let fails = group
+                        .iter()
+                        .filter(|(_, s)| matches!(s, Settle::Release | Settle::Count(_)))
+                        .count();
+                    if fails > 0 {
+                        self.counters
+                            .publish_failures
+                            .fetch_add(fails as u64, Ordering::Relaxed);
+                    }
+                    // One backoff step per batch with failures, however many groups settle them.
+                    let delay = if group.iter().any(|(_, s)| !matches!(s, Settle::Ack { .. })) {
+                        *backoff.get_or_insert_with(|| self.next_backoff())
+                    } else {
+                        Duration::ZERO
+                    };
+                    let group: Vec<Settling> = group
+                        .into_iter()
+                        .map(|(i, settle)| {
+                            stages[i] = Stage::Settling;
+                            Settling {
+                                index: i,
+                                id: items[i].0.clone(),
+                                token: tokens[i],
+                                lease_ends: lease_ends[i],
+                                settle,
+                            }
+                        })
+                        .collect();
+                    settling = Some(Box::pin(self.settle(schedule, group, delay)));
+                }
+                reached = async { settling.as_mut().expect("guarded").await }, if settling.is_some() => {
+                    settling = None;
+                    for stage in stages.iter_mut().filter(|s| **s == Stage::Settling) {
+                        *stage = Stage::Settled;
+                        settled += 1;
+                    }
+                    // Refused `maxPublishFailures` times: still leased under their token, to be
+                    // dead-lettered (renewed meanwhile like any pending publish).
+                    for (i, err) in reached {
+                        stages[i] = Stage::Publishing;
+                        settled -= 1;
+                        let (id, stored) = &items[i];
+                        dead_lettering.push(Box::pin(async move {
+                            (i, self.dead_letter_refused(id, stored, &err).await)
+                        }));
+                    }
+                }
+                _ = &mut renew => {
+                    let mut next_renewal = renew_every;
+                    if renewing.is_none() {
+                        // Everything not being settled: pending publishes and finished ones
+                        // waiting for their settle.
+                        let waiting: Vec<usize> = (0..count)
+                            .filter(|&i| matches!(stages[i], Stage::Publishing | Stage::Queued))
                             .collect();
-                        if !slow_reported && Instant::now() >= claimed_at + self.lease {
+                        if !slow_reported && publishes && Instant::now() >= claimed_at + self.lease {
                             slow_reported = true;
+                            let pending: Vec<&str> = waiting
+                                .iter()
+                                .filter(|&&i| stages[i] == Stage::Publishing)
+                                .map(|&i| items[i].0.as_str())
+                                .collect();
                             self.report_error(&RetryError::new(
                                 ErrorCode::KafkaPublish,
                                 format!(
                                     "{} publishes are still pending after leaseMs ({} ms); their lease is renewed until they finish (first: {:?})",
-                                    waiting.len(),
+                                    pending.len(),
                                     self.lease.as_millis(),
-                                    waiting.first().map(String::as_str).unwrap_or(""),
+                                    pending.first().copied().unwrap_or(""),
                                 ),
                             ));
                         }
-                        let asked = Instant::now();
-                        let next_renewal = match schedule.renew(deadline, self.lease, &waiting).await {
-                            Ok((renewed_until, renewed)) => {
-                                deadline = renewed_until;
-                                lease_ends = asked + self.lease;
-                                if (renewed as usize) < waiting.len() {
+                        if !waiting.is_empty() {
+                            let groups = by_token(&waiting, &tokens, &items);
+                            renewing = Some(Box::pin(self.renew(schedule, groups)));
+                        }
+                    } else {
+                        next_renewal = Duration::from_millis(50).min(renew_every);
+                    }
+                    renew.as_mut().reset((Instant::now() + next_renewal).into());
+                }
+                renewed = async { renewing.as_mut().expect("guarded").await }, if renewing.is_some() => {
+                    renewing = None;
+                    let Renewed { asked, groups } = renewed;
+                    let mut failed = false;
+                    for (indexes, outcome) in groups {
+                        match outcome {
+                            Ok((token, kept)) => {
+                                for &i in &indexes {
+                                    tokens[i] = token;
+                                    lease_ends[i] = asked + self.lease;
+                                }
+                                if (kept as usize) < indexes.len() {
                                     self.report_error(&RetryError::new(
                                         ErrorCode::Internal,
                                         format!(
                                             "{} of {} pending messages had lost their lease before it was renewed; another listener may publish them too",
-                                            waiting.len() - renewed as usize,
-                                            waiting.len()
+                                            indexes.len() - kept as usize,
+                                            indexes.len()
                                         ),
                                     ));
                                 }
-                                renew_every
                             }
                             Err(err) => {
+                                failed = true;
                                 self.report_error(&err);
-                                Duration::from_millis(200).min(renew_every)
                             }
-                        };
-                        renew.as_mut().reset((Instant::now() + next_renewal).into());
+                        }
                     }
-                    _ = &mut give_up, if stopping => {
-                        gave_up = true;
-                        break;
-                    }
-                    // Turns the loop once, to see the stop at its top; a dropped sender stops too.
-                    changed = stop.changed(), if !stopping => {
-                        if changed.is_err() {
-                            stopping = true;
-                            give_up
-                                .as_mut()
-                                .reset((Instant::now() + self.lease).into());
+                    if failed {
+                        let soon = Instant::now() + Duration::from_millis(200).min(renew_every);
+                        if soon < renew.deadline().into_std() {
+                            renew.as_mut().reset(soon.into());
                         }
                     }
                 }
-            }
-        }
-        if gave_up {
-            self.report_error(&RetryError::new(
-                ErrorCode::KafkaPublish,
-                format!(
-                    "closing with {pending} publishes still pending leaseMs ({} ms) after close(): their messages go back on the schedule",
-                    self.lease.as_millis()
-                ),
-            ));
-        }
-        let mut done = Vec::with_capacity(items.len());
-        let mut failed = Vec::new();
-        // Refused by the broker for the message or topic itself (see `publisher::is_permanent`).
-        let mut refused = Vec::new();
-        for ((id, stored), outcome) in items.into_iter().zip(outcomes) {
-            match outcome {
-                Some(Ok(())) => done.push(id),
-                Some(Err(err)) => {
-                    self.report_error(&err);
-                    if err.permanent {
-                        refused.push((id, stored, err));
-                    } else {
-                        failed.push(id);
+                _ = &mut give_up, if stopping && publishes => {
+                    let pending = publishing.len() + dead_lettering.len();
+                    self.report_error(&RetryError::new(
+                        ErrorCode::KafkaPublish,
+                        format!(
+                            "closing with {pending} publishes still pending leaseMs ({} ms) after close(): their messages go back on the schedule",
+                            self.lease.as_millis()
+                        ),
+                    ));
+                    publishing.clear();
+                    dead_lettering.clear();
+                    for (i, stage) in stages.iter_mut().enumerate() {
+                        if *stage == Stage::Publishing {
+                            *stage = Stage::Queued;
+                            queued.push((i, Settle::Release));
+                        }
                     }
                 }
-                None => failed.push(id),
-            }
-        }
-        if !done.is_empty() {
-            self.publish_failures.store(0, Ordering::Relaxed);
-            self.ack_within_lease(schedule, &done, lease_ends).await;
-        }
-        if !failed.is_empty() || !refused.is_empty() {
-            self.counters
-                .publish_failures
-                .fetch_add((failed.len() + refused.len()) as u64, Ordering::Relaxed);
-            let failures = self
-                .publish_failures
-                .fetch_add(1, Ordering::Relaxed)
-                .saturating_add(1);
-            let backoff = (PUBLISH_BACKOFF_MIN * 2u32.saturating_pow(failures.min(16) - 1))
-                .min(PUBLISH_BACKOFF_MAX);
-            // A failed publish goes back on the schedule with its retry count unchanged; if even
-            // that fails (Redis down), the lease runs out and the message is claimed again.
-            if let Err(err) = schedule.release(deadline, backoff, &failed).await {
-                self.report_error(&err);
-            }
-            if !refused.is_empty() {
-                Box::pin(self.refused(schedule, deadline, backoff, refused, lease_ends)).await;
+                // Turns the loop once, to see the stop at its top; a dropped sender stops too.
+                changed = stop.changed(), if !stopping => {
+                    if changed.is_err() {
+                        stopping = true;
+                        give_up
+                            .as_mut()
+                            .reset((Instant::now() + self.lease).into());
+                    }
+                }
             }
         }
     }
 
-    /// Messages the broker refused with an error retrying cannot fix: each refusal is counted in
-    /// Redis (`release.lua`, beside the schedule, so the count survives restarts and is shared by
-    /// every listener); below `maxPublishFailures` they go back on the schedule like any failed
-    /// publish, at it they are dead-lettered with the broker's error, then acknowledged.
-    async fn refused(
+    /// The backoff of the failed publishes of one batch: doubles per consecutive batch with
+    /// failures (reset by any published message).
+    fn next_backoff(&self) -> Duration {
+        let failures = self
+            .publish_failures
+            .fetch_add(1, Ordering::Relaxed)
+            .saturating_add(1);
+        (PUBLISH_BACKOFF_MIN * 2u32.saturating_pow(failures.min(16) - 1)).min(PUBLISH_BACKOFF_MAX)
+    }
+
+    /// Renews the lease of `groups` (ids sharing a token), one `renew.lua` call per token.
+    async fn renew(
         &self,
         schedule: &Schedule,
-        deadline: u64,
-        backoff: Duration,
-        refused: Vec<(String, String, RetryError)>,
-        lease_ends: Instant,
-    ) {
-        let ids: Vec<String> = refused.iter().map(|(id, _, _)| id.clone()).collect();
-        let reached = match schedule
-            .release_counting(deadline, backoff, self.max_publish_failures, &ids)
-            .await
+        groups: Vec<(Vec<usize>, u64, Vec<String>)>,
+    ) -> Renewed {
+        let asked = Instant::now();
+        let mut out = Vec::with_capacity(groups.len());
+        for (indexes, token, ids) in groups {
+            out.push((indexes, schedule.renew(token, self.lease, &ids).await));
+        }
+        Renewed { asked, groups: out }
+    }
+
+    /// Settles one group of finished messages: acknowledges the published (and dead-lettered),
+    /// releases the failed to their backoff and counts the refused, each with its own token.
+    /// Returns the refused messages that reached `maxPublishFailures` (still leased under their
+    /// token) with the broker's error, for the caller to dead-letter.
+    async fn settle(
+        &self,
+        schedule: &Schedule,
+        group: Vec<Settling>,
+        delay: Duration,
+    ) -> Vec<(usize, RetryError)> {
+        let mut acks = Vec::new();
+        let mut ack_ends: Option<Instant> = None;
+        let mut releases: Vec<(u64, String)> = Vec::new();
+        let mut counted: Vec<(u64, usize, String, RetryError)> = Vec::new();
+        for Settling {
+            index,
+            id,
+            token,
+            lease_ends,
+            settle,
+        } in group
         {
-            Ok((_, reached)) => reached,
-            Err(err) => return self.report_error(&err),
-        };
-        let mut dead = Vec::with_capacity(reached.len());
-        let mut kept = Vec::new();
-        for (id, stored, err) in refused {
-            if !reached.contains(&id) {
-                continue;
-            }
-            match self.dead_letter_refused(&id, &stored, &err).await {
-                Ok(()) => dead.push(id),
-                Err(err) => {
-                    self.report_error(&err);
-                    kept.push(id);
+            match settle {
+                Settle::Ack { published } => {
+                    if published {
+                        self.publish_failures.store(0, Ordering::Relaxed);
+                    }
+                    ack_ends = Some(ack_ends.map_or(lease_ends, |e| e.min(lease_ends)));
+                    acks.push(id);
                 }
+                Settle::Release | Settle::Keep => releases.push((token, id)),
+                Settle::Count(err) => counted.push((token, index, id, err)),
             }
         }
-        self.ack_within_lease(schedule, &dead, lease_ends).await;
-        // Dead-lettering failed (Redis, or the dead letter topic down): back on the schedule,
-        // uncounted; its count stays at the limit, so the next refusal dead-letters it at once.
-        if let Err(err) = schedule.release(deadline, backoff, &kept).await {
-            self.report_error(&err);
+        if let Some(ends) = ack_ends {
+            self.ack_within_lease(schedule, &acks, ends).await;
         }
+        // A failed publish goes back on the schedule with its retry count unchanged; if even
+        // that fails (Redis down), the lease runs out and the message is claimed again.
+        for (token, ids) in group_by_token(releases) {
+            if let Err(err) = schedule.release(token, delay, &ids).await {
+                self.report_error(&err);
+            }
+        }
+        if counted.is_empty() {
+            return Vec::new();
+        }
+        // Each refusal is counted in Redis (`release.lua`, beside the schedule, so the count
+        // survives restarts and is shared by every listener); below `maxPublishFailures` they go
+        // back on the schedule like any failed publish, at it they stay leased under their token
+        // for us to dead-letter with the broker's error, then acknowledge.
+        let ids: Vec<(u64, String)> = counted
+            .iter()
+            .map(|(t, _, id, _)| (*t, id.clone()))
+            .collect();
+        let mut reached = Vec::new();
+        for (token, ids) in group_by_token(ids) {
+            match schedule
+                .release_counting(token, delay, self.max_publish_failures, &ids)
+                .await
+            {
+                Ok((_, ids)) => reached.extend(ids),
+                Err(err) => self.report_error(&err),
+            }
+        }
+        counted
+            .into_iter()
+            .filter(|(_, _, id, _)| reached.contains(id))
+            .map(|(_, index, _, err)| (index, err))
+            .collect()
     }
 
     /// Dead-letters a message refused `maxPublishFailures` times, the broker's error as its
@@ -512,14 +641,24 @@ impl Listener {
             .await
     }
 
-    /// An entry past its retries: to `deadLetterTopic` (if set), then to the dead letter hash.
+    /// An entry past its retries: to the dead letter hash, then to `deadLetterTopic` (if set).
+    ///
+    /// The hash first: its write is what `waitReplicas` confirms, and a write the replicas did
+    /// not confirm keeps the message scheduled, to be dead-lettered again later. Were the topic
+    /// first, each such attempt would publish the dead letter again (for as long as a replica
+    /// is missing); this way the topic gets it once the hash holds it for sure. Should the topic
+    /// publish then fail, the message stays scheduled too and both are done again (the hash
+    /// record is overwritten under the same id; the topic had not got it).
     async fn dead_letter(&self, id: &str, entry: Entry) -> Result<()> {
         let record = DeadLetter::of(id, &entry, self.redis_now(), &self.key_prefix);
+        let text = serde_json::to_string(&record).expect("a dead letter serializes");
+        self.dead_letters
+            .write(&self.dlq_name, id, &text, record.died_at)
+            .await?;
         if let Some(topic) = &self.dead_letter_topic {
-            // Published first: should it fail, the message stays scheduled and is tried again.
             // Unless the dead letter topic refuses it for good (the message is larger than its
             // `max.message.bytes` too, the topic is missing or not writable): retrying would
-            // keep it scheduled forever, so it goes to the hash only, and an error says so.
+            // keep it scheduled forever, so it stays in the hash only, and an error says so.
             match self
                 .publisher
                 .publish(dead_letter_message(topic, &record))
@@ -539,10 +678,6 @@ impl Listener {
                 Err(err) => return Err(err),
             }
         }
-        let text = serde_json::to_string(&record).expect("a dead letter serializes");
-        self.dead_letters
-            .write(&self.dlq_name, id, &text, record.died_at)
-            .await?;
         self.counters.dead_lettered.fetch_add(1, Ordering::Relaxed);
         self.observer.on_event(&Event::DeadLetter {
             id: id.to_string(),
@@ -600,6 +735,85 @@ impl Listener {
     fn report_error(&self, err: &RetryError) {
         self.observer.on_event(&Event::from_error(err));
     }
+}
+
+/// A boxed future of one batch (the rare or one-at-a-time work beside its publishes).
+type Pending<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
+
+/// Where one claimed message of a batch stands.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Stage {
+    /// Its publish (or dead-lettering) is in flight: its lease is renewed.
+    Publishing,
+    /// Finished, waiting for the next settle: its lease is renewed.
+    Queued,
+    /// In the settle in flight (which uses its token): not renewed meanwhile.
+    Settling,
+    /// Acknowledged or released: no longer ours.
+    Settled,
+}
+
+/// What a finished message asks of Redis.
+enum Settle {
+    /// Published (or dead-lettered): forget it. `published` when the broker took the message
+    /// itself, which ends the publish backoff.
+    Ack { published: bool },
+    /// Failed: back on the schedule at the batch's backoff.
+    Release,
+    /// Refused with an error retrying cannot fix: counted, dead-lettered at the limit.
+    Count(RetryError),
+    /// Dead-lettering it failed: back on the schedule, uncounted.
+    Keep,
+}
+
+/// One message of a settle, with the token it holds its lease by.
+struct Settling {
+    index: usize,
+    id: String,
+    token: u64,
+    lease_ends: Instant,
+    settle: Settle,
+}
+
+/// What `renew.lua` answered: the new token and how many ids it renewed.
+type RenewOutcome = Result<(u64, u64)>;
+
+/// A renewal's outcome per token group: the batch indexes and (new token, how many renewed).
+struct Renewed {
+    asked: Instant,
+    groups: Vec<(Vec<usize>, RenewOutcome)>,
+}
+
+/// The messages `waiting` (indexes into `items`) grouped by the token they hold their lease by:
+/// `(indexes, token, ids)`, one group in the common case.
+fn by_token(
+    waiting: &[usize],
+    tokens: &[u64],
+    items: &[(String, String)],
+) -> Vec<(Vec<usize>, u64, Vec<String>)> {
+    let mut groups: Vec<(Vec<usize>, u64, Vec<String>)> = Vec::new();
+    for &i in waiting {
+        match groups.iter_mut().find(|(_, token, _)| *token == tokens[i]) {
+            Some((indexes, _, ids)) => {
+                indexes.push(i);
+                ids.push(items[i].0.clone());
+            }
+            None => groups.push((vec![i], tokens[i], vec![items[i].0.clone()])),
+        }
+    }
+    groups
+}
+
+/// `(token, id)` pairs grouped by token, in first-seen order.
+fn group_by_token(pairs: Vec<(u64, String)>) -> Vec<(u64, Vec<String>)> {
+    let mut groups: Vec<(u64, Vec<String>)> = Vec::new();
+    for (token, id) in pairs {
+        match groups.iter_mut().find(|(t, _)| *t == token) {
+            Some((_, ids)) => ids.push(id),
+            None => groups.push((token, vec![id])),
+        }
+    }
+    groups
 }
 
 /// The Kafka message of a dead letter: the original key and value, and headers saying where it

@@ -476,6 +476,7 @@ impl RetryCore {
         if first_close {
             // After the listeners' last acks: the connection closes if no other instance uses it.
             self.redis.shared().release();
+            self.redis.release_waits();
         }
         first_error.map_or(Ok(()), Err)
     }

@@ -80,6 +80,33 @@ impl RedisConnection {
     }
 }
 
+impl RedisConnection {
+    /// `CLIENT ID` of the connection `wait_replicas` would use for `key`, to tell whether it was
+    /// re-established meanwhile; `None` for a user whose ACL denies it (then nothing is told).
+    pub async fn client_id(&mut self, key: &str) -> redis::RedisResult<Option<i64>> {
+        let mut id = redis::cmd("CLIENT");
+        id.arg("ID");
+        let reply = match self {
+            RedisConnection::Single(conn) => id.query_async::<i64>(conn).await,
+            RedisConnection::Cluster(conn) => {
+                use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
+                let route = Route::new(key_slot(key.as_bytes()), SlotAddr::Master);
+                conn.route_command(
+                    &id,
+                    RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(route)),
+                )
+                .await
+                .and_then(|reply| redis::from_redis_value(&reply))
+            }
+        };
+        match reply {
+            Ok(id) => Ok(Some(id)),
+            Err(err) if err.code() == Some("NOPERM") => Ok(None),
+            Err(err) => Err(err),
+        }
+    }
+}
+
 /// The Redis Cluster slot of `key`: CRC16 (XMODEM) of its hash tag (the text inside the first
 /// `{...}`, when not empty) or of the whole key, modulo 16384.
 pub fn key_slot(key: &[u8]) -> u16 {
@@ -152,6 +179,26 @@ impl SharedRedis {
             warning: OnceLock::new(),
             warned: AtomicBool::new(false),
         })
+    }
+
+    /// A connection to the same server as `self` that no other instance shares: `WAIT` blocks
+    /// the connection it is sent on (every command behind it waits up to `waitTimeoutMs`), so the
+    /// writes that must reach replicas and their `WAIT`s go on a socket of their own instead of
+    /// the shared one that carries the claims and lease renewals.
+    pub fn dedicated(&self) -> Arc<SharedRedis> {
+        let shared = Arc::new(SharedRedis {
+            target: self.target.clone(),
+            key: self.key.clone(),
+            connect_timeout: self.connect_timeout,
+            current: RwLock::new(None),
+            generation: AtomicU64::new(0),
+            connecting: tokio::sync::Mutex::new(()),
+            users: AtomicUsize::new(0),
+            warning: OnceLock::new(),
+            warned: AtomicBool::new(true),
+        });
+        shared.acquire();
+        shared
     }
 
     /// What identifies this connection in the process (the place and a hash of its settings).
@@ -332,6 +379,49 @@ pub struct Redis {
     timeout: Duration,
     /// `waitReplicas` and `waitTimeoutMs`: writes that must reach replicas (see `run_replicated`).
     wait: Option<(u32, Duration)>,
+    /// The connections those writes and their `WAIT` go on (see [`WaitConnections`]).
+    waits: Option<Arc<WaitConnections>>,
+}
+
+/// Most replicated writes (each with its `WAIT`) in flight at once per instance.
+const WAIT_CONNECTIONS: usize = 16;
+
+/// Connections of their own for the writes that must reach replicas (`waitReplicas`), one per
+/// write in flight: a `WAIT` blocks the connection it is sent on for up to `waitTimeoutMs`, so
+/// on the shared connection it held the claims and lease renewals, and on a single connection of
+/// its own it held the other replicated writes (an ack queued behind a dead letter's `WAIT`
+/// could miss its lease, and the message be published again). Opened as needed, up to
+/// [`WAIT_CONNECTIONS`]; a connection whose operation failed is dropped, not reused.
+pub struct WaitConnections {
+    origin: Arc<SharedRedis>,
+    idle: std::sync::Mutex<Vec<Arc<SharedRedis>>>,
+    slots: tokio::sync::Semaphore,
+}
+
+impl WaitConnections {
+    fn take(&self) -> Arc<SharedRedis> {
+        let idle = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        idle.unwrap_or_else(|| self.origin.dedicated())
+    }
+
+    fn put_back(&self, connection: Arc<SharedRedis>) {
+        self.idle
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(connection);
+    }
+
+    /// Closes the idle connections (`close()`); one in use closes when its write is done.
+    fn close(&self) {
+        for connection in self
+            .idle
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .drain(..)
+        {
+            connection.release();
+        }
+    }
 }
 
 impl Redis {
@@ -341,6 +431,7 @@ impl Redis {
             shared,
             timeout,
             wait: None,
+            waits: None,
         }
     }
 
@@ -348,7 +439,21 @@ impl Redis {
     /// replicas hold them (`WAIT`, at most `wait_timeout`); 0 replicas: no waiting.
     pub fn with_wait(mut self, replicas: u32, wait_timeout: Duration) -> Self {
         self.wait = (replicas > 0).then_some((replicas, wait_timeout));
+        self.waits = self.wait.map(|_| {
+            Arc::new(WaitConnections {
+                origin: self.shared.clone(),
+                idle: std::sync::Mutex::new(Vec::new()),
+                slots: tokio::sync::Semaphore::new(WAIT_CONNECTIONS),
+            })
+        });
         self
+    }
+
+    /// Closes the connection of the replicated writes, if any (`close()`).
+    pub fn release_waits(&self) {
+        if let Some(waits) = &self.waits {
+            waits.close();
+        }
     }
 
     /// `waitReplicas` and `waitTimeoutMs`, when set.
@@ -356,28 +461,51 @@ impl Redis {
         self.wait
     }
 
-    /// [`Redis::run`] for a write that must survive a failover when `waitReplicas` is set: after
-    /// `op`, `WAIT` on the same connection (on a cluster, the connection to the master of `key`'s
-    /// slot), and an `ERR_REDIS_UNAVAILABLE` error when fewer replicas than asked confirmed it
-    /// in time. The write itself is done on the master then; retrying it must be harmless.
+    /// [`Redis::run`] for a write that must survive a failover when `waitReplicas` is set: `op`,
+    /// then `WAIT`, both on the connection of replicated writes (not the shared one, which
+    /// `WAIT` would block; on a cluster, the connection to the master of `key`'s slot), and an
+    /// `ERR_REDIS_UNAVAILABLE` error when fewer replicas than asked confirmed it in time. The
+    /// write itself is done on the master then; retrying it must be harmless.
+    ///
+    /// `WAIT` answers for the writes of the connection it is sent on: had the connection been
+    /// re-established between the write and its `WAIT`, a `WAIT` on the new one, which wrote
+    /// nothing, would confirm at once. So the connection's `CLIENT ID` is read before the write
+    /// and after the `WAIT`, and a change means not confirmed.
     pub async fn run_replicated<T, F, Fut>(&self, what: &str, key: &str, op: F) -> Result<T>
     where
         F: FnOnce(RedisConnection) -> Fut,
         Fut: std::future::Future<Output = redis::RedisResult<T>>,
     {
-        let Some((replicas, wait_timeout)) = self.wait else {
+        let (Some((replicas, wait_timeout)), Some(waits)) = (self.wait, &self.waits) else {
             return self.run(what, op).await;
         };
-        let (value, confirmed) = self
-            .run(what, |conn| async move {
+        let _slot = waits.slots.acquire().await.ok();
+        let connection = waits.take();
+        let outcome = self
+            .run_on(&connection, what, |conn| async move {
                 let mut same = conn.clone();
+                let before = same.client_id(key).await?;
                 let value = op(conn).await?;
                 let confirmed = same
                     .wait_replicas(key, replicas, wait_timeout.as_millis() as u64)
                     .await?;
-                Ok((value, confirmed))
+                let after = same.client_id(key).await?;
+                Ok((value, confirmed, before == after))
             })
-            .await?;
+            .await;
+        match &outcome {
+            Ok(_) => waits.put_back(connection),
+            Err(_) => connection.release(),
+        }
+        let (value, confirmed, same_connection) = outcome?;
+        if !same_connection {
+            return Err(RetryError::new(
+                ErrorCode::RedisUnavailable,
+                format!(
+                    "Redis {what} was sent, but the connection was re-established before its WAIT (waitReplicas), which cannot confirm it then; a failover now could undo it"
+                ),
+            ));
+        }
         if confirmed < replicas as i64 {
             return Err(RetryError::new(
                 ErrorCode::RedisUnavailable,
@@ -407,13 +535,22 @@ impl Redis {
         F: FnOnce(RedisConnection) -> Fut,
         Fut: std::future::Future<Output = redis::RedisResult<T>>,
     {
+        self.run_on(&self.shared, what, op).await
+    }
+
+    /// [`Redis::run`] on connection `shared` (the shared one, or the replicated writes' one).
+    async fn run_on<T, F, Fut>(&self, shared: &SharedRedis, what: &str, op: F) -> Result<T>
+    where
+        F: FnOnce(RedisConnection) -> Fut,
+        Fut: std::future::Future<Output = redis::RedisResult<T>>,
+    {
         let generation = AtomicU64::new(0);
         let work = async {
-            let (g, conn) = self.shared.connection_generation().await?;
+            let (g, conn) = shared.connection_generation().await?;
             generation.store(g, Ordering::Relaxed);
             op(conn).await.map_err(|err| {
-                if self.shared.target.is_sentinel() && needs_new_master(&err) {
-                    self.shared.invalidate(g);
+                if shared.target.is_sentinel() && needs_new_master(&err) {
+                    shared.invalidate(g);
                 }
                 match super::target::connect_failure(&err) {
                     Some(why) => RetryError::new(
@@ -428,11 +565,11 @@ impl Redis {
         match tokio::time::timeout(self.timeout, work).await {
             Ok(result) => result,
             Err(_) => {
-                if self.shared.target.is_sentinel() {
+                if shared.target.is_sentinel() {
                     // A master that stopped answering (a partition) is looked up again too.
                     let g = generation.load(Ordering::Relaxed);
                     if g > 0 {
-                        self.shared.invalidate(g);
+                        shared.invalidate(g);
                     }
                 }
                 Err(self.timed_out(what))
