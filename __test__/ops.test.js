@@ -239,3 +239,109 @@ describe('requeue and remove what a filter matches', () => {
     }
   })
 })
+
+describe('pause and resume', () => {
+  test('a pause from a second process stops that topic within 1 s, the others go on; resume publishes what waited, once', async () => {
+    const prefix = h.unique('pause')
+    const { retry, published } = await recordingListener({ keyPrefix: prefix }, h.unique('dlq'))
+    const pushed = { a: [], b: [] }
+    let pushing = true
+    const pusher = (async () => {
+      for (let n = 0; pushing; n++) {
+        for (const topic of ['a', 'b']) {
+          await retry.pushToQueue(topic, { event: `${topic}-${n}`, value: JSON.stringify({ n }) }, { delay: '0', maxRetry: '3', retryCount: '0' })
+          pushed[topic].push(`${topic}-${n}`)
+        }
+        await h.sleep(20)
+      }
+    })()
+    const run = (script) => {
+      const child = spawnNode(`const { KafkaRetry } = require('.')
+        const c = JSON.parse(process.env.OPS)
+        const retry = new KafkaRetry({ keyPrefix: c.prefix })
+        ;(async () => { ${script} })().then(() => retry.close()).catch((e) => { console.error(e); process.exit(1) })`, { prefix })
+      return h.exited(child, 10000).then((r) => ({ ...r, out: child.out }))
+    }
+    try {
+      await h.waitFor(() => published.some((p) => p.topic === 'a'), 5000)
+      const done = await run(`await retry.pause('a'); console.log(JSON.stringify(await retry.paused()))`)
+      expect(done.code).toBe(0)
+      const pausedAt = Date.now()
+      expect(JSON.parse(done.out)).toEqual([{ topic: 'a', untilMs: null }])
+      expect((await retry.stats()).paused).toEqual([{ topic: 'a', untilMs: null }])
+      await h.sleep(2000)
+      const late = published.filter((p) => p.topic === 'a' && p.at > pausedAt + 1000)
+      expect(late).toEqual([])
+      // b goes on.
+      expect(published.filter((p) => p.topic === 'b' && p.at > pausedAt + 1000).length).toBeGreaterThan(10)
+      const waiting = pushed.a.length - published.filter((p) => p.topic === 'a').length
+      expect(waiting).toBeGreaterThan(10)
+      expect((await run(`console.log(await retry.resume('a'))`)).out.trim()).toBe('true')
+      const resumedAt = Date.now()
+      pushing = false
+      await pusher
+      await h.waitFor(() => published.filter((p) => p.topic === 'a').length === pushed.a.length, 5000)
+      // Resumed at once: the waiting messages went out within a second of the resume.
+      expect(Math.max(...published.filter((p) => p.topic === 'a').map((p) => p.at)) - resumedAt).toBeLessThan(1000)
+      await h.waitFor(() => published.length === pushed.a.length + pushed.b.length, 5000)
+      await h.sleep(300)
+      expect(Object.values(timesByKey(published)).every((n) => n === 1)).toBe(true)
+      expect(published.length).toBe(pushed.a.length + pushed.b.length)
+      expect(await retry.paused()).toEqual([])
+    } finally {
+      pushing = false
+      await pusher
+      await retry.close()
+    }
+  })
+
+  test('untilMs: a pause of the whole schedule ends by itself', async () => {
+    const prefix = h.unique('until')
+    const { retry, published } = await recordingListener({ keyPrefix: prefix }, h.unique('dlq'))
+    try {
+      const until = Date.now() + 1500
+      expect(await retry.pause(null, { untilMs: until })).toBe(true)
+      expect(await retry.paused()).toEqual([{ topic: null, untilMs: until }])
+      for (let n = 0; n < 20; n++) await retry.pushToQueue(`t${n % 2}`, { event: `e${n}`, value: '{}' }, { delay: '0', maxRetry: '3', retryCount: '0' })
+      await h.sleep(1000)
+      expect(published).toEqual([])
+      await h.waitFor(() => published.length === 20, 3000)
+      expect(Math.min(...published.map((p) => p.at))).toBeGreaterThanOrEqual(until - 50)
+      expect(await retry.paused()).toEqual([])
+      expect(await retry.pause('t0', { untilMs: Date.now() - 10 })).toBe(false)
+      await expect(retry.pause('', {})).rejects.toMatchObject({ code: 'ERR_INVALID_ARG' })
+      await expect(retry.pause('x', { untilMs: -1 })).rejects.toMatchObject({ code: 'ERR_INVALID_ARG' })
+    } finally {
+      await retry.close()
+    }
+  })
+})
+
+describe('maxPublishRate', () => {
+  test('two listeners, 1,000 due messages, maxPublishRate 200: between 4.5 and 5.5 s', async () => {
+    const prefix = h.unique('rate')
+    const seed = new KafkaRetry({ keyPrefix: prefix })
+    const published = []
+    const listeners = []
+    try {
+      await Promise.all(Array.from({ length: 1000 }, (_, n) => seed.pushToQueue('r', { event: `e${n}`, value: '{}' }, { delay: '0', maxRetry: '3', retryCount: '0' })))
+      const started = Date.now()
+      for (let i = 0; i < 2; i++) {
+        const retry = new KafkaRetry({ keyPrefix: prefix, maxPublishRate: 200, pollIntervalMs: 100 })
+        listeners.push(retry)
+        await retry.queueListener({ produce: async (topic, key) => published.push({ key, at: Date.now(), by: i }) }, h.unique('dlq'))
+      }
+      await h.waitFor(() => published.length === 1000, 10000)
+      const took = (Math.max(...published.map((p) => p.at)) - started) / 1000
+      console.log(`maxPublishRate 200, two listeners, 1000 messages: ${took.toFixed(2)} s`)
+      expect(took).toBeGreaterThanOrEqual(4.5)
+      expect(took).toBeLessThanOrEqual(5.5)
+      // Both listeners took part.
+      expect(new Set(published.map((p) => p.by)).size).toBe(2)
+      expect(() => new KafkaRetry({ maxPublishRate: 0 })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG' }))
+    } finally {
+      for (const retry of listeners) await retry.close()
+      await seed.close()
+    }
+  })
+})
