@@ -345,3 +345,56 @@ describe('maxPublishRate', () => {
     }
   })
 })
+
+describe('the operator CLI lines', () => {
+  const { execFile } = require('child_process')
+  const BIN = path.join(__dirname, '..', 'bin', 'kafka-retry.js')
+  const cli = (args) =>
+    new Promise((resolve, reject) =>
+      execFile(process.execPath, [BIN, ...args], { env: { ...process.env, REDIS_URL: h.REDIS_URL }, timeout: 20000, encoding: 'utf8' }, (err, stdout, stderr) => {
+        if (err && typeof err.code !== 'number') return reject(err)
+        resolve({ code: err ? err.code : 0, stdout, stderr })
+      }),
+    )
+
+  test('dlq list/requeue/remove with filters, --dry-run, --rate; pause --topic --for; resume', async () => {
+    const prefix = h.unique('cli-ops')
+    const dlq = h.unique('dlq')
+    const retry = new KafkaRetry({ keyPrefix: prefix })
+    try {
+      const written = await deadLetters(retry, dlq, prefix)
+      const p = ['--prefix', prefix]
+      const listed = JSON.parse((await cli(['dlq', 'list', dlq, '--all', '--topic', 'orders', '--error', 'timeout', '--json', ...p])).stdout)
+      const matched = written.filter((d) => d.topic === 'orders' && d.error === TIMEOUT)
+      expect(ids(listed.items)).toEqual(ids(matched))
+      const text = await cli(['dlq', 'list', dlq, '--search', 'ev-1', '--limit', '2', ...p])
+      expect(text.code).toBe(0)
+      expect(text.stdout).toMatch(/more: kafka-retry dlq list .* --search "ev-1"/)
+      const dry = await cli(['dlq', 'requeue', dlq, '--topic', 'orders', '--error', 'timeout', '--dry-run', ...p])
+      expect(dry.stdout).toMatch(new RegExp(`^${matched.length} dead letters .* match \\(dry run`))
+      expect((await retry.stats()).scheduled).toBe(0)
+      const moved = await cli(['dlq', 'requeue', dlq, '--topic', 'orders', '--error', 'timeout', '--rate', '100', '--delay', '10m', '--json', ...p])
+      expect(JSON.parse(moved.stdout)).toEqual({ requeued: matched.length })
+      expect((await retry.stats()).scheduled).toBe(matched.length)
+      const removed = await cli(['dlq', 'remove', dlq, '--error', 'econnrefused', '--since', '1h', '--json', ...p])
+      expect(JSON.parse(removed.stdout)).toEqual({ removed: written.filter((d) => d.error === REFUSED).length })
+
+      const paused = await cli(['pause', '--topic', 'orders', '--for', '10m', ...p])
+      expect(paused.stdout).toMatch(/^paused: topic orders until 20/)
+      expect((await retry.paused()).map((x) => x.topic)).toEqual(['orders'])
+      expect((await cli(['stats', ...p])).stdout).toMatch(/paused +topic orders until/)
+      expect((await cli(['pause', ...p])).code).toBe(0)
+      expect((await retry.paused()).length).toBe(2)
+      expect((await cli(['resume', '--topic', 'orders', ...p])).stdout).toMatch(/resumed topic orders\nstill paused: the whole schedule/)
+      expect((await cli(['resume', ...p])).stdout).toMatch(/resumed everything/)
+      expect(await retry.paused()).toEqual([])
+
+      for (const bad of [['pause', '--for', 'soon'], ['dlq', 'requeue', dlq, 'id', '--topic', 't'], ['dlq', 'remove', dlq], ['dlq', 'list', dlq, '--since', 'yesterday'], ['dlq', 'requeue', dlq, '--topic', 't', '--rate', '0']]) {
+        const r = await cli([...bad, ...p])
+        expect({ bad, code: r.code }).toEqual({ bad, code: 2 })
+      }
+    } finally {
+      await retry.close()
+    }
+  })
+})
