@@ -31,6 +31,8 @@ export interface KafkaRetryConfig {
   maxDeadLetters?: number
   /** Failed publishes of one message, with an error retrying cannot fix (larger than the topic's `max.message.bytes`, no such topic, not authorized to write it), before it is dead-lettered with the broker's error (a `deadLetter` and an `error` event). Transient failures (broker down, timeouts) are never counted. Default 5. */
   maxPublishFailures?: number
+  /** Most messages per second the listeners of this schedule publish, all processes together: a token bucket in Redis that each claim takes from (split evenly over `shards`), so a downstream that recovers is not flooded with the backlog. No cap by default. */
+  maxPublishRate?: number
   /** Let the listener schedule, every 10 s, the messages the original JavaScript class left in Redis (see `migrateLegacy()`). Default false. */
   migrateLegacy?: boolean
   /** Called for every listener event. Exceptions it throws are ignored. */
@@ -161,6 +163,38 @@ export interface DeadLetterPage {
   items: DeadLetter[]
   /** Pass back as `{ cursor }` for the next page; `null` after the last. */
   cursor: string | null
+  /** Dead letters this call read: a filtered page reads at most 5,000, so it may hold fewer than `limit` items (even none) and still have a `cursor`. */
+  scanned: number
+}
+
+/** Which dead letters an operation applies to: every condition given must hold; `{}` matches every dead letter. */
+export interface DeadLetterFilter {
+  /** The topic, exactly. */
+  topic?: string
+  /** A substring of the error's name or message, in any case (`'timeout'` matches `TimeoutError`). */
+  errorContains?: string
+  /** A substring (case kept) of the key (`event`), the payload's JSON text or a header value. */
+  search?: string
+  /** Died at or after this time (ms since the epoch). */
+  since?: number
+  /** Died at or before this time (ms since the epoch). */
+  until?: number
+}
+
+/** `deadLetters()`'s page and filter. */
+export interface DeadLetterQuery extends DeadLetterFilter {
+  /** Items per page, 1 to 10000 (default 100). */
+  limit?: number
+  /** From `DeadLetterPage.cursor`; absent or `null` for the first page. */
+  cursor?: string | null
+}
+
+/** A pause in force (`paused()`, `stats().paused`). */
+export interface RetryPause {
+  /** The paused topic; `null` for the whole schedule. */
+  topic: string | null
+  /** When it ends by itself (ms since the epoch, by Redis's clock); `null`: when `resume()`d. */
+  untilMs: number | null
 }
 
 /** What `stats()` resolves to. */
@@ -181,6 +215,8 @@ export interface RetryStats {
   deadLetteredTotal: number
   /** Whether the dead letters exceed `maxDeadLetters`. */
   deadLetterCapExceeded: boolean
+  /** The pauses in force (see `pause()`). */
+  paused: RetryPause[]
 }
 
 /** The seed's producer wrapper: called as `produce(topic, key, value, headers)`. A thenable it returns (a promise, Bluebird, any `then`) is awaited; anything else counts as published at once. */
@@ -263,12 +299,18 @@ export declare class KafkaRetry {
    */
   pushToDlq(dlqName: string, entry: unknown): Promise<string>
   /**
-   * A page of dead letters of the hash `dlqName`, newest first: `{ items, cursor }`. Pass
-   * `cursor` back to get the next page; it is `null` after the last one. `limit` defaults to
-   * 100. Each item has its `id` (the hash field), `topic`, `event`, `value`, `options`,
+   * A page of dead letters of the hash `dlqName`, newest first: `{ items, cursor, scanned }`.
+   * Pass `cursor` back to get the next page; it is `null` after the last one. `limit` defaults
+   * to 100. Each item has its `id` (the hash field), `topic`, `event`, `value`, `options`,
    * `error`, `firstFailedAt` and `diedAt`.
+   *
+   * Filters (all that are given must hold): `topic` exactly; `errorContains` a substring of
+   * the error's name or message, any case; `search` a substring (case kept) of the key
+   * (`event`), the payload's JSON text or a header value; `since`/`until` the time of death,
+   * ms since the epoch. A filtered call reads at most 5,000 dead letters (`scanned` says how
+   * many), so a page may hold fewer than `limit` items, even none, and still have a `cursor`.
    */
-  deadLetters(dlqName: string, page?: { limit?: number, cursor?: string | null }): Promise<DeadLetterPage>
+  deadLetters(dlqName: string, page?: DeadLetterQuery): Promise<DeadLetterPage>
   /**
    * Schedules dead letter `id` of the hash `dlqName` again, due now with `retryCount` reset to
    * 0, and removes it from the hash (in one step on a single Redis server). Resolves to `false`
@@ -280,6 +322,37 @@ export declare class KafkaRetry {
    * how many were requeued.
    */
   requeueAllDeadLetters(dlqName: string): Promise<number>
+  /**
+   * Requeues the dead letters of the hash `dlqName` that `filter` matches (the keys of
+   * `deadLetters()`'s filter; `{}` is every dead letter), each as `requeueDeadLetter` does:
+   * scheduled again with `retryCount` reset and removed from the hash in one step, so a run
+   * killed midway leaves the rest untouched and can be run again. `ratePerSec` paces it;
+   * `delayMs` makes the messages due that much later instead of now; `dryRun` only counts.
+   * Resolves to how many matched (dry run) or were requeued.
+   */
+  requeueDeadLetters(dlqName: string, filter?: DeadLetterFilter, options?: { dryRun?: boolean, ratePerSec?: number, delayMs?: number }): Promise<number>
+  /**
+   * Removes the dead letters of the hash `dlqName` that `filter` matches (the keys of
+   * `deadLetters()`'s filter; `{}` is every dead letter); `dryRun` only counts them. Resolves
+   * to how many matched (dry run) or were removed.
+   */
+  removeDeadLetters(dlqName: string, filter?: DeadLetterFilter, options?: { dryRun?: boolean }): Promise<number>
+  /**
+   * Pauses `topic` (absent or `null`: the whole schedule): from their next claim on, no
+   * listener in any process publishes its messages; they fall due and wait (nothing is lost or
+   * dead-lettered, no lease is taken). `untilMs` (ms since the epoch, compared with Redis's
+   * clock) ends the pause by itself; without it the pause lasts until `resume()`. Resolves to
+   * `false` when `untilMs` is already past (nothing paused).
+   */
+  pause(topic?: string | null, options?: { untilMs?: number }): Promise<boolean>
+  /**
+   * Ends the pause of `topic`, or without one every pause (the whole schedule's and every
+   * topic's). Every listener claims at once (the wake channel); a resumed topic's waiting
+   * messages go out over its next claims. Resolves to whether a pause ended.
+   */
+  resume(topic?: string | null): Promise<boolean>
+  /** The pauses in force: `[{ topic, untilMs }]`, `topic` `null` for the whole schedule. */
+  paused(): Promise<RetryPause[]>
   /** Removes dead letter `id` from the hash `dlqName`. Resolves to whether it was there. */
   removeDeadLetter(dlqName: string, id: string): Promise<boolean>
   /**

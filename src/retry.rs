@@ -12,8 +12,10 @@ use crate::payload;
 use crate::publisher::Publisher;
 use crate::stats::{Counters, Stats};
 use crate::store::connection::{Redis, SharedRedis};
+use crate::store::dead_letter_search::{self, Filter, FilterInput, SearchPage};
 use crate::store::dead_letters::{DeadLetterItem, DeadLetters, Page};
 use crate::store::entry::{Entry, ErrorInfo};
+use crate::store::gate::{self, Pause};
 use crate::store::schedule::{Counts, PushDone, PushMessage, Schedule};
 use crate::store::target::RedisTarget;
 use crate::store::{migrate, requeue, shard_record};
@@ -38,6 +40,46 @@ pub struct PushRequest {
     /// The caller's own headers (every option the package does not interpret), checked against
     /// the limits in `headers`.
     pub extra: Vec<crate::headers::Header>,
+}
+
+/// The options of a filtered requeue or removal, as the caller gave them.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct BulkOptions {
+    /// Count only, move nothing.
+    pub dry_run: bool,
+    /// Most dead letters requeued per second.
+    pub rate_per_sec: Option<f64>,
+    /// Requeued messages fall due this many ms later.
+    pub delay_ms: Option<f64>,
+}
+
+impl BulkOptions {
+    /// Checks the numbers: a positive rate, a whole non-negative delay.
+    fn parse(self) -> Result<(requeue::Pace, bool)> {
+        if let Some(rate) = self.rate_per_sec {
+            if !(rate.is_finite() && rate > 0.0) {
+                return Err(RetryError::invalid_arg(format!(
+                    "options.ratePerSec must be a number above 0, got {rate}"
+                )));
+            }
+        }
+        let delay_ms = match self.delay_ms {
+            None => 0,
+            Some(d) if d.is_finite() && d >= 0.0 && d.fract() == 0.0 && d <= 9.0e15 => d as u64,
+            Some(d) => {
+                return Err(RetryError::invalid_arg(format!(
+                    "options.delayMs must be a whole number of ms >= 0, got {d}"
+                )))
+            }
+        };
+        Ok((
+            requeue::Pace {
+                rate_per_sec: self.rate_per_sec,
+                delay_ms,
+            },
+            self.dry_run,
+        ))
+    }
 }
 
 /// A task close() waits for: a listener (with the publisher to flush after it) or the migration.
@@ -86,6 +128,7 @@ impl RetryCore {
                     shard,
                     config.dedupe_window,
                 )
+                .with_max_rate(config.max_publish_rate.unwrap_or(0.0) / config.shards as f64)
             })
             .collect();
         RetryCore {
@@ -360,6 +403,20 @@ impl RetryCore {
         self.dead_letters.list(dlq, limit, cursor).await
     }
 
+    /// A page of the dead letters `filter` matches, newest first, bounded per call (see
+    /// `store::dead_letter_search`).
+    pub async fn search_dead_letters(
+        &self,
+        dlq: &str,
+        filter: FilterInput,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<SearchPage> {
+        self.ensure_open()?;
+        let filter = Filter::parse(filter)?;
+        dead_letter_search::search(&self.dead_letters, dlq, &filter, limit, cursor).await
+    }
+
     /// Schedules dead letter `id` again (retry count reset) and removes it from `dlq`.
     pub async fn requeue_dead_letter(&self, dlq: &str, id: &str) -> Result<bool> {
         self.ensure_open()?;
@@ -396,6 +453,66 @@ impl RetryCore {
         Ok(requeued)
     }
 
+    /// Requeues the dead letters of `dlq` that `filter` matches (see
+    /// `requeue::requeue_matching`), or with `dry_run` counts them. Returns how many.
+    pub async fn requeue_matching_dead_letters(
+        &self,
+        dlq: &str,
+        filter: FilterInput,
+        options: BulkOptions,
+    ) -> Result<u64> {
+        self.ensure_open()?;
+        let filter = Filter::parse(filter)?;
+        let (pace, dry_run) = options.parse()?;
+        let moved =
+            requeue::requeue_matching(&self.dead_letters, dlq, &filter, pace, dry_run, |item| {
+                self.requeue_target(item)
+            })
+            .await?;
+        if moved > 0 && !dry_run {
+            self.wake.notify();
+        }
+        Ok(moved)
+    }
+
+    /// Removes the dead letters of `dlq` that `filter` matches, or with `dry_run` counts them.
+    /// Returns how many.
+    pub async fn remove_matching_dead_letters(
+        &self,
+        dlq: &str,
+        filter: FilterInput,
+        dry_run: bool,
+    ) -> Result<u64> {
+        self.ensure_open()?;
+        let filter = Filter::parse(filter)?;
+        dead_letter_search::remove_matching(&self.dead_letters, dlq, &filter, dry_run).await
+    }
+
+    /// Pauses `topic` (`None`: the whole schedule) in every listener, until `until_ms` (ms since
+    /// the epoch, Redis's clock) or until resumed (see `store::gate`). Returns `false` when
+    /// `until_ms` is already past.
+    pub async fn pause(&self, topic: Option<&str>, until_ms: Option<u64>) -> Result<bool> {
+        self.ensure_open()?;
+        self.check_shards().await?;
+        gate::pause(&self.schedules, topic, until_ms).await
+    }
+
+    /// Ends the pause of `topic` (`None`: every pause), and wakes every listener. Returns
+    /// whether a pause ended.
+    pub async fn resume(&self, topic: Option<&str>) -> Result<bool> {
+        self.ensure_open()?;
+        self.check_shards().await?;
+        let ended = gate::resume(&self.schedules, topic, topic.is_none()).await?;
+        self.wake.notify();
+        Ok(ended)
+    }
+
+    /// The pauses in force.
+    pub async fn paused(&self) -> Result<Vec<Pause>> {
+        self.ensure_open()?;
+        gate::paused(&self.schedules[0]).await
+    }
+
     /// Removes dead letter `id` from `dlq`. Returns whether it was there.
     pub async fn remove_dead_letter(&self, dlq: &str, id: &str) -> Result<bool> {
         self.ensure_open()?;
@@ -420,6 +537,7 @@ impl RetryCore {
             publish_failures: self.counters.publish_failures.load(Ordering::Relaxed),
             dead_lettered_total: self.counters.dead_lettered.load(Ordering::Relaxed),
             dead_letter_cap_exceeded: cap_exceeded,
+            paused: gate::paused(&self.schedules[0]).await?,
         })
     }
 

@@ -6,7 +6,8 @@ use crate::backoff::Backoff;
 use crate::config::{ConfigInput, SentinelConfig, TlsConfig};
 use crate::error::{Result as CoreResult, RetryError};
 use crate::options::{format_js_number, parse_first_failed_at, RetryOptions};
-use crate::retry::PushRequest;
+use crate::retry::{BulkOptions, PushRequest};
+use crate::store::dead_letter_search::FilterInput;
 use napi::bindgen_prelude::*;
 use napi::JsValue;
 
@@ -30,6 +31,74 @@ pub fn optional_dlq_name(value: Option<&Unknown>) -> CoreResult<Option<String>> 
     } else {
         dlq_name(value).map(Some)
     }
+}
+
+/// A dead letter filter's keys (`topic`, `errorContains`, `search`, `since`, `until`) read from
+/// `object` (named `name` in errors); the core checks them (`Filter::parse`).
+pub fn filter_input(object: Option<&Object>, name: &str) -> CoreResult<FilterInput> {
+    let Some(object) = object else {
+        return Ok(FilterInput::default());
+    };
+    let key = |k: &str| format!("{name}.{k}");
+    Ok(FilterInput {
+        topic: optional_string(object, "topic", &key("topic"))?,
+        error_contains: optional_string(object, "errorContains", &key("errorContains"))?,
+        search: optional_string(object, "search", &key("search"))?,
+        since: optional_number(object, "since", &key("since"))?,
+        until: optional_number(object, "until", &key("until"))?,
+    })
+}
+
+/// A dead letter filter argument (`filter`): an object with the keys of [`filter_input`], or
+/// absent (everything).
+pub fn parse_filter(filter: Option<&Unknown>) -> CoreResult<FilterInput> {
+    filter_input(object_arg("filter", filter)?.as_ref(), "filter")
+}
+
+/// The `{ dryRun, ratePerSec, delayMs }` of `requeueDeadLetters` / `removeDeadLetters` (the
+/// latter reads `dryRun` only).
+pub fn parse_bulk_options(options: Option<&Unknown>) -> CoreResult<BulkOptions> {
+    let Some(object) = object_arg("options", options)? else {
+        return Ok(BulkOptions::default());
+    };
+    Ok(BulkOptions {
+        dry_run: optional_bool(&object, "dryRun", "options.dryRun")?.unwrap_or(false),
+        rate_per_sec: optional_number(&object, "ratePerSec", "options.ratePerSec")?,
+        delay_ms: optional_number(&object, "delayMs", "options.delayMs")?,
+    })
+}
+
+/// A topic that may be left out (`undefined` or `null`: the whole schedule).
+pub fn optional_topic(value: Option<&Unknown>) -> CoreResult<Option<String>> {
+    if is_nullish(value) {
+        Ok(None)
+    } else {
+        string_arg("topic", value, true).map(Some)
+    }
+}
+
+/// `pause()`'s `{ untilMs }`: a time in ms since the epoch.
+pub fn parse_pause_options(options: Option<&Unknown>) -> CoreResult<Option<u64>> {
+    let Some(object) = object_arg("options", options)? else {
+        return Ok(None);
+    };
+    match optional_number(&object, "untilMs", "options.untilMs")? {
+        None => Ok(None),
+        Some(v) if v.is_finite() && v > 0.0 && v.fract() == 0.0 && v <= 9.0e15 => {
+            Ok(Some(v as u64))
+        }
+        Some(v) => Err(RetryError::invalid_arg(format!(
+            "options.untilMs must be a time in ms since the epoch (a whole number above 0), got {v}"
+        ))),
+    }
+}
+
+/// `deadLetters()`'s `{ limit, cursor, ...filter }`: the page size (default 100, at most 10000),
+/// where to start, and the filter.
+pub fn parse_search(page: Option<&Unknown>) -> CoreResult<(usize, Option<String>, FilterInput)> {
+    let (limit, cursor) = parse_page(page)?;
+    let filter = filter_input(object_arg("page", page)?.as_ref(), "page")?;
+    Ok((limit, cursor, filter))
 }
 
 /// `deadLetters()`'s `{ limit, cursor }`: the page size (default 100, at most 10000) and where
@@ -136,6 +205,7 @@ pub fn parse_config(config: Option<&Unknown>) -> CoreResult<ConfigInput> {
             "maxPublishFailures",
             "config.maxPublishFailures",
         )?,
+        max_publish_rate: optional_number(&object, "maxPublishRate", "config.maxPublishRate")?,
         username: optional_string(&object, "username", "config.username")?,
         password: optional_secret(&object, "password", "config.password")?,
         tls: parse_tls("config.tls", property(&object, "tls").as_ref())?,

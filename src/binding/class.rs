@@ -2,8 +2,8 @@
 //! the core (`crate::retry::RetryCore`) and settles a promise (`settle`, or the push `hub`).
 
 use super::args::{
-    dlq_name as dlq_name_arg, dlq_name_and_id, optional_dlq_name, parse_config, parse_page,
-    parse_push,
+    dlq_name as dlq_name_arg, dlq_name_and_id, optional_dlq_name, optional_topic,
+    parse_bulk_options, parse_config, parse_filter, parse_pause_options, parse_push, parse_search,
 };
 use super::convert::{
     element, header_text, json_text, object_arg, own_entries, property, string_arg,
@@ -245,12 +245,18 @@ impl KafkaRetry {
         )
     }
 
-    /// A page of dead letters of the hash `dlqName`, newest first: `{ items, cursor }`. Pass
-    /// `cursor` back to get the next page; it is `null` after the last one. `limit` defaults to
-    /// 100. Each item has its `id` (the hash field), `topic`, `event`, `value`, `options`,
+    /// A page of dead letters of the hash `dlqName`, newest first: `{ items, cursor, scanned }`.
+    /// Pass `cursor` back to get the next page; it is `null` after the last one. `limit` defaults
+    /// to 100. Each item has its `id` (the hash field), `topic`, `event`, `value`, `options`,
     /// `error`, `firstFailedAt` and `diedAt`.
+    ///
+    /// Filters (all that are given must hold): `topic` exactly; `errorContains` a substring of
+    /// the error's name or message, any case; `search` a substring (case kept) of the key
+    /// (`event`), the payload's JSON text or a header value; `since`/`until` the time of death,
+    /// ms since the epoch. A filtered call reads at most 5,000 dead letters (`scanned` says how
+    /// many), so a page may hold fewer than `limit` items, even none, and still have a `cursor`.
     #[napi(
-        ts_args_type = "dlqName: string, page?: { limit?: number, cursor?: string | null }",
+        ts_args_type = "dlqName: string, page?: DeadLetterQuery",
         ts_return_type = "Promise<DeadLetterPage>"
     )]
     pub fn dead_letters<'env>(
@@ -259,14 +265,14 @@ impl KafkaRetry {
         dlq_name: Option<Unknown>,
         page: Option<Unknown>,
     ) -> Result<PromiseRaw<'env, serde_json::Value>> {
-        let parsed =
-            dlq_name_arg(dlq_name.as_ref()).and_then(|name| Ok((name, parse_page(page.as_ref())?)));
+        let parsed = dlq_name_arg(dlq_name.as_ref())
+            .and_then(|name| Ok((name, parse_search(page.as_ref())?)));
         let core = self.core.clone();
         settle_with(
             env,
             parsed,
-            move |(name, (limit, cursor))| async move {
-                core.list_dead_letters(&name, limit, cursor.as_deref())
+            move |(name, (limit, cursor, filter))| async move {
+                core.search_dead_letters(&name, filter, limit, cursor.as_deref())
                     .await
             },
             |page| serde_json::to_value(page).unwrap_or(serde_json::Value::Null),
@@ -310,6 +316,131 @@ impl KafkaRetry {
             move |name| async move { core.requeue_all_dead_letters(&name).await },
             |n| n as f64,
         )
+    }
+
+    /// Requeues the dead letters of the hash `dlqName` that `filter` matches (the keys of
+    /// `deadLetters()`'s filter; `{}` is every dead letter), each as `requeueDeadLetter` does:
+    /// scheduled again with `retryCount` reset and removed from the hash in one step, so a run
+    /// killed midway leaves the rest untouched and can be run again. `ratePerSec` paces it;
+    /// `delayMs` makes the messages due that much later instead of now; `dryRun` only counts.
+    /// Resolves to how many matched (dry run) or were requeued.
+    #[napi(
+        ts_args_type = "dlqName: string, filter?: DeadLetterFilter, options?: { dryRun?: boolean, ratePerSec?: number, delayMs?: number }",
+        ts_return_type = "Promise<number>"
+    )]
+    pub fn requeue_dead_letters<'env>(
+        &self,
+        env: &'env Env,
+        dlq_name: Option<Unknown>,
+        filter: Option<Unknown>,
+        options: Option<Unknown>,
+    ) -> Result<PromiseRaw<'env, f64>> {
+        let parsed = dlq_name_arg(dlq_name.as_ref()).and_then(|name| {
+            Ok((
+                name,
+                parse_filter(filter.as_ref())?,
+                parse_bulk_options(options.as_ref())?,
+            ))
+        });
+        let core = self.core.clone();
+        settle_with(
+            env,
+            parsed,
+            move |(name, filter, options)| async move {
+                core.requeue_matching_dead_letters(&name, filter, options)
+                    .await
+            },
+            |n| n as f64,
+        )
+    }
+
+    /// Removes the dead letters of the hash `dlqName` that `filter` matches (the keys of
+    /// `deadLetters()`'s filter; `{}` is every dead letter); `dryRun` only counts them. Resolves
+    /// to how many matched (dry run) or were removed.
+    #[napi(
+        ts_args_type = "dlqName: string, filter?: DeadLetterFilter, options?: { dryRun?: boolean }",
+        ts_return_type = "Promise<number>"
+    )]
+    pub fn remove_dead_letters<'env>(
+        &self,
+        env: &'env Env,
+        dlq_name: Option<Unknown>,
+        filter: Option<Unknown>,
+        options: Option<Unknown>,
+    ) -> Result<PromiseRaw<'env, f64>> {
+        let parsed = dlq_name_arg(dlq_name.as_ref()).and_then(|name| {
+            Ok((
+                name,
+                parse_filter(filter.as_ref())?,
+                parse_bulk_options(options.as_ref())?,
+            ))
+        });
+        let core = self.core.clone();
+        settle_with(
+            env,
+            parsed,
+            move |(name, filter, options)| async move {
+                core.remove_matching_dead_letters(&name, filter, options.dry_run)
+                    .await
+            },
+            |n| n as f64,
+        )
+    }
+
+    /// Pauses `topic` (absent or `null`: the whole schedule): from their next claim on, no
+    /// listener in any process publishes its messages; they fall due and wait (nothing is lost or
+    /// dead-lettered, no lease is taken). `untilMs` (ms since the epoch, compared with Redis's
+    /// clock) ends the pause by itself; without it the pause lasts until `resume()`. Resolves to
+    /// `false` when `untilMs` is already past (nothing paused).
+    #[napi(
+        ts_args_type = "topic?: string | null, options?: { untilMs?: number }",
+        ts_return_type = "Promise<boolean>"
+    )]
+    pub fn pause<'env>(
+        &self,
+        env: &'env Env,
+        topic: Option<Unknown>,
+        options: Option<Unknown>,
+    ) -> Result<PromiseRaw<'env, bool>> {
+        let parsed = optional_topic(topic.as_ref())
+            .and_then(|topic| Ok((topic, parse_pause_options(options.as_ref())?)));
+        let core = self.core.clone();
+        settle_with(
+            env,
+            parsed,
+            move |(topic, until)| async move { core.pause(topic.as_deref(), until).await },
+            |paused| paused,
+        )
+    }
+
+    /// Ends the pause of `topic`, or without one every pause (the whole schedule's and every
+    /// topic's). Every listener claims at once (the wake channel); a resumed topic's waiting
+    /// messages go out over its next claims. Resolves to whether a pause ended.
+    #[napi(
+        ts_args_type = "topic?: string | null",
+        ts_return_type = "Promise<boolean>"
+    )]
+    pub fn resume<'env>(
+        &self,
+        env: &'env Env,
+        topic: Option<Unknown>,
+    ) -> Result<PromiseRaw<'env, bool>> {
+        let core = self.core.clone();
+        settle_with(
+            env,
+            optional_topic(topic.as_ref()),
+            move |topic| async move { core.resume(topic.as_deref()).await },
+            |ended| ended,
+        )
+    }
+
+    /// The pauses in force: `[{ topic, untilMs }]`, `topic` `null` for the whole schedule.
+    #[napi(ts_return_type = "Promise<RetryPause[]>")]
+    pub fn paused<'env>(&self, env: &'env Env) -> Result<PromiseRaw<'env, serde_json::Value>> {
+        let core = self.core.clone();
+        settle(env, async move { core.paused().await }, |pauses| {
+            serde_json::to_value(pauses).unwrap_or(serde_json::Value::Null)
+        })
     }
 
     /// Removes dead letter `id` from the hash `dlqName`. Resolves to whether it was there.

@@ -31,6 +31,8 @@ export interface KafkaRetryConfig {
   maxDeadLetters?: number
   /** Failed publishes of one message, with an error retrying cannot fix (larger than the topic's `max.message.bytes`, no such topic, not authorized to write it), before it is dead-lettered with the broker's error (a `deadLetter` and an `error` event). Transient failures (broker down, timeouts) are never counted. Default 5. */
   maxPublishFailures?: number
+  /** Most messages per second the listeners of this schedule publish, all processes together: a token bucket in Redis that each claim takes from (split evenly over `shards`), so a downstream that recovers is not flooded with the backlog. No cap by default. */
+  maxPublishRate?: number
   /** Let the listener schedule, every 10 s, the messages the original JavaScript class left in Redis (see `migrateLegacy()`). Default false. */
   migrateLegacy?: boolean
   /** Called for every listener event. Exceptions it throws are ignored. */
@@ -161,6 +163,38 @@ export interface DeadLetterPage {
   items: DeadLetter[]
   /** Pass back as `{ cursor }` for the next page; `null` after the last. */
   cursor: string | null
+  /** Dead letters this call read: a filtered page reads at most 5,000, so it may hold fewer than `limit` items (even none) and still have a `cursor`. */
+  scanned: number
+}
+
+/** Which dead letters an operation applies to: every condition given must hold; `{}` matches every dead letter. */
+export interface DeadLetterFilter {
+  /** The topic, exactly. */
+  topic?: string
+  /** A substring of the error's name or message, in any case (`'timeout'` matches `TimeoutError`). */
+  errorContains?: string
+  /** A substring (case kept) of the key (`event`), the payload's JSON text or a header value. */
+  search?: string
+  /** Died at or after this time (ms since the epoch). */
+  since?: number
+  /** Died at or before this time (ms since the epoch). */
+  until?: number
+}
+
+/** `deadLetters()`'s page and filter. */
+export interface DeadLetterQuery extends DeadLetterFilter {
+  /** Items per page, 1 to 10000 (default 100). */
+  limit?: number
+  /** From `DeadLetterPage.cursor`; absent or `null` for the first page. */
+  cursor?: string | null
+}
+
+/** A pause in force (`paused()`, `stats().paused`). */
+export interface RetryPause {
+  /** The paused topic; `null` for the whole schedule. */
+  topic: string | null
+  /** When it ends by itself (ms since the epoch, by Redis's clock); `null`: when `resume()`d. */
+  untilMs: number | null
 }
 
 /** What `stats()` resolves to. */
@@ -181,6 +215,8 @@ export interface RetryStats {
   deadLetteredTotal: number
   /** Whether the dead letters exceed `maxDeadLetters`. */
   deadLetterCapExceeded: boolean
+  /** The pauses in force (see `pause()`). */
+  paused: RetryPause[]
 }
 
 /** The seed's producer wrapper: called as `produce(topic, key, value, headers)`. A thenable it returns (a promise, Bluebird, any `then`) is awaited; anything else counts as published at once. */

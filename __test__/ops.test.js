@@ -1,0 +1,400 @@
+// Operator controls (issue 19): dead letters searched by filter, requeued or removed by filter,
+// pause and resume, the publish rate cap, per-topic counts and history. Real Redis and broker.
+const { spawn } = require('child_process')
+const path = require('path')
+const { KafkaRetry } = require('..')
+const h = require('./helpers')
+
+beforeAll(h.requireServers)
+const children = h.killChildrenAfterEach()
+
+/** Runs `script` in a child Node process (cwd: the package root) with `OPS` = JSON of `config`. */
+function spawnNode(script, config) {
+  const child = spawn(process.execPath, ['-e', script], {
+    cwd: path.join(__dirname, '..'),
+    env: { ...process.env, OPS: JSON.stringify(config) },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  children.add(child)
+  child.out = ''
+  child.stdout.on('data', (d) => (child.out += d.toString()))
+  child.stderr.on('data', (d) => (child.out += d.toString()))
+  return child
+}
+
+/** A listener whose JS producer records what it publishes. */
+async function recordingListener(config, dlq) {
+  const published = []
+  const retry = new KafkaRetry({ pollIntervalMs: 100, ...config })
+  await retry.queueListener({ produce: async (topic, key, value) => published.push({ topic, key, value: JSON.parse(value), at: Date.now() }) }, dlq)
+  return { retry, published }
+}
+
+/** How many times each key was published. */
+function timesByKey(published) {
+  const times = {}
+  for (const p of published) times[p.key] = (times[p.key] || 0) + 1
+  return times
+}
+
+const TOPICS = ['orders', 'payments', 'mail']
+const TIMEOUT = { name: 'TimeoutError', message: 'Downstream timed out after 30s' }
+const REFUSED = { name: 'Error', message: 'connect ECONNREFUSED 10.0.0.7:443' }
+
+/** 30 dead letters: three topics, two errors, two tenants (a header), two times of death. */
+async function deadLetters(retry, dlq, prefix) {
+  const written = []
+  for (let i = 0; i < 30; i++) {
+    if (i === 15) {
+      await h.sleep(30)
+      written.middle = Date.now()
+      await h.sleep(30)
+    }
+    const record = {
+      topic: TOPICS[i % 3],
+      event: `ev-${i}`,
+      value: { n: i, tier: i % 5 === 0 ? 'vip' : 'std' },
+      options: { delay: '0.001', maxRetry: '3', retryCount: '4', tenant: i < 10 ? 'acme' : 'globex' },
+      error: i % 2 ? TIMEOUT : REFUSED,
+      keyPrefix: prefix,
+    }
+    const id = await retry.pushToDlq(dlq, record)
+    written.push({ id, i, ...record })
+  }
+  return written
+}
+
+/** Every item of a filtered listing, page by page (each page checked against its bounds). */
+async function all(retry, dlq, query, limit = 4) {
+  const items = []
+  let cursor = null
+  let pages = 0
+  do {
+    const page = await retry.deadLetters(dlq, { ...query, limit, cursor })
+    expect(page.items.length).toBeLessThanOrEqual(limit)
+    expect(page.scanned).toBeLessThanOrEqual(5000)
+    items.push(...page.items)
+    cursor = page.cursor
+    if (++pages > 100) throw new Error('the listing does not end')
+  } while (cursor)
+  return items
+}
+
+const ids = (items) => items.map((d) => d.id).sort()
+
+describe('dead letter search', () => {
+  test('each filter returns exactly its dead letters, across pages, filters combined with AND', async () => {
+    const prefix = h.unique('search')
+    const dlq = h.unique('dlq')
+    const retry = new KafkaRetry({ keyPrefix: prefix })
+    try {
+      const written = await deadLetters(retry, dlq, prefix)
+      const expectIds = async (query, keep) => {
+        const got = await all(retry, dlq, query)
+        expect(ids(got)).toEqual(ids(written.filter(keep)))
+        // Newest first.
+        const died = got.map((d) => d.diedAt)
+        expect(died).toEqual([...died].sort((a, b) => b - a))
+      }
+      await expectIds({}, () => true)
+      await expectIds({ topic: 'payments' }, (d) => d.topic === 'payments')
+      await expectIds({ errorContains: 'timed OUT' }, (d) => d.error === TIMEOUT)
+      await expectIds({ errorContains: 'timeouterror' }, (d) => d.error === TIMEOUT)
+      await expectIds({ errorContains: 'econnrefused' }, (d) => d.error === REFUSED)
+      await expectIds({ search: '"tier":"vip"' }, (d) => d.value.tier === 'vip')
+      await expectIds({ search: 'ev-2' }, (d) => d.event.startsWith('ev-2'))
+      await expectIds({ search: 'acme' }, (d) => d.options.tenant === 'acme')
+      await expectIds({ until: written.middle }, (d) => d.i < 15)
+      await expectIds({ since: written.middle }, (d) => d.i >= 15)
+      await expectIds({ topic: 'mail', errorContains: 'timeout', since: written.middle }, (d) => d.topic === 'mail' && d.error === TIMEOUT && d.i >= 15)
+      await expectIds({ topic: 'nope' }, () => false)
+      await expect(retry.deadLetters(dlq, { since: 10, until: 5 })).rejects.toMatchObject({ code: 'ERR_INVALID_ARG' })
+      await expect(retry.deadLetters(dlq, { since: -1 })).rejects.toMatchObject({ code: 'ERR_INVALID_ARG' })
+      await expect(retry.deadLetters(dlq, { topic: 5 })).rejects.toMatchObject({ code: 'ERR_INVALID_ARG' })
+    } finally {
+      await retry.close()
+    }
+  })
+
+  test('a filtered page reads a bounded number of records, however many dead letters there are', async () => {
+    const dlq = h.unique('dlq-big')
+    const redis = h.redisClient()
+    const retry = new KafkaRetry({ keyPrefix: h.unique('big') })
+    try {
+      const pipe = redis.pipeline()
+      for (let i = 0; i < 12000; i++) {
+        const id = `big-${i}`
+        pipe.hset(dlq, id, JSON.stringify({ topic: 't', event: `e${i}`, value: { i }, diedAt: 1000 + i }))
+        pipe.zadd(`${dlq}:index`, 1000 + i, id)
+      }
+      await pipe.exec()
+      const scanned = []
+      let cursor = null
+      let found = []
+      do {
+        const page = await retry.deadLetters(dlq, { search: 'e7', limit: 10000, cursor })
+        scanned.push(page.scanned)
+        found.push(...page.items)
+        cursor = page.cursor
+      } while (cursor)
+      for (const n of scanned) expect(n).toBeLessThanOrEqual(5000)
+      expect(scanned.reduce((a, b) => a + b, 0)).toBe(12000)
+      expect(found.length).toBe(new Array(12000).fill(0).filter((_, i) => `e${i}`.includes('e7')).length)
+    } finally {
+      await redis.del(dlq, `${dlq}:index`)
+      redis.disconnect()
+      await retry.close()
+    }
+  })
+})
+
+describe('requeue and remove what a filter matches', () => {
+  test('a dry run moves nothing; a filtered requeue publishes exactly the matched once; remove takes exactly its matches', async () => {
+    const prefix = h.unique('bulk')
+    const dlq = h.unique('dlq')
+    const { retry, published } = await recordingListener({ keyPrefix: prefix }, h.unique('dlq-listener'))
+    try {
+      const written = await deadLetters(retry, dlq, prefix)
+      const matched = written.filter((d) => d.topic === 'orders' && d.error === TIMEOUT)
+      const filter = { topic: 'orders', errorContains: 'timeout' }
+      expect(await retry.requeueDeadLetters(dlq, filter, { dryRun: true })).toBe(matched.length)
+      expect(await retry.removeDeadLetters(dlq, filter, { dryRun: true })).toBe(matched.length)
+      expect((await all(retry, dlq, {})).length).toBe(30)
+      expect((await retry.stats()).scheduled).toBe(0)
+
+      expect(await retry.requeueDeadLetters(dlq, filter)).toBe(matched.length)
+      await h.waitFor(() => published.length === matched.length, 5000)
+      await h.sleep(300)
+      expect(timesByKey(published)).toEqual(Object.fromEntries(matched.map((d) => [d.event, 1])))
+      // Requeued with retryCount reset, the payload as it was.
+      expect(published.map((p) => p.value.n).sort((a, b) => a - b)).toEqual(matched.map((d) => d.i))
+      const left = await all(retry, dlq, {}, 100)
+      expect(ids(left)).toEqual(ids(written.filter((d) => !matched.includes(d))))
+      expect(await retry.requeueDeadLetters(dlq, filter)).toBe(0)
+
+      // Remove: exactly the matches go; the others stay.
+      const refused = left.filter((d) => d.error.message.includes('ECONNREFUSED'))
+      expect(await retry.removeDeadLetters(dlq, { errorContains: 'econnrefused' })).toBe(refused.length)
+      expect(ids(await all(retry, dlq, {}, 100))).toEqual(ids(left.filter((d) => !refused.includes(d))))
+
+      await expect(retry.requeueDeadLetters(dlq, {}, { ratePerSec: 0 })).rejects.toMatchObject({ code: 'ERR_INVALID_ARG' })
+      await expect(retry.requeueDeadLetters(dlq, {}, { delayMs: -5 })).rejects.toMatchObject({ code: 'ERR_INVALID_ARG' })
+      await expect(retry.removeDeadLetters(dlq, { until: 'x' })).rejects.toMatchObject({ code: 'ERR_INVALID_ARG' })
+    } finally {
+      await retry.close()
+    }
+  })
+
+  test('delayMs schedules the requeued messages later; ratePerSec paces the requeue', async () => {
+    const prefix = h.unique('pace')
+    const dlq = h.unique('dlq')
+    const retry = new KafkaRetry({ keyPrefix: prefix })
+    const redis = h.redisClient()
+    try {
+      await deadLetters(retry, dlq, prefix)
+      const started = Date.now()
+      expect(await retry.requeueDeadLetters(dlq, { topic: 'mail' }, { ratePerSec: 20, delayMs: 60000 })).toBe(10)
+      const took = Date.now() - started
+      // 10 moves at 20/s: the 10th starts 450 ms after the first.
+      expect(took).toBeGreaterThanOrEqual(450)
+      const keys = h.scheduleKeys(prefix)
+      const due = await redis.zrange(keys.due, 0, -1, 'WITHSCORES')
+      expect(due.length).toBe(20)
+      for (let i = 1; i < due.length; i += 2) expect(Number(due[i])).toBeGreaterThan(started + 59000)
+      expect((await retry.stats()).due).toBe(0)
+    } finally {
+      redis.disconnect()
+      await retry.close()
+    }
+  })
+
+  test('a requeue process SIGKILLed midway, then run again: every matched message published once, the others untouched', async () => {
+    const prefix = h.unique('killed')
+    const dlq = h.unique('dlq')
+    const { retry, published } = await recordingListener({ keyPrefix: prefix }, h.unique('dlq-listener'))
+    try {
+      const written = await deadLetters(retry, dlq, prefix)
+      const matched = written.filter((d) => d.error === REFUSED)
+      const child = spawnNode(
+        `const { KafkaRetry } = require('.')
+        const c = JSON.parse(process.env.OPS)
+        const retry = new KafkaRetry({ keyPrefix: c.prefix })
+        retry.requeueDeadLetters(c.dlq, { errorContains: 'refused' }, { ratePerSec: 10 }).then((n) => console.log('done', n))`,
+        { prefix, dlq },
+      )
+      // At 10/s, about 5 of the 15 have moved when it dies.
+      await h.waitFor(() => published.length >= 3, 10000)
+      child.kill('SIGKILL')
+      await h.exited(child, 5000)
+      expect(child.out).not.toMatch(/done/)
+      const before = published.length
+      expect(before).toBeLessThan(matched.length)
+      expect(await retry.requeueDeadLetters(dlq, { errorContains: 'refused' })).toBe(matched.length - before)
+      await h.waitFor(() => published.length === matched.length, 5000)
+      await h.sleep(300)
+      expect(timesByKey(published)).toEqual(Object.fromEntries(matched.map((d) => [d.event, 1])))
+      expect(ids(await all(retry, dlq, {}, 100))).toEqual(ids(written.filter((d) => d.error !== REFUSED)))
+    } finally {
+      await retry.close()
+    }
+  })
+})
+
+describe('pause and resume', () => {
+  test('a pause from a second process stops that topic within 1 s, the others go on; resume publishes what waited, once', async () => {
+    const prefix = h.unique('pause')
+    const { retry, published } = await recordingListener({ keyPrefix: prefix }, h.unique('dlq'))
+    const pushed = { a: [], b: [] }
+    let pushing = true
+    const pusher = (async () => {
+      for (let n = 0; pushing; n++) {
+        for (const topic of ['a', 'b']) {
+          await retry.pushToQueue(topic, { event: `${topic}-${n}`, value: JSON.stringify({ n }) }, { delay: '0', maxRetry: '3', retryCount: '0' })
+          pushed[topic].push(`${topic}-${n}`)
+        }
+        await h.sleep(20)
+      }
+    })()
+    const run = (script) => {
+      const child = spawnNode(`const { KafkaRetry } = require('.')
+        const c = JSON.parse(process.env.OPS)
+        const retry = new KafkaRetry({ keyPrefix: c.prefix })
+        ;(async () => { ${script} })().then(() => retry.close()).catch((e) => { console.error(e); process.exit(1) })`, { prefix })
+      return h.exited(child, 10000).then((r) => ({ ...r, out: child.out }))
+    }
+    try {
+      await h.waitFor(() => published.some((p) => p.topic === 'a'), 5000)
+      const done = await run(`await retry.pause('a'); console.log(JSON.stringify(await retry.paused()))`)
+      expect(done.code).toBe(0)
+      const pausedAt = Date.now()
+      expect(JSON.parse(done.out)).toEqual([{ topic: 'a', untilMs: null }])
+      expect((await retry.stats()).paused).toEqual([{ topic: 'a', untilMs: null }])
+      await h.sleep(2000)
+      const late = published.filter((p) => p.topic === 'a' && p.at > pausedAt + 1000)
+      expect(late).toEqual([])
+      // b goes on.
+      expect(published.filter((p) => p.topic === 'b' && p.at > pausedAt + 1000).length).toBeGreaterThan(10)
+      const waiting = pushed.a.length - published.filter((p) => p.topic === 'a').length
+      expect(waiting).toBeGreaterThan(10)
+      expect((await run(`console.log(await retry.resume('a'))`)).out.trim()).toBe('true')
+      const resumedAt = Date.now()
+      pushing = false
+      await pusher
+      await h.waitFor(() => published.filter((p) => p.topic === 'a').length === pushed.a.length, 5000)
+      // Resumed at once: the waiting messages went out within a second of the resume.
+      expect(Math.max(...published.filter((p) => p.topic === 'a').map((p) => p.at)) - resumedAt).toBeLessThan(1000)
+      await h.waitFor(() => published.length === pushed.a.length + pushed.b.length, 5000)
+      await h.sleep(300)
+      expect(Object.values(timesByKey(published)).every((n) => n === 1)).toBe(true)
+      expect(published.length).toBe(pushed.a.length + pushed.b.length)
+      expect(await retry.paused()).toEqual([])
+    } finally {
+      pushing = false
+      await pusher
+      await retry.close()
+    }
+  })
+
+  test('untilMs: a pause of the whole schedule ends by itself', async () => {
+    const prefix = h.unique('until')
+    const { retry, published } = await recordingListener({ keyPrefix: prefix }, h.unique('dlq'))
+    try {
+      const until = Date.now() + 1500
+      expect(await retry.pause(null, { untilMs: until })).toBe(true)
+      expect(await retry.paused()).toEqual([{ topic: null, untilMs: until }])
+      for (let n = 0; n < 20; n++) await retry.pushToQueue(`t${n % 2}`, { event: `e${n}`, value: '{}' }, { delay: '0', maxRetry: '3', retryCount: '0' })
+      await h.sleep(1000)
+      expect(published).toEqual([])
+      await h.waitFor(() => published.length === 20, 3000)
+      expect(Math.min(...published.map((p) => p.at))).toBeGreaterThanOrEqual(until - 50)
+      expect(await retry.paused()).toEqual([])
+      expect(await retry.pause('t0', { untilMs: Date.now() - 10 })).toBe(false)
+      await expect(retry.pause('', {})).rejects.toMatchObject({ code: 'ERR_INVALID_ARG' })
+      await expect(retry.pause('x', { untilMs: -1 })).rejects.toMatchObject({ code: 'ERR_INVALID_ARG' })
+    } finally {
+      await retry.close()
+    }
+  })
+})
+
+describe('maxPublishRate', () => {
+  test('two listeners, 1,000 due messages, maxPublishRate 200: between 4.5 and 5.5 s', async () => {
+    const prefix = h.unique('rate')
+    const seed = new KafkaRetry({ keyPrefix: prefix })
+    const published = []
+    const listeners = []
+    try {
+      await Promise.all(Array.from({ length: 1000 }, (_, n) => seed.pushToQueue('r', { event: `e${n}`, value: '{}' }, { delay: '0', maxRetry: '3', retryCount: '0' })))
+      const started = Date.now()
+      for (let i = 0; i < 2; i++) {
+        const retry = new KafkaRetry({ keyPrefix: prefix, maxPublishRate: 200, pollIntervalMs: 100 })
+        listeners.push(retry)
+        await retry.queueListener({ produce: async (topic, key) => published.push({ key, at: Date.now(), by: i }) }, h.unique('dlq'))
+      }
+      await h.waitFor(() => published.length === 1000, 10000)
+      const took = (Math.max(...published.map((p) => p.at)) - started) / 1000
+      console.log(`maxPublishRate 200, two listeners, 1000 messages: ${took.toFixed(2)} s`)
+      expect(took).toBeGreaterThanOrEqual(4.5)
+      expect(took).toBeLessThanOrEqual(5.5)
+      // Both listeners took part.
+      expect(new Set(published.map((p) => p.by)).size).toBe(2)
+      expect(() => new KafkaRetry({ maxPublishRate: 0 })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG' }))
+    } finally {
+      for (const retry of listeners) await retry.close()
+      await seed.close()
+    }
+  })
+})
+
+describe('the operator CLI lines', () => {
+  const { execFile } = require('child_process')
+  const BIN = path.join(__dirname, '..', 'bin', 'kafka-redis-retry.js')
+  const cli = (args) =>
+    new Promise((resolve, reject) =>
+      execFile(process.execPath, [BIN, ...args], { env: { ...process.env, REDIS_URL: h.REDIS_URL }, timeout: 20000, encoding: 'utf8' }, (err, stdout, stderr) => {
+        if (err && typeof err.code !== 'number') return reject(err)
+        resolve({ code: err ? err.code : 0, stdout, stderr })
+      }),
+    )
+
+  test('dlq list/requeue/remove with filters, --dry-run, --rate; pause --topic --for; resume', async () => {
+    const prefix = h.unique('cli-ops')
+    const dlq = h.unique('dlq')
+    const retry = new KafkaRetry({ keyPrefix: prefix })
+    try {
+      const written = await deadLetters(retry, dlq, prefix)
+      const p = ['--prefix', prefix]
+      const listed = JSON.parse((await cli(['dlq', 'list', dlq, '--all', '--topic', 'orders', '--error', 'timeout', '--json', ...p])).stdout)
+      const matched = written.filter((d) => d.topic === 'orders' && d.error === TIMEOUT)
+      expect(ids(listed.items)).toEqual(ids(matched))
+      const text = await cli(['dlq', 'list', dlq, '--search', 'ev-1', '--limit', '2', ...p])
+      expect(text.code).toBe(0)
+      expect(text.stdout).toMatch(/more: kafka-redis-retry dlq list .* --search "ev-1"/)
+      const dry = await cli(['dlq', 'requeue', dlq, '--topic', 'orders', '--error', 'timeout', '--dry-run', ...p])
+      expect(dry.stdout).toMatch(new RegExp(`^${matched.length} dead letters .* match \\(dry run`))
+      expect((await retry.stats()).scheduled).toBe(0)
+      const moved = await cli(['dlq', 'requeue', dlq, '--topic', 'orders', '--error', 'timeout', '--rate', '100', '--delay', '10m', '--json', ...p])
+      expect(JSON.parse(moved.stdout)).toEqual({ requeued: matched.length })
+      expect((await retry.stats()).scheduled).toBe(matched.length)
+      const removed = await cli(['dlq', 'remove', dlq, '--error', 'econnrefused', '--since', '1h', '--json', ...p])
+      expect(JSON.parse(removed.stdout)).toEqual({ removed: written.filter((d) => d.error === REFUSED).length })
+
+      const paused = await cli(['pause', '--topic', 'orders', '--for', '10m', ...p])
+      expect(paused.stdout).toMatch(/^paused: topic orders until 20/)
+      expect((await retry.paused()).map((x) => x.topic)).toEqual(['orders'])
+      expect((await cli(['stats', ...p])).stdout).toMatch(/paused +topic orders until/)
+      expect((await cli(['pause', ...p])).code).toBe(0)
+      expect((await retry.paused()).length).toBe(2)
+      expect((await cli(['resume', '--topic', 'orders', ...p])).stdout).toMatch(/resumed topic orders\nstill paused: the whole schedule/)
+      expect((await cli(['resume', ...p])).stdout).toMatch(/resumed everything/)
+      expect(await retry.paused()).toEqual([])
+
+      for (const bad of [['pause', '--for', 'soon'], ['dlq', 'requeue', dlq, 'id', '--topic', 't'], ['dlq', 'remove', dlq], ['dlq', 'list', dlq, '--since', 'yesterday'], ['dlq', 'requeue', dlq, '--topic', 't', '--rate', '0']]) {
+        const r = await cli([...bad, ...p])
+        expect({ bad, code: r.code }).toEqual({ bad, code: 2 })
+      }
+    } finally {
+      await retry.close()
+    }
+  })
+})
