@@ -8,7 +8,7 @@ const { KafkaRetry } = require('..')
 const h = require('./helpers')
 const s = require('./servers')
 
-const BIN = path.join(__dirname, '..', 'bin', 'kafka-retry.js')
+const BIN = path.join(__dirname, '..', 'bin', 'kafka-redis-retry.js')
 
 beforeAll(h.requireServers)
 afterAll(() => s.stopAll())
