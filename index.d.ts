@@ -269,7 +269,10 @@ export declare class KafkaRetry {
    * them. `keep` says which: by default the W3C trace context (`traceparent`, `tracestate`,
    * `baggage`); a list of names keeps those too; `true` keeps every header; `false` none (only
    * the retry options, as 0.2 returned); any other `keep` counts as absent (this never
-   * throws). `executeAt` and `retryDelayMs` are never kept (a retry gets new ones).
+   * throws). `executeAt` and `retryDelayMs` are never kept (a retry gets new ones). Only what
+   * `pushToQueue` accepts is kept, in order while it fits: a header whose name holds NUL, is
+   * empty or longer than 255 bytes, or that would pass 64 values or 64 KiB in all, is left out,
+   * so the result can always be pushed.
    */
   static headers(headers?: Record<string, Buffer | string | (Buffer | string)[] | undefined> | null, keep?: string[] | boolean): RetryHeadersObject & KeptHeaders
   /**

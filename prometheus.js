@@ -116,7 +116,8 @@ async function read(collector) {
   const results = await Promise.all(
     collector.sources.map(async (source) => {
       try {
-        return parseMetrics(await source.retry.metrics(source.dlqName))
+        const samples = parseMetrics(await source.retry.metrics(source.dlqName))
+        return samples.map((s) => ({ ...s, dlqName: source.dlqName }))
       } catch (err) {
         if (err && err.code === 'ERR_CLOSED') {
           collector.sources = collector.sources.filter((s) => s !== source)
@@ -131,7 +132,35 @@ async function read(collector) {
       }
     }),
   )
-  return results.flat()
+  return merge(results.flat())
+}
+
+/**
+ * One sample per metric and schedule (`prefix`), however many sources report it: two instances
+ * on one keyPrefix (say with different dlqNames) see the same schedule, and the *_total counters
+ * are per schedule in the process, so each is counted once (the highest value read, as they are
+ * read at slightly different moments). Dead letters are per dead letter hash: summed over the
+ * distinct dlqNames of the schedule's sources.
+ */
+function merge(samples) {
+  const out = new Map()
+  const deadLetters = new Map() // prefix -> Map(dlqName -> value)
+  for (const s of samples) {
+    if (s.name === 'kafka_retry_dead_letters') {
+      if (!deadLetters.has(s.prefix)) deadLetters.set(s.prefix, new Map())
+      deadLetters.get(s.prefix).set(s.dlqName === undefined ? '' : String(s.dlqName), s.value)
+      continue
+    }
+    const key = `${s.name}\n${s.prefix}`
+    const seen = out.get(key)
+    if (!seen || s.value > seen.value) out.set(key, { name: s.name, prefix: s.prefix, value: s.value })
+  }
+  for (const [prefix, byDlq] of deadLetters) {
+    let value = 0
+    for (const v of byDlq.values()) value += v
+    out.set(`kafka_retry_dead_letters\n${prefix}`, { name: 'kafka_retry_dead_letters', prefix, value })
+  }
+  return [...out.values()]
 }
 
 module.exports = { registerMetrics, parseMetrics, METRICS }

@@ -91,6 +91,32 @@ pub fn check_limits(headers: &[Header]) -> Result<()> {
     Ok(())
 }
 
+/// What `KafkaRetry.headers()` may still keep so that `pushToQueue` accepts its result (see
+/// [`check_limits`]): headers are kept in order while they fit, and one that does not (a name
+/// that cannot be a Kafka header name, or past [`MAX_HEADERS`] values or [`MAX_TOTAL_BYTES`]) is
+/// left out, so a consumed message can always be retried.
+#[derive(Debug, Default)]
+pub struct Budget {
+    values: usize,
+    bytes: usize,
+}
+
+impl Budget {
+    /// Whether a header `name` whose values are `sizes` bytes long fits; if so it is counted.
+    pub fn take(&mut self, name: &str, sizes: &[usize]) -> bool {
+        if name.is_empty() || name.len() > MAX_NAME_BYTES || name.contains('\0') {
+            return false;
+        }
+        let values = self.values + sizes.len();
+        let bytes = self.bytes + sizes.iter().map(|size| size + name.len()).sum::<usize>();
+        if values > MAX_HEADERS || bytes > MAX_TOTAL_BYTES {
+            return false;
+        }
+        (self.values, self.bytes) = (values, bytes);
+        true
+    }
+}
+
 /// The headers as the options object of a dead letter, as `JSON.stringify` writes them: strings,
 /// a `Buffer` as `{ "type": "Buffer", "data": [bytes] }`, arrays as arrays. Added to `options`
 /// after keys already there (the package's own win).
@@ -336,5 +362,30 @@ mod tests {
         assert!(base64_decode("TQ=").is_none());
         assert!(base64_decode("T===").is_none());
         assert!(base64_decode("TQ==TWFu").is_none());
+    }
+
+    #[test]
+    fn the_budget_keeps_only_what_check_limits_accepts() {
+        let mut budget = Budget::default();
+        assert!(!budget.take("with\0nul", &[1]));
+        assert!(!budget.take("", &[1]));
+        assert!(!budget.take(&"n".repeat(MAX_NAME_BYTES + 1), &[1]));
+        assert!(budget.take(&"n".repeat(MAX_NAME_BYTES), &[1]));
+        // Too large alone: left out, and what follows still fits.
+        assert!(!budget.take("big", &[MAX_TOTAL_BYTES]));
+        assert!(budget.take("many", &[1; MAX_HEADERS - 1]));
+        assert!(!budget.take("one-more", &[1]));
+        // What it kept passes check_limits.
+        let mut kept = vec![Header {
+            name: "n".repeat(MAX_NAME_BYTES),
+            value: HeaderValue::Text("x".into()),
+            in_array: false,
+        }];
+        kept.extend((0..MAX_HEADERS - 1).map(|_| Header {
+            name: "many".into(),
+            value: HeaderValue::Text("x".into()),
+            in_array: true,
+        }));
+        assert!(check_limits(&kept).is_ok());
     }
 }

@@ -158,18 +158,35 @@ impl RetryCore {
                 let recorded =
                     shard_record::record(&self.redis, &self.config.key_prefix, self.config.shards)
                         .await?;
-                if recorded != self.config.shards {
-                    return Err(RetryError::invalid_arg(format!(
-                        "config.shards is {}, but the schedule {:?} was created with shards: {recorded} (recorded in Redis at {}): give every instance of a schedule the same shards, or use another keyPrefix",
-                        self.config.shards,
-                        self.config.key_prefix,
-                        crate::store::keys::shards_key(&self.config.key_prefix)
-                    )));
-                }
-                Ok(())
+                self.same_shards(recorded)
             })
             .await
             .map(drop)
+    }
+
+    /// [`RetryCore::check_shards`] for read-only calls: compares with the recorded count when
+    /// there is one, and records nothing (a `stats()` before the service's first push must not
+    /// fix the schedule's shard count).
+    async fn check_shards_read_only(&self) -> Result<()> {
+        if self.shards_checked.initialized() {
+            return Ok(());
+        }
+        match shard_record::read(&self.redis, &self.config.key_prefix).await? {
+            Some(recorded) => self.same_shards(recorded),
+            None => Ok(()),
+        }
+    }
+
+    fn same_shards(&self, recorded: u32) -> Result<()> {
+        if recorded != self.config.shards {
+            return Err(RetryError::invalid_arg(format!(
+                "config.shards is {}, but the schedule {:?} was created with shards: {recorded} (recorded in Redis at {}): give every instance of a schedule the same shards, or use another keyPrefix",
+                self.config.shards,
+                self.config.key_prefix,
+                crate::store::keys::shards_key(&self.config.key_prefix)
+            )));
+        }
+        Ok(())
     }
 
     /// The resolved configuration.
@@ -561,7 +578,7 @@ impl RetryCore {
     /// Sizes of the schedule now.
     pub async fn counts(&self) -> Result<Counts> {
         self.ensure_open()?;
-        self.check_shards().await?;
+        self.check_shards_read_only().await?;
         let mut total = Counts::default();
         for schedule in &self.schedules {
             let counts = schedule.counts().await?;

@@ -111,7 +111,10 @@ impl KafkaRetry {
     /// them. `keep` says which: by default the W3C trace context (`traceparent`, `tracestate`,
     /// `baggage`); a list of names keeps those too; `true` keeps every header; `false` none (only
     /// the retry options, as 0.2 returned); any other `keep` counts as absent (this never
-    /// throws). `executeAt` and `retryDelayMs` are never kept (a retry gets new ones).
+    /// throws). `executeAt` and `retryDelayMs` are never kept (a retry gets new ones). Only what
+    /// `pushToQueue` accepts is kept, in order while it fits: a header whose name holds NUL, is
+    /// empty or longer than 255 bytes, or that would pass 64 values or 64 KiB in all, is left out,
+    /// so the result can always be pushed.
     #[napi(
         ts_args_type = "headers?: Record<string, Buffer | string | (Buffer | string)[] | undefined> | null, keep?: string[] | boolean",
         ts_return_type = "RetryHeadersObject & KeptHeaders"
@@ -136,6 +139,7 @@ impl KafkaRetry {
             out.set("firstFailedAt", first)?;
         }
         if let (Some(object), Some(keep)) = (object.as_ref(), keep) {
+            let mut budget = crate::headers::Budget::default();
             for (name, value) in own_entries(object) {
                 let wanted = match &keep {
                     Keep::All => true,
@@ -143,7 +147,13 @@ impl KafkaRetry {
                 };
                 let present =
                     !matches!(value.get_type(), Ok(ValueType::Undefined | ValueType::Null));
-                if wanted && present && !crate::headers::is_interpreted(&name) {
+                // Only what `pushToQueue` accepts (`headers::Budget`): a name with NUL, empty or
+                // too long, or past the count or size limits, is left out, never thrown on.
+                let mut fits = || {
+                    super::convert::header_sizes(&name, &value)
+                        .is_some_and(|sizes| budget.take(&name, &sizes))
+                };
+                if wanted && present && !crate::headers::is_interpreted(&name) && fits() {
                     // Defined, not assigned: a header named `__proto__` stays a header.
                     out.define_properties(&[Property::new()
                         .with_utf8_name(&name)?

@@ -378,6 +378,29 @@ pub fn own_entries<'env>(object: &Object<'env>) -> Vec<(String, Unknown<'env>)> 
 /// One option value as a Kafka header value: a string as given, a `Buffer` byte for byte, a
 /// number or boolean as its text. `Ok(None)` for `undefined`/`null` (left out, as
 /// `JSON.stringify` leaves out `undefined`).
+/// The byte lengths of the header values `value` becomes (one per array element, none for
+/// `undefined`), or `None` when `pushToQueue` would refuse it as a header.
+pub fn header_sizes(name: &str, value: &Unknown) -> Option<Vec<usize>> {
+    if !value.is_array().unwrap_or(false) {
+        let one = header_value(name, value).ok()?;
+        return Some(one.map(|v| vec![v.as_bytes().len()]).unwrap_or_default());
+    }
+    let array = unsafe { value.cast::<Object>() }.ok()?;
+    let mut sizes = Vec::new();
+    for i in 0..array.get_array_length().unwrap_or(0) {
+        let Some(item) = element(&array, i) else {
+            continue;
+        };
+        if item.is_array().unwrap_or(false) {
+            return None;
+        }
+        if let Some(v) = header_value(name, &item).ok()? {
+            sizes.push(v.as_bytes().len());
+        }
+    }
+    Some(sizes)
+}
+
 fn header_value(name: &str, value: &Unknown) -> Result<Option<crate::headers::HeaderValue>> {
     use crate::headers::HeaderValue;
     Ok(Some(match value.get_type() {

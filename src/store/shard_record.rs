@@ -49,3 +49,37 @@ pub async fn record(redis: &Redis, prefix: &str, shards: u32) -> Result<u32> {
         .insert(known_key, count);
     Ok(count)
 }
+
+/// The shard count recorded for the schedule `prefix`, if any, writing nothing: for read-only
+/// calls (`stats()`, `metrics()`, the CLI's `stats`), which must not create the record with their
+/// own `shards` before the service that owns the schedule starts.
+pub async fn read(redis: &Redis, prefix: &str) -> Result<Option<u32>> {
+    let key = &shards_key(prefix);
+    let known_key = format!("{}\n{key}", redis.shared().url());
+    if let Some(&count) = KNOWN
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(&known_key)
+    {
+        return Ok(Some(count));
+    }
+    let recorded: Option<String> = redis
+        .run("read of the recorded shard count", |mut conn| async move {
+            redis::cmd("GET").arg(key).query_async(&mut conn).await
+        })
+        .await?;
+    let Some(recorded) = recorded else {
+        return Ok(None);
+    };
+    let count = recorded.parse().map_err(|_| {
+        RetryError::new(
+            ErrorCode::Internal,
+            format!("{key} holds {recorded:?}, not a shard count"),
+        )
+    })?;
+    KNOWN
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(known_key, count);
+    Ok(Some(count))
+}
