@@ -224,13 +224,28 @@ export interface ProduceWrapper {
   produce(topic: string, key: string, value: string, headers: Record<string, HeaderValue>): unknown
 }
 
-/** A kafkajs `Producer` (only `send` is used). */
+/** A kafkajs `Producer`, or a `@confluentinc/kafka-javascript` KafkaJS-API one (only `send` is used). */
 export interface SendProducer {
   send(record: { topic: string; messages: Array<{ key: string; value: string; headers: Record<string, HeaderValue> }> }): unknown
 }
 
-/** What `queueListener` publishes through. */
-export type RetryProducer = ProduceWrapper | SendProducer
+/** A `@platformatic/kafka` `Producer`: called as `send({ messages: [{ topic, key, value, headers }] })` with `Buffer` key, value and header values. */
+export interface MessagesProducer {
+  send(options: { messages: any[] }): unknown
+  asStream(...args: any[]): unknown
+  beginTransaction(...args: any[]): unknown
+}
+
+/** A connected `node-rdkafka` `Producer` (or the rdkafka-API one of `@confluentinc/kafka-javascript`) created with `dr_cb: true`: a message counts as published when its delivery report arrives. */
+export interface RdkafkaProducer {
+  produce(topic: string, partition: number | null | undefined, message: any, ...rest: any[]): unknown
+  setPollInterval(interval: number): unknown
+  getMetadata(...args: any[]): unknown
+  on(event: any, listener: (...args: any[]) => void): unknown
+}
+
+/** What `queueListener` publishes through. Any other object is refused with `ERR_INVALID_ARG`. */
+export type RetryProducer = ProduceWrapper | SendProducer | MessagesProducer | RdkafkaProducer
 
 /**
  * Which binding artifact the generated loader actually loaded: `'native'` for
@@ -291,9 +306,12 @@ export declare class KafkaRetry {
    * their original key, payload (fresh `msgId`) and headers `delay`, `maxRetry`,
    * `retryCount`, `executeAt`; messages whose `retryCount` exceeds `maxRetry` go to the Redis
    * hash `dlqName` instead. `producer` may be an object with
-   * `produce(topic, key, value, headers)`, a kafkajs `Producer` (`send`), or `null`/absent for
-   * the package's own Kafka producer. Resolves once the listener runs. Node stays alive while
-   * it runs; `close()` stops it.
+   * `produce(topic, key, value, headers)`, a kafkajs or `@confluentinc/kafka-javascript`
+   * KafkaJS `Producer` (`send`), a `@platformatic/kafka` `Producer`, a `node-rdkafka` (or
+   * `@confluentinc/kafka-javascript` rdkafka-API) `Producer` created with `dr_cb: true`, or
+   * `null`/absent for the package's own Kafka producer; anything else rejects with
+   * `ERR_INVALID_ARG`. Resolves once the listener runs. Node stays alive while it runs;
+   * `close()` stops it.
    */
   queueListener(producer?: RetryProducer | null, dlqName?: string): Promise<void>
   /**

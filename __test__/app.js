@@ -20,7 +20,8 @@ const ABI = {
 
 /** Runs scripts/pack.js; its JSON summary. */
 function pack(args) {
-  return JSON.parse(execFileSync(process.execPath, [path.join(ROOT, 'scripts', 'pack.js'), ...args], { ...EXEC, cwd: ROOT }))
+  // A debug build's binary is ten times a release one's: give the copies napi makes time.
+  return JSON.parse(execFileSync(process.execPath, [path.join(ROOT, 'scripts', 'pack.js'), ...args], { ...EXEC, timeout: 300000, cwd: ROOT }))
 }
 
 /** npm's own CLI script: next to this node, or (a Node from a registry package ships none) on PATH. */

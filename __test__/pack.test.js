@@ -14,6 +14,10 @@ const { ROOT, EXEC, ABI, pack, toolsOnlyPath, appEnv, installApp } = require('./
 const pkg = require('../package.json')
 const TARGET_ABIS = ['linux-x64-gnu', 'linux-arm64-gnu', 'linux-x64-musl', 'darwin-x64', 'darwin-arm64']
 
+// Exactly what each package publishes.
+const MAIN_FILES = ['LICENSE', 'README.md', 'bin/kafka-redis-retry.js', 'index.d.ts', 'index.js', 'package.json', 'prometheus.d.ts', 'prometheus.js']
+const platformFiles = (abi) => ['README.md', 'THIRD_PARTY_NOTICES.md', `kafka-redis-retry.${abi}.node`, 'package.json']
+
 let work
 let packed
 
@@ -49,8 +53,8 @@ test('the main tarball holds no binary and names every platform package; this pl
   const main = packed.find((p) => p.name === pkg.name)
   const platform = packed.find((p) => p.name === `${pkg.name}-${ABI}`)
   expect(packed).toHaveLength(2)
-  expect(main.files).toEqual(['LICENSE', 'README.md', 'bin/kafka-redis-retry.js', 'index.d.ts', 'index.js', 'package.json', 'prometheus.d.ts', 'prometheus.js'])
-  expect(platform.files).toEqual(['README.md', 'THIRD_PARTY_NOTICES.md', `kafka-redis-retry.${ABI}.node`, 'package.json'])
+  expect(main.files).toEqual(MAIN_FILES)
+  expect(platform.files).toEqual(platformFiles(ABI))
   // The licenses of what the binary links statically: the C libraries and the locked crates.
   const notices = fs.readFileSync(path.join(extract(platform.file), 'THIRD_PARTY_NOTICES.md'), 'utf8')
   const lock = fs.readFileSync(path.join(ROOT, 'Cargo.lock'), 'utf8')
@@ -88,6 +92,20 @@ test('a release pack (--all: napi artifacts and napi prepublish) makes the same 
   for (const local of packed) {
     const same = release.find((p) => p.name === local.name)
     expect(contents(extract(same.file))).toEqual(contents(extract(local.file)))
+  }
+})
+
+test('npm publish --dry-run of every package a release publishes lists exactly the intended files', () => {
+  // The release's tarballs (pack --all, made by the test above): what the workflow publishes.
+  const release = fs.readdirSync(path.join(work, 'release')).filter((f) => f.endsWith('.tgz'))
+  expect(release).toHaveLength(1 + TARGET_ABIS.length)
+  for (const file of release) {
+    const out = execFileSync('npm', ['publish', '--dry-run', '--json', path.join(work, 'release', file)], { ...EXEC, cwd: work })
+    const [published] = Object.values(JSON.parse(out))
+    const files = published.files.map((f) => f.path).sort()
+    const abi = TARGET_ABIS.find((a) => published.name === `${pkg.name}-${a}`)
+    expect([published.name, files]).toEqual([published.name, abi ? platformFiles(abi).sort() : [...MAIN_FILES].sort()])
+    expect(published.version).toBe(pkg.version)
   }
 })
 

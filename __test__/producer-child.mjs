@@ -10,7 +10,21 @@ const require = createRequire(import.meta.url)
 const { KafkaRetry } = require(path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'index.js'))
 const brokers = (process.env.KAFKA_BROKERS || '127.0.0.1:9092').split(',')
 
+/** Resolves once a node-rdkafka-style client emitted 'ready' (or rejects on its error). */
+const connected = (client) =>
+  new Promise((resolve, reject) => {
+    client.connect({}, (err) => (err ? reject(err) : resolve()))
+  })
+
 const producers = {
+  // node-rdkafka, from the directory scripts/node-rdkafka.sh built it in (KAFKA_RETRY_NODE_RDKAFKA).
+  async 'node-rdkafka'() {
+    const Kafka = require(process.env.KAFKA_RETRY_NODE_RDKAFKA)
+    const producer = new Kafka.Producer({ 'metadata.broker.list': brokers.join(','), dr_cb: true })
+    await connected(producer)
+    producer.setPollInterval(20)
+    return { producer, close: () => new Promise((resolve) => producer.disconnect(() => resolve())) }
+  },
   async platformatic() {
     const { Producer } = await import('@platformatic/kafka')
     const producer = new Producer({ clientId: `child-${process.pid}`, bootstrapBrokers: brokers })

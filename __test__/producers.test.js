@@ -8,8 +8,6 @@ const { execFile } = require('child_process')
 const { KafkaRetry } = require('../index.js')
 const h = require('./helpers')
 
-const BROKERS = (process.env.KAFKA_BROKERS || '127.0.0.1:9092').split(',')
-
 beforeAll(h.requireServers)
 
 const OPTIONS = { ...KafkaRetry.headers({ delay: Buffer.from('0') }), tenant: 'acme', tag: ['a', 'b'] }
@@ -87,12 +85,19 @@ test('@platformatic/kafka Producer (send({ messages: [{ topic, ... }] }), Buffer
   await roundTrip('platformatic', inChild('platformatic'))
 })
 
+test('node-rdkafka Producer (produce(topic, partition, value, key, timestamp, opaque, headers), dr_cb: true)', async () => {
+  if (!process.env.KAFKA_RETRY_NODE_RDKAFKA) {
+    throw new Error('KAFKA_RETRY_NODE_RDKAFKA is not set: run `export KAFKA_RETRY_NODE_RDKAFKA=$(bash scripts/node-rdkafka.sh)` (scripts/test.sh does)')
+  }
+  await roundTrip('node-rdkafka', inChild('node-rdkafka'))
+})
+
 test.each([
   ['an object with neither produce nor send', () => ({ publish() {} }), /produce\(topic, key, value, headers\).*got an object with neither/],
   ['a kafkajs Kafka client instead of its producer', () => h.kafka(), /got a Kafka client: pass kafka\.producer\(\) after connect\(\)/],
   [
     'a node-rdkafka-style Producer without dr_cb (its deliveries cannot be confirmed)',
-    () => ({ produce() {}, setPollInterval() {}, getMetadata() {}, on() {}, globalConfig: { 'metadata.broker.list': BROKERS[0] } }),
+    () => ({ produce() {}, setPollInterval() {}, getMetadata() {}, on() {}, _cb_configs: { global: {}, topic: {}, event: {} } }),
     /without dr_cb: true/,
   ],
   ['a number', () => 7, /got number 7/],

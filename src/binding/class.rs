@@ -206,9 +206,12 @@ impl KafkaRetry {
     /// their original key, payload (fresh `msgId`) and headers `delay`, `maxRetry`,
     /// `retryCount`, `executeAt`; messages whose `retryCount` exceeds `maxRetry` go to the Redis
     /// hash `dlqName` instead. `producer` may be an object with
-    /// `produce(topic, key, value, headers)`, a kafkajs `Producer` (`send`), or `null`/absent for
-    /// the package's own Kafka producer. Resolves once the listener runs. Node stays alive while
-    /// it runs; `close()` stops it.
+    /// `produce(topic, key, value, headers)`, a kafkajs or `@confluentinc/kafka-javascript`
+    /// KafkaJS `Producer` (`send`), a `@platformatic/kafka` `Producer`, a `node-rdkafka` (or
+    /// `@confluentinc/kafka-javascript` rdkafka-API) `Producer` created with `dr_cb: true`, or
+    /// `null`/absent for the package's own Kafka producer; anything else rejects with
+    /// `ERR_INVALID_ARG`. Resolves once the listener runs. Node stays alive while it runs;
+    /// `close()` stops it.
     #[napi(
         ts_args_type = "producer?: RetryProducer | null, dlqName?: string",
         ts_return_type = "Promise<void>"

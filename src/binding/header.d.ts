@@ -224,10 +224,25 @@ export interface ProduceWrapper {
   produce(topic: string, key: string, value: string, headers: Record<string, HeaderValue>): unknown
 }
 
-/** A kafkajs `Producer` (only `send` is used). */
+/** A kafkajs `Producer`, or a `@confluentinc/kafka-javascript` KafkaJS-API one (only `send` is used). */
 export interface SendProducer {
   send(record: { topic: string; messages: Array<{ key: string; value: string; headers: Record<string, HeaderValue> }> }): unknown
 }
 
-/** What `queueListener` publishes through. */
-export type RetryProducer = ProduceWrapper | SendProducer
+/** A `@platformatic/kafka` `Producer`: called as `send({ messages: [{ topic, key, value, headers }] })` with `Buffer` key, value and header values. */
+export interface MessagesProducer {
+  send(options: { messages: any[] }): unknown
+  asStream(...args: any[]): unknown
+  beginTransaction(...args: any[]): unknown
+}
+
+/** A connected `node-rdkafka` `Producer` (or the rdkafka-API one of `@confluentinc/kafka-javascript`) created with `dr_cb: true`: a message counts as published when its delivery report arrives. */
+export interface RdkafkaProducer {
+  produce(topic: string, partition: number | null | undefined, message: any, ...rest: any[]): unknown
+  setPollInterval(interval: number): unknown
+  getMetadata(...args: any[]): unknown
+  on(event: any, listener: (...args: any[]) => void): unknown
+}
+
+/** What `queueListener` publishes through. Any other object is refused with `ERR_INVALID_ARG`. */
+export type RetryProducer = ProduceWrapper | SendProducer | MessagesProducer | RdkafkaProducer

@@ -39,8 +39,11 @@
   // value, key, timestamp, opaque, headers) only queues the message; the broker's answer comes
   // as a 'delivery-report' event (dr_cb), matched here by the opaque passed in.
   if (method('produce') && method('setPollInterval') && method('getMetadata') && method('on')) {
-    const config = read('globalConfig')
-    if (config !== null && typeof config === 'object' && !config.dr_cb && !config.dr_msg_cb) {
+    // The constructor moves dr_cb / dr_msg_cb into _cb_configs.event.delivery_cb (node-rdkafka
+    // 3, and the rdkafka API of @confluentinc/kafka-javascript, which forked it).
+    const callbacks = read('_cb_configs')
+    const events = callbacks !== null && typeof callbacks === 'object' ? callbacks.event : undefined
+    if (events !== null && typeof events === 'object' && !events.delivery_cb) {
       return `${USAGE}; got a node-rdkafka-style Producer without dr_cb: true, whose deliveries cannot be confirmed`
     }
     const produce = method('produce')

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Builds node-rdkafka (the producer API that @confluentinc/kafka-javascript's rdkafka API forked)
+# for __test__/producers.test.js and prints the directory to require it from. Its own install
+# compiles a bundled librdkafka and downloads that one's dependencies, which fails here; so it is
+# built against Debian's librdkafka-dev (BUILD_LIBRDKAFKA=0, node-rdkafka's dynamic-linking
+# switch) with the Node headers of the Node running it (Debian's /usr/include/node when they
+# match, as here, where node-gyp cannot download them). npm 11 runs no install scripts without approval, so node-gyp
+# is run here. Kept in .services/node-rdkafka/ (not a devDependency: `npm ci` cannot build it).
+# A NAN addon: it loads only on the Node major it was built for.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+VERSION=3.6.1
+DIR=".services/node-rdkafka-$VERSION-node$(node -p 'process.versions.modules')"
+MODULE="$DIR/node_modules/node-rdkafka"
+if [ ! -f "$MODULE/build/Release/node-librdkafka.node" ]; then
+  {
+    if ! dpkg -s librdkafka-dev >/dev/null 2>&1; then
+      sudo=""
+      [ "$(id -u)" = 0 ] || sudo=sudo
+      $sudo apt-get update -qq && $sudo apt-get install -y -qq librdkafka-dev
+    fi
+    # Debian's headers when they are this Node's (Debian's nodejs); else node-gyp fetches them.
+    nodedir=()
+    if grep -q "define NODE_MAJOR_VERSION $(node -p 'process.versions.node.split(".")[0]')\$" /usr/include/node/node_version.h 2>/dev/null; then
+      nodedir=(--nodedir=/usr)
+    fi
+    mkdir -p "$DIR"
+    [ -f "$DIR/package.json" ] || echo '{ "private": true }' > "$DIR/package.json"
+    npm install --prefix "$DIR" --no-save --no-audit --no-fund --ignore-scripts "node-rdkafka@$VERSION"
+    gyp="$(dirname "$(readlink -f "$(command -v npm)")")/../node_modules/node-gyp/bin/node-gyp.js"
+    (cd "$MODULE" && BUILD_LIBRDKAFKA=0 node "$gyp" rebuild "${nodedir[@]}")
+  } >&2
+fi
+echo "$PWD/$MODULE"
