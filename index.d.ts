@@ -270,6 +270,11 @@ export declare class KafkaRetry {
    */
   deadLetters(dlqName: string, page?: { limit?: number, cursor?: string | null }): Promise<DeadLetterPage>
   /**
+   * Dead letter `id` of the hash `dlqName`, as `deadLetters()` lists it, or `null` when there
+   * is no such dead letter. Costs the same whatever the number of dead letters.
+   */
+  deadLetter(dlqName: string, id: string): Promise<DeadLetter | null>
+  /**
    * Schedules dead letter `id` of the hash `dlqName` again, due now with `retryCount` reset to
    * 0, and removes it from the hash (in one step on a single Redis server). Resolves to `false`
    * when there is no such dead letter.

@@ -360,6 +360,12 @@ impl RetryCore {
         self.dead_letters.list(dlq, limit, cursor).await
     }
 
+    /// Dead letter `id` of `dlq`, if there is one.
+    pub async fn dead_letter(&self, dlq: &str, id: &str) -> Result<Option<DeadLetterItem>> {
+        self.ensure_open()?;
+        self.dead_letters.item(dlq, id).await
+    }
+
     /// Schedules dead letter `id` again (retry count reset) and removes it from `dlq`.
     pub async fn requeue_dead_letter(&self, dlq: &str, id: &str) -> Result<bool> {
         self.ensure_open()?;

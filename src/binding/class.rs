@@ -273,6 +273,27 @@ impl KafkaRetry {
         )
     }
 
+    /// Dead letter `id` of the hash `dlqName`, as `deadLetters()` lists it, or `null` when there
+    /// is no such dead letter. Costs the same whatever the number of dead letters.
+    #[napi(
+        ts_args_type = "dlqName: string, id: string",
+        ts_return_type = "Promise<DeadLetter | null>"
+    )]
+    pub fn dead_letter<'env>(
+        &self,
+        env: &'env Env,
+        dlq_name: Option<Unknown>,
+        id: Option<Unknown>,
+    ) -> Result<PromiseRaw<'env, serde_json::Value>> {
+        let core = self.core.clone();
+        settle_with(
+            env,
+            dlq_name_and_id(dlq_name.as_ref(), id.as_ref()),
+            move |(name, id)| async move { core.dead_letter(&name, &id).await },
+            |item| serde_json::to_value(item).unwrap_or(serde_json::Value::Null),
+        )
+    }
+
     /// Schedules dead letter `id` of the hash `dlqName` again, due now with `retryCount` reset to
     /// 0, and removes it from the hash (in one step on a single Redis server). Resolves to `false`
     /// when there is no such dead letter.
