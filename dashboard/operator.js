@@ -1,0 +1,89 @@
+'use strict'
+// The dashboard's view of a schedule: the KafkaRetry calls it makes, in one place. Filters come
+// from the address bar and go to the search API (deadLetters, requeueDeadLetters,
+// removeDeadLetters) under the same names.
+
+/** An operator API this version of the addon lacks: said on the page, never faked. */
+class Unsupported extends Error {
+  constructor(method) {
+    super(`this kafka-redis-retry addon has no ${method}(): upgrade the package to use this page`)
+    this.code = 'ERR_UNSUPPORTED'
+  }
+}
+
+function need(retry, method) {
+  if (typeof retry[method] !== 'function') throw new Unsupported(method)
+  return retry
+}
+
+/**
+ * A time filter from the address bar: milliseconds since the epoch, or a date and time in UTC
+ * as a datetime-local field sends it (2026-12-03T08:30, seconds optional). null when empty;
+ * NaN when unreadable (refused by the caller).
+ */
+function parseTime(text) {
+  if (text === null || text === undefined || text === '') return null
+  if (/^[0-9]+$/.test(text)) return Number(text)
+  const match = /^(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2})(?::(\d{2}))?(?:Z| ?UTC)?$/.exec(text)
+  if (!match) return NaN
+  const [, y, mo, d, h, mi, s] = match.map(Number)
+  return Date.UTC(y, mo - 1, d, h, mi, s || 0)
+}
+
+/** The value a datetime-local input shows for ms since the epoch (UTC). */
+function timeField(ms) {
+  return ms === null || ms === undefined ? '' : new Date(ms).toISOString().slice(0, 16)
+}
+
+/**
+ * The filter of the address bar (`topic`, `error`, `search`, `since`, `until`) as the search
+ * API's filter (`topic`, `errorContains`, `search`, `since`, `until`); empty keys left out.
+ * Throws a 400 for an unreadable time.
+ */
+function filterOf(params) {
+  const filter = {}
+  const topic = params.get('topic')
+  const error = params.get('error')
+  const search = params.get('search')
+  if (topic) filter.topic = topic
+  if (error) filter.errorContains = error
+  if (search) filter.search = search
+  for (const key of ['since', 'until']) {
+    const ms = parseTime(params.get(key))
+    if (Number.isNaN(ms)) {
+      throw Object.assign(new Error(`${key} must be a date and time (2026-12-03T08:30, UTC) or ms since the epoch, got '${params.get(key)}'`), { status: 400 })
+    }
+    if (ms !== null) filter[key] = ms
+  }
+  return filter
+}
+
+/** The address bar's form of a filter (the inverse of filterOf). */
+function filterParams(filter) {
+  return {
+    topic: filter.topic,
+    error: filter.errorContains,
+    search: filter.search,
+    since: filter.since !== undefined ? timeField(filter.since) : undefined,
+    until: filter.until !== undefined ? timeField(filter.until) : undefined,
+  }
+}
+
+const isEmpty = (filter) => Object.keys(filter).length === 0
+
+async function deadLetterPage(retry, dlq, filter, { limit, cursor }) {
+  const page = { limit, cursor: cursor || undefined }
+  if (isEmpty(filter)) return retry.deadLetters(dlq, page)
+  // The filtered form is the search API's; older addons ignore or refuse its keys.
+  const result = await retry.deadLetters(dlq, { ...page, ...filter })
+  if (result.scanned === undefined) throw new Unsupported('deadLetters with filters (search)')
+  return result
+}
+
+/** How many dead letters a filter matches: the hash's size, or a dry run of a removal. */
+async function matched(retry, dlq, filter) {
+  if (isEmpty(filter)) return (await retry.stats(dlq)).deadLettered
+  return need(retry, 'removeDeadLetters').removeDeadLetters(dlq, filter, { dryRun: true })
+}
+
+module.exports = { Unsupported, need, filterOf, filterParams, parseTime, timeField, isEmpty, deadLetterPage, matched }
