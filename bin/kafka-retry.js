@@ -24,6 +24,12 @@ Commands:
       schedule selected by --prefix, due now, with retryCount reset to 0.
   dlq remove <name> <id>
       Deletes dead letter <id> from <name>.
+  dashboard [--host 127.0.0.1] [--port 3000] [--token T] [--read-only]
+      Serves the dashboard in the browser (overview, dead letters, bulk
+      actions, pause) until interrupted. --prefix and --dlq may list several,
+      comma separated (with several prefixes, one dlq per prefix). Listens on
+      127.0.0.1 unless --host; another address needs --token (or $DASHBOARD_TOKEN),
+      or --read-only with --data-visible-without-token.
 
 Options:
   --redis URL    Redis URL (default: $REDIS_URL, then redis://127.0.0.1:6379)
@@ -71,7 +77,12 @@ const OPTIONS = {
   'tls-insecure': { type: 'boolean' },
   sentinel: { type: 'string' },
   'sentinel-name': { type: 'string' },
-  dlq: { type: 'string', commands: ['stats'] },
+  dlq: { type: 'string', commands: ['stats', 'dashboard'] },
+  host: { type: 'string', commands: ['dashboard'] },
+  port: { type: 'string', commands: ['dashboard'], check: portNumber },
+  token: { type: 'string', commands: ['dashboard'] },
+  'read-only': { type: 'boolean', commands: ['dashboard'] },
+  'data-visible-without-token': { type: 'boolean', commands: ['dashboard'] },
   metrics: { type: 'boolean', commands: ['stats'] },
   limit: { type: 'string', commands: ['dlq list'], check: wholeNumber },
   cursor: { type: 'string', commands: ['dlq list'] },
@@ -86,6 +97,10 @@ const PARSE_OPTIONS = Object.fromEntries(
 )
 
 class UsageError extends Error {}
+
+function portNumber(name, value) {
+  if (!/^[0-9]+$/.test(value) || Number(value) > 65535) throw new UsageError(`--${name} must be a port number (0 to 65535), got '${value}'`)
+}
 
 function wholeNumber(name, value) {
   if (!/^[1-9][0-9]*$/.test(value)) throw new UsageError(`--${name} must be a positive whole number, got '${value}'`)
@@ -141,6 +156,10 @@ function resolveCommand(options, positionals) {
     command = 'stats'
     args = positionals.slice(1)
     if (args.length) throw new UsageError(`unexpected argument '${args[0]}' for stats`)
+  } else if (first === 'dashboard') {
+    command = 'dashboard'
+    args = positionals.slice(1)
+    if (args.length) throw new UsageError(`unexpected argument '${args[0]}' for dashboard`)
   } else if (first === 'dlq') {
     if (second === undefined) throw new UsageError('dlq needs a subcommand: list, requeue or remove')
     if (!['list', 'requeue', 'remove'].includes(second)) throw new UsageError(`unknown dlq subcommand '${second}'`)
@@ -319,7 +338,48 @@ async function remove(retry, ctx, [name, id]) {
   return 0
 }
 
-const COMMANDS = { stats, 'dlq list': list, 'dlq requeue': requeue, 'dlq remove': remove }
+/** Serves the dashboard (dashboard/index.js) until SIGINT or SIGTERM. */
+async function dashboard(retry, ctx) {
+  const prefixes = ctx.prefix.split(',')
+  const dlqs = ctx.options.dlq ? ctx.options.dlq.split(',') : null
+  if (prefixes.length > 1 && dlqs && dlqs.length !== prefixes.length) {
+    throw new UsageError(`with ${prefixes.length} prefixes, --dlq lists one dead letter queue per prefix`)
+  }
+  const extra = prefixes.slice(1).map((prefix) => ctx.newRetry(prefix))
+  const schedules = prefixes.map((prefix, i) => ({
+    name: prefix,
+    retry: i ? extra[i - 1] : retry,
+    dlqName: dlqs ? (prefixes.length > 1 ? dlqs[i] : dlqs) : `${prefix}:dead-letters`,
+  }))
+  const token = ctx.options.token || process.env.DASHBOARD_TOKEN || undefined
+  let running
+  try {
+    running = await require('../dashboard').serve({
+      schedules,
+      host: ctx.options.host,
+      port: ctx.options.port !== undefined ? Number(ctx.options.port) : 3000,
+      token,
+      readOnly: Boolean(ctx.options['read-only']),
+      dataVisible: Boolean(ctx.options['data-visible-without-token']),
+    })
+  } catch (err) {
+    await Promise.all(extra.map((r) => r.close().catch(() => {})))
+    if (err.code === 'ERR_INVALID_ARG') throw new UsageError(err.message)
+    throw err
+  }
+  const address = token ? `${running.url}?token=${encodeURIComponent(token)}` : running.url
+  out(`dashboard of ${prefixes.map(clean).join(', ')} at ${clean(redactUrl(ctx.redisUrl))}${ctx.options['read-only'] ? ' (read-only)' : ''}: ${address}`)
+  await new Promise((resolve) => {
+    process.once('SIGINT', resolve)
+    process.once('SIGTERM', resolve)
+  })
+  await new Promise((resolve) => running.server.close(resolve))
+  running.server.closeAllConnections()
+  await Promise.all(extra.map((r) => r.close().catch(() => {})))
+  return 0
+}
+
+const COMMANDS = { stats, 'dlq list': list, 'dlq requeue': requeue, 'dlq remove': remove, dashboard }
 
 // ---- main ----
 
@@ -388,6 +448,8 @@ async function main(argv) {
     redisUrl: options.redis || process.env.REDIS_URL || 'redis://127.0.0.1:6379',
     prefix: options.prefix || 'kafka-retry',
   }
+  // The dashboard may show several schedules (--prefix a,b): the first gets `retry`.
+  const firstPrefix = command === 'dashboard' ? ctx.prefix.split(',')[0] : ctx.prefix
 
   let KafkaRetry
   try {
@@ -398,13 +460,14 @@ async function main(argv) {
   }
   let retry
   try {
-    retry = new KafkaRetry({
+    const config = {
       ...redisConfig(options, ctx),
-      keyPrefix: ctx.prefix,
       cluster: Boolean(options.cluster),
       shards: options.shards !== undefined ? Number(options.shards) : undefined,
       redisTimeoutMs: REDIS_TIMEOUT_MS,
-    })
+    }
+    ctx.newRetry = (keyPrefix) => new KafkaRetry({ ...config, keyPrefix })
+    retry = ctx.newRetry(firstPrefix)
   } catch (err) {
     if (err instanceof UsageError) return usageError(err.message)
     // A bad --redis, --prefix or --shards value.
@@ -415,6 +478,7 @@ async function main(argv) {
   try {
     return await COMMANDS[command](retry, ctx, args)
   } catch (err) {
+    if (err instanceof UsageError) return usageError(err.message)
     // Everything `dlq list` passes comes from the command line (name, limit, cursor).
     if (command === 'dlq list' && err && err.code === 'ERR_INVALID_ARG') return usageError(errorText(err))
     // The schedule records its shard count: a different --shards is a usage error.

@@ -52,8 +52,9 @@ function action(ctx, path, label, fields, { className = '', extra = '' } = {}) {
 function pauseControls(ctx, schedule, topic, pausedUntil) {
   const path = `${ctx.base}/schedules/${schedule.index}`
   const fields = topic === null ? {} : { topic }
-  if (pausedUntil !== undefined) return action(ctx, `${path}/resume`, 'Resume', fields)
-  return action(ctx, `${path}/pause`, 'Pause', fields, {
+  const what = topic === null ? ' schedule' : ''
+  if (pausedUntil !== undefined) return action(ctx, `${path}/resume`, `Resume${what}`, fields)
+  return action(ctx, `${path}/pause`, `Pause${what}`, fields, {
     extra: html`<label>for <input type="number" name="minutes" min="1" step="1" placeholder="∞" class="minutes"> min</label> `,
   })
 }
@@ -147,7 +148,7 @@ function preview(value, width = 120) {
 function attempts(item) {
   const o = item.options && typeof item.options === 'object' ? item.options : {}
   if (o.retryCount === undefined) return '-'
-  return o.maxRetry !== undefined ? `${o.retryCount} of ${Number(o.maxRetry) + 1}` : String(o.retryCount)
+  return o.maxRetry !== undefined ? `retryCount ${o.retryCount} (maxRetry ${o.maxRetry})` : `retryCount ${o.retryCount}`
 }
 
 function errorText(error) {
