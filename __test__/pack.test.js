@@ -86,7 +86,8 @@ test('the main tarball holds no binary and names every platform package; this pl
   const main = packed.find((p) => p.name === pkg.name)
   const platform = packed.find((p) => p.name === `${pkg.name}-${ABI}`)
   expect(packed).toHaveLength(2)
-  expect(main.files).toEqual(['LICENSE', 'README.md', 'bin/kafka-retry.js', 'index.d.ts', 'index.js', 'package.json', 'prometheus.d.ts', 'prometheus.js'])
+  const dashboard = ['assets/dashboard.css', 'assets/dashboard.js', 'chart.js', 'html.js', 'index.d.ts', 'index.js', 'operator.js', 'pages.js', 'security.js'].map((f) => `dashboard/${f}`)
+  expect(main.files).toEqual(['LICENSE', 'README.md', 'bin/kafka-retry.js', ...dashboard, 'index.d.ts', 'index.js', 'package.json', 'prometheus.d.ts', 'prometheus.js'])
   expect(platform.files).toEqual(['README.md', 'THIRD_PARTY_NOTICES.md', `kafka-retry.${ABI}.node`, 'package.json'])
   // The licenses of what the binary links statically: the C libraries and the locked crates.
   const notices = fs.readFileSync(path.join(extract(platform.file), 'THIRD_PARTY_NOTICES.md'), 'utf8')
@@ -172,6 +173,9 @@ test('installed from the two tarballs with no Rust toolchain on PATH, it pushes,
           stats = await retry.stats()
         }
         await retry.close()
+        // The dashboard costs a service nothing until it is required.
+        if (Object.keys(require.cache).some((file) => file.includes('/dashboard/'))) throw new Error('dashboard loaded')
+        if (typeof require('kafka-retry/dashboard').handler !== 'function') throw new Error('no dashboard handler')
         console.log(JSON.stringify(stats))
       })().catch((err) => { console.error(err); process.exitCode = 1 })
     `
