@@ -355,6 +355,25 @@ test('a token: missing or wrong is refused (401), the right one lets the browser
   expect(stderr).toContain('refusing to listen on 0.0.0.0 without a token')
 })
 
+test('the CLI: usage errors exit 2; SIGTERM stops the dashboard with exit 0', async () => {
+  const run = (args) =>
+    new Promise((resolve) => {
+      const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, REDIS_URL: h.REDIS_URL } })
+      children.add(child)
+      let stderr = ''
+      child.stderr.on('data', (d) => (stderr += d))
+      child.on('exit', (code) => resolve({ code, stderr }))
+    })
+  expect(await run(['dashboard', 'extra'])).toEqual({ code: 2, stderr: expect.stringContaining("unexpected argument 'extra' for dashboard") })
+  expect(await run(['dashboard', '--port', '70000'])).toEqual({ code: 2, stderr: expect.stringContaining('--port must be a port number') })
+  expect(await run(['stats', '--token', 'abcdefgh'])).toEqual({ code: 2, stderr: expect.stringContaining('option --token is not valid for stats') })
+  expect(await run(['dashboard', '--prefix', 'a,b', '--dlq', 'x'])).toEqual({ code: 2, stderr: expect.stringContaining('one dead letter queue per prefix') })
+  const dash = await cli([])
+  expect((await fetch(dash.url)).status).toBe(200)
+  dash.child.kill('SIGTERM')
+  expect(await h.exited(dash.child, 10000)).toEqual({ code: 0, signal: null })
+})
+
 test('a POST without the CSRF token or from another site changes nothing', async () => {
   const s = schedule('csrf')
   const [item] = await makeDeadLetters(s, [{ topic: 'orders' }])

@@ -71,13 +71,23 @@ function filterParams(filter) {
 
 const isEmpty = (filter) => Object.keys(filter).length === 0
 
+// A filtered page of the search API reads a bounded number of records, so it may hold fewer
+// items than asked: a page of the dashboard asks again, for what is missing, at most this often.
+const SEARCH_CALLS_PER_PAGE = 8
+
 async function deadLetterPage(retry, dlq, filter, { limit, cursor }) {
-  const page = { limit, cursor: cursor || undefined }
-  if (isEmpty(filter)) return retry.deadLetters(dlq, page)
-  // The filtered form is the search API's; older addons ignore or refuse its keys.
-  const result = await retry.deadLetters(dlq, { ...page, ...filter })
-  if (result.scanned === undefined) throw new Unsupported('deadLetters with filters (search)')
-  return result
+  if (isEmpty(filter)) return retry.deadLetters(dlq, { limit, cursor: cursor || undefined })
+  const page = { items: [], cursor: cursor || null, scanned: 0 }
+  for (let call = 0; call < SEARCH_CALLS_PER_PAGE; call++) {
+    const result = await retry.deadLetters(dlq, { ...filter, limit: limit - page.items.length, cursor: page.cursor || undefined })
+    // Older addons have no search: they would list everything, unfiltered.
+    if (result.scanned === undefined) throw new Unsupported('deadLetters with filters (search)')
+    page.items.push(...result.items)
+    page.cursor = result.cursor
+    page.scanned += result.scanned
+    if (page.cursor === null || page.cursor === undefined || page.items.length >= limit) break
+  }
+  return page
 }
 
 /** How many dead letters a filter matches: the hash's size, or a dry run of a removal. */
