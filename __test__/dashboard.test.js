@@ -118,6 +118,17 @@ async function open() {
 
 const rows = (page) => page.$$eval('table.dead-letters tbody tr', (trs) => trs.map((tr) => tr.getAttribute('data-id')))
 
+test('deadLetter(dlq, id): the dead letter as deadLetters() lists it, null when gone, ERR_INVALID_ARG for bad arguments', async () => {
+  const s = schedule('one')
+  const [listed] = await makeDeadLetters(s, [{ topic: 'orders', event: 'k1', value: { a: 1 }, error: 'boom' }])
+  expect(await s.retry.deadLetter(s.dlq, listed.id)).toEqual(listed)
+  expect(await s.retry.deadLetter(s.dlq, 'no-such-id')).toBeNull()
+  await expect(s.retry.deadLetter(s.dlq, '')).rejects.toMatchObject({ code: 'ERR_INVALID_ARG' })
+  await expect(s.retry.deadLetter(42, listed.id)).rejects.toMatchObject({ code: 'ERR_INVALID_ARG' })
+  expect(await s.retry.removeDeadLetter(s.dlq, listed.id)).toBe(true)
+  expect(await s.retry.deadLetter(s.dlq, listed.id)).toBeNull()
+})
+
 test('the overview shows the schedule counts and the dead letters; screenshot for the README', async () => {
   const s = schedule('overview')
   const later = { delay: '30', maxRetry: '3', retryCount: '0' }

@@ -344,6 +344,11 @@ async function bulk(state, ctx, dlq, form) {
     error: null,
   }
   state.jobs.set(job.id, job)
+  // Finished requeues are kept for their page, the last 20 of them.
+  for (const [id, old] of state.jobs) {
+    if (state.jobs.size <= 20) break
+    if (old.finishedAt !== null) state.jobs.delete(id)
+  }
   const options = {}
   if (rate) options.ratePerSec = rate
   if (delayMinutes) options.delayMs = Math.round(delayMinutes * 60_000)
