@@ -275,11 +275,11 @@ export declare class KafkaRetry {
    */
   deadLetter(dlqName: string, id: string): Promise<DeadLetter | null>
   /**
-   * Schedules dead letter `id` of the hash `dlqName` again, due now with `retryCount` reset to
-   * 0, and removes it from the hash (in one step on a single Redis server). Resolves to `false`
-   * when there is no such dead letter.
+   * Schedules dead letter `id` of the hash `dlqName` again, due now (or `options.delayMs` ms
+   * later) with `retryCount` reset to 0, and removes it from the hash (in one step on a single
+   * Redis server). Resolves to `false` when there is no such dead letter.
    */
-  requeueDeadLetter(dlqName: string, id: string): Promise<boolean>
+  requeueDeadLetter(dlqName: string, id: string, options?: { delayMs?: number }): Promise<boolean>
   /**
    * Requeues every dead letter of the hash `dlqName` (see `requeueDeadLetter`). Resolves to
    * how many were requeued.

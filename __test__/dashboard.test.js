@@ -125,6 +125,9 @@ test('deadLetter(dlq, id): the dead letter as deadLetters() lists it, null when 
   expect(await s.retry.deadLetter(s.dlq, 'no-such-id')).toBeNull()
   await expect(s.retry.deadLetter(s.dlq, '')).rejects.toMatchObject({ code: 'ERR_INVALID_ARG' })
   await expect(s.retry.deadLetter(42, listed.id)).rejects.toMatchObject({ code: 'ERR_INVALID_ARG' })
+  for (const delayMs of [-1, 1.5, 'soon', 366 * 24 * 3_600_000]) {
+    await expect(s.retry.requeueDeadLetter(s.dlq, listed.id, { delayMs })).rejects.toMatchObject({ code: 'ERR_INVALID_ARG', message: expect.stringContaining('delayMs') })
+  }
   expect(await s.retry.removeDeadLetter(s.dlq, listed.id)).toBe(true)
   expect(await s.retry.deadLetter(s.dlq, listed.id)).toBeNull()
 })
@@ -218,6 +221,32 @@ test('requeue a dead letter from its page: it is published to the broker', async
     await context.close()
     await server.stop()
     await consumer.disconnect()
+  }
+})
+
+test('requeue later from its page: back on its schedule, due in the minutes given, not before', async () => {
+  const s = schedule('later')
+  const [item] = await makeDeadLetters(s, [{ topic: 'orders', event: 'k-later' }])
+  const server = await listen(handler({ retry: s.retry, dlqName: s.dlq }))
+  const { page, context } = await open()
+  const redis = h.redisClient()
+  try {
+    await page.goto(`${server.url}/dlq/${encodeURIComponent(s.dlq)}/item/${encodeURIComponent(item.id)}`)
+    await page.fill('input[name=delayMinutes]', '30')
+    const before = Date.now()
+    await page.click('button:has-text("Requeue later")')
+    await page.waitForSelector('.notice')
+    expect(await page.textContent('.notice')).toBe(`requeued dead letter ${item.id}`)
+    const stats = await s.retry.stats(s.dlq)
+    expect(stats).toMatchObject({ scheduled: 1, due: 0, deadLettered: 0 })
+    const [, dueAt] = await redis.zrange(h.scheduleKeys(s.prefix).due, 0, -1, 'WITHSCORES')
+    // 30 minutes from the click, by Redis's clock (the same host's here, give or take).
+    expect(Number(dueAt) - before).toBeGreaterThan(30 * 60_000 - 5000)
+    expect(Number(dueAt) - Date.now()).toBeLessThan(30 * 60_000 + 5000)
+  } finally {
+    await redis.quit()
+    await context.close()
+    await server.stop()
   }
 })
 

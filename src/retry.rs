@@ -366,10 +366,11 @@ impl RetryCore {
         self.dead_letters.item(dlq, id).await
     }
 
-    /// Schedules dead letter `id` again (retry count reset) and removes it from `dlq`.
-    pub async fn requeue_dead_letter(&self, dlq: &str, id: &str) -> Result<bool> {
+    /// Schedules dead letter `id` again (retry count reset), due `delay_ms` from now, and removes
+    /// it from `dlq`.
+    pub async fn requeue_dead_letter(&self, dlq: &str, id: &str, delay_ms: u64) -> Result<bool> {
         self.ensure_open()?;
-        let moved = requeue::requeue(&self.dead_letters, dlq, id, |item| {
+        let moved = requeue::requeue_later(&self.dead_letters, dlq, id, delay_ms, |item| {
             self.requeue_target(item)
         })
         .await?;

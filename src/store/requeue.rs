@@ -24,6 +24,18 @@ pub async fn requeue(
     id: &str,
     schedule_for: impl Fn(&DeadLetterItem) -> Schedule,
 ) -> Result<bool> {
+    requeue_later(store, dlq, id, 0, schedule_for).await
+}
+
+/// [`requeue`], due `delay_ms` after now (Redis's clock) instead of now: the same move, in the
+/// same script.
+pub async fn requeue_later(
+    store: &DeadLetters,
+    dlq: &str,
+    id: &str,
+    delay_ms: u64,
+    schedule_for: impl Fn(&DeadLetterItem) -> Schedule,
+) -> Result<bool> {
     let Some(text) = store.get(dlq, id).await? else {
         return Ok(false);
     };
@@ -39,7 +51,7 @@ pub async fn requeue(
         schedule
             .push(PushMessage {
                 id: new_id,
-                delay_ms: 0,
+                delay_ms,
                 entry,
                 dedupe: false,
             })
@@ -63,6 +75,7 @@ pub async fn requeue(
                 .arg(text)
                 .arg(new_id)
                 .arg(entry)
+                .arg(delay_ms)
                 .invoke_async(&mut conn)
                 .await
         })
