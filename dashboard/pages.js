@@ -160,7 +160,7 @@ function deadLetterList(ctx, { dlq, filter, page, matched, cursor, limit }) {
   const params = { ...filterParams(filter), limit: limit !== ctx.pageSize ? limit : undefined }
   const rows = page.items.map(
     (item) => html`<tr data-id="${item.id}">
-<td><a href="${itemPath(ctx.base, dlq.name, item.id)}${query(filterParams(filter))}">${time(item.diedAt)}</a></td>
+<td class="when"><a href="${itemPath(ctx.base, dlq.name, item.id)}${query(filterParams(filter))}">${time(item.diedAt)}</a></td>
 <td>${item.topic}</td><td>${item.event}</td><td class="error">${preview(errorText(item.error), 80)}</td><td>${attempts(item)}</td><td class="payload"><code>${preview(item.value)}</code></td>
 </tr>
 `,
@@ -194,10 +194,10 @@ function bulkForm(ctx, dlq, filter, matched) {
   return html`<section class="bulk"><h2>Bulk</h2>
 <form method="post" action="${dlqPath(ctx.base, dlq.name)}/bulk">${csrfField(ctx)}${filterHidden(filter)}
 <input type="hidden" name="step" value="preview">
-<label><input type="radio" name="action" value="requeue" checked> requeue</label>
-<label><input type="radio" name="action" value="remove"> remove</label>
-${what}; requeue at <input type="number" name="rate" min="1" step="1" placeholder="full speed" class="rate"> per second,
-due in <input type="number" name="delayMinutes" min="0" step="any" placeholder="0" class="minutes"> min.
+<p><label><input type="radio" name="action" value="requeue" checked> requeue</label>
+<label><input type="radio" name="action" value="remove"> remove</label> ${what}.</p>
+<p>A requeue: at most <input type="number" name="rate" min="1" step="1" placeholder="no limit" class="rate"> per second,
+due in <input type="number" name="delayMinutes" min="0" step="any" placeholder="0" class="minutes"> min.</p>
 <button type="submit">Count first (dry run)</button>
 </form></section>`
 }
