@@ -161,6 +161,30 @@ export interface DeadLetterPage {
   items: DeadLetter[]
   /** Pass back as `{ cursor }` for the next page; `null` after the last. */
   cursor: string | null
+  /** Dead letters this call read: a filtered page reads at most 5,000, so it may hold fewer than `limit` items (even none) and still have a `cursor`. */
+  scanned: number
+}
+
+/** Which dead letters an operation applies to: every condition given must hold; `{}` matches every dead letter. */
+export interface DeadLetterFilter {
+  /** The topic, exactly. */
+  topic?: string
+  /** A substring of the error's name or message, in any case (`'timeout'` matches `TimeoutError`). */
+  errorContains?: string
+  /** A substring (case kept) of the key (`event`), the payload's JSON text or a header value. */
+  search?: string
+  /** Died at or after this time (ms since the epoch). */
+  since?: number
+  /** Died at or before this time (ms since the epoch). */
+  until?: number
+}
+
+/** `deadLetters()`'s page and filter. */
+export interface DeadLetterQuery extends DeadLetterFilter {
+  /** Items per page, 1 to 10000 (default 100). */
+  limit?: number
+  /** From `DeadLetterPage.cursor`; absent or `null` for the first page. */
+  cursor?: string | null
 }
 
 /** What `stats()` resolves to. */
@@ -263,12 +287,18 @@ export declare class KafkaRetry {
    */
   pushToDlq(dlqName: string, entry: unknown): Promise<string>
   /**
-   * A page of dead letters of the hash `dlqName`, newest first: `{ items, cursor }`. Pass
-   * `cursor` back to get the next page; it is `null` after the last one. `limit` defaults to
-   * 100. Each item has its `id` (the hash field), `topic`, `event`, `value`, `options`,
+   * A page of dead letters of the hash `dlqName`, newest first: `{ items, cursor, scanned }`.
+   * Pass `cursor` back to get the next page; it is `null` after the last one. `limit` defaults
+   * to 100. Each item has its `id` (the hash field), `topic`, `event`, `value`, `options`,
    * `error`, `firstFailedAt` and `diedAt`.
+   *
+   * Filters (all that are given must hold): `topic` exactly; `errorContains` a substring of
+   * the error's name or message, any case; `search` a substring (case kept) of the key
+   * (`event`), the payload's JSON text or a header value; `since`/`until` the time of death,
+   * ms since the epoch. A filtered call reads at most 5,000 dead letters (`scanned` says how
+   * many), so a page may hold fewer than `limit` items, even none, and still have a `cursor`.
    */
-  deadLetters(dlqName: string, page?: { limit?: number, cursor?: string | null }): Promise<DeadLetterPage>
+  deadLetters(dlqName: string, page?: DeadLetterQuery): Promise<DeadLetterPage>
   /**
    * Dead letter `id` of the hash `dlqName`, as `deadLetters()` lists it, or `null` when there
    * is no such dead letter. Costs the same whatever the number of dead letters.

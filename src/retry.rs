@@ -12,6 +12,7 @@ use crate::payload;
 use crate::publisher::Publisher;
 use crate::stats::{Counters, Stats};
 use crate::store::connection::{Redis, SharedRedis};
+use crate::store::dead_letter_search::{self, Filter, FilterInput, SearchPage};
 use crate::store::dead_letters::{DeadLetterItem, DeadLetters, Page};
 use crate::store::entry::{Entry, ErrorInfo};
 use crate::store::schedule::{Counts, PushDone, PushMessage, Schedule};
@@ -364,6 +365,20 @@ impl RetryCore {
     pub async fn dead_letter(&self, dlq: &str, id: &str) -> Result<Option<DeadLetterItem>> {
         self.ensure_open()?;
         self.dead_letters.item(dlq, id).await
+    }
+
+    /// A page of the dead letters `filter` matches, newest first, bounded per call (see
+    /// `store::dead_letter_search`).
+    pub async fn search_dead_letters(
+        &self,
+        dlq: &str,
+        filter: FilterInput,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<SearchPage> {
+        self.ensure_open()?;
+        let filter = Filter::parse(filter)?;
+        dead_letter_search::search(&self.dead_letters, dlq, &filter, limit, cursor).await
     }
 
     /// Schedules dead letter `id` again (retry count reset), due `delay_ms` from now, and removes

@@ -7,6 +7,7 @@ use crate::config::{ConfigInput, SentinelConfig, TlsConfig};
 use crate::error::{Result as CoreResult, RetryError};
 use crate::options::{format_js_number, parse_first_failed_at, RetryOptions};
 use crate::retry::PushRequest;
+use crate::store::dead_letter_search::FilterInput;
 use napi::bindgen_prelude::*;
 use napi::JsValue;
 
@@ -51,6 +52,36 @@ pub fn optional_dlq_name(value: Option<&Unknown>) -> CoreResult<Option<String>> 
     } else {
         dlq_name(value).map(Some)
     }
+}
+
+/// A dead letter filter's keys (`topic`, `errorContains`, `search`, `since`, `until`) read from
+/// `object` (named `name` in errors); the core checks them (`Filter::parse`).
+pub fn filter_input(object: Option<&Object>, name: &str) -> CoreResult<FilterInput> {
+    let Some(object) = object else {
+        return Ok(FilterInput::default());
+    };
+    let key = |k: &str| format!("{name}.{k}");
+    Ok(FilterInput {
+        topic: optional_string(object, "topic", &key("topic"))?,
+        error_contains: optional_string(object, "errorContains", &key("errorContains"))?,
+        search: optional_string(object, "search", &key("search"))?,
+        since: optional_number(object, "since", &key("since"))?,
+        until: optional_number(object, "until", &key("until"))?,
+    })
+}
+
+/// A dead letter filter argument (`filter`): an object with the keys of [`filter_input`], or
+/// absent (everything).
+pub fn parse_filter(filter: Option<&Unknown>) -> CoreResult<FilterInput> {
+    filter_input(object_arg("filter", filter)?.as_ref(), "filter")
+}
+
+/// `deadLetters()`'s `{ limit, cursor, ...filter }`: the page size (default 100, at most 10000),
+/// where to start, and the filter.
+pub fn parse_search(page: Option<&Unknown>) -> CoreResult<(usize, Option<String>, FilterInput)> {
+    let (limit, cursor) = parse_page(page)?;
+    let filter = filter_input(object_arg("page", page)?.as_ref(), "page")?;
+    Ok((limit, cursor, filter))
 }
 
 /// `deadLetters()`'s `{ limit, cursor }`: the page size (default 100, at most 10000) and where

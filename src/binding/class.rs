@@ -2,8 +2,8 @@
 //! the core (`crate::retry::RetryCore`) and settles a promise (`settle`, or the push `hub`).
 
 use super::args::{
-    dlq_name as dlq_name_arg, dlq_name_and_id, optional_dlq_name, parse_config, parse_page,
-    parse_push, parse_requeue_delay,
+    dlq_name as dlq_name_arg, dlq_name_and_id, optional_dlq_name, parse_config, parse_push,
+    parse_requeue_delay, parse_search,
 };
 use super::convert::{
     element, header_text, json_text, object_arg, own_entries, property, string_arg,
@@ -245,12 +245,18 @@ impl KafkaRetry {
         )
     }
 
-    /// A page of dead letters of the hash `dlqName`, newest first: `{ items, cursor }`. Pass
-    /// `cursor` back to get the next page; it is `null` after the last one. `limit` defaults to
-    /// 100. Each item has its `id` (the hash field), `topic`, `event`, `value`, `options`,
+    /// A page of dead letters of the hash `dlqName`, newest first: `{ items, cursor, scanned }`.
+    /// Pass `cursor` back to get the next page; it is `null` after the last one. `limit` defaults
+    /// to 100. Each item has its `id` (the hash field), `topic`, `event`, `value`, `options`,
     /// `error`, `firstFailedAt` and `diedAt`.
+    ///
+    /// Filters (all that are given must hold): `topic` exactly; `errorContains` a substring of
+    /// the error's name or message, any case; `search` a substring (case kept) of the key
+    /// (`event`), the payload's JSON text or a header value; `since`/`until` the time of death,
+    /// ms since the epoch. A filtered call reads at most 5,000 dead letters (`scanned` says how
+    /// many), so a page may hold fewer than `limit` items, even none, and still have a `cursor`.
     #[napi(
-        ts_args_type = "dlqName: string, page?: { limit?: number, cursor?: string | null }",
+        ts_args_type = "dlqName: string, page?: DeadLetterQuery",
         ts_return_type = "Promise<DeadLetterPage>"
     )]
     pub fn dead_letters<'env>(
@@ -259,14 +265,14 @@ impl KafkaRetry {
         dlq_name: Option<Unknown>,
         page: Option<Unknown>,
     ) -> Result<PromiseRaw<'env, serde_json::Value>> {
-        let parsed =
-            dlq_name_arg(dlq_name.as_ref()).and_then(|name| Ok((name, parse_page(page.as_ref())?)));
+        let parsed = dlq_name_arg(dlq_name.as_ref())
+            .and_then(|name| Ok((name, parse_search(page.as_ref())?)));
         let core = self.core.clone();
         settle_with(
             env,
             parsed,
-            move |(name, (limit, cursor))| async move {
-                core.list_dead_letters(&name, limit, cursor.as_deref())
+            move |(name, (limit, cursor, filter))| async move {
+                core.search_dead_letters(&name, filter, limit, cursor.as_deref())
                     .await
             },
             |page| serde_json::to_value(page).unwrap_or(serde_json::Value::Null),

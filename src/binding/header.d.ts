@@ -161,6 +161,30 @@ export interface DeadLetterPage {
   items: DeadLetter[]
   /** Pass back as `{ cursor }` for the next page; `null` after the last. */
   cursor: string | null
+  /** Dead letters this call read: a filtered page reads at most 5,000, so it may hold fewer than `limit` items (even none) and still have a `cursor`. */
+  scanned: number
+}
+
+/** Which dead letters an operation applies to: every condition given must hold; `{}` matches every dead letter. */
+export interface DeadLetterFilter {
+  /** The topic, exactly. */
+  topic?: string
+  /** A substring of the error's name or message, in any case (`'timeout'` matches `TimeoutError`). */
+  errorContains?: string
+  /** A substring (case kept) of the key (`event`), the payload's JSON text or a header value. */
+  search?: string
+  /** Died at or after this time (ms since the epoch). */
+  since?: number
+  /** Died at or before this time (ms since the epoch). */
+  until?: number
+}
+
+/** `deadLetters()`'s page and filter. */
+export interface DeadLetterQuery extends DeadLetterFilter {
+  /** Items per page, 1 to 10000 (default 100). */
+  limit?: number
+  /** From `DeadLetterPage.cursor`; absent or `null` for the first page. */
+  cursor?: string | null
 }
 
 /** What `stats()` resolves to. */

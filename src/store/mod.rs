@@ -6,6 +6,7 @@
 //! not know each other.
 
 pub mod connection;
+pub mod dead_letter_search;
 pub mod dead_letters;
 pub mod entry;
 pub mod keys;
