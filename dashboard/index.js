@@ -244,7 +244,11 @@ async function deadLetterList(ctx, dlq, url) {
   const retry = dlq.schedule.retry
   const [page, matched] = await Promise.all([
     op.deadLetterPage(retry, dlq.name, filter, { limit, cursor }),
-    op.matched(retry, dlq.name, filter),
+    op.matched(retry, dlq.name, filter).catch((err) => {
+      // The list is still worth showing when only its count cannot be had.
+      if (err.code === 'ERR_UNSUPPORTED') return null
+      throw err
+    }),
   ])
   return pages.deadLetterList(ctx, { dlq, filter, page, matched, cursor, limit })
 }

@@ -170,7 +170,7 @@ function deadLetterList(ctx, { dlq, filter, page, matched, cursor, limit }) {
     title: `Dead letters: ${dlq.name}`,
     body: html`<h1>Dead letters in ${dlq.name}</h1>
 ${filterForm(ctx, dlq, filter)}
-<p class="matched"><span data-matched>${count(matched)}</span> matched${page.scanned !== undefined ? html` · this page read ${count(page.scanned)} records` : ''} · newest first${cursor ? html` · <a href="${dlqPath(ctx.base, dlq.name)}${query(params)}">first page</a>` : ''}</p>
+<p class="matched">${matched === null ? 'count of matches unknown (needs an addon with removeDeadLetters)' : html`<span data-matched>${count(matched)}</span> matched`}${page.scanned !== undefined ? html` · this page read ${count(page.scanned)} records` : ''} · newest first${cursor ? html` · <a href="${dlqPath(ctx.base, dlq.name)}${query(params)}">first page</a>` : ''}</p>
 ${
   page.items.length
     ? html`<table class="dead-letters"><thead><tr><th>died</th><th>topic</th><th>key (event)</th><th>error</th><th>attempts</th><th>payload</th></tr></thead><tbody>
