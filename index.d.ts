@@ -315,6 +315,21 @@ export declare class KafkaRetry {
    * how many were requeued.
    */
   requeueAllDeadLetters(dlqName: string): Promise<number>
+  /**
+   * Requeues the dead letters of the hash `dlqName` that `filter` matches (the keys of
+   * `deadLetters()`'s filter; `{}` is every dead letter), each as `requeueDeadLetter` does:
+   * scheduled again with `retryCount` reset and removed from the hash in one step, so a run
+   * killed midway leaves the rest untouched and can be run again. `ratePerSec` paces it;
+   * `delayMs` makes the messages due that much later instead of now; `dryRun` only counts.
+   * Resolves to how many matched (dry run) or were requeued.
+   */
+  requeueDeadLetters(dlqName: string, filter?: DeadLetterFilter, options?: { dryRun?: boolean, ratePerSec?: number, delayMs?: number }): Promise<number>
+  /**
+   * Removes the dead letters of the hash `dlqName` that `filter` matches (the keys of
+   * `deadLetters()`'s filter; `{}` is every dead letter); `dryRun` only counts them. Resolves
+   * to how many matched (dry run) or were removed.
+   */
+  removeDeadLetters(dlqName: string, filter?: DeadLetterFilter, options?: { dryRun?: boolean }): Promise<number>
   /** Removes dead letter `id` from the hash `dlqName`. Resolves to whether it was there. */
   removeDeadLetter(dlqName: string, id: string): Promise<boolean>
   /**

@@ -1,10 +1,41 @@
 // Operator controls (issue 19): dead letters searched by filter, requeued or removed by filter,
 // pause and resume, the publish rate cap, per-topic counts and history. Real Redis and broker.
+const { spawn } = require('child_process')
+const path = require('path')
 const { KafkaRetry } = require('..')
 const h = require('./helpers')
 
 beforeAll(h.requireServers)
-h.killChildrenAfterEach()
+const children = h.killChildrenAfterEach()
+
+/** Runs `script` in a child Node process (cwd: the package root) with `OPS` = JSON of `config`. */
+function spawnNode(script, config) {
+  const child = spawn(process.execPath, ['-e', script], {
+    cwd: path.join(__dirname, '..'),
+    env: { ...process.env, OPS: JSON.stringify(config) },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  children.add(child)
+  child.out = ''
+  child.stdout.on('data', (d) => (child.out += d.toString()))
+  child.stderr.on('data', (d) => (child.out += d.toString()))
+  return child
+}
+
+/** A listener whose JS producer records what it publishes. */
+async function recordingListener(config, dlq) {
+  const published = []
+  const retry = new KafkaRetry({ pollIntervalMs: 100, ...config })
+  await retry.queueListener({ produce: async (topic, key, value) => published.push({ topic, key, value: JSON.parse(value), at: Date.now() }) }, dlq)
+  return { retry, published }
+}
+
+/** How many times each key was published. */
+function timesByKey(published) {
+  const times = {}
+  for (const p of published) times[p.key] = (times[p.key] || 0) + 1
+  return times
+}
 
 const TOPICS = ['orders', 'payments', 'mail']
 const TIMEOUT = { name: 'TimeoutError', message: 'Downstream timed out after 30s' }
@@ -112,6 +143,98 @@ describe('dead letter search', () => {
     } finally {
       await redis.del(dlq, `${dlq}:index`)
       redis.disconnect()
+      await retry.close()
+    }
+  })
+})
+
+describe('requeue and remove what a filter matches', () => {
+  test('a dry run moves nothing; a filtered requeue publishes exactly the matched once; remove takes exactly its matches', async () => {
+    const prefix = h.unique('bulk')
+    const dlq = h.unique('dlq')
+    const { retry, published } = await recordingListener({ keyPrefix: prefix }, h.unique('dlq-listener'))
+    try {
+      const written = await deadLetters(retry, dlq, prefix)
+      const matched = written.filter((d) => d.topic === 'orders' && d.error === TIMEOUT)
+      const filter = { topic: 'orders', errorContains: 'timeout' }
+      expect(await retry.requeueDeadLetters(dlq, filter, { dryRun: true })).toBe(matched.length)
+      expect(await retry.removeDeadLetters(dlq, filter, { dryRun: true })).toBe(matched.length)
+      expect((await all(retry, dlq, {})).length).toBe(30)
+      expect((await retry.stats()).scheduled).toBe(0)
+
+      expect(await retry.requeueDeadLetters(dlq, filter)).toBe(matched.length)
+      await h.waitFor(() => published.length === matched.length, 5000)
+      await h.sleep(300)
+      expect(timesByKey(published)).toEqual(Object.fromEntries(matched.map((d) => [d.event, 1])))
+      // Requeued with retryCount reset, the payload as it was.
+      expect(published.map((p) => p.value.n).sort((a, b) => a - b)).toEqual(matched.map((d) => d.i))
+      const left = await all(retry, dlq, {}, 100)
+      expect(ids(left)).toEqual(ids(written.filter((d) => !matched.includes(d))))
+      expect(await retry.requeueDeadLetters(dlq, filter)).toBe(0)
+
+      // Remove: exactly the matches go; the others stay.
+      const refused = left.filter((d) => d.error.message.includes('ECONNREFUSED'))
+      expect(await retry.removeDeadLetters(dlq, { errorContains: 'econnrefused' })).toBe(refused.length)
+      expect(ids(await all(retry, dlq, {}, 100))).toEqual(ids(left.filter((d) => !refused.includes(d))))
+
+      await expect(retry.requeueDeadLetters(dlq, {}, { ratePerSec: 0 })).rejects.toMatchObject({ code: 'ERR_INVALID_ARG' })
+      await expect(retry.requeueDeadLetters(dlq, {}, { delayMs: -5 })).rejects.toMatchObject({ code: 'ERR_INVALID_ARG' })
+      await expect(retry.removeDeadLetters(dlq, { until: 'x' })).rejects.toMatchObject({ code: 'ERR_INVALID_ARG' })
+    } finally {
+      await retry.close()
+    }
+  })
+
+  test('delayMs schedules the requeued messages later; ratePerSec paces the requeue', async () => {
+    const prefix = h.unique('pace')
+    const dlq = h.unique('dlq')
+    const retry = new KafkaRetry({ keyPrefix: prefix })
+    const redis = h.redisClient()
+    try {
+      await deadLetters(retry, dlq, prefix)
+      const started = Date.now()
+      expect(await retry.requeueDeadLetters(dlq, { topic: 'mail' }, { ratePerSec: 20, delayMs: 60000 })).toBe(10)
+      const took = Date.now() - started
+      // 10 moves at 20/s: the 10th starts 450 ms after the first.
+      expect(took).toBeGreaterThanOrEqual(450)
+      const keys = h.scheduleKeys(prefix)
+      const due = await redis.zrange(keys.due, 0, -1, 'WITHSCORES')
+      expect(due.length).toBe(20)
+      for (let i = 1; i < due.length; i += 2) expect(Number(due[i])).toBeGreaterThan(started + 59000)
+      expect((await retry.stats()).due).toBe(0)
+    } finally {
+      redis.disconnect()
+      await retry.close()
+    }
+  })
+
+  test('a requeue process SIGKILLed midway, then run again: every matched message published once, the others untouched', async () => {
+    const prefix = h.unique('killed')
+    const dlq = h.unique('dlq')
+    const { retry, published } = await recordingListener({ keyPrefix: prefix }, h.unique('dlq-listener'))
+    try {
+      const written = await deadLetters(retry, dlq, prefix)
+      const matched = written.filter((d) => d.error === REFUSED)
+      const child = spawnNode(
+        `const { KafkaRetry } = require('.')
+        const c = JSON.parse(process.env.OPS)
+        const retry = new KafkaRetry({ keyPrefix: c.prefix })
+        retry.requeueDeadLetters(c.dlq, { errorContains: 'refused' }, { ratePerSec: 10 }).then((n) => console.log('done', n))`,
+        { prefix, dlq },
+      )
+      // At 10/s, about 5 of the 15 have moved when it dies.
+      await h.waitFor(() => published.length >= 3, 10000)
+      child.kill('SIGKILL')
+      await h.exited(child, 5000)
+      expect(child.out).not.toMatch(/done/)
+      const before = published.length
+      expect(before).toBeLessThan(matched.length)
+      expect(await retry.requeueDeadLetters(dlq, { errorContains: 'refused' })).toBe(matched.length - before)
+      await h.waitFor(() => published.length === matched.length, 5000)
+      await h.sleep(300)
+      expect(timesByKey(published)).toEqual(Object.fromEntries(matched.map((d) => [d.event, 1])))
+      expect(ids(await all(retry, dlq, {}, 100))).toEqual(ids(written.filter((d) => d.error !== REFUSED)))
+    } finally {
       await retry.close()
     }
   })

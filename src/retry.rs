@@ -41,6 +41,46 @@ pub struct PushRequest {
     pub extra: Vec<crate::headers::Header>,
 }
 
+/// The options of a filtered requeue or removal, as the caller gave them.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct BulkOptions {
+    /// Count only, move nothing.
+    pub dry_run: bool,
+    /// Most dead letters requeued per second.
+    pub rate_per_sec: Option<f64>,
+    /// Requeued messages fall due this many ms later.
+    pub delay_ms: Option<f64>,
+}
+
+impl BulkOptions {
+    /// Checks the numbers: a positive rate, a whole non-negative delay.
+    fn parse(self) -> Result<(requeue::Pace, bool)> {
+        if let Some(rate) = self.rate_per_sec {
+            if !(rate.is_finite() && rate > 0.0) {
+                return Err(RetryError::invalid_arg(format!(
+                    "options.ratePerSec must be a number above 0, got {rate}"
+                )));
+            }
+        }
+        let delay_ms = match self.delay_ms {
+            None => 0,
+            Some(d) if d.is_finite() && d >= 0.0 && d.fract() == 0.0 && d <= 9.0e15 => d as u64,
+            Some(d) => {
+                return Err(RetryError::invalid_arg(format!(
+                    "options.delayMs must be a whole number of ms >= 0, got {d}"
+                )))
+            }
+        };
+        Ok((
+            requeue::Pace {
+                rate_per_sec: self.rate_per_sec,
+                delay_ms,
+            },
+            self.dry_run,
+        ))
+    }
+}
+
 /// A task close() waits for: a listener (with the publisher to flush after it) or the migration.
 struct Running {
     task: JoinHandle<()>,
@@ -416,6 +456,41 @@ impl RetryCore {
             self.wake.notify();
         }
         Ok(requeued)
+    }
+
+    /// Requeues the dead letters of `dlq` that `filter` matches (see
+    /// `requeue::requeue_matching`), or with `dry_run` counts them. Returns how many.
+    pub async fn requeue_matching_dead_letters(
+        &self,
+        dlq: &str,
+        filter: FilterInput,
+        options: BulkOptions,
+    ) -> Result<u64> {
+        self.ensure_open()?;
+        let filter = Filter::parse(filter)?;
+        let (pace, dry_run) = options.parse()?;
+        let moved =
+            requeue::requeue_matching(&self.dead_letters, dlq, &filter, pace, dry_run, |item| {
+                self.requeue_target(item)
+            })
+            .await?;
+        if moved > 0 && !dry_run {
+            self.wake.notify();
+        }
+        Ok(moved)
+    }
+
+    /// Removes the dead letters of `dlq` that `filter` matches, or with `dry_run` counts them.
+    /// Returns how many.
+    pub async fn remove_matching_dead_letters(
+        &self,
+        dlq: &str,
+        filter: FilterInput,
+        dry_run: bool,
+    ) -> Result<u64> {
+        self.ensure_open()?;
+        let filter = Filter::parse(filter)?;
+        dead_letter_search::remove_matching(&self.dead_letters, dlq, &filter, dry_run).await
     }
 
     /// Removes dead letter `id` from `dlq`. Returns whether it was there.

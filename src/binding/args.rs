@@ -6,7 +6,7 @@ use crate::backoff::Backoff;
 use crate::config::{ConfigInput, SentinelConfig, TlsConfig};
 use crate::error::{Result as CoreResult, RetryError};
 use crate::options::{format_js_number, parse_first_failed_at, RetryOptions};
-use crate::retry::PushRequest;
+use crate::retry::{BulkOptions, PushRequest};
 use crate::store::dead_letter_search::FilterInput;
 use napi::bindgen_prelude::*;
 use napi::JsValue;
@@ -74,6 +74,19 @@ pub fn filter_input(object: Option<&Object>, name: &str) -> CoreResult<FilterInp
 /// absent (everything).
 pub fn parse_filter(filter: Option<&Unknown>) -> CoreResult<FilterInput> {
     filter_input(object_arg("filter", filter)?.as_ref(), "filter")
+}
+
+/// The `{ dryRun, ratePerSec, delayMs }` of `requeueDeadLetters` / `removeDeadLetters` (the
+/// latter reads `dryRun` only).
+pub fn parse_bulk_options(options: Option<&Unknown>) -> CoreResult<BulkOptions> {
+    let Some(object) = object_arg("options", options)? else {
+        return Ok(BulkOptions::default());
+    };
+    Ok(BulkOptions {
+        dry_run: optional_bool(&object, "dryRun", "options.dryRun")?.unwrap_or(false),
+        rate_per_sec: optional_number(&object, "ratePerSec", "options.ratePerSec")?,
+        delay_ms: optional_number(&object, "delayMs", "options.delayMs")?,
+    })
 }
 
 /// `deadLetters()`'s `{ limit, cursor, ...filter }`: the page size (default 100, at most 10000),

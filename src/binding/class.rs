@@ -2,8 +2,8 @@
 //! the core (`crate::retry::RetryCore`) and settles a promise (`settle`, or the push `hub`).
 
 use super::args::{
-    dlq_name as dlq_name_arg, dlq_name_and_id, optional_dlq_name, parse_config, parse_push,
-    parse_requeue_delay, parse_search,
+    dlq_name as dlq_name_arg, dlq_name_and_id, optional_dlq_name, parse_bulk_options, parse_config,
+    parse_filter, parse_push, parse_requeue_delay, parse_search,
 };
 use super::convert::{
     element, header_text, json_text, object_arg, own_entries, property, string_arg,
@@ -340,6 +340,75 @@ impl KafkaRetry {
             env,
             dlq_name_arg(dlq_name.as_ref()),
             move |name| async move { core.requeue_all_dead_letters(&name).await },
+            |n| n as f64,
+        )
+    }
+
+    /// Requeues the dead letters of the hash `dlqName` that `filter` matches (the keys of
+    /// `deadLetters()`'s filter; `{}` is every dead letter), each as `requeueDeadLetter` does:
+    /// scheduled again with `retryCount` reset and removed from the hash in one step, so a run
+    /// killed midway leaves the rest untouched and can be run again. `ratePerSec` paces it;
+    /// `delayMs` makes the messages due that much later instead of now; `dryRun` only counts.
+    /// Resolves to how many matched (dry run) or were requeued.
+    #[napi(
+        ts_args_type = "dlqName: string, filter?: DeadLetterFilter, options?: { dryRun?: boolean, ratePerSec?: number, delayMs?: number }",
+        ts_return_type = "Promise<number>"
+    )]
+    pub fn requeue_dead_letters<'env>(
+        &self,
+        env: &'env Env,
+        dlq_name: Option<Unknown>,
+        filter: Option<Unknown>,
+        options: Option<Unknown>,
+    ) -> Result<PromiseRaw<'env, f64>> {
+        let parsed = dlq_name_arg(dlq_name.as_ref()).and_then(|name| {
+            Ok((
+                name,
+                parse_filter(filter.as_ref())?,
+                parse_bulk_options(options.as_ref())?,
+            ))
+        });
+        let core = self.core.clone();
+        settle_with(
+            env,
+            parsed,
+            move |(name, filter, options)| async move {
+                core.requeue_matching_dead_letters(&name, filter, options)
+                    .await
+            },
+            |n| n as f64,
+        )
+    }
+
+    /// Removes the dead letters of the hash `dlqName` that `filter` matches (the keys of
+    /// `deadLetters()`'s filter; `{}` is every dead letter); `dryRun` only counts them. Resolves
+    /// to how many matched (dry run) or were removed.
+    #[napi(
+        ts_args_type = "dlqName: string, filter?: DeadLetterFilter, options?: { dryRun?: boolean }",
+        ts_return_type = "Promise<number>"
+    )]
+    pub fn remove_dead_letters<'env>(
+        &self,
+        env: &'env Env,
+        dlq_name: Option<Unknown>,
+        filter: Option<Unknown>,
+        options: Option<Unknown>,
+    ) -> Result<PromiseRaw<'env, f64>> {
+        let parsed = dlq_name_arg(dlq_name.as_ref()).and_then(|name| {
+            Ok((
+                name,
+                parse_filter(filter.as_ref())?,
+                parse_bulk_options(options.as_ref())?,
+            ))
+        });
+        let core = self.core.clone();
+        settle_with(
+            env,
+            parsed,
+            move |(name, filter, options)| async move {
+                core.remove_matching_dead_letters(&name, filter, options.dry_run)
+                    .await
+            },
             |n| n as f64,
         )
     }

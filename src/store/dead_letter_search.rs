@@ -9,7 +9,7 @@
 //! `until` starts the walk at the first dead letter at or before it (`ZCOUNT`, O(log N)); `since`
 //! ends it at the first one before it.
 
-use super::dead_letters::{DeadLetterItem, DeadLetters, Page};
+use super::dead_letters::{DeadLetterItem, DeadLetters, Page, INDEX_STEP_FIELDS};
 use super::keys::index_key;
 use crate::error::{Result, RetryError};
 
@@ -247,6 +247,128 @@ pub async fn search(
             });
         }
     }
+}
+
+/// Dead letters read per page while acting on what a filter matches.
+const WALK_PAGE: usize = 200;
+
+/// A walk over every dead letter of a queue that a filter matches, newest first, handing them
+/// out a page at a time for the caller to act on (requeue, remove), one dead letter at a time.
+///
+/// It pages through the index: letters that leave the queue leave the index, so each page is read
+/// at the rank after the letters that stayed (unmatched, or kept by the caller, see
+/// [`Walk::stayed`]): per page an O(1) check and O(page · log N), never a read of the whole hash.
+/// Fields the index lacks are indexed as it goes (one bounded `HSCAN` step per page while the hash
+/// has more fields than the index). Each act is one dead letter's whole move, so a walk stopped
+/// anywhere (a killed process) leaves every other dead letter untouched, and walking again
+/// finishes the job. A dry run counts the matches and hands out none.
+pub struct Walk<'a> {
+    store: &'a DeadLetters,
+    dlq: &'a str,
+    filter: &'a Filter,
+    dry_run: bool,
+    /// Letters that stayed in the index before the walk's position.
+    stayed: usize,
+    /// Whether a step indexed fields while letters had stayed: one whose time of death is newer
+    /// than such a letter's lands before the walk's position, so the walk starts over once more
+    /// (a dry run counts from scratch then).
+    indexed: bool,
+    /// Steps in a row that found nothing while the hash still looked bigger than the index.
+    idle: u64,
+    /// Matches counted by a dry run.
+    counted: u64,
+}
+
+impl<'a> Walk<'a> {
+    /// A walk over the dead letters of `dlq` that `filter` matches.
+    pub fn new(store: &'a DeadLetters, dlq: &'a str, filter: &'a Filter, dry_run: bool) -> Self {
+        Walk {
+            store,
+            dlq,
+            filter,
+            dry_run,
+            stayed: 0,
+            indexed: false,
+            idle: 0,
+            counted: 0,
+        }
+    }
+
+    /// What a dry run counted.
+    pub fn counted(&self) -> u64 {
+        self.counted
+    }
+
+    /// The caller kept a handed-out letter in the queue (it could not act on it).
+    pub fn stayed(&mut self) {
+        self.stayed += 1;
+    }
+
+    /// The next matched dead letters (one page at most); `None` once the walk is done. Each one
+    /// handed out must leave the queue, or be reported with [`Walk::stayed`].
+    pub async fn next_page(&mut self) -> Result<Option<Vec<DeadLetterItem>>> {
+        loop {
+            let sizes = self.store.sync_index(self.dlq).await?;
+            self.indexed |= sizes.added > 0 && self.stayed > 0;
+            let page = self.store.page_at(self.dlq, self.stayed, WALK_PAGE).await?;
+            if page.items.is_empty() {
+                if page.next.is_some() || sizes.added > 0 {
+                    // Only stale entries (dropped), or just-indexed fields to read: read on.
+                    continue;
+                }
+                if self.stayed > 0 && self.indexed {
+                    self.stayed = 0;
+                    self.indexed = false;
+                    self.counted = 0;
+                    continue;
+                }
+                // The index is done; fields it lacks remain while the hash is bigger. Step on
+                // until a whole scan cycle found none (see `dead_letters`).
+                self.idle += 1;
+                if !sizes.behind() || self.idle > sizes.fields / INDEX_STEP_FIELDS as u64 + 2 {
+                    return Ok(None);
+                }
+                continue;
+            }
+            self.idle = 0;
+            let mut matched = Vec::new();
+            for item in page.items {
+                if !self.filter.matches(&item) {
+                    self.stayed += 1;
+                } else if self.dry_run {
+                    self.counted += 1;
+                    self.stayed += 1;
+                } else {
+                    matched.push(item);
+                }
+            }
+            if !matched.is_empty() {
+                return Ok(Some(matched));
+            }
+        }
+    }
+}
+
+/// Removes every dead letter of `dlq` that `filter` matches (see [`Walk`]); with `dry_run` only
+/// counts them. Returns how many.
+pub async fn remove_matching(
+    store: &DeadLetters,
+    dlq: &str,
+    filter: &Filter,
+    dry_run: bool,
+) -> Result<u64> {
+    let mut walk = Walk::new(store, dlq, filter, dry_run);
+    let mut removed = 0;
+    while let Some(items) = walk.next_page().await? {
+        for item in items {
+            if store.remove(dlq, &item.id).await? {
+                removed += 1;
+            } else {
+                walk.stayed();
+            }
+        }
+    }
+    Ok(if dry_run { walk.counted() } else { removed })
 }
 
 #[cfg(test)]

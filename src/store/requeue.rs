@@ -1,17 +1,16 @@
 //! Requeueing dead letters: a dead letter leaves the dead letter queue and enters a schedule, so
 //! the operation spans both stores and lives above them (neither store imports the other).
 
-use super::dead_letters::{DeadLetterItem, DeadLetters, INDEX_STEP_FIELDS};
+use super::dead_letter_search::{Filter, Walk};
+use super::dead_letters::{DeadLetterItem, DeadLetters};
 use super::keys::index_key;
 use super::schedule::{PushMessage, Schedule};
 use crate::error::{ErrorCode, Result, RetryError};
 use redis::Script;
 use std::sync::LazyLock;
+use std::time::Duration;
 
 static REQUEUE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/requeue.lua")));
-
-/// Dead letters read per page while requeueing a whole queue.
-const PAGE: usize = 200;
 
 /// Schedules dead letter `id` of `dlq` again, due now (Redis's clock) with `retryCount` reset, on the schedule
 /// `schedule_for` picks, and removes it from the dead letter queue. On a single Redis server both
@@ -27,8 +26,7 @@ pub async fn requeue(
     requeue_later(store, dlq, id, 0, schedule_for).await
 }
 
-/// [`requeue`], due `delay_ms` after now (Redis's clock) instead of now: the same move, in the
-/// same script.
+/// [`requeue`], due `delay_ms` after now (Redis's clock) instead of now.
 pub async fn requeue_later(
     store: &DeadLetters,
     dlq: &str,
@@ -85,60 +83,61 @@ pub async fn requeue_later(
 
 /// Requeues every dead letter of `dlq` (see [`requeue`]). Returns how many were requeued; dead
 /// letters that cannot be requeued (no topic) stay where they are.
-///
-/// Pages through the index newest first; requeued letters leave it, so each page is read at the
-/// rank after the letters that stayed: per page an O(1) check and O(page · log N), never a read of
-/// the whole hash. Fields the index lacks are indexed as it goes (one bounded `HSCAN` step per page
-/// while the hash has more fields than the index) and so reach the pages, mostly as the oldest.
 pub async fn requeue_all(
     store: &DeadLetters,
     dlq: &str,
     schedule_for: impl Fn(&DeadLetterItem) -> Schedule,
 ) -> Result<u64> {
-    let mut requeued = 0;
-    // Requeued letters leave the index, so the next page starts after the ones that stayed.
-    let mut stayed = 0usize;
-    // Whether a step indexed fields while letters had stayed: one whose time of death is newer
-    // than such a letter's lands before the walk's position, so the walk starts over once more.
-    let mut indexed = false;
-    // Steps in a row that found nothing while the hash still looked bigger than the index.
-    let mut idle = 0u64;
-    loop {
-        let sizes = store.sync_index(dlq).await?;
-        indexed |= sizes.added > 0 && stayed > 0;
-        let page = store.page_at(dlq, stayed, PAGE).await?;
-        if page.items.is_empty() {
-            if page.next.is_some() || sizes.added > 0 {
-                // Only stale entries (dropped), or just-indexed fields to read: read on.
-                continue;
+    requeue_matching(
+        store,
+        dlq,
+        &Filter::default(),
+        Pace::default(),
+        false,
+        schedule_for,
+    )
+    .await
+}
+
+/// How a filtered requeue paces and schedules what it moves.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Pace {
+    /// Most dead letters moved per second (`None`: as fast as Redis takes them).
+    pub rate_per_sec: Option<f64>,
+    /// How long after the requeue the messages fall due, ms (Redis's clock).
+    pub delay_ms: u64,
+}
+
+/// Requeues every dead letter of `dlq` that `filter` matches (each as [`requeue_later`]: atomic
+/// on one server), at most `pace.rate_per_sec` per second, due `pace.delay_ms` later; with
+/// `dry_run` only counts them. Returns how many. A run stopped midway (a killed process) leaves
+/// the rest where they are and can be run again. Dead letters that cannot be requeued (no topic)
+/// stay.
+pub async fn requeue_matching(
+    store: &DeadLetters,
+    dlq: &str,
+    filter: &Filter,
+    pace: Pace,
+    dry_run: bool,
+    schedule_for: impl Fn(&DeadLetterItem) -> Schedule,
+) -> Result<u64> {
+    let started = tokio::time::Instant::now();
+    let mut walk = Walk::new(store, dlq, filter, dry_run);
+    let mut moved = 0u64;
+    while let Some(items) = walk.next_page().await? {
+        for item in items {
+            if let Some(rate) = pace.rate_per_sec {
+                // The n-th move waits until n / rate seconds after the start: a steady pace.
+                let at = started + Duration::from_secs_f64(moved as f64 / rate);
+                tokio::time::sleep_until(at).await;
             }
-            if stayed > 0 && indexed {
-                stayed = 0;
-                indexed = false;
-                continue;
-            }
-            // The index is done; fields it lacks remain while the hash is bigger. Step on until a
-            // whole scan cycle found none (a write between its HSET and ZADD, or stale entries
-            // outnumbering them: see `dead_letters`).
-            idle += 1;
-            if !sizes.behind() || idle > sizes.fields / INDEX_STEP_FIELDS as u64 + 2 {
-                break;
-            }
-            continue;
-        }
-        idle = 0;
-        for item in &page.items {
-            let moved = match requeue(store, dlq, &item.id, &schedule_for).await {
-                Ok(moved) => moved,
-                Err(err) if err.code == ErrorCode::InvalidArg => false,
+            match requeue_later(store, dlq, &item.id, pace.delay_ms, &schedule_for).await {
+                Ok(true) => moved += 1,
+                Ok(false) => walk.stayed(),
+                Err(err) if err.code == ErrorCode::InvalidArg => walk.stayed(),
                 Err(err) => return Err(err),
-            };
-            if moved {
-                requeued += 1;
-            } else {
-                stayed += 1;
             }
         }
     }
-    Ok(requeued)
+    Ok(if dry_run { walk.counted() } else { moved })
 }

@@ -1,11 +1,10 @@
 -- Move one dead letter back onto the schedule, atomically: it leaves the dead letter hash in the
 -- same step as it is scheduled, so it is never in both and never in neither.
--- It is due now by Redis's clock, or ARGV[5] ms later (a requeue "later").
+-- It is due ARGV[5] ms from now by Redis's clock (0: now).
 -- KEYS[1] dead letter hash, KEYS[2] its time index, KEYS[3] due zset, KEYS[4] entries hash,
 -- KEYS[5] wake key
 -- ARGV[1] dead letter field, ARGV[2] the dead letter as read (unchanged since?), ARGV[3] new id,
--- ARGV[4] the stored entry without its first field (the due time, written here),
--- ARGV[5] delay in ms (absent: 0)
+-- ARGV[4] the stored entry without its first field (the due time, written here), ARGV[5] delay ms
 -- Returns 1 when moved, 0 when the dead letter is gone or changed since it was read.
 redis.replicate_commands()
 if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then
@@ -13,17 +12,17 @@ if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then
 end
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
-local due_at = now + (tonumber(ARGV[5]) or 0)
 local DIGITS = '0123456789abcdefghijklmnopqrstuvwxyz'
-local due, n = '', due_at
+local at = now + (tonumber(ARGV[5]) or 0)
+local due, n = '', at
 repeat
   local digit = n % 36
   due = string.sub(DIGITS, digit + 1, digit + 1) .. due
   n = (n - digit) / 36
 until n == 0
 redis.call('HSET', KEYS[4], ARGV[3], due .. '\n' .. ARGV[4])
-redis.call('ZADD', KEYS[3], string.format('%d', due_at), ARGV[3])
-redis.call('PUBLISH', KEYS[5], string.format('%d', due_at))
+redis.call('ZADD', KEYS[3], string.format('%d', at), ARGV[3])
+redis.call('PUBLISH', KEYS[5], string.format('%d', at))
 redis.call('HDEL', KEYS[1], ARGV[1])
 redis.call('ZREM', KEYS[2], ARGV[1])
 return 1
