@@ -270,11 +270,20 @@ test('filter by error text: exactly the matching dead letters, in the address ba
     await page.waitForURL(/error=ECONNREFUSED/)
     expect((await rows(page)).sort()).toEqual(refused.sort())
     expect(await page.textContent('[data-matched]')).toBe('2')
-    // The address is the filter: pasted into another browser it shows the same.
-    const shared = page.url()
+    // The address is the filter, and only the filter: pasted into another browser it shows the same.
+    const shared = new URL(page.url())
+    expect(shared.search).toBe('?error=ECONNREFUSED')
+    shared.searchParams.set('topic', 'payments')
     const other = await open()
-    await other.page.goto(`${shared}&topic=payments`)
+    await other.page.goto(shared.href)
     expect(await rows(other.page)).toEqual(made.filter((i) => i.topic === 'payments' && /econnrefused/i.test(i.error.message)).map((i) => i.id))
+    // Time of death, in UTC as the datetime fields send it: none died after a minute from now.
+    const later = new Date(Date.now() + 60_000).toISOString().slice(0, 16)
+    await other.page.goto(`${server.url}/dlq/${encodeURIComponent(s.dlq)}?since=${later}`)
+    expect(await rows(other.page)).toEqual([])
+    expect(await other.page.textContent('[data-matched]')).toBe('0')
+    await other.page.goto(`${server.url}/dlq/${encodeURIComponent(s.dlq)}?until=${later}&error=declined`)
+    expect(await rows(other.page)).toEqual(made.filter((i) => i.error.message === 'card declined').map((i) => i.id))
     await other.context.close()
   } finally {
     await context.close()

@@ -136,6 +136,13 @@ async function serveRequest(state, req, res, next, fixedBase, guardFor) {
     return page(401, pages.message({ ...ctx, dlqs: [], notice: null }, { status: 401, title: 'Token needed', text: 'This dashboard needs its token: open the address it printed at start (…?token=…), or send Authorization: Bearer <token>.' }))
   }
 
+  // A filter form leaves its empty fields in the address: drop them, so the link an operator
+  // shares says only what the filter is.
+  if (req.method === 'GET' && [...url.searchParams.values()].some((value) => value === '')) {
+    const clean = new URLSearchParams([...url.searchParams].filter(([, value]) => value !== ''))
+    const search = clean.toString()
+    return send(res, 303, 'text/plain; charset=utf-8', 'see other', { ...extraHeaders, Location: `${url.pathname}${search ? `?${search}` : ''}` })
+  }
   try {
     if (req.method === 'GET' || req.method === 'HEAD') return page(200, await get(state, ctx, route, url))
     if (req.method !== 'POST') throw new HttpError(405, `${req.method} is not allowed`)
