@@ -77,7 +77,7 @@ function handler(options = {}) {
     Object.keys(ASSETS).map((file) => [file, fs.readFileSync(path.join(__dirname, 'assets', file))]),
   )
   const jobs = new Map()
-  const state = { schedules, dlqs, readOnly, refreshSeconds, assets, jobs, nextJob: 1 }
+  const state = { schedules, dlqs, readOnly, refreshSeconds, assets, jobs, nextJob: 1, counts: new Map() }
 
   return function dashboard(req, res, next) {
     serveRequest(state, req, res, next, fixedBase, guardFor).catch((err) => {
@@ -188,7 +188,7 @@ function decode(part) {
 async function get(state, ctx, route, url) {
   if (route === '/') return overview(state, ctx, url)
   let m = /^\/dlq\/([^/]+)$/.exec(route)
-  if (m) return deadLetterList(ctx, dlqOf(state, m[1]), url)
+  if (m) return deadLetterList(state, ctx, dlqOf(state, m[1]), url)
   m = /^\/dlq\/([^/]+)\/item\/([^/]+)$/.exec(route)
   if (m) {
     const dlq = dlqOf(state, m[1])
@@ -239,7 +239,7 @@ function lastMinute() {
   return null
 }
 
-async function deadLetterList(ctx, dlq, url) {
+async function deadLetterList(state, ctx, dlq, url) {
   const params = url.searchParams
   const filter = op.filterOf(params)
   const limitText = params.get('limit')
@@ -251,7 +251,7 @@ async function deadLetterList(ctx, dlq, url) {
   const retry = dlq.schedule.retry
   const [page, matched] = await Promise.all([
     op.deadLetterPage(retry, dlq.name, filter, { limit, cursor }),
-    op.matched(retry, dlq.name, filter).catch((err) => {
+    op.matchedSoon(state.counts, retry, dlq.name, filter).catch((err) => {
       // The list is still worth showing when only its count cannot be had.
       if (err.code === 'ERR_UNSUPPORTED') return null
       throw err

@@ -72,13 +72,16 @@ function filterParams(filter) {
 const isEmpty = (filter) => Object.keys(filter).length === 0
 
 // A filtered page of the search API reads a bounded number of records, so it may hold fewer
-// items than asked: a page of the dashboard asks again, for what is missing, at most this often.
+// items than asked: a page of the dashboard asks again for what is missing, at most this often
+// and while under this time (then it shows what it has, and the link to the next page).
 const SEARCH_CALLS_PER_PAGE = 8
+const SEARCH_TIME_MS = 400
 
 async function deadLetterPage(retry, dlq, filter, { limit, cursor }) {
   if (isEmpty(filter)) return retry.deadLetters(dlq, { limit, cursor: cursor || undefined })
   const page = { items: [], cursor: cursor || null, scanned: 0 }
-  for (let call = 0; call < SEARCH_CALLS_PER_PAGE; call++) {
+  const started = Date.now()
+  for (let call = 0; call < SEARCH_CALLS_PER_PAGE && (call === 0 || Date.now() - started < SEARCH_TIME_MS); call++) {
     const result = await retry.deadLetters(dlq, { ...filter, limit: limit - page.items.length, cursor: page.cursor || undefined })
     // Older addons have no search: they would list everything, unfiltered.
     if (result.scanned === undefined) throw new Unsupported('deadLetters with filters (search)')
@@ -96,4 +99,34 @@ async function matched(retry, dlq, filter) {
   return need(retry, 'removeDeadLetters').removeDeadLetters(dlq, filter, { dryRun: true })
 }
 
-module.exports = { Unsupported, need, filterOf, filterParams, parseTime, timeField, isEmpty, deadLetterPage, matched }
+// A dry run reads every dead letter: on a large queue it takes longer than a page should. A page
+// waits for it this long, then shows "counting" and reloads until the count (kept a while per
+// queue and filter, one count at a time each) is there.
+const COUNT_WAIT_MS = 100
+const COUNT_KEEP_MS = 15_000
+
+/** matched(), or { pending: true } while a long count goes on. */
+async function matchedSoon(counts, retry, dlq, filter) {
+  if (isEmpty(filter)) return matched(retry, dlq, filter)
+  const key = JSON.stringify([dlq, filter])
+  let entry = counts.get(key)
+  if (entry && entry.done && Date.now() - entry.done > COUNT_KEEP_MS) entry = null
+  if (!entry) {
+    entry = { done: 0, value: null, error: null }
+    entry.promise = matched(retry, dlq, filter).then(
+      (value) => Object.assign(entry, { value, done: Date.now() }),
+      (error) => Object.assign(entry, { error, done: Date.now() }),
+    )
+    counts.set(key, entry)
+    for (const [k, e] of counts) if (e.done && Date.now() - e.done > COUNT_KEEP_MS) counts.delete(k)
+  }
+  if (!entry.done) await Promise.race([entry.promise, new Promise((resolve) => setTimeout(resolve, COUNT_WAIT_MS))])
+  if (!entry.done) return { pending: true }
+  if (entry.error) {
+    counts.delete(key)
+    throw entry.error
+  }
+  return entry.value
+}
+
+module.exports = { Unsupported, need, filterOf, filterParams, parseTime, timeField, isEmpty, deadLetterPage, matched, matchedSoon }

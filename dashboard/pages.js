@@ -168,9 +168,10 @@ function deadLetterList(ctx, { dlq, filter, page, matched, cursor, limit }) {
   const next = page.cursor !== null && page.cursor !== undefined
   return layout(ctx, {
     title: `Dead letters: ${dlq.name}`,
+    refresh: matched && matched.pending ? 2 : null,
     body: html`<h1>Dead letters in ${dlq.name}</h1>
 ${filterForm(ctx, dlq, filter)}
-<p class="matched">${matched === null ? 'count of matches unknown (needs an addon with removeDeadLetters)' : html`<span data-matched>${count(matched)}</span> matched`}${page.scanned !== undefined ? html` · this page read ${count(page.scanned)} records` : ''} · newest first${cursor ? html` · <a href="${dlqPath(ctx.base, dlq.name)}${query(params)}">first page</a>` : ''}</p>
+<p class="matched">${matchedText(matched)}${page.scanned !== undefined ? html` · this page read ${count(page.scanned)} records` : ''} · newest first${cursor ? html` · <a href="${dlqPath(ctx.base, dlq.name)}${query(params)}">first page</a>` : ''}</p>
 ${
   page.items.length
     ? html`<table class="dead-letters"><thead><tr><th>died</th><th>topic</th><th>key (event)</th><th>error</th><th>attempts</th><th>payload</th></tr></thead><tbody>
@@ -182,6 +183,12 @@ ${bulkForm(ctx, dlq, filter, matched)}`,
   })
 }
 
+function matchedText(matched) {
+  if (matched === null) return 'count of matches unknown (needs an addon with removeDeadLetters)'
+  if (matched.pending) return html`<span data-counting>counting the matches…</span>`
+  return html`<span data-matched>${count(matched)}</span> matched`
+}
+
 function filterHidden(filter) {
   return Object.entries(filterParams(filter))
     .filter(([, v]) => v !== undefined && v !== '')
@@ -189,7 +196,7 @@ function filterHidden(filter) {
 }
 
 function bulkForm(ctx, dlq, filter, matched) {
-  if (ctx.readOnly || !matched) return ''
+  if (ctx.readOnly || matched === 0) return ''
   const what = Object.keys(filter).length ? 'every dead letter this filter matches' : 'every dead letter in this queue'
   return html`<section class="bulk"><h2>Bulk</h2>
 <form method="post" action="${dlqPath(ctx.base, dlq.name)}/bulk">${csrfField(ctx)}${filterHidden(filter)}
