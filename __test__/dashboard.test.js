@@ -337,26 +337,50 @@ test('bulk requeue of a filter: dry-run count first, then after confirmation exa
   }
 })
 
-test('pause and resume a topic from the overview', async () => {
+test('pause and resume a topic from the overview: its messages wait, then go', async () => {
   const s = schedule('pause')
   const topic = h.unique('dash-pause')
-  await s.retry.pushToQueue(topic, { event: 'p', value: '{"n":1}' }, { delay: '30', maxRetry: '3', retryCount: '0' })
+  const published = []
+  const listener = new KafkaRetry({ keyPrefix: s.prefix })
+  instances.push(listener)
+  await listener.queueListener({ produce: async (t, key) => published.push(`${t}/${key}`) }, s.dlq)
   const server = await listen(handler({ retry: s.retry, dlqName: s.dlq }))
   const { page, context } = await open()
   try {
     await page.goto(`${server.url}/`)
     const row = `tr[data-topic="${topic}"]`
-    await page.fill(`${row} input[name=minutes]`, '5')
-    await page.click(`${row} button:has-text("Pause")`)
+    await page.fill('.pause-topic input[name=topic]', topic)
+    await page.fill('.pause-topic input[name=minutes]', '5')
+    await page.click('.pause-topic button')
     await page.waitForSelector('.notice')
     expect(await page.textContent('.notice')).toBe(`paused topic ${topic} for 5 min`)
     expect(await page.textContent(`${row} .paused`)).toMatch(/^paused until /)
-    expect(JSON.stringify(await s.retry.paused())).toContain(topic)
+    const [pause] = await s.retry.paused()
+    expect(pause.topic).toBe(topic)
+    expect(pause.untilMs - Date.now()).toBeGreaterThan(4 * 60_000)
+    expect(pause.untilMs - Date.now()).toBeLessThan(5 * 60_000 + 5000)
+    // Due now, but paused: it waits (another topic goes out meanwhile).
+    await s.retry.pushToQueue(topic, { event: 'held', value: '{"n":1}' }, { delay: '0', maxRetry: '3', retryCount: '0' })
+    await s.retry.pushToQueue(`${topic}-other`, { event: 'free', value: '{"n":2}' }, { delay: '0', maxRetry: '3', retryCount: '0' })
+    expect(await h.waitFor(() => published.length === 1, 10000)).toBe(true)
+    await h.sleep(1500)
+    expect(published).toEqual([`${topic}-other/free`])
+    await page.reload()
     await page.click(`${row} button:has-text("Resume")`)
     await page.waitForSelector('.notice')
     expect(await page.textContent('.notice')).toBe(`resumed topic ${topic}`)
     expect(await page.$(`${row} .paused`)).toBeNull()
-    expect(JSON.stringify(await s.retry.paused())).not.toContain(topic)
+    expect(await s.retry.paused()).toEqual([])
+    expect(await h.waitFor(() => published.length === 2, 10000)).toBe(true)
+    expect(published).toEqual([`${topic}-other/free`, `${topic}/held`])
+    // The whole schedule, until resumed.
+    await page.click('.controls button:has-text("Pause schedule")')
+    await page.waitForSelector('.notice')
+    expect(await s.retry.paused()).toEqual([{ topic: null, untilMs: null }])
+    expect(await page.textContent('h2 .paused')).toBe('paused')
+    await page.click('.controls button:has-text("Resume all")')
+    await page.waitForSelector('.notice')
+    expect(await s.retry.paused()).toEqual([])
   } finally {
     await context.close()
     await server.stop()

@@ -217,7 +217,7 @@ async function overview(state, ctx, url) {
         const [stats, ...others] = await Promise.all(s.dlqNames.map((d) => s.retry.stats(d)))
         view.stats = stats
         view.dlqs = s.dlqNames.map((name, i) => ({ name, count: (i ? others[i - 1] : stats).deadLettered }))
-        view.paused = typeof s.retry.paused === 'function' ? await s.retry.paused() : null
+        view.paused = pausesOf(stats.paused || (typeof s.retry.paused === 'function' ? await s.retry.paused() : null))
       } catch (err) {
         view.error = err.code ? `${err.code}: ${err.message}` : err.message
         return view
@@ -233,6 +233,21 @@ async function overview(state, ctx, url) {
     }),
   )
   return pages.overview(ctx, { schedules, range })
+}
+
+/**
+ * paused()'s list ([{ topic, untilMs }], topic null for the whole schedule) as the pages read it:
+ * { schedule, topics: { [topic]: untilMs } }, where undefined is "not paused" and null "until
+ * resumed". null when the addon has no pauses.
+ */
+function pausesOf(list) {
+  if (!Array.isArray(list)) return null
+  const pauses = { schedule: undefined, topics: {} }
+  for (const { topic, untilMs } of list) {
+    if (topic === null || topic === undefined) pauses.schedule = untilMs
+    else pauses.topics[topic] = untilMs
+  }
+  return pauses
 }
 
 function lastMinute() {

@@ -52,9 +52,9 @@ function action(ctx, path, label, fields, { className = '', extra = '' } = {}) {
 function pauseControls(ctx, schedule, topic, pausedUntil) {
   const path = `${ctx.base}/schedules/${schedule.index}`
   const fields = topic === null ? {} : { topic }
-  const what = topic === null ? ' schedule' : ''
-  if (pausedUntil !== undefined) return action(ctx, `${path}/resume`, `Resume${what}`, fields)
-  return action(ctx, `${path}/pause`, `Pause${what}`, fields, {
+  // resume() without a topic ends every pause, the schedule's and each topic's: say so.
+  if (pausedUntil !== undefined) return action(ctx, `${path}/resume`, topic === null ? 'Resume all (schedule and topics)' : 'Resume', fields)
+  return action(ctx, `${path}/pause`, topic === null ? 'Pause schedule' : 'Pause', fields, {
     extra: html`<label>for <input type="number" name="minutes" min="1" step="1" placeholder="∞" class="minutes"> min</label> `,
   })
 }
@@ -81,11 +81,14 @@ function scheduleSection(ctx, s, range) {
     return html`<section class="schedule"><h2>${s.name}</h2><p class="error">${s.error}</p></section>`
   }
   const { stats, paused, history, rates } = s
-  const topics = stats.topics ? Object.entries(stats.topics).sort(([a], [b]) => a.localeCompare(b)) : []
+  // Every topic with messages, and every paused topic (it may have none waiting yet).
+  const byTopic = { ...(stats.topics || {}) }
+  for (const topic of Object.keys((paused && paused.topics) || {})) byTopic[topic] = byTopic[topic] || {}
+  const topics = Object.entries(byTopic).sort(([a], [b]) => a.localeCompare(b))
   const topicPaused = (topic) => (paused && paused.topics ? paused.topics[topic] : undefined)
   return html`<section class="schedule">
 <h2>${s.name} ${pausedText(paused ? paused.schedule : undefined)}</h2>
-<div class="controls">${pauseControls(ctx, s, null, paused ? paused.schedule : undefined)}</div>
+<div class="controls">${paused ? pauseControls(ctx, s, null, paused.schedule) : ''}</div>
 <dl class="counts">
 <div><dt>scheduled</dt><dd data-count="scheduled">${count(stats.scheduled)}</dd></div>
 <div><dt>due now</dt><dd data-count="due">${count(stats.due)}</dd></div>
@@ -98,13 +101,18 @@ ${
   topics.length
     ? html`<table class="topics"><thead><tr><th>topic</th><th>scheduled</th><th>due</th><th>leased</th><th>dead letters</th><th>paused</th><th></th></tr></thead><tbody>
 ${topics.map(
-  ([topic, t]) => html`<tr data-topic="${topic}"><td><a href="${dlqPath(ctx.base, s.dlqs[0].name)}${query({ topic })}">${topic}</a></td><td>${count(t.scheduled)}</td><td>${count(t.due)}</td><td>${count(t.leased)}</td><td>${count(t.deadLetters)}</td><td>${pausedText(topicPaused(topic))}</td><td>${pauseControls(ctx, s, topic, topicPaused(topic))}</td></tr>
+  ([topic, t]) => html`<tr data-topic="${topic}"><td><a href="${dlqPath(ctx.base, s.dlqs[0].name)}${query({ topic })}">${topic}</a></td><td>${count(t.scheduled)}</td><td>${count(t.due)}</td><td>${count(t.leased)}</td><td>${count(t.deadLetters)}</td><td>${pausedText(topicPaused(topic))}</td><td>${paused ? pauseControls(ctx, s, topic, topicPaused(topic)) : ''}</td></tr>
 `,
 )}</tbody></table>`
     : html`<p class="muted">${stats.topics ? 'No topic has messages on the schedule.' : 'Per topic counts need an addon with stats().topics.'}</p>`
 }
+${
+  !paused
+    ? html`<p class="muted">Pausing needs an addon with pause().</p>`
+    : ''
+}
 ${history ? historyChart(history, range) : html`<p class="muted">${s.historyError || 'No history.'}</p>`}
-${topicPauseForm(ctx, s)}
+${paused ? topicPauseForm(ctx, s) : ''}
 </section>`
 }
 
