@@ -31,6 +31,8 @@ export interface KafkaRetryConfig {
   maxDeadLetters?: number
   /** Failed publishes of one message, with an error retrying cannot fix (larger than the topic's `max.message.bytes`, no such topic, not authorized to write it), before it is dead-lettered with the broker's error (a `deadLetter` and an `error` event). Transient failures (broker down, timeouts) are never counted. Default 5. */
   maxPublishFailures?: number
+  /** Most messages per second the listeners of this schedule publish, all processes together: a token bucket in Redis that each claim takes from (split evenly over `shards`), so a downstream that recovers is not flooded with the backlog. No cap by default. */
+  maxPublishRate?: number
   /** Let the listener schedule, every 10 s, the messages the original JavaScript class left in Redis (see `migrateLegacy()`). Default false. */
   migrateLegacy?: boolean
   /** Called for every listener event. Exceptions it throws are ignored. */
@@ -187,6 +189,14 @@ export interface DeadLetterQuery extends DeadLetterFilter {
   cursor?: string | null
 }
 
+/** A pause in force (`paused()`, `stats().paused`). */
+export interface RetryPause {
+  /** The paused topic; `null` for the whole schedule. */
+  topic: string | null
+  /** When it ends by itself (ms since the epoch, by Redis's clock); `null`: when `resume()`d. */
+  untilMs: number | null
+}
+
 /** What `stats()` resolves to. */
 export interface RetryStats {
   /** Messages waiting in the schedule (not yet claimed). */
@@ -205,6 +215,8 @@ export interface RetryStats {
   deadLetteredTotal: number
   /** Whether the dead letters exceed `maxDeadLetters`. */
   deadLetterCapExceeded: boolean
+  /** The pauses in force (see `pause()`). */
+  paused: RetryPause[]
 }
 
 /** The seed's producer wrapper: called as `produce(topic, key, value, headers)`. A thenable it returns (a promise, Bluebird, any `then`) is awaited; anything else counts as published at once. */
@@ -330,6 +342,22 @@ export declare class KafkaRetry {
    * to how many matched (dry run) or were removed.
    */
   removeDeadLetters(dlqName: string, filter?: DeadLetterFilter, options?: { dryRun?: boolean }): Promise<number>
+  /**
+   * Pauses `topic` (absent or `null`: the whole schedule): from their next claim on, no
+   * listener in any process publishes its messages; they fall due and wait (nothing is lost or
+   * dead-lettered, no lease is taken). `untilMs` (ms since the epoch, compared with Redis's
+   * clock) ends the pause by itself; without it the pause lasts until `resume()`. Resolves to
+   * `false` when `untilMs` is already past (nothing paused).
+   */
+  pause(topic?: string | null, options?: { untilMs?: number }): Promise<boolean>
+  /**
+   * Ends the pause of `topic`, or without one every pause (the whole schedule's and every
+   * topic's). Every listener claims at once (the wake channel); a resumed topic's waiting
+   * messages go out over its next claims. Resolves to whether a pause ended.
+   */
+  resume(topic?: string | null): Promise<boolean>
+  /** The pauses in force: `[{ topic, untilMs }]`, `topic` `null` for the whole schedule. */
+  paused(): Promise<RetryPause[]>
   /** Removes dead letter `id` from the hash `dlqName`. Resolves to whether it was there. */
   removeDeadLetter(dlqName: string, id: string): Promise<boolean>
   /**

@@ -204,6 +204,7 @@ describe('stats', () => {
         publishFailures: 0,
         deadLetteredTotal: 0,
         deadLetterCapExceeded: false,
+        paused: [],
       })
       // Another prefix is another schedule; without --dlq the hash is <prefix>:dead-letters.
       expect(await runJson(['stats', '--prefix', b.prefix])).toMatchObject({ scheduled: 0, due: 0, deadLettered: 0 })

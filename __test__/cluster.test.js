@@ -148,3 +148,33 @@ test('a push from another process wakes a listener on a cluster, whichever maste
     await listener.close()
   }
 })
+
+test('operator controls on a cluster: filtered search and requeue, a pause over every shard, resume', async () => {
+  const prefix = h.unique('cluster-ops')
+  const dlq = h.unique('cluster-ops-dlq')
+  const published = []
+  const retry = new KafkaRetry({ ...clusterConfig(), keyPrefix: prefix, shards: 3, pollIntervalMs: 100 })
+  try {
+    await retry.queueListener({ produce: async (topic, key) => published.push({ topic, key, at: Date.now() }) }, h.unique('cluster-ops-listener'))
+    for (let i = 0; i < 12; i++) {
+      await retry.pushToDlq(dlq, { topic: i % 2 ? 'a' : 'b', event: `d${i}`, value: { i }, options: { delay: '0', maxRetry: '3', retryCount: '4' }, error: { name: 'Error', message: i % 3 ? 'timeout' : 'refused' }, keyPrefix: prefix })
+    }
+    const page = await retry.deadLetters(dlq, { topic: 'a', errorContains: 'TIMEOUT', limit: 100 })
+    expect(page.items.map((d) => d.event).sort()).toEqual(['d1', 'd11', 'd5', 'd7'])
+    expect(page.scanned).toBe(12)
+
+    await retry.pause('a')
+    expect(await retry.requeueDeadLetters(dlq, { topic: 'a' })).toBe(6)
+    for (let n = 0; n < 9; n++) await retry.pushToQueue(n % 2 ? 'a' : 'b', { event: `p${n}`, value: JSON.stringify({ msgId: `p${n}` }) }, { delay: '0', maxRetry: '3', retryCount: '0' })
+    await h.waitFor(() => published.filter((p) => p.topic === 'b').length === 5, 5000)
+    await h.sleep(1000)
+    expect(published.filter((p) => p.topic === 'a')).toEqual([])
+    await retry.resume('a')
+    await h.waitFor(() => published.filter((p) => p.topic === 'a').length === 10, 5000)
+    const times = {}
+    for (const p of published) times[p.key] = (times[p.key] || 0) + 1
+    expect(Object.values(times).every((n) => n === 1)).toBe(true)
+  } finally {
+    await retry.close()
+  }
+})

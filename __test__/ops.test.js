@@ -239,3 +239,162 @@ describe('requeue and remove what a filter matches', () => {
     }
   })
 })
+
+describe('pause and resume', () => {
+  test('a pause from a second process stops that topic within 1 s, the others go on; resume publishes what waited, once', async () => {
+    const prefix = h.unique('pause')
+    const { retry, published } = await recordingListener({ keyPrefix: prefix }, h.unique('dlq'))
+    const pushed = { a: [], b: [] }
+    let pushing = true
+    const pusher = (async () => {
+      for (let n = 0; pushing; n++) {
+        for (const topic of ['a', 'b']) {
+          await retry.pushToQueue(topic, { event: `${topic}-${n}`, value: JSON.stringify({ n }) }, { delay: '0', maxRetry: '3', retryCount: '0' })
+          pushed[topic].push(`${topic}-${n}`)
+        }
+        await h.sleep(20)
+      }
+    })()
+    const run = (script) => {
+      const child = spawnNode(`const { KafkaRetry } = require('.')
+        const c = JSON.parse(process.env.OPS)
+        const retry = new KafkaRetry({ keyPrefix: c.prefix })
+        ;(async () => { ${script} })().then(() => retry.close()).catch((e) => { console.error(e); process.exit(1) })`, { prefix })
+      return h.exited(child, 10000).then((r) => ({ ...r, out: child.out }))
+    }
+    try {
+      await h.waitFor(() => published.some((p) => p.topic === 'a'), 5000)
+      const done = await run(`await retry.pause('a'); console.log(JSON.stringify(await retry.paused()))`)
+      expect(done.code).toBe(0)
+      const pausedAt = Date.now()
+      expect(JSON.parse(done.out)).toEqual([{ topic: 'a', untilMs: null }])
+      expect((await retry.stats()).paused).toEqual([{ topic: 'a', untilMs: null }])
+      await h.sleep(2000)
+      const late = published.filter((p) => p.topic === 'a' && p.at > pausedAt + 1000)
+      expect(late).toEqual([])
+      // b goes on.
+      expect(published.filter((p) => p.topic === 'b' && p.at > pausedAt + 1000).length).toBeGreaterThan(10)
+      const waiting = pushed.a.length - published.filter((p) => p.topic === 'a').length
+      expect(waiting).toBeGreaterThan(10)
+      expect((await run(`console.log(await retry.resume('a'))`)).out.trim()).toBe('true')
+      const resumedAt = Date.now()
+      pushing = false
+      await pusher
+      await h.waitFor(() => published.filter((p) => p.topic === 'a').length === pushed.a.length, 5000)
+      // Resumed at once: the waiting messages went out within a second of the resume.
+      expect(Math.max(...published.filter((p) => p.topic === 'a').map((p) => p.at)) - resumedAt).toBeLessThan(1000)
+      await h.waitFor(() => published.length === pushed.a.length + pushed.b.length, 5000)
+      await h.sleep(300)
+      expect(Object.values(timesByKey(published)).every((n) => n === 1)).toBe(true)
+      expect(published.length).toBe(pushed.a.length + pushed.b.length)
+      expect(await retry.paused()).toEqual([])
+    } finally {
+      pushing = false
+      await pusher
+      await retry.close()
+    }
+  })
+
+  test('untilMs: a pause of the whole schedule ends by itself', async () => {
+    const prefix = h.unique('until')
+    const { retry, published } = await recordingListener({ keyPrefix: prefix }, h.unique('dlq'))
+    try {
+      const until = Date.now() + 1500
+      expect(await retry.pause(null, { untilMs: until })).toBe(true)
+      expect(await retry.paused()).toEqual([{ topic: null, untilMs: until }])
+      for (let n = 0; n < 20; n++) await retry.pushToQueue(`t${n % 2}`, { event: `e${n}`, value: '{}' }, { delay: '0', maxRetry: '3', retryCount: '0' })
+      await h.sleep(1000)
+      expect(published).toEqual([])
+      await h.waitFor(() => published.length === 20, 3000)
+      expect(Math.min(...published.map((p) => p.at))).toBeGreaterThanOrEqual(until - 50)
+      expect(await retry.paused()).toEqual([])
+      expect(await retry.pause('t0', { untilMs: Date.now() - 10 })).toBe(false)
+      await expect(retry.pause('', {})).rejects.toMatchObject({ code: 'ERR_INVALID_ARG' })
+      await expect(retry.pause('x', { untilMs: -1 })).rejects.toMatchObject({ code: 'ERR_INVALID_ARG' })
+    } finally {
+      await retry.close()
+    }
+  })
+})
+
+describe('maxPublishRate', () => {
+  test('two listeners, 1,000 due messages, maxPublishRate 200: between 4.5 and 5.5 s', async () => {
+    const prefix = h.unique('rate')
+    const seed = new KafkaRetry({ keyPrefix: prefix })
+    const published = []
+    const listeners = []
+    try {
+      await Promise.all(Array.from({ length: 1000 }, (_, n) => seed.pushToQueue('r', { event: `e${n}`, value: '{}' }, { delay: '0', maxRetry: '3', retryCount: '0' })))
+      const started = Date.now()
+      for (let i = 0; i < 2; i++) {
+        const retry = new KafkaRetry({ keyPrefix: prefix, maxPublishRate: 200, pollIntervalMs: 100 })
+        listeners.push(retry)
+        await retry.queueListener({ produce: async (topic, key) => published.push({ key, at: Date.now(), by: i }) }, h.unique('dlq'))
+      }
+      await h.waitFor(() => published.length === 1000, 10000)
+      const took = (Math.max(...published.map((p) => p.at)) - started) / 1000
+      console.log(`maxPublishRate 200, two listeners, 1000 messages: ${took.toFixed(2)} s`)
+      expect(took).toBeGreaterThanOrEqual(4.5)
+      expect(took).toBeLessThanOrEqual(5.5)
+      // Both listeners took part.
+      expect(new Set(published.map((p) => p.by)).size).toBe(2)
+      expect(() => new KafkaRetry({ maxPublishRate: 0 })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG' }))
+    } finally {
+      for (const retry of listeners) await retry.close()
+      await seed.close()
+    }
+  })
+})
+
+describe('the operator CLI lines', () => {
+  const { execFile } = require('child_process')
+  const BIN = path.join(__dirname, '..', 'bin', 'kafka-retry.js')
+  const cli = (args) =>
+    new Promise((resolve, reject) =>
+      execFile(process.execPath, [BIN, ...args], { env: { ...process.env, REDIS_URL: h.REDIS_URL }, timeout: 20000, encoding: 'utf8' }, (err, stdout, stderr) => {
+        if (err && typeof err.code !== 'number') return reject(err)
+        resolve({ code: err ? err.code : 0, stdout, stderr })
+      }),
+    )
+
+  test('dlq list/requeue/remove with filters, --dry-run, --rate; pause --topic --for; resume', async () => {
+    const prefix = h.unique('cli-ops')
+    const dlq = h.unique('dlq')
+    const retry = new KafkaRetry({ keyPrefix: prefix })
+    try {
+      const written = await deadLetters(retry, dlq, prefix)
+      const p = ['--prefix', prefix]
+      const listed = JSON.parse((await cli(['dlq', 'list', dlq, '--all', '--topic', 'orders', '--error', 'timeout', '--json', ...p])).stdout)
+      const matched = written.filter((d) => d.topic === 'orders' && d.error === TIMEOUT)
+      expect(ids(listed.items)).toEqual(ids(matched))
+      const text = await cli(['dlq', 'list', dlq, '--search', 'ev-1', '--limit', '2', ...p])
+      expect(text.code).toBe(0)
+      expect(text.stdout).toMatch(/more: kafka-retry dlq list .* --search "ev-1"/)
+      const dry = await cli(['dlq', 'requeue', dlq, '--topic', 'orders', '--error', 'timeout', '--dry-run', ...p])
+      expect(dry.stdout).toMatch(new RegExp(`^${matched.length} dead letters .* match \\(dry run`))
+      expect((await retry.stats()).scheduled).toBe(0)
+      const moved = await cli(['dlq', 'requeue', dlq, '--topic', 'orders', '--error', 'timeout', '--rate', '100', '--delay', '10m', '--json', ...p])
+      expect(JSON.parse(moved.stdout)).toEqual({ requeued: matched.length })
+      expect((await retry.stats()).scheduled).toBe(matched.length)
+      const removed = await cli(['dlq', 'remove', dlq, '--error', 'econnrefused', '--since', '1h', '--json', ...p])
+      expect(JSON.parse(removed.stdout)).toEqual({ removed: written.filter((d) => d.error === REFUSED).length })
+
+      const paused = await cli(['pause', '--topic', 'orders', '--for', '10m', ...p])
+      expect(paused.stdout).toMatch(/^paused: topic orders until 20/)
+      expect((await retry.paused()).map((x) => x.topic)).toEqual(['orders'])
+      expect((await cli(['stats', ...p])).stdout).toMatch(/paused +topic orders until/)
+      expect((await cli(['pause', ...p])).code).toBe(0)
+      expect((await retry.paused()).length).toBe(2)
+      expect((await cli(['resume', '--topic', 'orders', ...p])).stdout).toMatch(/resumed topic orders\nstill paused: the whole schedule/)
+      expect((await cli(['resume', ...p])).stdout).toMatch(/resumed everything/)
+      expect(await retry.paused()).toEqual([])
+
+      for (const bad of [['pause', '--for', 'soon'], ['dlq', 'requeue', dlq, 'id', '--topic', 't'], ['dlq', 'remove', dlq], ['dlq', 'list', dlq, '--since', 'yesterday'], ['dlq', 'requeue', dlq, '--topic', 't', '--rate', '0']]) {
+        const r = await cli([...bad, ...p])
+        expect({ bad, code: r.code }).toEqual({ bad, code: 2 })
+      }
+    } finally {
+      await retry.close()
+    }
+  })
+})

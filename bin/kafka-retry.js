@@ -14,22 +14,40 @@ Commands:
       Sizes of the schedule (scheduled, due, in flight) and the number of dead
       letters in the hash NAME (default: <prefix>:dead-letters).
       --metrics prints them as Prometheus text instead.
-  dlq list <name> [--limit N] [--cursor C] [--all]
+  dlq list <name> [--limit N] [--cursor C] [--all] [FILTER]
       Dead letters of the hash <name>, newest first: id, topic, event, diedAt,
       retryCount, error and value. --limit N per page (default 100), --cursor C
       continues where the previous page ended, --all lists every page.
   dlq requeue <name> <id>
   dlq requeue <name> --all
-      Moves dead letter <id> (or every dead letter) of <name> back onto the
-      schedule selected by --prefix, due now, with retryCount reset to 0.
+  dlq requeue <name> FILTER [--dry-run] [--rate N] [--delay D]
+      Moves dead letter <id> (or every dead letter, or those FILTER matches) of
+      <name> back onto the schedule selected by --prefix, due now, with
+      retryCount reset to 0. --dry-run only counts them; --rate N moves at most
+      N per second; --delay D makes them due D later (30s, 10m, 2h).
   dlq remove <name> <id>
-      Deletes dead letter <id> from <name>.
+  dlq remove <name> FILTER [--dry-run]
+      Deletes dead letter <id> (or those FILTER matches) from <name>.
+  pause [--topic T] [--for D]
+      Stops every listener of the schedule publishing topic T (without --topic:
+      every topic) within a second; its messages wait. --for D ends the pause
+      by itself after D (30s, 10m, 2h).
+  resume [--topic T]
+      Ends the pause of topic T (without --topic: every pause).
   dashboard [--host 127.0.0.1] [--port 3000] [--token T] [--read-only]
       Serves the dashboard in the browser (overview, dead letters, bulk
       actions, pause) until interrupted. --prefix and --dlq may list several,
       comma separated (with several prefixes, one dlq per prefix). Listens on
       127.0.0.1 unless --host; another address needs --token (or $DASHBOARD_TOKEN),
       or --read-only with --data-visible-without-token.
+
+FILTER (all given must hold):
+  --topic T      the topic, exactly
+  --error TEXT   a substring of the error's name or message, any case
+  --search TEXT  a substring of the key, the payload or a header value
+  --since TIME, --until TIME
+                 time of death: an ISO date, ms since the epoch, or a
+                 duration ago (30m, 2h, 1d)
 
 Options:
   --redis URL    Redis URL (default: $REDIS_URL, then redis://127.0.0.1:6379)
@@ -87,6 +105,15 @@ const OPTIONS = {
   limit: { type: 'string', commands: ['dlq list'], check: wholeNumber },
   cursor: { type: 'string', commands: ['dlq list'] },
   all: { type: 'boolean', commands: ['dlq list', 'dlq requeue'] },
+  topic: { type: 'string', commands: ['dlq list', 'dlq requeue', 'dlq remove', 'pause', 'resume'] },
+  error: { type: 'string', commands: ['dlq list', 'dlq requeue', 'dlq remove'] },
+  search: { type: 'string', commands: ['dlq list', 'dlq requeue', 'dlq remove'] },
+  since: { type: 'string', commands: ['dlq list', 'dlq requeue', 'dlq remove'], check: timeArg },
+  until: { type: 'string', commands: ['dlq list', 'dlq requeue', 'dlq remove'], check: timeArg },
+  'dry-run': { type: 'boolean', commands: ['dlq requeue', 'dlq remove'] },
+  rate: { type: 'string', commands: ['dlq requeue'], check: positiveNumber },
+  delay: { type: 'string', commands: ['dlq requeue'], check: durationArg },
+  for: { type: 'string', commands: ['pause'], check: durationArg },
   help: { type: 'boolean', short: 'h' },
   version: { type: 'boolean' },
 }
@@ -100,6 +127,46 @@ class UsageError extends Error {}
 
 function portNumber(name, value) {
   if (!/^[0-9]+$/.test(value) || Number(value) > 65535) throw new UsageError(`--${name} must be a port number (0 to 65535), got '${value}'`)
+}
+
+const UNITS = { ms: 1, s: 1000, m: 60000, h: 3600000, d: 86400000 }
+
+/** A duration such as 500ms, 30s, 10m, 2h, 1d, in ms; `undefined` when it is not one. */
+function duration(value) {
+  const match = /^([0-9]+(?:\.[0-9]+)?)(ms|s|m|h|d)$/.exec(value)
+  return match ? Math.round(Number(match[1]) * UNITS[match[2]]) : undefined
+}
+
+function durationArg(name, value) {
+  if (duration(value) === undefined) throw new UsageError(`--${name} must be a duration such as 30s, 10m or 2h, got '${value}'`)
+}
+
+/** A time: ms since the epoch, an ISO date, or a duration ago. */
+function time(value) {
+  if (/^[0-9]+$/.test(value)) return Number(value)
+  const ago = duration(value)
+  if (ago !== undefined) return Date.now() - ago
+  const parsed = Date.parse(value)
+  return Number.isNaN(parsed) ? undefined : parsed
+}
+
+function timeArg(name, value) {
+  if (time(value) === undefined) throw new UsageError(`--${name} must be an ISO date, ms since the epoch or a duration ago (30m), got '${value}'`)
+}
+
+function positiveNumber(name, value) {
+  if (!/^[0-9]+(\.[0-9]+)?$/.test(value) || !(Number(value) > 0)) throw new UsageError(`--${name} must be a number above 0, got '${value}'`)
+}
+
+/** The dead letter filter the FILTER options give, and whether any was given. */
+function filterOf(options) {
+  const filter = {}
+  if (options.topic !== undefined) filter.topic = options.topic
+  if (options.error !== undefined) filter.errorContains = options.error
+  if (options.search !== undefined) filter.search = options.search
+  if (options.since !== undefined) filter.since = time(options.since)
+  if (options.until !== undefined) filter.until = time(options.until)
+  return filter
 }
 
 function wholeNumber(name, value) {
@@ -160,6 +227,10 @@ function resolveCommand(options, positionals) {
     command = 'dashboard'
     args = positionals.slice(1)
     if (args.length) throw new UsageError(`unexpected argument '${args[0]}' for dashboard`)
+  } else if (first === 'pause' || first === 'resume') {
+    command = first
+    args = positionals.slice(1)
+    if (args.length) throw new UsageError(`unexpected argument '${args[0]}' for ${first}`)
   } else if (first === 'dlq') {
     if (second === undefined) throw new UsageError('dlq needs a subcommand: list, requeue or remove')
     if (!['list', 'requeue', 'remove'].includes(second)) throw new UsageError(`unknown dlq subcommand '${second}'`)
@@ -181,14 +252,19 @@ function resolveCommand(options, positionals) {
   }
   if (command === 'dlq list') {
     if (args.length > 1) throw new UsageError(`unexpected argument '${args[1]}' for ${command}`)
-  } else if (command === 'dlq requeue') {
-    if (options.all && args.length > 1) throw new UsageError('dlq requeue takes either an id or --all, not both')
-    if (!options.all && (args[1] === undefined || args[1] === '')) {
-      throw new UsageError('dlq requeue needs the id of a dead letter (or --all)')
+  } else if (command === 'dlq requeue' || command === 'dlq remove') {
+    const filtered = Object.keys(filterOf(options)).length > 0
+    const byId = args[1] !== undefined && args[1] !== ''
+    const kinds = [byId, filtered, Boolean(options.all)].filter(Boolean).length
+    if (kinds > 1) {
+      throw new UsageError(command === 'dlq requeue' ? 'dlq requeue takes either an id or --all or filter options, one of them' : 'dlq remove takes either an id or filter options, not both')
     }
-    if (args.length > 2) throw new UsageError(`unexpected argument '${args[2]}' for ${command}`)
-  } else if (command === 'dlq remove') {
-    if (args[1] === undefined || args[1] === '') throw new UsageError('dlq remove needs the id of a dead letter')
+    if (kinds === 0) {
+      throw new UsageError(`${command} needs the id of a dead letter${command === 'dlq requeue' ? ', --all' : ''} or filter options (--topic, --error, --search, --since, --until)`)
+    }
+    if (byId && (options['dry-run'] || options.rate || options.delay)) {
+      throw new UsageError('--dry-run, --rate and --delay go with filter options, not an id')
+    }
     if (args.length > 2) throw new UsageError(`unexpected argument '${args[2]}' for ${command}`)
   }
   if (options.metrics && options.json) throw new UsageError('--metrics and --json cannot be combined')
@@ -263,14 +339,16 @@ async function stats(retry, ctx) {
   const width = Math.max(...rows.map(([, n]) => String(n).length))
   out(`schedule ${clean(ctx.prefix)} at ${clean(redactUrl(ctx.redisUrl))}`)
   for (const [label, n, note] of rows) out(`  ${label.padEnd(13)} ${String(n).padStart(width)}  ${note}`)
+  for (const p of s.paused || []) out(`  paused        ${describePause(p)}`)
   return 0
 }
 
 async function list(retry, ctx, [name]) {
   const limit = ctx.options.limit !== undefined ? Number(ctx.options.limit) : undefined
   let cursor = ctx.options.cursor
+  const filter = filterOf(ctx.options)
   if (!ctx.options.all) {
-    const page = await retry.deadLetters(name, { limit, cursor })
+    const page = await retry.deadLetters(name, { ...filter, limit, cursor })
     if (ctx.options.json) {
       json({ items: page.items, cursor: page.cursor })
       return 0
@@ -280,7 +358,11 @@ async function list(retry, ctx, [name]) {
     if (!page.items.length && more) out('(no dead letters on this page)')
     else if (!page.items.length) out(`no dead letters in ${clean(name)}${cursor ? ' after this cursor' : ''}`)
     if (more) {
-      out(`more: kafka-retry dlq list ${clean(name)} --cursor ${clean(page.cursor)}${limit ? ` --limit ${limit}` : ''}`)
+      const filterFlags = ['topic', 'error', 'search', 'since', 'until']
+        .filter((f) => ctx.options[f] !== undefined)
+        .map((f) => ` --${f} ${JSON.stringify(clean(ctx.options[f]))}`)
+        .join('')
+      out(`more: kafka-retry dlq list ${clean(name)} --cursor ${clean(page.cursor)}${limit ? ` --limit ${limit}` : ''}${filterFlags}`)
     }
     return 0
   }
@@ -290,7 +372,7 @@ async function list(retry, ctx, [name]) {
   const items = []
   let count = 0
   do {
-    const page = await retry.deadLetters(name, { limit, cursor })
+    const page = await retry.deadLetters(name, { ...filter, limit, cursor })
     const fresh = page.items.filter((item) => !seen.has(item.id))
     for (const item of fresh) seen.add(item.id)
     count += fresh.length
@@ -311,6 +393,18 @@ function printItems(items, before = 0) {
 }
 
 async function requeue(retry, ctx, [name, id]) {
+  const filter = filterOf(ctx.options)
+  if (Object.keys(filter).length) {
+    const dryRun = Boolean(ctx.options['dry-run'])
+    const options = { dryRun }
+    if (ctx.options.rate !== undefined) options.ratePerSec = Number(ctx.options.rate)
+    if (ctx.options.delay !== undefined) options.delayMs = duration(ctx.options.delay)
+    const n = await retry.requeueDeadLetters(name, filter, options)
+    if (ctx.options.json) json(dryRun ? { matched: n } : { requeued: n })
+    else if (dryRun) out(`${n} dead letter${n === 1 ? '' : 's'} in ${clean(name)} match (dry run: nothing moved)`)
+    else out(`requeued ${n} dead letter${n === 1 ? '' : 's'} from ${clean(name)} onto schedule ${clean(ctx.prefix)}`)
+    return 0
+  }
   if (ctx.options.all) {
     const n = await retry.requeueAllDeadLetters(name)
     if (ctx.options.json) json({ requeued: n })
@@ -328,6 +422,15 @@ async function requeue(retry, ctx, [name, id]) {
 }
 
 async function remove(retry, ctx, [name, id]) {
+  const filter = filterOf(ctx.options)
+  if (Object.keys(filter).length) {
+    const dryRun = Boolean(ctx.options['dry-run'])
+    const n = await retry.removeDeadLetters(name, filter, { dryRun })
+    if (ctx.options.json) json(dryRun ? { matched: n } : { removed: n })
+    else if (dryRun) out(`${n} dead letter${n === 1 ? '' : 's'} in ${clean(name)} match (dry run: nothing removed)`)
+    else out(`removed ${n} dead letter${n === 1 ? '' : 's'} from ${clean(name)}`)
+    return 0
+  }
   const removed = await retry.removeDeadLetter(name, id)
   if (ctx.options.json) json({ removed, id })
   if (!removed) {
@@ -379,7 +482,35 @@ async function dashboard(retry, ctx) {
   return 0
 }
 
-const COMMANDS = { stats, 'dlq list': list, 'dlq requeue': requeue, 'dlq remove': remove, dashboard }
+
+function describePause(p) {
+  return `${p.topic === null ? 'the whole schedule' : `topic ${clean(p.topic)}`}${p.untilMs ? ` until ${isoTime(p.untilMs)}` : ' until resumed'}`
+}
+
+async function pause(retry, ctx) {
+  const forMs = ctx.options.for !== undefined ? duration(ctx.options.for) : undefined
+  // The end is a time; Redis's clock decides when it has come.
+  const options = forMs !== undefined ? { untilMs: Date.now() + forMs } : {}
+  await retry.pause(ctx.options.topic ?? null, options)
+  const pauses = await retry.paused()
+  if (ctx.options.json) json({ paused: pauses })
+  else for (const p of pauses) out(`paused: ${describePause(p)}`)
+  return 0
+}
+
+async function resume(retry, ctx) {
+  const ended = await retry.resume(ctx.options.topic ?? null)
+  const pauses = await retry.paused()
+  if (ctx.options.json) {
+    json({ resumed: ended, paused: pauses })
+    return 0
+  }
+  out(ended ? `resumed ${ctx.options.topic === undefined ? 'everything' : `topic ${clean(ctx.options.topic)}`}` : 'nothing was paused')
+  for (const p of pauses) out(`still paused: ${describePause(p)}`)
+  return 0
+}
+
+const COMMANDS = { stats, 'dlq list': list, 'dlq requeue': requeue, 'dlq remove': remove, pause, resume, dashboard }
 
 // ---- main ----
 

@@ -143,8 +143,13 @@ const init = async () => {
     console.log((out.stdout + out.stderr).trimEnd().replace(/^/gm, '             '));
     return out.status;
   };
-  cli('dlq', 'list', DEAD_LETTER_QUEUE);
-  if (cli('dlq', 'requeue', DEAD_LETTER_QUEUE, '--all') !== 0) return shutdown(1, 'requeue failed');
+  // Find the dead letters of this topic, hold the topic while deciding, count, then replay them.
+  cli('dlq', 'list', DEAD_LETTER_QUEUE, '--topic', TOPIC);
+  cli('pause', '--topic', TOPIC, '--for', '10m');
+  cli('stats', '--dlq', DEAD_LETTER_QUEUE);
+  cli('dlq', 'requeue', DEAD_LETTER_QUEUE, '--topic', TOPIC, '--dry-run');
+  cli('resume', '--topic', TOPIC);
+  if (cli('dlq', 'requeue', DEAD_LETTER_QUEUE, '--topic', TOPIC, '--rate', '100') !== 0) return shutdown(1, 'requeue failed');
   const deadline = Date.now() + 20000;
   while (!KafkaConsumer.processed.length && Date.now() < deadline && !stopping) {
     await new Promise((resolve) => setTimeout(resolve, 50));

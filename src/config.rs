@@ -53,6 +53,9 @@ pub struct Config {
     /// Publishes of one message that may fail with an error retrying cannot fix (too large, no
     /// such topic, not authorized) before it is dead-lettered.
     pub max_publish_failures: u64,
+    /// Most messages per second the listeners of this schedule publish together, across every
+    /// process (a token bucket in Redis taken by the claim); `None`: no cap.
+    pub max_publish_rate: Option<f64>,
     /// ACL user name for the Redis servers (over the URL's).
     pub username: Option<String>,
     /// Password for the Redis servers (over the URL's).
@@ -184,6 +187,8 @@ pub struct ConfigInput {
     pub migrate_legacy: Option<bool>,
     /// `maxPublishFailures`.
     pub max_publish_failures: Option<f64>,
+    /// `maxPublishRate`.
+    pub max_publish_rate: Option<f64>,
     /// `username`.
     pub username: Option<String>,
     /// `password`.
@@ -316,6 +321,15 @@ impl ConfigInput {
                 1,
                 1_000_000,
             )?,
+            max_publish_rate: match self.max_publish_rate {
+                None => None,
+                Some(rate) if rate.is_finite() && rate > 0.0 && rate <= 1.0e9 => Some(rate),
+                Some(rate) => {
+                    return Err(RetryError::invalid_arg(format!(
+                        "config.maxPublishRate must be a number of messages per second above 0, got {rate}"
+                    )))
+                }
+            },
             username: non_empty(self.username),
             password: self.password.filter(|p| !p.is_empty()).map(Secret),
             tls,

@@ -15,6 +15,7 @@ use crate::store::connection::{Redis, SharedRedis};
 use crate::store::dead_letter_search::{self, Filter, FilterInput, SearchPage};
 use crate::store::dead_letters::{DeadLetterItem, DeadLetters, Page};
 use crate::store::entry::{Entry, ErrorInfo};
+use crate::store::gate::{self, Pause};
 use crate::store::schedule::{Counts, PushDone, PushMessage, Schedule};
 use crate::store::target::RedisTarget;
 use crate::store::{migrate, requeue, shard_record};
@@ -127,6 +128,7 @@ impl RetryCore {
                     shard,
                     config.dedupe_window,
                 )
+                .with_max_rate(config.max_publish_rate.unwrap_or(0.0) / config.shards as f64)
             })
             .collect();
         RetryCore {
@@ -493,6 +495,31 @@ impl RetryCore {
         dead_letter_search::remove_matching(&self.dead_letters, dlq, &filter, dry_run).await
     }
 
+    /// Pauses `topic` (`None`: the whole schedule) in every listener, until `until_ms` (ms since
+    /// the epoch, Redis's clock) or until resumed (see `store::gate`). Returns `false` when
+    /// `until_ms` is already past.
+    pub async fn pause(&self, topic: Option<&str>, until_ms: Option<u64>) -> Result<bool> {
+        self.ensure_open()?;
+        self.check_shards().await?;
+        gate::pause(&self.schedules, topic, until_ms).await
+    }
+
+    /// Ends the pause of `topic` (`None`: every pause), and wakes every listener. Returns
+    /// whether a pause ended.
+    pub async fn resume(&self, topic: Option<&str>) -> Result<bool> {
+        self.ensure_open()?;
+        self.check_shards().await?;
+        let ended = gate::resume(&self.schedules, topic, topic.is_none()).await?;
+        self.wake.notify();
+        Ok(ended)
+    }
+
+    /// The pauses in force.
+    pub async fn paused(&self) -> Result<Vec<Pause>> {
+        self.ensure_open()?;
+        gate::paused(&self.schedules[0]).await
+    }
+
     /// Removes dead letter `id` from `dlq`. Returns whether it was there.
     pub async fn remove_dead_letter(&self, dlq: &str, id: &str) -> Result<bool> {
         self.ensure_open()?;
@@ -517,6 +544,7 @@ impl RetryCore {
             publish_failures: self.counters.publish_failures.load(Ordering::Relaxed),
             dead_lettered_total: self.counters.dead_lettered.load(Ordering::Relaxed),
             dead_letter_cap_exceeded: cap_exceeded,
+            paused: gate::paused(&self.schedules[0]).await?,
         })
     }
 

@@ -34,7 +34,7 @@ impl Counters {
 }
 
 /// What `stats()` reports.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Stats {
     /// Messages waiting in the schedule (not yet claimed).
@@ -53,6 +53,8 @@ pub struct Stats {
     pub dead_lettered_total: u64,
     /// Whether the dead letters exceed `maxDeadLetters`.
     pub dead_letter_cap_exceeded: bool,
+    /// The pauses in force (`store::gate`).
+    pub paused: Vec<crate::store::gate::Pause>,
 }
 
 impl Stats {
@@ -137,6 +139,7 @@ mod tests {
             publish_failures: 1,
             dead_lettered_total: 5,
             dead_letter_cap_exceeded: true,
+            paused: Vec::new(),
         };
         let text = stats.prometheus("svc\"x");
         assert!(text.contains("kafka_retry_scheduled{prefix=\"svc\\\"x\"} 3\n"));

@@ -1,5 +1,5 @@
 // Type-checked by `npm run typecheck` (tsc --noEmit): the public API as a TypeScript service uses it.
-import { KafkaRetry, KafkaRetryConfig, RetryHeadersObject, RetryProducer, RetryEvent, RetryStats, DeadLetterPage } from '../..'
+import { KafkaRetry, KafkaRetryConfig, RetryHeadersObject, RetryProducer, RetryEvent, RetryStats, DeadLetterPage, DeadLetterFilter, RetryPause } from '../..'
 
 const config: KafkaRetryConfig = {
   redisUrl: 'redis://127.0.0.1:6379',
@@ -63,6 +63,19 @@ async function main(): Promise<void> {
   const stats: RetryStats = await retry.stats()
   const text: string = await retry.metrics()
   void all, removed, migrated, stats.deadLetterCapExceeded, text
+  // Operator controls: filtered search, requeue and removal, pauses.
+  const filter: DeadLetterFilter = { topic: 'orders', errorContains: 'timeout', search: 'acme', since: 0, until: Date.now() }
+  const found: DeadLetterPage = await retry.deadLetters('DEAD_LETTER_QUEUE', { ...filter, limit: 50, cursor: null })
+  const scanned: number = found.scanned
+  const matched: number = await retry.requeueDeadLetters('DEAD_LETTER_QUEUE', filter, { dryRun: true, ratePerSec: 100, delayMs: 0 })
+  const dropped: number = await retry.removeDeadLetters('DEAD_LETTER_QUEUE', { errorContains: 'schema' }, { dryRun: false })
+  const pausedNow: boolean = await retry.pause('orders', { untilMs: Date.now() + 60000 })
+  await retry.pause()
+  const pauses: RetryPause[] = await retry.paused()
+  const resumed: boolean = await retry.resume('orders')
+  await retry.resume()
+  void scanned, matched, dropped, pausedNow, pauses[0]?.topic, pauses[0]?.untilMs, resumed, stats.paused
+  void new KafkaRetry({ maxPublishRate: 200 })
   try {
     await retry.pushToQueue('', { event: 'e', value: '{}' })
   } catch (err) {

@@ -89,6 +89,31 @@ pub fn parse_bulk_options(options: Option<&Unknown>) -> CoreResult<BulkOptions> 
     })
 }
 
+/// A topic that may be left out (`undefined` or `null`: the whole schedule).
+pub fn optional_topic(value: Option<&Unknown>) -> CoreResult<Option<String>> {
+    if is_nullish(value) {
+        Ok(None)
+    } else {
+        string_arg("topic", value, true).map(Some)
+    }
+}
+
+/// `pause()`'s `{ untilMs }`: a time in ms since the epoch.
+pub fn parse_pause_options(options: Option<&Unknown>) -> CoreResult<Option<u64>> {
+    let Some(object) = object_arg("options", options)? else {
+        return Ok(None);
+    };
+    match optional_number(&object, "untilMs", "options.untilMs")? {
+        None => Ok(None),
+        Some(v) if v.is_finite() && v > 0.0 && v.fract() == 0.0 && v <= 9.0e15 => {
+            Ok(Some(v as u64))
+        }
+        Some(v) => Err(RetryError::invalid_arg(format!(
+            "options.untilMs must be a time in ms since the epoch (a whole number above 0), got {v}"
+        ))),
+    }
+}
+
 /// `deadLetters()`'s `{ limit, cursor, ...filter }`: the page size (default 100, at most 10000),
 /// where to start, and the filter.
 pub fn parse_search(page: Option<&Unknown>) -> CoreResult<(usize, Option<String>, FilterInput)> {
@@ -201,6 +226,7 @@ pub fn parse_config(config: Option<&Unknown>) -> CoreResult<ConfigInput> {
             "maxPublishFailures",
             "config.maxPublishFailures",
         )?,
+        max_publish_rate: optional_number(&object, "maxPublishRate", "config.maxPublishRate")?,
         username: optional_string(&object, "username", "config.username")?,
         password: optional_secret(&object, "password", "config.password")?,
         tls: parse_tls("config.tls", property(&object, "tls").as_ref())?,

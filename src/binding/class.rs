@@ -2,8 +2,9 @@
 //! the core (`crate::retry::RetryCore`) and settles a promise (`settle`, or the push `hub`).
 
 use super::args::{
-    dlq_name as dlq_name_arg, dlq_name_and_id, optional_dlq_name, parse_bulk_options, parse_config,
-    parse_filter, parse_push, parse_requeue_delay, parse_search,
+    dlq_name as dlq_name_arg, dlq_name_and_id, optional_dlq_name, optional_topic,
+    parse_bulk_options, parse_config, parse_filter, parse_pause_options, parse_push,
+    parse_requeue_delay, parse_search,
 };
 use super::convert::{
     element, header_text, json_text, object_arg, own_entries, property, string_arg,
@@ -411,6 +412,62 @@ impl KafkaRetry {
             },
             |n| n as f64,
         )
+    }
+
+    /// Pauses `topic` (absent or `null`: the whole schedule): from their next claim on, no
+    /// listener in any process publishes its messages; they fall due and wait (nothing is lost or
+    /// dead-lettered, no lease is taken). `untilMs` (ms since the epoch, compared with Redis's
+    /// clock) ends the pause by itself; without it the pause lasts until `resume()`. Resolves to
+    /// `false` when `untilMs` is already past (nothing paused).
+    #[napi(
+        ts_args_type = "topic?: string | null, options?: { untilMs?: number }",
+        ts_return_type = "Promise<boolean>"
+    )]
+    pub fn pause<'env>(
+        &self,
+        env: &'env Env,
+        topic: Option<Unknown>,
+        options: Option<Unknown>,
+    ) -> Result<PromiseRaw<'env, bool>> {
+        let parsed = optional_topic(topic.as_ref())
+            .and_then(|topic| Ok((topic, parse_pause_options(options.as_ref())?)));
+        let core = self.core.clone();
+        settle_with(
+            env,
+            parsed,
+            move |(topic, until)| async move { core.pause(topic.as_deref(), until).await },
+            |paused| paused,
+        )
+    }
+
+    /// Ends the pause of `topic`, or without one every pause (the whole schedule's and every
+    /// topic's). Every listener claims at once (the wake channel); a resumed topic's waiting
+    /// messages go out over its next claims. Resolves to whether a pause ended.
+    #[napi(
+        ts_args_type = "topic?: string | null",
+        ts_return_type = "Promise<boolean>"
+    )]
+    pub fn resume<'env>(
+        &self,
+        env: &'env Env,
+        topic: Option<Unknown>,
+    ) -> Result<PromiseRaw<'env, bool>> {
+        let core = self.core.clone();
+        settle_with(
+            env,
+            optional_topic(topic.as_ref()),
+            move |topic| async move { core.resume(topic.as_deref()).await },
+            |ended| ended,
+        )
+    }
+
+    /// The pauses in force: `[{ topic, untilMs }]`, `topic` `null` for the whole schedule.
+    #[napi(ts_return_type = "Promise<RetryPause[]>")]
+    pub fn paused<'env>(&self, env: &'env Env) -> Result<PromiseRaw<'env, serde_json::Value>> {
+        let core = self.core.clone();
+        settle(env, async move { core.paused().await }, |pauses| {
+            serde_json::to_value(pauses).unwrap_or(serde_json::Value::Null)
+        })
     }
 
     /// Removes dead letter `id` from the hash `dlqName`. Resolves to whether it was there.

@@ -176,6 +176,7 @@ fn resolved_objects_have_exactly_the_declared_keys() {
         publish_failures: 0,
         dead_lettered_total: 0,
         dead_letter_cap_exceeded: false,
+        paused: Vec::new(),
     };
     assert_eq!(
         keys(interface(HEADER, "RetryStats")),

@@ -43,6 +43,31 @@ impl Keys {
     }
 }
 
+/// The keys of one schedule shard's operator gates (read by every claim, see `gate.lua`): the
+/// same hash tag as its [`Keys`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GateKeys {
+    /// Hash: topic, or `*` for the whole schedule -> until ms (Redis's clock), 0 for no end.
+    pub paused: String,
+    /// Sorted set (score 0): `topic \n id` of due messages of a paused topic, out of the due set.
+    pub parked: String,
+    /// Hash: `tokens`, `at`: the token bucket of `maxPublishRate`.
+    pub rate: String,
+}
+
+impl GateKeys {
+    /// The gate keys of shard `shard` of the schedule `prefix` (see [`Keys::new`]).
+    pub fn new(prefix: &str, shard: u32) -> Self {
+        let due = Keys::new(prefix, shard).due;
+        let tag = due.strip_suffix(":due").unwrap_or(&due);
+        GateKeys {
+            paused: format!("{tag}:paused"),
+            parked: format!("{tag}:parked"),
+            rate: format!("{tag}:rate"),
+        }
+    }
+}
+
 /// The string recording how many shards the schedule `prefix` is spread over, written by the
 /// first instance that uses it (shard 0's hash tag, so it sits beside shard 0's keys).
 pub fn shards_key(prefix: &str) -> String {
@@ -69,6 +94,10 @@ mod tests {
     fn keys_share_one_hash_tag() {
         let k = Keys::new("svc", 0);
         for key in [&k.due, &k.lease, &k.entries, &k.seen, &k.wake, &k.failures] {
+            assert!(key.starts_with("{svc}:"), "{key}");
+        }
+        let g = GateKeys::new("svc", 0);
+        for key in [&g.paused, &g.parked, &g.rate] {
             assert!(key.starts_with("{svc}:"), "{key}");
         }
         let k = Keys::new("svc", 3);

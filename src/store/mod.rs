@@ -9,6 +9,7 @@ pub mod connection;
 pub mod dead_letter_search;
 pub mod dead_letters;
 pub mod entry;
+pub mod gate;
 pub mod keys;
 pub mod migrate;
 mod push;

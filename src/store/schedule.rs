@@ -4,7 +4,7 @@
 //! hash tag, so the scripts run unchanged on Redis Cluster. Every time in them is Redis's clock.
 
 use super::connection::Redis;
-pub use super::keys::Keys;
+pub use super::keys::{GateKeys, Keys};
 use super::push::PushBatcher;
 pub use super::push::{PushDone, PushMessage};
 use crate::clock::RedisClock;
@@ -14,7 +14,13 @@ use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 use tokio::sync::oneshot;
 
-static CLAIM: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/claim.lua")));
+// The operator gates (pauses, rate cap) are functions the claim calls: their file comes first.
+static CLAIM: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(concat!(
+        include_str!("lua/gate.lua"),
+        include_str!("lua/claim.lua")
+    ))
+});
 static ACK: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/ack.lua")));
 static RELEASE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/release.lua")));
 static RENEW: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/renew.lua")));
@@ -53,6 +59,10 @@ pub struct Schedule {
     dedupe_window: Duration,
     batcher: Arc<PushBatcher>,
     clock: Arc<RedisClock>,
+    /// The keys of the pauses and the rate cap its claims obey (`store::gate`).
+    gate: GateKeys,
+    /// Most messages per second its claims take (0: no cap).
+    max_rate: f64,
 }
 
 impl Schedule {
@@ -67,7 +77,21 @@ impl Schedule {
             dedupe_window,
             batcher,
             clock: Arc::default(),
+            gate: GateKeys::new(prefix, shard),
+            max_rate: 0.0,
         }
+    }
+
+    /// This schedule with its claims taking at most `per_sec` messages per second, across every
+    /// listener (a token bucket in Redis, `gate.lua`); 0 for no cap.
+    pub fn with_max_rate(mut self, per_sec: f64) -> Self {
+        self.max_rate = per_sec;
+        self
+    }
+
+    /// The keys of this schedule's pauses and rate cap.
+    pub fn gate_keys(&self) -> &GateKeys {
+        &self.gate
     }
 
     /// The Redis this schedule lives on.
@@ -118,7 +142,7 @@ impl Schedule {
     /// Claims up to `limit` due messages with a lease of `lease`, and records that this listener
     /// looks again within `poll` at the latest (see claim.lua).
     pub async fn claim(&self, limit: usize, lease: Duration, poll: Duration) -> Result<Claim> {
-        let keys = &self.keys;
+        let (keys, gate, rate) = (&self.keys, &self.gate, self.max_rate);
         let reply: Vec<redis::Value> = self
             .redis
             .run("claim", |mut conn| async move {
@@ -127,9 +151,13 @@ impl Schedule {
                     .key(&keys.lease)
                     .key(&keys.entries)
                     .key(&keys.wake)
+                    .key(&gate.paused)
+                    .key(&gate.parked)
+                    .key(&gate.rate)
                     .arg(limit)
                     .arg(lease.as_millis() as u64)
                     .arg(poll.as_millis() as u64)
+                    .arg(rate)
                     .invoke_async(&mut conn)
                     .await
             })

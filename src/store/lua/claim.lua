@@ -4,7 +4,7 @@
 -- and the lease deadline are Redis's clock (TIME), so listeners on hosts whose clocks disagree
 -- agree on both.
 -- KEYS[1] due zset, KEYS[2] lease zset (id -> lease deadline ms), KEYS[3] entries hash,
--- KEYS[4] wake key
+-- KEYS[4] wake key, KEYS[5..7] and ARGV[4]: the gates (gate.lua)
 -- ARGV[1] limit, ARGV[2] lease ms, ARGV[3] longest sleep of the listener (poll interval) ms
 -- Returns { lease deadline, next wake-up ms or false, Redis now ms, id1, entry1, id2, entry2, ... }
 -- and records in the wake key when this listener next looks, so a push due before then
@@ -15,6 +15,10 @@ redis.replicate_commands()
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
 local limit = tonumber(ARGV[1])
+-- Operator gates (gate.lua): a pause holds the claim or parks a topic's messages; the rate cap
+-- lowers the limit.
+local gate = gate_open(now, limit)
+limit = gate.limit
 local deadline = now + tonumber(ARGV[2])
 -- Formatted once: a Lua number passed to redis.call is formatted with printf per argument, which
 -- showed up in profiles of the fire path when done per claimed message.
@@ -27,7 +31,7 @@ local function each_chunk(list, fn)
   end
 end
 
-local claimed = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, limit)
+local claimed = limit > 0 and redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, limit) or {}
 if #claimed < limit then
   local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, limit - #claimed)
   if #due > 0 then
@@ -50,13 +54,14 @@ if #claimed > 0 then
   end)
   local leases, orphans = {}, {}
   for i, id in ipairs(claimed) do
-    if entries[i] then
+    if entries[i] and not gate_parks(gate, id, entries[i]) then
       leases[#leases + 1] = deadline_text
       leases[#leases + 1] = id
       out[#out + 1] = id
       out[#out + 1] = entries[i]
     else
       -- An id without an entry has nothing to publish: drop it instead of claiming it forever.
+      -- (A parked one, gate_parks, leaves the lease set too.)
       orphans[#orphans + 1] = id
     end
   end
@@ -84,4 +89,5 @@ if out[2] and out[2] < planned then
   planned = out[2]
 end
 redis.call('SET', KEYS[4], string.format('%d', planned), 'PX', math.max(planned - now, 0) + 1000)
+gate_close(gate, now, out, (#out - 3) / 2)
 return out
