@@ -118,6 +118,22 @@ async function open() {
 
 const rows = (page) => page.$$eval('table.dead-letters tbody tr', (trs) => trs.map((tr) => tr.getAttribute('data-id')))
 
+test('history() read into per-minute series: records or series, minutes outside the range left out, other shapes refused', () => {
+  const { historySeries } = require('../dashboard/operator')
+  const now = Date.UTC(2026, 11, 3, 9, 0, 30)
+  const minute = (m) => Date.UTC(2026, 11, 3, 8, m)
+  const records = [
+    { minute: minute(59), pushed: 3, published: 2, failed: 1, deadLettered: 1 },
+    { minute: minute(10), pushed: 9, published: 9, failed: 9, deadLettered: 9 }, // before the range
+  ]
+  expect(historySeries(records, 3, now)).toEqual({ from: minute(58), pushed: [0, 3, 0], published: [0, 2, 0], failed: [0, 1, 0], deadLettered: [0, 1, 0] })
+  expect(historySeries({ minutes: records }, 3, now)).toEqual(historySeries(records, 3, now))
+  const series = { from: minute(57), pushed: [5, 1, 2, 3], published: [5, 0, 1, 0], failed: [5, 0, 0, 0], deadLettered: [5, 0, 0, 1] }
+  expect(historySeries(series, 3, now)).toEqual({ from: minute(58), pushed: [1, 2, 3], published: [0, 1, 0], failed: [0, 0, 0], deadLettered: [0, 0, 1] })
+  expect(historySeries({ something: 'else' }, 3, now)).toBeNull()
+  expect(historySeries([{ pushed: 1 }], 3, now)).toBeNull()
+})
+
 test('deadLetter(dlq, id): the dead letter as deadLetters() lists it, null when gone, ERR_INVALID_ARG for bad arguments', async () => {
   const s = schedule('one')
   const [listed] = await makeDeadLetters(s, [{ topic: 'orders', event: 'k1', value: { a: 1 }, error: 'boom' }])

@@ -223,9 +223,14 @@ async function overview(state, ctx, url) {
         return view
       }
       try {
-        const history = await op.need(s.retry, 'history').history({ minutes })
-        view.history = history
-        view.rates = lastMinute(history)
+        const history = op.historySeries(await op.need(s.retry, 'history').history({ minutes }), minutes)
+        if (history) {
+          view.history = history
+          // The last whole minute (the current one is still counting).
+          view.rates = { published: history.published[minutes - 2] ?? history.published[minutes - 1] }
+        } else {
+          view.historyError = 'history() answered in a shape this dashboard does not read.'
+        }
       } catch (err) {
         view.historyError = err.code === 'ERR_UNSUPPORTED' ? 'History needs an addon with history().' : `history: ${err.message}`
       }
@@ -248,10 +253,6 @@ function pausesOf(list) {
     else pauses.topics[topic] = untilMs
   }
   return pauses
-}
-
-function lastMinute() {
-  return null
 }
 
 async function deadLetterList(state, ctx, dlq, url) {
