@@ -94,8 +94,8 @@ function scheduleSection(ctx, s, range) {
 <div><dt>due now</dt><dd data-count="due">${count(stats.due)}</dd></div>
 <div><dt>leased</dt><dd data-count="leased">${count(stats.inflight)}</dd></div>
 ${s.dlqs.map((d) => html`<div><dt>dead letters in <a href="${dlqPath(ctx.base, d.name)}">${d.name}</a></dt><dd data-count="deadLetters">${count(d.count)}</dd></div>`)}
-<div><dt>published / min</dt><dd>${rates ? count(rates.published) : '-'}</dd></div>
-<div><dt>lateness of the oldest due</dt><dd>${stats.lateness !== undefined ? duration(stats.lateness) : stats.due ? 'due now' : '-'}</dd></div>
+${rates ? html`<div><dt>published in the last minute</dt><dd data-count="published">${count(rates.published)}</dd></div>` : ''}
+${stats.lateMs !== undefined ? html`<div><dt>oldest due waits</dt><dd data-count="late">${duration(stats.lateMs)}</dd></div>` : ''}
 </dl>
 ${
   topics.length
