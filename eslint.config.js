@@ -42,6 +42,14 @@ module.exports = [
     },
   },
   {
+    // The dashboard's one browser script, served as it is (no build step).
+    files: ['dashboard/assets/**/*.js'],
+    languageOptions: {
+      sourceType: 'script',
+      globals: { ...globals.browser },
+    },
+  },
+  {
     // Evaluated by napi's env.run_script (src/binding/js_publisher.rs): a plain script whose only
     // statement is a parenthesised function expression, the script's value. No Node globals.
     // (If no-unused-expressions is ever enabled, turn it off here: that bare expression is the

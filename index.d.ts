@@ -333,11 +333,16 @@ export declare class KafkaRetry {
    */
   deadLetters(dlqName: string, page?: DeadLetterQuery): Promise<DeadLetterPage>
   /**
-   * Schedules dead letter `id` of the hash `dlqName` again, due now with `retryCount` reset to
-   * 0, and removes it from the hash (in one step on a single Redis server). Resolves to `false`
-   * when there is no such dead letter.
+   * Dead letter `id` of the hash `dlqName`, as `deadLetters()` lists it, or `null` when there
+   * is no such dead letter. Costs the same whatever the number of dead letters.
    */
-  requeueDeadLetter(dlqName: string, id: string): Promise<boolean>
+  deadLetter(dlqName: string, id: string): Promise<DeadLetter | null>
+  /**
+   * Schedules dead letter `id` of the hash `dlqName` again, due now (or `options.delayMs` ms
+   * later) with `retryCount` reset to 0, and removes it from the hash (in one step on a single
+   * Redis server). Resolves to `false` when there is no such dead letter.
+   */
+  requeueDeadLetter(dlqName: string, id: string, options?: { delayMs?: number }): Promise<boolean>
   /**
    * Requeues every dead letter of the hash `dlqName` (see `requeueDeadLetter`). Resolves to
    * how many were requeued.

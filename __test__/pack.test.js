@@ -15,7 +15,8 @@ const pkg = require('../package.json')
 const TARGET_ABIS = ['linux-x64-gnu', 'linux-arm64-gnu', 'linux-x64-musl', 'darwin-x64', 'darwin-arm64']
 
 // Exactly what each package publishes.
-const MAIN_FILES = ['LICENSE', 'README.md', 'bin/kafka-redis-retry.js', 'index.d.ts', 'index.js', 'package.json', 'prometheus.d.ts', 'prometheus.js']
+const DASHBOARD_FILES = ['assets/dashboard.css', 'assets/dashboard.js', 'chart.js', 'html.js', 'index.d.ts', 'index.js', 'operator.js', 'pages.js', 'security.js'].map((f) => `dashboard/${f}`)
+const MAIN_FILES = ['LICENSE', 'README.md', 'bin/kafka-redis-retry.js', ...DASHBOARD_FILES, 'index.d.ts', 'index.js', 'package.json', 'prometheus.d.ts', 'prometheus.js']
 const platformFiles = (abi) => ['README.md', 'THIRD_PARTY_NOTICES.md', `kafka-redis-retry.${abi}.node`, 'package.json']
 
 let work
@@ -142,6 +143,9 @@ test('installed from the two tarballs with no Rust toolchain on PATH, it pushes,
           stats = await retry.stats()
         }
         await retry.close()
+        // The dashboard costs a service nothing until it is required.
+        if (Object.keys(require.cache).some((file) => file.includes('/dashboard/'))) throw new Error('dashboard loaded')
+        if (typeof require('kafka-redis-retry/dashboard').handler !== 'function') throw new Error('no dashboard handler')
         console.log(JSON.stringify(stats))
       })().catch((err) => { console.error(err); process.exitCode = 1 })
     `

@@ -34,6 +34,12 @@ Commands:
       by itself after D (30s, 10m, 2h).
   resume [--topic T]
       Ends the pause of topic T (without --topic: every pause).
+  dashboard [--host 127.0.0.1] [--port 3000] [--token T] [--read-only]
+      Serves the dashboard in the browser (overview, dead letters, bulk
+      actions, pause) until interrupted. --prefix and --dlq may list several,
+      comma separated (with several prefixes, one dlq per prefix). Listens on
+      127.0.0.1 unless --host; another address needs --token (or $DASHBOARD_TOKEN),
+      or --read-only with --data-visible-without-token.
 
 FILTER (all given must hold):
   --topic T      the topic, exactly
@@ -89,7 +95,12 @@ const OPTIONS = {
   'tls-insecure': { type: 'boolean' },
   sentinel: { type: 'string' },
   'sentinel-name': { type: 'string' },
-  dlq: { type: 'string', commands: ['stats'] },
+  dlq: { type: 'string', commands: ['stats', 'dashboard'] },
+  host: { type: 'string', commands: ['dashboard'] },
+  port: { type: 'string', commands: ['dashboard'], check: portNumber },
+  token: { type: 'string', commands: ['dashboard'] },
+  'read-only': { type: 'boolean', commands: ['dashboard'] },
+  'data-visible-without-token': { type: 'boolean', commands: ['dashboard'] },
   metrics: { type: 'boolean', commands: ['stats'] },
   limit: { type: 'string', commands: ['dlq list'], check: wholeNumber },
   cursor: { type: 'string', commands: ['dlq list'] },
@@ -113,6 +124,10 @@ const PARSE_OPTIONS = Object.fromEntries(
 )
 
 class UsageError extends Error {}
+
+function portNumber(name, value) {
+  if (!/^[0-9]+$/.test(value) || Number(value) > 65535) throw new UsageError(`--${name} must be a port number (0 to 65535), got '${value}'`)
+}
 
 const UNITS = { ms: 1, s: 1000, m: 60000, h: 3600000, d: 86400000 }
 
@@ -208,6 +223,10 @@ function resolveCommand(options, positionals) {
     command = 'stats'
     args = positionals.slice(1)
     if (args.length) throw new UsageError(`unexpected argument '${args[0]}' for stats`)
+  } else if (first === 'dashboard') {
+    command = 'dashboard'
+    args = positionals.slice(1)
+    if (args.length) throw new UsageError(`unexpected argument '${args[0]}' for dashboard`)
   } else if (first === 'pause' || first === 'resume') {
     command = first
     args = positionals.slice(1)
@@ -444,6 +463,48 @@ async function remove(retry, ctx, [name, id]) {
   return 0
 }
 
+/** Serves the dashboard (dashboard/index.js) until SIGINT or SIGTERM. */
+async function dashboard(retry, ctx) {
+  const prefixes = ctx.prefix.split(',')
+  const dlqs = ctx.options.dlq ? ctx.options.dlq.split(',') : null
+  if (prefixes.length > 1 && dlqs && dlqs.length !== prefixes.length) {
+    throw new UsageError(`with ${prefixes.length} prefixes, --dlq lists one dead letter queue per prefix`)
+  }
+  const extra = prefixes.slice(1).map((prefix) => ctx.newRetry(prefix))
+  const schedules = prefixes.map((prefix, i) => ({
+    name: prefix,
+    retry: i ? extra[i - 1] : retry,
+    dlqName: dlqs ? (prefixes.length > 1 ? dlqs[i] : dlqs) : `${prefix}:dead-letters`,
+  }))
+  const token = ctx.options.token || process.env.DASHBOARD_TOKEN || undefined
+  let running
+  try {
+    running = await require('../dashboard').serve({
+      schedules,
+      host: ctx.options.host,
+      port: ctx.options.port !== undefined ? Number(ctx.options.port) : 3000,
+      token,
+      readOnly: Boolean(ctx.options['read-only']),
+      dataVisible: Boolean(ctx.options['data-visible-without-token']),
+    })
+  } catch (err) {
+    await Promise.all(extra.map((r) => r.close().catch(() => {})))
+    if (err.code === 'ERR_INVALID_ARG') throw new UsageError(err.message)
+    throw err
+  }
+  const address = token ? `${running.url}?token=${encodeURIComponent(token)}` : running.url
+  out(`dashboard of ${prefixes.map(clean).join(', ')} at ${clean(redactUrl(ctx.redisUrl))}${ctx.options['read-only'] ? ' (read-only)' : ''}: ${address}`)
+  await new Promise((resolve) => {
+    process.once('SIGINT', resolve)
+    process.once('SIGTERM', resolve)
+  })
+  await new Promise((resolve) => running.server.close(resolve))
+  running.server.closeAllConnections()
+  await Promise.all(extra.map((r) => r.close().catch(() => {})))
+  return 0
+}
+
+
 function describePause(p) {
   return `${p.topic === null ? 'the whole schedule' : `topic ${clean(p.topic)}`}${p.untilMs ? ` until ${isoTime(p.untilMs)}` : ' until resumed'}`
 }
@@ -471,7 +532,7 @@ async function resume(retry, ctx) {
   return 0
 }
 
-const COMMANDS = { stats, 'dlq list': list, 'dlq requeue': requeue, 'dlq remove': remove, pause, resume }
+const COMMANDS = { stats, 'dlq list': list, 'dlq requeue': requeue, 'dlq remove': remove, pause, resume, dashboard }
 
 // ---- main ----
 
@@ -540,6 +601,8 @@ async function main(argv) {
     redisUrl: options.redis || process.env.REDIS_URL || 'redis://127.0.0.1:6379',
     prefix: options.prefix || 'kafka-retry',
   }
+  // The dashboard may show several schedules (--prefix a,b): the first gets `retry`.
+  const firstPrefix = command === 'dashboard' ? ctx.prefix.split(',')[0] : ctx.prefix
 
   let KafkaRetry
   try {
@@ -550,13 +613,14 @@ async function main(argv) {
   }
   let retry
   try {
-    retry = new KafkaRetry({
+    const config = {
       ...redisConfig(options, ctx),
-      keyPrefix: ctx.prefix,
       cluster: Boolean(options.cluster),
       shards: options.shards !== undefined ? Number(options.shards) : undefined,
       redisTimeoutMs: REDIS_TIMEOUT_MS,
-    })
+    }
+    ctx.newRetry = (keyPrefix) => new KafkaRetry({ ...config, keyPrefix })
+    retry = ctx.newRetry(firstPrefix)
   } catch (err) {
     if (err instanceof UsageError) return usageError(err.message)
     // A bad --redis, --prefix or --shards value.
@@ -567,6 +631,7 @@ async function main(argv) {
   try {
     return await COMMANDS[command](retry, ctx, args)
   } catch (err) {
+    if (err instanceof UsageError) return usageError(err.message)
     // Everything `dlq list` passes comes from the command line (name, limit, cursor).
     if (command === 'dlq list' && err && err.code === 'ERR_INVALID_ARG') return usageError(errorText(err))
     // The schedule records its shard count: a different --shards is a usage error.

@@ -157,6 +157,16 @@ const init = async () => {
   if (!KafkaConsumer.processed.length) return shutdown(1, 'the requeued message did not arrive');
   cli('stats', '--dlq', DEAD_LETTER_QUEUE);
   log('summary', 'the requeued message was consumed again with retryCount 0 and handled; the dead letter queue is empty');
+
+  // A message the fix does not cover dies too, and stays: the dashboard shows it.
+  await KafkaProducer.produce(TOPIC, EVENT_NAME, JSON.stringify({ msgId: randomUUID(), success: false, poison: true }), RETRY_HEADERS);
+  const poisoned = await waitForDeadLetter(DEAD_LETTER_QUEUE, DEAD_LETTER_TIMEOUT_MS);
+  if (stopping) return;
+  if (!poisoned) return shutdown(1, 'timed out waiting for the second dead letter');
+  const [field] = poisoned[0];
+  log('dashboard', 'a second message, one the fix does not cover, is a dead letter now. See it in the browser:');
+  console.log(`             $ npx kafka-redis-retry dashboard --prefix ${RETRY_CONFIG.keyPrefix} --dlq ${DEAD_LETTER_QUEUE}`);
+  console.log(`             then open http://127.0.0.1:3000/dlq/${encodeURIComponent(DEAD_LETTER_QUEUE)}/item/${encodeURIComponent(field)}`);
   return shutdown(0, 'finished');
 };
 

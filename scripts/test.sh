@@ -42,6 +42,10 @@ export KAFKA_RETRY_APACHE_JARS
 KAFKA_RETRY_NODE_RDKAFKA="${KAFKA_RETRY_NODE_RDKAFKA:-$(bash scripts/node-rdkafka.sh)}"
 export KAFKA_RETRY_NODE_RDKAFKA
 
+# The dashboard's browser tests drive Debian's chromium (installed when missing).
+CHROMIUM_PATH="$(bash scripts/browser.sh)"
+export CHROMIUM_PATH
+
 echo "== Rust unit tests and Lua script tests (real Redis)"
 # Redis was started above: the Lua script tests must fail, not skip, if it does not answer.
 KAFKA_RETRY_REQUIRE_SERVICES=1 cargo test --quiet

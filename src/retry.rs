@@ -420,6 +420,12 @@ impl RetryCore {
         self.dead_letters.list(dlq, limit, cursor).await
     }
 
+    /// Dead letter `id` of `dlq`, if there is one.
+    pub async fn dead_letter(&self, dlq: &str, id: &str) -> Result<Option<DeadLetterItem>> {
+        self.ensure_open()?;
+        self.dead_letters.item(dlq, id).await
+    }
+
     /// A page of the dead letters `filter` matches, newest first, bounded per call (see
     /// `store::dead_letter_search`).
     pub async fn search_dead_letters(
@@ -434,10 +440,11 @@ impl RetryCore {
         dead_letter_search::search(&self.dead_letters, dlq, &filter, limit, cursor).await
     }
 
-    /// Schedules dead letter `id` again (retry count reset) and removes it from `dlq`.
-    pub async fn requeue_dead_letter(&self, dlq: &str, id: &str) -> Result<bool> {
+    /// Schedules dead letter `id` again (retry count reset), due `delay_ms` from now, and removes
+    /// it from `dlq`.
+    pub async fn requeue_dead_letter(&self, dlq: &str, id: &str, delay_ms: u64) -> Result<bool> {
         self.ensure_open()?;
-        let moved = requeue::requeue(&self.dead_letters, dlq, id, |item| {
+        let moved = requeue::requeue_later(&self.dead_letters, dlq, id, delay_ms, |item| {
             self.requeue_target(item)
         })
         .await?;

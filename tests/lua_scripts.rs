@@ -694,6 +694,58 @@ async fn requeue_moves_a_dead_letter_atomically() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requeue_later_moves_a_dead_letter_due_after_its_delay() {
+    let Some(t) = TestRedis::start(
+        SUITE,
+        "requeue_later_moves_a_dead_letter_due_after_its_delay",
+    )
+    .await
+    else {
+        return;
+    };
+    let schedule = t.schedule(WINDOW);
+    let keys = schedule.keys().clone();
+    let store = DeadLetters::new(t.redis.clone());
+    let dlq = format!("{}:dlq", t.prefix);
+    let now = t.redis_time_ms().await;
+    let id = msg_id();
+    let dead = entry("orders", r#"{"n":8}"#, 4, now - 5_000);
+    let record = serde_json::to_string(&DeadLetter::of(&id, &dead, now - 4_000, &t.prefix))
+        .expect("a dead letter serializes");
+    store.write(&dlq, &id, &record, now - 4_000).await.unwrap();
+    let mut wake = t.subscribe(&keys.wake).await;
+
+    const DELAY: u64 = 600_000;
+    let before = t.redis_time_ms().await;
+    assert!(
+        requeue_later(&store, &dlq, &id, DELAY, |_| schedule.clone())
+            .await
+            .unwrap()
+    );
+    let after = t.redis_time_ms().await;
+    // Out of the dead letters and onto the schedule in the same step, due DELAY after now by
+    // Redis's clock (entry and score agree), announced with that time.
+    assert_eq!(store.get(&dlq, &id).await.unwrap(), None);
+    assert_eq!(t.zscore(&index_key(&dlq), &id).await, None);
+    let due = t.zmembers(&keys.due).await;
+    assert_eq!(due.len(), 1, "{due:?}");
+    let due_at = t.zscore(&keys.due, &due[0]).await.unwrap();
+    assert!(
+        (before + DELAY..=after + DELAY).contains(&due_at),
+        "due at {due_at}, requeued between {before} and {after} with a delay of {DELAY}"
+    );
+    let stored = t.hget(&keys.entries, &due[0]).await.expect("an entry");
+    assert_eq!(Entry::decode(&stored).unwrap().due_at, due_at);
+    assert_eq!(
+        announcement(&mut wake, Duration::from_secs(1)).await,
+        Some(due_at)
+    );
+    // Not claimable before then.
+    let claim = schedule.claim(10, LEASE, POLL).await.unwrap();
+    assert!(claim.items.is_empty(), "{:?}", claim.items);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn claims_are_exclusive_under_concurrency() {
     let Some(t) = TestRedis::start(SUITE, "claims_are_exclusive_under_concurrency").await else {
         return;

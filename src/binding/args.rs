@@ -24,6 +24,27 @@ pub fn dlq_name_and_id(
     Ok((dlq_name(dlq)?, string_arg("id", id, true)?))
 }
 
+/// `requeueDeadLetter()`'s `{ delayMs }`: how long after now the requeued message falls due
+/// (default 0), a whole number of ms up to a year.
+pub fn parse_requeue_delay(options: Option<&Unknown>) -> CoreResult<u64> {
+    let Some(options) = object_arg("options", options)? else {
+        return Ok(0);
+    };
+    match optional_number(&options, "delayMs", "options.delayMs")? {
+        None => Ok(0),
+        Some(ms) if ms.fract() == 0.0 && (0.0..=MAX_REQUEUE_DELAY_MS).contains(&ms) => {
+            Ok(ms as u64)
+        }
+        Some(ms) => Err(RetryError::invalid_arg(format!(
+            "options.delayMs must be a whole number of ms from 0 to {MAX_REQUEUE_DELAY_MS}, got {}",
+            format_js_number(ms)
+        ))),
+    }
+}
+
+/// A year: a requeue "later" further away than this is a mistake (minutes taken for ms, ...).
+const MAX_REQUEUE_DELAY_MS: f64 = 365.0 * 24.0 * 3_600_000.0;
+
 /// A dead letter hash name that may be left out (`undefined` or `null`).
 pub fn optional_dlq_name(value: Option<&Unknown>) -> CoreResult<Option<String>> {
     if is_nullish(value) {

@@ -3,7 +3,8 @@
 
 use super::args::{
     dlq_name as dlq_name_arg, dlq_name_and_id, optional_dlq_name, optional_topic,
-    parse_bulk_options, parse_config, parse_filter, parse_pause_options, parse_push, parse_search,
+    parse_bulk_options, parse_config, parse_filter, parse_pause_options, parse_push,
+    parse_requeue_delay, parse_search,
 };
 use super::convert::{
     element, header_text, json_text, object_arg, own_entries, property, string_arg,
@@ -292,11 +293,32 @@ impl KafkaRetry {
         )
     }
 
-    /// Schedules dead letter `id` of the hash `dlqName` again, due now with `retryCount` reset to
-    /// 0, and removes it from the hash (in one step on a single Redis server). Resolves to `false`
-    /// when there is no such dead letter.
+    /// Dead letter `id` of the hash `dlqName`, as `deadLetters()` lists it, or `null` when there
+    /// is no such dead letter. Costs the same whatever the number of dead letters.
     #[napi(
         ts_args_type = "dlqName: string, id: string",
+        ts_return_type = "Promise<DeadLetter | null>"
+    )]
+    pub fn dead_letter<'env>(
+        &self,
+        env: &'env Env,
+        dlq_name: Option<Unknown>,
+        id: Option<Unknown>,
+    ) -> Result<PromiseRaw<'env, serde_json::Value>> {
+        let core = self.core.clone();
+        settle_with(
+            env,
+            dlq_name_and_id(dlq_name.as_ref(), id.as_ref()),
+            move |(name, id)| async move { core.dead_letter(&name, &id).await },
+            |item| serde_json::to_value(item).unwrap_or(serde_json::Value::Null),
+        )
+    }
+
+    /// Schedules dead letter `id` of the hash `dlqName` again, due now (or `options.delayMs` ms
+    /// later) with `retryCount` reset to 0, and removes it from the hash (in one step on a single
+    /// Redis server). Resolves to `false` when there is no such dead letter.
+    #[napi(
+        ts_args_type = "dlqName: string, id: string, options?: { delayMs?: number }",
         ts_return_type = "Promise<boolean>"
     )]
     pub fn requeue_dead_letter<'env>(
@@ -304,12 +326,17 @@ impl KafkaRetry {
         env: &'env Env,
         dlq_name: Option<Unknown>,
         id: Option<Unknown>,
+        options: Option<Unknown>,
     ) -> Result<PromiseRaw<'env, bool>> {
         let core = self.core.clone();
+        let parsed = dlq_name_and_id(dlq_name.as_ref(), id.as_ref())
+            .and_then(|(name, id)| Ok((name, id, parse_requeue_delay(options.as_ref())?)));
         settle_with(
             env,
-            dlq_name_and_id(dlq_name.as_ref(), id.as_ref()),
-            move |(name, id)| async move { core.requeue_dead_letter(&name, &id).await },
+            parsed,
+            move |(name, id, delay_ms)| async move {
+                core.requeue_dead_letter(&name, &id, delay_ms).await
+            },
             |moved| moved,
         )
     }

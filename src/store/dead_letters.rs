@@ -634,6 +634,27 @@ impl DeadLetters {
             .await
     }
 
+    /// Dead letter `id` as a listing shows it (its index score standing in for a missing time of
+    /// death), if there is one: one `HGET` and one `ZSCORE`, whatever the hash's size.
+    pub async fn item(&self, dlq: &str, id: &str) -> Result<Option<DeadLetterItem>> {
+        let index = index_key(dlq);
+        let (text, score): (Option<String>, Option<f64>) = self
+            .redis
+            .run("read of a dead letter", |mut conn| async move {
+                redis::pipe()
+                    .cmd("HGET")
+                    .arg(dlq)
+                    .arg(id)
+                    .cmd("ZSCORE")
+                    .arg(index)
+                    .arg(id)
+                    .query_async(&mut conn)
+                    .await
+            })
+            .await?;
+        Ok(text.map(|text| item_of(id.to_string(), text, score.unwrap_or(0.0))))
+    }
+
     /// Removes dead letter `id`. Returns whether it was there.
     pub async fn remove(&self, dlq: &str, id: &str) -> Result<bool> {
         let index = index_key(dlq);

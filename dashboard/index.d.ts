@@ -1,0 +1,61 @@
+// Types of `require('kafka-redis-retry/dashboard')`.
+import type { IncomingMessage, ServerResponse, Server } from 'http'
+import type { KafkaRetry } from '../index'
+
+/** One schedule (a `keyPrefix`) and the dead letter queues shown with it. */
+export interface DashboardSchedule {
+  /** The instance the dashboard reads and acts through (its `keyPrefix` is the schedule). */
+  retry: KafkaRetry
+  /** The dead letter hash(es) of this schedule. Default `'kafka-retry:dead-letters'`. */
+  dlqName?: string | string[]
+  /** The schedule's name on the pages. Default `'schedule'` (`'schedule 2'`, ... with several). */
+  name?: string
+}
+
+export interface DashboardOptions {
+  /** One schedule: its instance (or give `schedules`). */
+  retry?: KafkaRetry
+  /** One schedule: its dead letter hash(es). */
+  dlqName?: string | string[]
+  /** One schedule: its name on the pages. */
+  name?: string
+  /** Several schedules (prefixes) and their dead letter queues in one dashboard. */
+  schedules?: DashboardSchedule[]
+  /**
+   * Where the dashboard is mounted, e.g. `'/ops/retries'`: its links start with it and requests
+   * outside it are answered 404 (or passed to Express's `next`). Default: Express's mount path
+   * (`req.baseUrl`), else the root.
+   */
+  basePath?: string
+  /** Shows no actions and refuses every POST with 403. Default `false`. */
+  readOnly?: boolean
+  /**
+   * When set (8 characters or more), every page needs it: `?token=` once (the browser then keeps
+   * a cookie) or `Authorization: Bearer <token>`; otherwise 401.
+   */
+  token?: string
+  /** How often the overview reloads itself, in seconds (0: never). Default 5. */
+  refreshSeconds?: number
+}
+
+/** A Node request handler; under Express, requests outside `basePath` go on to `next`. */
+export type DashboardHandler = (req: IncomingMessage, res: ServerResponse, next?: (err?: unknown) => void) => void
+
+/**
+ * The dashboard as a Node `(req, res)` handler, for `http.createServer`, Express
+ * (`app.use('/retries', handler(...))`) or Fastify (a route that calls `reply.hijack()` and
+ * hands over `request.raw`, `reply.raw`). Throws `ERR_INVALID_ARG` for bad options.
+ */
+export function handler(options: DashboardOptions): DashboardHandler
+
+export interface ServeOptions extends DashboardOptions {
+  /** Default `'127.0.0.1'`. Any other than loopback needs `token`, or `readOnly` with `dataVisible`. */
+  host?: string
+  /** Default 3000; 0 picks a free port. */
+  port?: number
+  /** Acknowledges that, read-only without a token, anyone reaching the address reads every dead letter. */
+  dataVisible?: boolean
+}
+
+/** Starts the dashboard's own HTTP server (what the CLI's `dashboard` command runs). */
+export function serve(options: ServeOptions): Promise<{ server: Server; url: string }>

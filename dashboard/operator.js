@@ -1,0 +1,178 @@
+'use strict'
+// The dashboard's view of a schedule: the KafkaRetry calls it makes, in one place. Filters come
+// from the address bar and go to the search API (deadLetters, requeueDeadLetters,
+// removeDeadLetters) under the same names.
+
+/** An operator API this version of the addon lacks: said on the page, never faked. */
+class Unsupported extends Error {
+  constructor(method) {
+    super(`this kafka-redis-retry addon has no ${method}(): upgrade the package to use this page`)
+    this.code = 'ERR_UNSUPPORTED'
+  }
+}
+
+function need(retry, method) {
+  if (typeof retry[method] !== 'function') throw new Unsupported(method)
+  return retry
+}
+
+/**
+ * A time filter from the address bar: milliseconds since the epoch, or a date and time in UTC
+ * as a datetime-local field sends it (2026-12-03T08:30, seconds optional). null when empty;
+ * NaN when unreadable (refused by the caller).
+ */
+function parseTime(text) {
+  if (text === null || text === undefined || text === '') return null
+  if (/^[0-9]+$/.test(text)) return Number(text)
+  const match = /^(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2})(?::(\d{2}))?(?:Z| ?UTC)?$/.exec(text)
+  if (!match) return NaN
+  const [, y, mo, d, h, mi, s] = match.map(Number)
+  return Date.UTC(y, mo - 1, d, h, mi, s || 0)
+}
+
+/** The value a datetime-local input shows for ms since the epoch (UTC). */
+function timeField(ms) {
+  return ms === null || ms === undefined ? '' : new Date(ms).toISOString().slice(0, 16)
+}
+
+/**
+ * The filter of the address bar (`topic`, `error`, `search`, `since`, `until`) as the search
+ * API's filter (`topic`, `errorContains`, `search`, `since`, `until`); empty keys left out.
+ * Throws a 400 for an unreadable time.
+ */
+function filterOf(params) {
+  const filter = {}
+  const topic = params.get('topic')
+  const error = params.get('error')
+  const search = params.get('search')
+  if (topic) filter.topic = topic
+  if (error) filter.errorContains = error
+  if (search) filter.search = search
+  for (const key of ['since', 'until']) {
+    const ms = parseTime(params.get(key))
+    if (Number.isNaN(ms)) {
+      throw Object.assign(new Error(`${key} must be a date and time (2026-12-03T08:30, UTC) or ms since the epoch, got '${params.get(key)}'`), { status: 400 })
+    }
+    if (ms !== null) filter[key] = ms
+  }
+  return filter
+}
+
+/** The address bar's form of a filter (the inverse of filterOf). */
+function filterParams(filter) {
+  return {
+    topic: filter.topic,
+    error: filter.errorContains,
+    search: filter.search,
+    since: filter.since !== undefined ? timeField(filter.since) : undefined,
+    until: filter.until !== undefined ? timeField(filter.until) : undefined,
+  }
+}
+
+const isEmpty = (filter) => Object.keys(filter).length === 0
+
+// A filtered page of the search API reads a bounded number of records, so it may hold fewer
+// items than asked: a page of the dashboard asks again for what is missing, at most this often
+// and while under this time (then it shows what it has, and the link to the next page).
+const SEARCH_CALLS_PER_PAGE = 8
+const SEARCH_TIME_MS = 400
+
+async function deadLetterPage(retry, dlq, filter, { limit, cursor }) {
+  if (isEmpty(filter)) return retry.deadLetters(dlq, { limit, cursor: cursor || undefined })
+  const page = { items: [], cursor: cursor || null, scanned: 0 }
+  const started = Date.now()
+  for (let call = 0; call < SEARCH_CALLS_PER_PAGE && (call === 0 || Date.now() - started < SEARCH_TIME_MS); call++) {
+    const result = await retry.deadLetters(dlq, { ...filter, limit: limit - page.items.length, cursor: page.cursor || undefined })
+    // Older addons have no search: they would list everything, unfiltered.
+    if (result.scanned === undefined) throw new Unsupported('deadLetters with filters (search)')
+    page.items.push(...result.items)
+    page.cursor = result.cursor
+    page.scanned += result.scanned
+    if (page.cursor === null || page.cursor === undefined || page.items.length >= limit) break
+  }
+  return page
+}
+
+/** How many dead letters a filter matches: the hash's size, or a dry run of a removal. */
+async function matched(retry, dlq, filter) {
+  if (isEmpty(filter)) return (await retry.stats(dlq)).deadLettered
+  return need(retry, 'removeDeadLetters').removeDeadLetters(dlq, filter, { dryRun: true })
+}
+
+// A dry run reads every dead letter: on a large queue it takes longer than a page should. A page
+// waits for it this long, then shows "counting" and reloads until the count (kept a while per
+// queue and filter, one count at a time each) is there.
+const COUNT_WAIT_MS = 100
+const COUNT_KEEP_MS = 15_000
+
+/** matched(), or { pending: true } while a long count goes on. */
+async function matchedSoon(counts, retry, dlq, filter) {
+  if (isEmpty(filter)) return matched(retry, dlq, filter)
+  const key = JSON.stringify([dlq, filter])
+  let entry = counts.get(key)
+  if (entry && entry.done && Date.now() - entry.done > COUNT_KEEP_MS) entry = null
+  if (!entry) {
+    entry = { done: 0, value: null, error: null }
+    entry.promise = matched(retry, dlq, filter).then(
+      (value) => Object.assign(entry, { value, done: Date.now() }),
+      (error) => Object.assign(entry, { error, done: Date.now() }),
+    )
+    counts.set(key, entry)
+    for (const [k, e] of counts) if (e.done && Date.now() - e.done > COUNT_KEEP_MS) counts.delete(k)
+  }
+  if (!entry.done) await Promise.race([entry.promise, new Promise((resolve) => setTimeout(resolve, COUNT_WAIT_MS))])
+  if (!entry.done) return { pending: true }
+  if (entry.error) {
+    counts.delete(key)
+    throw entry.error
+  }
+  return entry.value
+}
+
+const SERIES = ['pushed', 'published', 'failed', 'deadLettered']
+// Names a per-minute record may give its counts (failed publishes, dead-lettered).
+const ALIASES = { failed: ['failed', 'publishFailures', 'failedPublishes'], deadLettered: ['deadLettered', 'deadLetters', 'dead'] }
+
+/**
+ * history()'s answer for the schedule as one series per count over the last `minutes` minutes
+ * ending at `now`: { from, pushed: [...], published: [...], failed: [...], deadLettered: [...] },
+ * a 0 for every minute without a record. Reads a list of per-minute records ([{ minute | at |
+ * t, pushed, published, failed, deadLettered }], or the same under `minutes` / `schedule`), or
+ * series already in that shape. null for an answer in neither shape (the page says so).
+ */
+function historySeries(history, minutes, now = Date.now()) {
+  if (!history || typeof history !== 'object') return null
+  const from = Math.floor(now / 60_000) * 60_000 - (minutes - 1) * 60_000
+  const empty = () => new Array(minutes).fill(0)
+  if (SERIES.every((name) => Array.isArray(history[name]))) {
+    const start = Number(history.from)
+    if (!Number.isFinite(start)) return null
+    const series = { from }
+    for (const name of SERIES) {
+      series[name] = empty()
+      history[name].forEach((n, i) => {
+        const slot = Math.round((start + i * 60_000 - from) / 60_000)
+        if (slot >= 0 && slot < minutes) series[name][slot] = Number(n) || 0
+      })
+    }
+    return series
+  }
+  const records = Array.isArray(history) ? history : Array.isArray(history.minutes) ? history.minutes : Array.isArray(history.schedule) ? history.schedule : null
+  if (!records) return null
+  const series = { from }
+  for (const name of SERIES) series[name] = empty()
+  for (const record of records) {
+    const at = Number(record.minute ?? record.at ?? record.t ?? record.time)
+    if (!Number.isFinite(at)) return null
+    const slot = Math.round((Math.floor(at / 60_000) * 60_000 - from) / 60_000)
+    if (slot < 0 || slot >= minutes) continue
+    for (const name of SERIES) {
+      const key = (ALIASES[name] || [name]).find((k) => record[k] !== undefined)
+      series[name][slot] += Number(key ? record[key] : 0) || 0
+    }
+  }
+  return series
+}
+
+module.exports = {
+  historySeries, Unsupported, need, filterOf, filterParams, parseTime, timeField, isEmpty, deadLetterPage, matched, matchedSoon }

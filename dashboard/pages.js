@@ -1,0 +1,328 @@
+'use strict'
+// The pages, as functions of what was read from Redis. Every value from a dead letter or a
+// schedule goes through html`` (escaped); forms carry the CSRF token and are left out read-only.
+
+const { html, query, time, duration, count } = require('./html')
+const { lineChart } = require('./chart')
+const { filterParams, timeField } = require('./operator')
+
+const RANGES = { '1h': 60, '24h': 1440, '48h': 2880 }
+
+function layout(ctx, { title, body, refresh }) {
+  const base = ctx.base
+  return html`<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>${title} · kafka-redis-retry</title>
+<link rel="stylesheet" href="${base}/assets/dashboard.css">
+<script src="${base}/assets/dashboard.js" defer></script>
+</head>
+<body${refresh ? html` data-refresh="${refresh}"` : ''}>
+<header>
+<a class="brand" href="${base}/">kafka-redis-retry</a>
+<nav><a href="${base}/">Overview</a>${ctx.dlqs.map((d) => html` <a href="${dlqPath(base, d.name)}">${d.name}</a>`)}</nav>
+${ctx.readOnly ? html`<span class="badge">read-only</span>` : ''}
+</header>
+<main>
+${ctx.notice ? html`<p class="notice" role="status">${ctx.notice}</p>` : ''}
+${body}
+</main>
+</body>
+</html>
+`
+}
+
+const dlqPath = (base, name) => `${base}/dlq/${encodeURIComponent(name)}`
+const itemPath = (base, dlq, id) => `${dlqPath(base, dlq)}/item/${encodeURIComponent(id)}`
+
+function csrfField(ctx) {
+  return html`<input type="hidden" name="csrf" value="${ctx.csrf}">`
+}
+
+/** A form that changes state: nothing at all when read-only. */
+function action(ctx, path, label, fields, { className = '', extra = '' } = {}) {
+  if (ctx.readOnly) return ''
+  return html`<form method="post" action="${path}" class="${`inline ${className}`}">${csrfField(ctx)}${Object.entries(fields).map(
+    ([name, value]) => html`<input type="hidden" name="${name}" value="${value}">`,
+  )}${extra}<button type="submit">${label}</button></form>`
+}
+
+function pauseControls(ctx, schedule, topic, pausedUntil) {
+  const path = `${ctx.base}/schedules/${schedule.index}`
+  const fields = topic === null ? {} : { topic }
+  // resume() without a topic ends every pause, the schedule's and each topic's: say so.
+  if (pausedUntil !== undefined) return action(ctx, `${path}/resume`, topic === null ? 'Resume all (schedule and topics)' : 'Resume', fields)
+  return action(ctx, `${path}/pause`, topic === null ? 'Pause schedule' : 'Pause', fields, {
+    extra: html`<label>for <input type="number" name="minutes" min="1" step="1" placeholder="∞" class="minutes"> min</label> `,
+  })
+}
+
+function pausedText(until) {
+  if (until === undefined) return ''
+  return until ? html`<span class="paused">paused until ${time(until)}</span>` : html`<span class="paused">paused</span>`
+}
+
+function overview(ctx, { schedules, range }) {
+  const body = schedules.map((s) => scheduleSection(ctx, s, range))
+  const ranges = Object.keys(RANGES).map((r) =>
+    r === range ? html`<strong>${r}</strong> ` : html`<a href="${ctx.base}/${query({ range: r })}">${r}</a> `,
+  )
+  return layout(ctx, {
+    title: 'Overview',
+    refresh: ctx.refreshSeconds,
+    body: html`<h1>Overview</h1><p class="ranges">History: ${ranges}</p>${body}`,
+  })
+}
+
+function scheduleSection(ctx, s, range) {
+  if (s.error) {
+    return html`<section class="schedule"><h2>${s.name}</h2><p class="error">${s.error}</p></section>`
+  }
+  const { stats, paused, history, rates } = s
+  // Every topic with messages, and every paused topic (it may have none waiting yet).
+  const byTopic = { ...(stats.topics || {}) }
+  for (const topic of Object.keys((paused && paused.topics) || {})) byTopic[topic] = byTopic[topic] || {}
+  const topics = Object.entries(byTopic).sort(([a], [b]) => a.localeCompare(b))
+  const topicPaused = (topic) => (paused && paused.topics ? paused.topics[topic] : undefined)
+  return html`<section class="schedule">
+<h2>${s.name} ${pausedText(paused ? paused.schedule : undefined)}</h2>
+<div class="controls">${paused ? pauseControls(ctx, s, null, paused.schedule) : ''}</div>
+<dl class="counts">
+<div><dt>scheduled</dt><dd data-count="scheduled">${count(stats.scheduled)}</dd></div>
+<div><dt>due now</dt><dd data-count="due">${count(stats.due)}</dd></div>
+<div><dt>leased</dt><dd data-count="leased">${count(stats.inflight)}</dd></div>
+${s.dlqs.map((d) => html`<div><dt>dead letters in <a href="${dlqPath(ctx.base, d.name)}">${d.name}</a></dt><dd data-count="deadLetters">${count(d.count)}</dd></div>`)}
+${rates ? html`<div><dt>published in the last minute</dt><dd data-count="published">${count(rates.published)}</dd></div>` : ''}
+${stats.lateMs !== undefined ? html`<div><dt>oldest due waits</dt><dd data-count="late">${duration(stats.lateMs)}</dd></div>` : ''}
+</dl>
+${
+  topics.length
+    ? html`<table class="topics"><thead><tr><th>topic</th><th>scheduled</th><th>due</th><th>leased</th><th>dead letters</th><th>paused</th><th></th></tr></thead><tbody>
+${topics.map(
+  ([topic, t]) => html`<tr data-topic="${topic}"><td><a href="${dlqPath(ctx.base, s.dlqs[0].name)}${query({ topic })}">${topic}</a></td><td>${count(t.scheduled)}</td><td>${count(t.due)}</td><td>${count(t.leased)}</td><td>${count(t.deadLetters)}</td><td>${pausedText(topicPaused(topic))}</td><td>${paused ? pauseControls(ctx, s, topic, topicPaused(topic)) : ''}</td></tr>
+`,
+)}</tbody></table>`
+    : html`<p class="muted">${stats.topics ? 'No topic has messages on the schedule.' : 'Per topic counts need an addon with stats().topics.'}</p>`
+}
+${
+  !paused
+    ? html`<p class="muted">Pausing needs an addon with pause().</p>`
+    : ''
+}
+${history ? historyChart(history, range) : html`<p class="muted">${s.historyError || 'No history.'}</p>`}
+${paused ? topicPauseForm(ctx, s) : ''}
+</section>`
+}
+
+function topicPauseForm(ctx, s) {
+  if (ctx.readOnly) return ''
+  return html`<form method="post" action="${ctx.base}/schedules/${s.index}/pause" class="inline pause-topic">${csrfField(ctx)}
+<label>Pause topic <input name="topic" required></label> <label>for <input type="number" name="minutes" min="1" step="1" placeholder="∞" class="minutes"> min</label> <button type="submit">Pause</button></form>`
+}
+
+function historyChart(history, range) {
+  const minutes = RANGES[range]
+  return lineChart(
+    [
+      { label: 'pushed', className: 'pushed', values: history.pushed },
+      { label: 'published', className: 'published', values: history.published },
+      { label: 'failed publishes', className: 'failed', values: history.failed },
+      { label: 'dead-lettered', className: 'dead', values: history.deadLettered },
+    ],
+    { from: history.from, minutes, title: `last ${range}` },
+  )
+}
+
+function filterForm(ctx, dlq, filter) {
+  const p = filterParams(filter)
+  return html`<form method="get" action="${dlqPath(ctx.base, dlq.name)}" class="filters">
+<label>topic <input name="topic" value="${p.topic || ''}"></label>
+<label>error contains <input name="error" value="${p.error || ''}"></label>
+<label>text (key, payload, header) <input name="search" value="${p.search || ''}"></label>
+<label>died since (UTC) <input type="datetime-local" name="since" value="${p.since || ''}"></label>
+<label>until (UTC) <input type="datetime-local" name="until" value="${p.until || ''}"></label>
+<button type="submit">Filter</button> <a href="${dlqPath(ctx.base, dlq.name)}">clear</a>
+</form>`
+}
+
+function preview(value, width = 120) {
+  const text = typeof value === 'string' ? value : JSON.stringify(value)
+  const chars = Array.from(text === undefined ? '' : text)
+  return chars.length <= width ? chars.join('') : `${chars.slice(0, width - 1).join('')}…`
+}
+
+function attempts(item) {
+  const o = item.options && typeof item.options === 'object' ? item.options : {}
+  if (o.retryCount === undefined) return '-'
+  return o.maxRetry !== undefined ? `retryCount ${o.retryCount} (maxRetry ${o.maxRetry})` : `retryCount ${o.retryCount}`
+}
+
+function errorText(error) {
+  if (!error) return '-'
+  return error.name ? `${error.name}: ${error.message}` : error.message
+}
+
+function deadLetterList(ctx, { dlq, filter, page, matched, cursor, limit }) {
+  const params = { ...filterParams(filter), limit: limit !== ctx.pageSize ? limit : undefined }
+  const rows = page.items.map(
+    (item) => html`<tr data-id="${item.id}">
+<td class="when"><a href="${itemPath(ctx.base, dlq.name, item.id)}${query(filterParams(filter))}">${time(item.diedAt)}</a></td>
+<td>${item.topic}</td><td>${item.event}</td><td class="error">${preview(errorText(item.error), 80)}</td><td>${attempts(item)}</td><td class="payload"><code>${preview(item.value)}</code></td>
+</tr>
+`,
+  )
+  const next = page.cursor !== null && page.cursor !== undefined
+  return layout(ctx, {
+    title: `Dead letters: ${dlq.name}`,
+    refresh: matched && matched.pending ? 2 : null,
+    body: html`<h1>Dead letters in ${dlq.name}</h1>
+${filterForm(ctx, dlq, filter)}
+<p class="matched">${matchedText(matched)}${page.scanned !== undefined ? html` · this page read ${count(page.scanned)} records` : ''} · newest first${cursor ? html` · <a href="${dlqPath(ctx.base, dlq.name)}${query(params)}">first page</a>` : ''}</p>
+${
+  page.items.length
+    ? html`<table class="dead-letters"><thead><tr><th>died</th><th>topic</th><th>key (event)</th><th>error</th><th>attempts</th><th>payload</th></tr></thead><tbody>
+${rows}</tbody></table>`
+    : html`<p class="muted">No dead letters${cursor ? ' on this page' : ''}.</p>`
+}
+${next ? html`<p><a rel="next" href="${dlqPath(ctx.base, dlq.name)}${query({ ...params, cursor: page.cursor })}">next page →</a></p>` : ''}
+${bulkForm(ctx, dlq, filter, matched)}`,
+  })
+}
+
+function matchedText(matched) {
+  if (matched === null) return 'count of matches unknown (needs an addon with removeDeadLetters)'
+  if (matched.pending) return html`<span data-counting>counting the matches…</span>`
+  return html`<span data-matched>${count(matched)}</span> matched`
+}
+
+function filterHidden(filter) {
+  return Object.entries(filterParams(filter))
+    .filter(([, v]) => v !== undefined && v !== '')
+    .map(([k, v]) => html`<input type="hidden" name="${k}" value="${v}">`)
+}
+
+function bulkForm(ctx, dlq, filter, matched) {
+  if (ctx.readOnly || matched === 0) return ''
+  const what = Object.keys(filter).length ? 'every dead letter this filter matches' : 'every dead letter in this queue'
+  return html`<section class="bulk"><h2>Bulk</h2>
+<form method="post" action="${dlqPath(ctx.base, dlq.name)}/bulk">${csrfField(ctx)}${filterHidden(filter)}
+<input type="hidden" name="step" value="preview">
+<p><label><input type="radio" name="action" value="requeue" checked> requeue</label>
+<label><input type="radio" name="action" value="remove"> remove</label> ${what}.</p>
+<p>A requeue: at most <input type="number" name="rate" min="1" step="1" placeholder="no limit" class="rate"> per second,
+due in <input type="number" name="delayMinutes" min="0" step="any" placeholder="0" class="minutes"> min.</p>
+<button type="submit">Count first (dry run)</button>
+</form></section>`
+}
+
+function bulkConfirm(ctx, { dlq, filter, action: kind, matched, rate, delayMinutes }) {
+  const back = `${dlqPath(ctx.base, dlq.name)}${query(filterParams(filter))}`
+  const verb = kind === 'remove' ? 'Remove' : 'Requeue'
+  return layout(ctx, {
+    title: `${verb} dead letters`,
+    body: html`<h1>${verb} ${count(matched)} dead letter${matched === 1 ? '' : 's'}?</h1>
+<p>Dry run: <strong data-dry-run>${count(matched)}</strong> dead letters in ${dlq.name} match ${describeFilter(filter)}.
+${kind === 'requeue' ? html`They go back onto their schedule${delayMinutes ? html`, due in ${delayMinutes} min` : ', due now'}${rate ? html`, ${rate} per second` : ''}.` : 'They are deleted.'}</p>
+${
+  matched
+    ? html`<form method="post" action="${dlqPath(ctx.base, dlq.name)}/bulk">${csrfField(ctx)}${filterHidden(filter)}
+<input type="hidden" name="step" value="confirm"><input type="hidden" name="action" value="${kind}">
+<input type="hidden" name="rate" value="${rate || ''}"><input type="hidden" name="delayMinutes" value="${delayMinutes || ''}">
+<button type="submit" class="${kind === 'remove' ? 'danger' : ''}">Yes, ${verb.toLowerCase()} them</button> <a href="${back}">cancel</a></form>`
+    : html`<p><a href="${back}">back</a></p>`
+}`,
+  })
+}
+
+function describeFilter(filter) {
+  const parts = []
+  if (filter.topic !== undefined) parts.push(html`topic <code>${filter.topic}</code>`)
+  if (filter.errorContains !== undefined) parts.push(html`error containing <code>${filter.errorContains}</code>`)
+  if (filter.search !== undefined) parts.push(html`text <code>${filter.search}</code>`)
+  if (filter.since !== undefined) parts.push(html`died since ${time(filter.since)}`)
+  if (filter.until !== undefined) parts.push(html`died until ${time(filter.until)}`)
+  if (!parts.length) return 'no filter (all of them)'
+  return parts.map((p, i) => html`${i ? ' and ' : ''}${p}`)
+}
+
+function job(ctx, j) {
+  const done = j.finishedAt !== null
+  const requeued = done ? j.result : Math.max(0, j.matched - j.remaining)
+  const back = `${dlqPath(ctx.base, j.dlq)}${query(filterParams(j.filter))}`
+  return layout(ctx, {
+    title: 'Requeue',
+    refresh: done ? null : 1,
+    body: html`<h1>Requeue from ${j.dlq}${done ? ': done' : ''}</h1>
+<p>Filter: ${describeFilter(j.filter)}${j.rate ? html`, ${j.rate} per second` : ''}${j.delayMinutes ? html`, due in ${j.delayMinutes} min` : ''}.</p>
+<progress max="${Math.max(1, j.matched)}" value="${Math.min(requeued, j.matched)}"></progress>
+<p class="progress"><span data-requeued>${count(requeued)}</span> of ${count(j.matched)} requeued${done ? '' : html` (still matching: ${count(j.remaining)})`} · ${duration((j.finishedAt || Date.now()) - j.startedAt)}</p>
+${j.error ? html`<p class="error">${j.error}</p>` : ''}
+<p><a href="${back}">back to the dead letters</a></p>`,
+  })
+}
+
+/** A header value as text: strings as they are, Buffers (as JSON.stringify wrote them) in hex. */
+function headerValue(value) {
+  if (Array.isArray(value)) return value.map(headerValue)
+  if (value && typeof value === 'object' && value.type === 'Buffer' && Array.isArray(value.data)) {
+    const hex = Buffer.from(value.data).toString('hex').replace(/(..)(?!$)/g, '$1 ')
+    return [html`<span class="binary">binary, ${value.data.length} bytes: <code>${hex}</code></span>`]
+  }
+  return [html`<code>${typeof value === 'string' ? value : JSON.stringify(value)}</code>`]
+}
+
+function formatted(value) {
+  if (typeof value === 'string') {
+    try {
+      return JSON.stringify(JSON.parse(value), null, 2)
+    } catch {
+      return value
+    }
+  }
+  return JSON.stringify(value, null, 2)
+}
+
+function deadLetter(ctx, { dlq, item, filter }) {
+  const path = itemPath(ctx.base, dlq.name, item.id)
+  const back = `${dlqPath(ctx.base, dlq.name)}${query(filterParams(filter))}`
+  const options = item.options && typeof item.options === 'object' ? Object.entries(item.options) : []
+  return layout(ctx, {
+    title: `Dead letter ${item.id}`,
+    body: html`<p><a href="${back}">← dead letters in ${dlq.name}</a></p>
+<h1>Dead letter <code>${item.id}</code></h1>
+<dl class="facts">
+<dt>topic</dt><dd data-field="topic">${item.topic || '-'}</dd>
+<dt>key (event)</dt><dd data-field="event">${item.event || '-'}</dd>
+<dt>error</dt><dd data-field="error" class="error">${errorText(item.error)}</dd>
+<dt>attempts</dt><dd data-field="attempts">${attempts(item)}</dd>
+<dt>first failure</dt><dd>${time(item.firstFailedAt)}</dd>
+<dt>time of death</dt><dd>${time(item.diedAt)}</dd>
+<dt>schedule</dt><dd>${item.keyPrefix || 'unknown (requeued onto this dashboard’s schedule)'}</dd>
+</dl>
+${
+  ctx.readOnly
+    ? ''
+    : html`<div class="actions">
+${action(ctx, `${path}/requeue`, 'Requeue now', {})}
+${action(ctx, `${path}/requeue`, 'Requeue later', {}, { extra: html`<label>in <input type="number" name="delayMinutes" min="0" step="any" value="10" class="minutes"> min</label> ` })}
+${action(ctx, `${path}/remove`, 'Remove', {}, { className: 'remove' })}
+</div>`
+}
+<h2>Payload</h2>
+<pre class="payload" data-field="payload">${formatted(item.value)}</pre>
+<h2>Headers</h2>
+${
+  options.length
+    ? html`<table class="headers"><tbody>${options.map(([name, value]) => html`<tr><th>${name}</th><td>${headerValue(value)}</td></tr>`)}</tbody></table>`
+    : html`<p class="muted">none</p>`
+}`,
+  })
+}
+
+function message(ctx, { status, title, text }) {
+  return layout(ctx, { title, body: html`<h1>${title}</h1><p class="${status >= 400 ? 'error' : ''}">${text}</p>` })
+}
+
+module.exports = { overview, deadLetterList, deadLetter, bulkConfirm, job, message, RANGES, dlqPath, itemPath, timeField }

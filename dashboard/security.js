@@ -1,0 +1,154 @@
+'use strict'
+// What keeps the dashboard safe to open: the access token, the CSRF token every POST carries,
+// the response headers (a Content-Security-Policy without inline scripts or styles), and a
+// bounded reading of form bodies.
+
+const crypto = require('crypto')
+
+const CSP = [
+  "default-src 'none'",
+  "script-src 'self'",
+  "style-src 'self'",
+  "img-src 'self'",
+  "connect-src 'self'",
+  "form-action 'self'",
+  "frame-ancestors 'none'",
+  "base-uri 'none'",
+].join('; ')
+
+const MAX_BODY_BYTES = 64 * 1024
+
+function sha256(text) {
+  return crypto.createHash('sha256').update(String(text)).digest()
+}
+
+/** Compares secrets in constant time (by their hashes, so lengths do not leak either). */
+function sameSecret(a, b) {
+  return crypto.timingSafeEqual(sha256(a), sha256(b))
+}
+
+function parseCookies(header) {
+  const cookies = {}
+  for (const part of String(header || '').split(';')) {
+    const eq = part.indexOf('=')
+    if (eq < 0) continue
+    const name = part.slice(0, eq).trim()
+    if (!(name in cookies)) cookies[name] = part.slice(eq + 1).trim()
+  }
+  return cookies
+}
+
+/**
+ * Per handler: the cookie names (distinct per base path, so two dashboards on one host do not
+ * share them), the access check and the CSRF check.
+ */
+class Guard {
+  constructor({ token, basePath }) {
+    this.token = token || null
+    this.cookiePath = basePath || '/'
+    const suffix = sha256(basePath || '/').toString('hex').slice(0, 8)
+    this.authCookie = `krr_auth_${suffix}`
+    this.csrfCookie = `krr_csrf_${suffix}`
+    // The cookie proves the browser was given the token once; it holds a hash of the token
+    // keyed by this process's secret, never the token itself.
+    this.secret = crypto.randomBytes(32)
+  }
+
+  cookie(name, value) {
+    return `${name}=${value}; Path=${this.cookiePath}; HttpOnly; SameSite=Strict`
+  }
+
+  authValue() {
+    return crypto.createHmac('sha256', this.secret).update(this.token).digest('hex')
+  }
+
+  /**
+   * 'ok' when the request may go on, 'login' when it carries the token in its query (the caller
+   * sets the cookie and redirects to the address without it), 'refused' otherwise.
+   */
+  access(req, url) {
+    if (!this.token) return 'ok'
+    const given = url.searchParams.get('token')
+    if (given !== null) return sameSecret(given, this.token) ? 'login' : 'refused'
+    const bearer = /^Bearer\s+(.+)$/i.exec(req.headers.authorization || '')
+    if (bearer) return sameSecret(bearer[1].trim(), this.token) ? 'ok' : 'refused'
+    const cookie = parseCookies(req.headers.cookie)[this.authCookie]
+    return cookie !== undefined && sameSecret(cookie, this.authValue()) ? 'ok' : 'refused'
+  }
+
+  /** The browser's CSRF token, and a Set-Cookie for it when it has none yet. */
+  csrf(req) {
+    const existing = parseCookies(req.headers.cookie)[this.csrfCookie]
+    if (existing && /^[0-9a-f]{64}$/.test(existing)) return { token: existing, setCookie: null }
+    const token = crypto.randomBytes(32).toString('hex')
+    return { token, setCookie: this.cookie(this.csrfCookie, token) }
+  }
+
+  /**
+   * Whether a POST may change state: its form's CSRF token equals the browser's cookie (which
+   * another site can neither read nor set), and it does not come from another site.
+   */
+  postAllowed(req, form) {
+    const site = req.headers['sec-fetch-site']
+    if (site && site !== 'same-origin' && site !== 'none') return false
+    const origin = req.headers.origin
+    if (origin && origin !== 'null') {
+      try {
+        if (new URL(origin).host !== req.headers.host) return false
+      } catch {
+        return false
+      }
+    }
+    const cookie = parseCookies(req.headers.cookie)[this.csrfCookie]
+    const field = form.get('csrf')
+    return Boolean(cookie && field && sameSecret(cookie, field))
+  }
+}
+
+/** Headers on every response. */
+function baseHeaders(contentType) {
+  return {
+    'Content-Type': contentType,
+    'Content-Security-Policy': CSP,
+    'X-Content-Type-Options': 'nosniff',
+    'X-Frame-Options': 'DENY',
+    'Referrer-Policy': 'no-referrer',
+    'Cache-Control': 'no-store',
+    'Cross-Origin-Opener-Policy': 'same-origin',
+    'Cross-Origin-Resource-Policy': 'same-origin',
+  }
+}
+
+/**
+ * The form of a POST as URLSearchParams. A body a framework already read is used as it is
+ * (Express's `express.urlencoded()` gives an object, a Fastify parser a string); otherwise the
+ * stream is read, at most MAX_BODY_BYTES.
+ */
+function readForm(req) {
+  if (req.body !== undefined && req.body !== null) {
+    if (typeof req.body === 'string' || Buffer.isBuffer(req.body)) return Promise.resolve(new URLSearchParams(String(req.body)))
+    if (typeof req.body === 'object') {
+      const form = new URLSearchParams()
+      for (const [key, value] of Object.entries(req.body)) form.set(key, String(value))
+      return Promise.resolve(form)
+    }
+  }
+  if (req.readableEnded) return Promise.resolve(new URLSearchParams())
+  return new Promise((resolve, reject) => {
+    const chunks = []
+    let size = 0
+    req.on('data', (chunk) => {
+      size += chunk.length
+      if (size > MAX_BODY_BYTES) {
+        reject(Object.assign(new Error('form too large'), { status: 413 }))
+        req.destroy()
+        return
+      }
+      chunks.push(chunk)
+    })
+    req.on('end', () => resolve(new URLSearchParams(Buffer.concat(chunks).toString('utf8'))))
+    req.on('error', reject)
+  })
+}
+
+module.exports = { Guard, baseHeaders, readForm, sameSecret, CSP }
