@@ -24,6 +24,8 @@ const CFG = {
   fire: { n: QUICK ? 20_000 : 50_000 },
   lateness: { seconds: QUICK ? 5 : 10, rate: 1_000, minMs: 500, maxMs: 3_000, reps: QUICK ? 1 : 3 },
   memory: { n: 100_000, payloadBytes: 100 },
+  // Ids remembered after their publish (1,000 retries/s for an hour would be 3.6 million).
+  seen: { n: QUICK ? 100_000 : 1_000_000 },
   // Batch push (pushMany vs BullMQ addBulk): messages per run and batches in flight at once.
   bulk: { sizes: [50, 1_000], n: QUICK ? 20_000 : 50_000, callers: 4 },
   scale: {
@@ -44,6 +46,7 @@ const TARGETS = {
   max: 100,
   scale: 0.2,
   memOverPayload: 250,
+  seenBytesPerId: 40,
   rssGrowthMB: 50,
 }
 
@@ -242,6 +245,8 @@ async function main() {
   // 5a. Redis memory per message (deterministic for a given build: one run).
   log(`memory: ${CFG.memory.n} messages`)
   keep('memory', await runCase('memory.js', CFG.memory))
+  log(`seen window memory: ${CFG.seen.n} remembered ids`)
+  keep('seen-memory', await runCase('seen-memory.js', CFG.seen))
 
   // 4 + 5b. Scale of the schedule. The big pre-fill is the RSS measurement's pushes.
   const smallPrefix = c.unique('scale-small')
@@ -453,6 +458,16 @@ function render(raw) {
     '',
     `≤ payload + ${TARGETS.memOverPayload} B = ${limit} B`,
     yesNo(mem.perMessage <= limit),
+    '1',
+  )
+  const seen = R['seen-memory'][0]
+  row(
+    `Redis bytes per remembered id, seen window (${num(seen.n)} ids acked 500 per call; MEMORY USAGE)`,
+    `${seen.bucketBytesPerId.toFixed(1)} B (seen buckets)`,
+    `sorted set (previous format) ${seen.zsetBytesPerId.toFixed(1)} B`,
+    ratio(seen.bucketBytesPerId / seen.zsetBytesPerId),
+    `≤ ${TARGETS.seenBytesPerId} B`,
+    yesNo(seen.bucketBytesPerId <= TARGETS.seenBytesPerId),
     '1',
   )
   const rss = R.rss[0]
