@@ -91,6 +91,16 @@ export interface RetryMessage {
   value: string | object
 }
 
+/** One message of a `pushMany` batch: the three arguments `pushToQueue` takes. */
+export interface PushItem {
+  /** Topic to re-publish to. */
+  topic: string
+  /** The failed message: `event` (the Kafka key) and `value` (the payload's JSON text). */
+  message: RetryMessage
+  /** What `KafkaRetry.headers()` returned for it, plus the caller's own headers. */
+  options?: RetryOptions | RetryOptionsWithHeaders
+}
+
 /** Retry options, as returned by `KafkaRetry.headers()`. Numbers are accepted too. */
 export interface RetryOptions {
   /** Minutes to wait (decimals allowed: `'0.01'` is 600 ms). Default `'2'`. */
@@ -301,6 +311,22 @@ export declare class KafkaRetry {
    * or `ERR_CLOSED`.
    */
   pushToQueue(topic: string, message: RetryMessage, options?: RetryOptions | RetryOptionsWithHeaders): Promise<void>
+  /**
+   * Stores a batch of failed messages with one call: `items` is an array of
+   * `{ topic, message, options }`, each what `pushToQueue` takes as its three arguments (for a
+   * kafkajs `eachBatch` handler, one item per failed message of the batch).
+   *
+   * Every item is checked before anything is stored: an invalid one rejects the whole call with
+   * `ERR_INVALID_ARG`, its message naming the index (`items[3]: ...`), and nothing is stored.
+   * Each item is stored as `pushToQueue` stores it: pushing the same `msgId` and `retryCount`
+   * again (a redelivered batch) stores it once. Resolves once Redis holds every item, to the
+   * number newly stored (redeliveries are not counted); an empty array resolves to 0. At most
+   * 100,000 items per call.
+   *
+   * Rejects with `ERR_INVALID_ARG`, `ERR_REDIS_UNAVAILABLE` (some items may be stored by then:
+   * pushing the batch again stores each item with a `msgId` once) or `ERR_CLOSED`.
+   */
+  pushMany(items: PushItem[]): Promise<number>
   /**
    * Starts the background listener: due messages are re-published through `producer` with
    * their original key, payload (fresh `msgId`) and headers `delay`, `maxRetry`,

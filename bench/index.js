@@ -4,7 +4,7 @@
 // and prints one table of medians. Started by bench/run.sh (`npm run bench`).
 //
 // Env: BENCH_QUICK=1 for a short run (about 1.5 min instead of about 4); BENCH_REPS=n to change the
-// number of runs per figure. Raw results go to bench/results/latest.json; `node bench/diagnose.js`
+// number of runs per figure; BENCH_ONLY=bulk runs only the batch push rows. Raw results go to bench/results/latest.json; `node bench/diagnose.js`
 // prints the CPU breakdown behind them.
 
 const fs = require('fs')
@@ -16,6 +16,7 @@ const c = require('./lib/common')
 
 const QUICK = process.env.BENCH_QUICK === '1'
 const REPS = Number(process.env.BENCH_REPS) || (QUICK ? 3 : 5)
+const ONLY = process.env.BENCH_ONLY || ''
 
 const CFG = {
   push: { n1: QUICK ? 3_000 : 10_000, n: QUICK ? 20_000 : 50_000 },
@@ -23,6 +24,10 @@ const CFG = {
   fire: { n: QUICK ? 20_000 : 50_000 },
   lateness: { seconds: QUICK ? 5 : 10, rate: 1_000, minMs: 500, maxMs: 3_000, reps: QUICK ? 1 : 3 },
   memory: { n: 100_000, payloadBytes: 100 },
+  // Ids remembered after their publish (1,000 retries/s for an hour would be 3.6 million).
+  seen: { n: QUICK ? 100_000 : 1_000_000 },
+  // Batch push (pushMany vs BullMQ addBulk): messages per run and batches in flight at once.
+  bulk: { sizes: [50, 1_000], n: QUICK ? 20_000 : 50_000, callers: 4 },
   scale: {
     small: 10_000,
     big: QUICK ? 200_000 : 1_000_000,
@@ -35,11 +40,13 @@ const CFG = {
 const TARGETS = {
   pushPerSec: 100_000,
   pushVsBull: 8,
+  bulkVsBull: 5,
   fireVsPlain: 0.7,
   p99: 25,
   max: 100,
   scale: 0.2,
   memOverPayload: 250,
+  seenBytesPerId: 40,
   rssGrowthMB: 50,
 }
 
@@ -182,6 +189,18 @@ async function main() {
     log(`warning: load average ${env.loadavgStart[0]} on ${env.nproc} cores: other work will disturb the figures`)
   }
 
+  // 0. Batch push, pushMany vs BullMQ addBulk, interleaved per batch size.
+  for (let rep = 1; rep <= REPS; rep++) {
+    for (const batch of CFG.bulk.sizes) {
+      for (const kind of ['kafka-redis-retry', 'bullmq']) {
+        const name = `bulk-${kind === 'bullmq' ? 'bull' : 'kr'}-${batch}`
+        log(`bulk ${rep}/${REPS}: ${name}`)
+        keep(name, await measure('bulk.js', { kind, batch, n: CFG.bulk.n, callers: CFG.bulk.callers }))
+      }
+    }
+  }
+  if (ONLY === 'bulk') return finish(raw, env, redis)
+
   // 1. Push throughput, interleaved so every implementation sees the same conditions.
   const pushCases = [
     ['kr-1', { kind: 'kafka-redis-retry', callers: 1, n: CFG.push.n1 }],
@@ -226,6 +245,8 @@ async function main() {
   // 5a. Redis memory per message (deterministic for a given build: one run).
   log(`memory: ${CFG.memory.n} messages`)
   keep('memory', await runCase('memory.js', CFG.memory))
+  log(`seen window memory: ${CFG.seen.n} remembered ids`)
+  keep('seen-memory', await runCase('seen-memory.js', CFG.seen))
 
   // 4 + 5b. Scale of the schedule. The big pre-fill is the RSS measurement's pushes.
   const smallPrefix = c.unique('scale-small')
@@ -256,6 +277,10 @@ async function main() {
   } finally {
     await cleanup()
   }
+  return finish(raw, env, redis)
+}
+
+function finish(raw, env, redis) {
   env.loadavgEnd = os.loadavg().map((x) => +x.toFixed(2))
   env.reruns = rerunCounts
   env.seconds = Math.round((Date.now() - t0) / 1000)
@@ -275,9 +300,26 @@ function render(raw) {
   const v = (name, field) => R[name].map((r) => r[field])
   const med = (name, field) => median(v(name, field))
   const lostMax = (name) => Math.max(...v(name, 'lost'))
-  const m = raw.machine
   const rows = []
   const row = (...cells) => rows.push(`| ${cells.join(' | ')} |`)
+
+  // Batch push
+  for (const batch of CFG.bulk.sizes) {
+    const kr = `bulk-kr-${batch}`
+    const bull = `bulk-bull-${batch}`
+    if (!R[kr]) continue
+    const r = med(kr, 'perSec') / med(bull, 'perSec')
+    row(
+      `messages/s, \`pushMany\` vs BullMQ \`addBulk\`, batches of ${num(batch)} (${num(R[kr][0].n)} messages, ${CFG.bulk.callers} batches in flight)`,
+      `${num(med(kr, 'perSec'))} (lost ${lostMax(kr)})`,
+      `BullMQ ${num(med(bull, 'perSec'))} (lost ${lostMax(bull)})`,
+      ratio(r),
+      `≥ ${TARGETS.bulkVsBull}x BullMQ`,
+      yesNo(r >= TARGETS.bulkVsBull),
+      `${runs(v(kr, 'perSec'))} / ${runs(v(bull, 'perSec'))}`,
+    )
+  }
+  if (ONLY === 'bulk') return table(raw, rows)
 
   // Push
   for (const callers of [1, 64, 256]) {
@@ -418,6 +460,16 @@ function render(raw) {
     yesNo(mem.perMessage <= limit),
     '1',
   )
+  const seen = R['seen-memory'][0]
+  row(
+    `Redis bytes per remembered id, seen window (${num(seen.n)} ids acked 500 per call; MEMORY USAGE)`,
+    `${seen.bucketBytesPerId.toFixed(1)} B (seen buckets)`,
+    `sorted set (previous format) ${seen.zsetBytesPerId.toFixed(1)} B`,
+    ratio(seen.bucketBytesPerId / seen.zsetBytesPerId),
+    `≤ ${TARGETS.seenBytesPerId} B`,
+    yesNo(seen.bucketBytesPerId <= TARGETS.seenBytesPerId),
+    '1',
+  )
   const rss = R.rss[0]
   row(
     `Node RSS before → after ${num(rss.n)} pushes (after GC; peak)`,
@@ -428,6 +480,12 @@ function render(raw) {
     yesNo(rss.growthMB < TARGETS.rssGrowthMB),
     '1',
   )
+  return table(raw, rows)
+}
+
+function table(raw, rows) {
+  const R = raw.runs
+  const m = raw.machine
 
   // How busy the rest of the machine was during the timed parts (another session's build or tests
   // on a shared machine): each case reports it as cpu.others.
@@ -442,7 +500,7 @@ function render(raw) {
     ? `; ${m.reruns.rerun} disturbed run(s) repeated${m.reruns.stillDisturbed ? `, ${m.reruns.stillDisturbed} kept although disturbed (up to ${MAX_RERUNS} repeats, ${RERUN_BUDGET} in all)` : ''}`
     : ''
   const header = [
-    `kafka-redis-retry benchmark (${raw.quick ? 'BENCH_QUICK=1' : 'full run'}; medians; ${m.seconds} s)`,
+    `kafka-redis-retry benchmark (${raw.quick ? 'BENCH_QUICK=1' : 'full run'}${ONLY ? `, BENCH_ONLY=${ONLY}` : ''}; medians; ${m.seconds} s)`,
     `machine: ${m.nproc} × ${m.cpu}, ${m.memGB} GB; Redis ${m.redis}; Node ${m.node}; broker ${m.broker}`,
     `addon: ${path.basename(m.addon.file)} sha256 ${m.addon.sha} (file time ${m.addon.built}; git HEAD ${m.addon.git})`,
     `load average ${m.loadavgStart.join(' ')} → ${m.loadavgEnd.join(' ')}; ${quiet}${reruns}`,

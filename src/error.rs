@@ -62,6 +62,12 @@ impl RetryError {
         Self::new(ErrorCode::InvalidArg, message)
     }
 
+    /// The same error about one item of a batch (`pushMany`): its message names the index.
+    pub fn in_item(mut self, index: usize) -> Self {
+        self.message = format!("items[{index}]: {}", self.message);
+        self
+    }
+
     /// Shorthand for an `ERR_CLOSED` error.
     pub fn closed() -> Self {
         Self::new(

@@ -233,6 +233,73 @@ impl RetryCore {
         }
     }
 
+    /// Stores a batch of failed messages (`pushMany`): every request is validated first, and an
+    /// invalid one fails the whole batch with its index in the message, nothing stored. Then each
+    /// is stored exactly as `push` stores it (same id, so a redelivered batch is stored once),
+    /// through the same batchers, so a batch shares script calls with concurrent pushes. Resolves
+    /// once Redis holds every message, to how many were newly stored (the others were
+    /// redeliveries). A Redis failure rejects the batch; some messages may be stored by then, and
+    /// pushing the batch again stores each message with a `msgId` once.
+    pub async fn push_many(&self, requests: Vec<PushRequest>) -> Result<usize> {
+        self.ensure_open()?;
+        let prepared = requests
+            .into_iter()
+            .enumerate()
+            .map(|(index, request)| self.prepare_push(request).map_err(|e| e.in_item(index)))
+            .collect::<Result<Vec<_>>>()?;
+        if prepared.is_empty() {
+            return Ok(0);
+        }
+        self.check_shards().await?;
+        let total = prepared.len();
+        // One channel for the whole batch instead of a future per message: each outcome is a send.
+        let (sender, mut outcomes) = tokio::sync::mpsc::unbounded_channel();
+        for (shard, message) in prepared {
+            let sender = sender.clone();
+            self.schedules[shard].push_detached(
+                message,
+                Box::new(move |outcome| {
+                    let _ = sender.send(outcome);
+                }),
+            );
+        }
+        drop(sender);
+        let (mut answered, mut stored, mut failed) = (0, 0, 0);
+        let (mut earliest, mut failure) = (None::<u64>, None);
+        while let Some(outcome) = outcomes.recv().await {
+            answered += 1;
+            match outcome {
+                Ok(Some(due)) => {
+                    stored += 1;
+                    earliest = Some(earliest.map_or(due, |e| e.min(due)));
+                }
+                Ok(None) => {}
+                Err(err) => {
+                    failed += 1;
+                    failure.get_or_insert(err);
+                }
+            }
+        }
+        self.after_push(earliest);
+        if answered < total && failure.is_none() {
+            failure = Some(RetryError::new(
+                crate::error::ErrorCode::Internal,
+                "the push batcher stopped",
+            ));
+        }
+        match failure {
+            None => Ok(stored),
+            Some(mut err) => {
+                err.message = format!(
+                    "pushMany could not store every item ({} of {total} failed): {}",
+                    failed + (total - answered),
+                    err.message
+                );
+                Err(err)
+            }
+        }
+    }
+
     /// Hands a push whose instance passed the shard count check to its schedule's batcher.
     fn push_checked(self: &Arc<Self>, shard: usize, message: PushMessage, done: PushDone) {
         let core = self.clone();

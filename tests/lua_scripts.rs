@@ -556,10 +556,11 @@ async fn the_seen_window_drops_a_redelivery_after_ack() {
     assert!(t.hget(&keys.entries, &id).await.is_some());
     assert!(t.zscore(&keys.due, &id).await.is_some());
 
-    // Each id is forgotten when its own window has passed, even while later acks keep the seen
-    // set alive. (Its own prefix: pushes to one schedule's keys go through one batcher per
-    // process, with the window of the schedule that pushed first.)
-    let window = Duration::from_millis(3_000);
+    // Each id is remembered for its whole window and forgotten at the latest half a window later
+    // (the seen bucket that holds it expires whole), even while later acks keep writing. (Its own
+    // prefix: pushes to one schedule's keys go through one batcher per process, with the window
+    // of the schedule that pushed first.)
+    let window = Duration::from_millis(4_000);
     let window_ms = ms(window);
     let short = Schedule::new(t.redis.clone(), &format!("{}-short", t.prefix), 0, window);
     let (first, second) = (msg_id(), msg_id());
@@ -568,10 +569,12 @@ async fn the_seen_window_drops_a_redelivery_after_ack() {
         !push_again(&short, &first).await,
         "a redelivery right after the ack is within even a short window"
     );
-    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    tokio::time::sleep(Duration::from_millis(3_000)).await;
     let (second_acked, _) = push_claim_ack(&t, &short, &second).await;
-    // Past the first id's window by Redis's clock, whenever within it the ack remembered it.
-    t.sleep_until(first_acked + window_ms + 50).await;
+    // Past the first id's window and its bucket's half window by Redis's clock, whenever within
+    // it the ack remembered it.
+    t.sleep_until(first_acked + window_ms + window_ms / 2 + 50)
+        .await;
     assert!(
         push_again(&short, &first).await,
         "the first id's window has passed"
@@ -585,6 +588,133 @@ async fn the_seen_window_drops_a_redelivery_after_ack() {
         "too slow: the second id's window passed before it was pushed again"
     );
     assert!(!again, "the second id is still within its window");
+}
+
+/// Acks `ids` as a listener does after their publish: pushed due now, claimed, acknowledged.
+async fn push_claim_ack_all(schedule: &Schedule, ids: &[String]) {
+    for chunk in ids.chunks(500) {
+        for id in chunk {
+            push_new(schedule, id, 0, &tail("{}")).await;
+        }
+        let claim = schedule.claim(chunk.len(), LEASE, POLL).await.unwrap();
+        assert_eq!(claim.items.len(), chunk.len());
+        let claimed: Vec<String> = claim.items.iter().map(|(id, _)| id.clone()).collect();
+        schedule.ack(&claimed).await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_remembered_id_costs_at_most_40_bytes() {
+    let Some(t) = TestRedis::start(SUITE, "a_remembered_id_costs_at_most_40_bytes").await else {
+        return;
+    };
+    let schedule = t.schedule(WINDOW);
+    let keys = schedule.keys().clone();
+    const N: usize = 60_000;
+    let ids: Vec<String> = (0..N).map(|_| msg_id()).collect();
+    push_claim_ack_all(&schedule, &ids).await;
+    let mut conn = t.conn.clone();
+    // This test's own keys only (its prefix), so KEYS is fine here.
+    let buckets: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{}:*", keys.seen))
+        .query_async(&mut conn)
+        .await
+        .expect("KEYS");
+    assert!(!buckets.is_empty(), "the acks remembered nothing");
+    let mut bytes = 0u64;
+    for key in &buckets {
+        let used: Option<u64> = redis::cmd("MEMORY")
+            .arg("USAGE")
+            .arg(key)
+            .query_async(&mut conn)
+            .await
+            .expect("MEMORY USAGE");
+        bytes += used.unwrap_or(0);
+    }
+    let per_id = bytes as f64 / N as f64;
+    println!(
+        "{N} remembered ids in {} keys: {per_id:.1} bytes per id",
+        buckets.len()
+    );
+    assert!(per_id <= 40.0, "{per_id:.1} bytes per remembered id");
+    // No sorted set member for them.
+    assert_eq!(t.zmembers(&keys.seen).await.len(), 0);
+    // And every one of them is still recognised.
+    for id in ids.iter().step_by(97) {
+        assert_eq!(
+            schedule.push(message(id, 0, &tail("{}"))).await.unwrap(),
+            None,
+            "{id}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_seen_bucket_matches_whole_records_only() {
+    let Some(t) = TestRedis::start(SUITE, "a_seen_bucket_matches_whole_records_only").await else {
+        return;
+    };
+    let schedule = t.schedule(WINDOW);
+    // Two ids with the same first two characters share a field of the bucket: their records are
+    // "aaaaaaaaaaBBBBBBBBBB" and "CCCCCCCCCCdddddddddd". An id whose rest spans the two is not seen.
+    let first = "m:XYaaaaaaaaaaBBBBBBBBBB".to_string();
+    let second = "m:XYCCCCCCCCCCdddddddddd".to_string();
+    push_claim_ack_all(&schedule, &[first.clone(), second.clone()]).await;
+    let spanning = "m:XYBBBBBBBBBBCCCCCCCCCC";
+    assert!(schedule
+        .push(message(spanning, 0, &tail("{}")))
+        .await
+        .unwrap()
+        .is_some());
+    assert_eq!(
+        schedule
+            .push(message(&first, 0, &tail("{}")))
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        schedule
+            .push(message(&second, 0, &tail("{}")))
+            .await
+            .unwrap(),
+        None
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_seen_set_of_the_previous_format_is_still_honoured() {
+    let Some(t) =
+        TestRedis::start(SUITE, "a_seen_set_of_the_previous_format_is_still_honoured").await
+    else {
+        return;
+    };
+    let schedule = t.schedule(WINDOW);
+    let keys = schedule.keys().clone();
+    // Legacy ids still go to the sorted set (any length) and are honoured from there.
+    let legacy = format!("legacy:{}:0", t.prefix);
+    push_claim_ack_all(&schedule, std::slice::from_ref(&legacy)).await;
+    assert!(t.zscore(&keys.seen, &legacy).await.is_some());
+    let mut stored = message(&legacy, 0, &tail("{}"));
+    stored.dedupe = true;
+    assert_eq!(schedule.push(stored).await.unwrap(), None);
+    // Acked by a listener of the previous version: the id in the sorted set, scored by its ack.
+    let now = t.redis_time_ms().await;
+    let (recent, old) = (msg_id(), msg_id());
+    t.zadd(&keys.seen, now, &recent).await;
+    t.zadd(&keys.seen, now - ms(WINDOW) - 1_000, &old).await;
+    assert_eq!(
+        schedule
+            .push(message(&recent, 0, &tail("{}")))
+            .await
+            .unwrap(),
+        None
+    );
+    assert!(schedule
+        .push(message(&old, 0, &tail("{}")))
+        .await
+        .unwrap()
+        .is_some());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,5 +1,5 @@
 // Type-checked by `npm run typecheck` (tsc --noEmit): the public API as a TypeScript service uses it.
-import { KafkaRetry, KafkaRetryConfig, RetryHeadersObject, RetryProducer, RetryEvent, RetryStats, DeadLetterPage, DeadLetterFilter, RetryPause } from '../..'
+import { KafkaRetry, KafkaRetryConfig, RetryHeadersObject, RetryProducer, RetryEvent, RetryStats, DeadLetterPage, DeadLetterFilter, RetryPause, PushItem } from '../..'
 
 const config: KafkaRetryConfig = {
   redisUrl: 'redis://127.0.0.1:6379',
@@ -47,6 +47,12 @@ async function main(): Promise<void> {
   const traceparent: Buffer | string | (Buffer | string)[] | undefined = kept.traceparent
   void traceparent
   await retry.pushToQueue('orders', { event: 'E', value: '{}' }, kept)
+  const items: PushItem[] = [
+    { topic: 'orders', message: { event: 'E', value: '{}' }, options: { ...KafkaRetry.headers({}), error: new Error('boom') } },
+    { topic: 'payments', message: { event: 'E', value: { id: 1 } } },
+  ]
+  const stored: number = await retry.pushMany(items)
+  void stored
   await retry.pushToQueue('orders', { event: 'E', value: '{}' }, { ...KafkaRetry.headers({}, true), tenant: 'acme', bin: Buffer.from([0]), list: ['a', Buffer.from('b')] })
   const page: DeadLetterPage = await retry.deadLetters('DEAD_LETTER_QUEUE', { limit: 10 })
   for (const item of page.items) {

@@ -446,3 +446,52 @@ pub fn parse_push(
         extra,
     })
 }
+
+/// Most items one `pushMany` call takes: a bound on the memory one call can pin, far above any
+/// Kafka batch a consumer gets.
+pub const PUSH_MANY_MAX: u32 = 100_000;
+
+/// `pushMany`'s `items`: an array of `{ topic, message, options }`, each read as `pushToQueue`
+/// reads its three arguments. The first bad item fails the whole call, its error naming the index
+/// (`items[3]: topic must be ...`).
+pub fn parse_push_many(items: Option<&Unknown>) -> CoreResult<Vec<PushRequest>> {
+    let not_an_array = || {
+        RetryError::invalid_arg(format!(
+            "items must be an array of {{ topic, message, options }}, got {}",
+            items.map_or("undefined".to_string(), describe)
+        ))
+    };
+    let Some(array) = items.filter(|v| v.is_array().unwrap_or(false)) else {
+        return Err(not_an_array());
+    };
+    let array = unsafe { array.cast::<Object>() }.map_err(|_| not_an_array())?;
+    let len = array.get_array_length().map_err(|_| not_an_array())?;
+    if len > PUSH_MANY_MAX {
+        return Err(RetryError::invalid_arg(format!(
+            "items may hold at most {PUSH_MANY_MAX} messages, got {len}: split the batch"
+        )));
+    }
+    let mut requests = Vec::with_capacity(len as usize);
+    for index in 0..len {
+        let item = element(&array, index);
+        let request = object_arg("item", item.as_ref())
+            .and_then(|object| {
+                object.ok_or_else(|| {
+                    RetryError::invalid_arg(format!(
+                        "item must be an object {{ topic, message, options }}, got {}",
+                        item.as_ref().map_or("undefined".to_string(), describe)
+                    ))
+                })
+            })
+            .and_then(|object| {
+                parse_push(
+                    property(&object, "topic").as_ref(),
+                    property(&object, "message").as_ref(),
+                    property(&object, "options").as_ref(),
+                )
+            })
+            .map_err(|e| e.in_item(index as usize))?;
+        requests.push(request);
+    }
+    Ok(requests)
+}

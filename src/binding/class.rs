@@ -3,7 +3,7 @@
 
 use super::args::{
     dlq_name as dlq_name_arg, dlq_name_and_id, optional_dlq_name, optional_topic,
-    parse_bulk_options, parse_config, parse_filter, parse_pause_options, parse_push,
+    parse_bulk_options, parse_config, parse_filter, parse_pause_options, parse_push, parse_push_many,
     parse_requeue_delay, parse_search,
 };
 use super::convert::{
@@ -201,6 +201,35 @@ impl KafkaRetry {
             }
         }
         Ok(promise)
+    }
+
+    /// Stores a batch of failed messages with one call: `items` is an array of
+    /// `{ topic, message, options }`, each what `pushToQueue` takes as its three arguments (for a
+    /// kafkajs `eachBatch` handler, one item per failed message of the batch).
+    ///
+    /// Every item is checked before anything is stored: an invalid one rejects the whole call with
+    /// `ERR_INVALID_ARG`, its message naming the index (`items[3]: ...`), and nothing is stored.
+    /// Each item is stored as `pushToQueue` stores it: pushing the same `msgId` and `retryCount`
+    /// again (a redelivered batch) stores it once. Resolves once Redis holds every item, to the
+    /// number newly stored (redeliveries are not counted); an empty array resolves to 0. At most
+    /// 100,000 items per call.
+    ///
+    /// Rejects with `ERR_INVALID_ARG`, `ERR_REDIS_UNAVAILABLE` (some items may be stored by then:
+    /// pushing the batch again stores each item with a `msgId` once) or `ERR_CLOSED`.
+    #[napi(ts_args_type = "items: PushItem[]")]
+    pub fn push_many<'env>(
+        &self,
+        env: &'env Env,
+        items: Option<Unknown>,
+    ) -> Result<PromiseRaw<'env, u32>> {
+        let parsed = parse_push_many(items.as_ref());
+        let core = self.core.clone();
+        settle_with(
+            env,
+            parsed,
+            move |requests| async move { core.push_many(requests).await },
+            |stored| stored as u32,
+        )
     }
 
     /// Starts the background listener: due messages are re-published through `producer` with

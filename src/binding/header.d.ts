@@ -91,6 +91,16 @@ export interface RetryMessage {
   value: string | object
 }
 
+/** One message of a `pushMany` batch: the three arguments `pushToQueue` takes. */
+export interface PushItem {
+  /** Topic to re-publish to. */
+  topic: string
+  /** The failed message: `event` (the Kafka key) and `value` (the payload's JSON text). */
+  message: RetryMessage
+  /** What `KafkaRetry.headers()` returned for it, plus the caller's own headers. */
+  options?: RetryOptions | RetryOptionsWithHeaders
+}
+
 /** Retry options, as returned by `KafkaRetry.headers()`. Numbers are accepted too. */
 export interface RetryOptions {
   /** Minutes to wait (decimals allowed: `'0.01'` is 600 ms). Default `'2'`. */

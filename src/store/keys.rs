@@ -11,8 +11,9 @@ pub struct Keys {
     pub lease: String,
     /// Hash: id -> entry (`Entry::encode`).
     pub entries: String,
-    /// Sorted set: acknowledged id -> ack time (ms), for dropping redeliveries that come after
-    /// the message was published (only ids derived from a `msgId` or a legacy bucket).
+    /// Sorted set: acknowledged legacy id -> ack time (ms), for dropping redeliveries that come
+    /// after the message was published. Also the start of the seen buckets' names
+    /// (`<seen>:<n>`, hashes `ack.lua` writes for ids derived from a `msgId`, see there).
     pub seen: String,
     /// String: when the listeners next look (ms, Redis's clock), written by each claim. Also the
     /// name of the pub/sub channel a push announces an earlier message on.

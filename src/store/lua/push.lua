@@ -2,8 +2,8 @@
 -- are gathered into one call of this script, so they share one round trip and one script run.
 -- Due times come from Redis's clock (TIME), never from the pushing host's, so hosts whose clocks
 -- disagree schedule alike.
--- KEYS[1] due zset (id -> due ms), KEYS[2] entries hash (id -> stored entry), KEYS[3] seen zset,
--- KEYS[4] wake key (when the listeners next look; also the name of the wake channel)
+-- KEYS[1] due zset (id -> due ms), KEYS[2] entries hash (id -> stored entry), KEYS[3] seen zset
+-- (legacy ids, and the name the seen buckets of ack.lua start with), KEYS[4] wake key (when the listeners next look; also the name of the wake channel)
 -- ARGV[1] dedupe window ms, then per message 4 values:
 --   id, delay ms, the stored entry without its first field (the due time, written here),
 --   '1' when the id comes from the payload's msgId (a redelivery reuses it)
@@ -14,7 +14,50 @@
 redis.replicate_commands()
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
-local cutoff = now - tonumber(ARGV[1])
+local window = tonumber(ARGV[1])
+local cutoff = now - window
+-- The seen buckets ack.lua writes (same width and names): an id acked within the window is in
+-- the bucket of now or of an earlier one back to the bucket of now - window.
+local width = math.max(math.ceil(window / 2), 1)
+-- Named and checked once per call, not per message: a bucket that does not exist costs nothing
+-- per message (pushes with nothing acked lately, the usual case after a quiet spell).
+local buckets = {}
+if window > 0 then
+  for bucket = math.floor(cutoff / width), math.floor(now / width) do
+    local key = KEYS[3] .. ':' .. string.format('%d', bucket)
+    if redis.call('EXISTS', key) == 1 then
+      buckets[#buckets + 1] = key
+    end
+  end
+end
+-- Ids acknowledged before the buckets existed (or legacy ids) are in the sorted set, honoured
+-- until it expires: one EXISTS per call, not a ZSCORE per message.
+local seen_set = redis.call('EXISTS', KEYS[3]) == 1
+
+-- Whether `id` was acknowledged within the window.
+local function seen(id)
+  if #buckets > 0 and #id == 24 and string.sub(id, 1, 2) == 'm:' then
+    local head, rest = string.sub(id, 3, 4), string.sub(id, 5)
+    for _, key in ipairs(buckets) do
+      local packed = redis.call('HGET', key, head)
+      if packed then
+        -- Fixed-size records: a match counts only where a record starts.
+        local at = string.find(packed, rest, 1, true)
+        while at do
+          if (at - 1) % 20 == 0 then
+            return true
+          end
+          at = string.find(packed, rest, at + 1, true)
+        end
+      end
+    end
+  end
+  if seen_set then
+    local score = redis.call('ZSCORE', KEYS[3], id)
+    return score and tonumber(score) >= cutoff
+  end
+  return false
+end
 
 local DIGITS = '0123456789abcdefghijklmnopqrstuvwxyz'
 -- Base 36, as Entry::encode writes times (exact: ms timestamps are far below 2^53).
@@ -34,11 +77,8 @@ for i = 2, #ARGV, 4 do
   local id, delay, tail, dedupe = ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 2], ARGV[i + 3]
   local due = now + delay
   local result = due
-  if dedupe == '1' then
-    local seen = redis.call('ZSCORE', KEYS[3], id)
-    if seen and tonumber(seen) >= cutoff then
-      result = 0
-    end
+  if dedupe == '1' and seen(id) then
+    result = 0
   end
   if result ~= 0 and redis.call('HSETNX', KEYS[2], id, base36(due) .. '\n' .. tail) == 0 then
     result = 0
