@@ -3,8 +3,8 @@
 
 use super::args::{
     dlq_name as dlq_name_arg, dlq_name_and_id, optional_dlq_name, optional_topic,
-    parse_bulk_options, parse_config, parse_filter, parse_pause_options, parse_push, parse_push_many,
-    parse_requeue_delay, parse_search,
+    parse_bulk_options, parse_config, parse_filter, parse_pause_options, parse_push,
+    parse_push_many, parse_requeue_delay, parse_search,
 };
 use super::convert::{
     element, header_text, json_text, object_arg, own_entries, property, string_arg,
