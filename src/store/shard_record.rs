@@ -24,19 +24,22 @@ static RECORD: LazyLock<Script> = LazyLock::new(|| {
 /// class's callers do) would otherwise pay one more round trip per push.
 static KNOWN: LazyLock<Mutex<HashMap<String, u32>>> = LazyLock::new(Default::default);
 
-/// The shard count recorded for the schedule `prefix`, recording `shards` if there is none.
-pub async fn record(redis: &Redis, prefix: &str, shards: u32) -> Result<u32> {
-    let key = &shards_key(prefix);
-    let known_key = format!("{}\n{key}", redis.shared().url());
-    let known = |map: &HashMap<String, u32>| map.get(&known_key).copied();
-    if let Some(count) = known(&KNOWN.lock().unwrap_or_else(|p| p.into_inner())) {
-        return Ok(count);
-    }
-    let recorded: String = redis
-        .run("read of the recorded shard count", |mut conn| async move {
-            RECORD.key(key).arg(shards).invoke_async(&mut conn).await
-        })
-        .await?;
+/// The key under which this process remembers the count of the schedule key `key`.
+fn known_key(redis: &Redis, key: &str) -> String {
+    format!("{}\n{key}", redis.shared().url())
+}
+
+/// The count this process already read for `known_key`, if any.
+fn known(known_key: &str) -> Option<u32> {
+    KNOWN
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(known_key)
+        .copied()
+}
+
+/// Parses the count read from `key` and remembers it for this process.
+fn remember(known_key: String, key: &str, recorded: &str) -> Result<u32> {
     let count = recorded.parse().map_err(|_| {
         RetryError::new(
             ErrorCode::Internal,
@@ -50,17 +53,28 @@ pub async fn record(redis: &Redis, prefix: &str, shards: u32) -> Result<u32> {
     Ok(count)
 }
 
+/// The shard count recorded for the schedule `prefix`, recording `shards` if there is none.
+pub async fn record(redis: &Redis, prefix: &str, shards: u32) -> Result<u32> {
+    let key = &shards_key(prefix);
+    let known_key = known_key(redis, key);
+    if let Some(count) = known(&known_key) {
+        return Ok(count);
+    }
+    let recorded: String = redis
+        .run("read of the recorded shard count", |mut conn| async move {
+            RECORD.key(key).arg(shards).invoke_async(&mut conn).await
+        })
+        .await?;
+    remember(known_key, key, &recorded)
+}
+
 /// The shard count recorded for the schedule `prefix`, if any, writing nothing: for read-only
 /// calls (`stats()`, `metrics()`, the CLI's `stats`), which must not create the record with their
 /// own `shards` before the service that owns the schedule starts.
 pub async fn read(redis: &Redis, prefix: &str) -> Result<Option<u32>> {
     let key = &shards_key(prefix);
-    let known_key = format!("{}\n{key}", redis.shared().url());
-    if let Some(&count) = KNOWN
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .get(&known_key)
-    {
+    let known_key = known_key(redis, key);
+    if let Some(count) = known(&known_key) {
         return Ok(Some(count));
     }
     let recorded: Option<String> = redis
@@ -68,18 +82,7 @@ pub async fn read(redis: &Redis, prefix: &str) -> Result<Option<u32>> {
             redis::cmd("GET").arg(key).query_async(&mut conn).await
         })
         .await?;
-    let Some(recorded) = recorded else {
-        return Ok(None);
-    };
-    let count = recorded.parse().map_err(|_| {
-        RetryError::new(
-            ErrorCode::Internal,
-            format!("{key} holds {recorded:?}, not a shard count"),
-        )
-    })?;
-    KNOWN
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .insert(known_key, count);
-    Ok(Some(count))
+    recorded
+        .map(|recorded| remember(known_key, key, &recorded))
+        .transpose()
 }
