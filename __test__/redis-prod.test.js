@@ -109,7 +109,10 @@ describe('TLS and passwords', () => {
       await Promise.all(Array.from({ length: 50 }, (_, n) =>
         retry.pushToQueue('t', { event: 'e', value: JSON.stringify({ n }) }, { delay: '0' })))
       expect(await h.waitFor(() => published.size === 50, 10000)).toBe(true)
-      expect(await retry.stats()).toMatchObject({ scheduled: 0, inflight: 0 })
+      // Each message is acknowledged once its publish settled, just after the producer saw it.
+      let stats
+      expect(await h.waitFor(async () => (stats = await retry.stats()).inflight === 0, 10000)).toBe(true)
+      expect(stats).toMatchObject({ scheduled: 0, inflight: 0 })
       // What the server holds is what the package wrote: read back over TLS by ioredis.
       const redis = admin()
       expect(await redis.get(`{${config.keyPrefix}}:shards`)).toBe('1')
