@@ -24,6 +24,8 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+pub mod ordered;
+
 /// One message handed to `pushToQueue`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PushRequest {
@@ -613,6 +615,7 @@ impl RetryCore {
     /// Sizes of the schedule and dead letter queue, and the counters since the process started.
     pub async fn stats(&self, dlq: Option<&str>) -> Result<Stats> {
         let counts = self.counts().await?;
+        let (blocked_keys, parked_messages) = self.ordered_counts().await?;
         let dlq = dlq.map_or_else(|| self.default_dlq_name(), str::to_string);
         let dead_lettered = self.dead_letters.count(&dlq).await?;
         let cap_exceeded = self
@@ -629,6 +632,8 @@ impl RetryCore {
             dead_lettered_total: self.counters.dead_lettered.load(Ordering::Relaxed),
             dead_letter_cap_exceeded: cap_exceeded,
             paused: gate::paused(&self.schedules[0]).await?,
+            blocked_keys,
+            parked_messages,
         })
     }
 
