@@ -1,0 +1,136 @@
+// Ordered retries (issue 23), end to end on real Redis and the real broker: two consumer
+// processes in one group run handleInOrder over a 3-partition topic, their handler failing a
+// seeded 20 % of attempts; a listener process republishes, and is SIGKILLed mid-run.
+const path = require('path')
+const { fork } = require('child_process')
+const h = require('./helpers')
+const { KafkaRetry } = require('..')
+
+const started = h.killChildrenAfterEach()
+const KEYS = 1000
+const PER_KEY = 10
+const FAIL_RATE = 0.2
+const SEED = 23
+const STUCK = 'stuck'
+const STUCK_MESSAGES = 5
+
+beforeAll(() => h.requireServers())
+
+/** Forks __test__/ordered-child.js with `config`; `onMessage(message, child)` gets its IPC messages. */
+function child (config, onMessage) {
+  const c = fork(path.join(__dirname, 'ordered-child.js'), [], {
+    env: { ...process.env, ORDERED_CONFIG: JSON.stringify(config) },
+    stdio: ['ignore', 'inherit', 'pipe', 'ipc'],
+  })
+  started.add(c)
+  c.stderrText = ''
+  c.stderr.on('data', (d) => { c.stderrText += d.toString() })
+  c.on('message', (m) => onMessage(m, c))
+  return c
+}
+
+async function createTopic (topic, partitions) {
+  const admin = h.kafka().admin()
+  await admin.connect()
+  try {
+    await admin.createTopics({ topics: [{ topic, numPartitions: partitions, replicationFactor: 1 }], waitForLeaders: true })
+  } finally {
+    await admin.disconnect()
+  }
+}
+
+const keyName = (n) => `k${String(n).padStart(4, '0')}`
+
+test('every key is handled in production order, nothing lost or handled twice, a dead-lettered head blocks its key until requeued, a SIGKILLed listener changes nothing', async () => {
+  const topic = h.unique('ordered')
+  const prefix = h.unique('ordered')
+  const dlq = h.unique('ordered-dlq')
+  const group = h.unique('ordered-group')
+  await createTopic(topic, 3)
+
+  const handled = new Map() // key -> seqs in the order they were handled successfully
+  const counts = { handled: 0, failed: 0, duplicate: 0 }
+  const joined = new Map()
+  const onMessage = (m, c) => {
+    if (m.type === 'joined') joined.set(c.pid, m.partitions)
+    if (m.type === 'handled') {
+      counts.handled += 1
+      if (!handled.has(m.key)) handled.set(m.key, [])
+      handled.get(m.key).push(m.seq)
+    }
+    if (m.type === 'failed') counts.failed += 1
+    if (m.type === 'duplicate') counts.duplicate += 1
+  }
+  const base = { prefix, topic, group, dlq, seed: SEED, failRate: FAIL_RATE, stuckKey: STUCK, leaseMs: 1500 }
+  let listener = child({ ...base, role: 'listener' }, onMessage)
+  const consumers = [child({ ...base, role: 'consumer' }, onMessage), child({ ...base, role: 'consumer' }, onMessage)]
+  // Both members joined and the 3 partitions shared: no rebalance while the messages flow.
+  const settled = await h.waitFor(() => joined.size === 2 && [...joined.values()].every((n) => n > 0) &&
+    [...joined.values()].reduce((a, b) => a + b, 0) === 3, 60000, 100)
+  expect(settled).toBe(true)
+
+  const producer = await h.producer()
+  const startedAt = Date.now()
+  const headers = { delay: '0.002', maxRetry: '10' }
+  for (let seq = 0; seq < PER_KEY; seq++) {
+    const messages = []
+    for (let k = 0; k < KEYS; k++) {
+      const key = keyName(k)
+      messages.push({ key, value: JSON.stringify({ key, seq, msgId: `${key}-${seq}` }), headers })
+    }
+    if (seq < STUCK_MESSAGES) {
+      // The stuck key's head fails until the test heals it: 2 attempts, then dead-lettered.
+      messages.push({ key: STUCK, value: JSON.stringify({ key: STUCK, seq, msgId: `${STUCK}-${seq}` }), headers: { delay: '0.002', maxRetry: '1' } })
+    }
+    await producer.send({ topic, acks: -1, messages })
+  }
+  await producer.disconnect()
+
+  // SIGKILL the listener mid-run (chains are being walked), then start another one: the lease of
+  // whatever it had claimed runs out and the new one takes it over.
+  expect(await h.waitFor(() => counts.handled >= (KEYS * PER_KEY) / 3, 60000, 20)).toBe(true)
+  listener.kill('SIGKILL')
+  await h.exited(listener, 5000)
+  const killedAt = counts.handled
+  listener = child({ ...base, role: 'listener' }, onMessage)
+
+  const retry = new KafkaRetry({ keyPrefix: prefix })
+  const all = () => [...handled.entries()].filter(([k]) => k !== STUCK).reduce((n, [, s]) => n + s.length, 0)
+  expect(await h.waitFor(() => all() >= KEYS * PER_KEY, 100000, 100)).toBe(true)
+  const tookMs = Date.now() - startedAt
+
+  // The stuck key: its head dead-lettered, the other 4 parked, none handled.
+  const blocked = await h.waitFor(async () => {
+    const stats = await retry.stats(dlq)
+    return stats.deadLettered === 1 && stats.parkedMessages === STUCK_MESSAGES - 1 && stats
+  }, 30000, 100)
+  expect(blocked).toMatchObject({ deadLettered: 1, parkedMessages: STUCK_MESSAGES - 1, blockedKeys: 1 })
+  expect(await retry.isBlocked(topic, STUCK)).toBe(true)
+  expect(handled.get(STUCK)).toBeUndefined()
+
+  // Requeued (and the cause fixed): the key resumes, in order.
+  for (const c of consumers) c.send('heal')
+  expect(await retry.requeueAllDeadLetters(dlq)).toBe(1)
+  expect(await h.waitFor(() => (handled.get(STUCK) || []).length >= STUCK_MESSAGES, 30000, 50)).toBe(true)
+  // Late copies (a publish repeated after the SIGKILL) would show up now.
+  await h.sleep(1500)
+
+  const expected = Array.from({ length: PER_KEY }, (_, i) => i)
+  const wrong = []
+  for (let k = 0; k < KEYS; k++) {
+    const seqs = handled.get(keyName(k)) || []
+    if (seqs.join() !== expected.join()) wrong.push(`${keyName(k)}: ${seqs.join()}`)
+  }
+  expect(wrong).toEqual([])
+  expect(handled.get(STUCK)).toEqual([0, 1, 2, 3, 4])
+  expect(counts.handled).toBe(KEYS * PER_KEY + STUCK_MESSAGES)
+  const stats = await retry.stats(dlq)
+  expect(stats).toMatchObject({ blockedKeys: 0, parkedMessages: 0, scheduled: 0, inflight: 0, deadLettered: 0 })
+  // The figures the README quotes.
+  console.log(`ordered: ${KEYS * PER_KEY} messages of ${KEYS} keys handled in order in ${tookMs} ms; ` +
+    `${counts.failed} failed attempts, ${counts.duplicate} second publishes dropped; ` +
+    `listener SIGKILLed after ${killedAt} handled`)
+  await retry.close()
+  for (const c of [...consumers, listener]) c.send('stop')
+  await Promise.all([...consumers, listener].map((c) => h.exited(c, 15000)))
+}, 180000)
