@@ -134,3 +134,67 @@ test('every key is handled in production order, nothing lost or handled twice, a
   for (const c of [...consumers, listener]) c.send('stop')
   await Promise.all([...consumers, listener].map((c) => h.exited(c, 15000)))
 }, 180000)
+
+/** A kafkajs-shaped message (Buffers, as eachMessage gives them) from what a produce call got. */
+function asConsumed ({ key, value, headers }) {
+  const buffers = {}
+  for (const [name, v] of Object.entries(headers)) buffers[name] = Buffer.from(String(v))
+  return { key: Buffer.from(key), value: Buffer.from(value), headers: buffers }
+}
+
+test('park and isBlocked; a removed dead-lettered head releases its key, one message at a time', async () => {
+  const topic = h.unique('ordered-remove')
+  const prefix = h.unique('ordered-remove')
+  const dlq = h.unique('ordered-remove-dlq')
+  const retry = new KafkaRetry({ keyPrefix: prefix, pollIntervalMs: 100 })
+  try {
+    await expect(retry.isBlocked('', 'k')).rejects.toMatchObject({ code: 'ERR_INVALID_ARG' })
+    await expect(retry.park(topic, { event: 'k' }, {})).rejects.toMatchObject({ code: 'ERR_INVALID_ARG' })
+    const message = (key, seq, headers = {}) => ({
+      key: Buffer.from(key),
+      value: Buffer.from(JSON.stringify({ seq, msgId: `${key}-${seq}` })),
+      headers,
+    })
+    const handled = []
+    const handler = async (m) => { handled.push(JSON.parse(m.value).seq) }
+    // park with nothing ahead: scheduled at once (it becomes its key's head).
+    expect(await retry.park(topic, { event: 'other', value: '{"seq":0}' }, { delay: '10' })).toBe('scheduled')
+    expect(await retry.park(topic, { event: 'other', value: '{"seq":1}' }, { delay: '10' })).toBe('parked')
+    expect(await retry.isBlocked(topic, 'other')).toBe(true)
+
+    // Head of key A fails with no retry left: it is dead-lettered; 1 and 2 park behind it.
+    const exhausted = { maxRetry: Buffer.from('0') }
+    expect(await retry.handleInOrder(topic, message('A', 0, exhausted), async () => { throw new Error('bad') })).toBe('retried')
+    expect(await retry.handleInOrder(topic, message('A', 1), handler)).toBe('parked')
+    expect(await retry.handleInOrder(topic, message('A', 2), handler)).toBe('parked')
+    expect(await retry.handleInOrder(topic, message('A', 2), handler)).toBe('duplicate')
+    const published = []
+    await retry.queueListener({
+      produce: async (t, key, value, headers) => {
+        if (t === topic && key === 'A') published.push({ key, value, headers })
+      },
+    }, dlq)
+    expect(await h.waitFor(async () => (await retry.stats(dlq)).deadLettered === 1, 20000)).toBe(true)
+    await h.sleep(300)
+    expect(published).toEqual([])
+    expect(await retry.isBlocked(topic, 'A')).toBe(true)
+    expect(handled).toEqual([])
+
+    // Removed: the key's next message is released, and only it.
+    expect(await retry.removeDeadLetters(dlq, { topic })).toBe(1)
+    expect(await h.waitFor(() => published.length === 1, 20000)).toBe(true)
+    await h.sleep(300)
+    expect(published.map((p) => JSON.parse(p.value).seq)).toEqual([1])
+    expect(published[0].headers.retryOrder).toBeTruthy()
+    expect(await retry.handleInOrder(topic, asConsumed(published[0]), handler)).toBe('handled')
+    // A second publish of the same message is dropped, the handler not called.
+    expect(await retry.handleInOrder(topic, asConsumed(published[0]), handler)).toBe('duplicate')
+    expect(await h.waitFor(() => published.length === 2, 20000)).toBe(true)
+    expect(await retry.handleInOrder(topic, asConsumed(published[1]), handler)).toBe('handled')
+    expect(handled).toEqual([1, 2])
+    expect(await retry.isBlocked(topic, 'A')).toBe(false)
+    expect(await retry.stats(dlq)).toMatchObject({ blockedKeys: 1, parkedMessages: 1 }) // key 'other'
+  } finally {
+    await retry.close()
+  }
+}, 60000)

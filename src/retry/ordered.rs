@@ -9,6 +9,7 @@ use crate::error::{Result, RetryError};
 use crate::headers::{Header, HeaderValue};
 use crate::ids::message_id;
 use crate::payload;
+use crate::store::dead_letters::DeadLetterItem;
 use crate::store::entry::Entry;
 use crate::store::ordered::{chain_shard, Ordered, OrderedMessage};
 pub use crate::store::ordered::{Placed, Turn};
@@ -86,6 +87,34 @@ impl RetryCore {
             parked += p;
         }
         Ok((blocked, parked))
+    }
+
+    /// The token of a dead letter that was its key's head in this schedule (ordered retries),
+    /// or `None`.
+    pub(super) fn ordered_head<'i>(&self, item: &'i DeadLetterItem) -> Option<&'i str> {
+        let ours = item
+            .key_prefix
+            .as_ref()
+            .is_none_or(|prefix| prefix == &self.config.key_prefix);
+        let token = item.options.get(ORDER_HEADER)?.as_str()?;
+        (ours && !token.is_empty() && !item.topic.is_empty()).then_some(token)
+    }
+
+    /// A dead letter was removed: when it was its key's head, the key's next parked message is
+    /// released (a removed head will not come back; a requeued one does, and releases on its
+    /// handling instead).
+    pub(super) async fn release_removed_head(&self, item: &DeadLetterItem) -> Result<()> {
+        if let Some(token) = self.ordered_head(item) {
+            if self.schedules.is_empty() {
+                return Ok(());
+            }
+            let released = self
+                .ordered(&item.topic, &item.event)
+                .done(&item.topic, &item.event, token)
+                .await?;
+            self.after_push(released);
+        }
+        Ok(())
     }
 
     async fn place(&self, request: PushRequest, kind: Kind) -> Result<Placed> {
