@@ -198,3 +198,23 @@ test('park and isBlocked; a removed dead-lettered head releases its key, one mes
     await retry.close()
   }
 }, 60000)
+
+test('without ordering nothing changes: pushToQueue writes no ordered key and no retryOrder header', async () => {
+  const prefix = h.unique('ordered-off')
+  const retry = new KafkaRetry({ keyPrefix: prefix })
+  const redis = h.redisClient()
+  try {
+    await retry.pushToQueue('orders', { event: 'A', value: '{"msgId":"m1"}' }, { delay: '60' })
+    await retry.pushToQueue('orders', { event: 'A', value: '{"msgId":"m2"}' }, { delay: '60' })
+    const keys = (await redis.keys(`{${prefix}}*`)).sort()
+    expect(keys).toEqual([`{${prefix}}:due`, `{${prefix}}:entries`, `{${prefix}}:shards`, `{${prefix}}:wake`].filter((k) => keys.includes(k)))
+    expect(keys.some((k) => /:chain|:chains|:held/.test(k))).toBe(false)
+    for (const entry of Object.values(await redis.hgetall(`{${prefix}}:entries`))) expect(entry).not.toContain('retryOrder')
+    expect(await retry.isBlocked('orders', 'A')).toBe(false)
+    expect(await retry.stats()).toMatchObject({ scheduled: 2, blockedKeys: 0, parkedMessages: 0 })
+  } finally {
+    await redis.del(...(await redis.keys(`{${prefix}}*`)))
+    redis.disconnect()
+    await retry.close()
+  }
+})
