@@ -161,6 +161,24 @@ test('park and isBlocked; a removed dead-lettered head releases its key, one mes
     expect(await retry.park(topic, { event: 'other', value: '{"seq":0}' }, { delay: '10' })).toBe('scheduled')
     expect(await retry.park(topic, { event: 'other', value: '{"seq":1}' }, { delay: '10' })).toBe('parked')
     expect(await retry.isBlocked(topic, 'other')).toBe(true)
+    // The dashboard's overview shows them (tiles that appear only while a key is blocked).
+    const http = require('http')
+    const server = http.createServer(require('../dashboard').handler({ retry, dlqName: dlq, name: prefix }))
+    await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve))
+    try {
+      const page = await (await fetch(`http://127.0.0.1:${server.address().port}/`)).text()
+      expect(page).toMatch(/data-count="blockedKeys">1</)
+      expect(page).toMatch(/data-count="parkedMessages">1</)
+    } finally {
+      await new Promise((resolve) => server.close(resolve))
+    }
+
+    // No key, no order: handled, or pushed as pushToQueue pushes.
+    const keyless = { key: null, value: Buffer.from('{"seq":9}'), headers: {} }
+    expect(await retry.handleInOrder(topic, keyless, async () => { throw new Error('x') })).toBe('retried')
+    expect(await retry.handleInOrder(topic, keyless, handler)).toBe('handled')
+    expect(await retry.isBlocked(topic, '')).toBe(false)
+    handled.length = 0
 
     // Head of key A fails with no retry left: it is dead-lettered; 1 and 2 park behind it.
     const exhausted = { maxRetry: Buffer.from('0') }

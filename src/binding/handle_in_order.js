@@ -24,9 +24,19 @@
       throw error
     }
     const stored = { event: text(message.key), value: text(message.value) }
-    // The retry options and the token of an ordered message, plus the trace context headers
-    // (KafkaRetry.headers' default), as a retry of this message must carry them.
-    const options = retry.constructor.headers(message.headers, ['traceparent', 'tracestate', 'baggage', 'retryOrder'])
+    // The retry options, the trace context (KafkaRetry.headers' default) and the token of an
+    // ordered retry: what a retry of this message must carry.
+    const options = retry.constructor.headers(message.headers, ['retryOrder'])
+    if (message.key === undefined || message.key === null) {
+      // No key, no order to keep (Kafka spreads keyless messages over partitions): a plain retry.
+      try {
+        await handler(message)
+      } catch (error) {
+        await retry.pushToQueue(topic, stored, { ...options, error })
+        return 'retried'
+      }
+      return 'handled'
+    }
     const turn = await retry.takeTurn(topic, stored, options)
     if (turn === 'parked' || turn === 'duplicate') return turn
     try {

@@ -175,7 +175,8 @@ impl KafkaRetry {
     /// `KafkaRetry.headers(message.headers)` and the error; after a retry of this key is handled,
     /// the next parked message of the key is released. Resolves once the message is handled,
     /// parked or stored: to `'handled'`, `'retried'`, `'parked'` or `'duplicate'` (a second
-    /// publish of a message already handled: the handler is not called).
+    /// publish of a message already handled: the handler is not called). A message without a key
+    /// has no order to keep: it is handled, and pushed as `pushToQueue` pushes when it fails.
     ///
     /// Rejects with `ERR_INVALID_ARG`, `ERR_REDIS_UNAVAILABLE` or `ERR_CLOSED`, and never with
     /// the handler's error (that one is stored with the retry).
