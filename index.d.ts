@@ -238,7 +238,6 @@ export interface KafkaMessageLike {
   key?: Buffer | string | null
   value: Buffer | string | null
   headers?: Record<string, Buffer | string | (Buffer | string)[] | undefined>
-  [other: string]: unknown
 }
 
 /** The seed's producer wrapper: called as `produce(topic, key, value, headers)`. A thenable it returns (a promise, Bluebird, any `then`) is awaited; anything else counts as published at once. */
@@ -495,7 +494,7 @@ export declare class KafkaRetry {
    * Rejects with `ERR_INVALID_ARG`, `ERR_REDIS_UNAVAILABLE` or `ERR_CLOSED`, and never with
    * the handler's error (that one is stored with the retry).
    */
-  handleInOrder(topic: string, message: KafkaMessageLike, handler: (message: KafkaMessageLike) => unknown): Promise<'handled' | 'retried' | 'parked' | 'duplicate'>
+  handleInOrder<M extends KafkaMessageLike>(topic: string, message: M, handler: (message: M) => unknown): Promise<'handled' | 'retried' | 'parked' | 'duplicate'>
 }
 
 /** The retry options as `KafkaRetry.headers()` returns them: the three Kafka headers as strings. */

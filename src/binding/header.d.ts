@@ -238,7 +238,6 @@ export interface KafkaMessageLike {
   key?: Buffer | string | null
   value: Buffer | string | null
   headers?: Record<string, Buffer | string | (Buffer | string)[] | undefined>
-  [other: string]: unknown
 }
 
 /** The seed's producer wrapper: called as `produce(topic, key, value, headers)`. A thenable it returns (a promise, Bluebird, any `then`) is awaited; anything else counts as published at once. */

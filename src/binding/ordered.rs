@@ -181,7 +181,8 @@ impl KafkaRetry {
     /// Rejects with `ERR_INVALID_ARG`, `ERR_REDIS_UNAVAILABLE` or `ERR_CLOSED`, and never with
     /// the handler's error (that one is stored with the retry).
     #[napi(
-        ts_args_type = "topic: string, message: KafkaMessageLike, handler: (message: KafkaMessageLike) => unknown",
+        ts_generic_types = "M extends KafkaMessageLike",
+        ts_args_type = "topic: string, message: M, handler: (message: M) => unknown",
         ts_return_type = "Promise<'handled' | 'retried' | 'parked' | 'duplicate'>"
     )]
     pub fn handle_in_order<'env>(
