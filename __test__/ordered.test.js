@@ -238,3 +238,37 @@ test('without ordering nothing changes: pushToQueue writes no ordered key and no
     await retry.close()
   }
 })
+
+test('with shards, a key\'s chain, its parked messages and its head\'s entry share one hash tag', async () => {
+  const prefix = h.unique('ordered-shards')
+  const retry = new KafkaRetry({ keyPrefix: prefix, shards: 4 })
+  const redis = h.redisClient()
+  try {
+    const message = (key, seq) => ({ key: Buffer.from(key), value: Buffer.from(JSON.stringify({ seq, msgId: `${key}-${seq}` })), headers: { delay: Buffer.from('60') } })
+    for (let k = 0; k < 20; k++) {
+      expect(await retry.handleInOrder('orders', message(`key-${k}`, 0), async () => { throw new Error('x') })).toBe('retried')
+      expect(await retry.handleInOrder('orders', message(`key-${k}`, 1), async () => {})).toBe('parked')
+    }
+    expect(await retry.stats()).toMatchObject({ scheduled: 20, blockedKeys: 20, parkedMessages: 20 })
+    const tags = new Set()
+    for (let n = 0; n < 4; n++) {
+      const tag = n === 0 ? `{${prefix}}` : `{${prefix}#${n}}`
+      const chains = await redis.smembers(`${tag}:chains`)
+      for (const chain of chains) {
+        expect(chain.startsWith(`${tag}:chain:`)).toBe(true)
+        const [head, parked] = await redis.lrange(chain, 0, -1)
+        expect(await redis.hexists(`${tag}:entries`, head)).toBe(1)
+        expect(await redis.hexists(`${tag}:held`, parked)).toBe(1)
+        tags.add(tag)
+      }
+    }
+    expect(tags.size).toBeGreaterThan(1) // the keys spread over the shards
+  } finally {
+    for (let n = 0; n < 4; n++) {
+      const keys = await redis.keys(`{${prefix}${n === 0 ? '' : `#${n}`}}*`)
+      if (keys.length) await redis.del(...keys)
+    }
+    redis.disconnect()
+    await retry.close()
+  }
+})
