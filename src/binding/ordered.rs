@@ -193,6 +193,7 @@ impl KafkaRetry {
         message: Unknown<'env>,
         handler: Unknown<'env>,
     ) -> Result<Unknown<'env>> {
+        // `self` is not read: the script calls takeTurn/endTurn on `this`, the same instance.
         let _ = self;
         let key = env.raw() as usize;
         let cached = HANDLE.with(|slot| {
@@ -205,6 +206,9 @@ impl KafkaRetry {
             Some(f) => f?,
             None => {
                 let f: Function<HandleArgs, Unknown> = env.run_script(HANDLE_SCRIPT)?;
+                // SAFETY: only the lifetimes of the phantom argument types change; a
+                // `FunctionRef` holds a napi reference, no borrow, and it is borrowed back with
+                // this thread's env only (the key above).
                 let reference: HandleRef = unsafe { std::mem::transmute(f.create_ref()?) };
                 HANDLE.with(|slot| *slot.borrow_mut() = Some((key, ManuallyDrop::new(reference))));
                 f
