@@ -227,6 +227,17 @@ export interface RetryStats {
   deadLetterCapExceeded: boolean
   /** The pauses in force (see `pause()`). */
   paused: RetryPause[]
+  /** Ordered retries: keys whose messages are held back behind a message that waits, is on its way back to the consumer, or is dead-lettered. */
+  blockedKeys: number
+  /** Ordered retries: messages parked behind their key's head. */
+  parkedMessages: number
+}
+
+/** A consumed Kafka message as kafkajs's `eachMessage` gives it (`payload.message`): `key` is the ordering key (and the `event` of a retry), `value` the payload's JSON. */
+export interface KafkaMessageLike {
+  key?: Buffer | string | null
+  value: Buffer | string | null
+  headers?: Record<string, Buffer | string | (Buffer | string)[] | undefined>
 }
 
 /** The seed's producer wrapper: called as `produce(topic, key, value, headers)`. A thenable it returns (a promise, Bluebird, any `then`) is awaited; anything else counts as published at once. */
@@ -431,6 +442,59 @@ export declare class KafkaRetry {
    * Calling it twice is harmless.
    */
   close(): Promise<void>
+  /**
+   * Ordered retries: whether messages of `key` on `topic` are held back, because one of them
+   * waits on the schedule, is on its way back to the consumer, or is dead-lettered. A message
+   * of a blocked key must be parked (`park`) instead of handled.
+   *
+   * Rejects with `ERR_INVALID_ARG`, `ERR_REDIS_UNAVAILABLE` or `ERR_CLOSED`.
+   */
+  isBlocked(topic: string, key: string): Promise<boolean>
+  /**
+   * Ordered retries: parks a message behind the message of its key (`message.event`) that
+   * waits, to follow it in order once that one is handled; the same arguments as
+   * `pushToQueue`. When nothing of its key waits any more (decided in Redis, so a park racing
+   * the head's handling is never left behind nothing), it is scheduled at once instead.
+   * Parking spends no retry: `retryCount` is stored as given. Parking the same `msgId` twice
+   * stores it once.
+   *
+   * Resolves to `'parked'`, `'scheduled'` or `'duplicate'`. Rejects with `ERR_INVALID_ARG`,
+   * `ERR_REDIS_UNAVAILABLE` or `ERR_CLOSED`.
+   */
+  park(topic: string, message: RetryMessage, options?: RetryOptions | RetryOptionsWithHeaders): Promise<'parked' | 'scheduled' | 'duplicate'>
+  /**
+   * Ordered retries, the first half of `handleInOrder` for a consumer with its own loop: may
+   * this message be handled now? The arguments are `pushToQueue`'s, with `options` from
+   * `KafkaRetry.headers(headers, ['retryOrder'])` (the token an ordered retry carries). When
+   * its key is blocked the message is parked in the same Redis script.
+   *
+   * Resolves to `'free'` or `'mine'` (handle it, then call `endTurn`), `'parked'` or
+   * `'duplicate'` (a copy of a message already handled or parked: drop it).
+   */
+  takeTurn(topic: string, message: RetryMessage, options?: RetryOptions | RetryOptionsWithHeaders): Promise<'free' | 'mine' | 'parked' | 'duplicate'>
+  /**
+   * Ordered retries, the second half of `handleInOrder`: the message `takeTurn` let through
+   * was handled (`failed` false: the next parked message of its key, if any, becomes due now)
+   * or failed (`failed` true, the error in `options.error`: stored as an ordered retry, after
+   * the backoff, with what follows it held behind it).
+   *
+   * Resolves to `'handled'`, `'retried'`, `'parked'` or `'duplicate'`.
+   */
+  endTurn(topic: string, message: RetryMessage, options: RetryOptions | RetryOptionsWithHeaders | undefined, failed: boolean): Promise<'handled' | 'retried' | 'parked' | 'duplicate'>
+  /**
+   * Ordered retries around the consumer's handler, for `eachMessage`: `message` is the kafkajs
+   * message (`key`, `value`, `headers`) as received. Parks it when its key is blocked; else
+   * runs `handler(message)` and, when it throws, stores the message as an ordered retry with
+   * `KafkaRetry.headers(message.headers)` and the error; after a retry of this key is handled,
+   * the next parked message of the key is released. Resolves once the message is handled,
+   * parked or stored: to `'handled'`, `'retried'`, `'parked'` or `'duplicate'` (a second
+   * publish of a message already handled: the handler is not called). A message without a key
+   * has no order to keep: it is handled, and pushed as `pushToQueue` pushes when it fails.
+   *
+   * Rejects with `ERR_INVALID_ARG`, `ERR_REDIS_UNAVAILABLE` or `ERR_CLOSED`, and never with
+   * the handler's error (that one is stored with the retry).
+   */
+  handleInOrder<M extends KafkaMessageLike>(topic: string, message: M, handler: (message: M) => unknown): Promise<'handled' | 'retried' | 'parked' | 'duplicate'>
 }
 
 /** The retry options as `KafkaRetry.headers()` returns them: the three Kafka headers as strings. */

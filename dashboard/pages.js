@@ -93,6 +93,7 @@ function scheduleSection(ctx, s, range) {
 <div><dt>scheduled</dt><dd data-count="scheduled">${count(stats.scheduled)}</dd></div>
 <div><dt>due now</dt><dd data-count="due">${count(stats.due)}</dd></div>
 <div><dt>leased</dt><dd data-count="leased">${count(stats.inflight)}</dd></div>
+${stats.blockedKeys || stats.parkedMessages ? html`<div><dt>keys blocked (ordered)</dt><dd data-count="blockedKeys">${count(stats.blockedKeys)}</dd></div><div><dt>parked behind them</dt><dd data-count="parkedMessages">${count(stats.parkedMessages)}</dd></div>` : ''}
 ${s.dlqs.map((d) => html`<div><dt>dead letters in <a href="${dlqPath(ctx.base, d.name)}">${d.name}</a></dt><dd data-count="deadLetters">${count(d.count)}</dd></div>`)}
 ${rates ? html`<div><dt>published in the last minute</dt><dd data-count="published">${count(rates.published)}</dd></div>` : ''}
 ${stats.lateMs !== undefined ? html`<div><dt>oldest due waits</dt><dd data-count="late">${duration(stats.lateMs)}</dd></div>` : ''}

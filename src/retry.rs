@@ -24,6 +24,8 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+pub mod ordered;
+
 /// One message handed to `pushToQueue`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PushRequest {
@@ -576,7 +578,23 @@ impl RetryCore {
     ) -> Result<u64> {
         self.ensure_open()?;
         let filter = Filter::parse(filter)?;
-        dead_letter_search::remove_matching(&self.dead_letters, dlq, &filter, dry_run).await
+        let mut heads = Vec::new();
+        let removed = dead_letter_search::remove_matching_then(
+            &self.dead_letters,
+            dlq,
+            &filter,
+            dry_run,
+            |item| {
+                if self.ordered_head(&item).is_some() {
+                    heads.push(item);
+                }
+            },
+        )
+        .await?;
+        for item in heads {
+            self.release_removed_head(&item).await?;
+        }
+        Ok(removed)
     }
 
     /// Pauses `topic` (`None`: the whole schedule) in every listener, until `until_ms` (ms since
@@ -607,12 +625,19 @@ impl RetryCore {
     /// Removes dead letter `id` from `dlq`. Returns whether it was there.
     pub async fn remove_dead_letter(&self, dlq: &str, id: &str) -> Result<bool> {
         self.ensure_open()?;
-        self.dead_letters.remove(dlq, id).await
+        // Read first: a removed ordered head releases its key (`ordered.rs`).
+        let item = self.dead_letters.item(dlq, id).await?;
+        let removed = self.dead_letters.remove(dlq, id).await?;
+        if let (true, Some(item)) = (removed, item) {
+            self.release_removed_head(&item).await?;
+        }
+        Ok(removed)
     }
 
     /// Sizes of the schedule and dead letter queue, and the counters since the process started.
     pub async fn stats(&self, dlq: Option<&str>) -> Result<Stats> {
         let counts = self.counts().await?;
+        let (blocked_keys, parked_messages) = self.ordered_counts().await?;
         let dlq = dlq.map_or_else(|| self.default_dlq_name(), str::to_string);
         let dead_lettered = self.dead_letters.count(&dlq).await?;
         let cap_exceeded = self
@@ -629,6 +654,8 @@ impl RetryCore {
             dead_lettered_total: self.counters.dead_lettered.load(Ordering::Relaxed),
             dead_letter_cap_exceeded: cap_exceeded,
             paused: gate::paused(&self.schedules[0]).await?,
+            blocked_keys,
+            parked_messages,
         })
     }
 

@@ -55,6 +55,10 @@ pub struct Stats {
     pub dead_letter_cap_exceeded: bool,
     /// The pauses in force (`store::gate`).
     pub paused: Vec<crate::store::gate::Pause>,
+    /// Keys of ordered retries whose messages are held back (`store::ordered`).
+    pub blocked_keys: u64,
+    /// Messages parked behind their key's head (ordered retries).
+    pub parked_messages: u64,
 }
 
 impl Stats {
@@ -140,6 +144,8 @@ mod tests {
             dead_lettered_total: 5,
             dead_letter_cap_exceeded: true,
             paused: Vec::new(),
+            blocked_keys: 0,
+            parked_messages: 0,
         };
         let text = stats.prometheus("svc\"x");
         assert!(text.contains("kafka_retry_scheduled{prefix=\"svc\\\"x\"} 3\n"));

@@ -81,6 +81,13 @@ pub struct KafkaRetry {
     core: Arc<RetryCore>,
 }
 
+impl KafkaRetry {
+    /// The core the other method files of the class (`ordered.rs`) call.
+    pub(super) fn core(&self) -> &Arc<RetryCore> {
+        &self.core
+    }
+}
+
 #[napi]
 impl KafkaRetry {
     /// Creates a retry queue.

@@ -227,6 +227,17 @@ export interface RetryStats {
   deadLetterCapExceeded: boolean
   /** The pauses in force (see `pause()`). */
   paused: RetryPause[]
+  /** Ordered retries: keys whose messages are held back behind a message that waits, is on its way back to the consumer, or is dead-lettered. */
+  blockedKeys: number
+  /** Ordered retries: messages parked behind their key's head. */
+  parkedMessages: number
+}
+
+/** A consumed Kafka message as kafkajs's `eachMessage` gives it (`payload.message`): `key` is the ordering key (and the `event` of a retry), `value` the payload's JSON. */
+export interface KafkaMessageLike {
+  key?: Buffer | string | null
+  value: Buffer | string | null
+  headers?: Record<string, Buffer | string | (Buffer | string)[] | undefined>
 }
 
 /** The seed's producer wrapper: called as `produce(topic, key, value, headers)`. A thenable it returns (a promise, Bluebird, any `then`) is awaited; anything else counts as published at once. */

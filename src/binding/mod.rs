@@ -11,6 +11,7 @@ mod convert;
 mod hub;
 mod js_publisher;
 mod observer;
+mod ordered;
 mod producer;
 mod settle;
 

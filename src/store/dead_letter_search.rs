@@ -357,12 +357,25 @@ pub async fn remove_matching(
     filter: &Filter,
     dry_run: bool,
 ) -> Result<u64> {
+    remove_matching_then(store, dlq, filter, dry_run, |_| {}).await
+}
+
+/// [`remove_matching`], handing each removed dead letter to `removed` (ordered retries release
+/// the key a removed head blocked).
+pub async fn remove_matching_then(
+    store: &DeadLetters,
+    dlq: &str,
+    filter: &Filter,
+    dry_run: bool,
+    mut removed_one: impl FnMut(DeadLetterItem),
+) -> Result<u64> {
     let mut walk = Walk::new(store, dlq, filter, dry_run);
     let mut removed = 0;
     while let Some(items) = walk.next_page().await? {
         for item in items {
             if store.remove(dlq, &item.id).await? {
                 removed += 1;
+                removed_one(item);
             } else {
                 walk.stayed();
             }

@@ -12,6 +12,7 @@ pub mod entry;
 pub mod gate;
 pub mod keys;
 pub mod migrate;
+pub mod ordered;
 mod push;
 pub mod requeue;
 pub mod schedule;

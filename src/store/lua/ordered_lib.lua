@@ -1,0 +1,73 @@
+-- Functions the ordered-retry scripts (turn.lua, park.lua, done.lua) share; this file is
+-- prepended to each of them (src/store/ordered.rs), as gate.lua is to claim.lua. Only ordered
+-- calls run it: push.lua, claim.lua and ack.lua, the unordered path, are untouched.
+--
+-- A chain is one Redis list per topic and key (KEYS[1] of every ordered script), holding the
+-- tokens of the messages of that key not yet handled, oldest first. Its first token is the head:
+-- the one message of the key that is on the schedule, on its way to the consumer, or
+-- dead-lettered. The others are held (parked) in the held hash, token -> stored entry without its
+-- due time, until the head is handled. A token is the schedule id of the message's first ordered
+-- entry, so a held message is scheduled under it when released. The chains set lists the chains
+-- that exist (its size is the number of blocked keys); the held hash's size is the number of
+-- parked messages. Every key shares the schedule shard's hash tag.
+redis.replicate_commands()
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+
+local DIGITS = '0123456789abcdefghijklmnopqrstuvwxyz'
+-- Base 36, as Entry::encode writes times (the same function as push.lua's).
+local function base36(n)
+  local out = ''
+  repeat
+    local digit = n % 36
+    out = string.sub(DIGITS, digit + 1, digit + 1) .. out
+    n = (n - digit) / 36
+  until n == 0
+  return out
+end
+
+-- Whether `id` was acknowledged within `window` ms: the seen buckets ack.lua writes (the same
+-- names, width and record layout push.lua reads), then the legacy sorted set.
+local function seen(seen_key, id, window)
+  if window <= 0 then
+    return false
+  end
+  if #id == 24 and string.sub(id, 1, 2) == 'm:' then
+    local width = math.max(math.ceil(window / 2), 1)
+    local head, rest = string.sub(id, 3, 4), string.sub(id, 5)
+    for bucket = math.floor((now - window) / width), math.floor(now / width) do
+      local packed = redis.call('HGET', seen_key .. ':' .. string.format('%d', bucket), head)
+      if packed then
+        local at = string.find(packed, rest, 1, true)
+        while at do
+          if (at - 1) % 20 == 0 then
+            return true
+          end
+          at = string.find(packed, rest, at + 1, true)
+        end
+      end
+    end
+  end
+  local score = redis.call('ZSCORE', seen_key, id)
+  return score ~= false and tonumber(score) >= now - window
+end
+
+-- Stores `tail` under `id` on the schedule, due `delay` ms from now, and announces it on the wake
+-- channel like push.lua. Returns the due time, or 0 when `id` is stored already.
+local function schedule(due_key, entries_key, wake_key, id, delay, tail)
+  local due = now + delay
+  if redis.call('HSETNX', entries_key, id, base36(due) .. '\n' .. tail) == 0 then
+    return 0
+  end
+  redis.call('ZADD', due_key, due, id)
+  local planned = redis.call('GET', wake_key)
+  if not planned or due < tonumber(planned) then
+    redis.call('PUBLISH', wake_key, string.format('%d', due))
+  end
+  return due
+end
+
+-- Whether `token` is in the chain `chain_key`.
+local function in_chain(chain_key, token)
+  return redis.call('LPOS', chain_key, token) ~= false
+end
