@@ -17,4 +17,5 @@ pub mod requeue;
 pub mod schedule;
 pub mod shard_record;
 pub mod signal;
+pub mod tally;
 pub mod target;

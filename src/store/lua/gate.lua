@@ -55,6 +55,9 @@ local function gate_drain(now, paused)
         redis.call('ZADD', KEYS[1], unpack(due, 2 * i - 1, 2 * last))
         redis.call('ZREM', KEYS[6], unpack(members, i, last))
       end
+      -- Back in the due set, due now (tally.lua).
+      tally_count('p', tally_unescape(topic), -#members)
+      tally_due(now, tally_unescape(topic), #members)
       budget = budget - #members
     end
     from = after
@@ -103,12 +106,12 @@ local function gate_open(now, limit)
   return state
 end
 
--- Whether a claimed message is held back: its topic is paused. It goes to the parked set.
-local function gate_parks(state, id, entry)
+-- Whether a claimed message is held back: its topic (gate_topic of its entry) is paused. It goes
+-- to the parked set.
+local function gate_parks(state, id, topic)
   if not state.paused then
     return false
   end
-  local topic = gate_topic(entry)
   if not state.paused[topic] then
     return false
   end
