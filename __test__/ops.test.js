@@ -439,6 +439,29 @@ describe('the operator CLI lines', () => {
       }),
     )
 
+  test('stats shows the topics; history --minutes prints the minutes with counts', async () => {
+    const prefix = h.unique('cli-history')
+    const retry = new KafkaRetry({ keyPrefix: prefix })
+    try {
+      for (let i = 0; i < 3; i++) await retry.pushToQueue('orders', { event: `e${i}`, value: {} }, { delay: '60' })
+      await retry.pushToQueue('mail', { event: 'm', value: {} }, { delay: '60' })
+      const p = ['--prefix', prefix]
+      const stats = await cli(['stats', ...p])
+      expect(stats.stdout).toMatch(/\n {2}topic +scheduled +due +leased +deadLetters\n {2}mail +1 +0 +0 +0\n {2}orders +3 +0 +0 +0\n/)
+      const text = await cli(['history', '--minutes', '10', ...p])
+      expect(text.code).toBe(0)
+      const rows = text.stdout.split('\n').filter((l) => /^ {2}20/.test(l))
+      const pushed = rows.reduce((n, l) => n + Number(l.trim().split(/ +/)[2]), 0)
+      expect(pushed).toBe(4)
+      const json = JSON.parse((await cli(['history', '--minutes', '10', '--topic', 'mail', '--json', ...p])).stdout)
+      expect(json.topic).toBe('mail')
+      expect(json.pushed.reduce((a, b) => a + b, 0)).toBe(1)
+      expect((await cli(['history', '--minutes', '0', ...p])).code).toBe(2)
+    } finally {
+      await retry.close()
+    }
+  })
+
   test('dlq list/requeue/remove with filters, --dry-run, --rate; pause --topic --for; resume', async () => {
     const prefix = h.unique('cli-ops')
     const dlq = h.unique('dlq')
