@@ -76,8 +76,9 @@ local function tally_write(topics_key, history_key, now)
   local written = false
   for kind, counts in pairs(TALLY.events) do
     for topic, n in pairs(counts) do
-      if n > 0 then
-        redis.call('HINCRBY', key, head .. kind .. topic, n)
+      -- A new field (the first count of this minute, kind and topic) may be the hash's first: only
+      -- then is the expiry (fixed per hour) set, not on every call.
+      if n > 0 and redis.call('HINCRBY', key, head .. kind .. topic, n) == n then
         written = true
       end
     end
