@@ -455,7 +455,7 @@ mod tests {
 
     #[test]
     fn the_topic_is_read_from_either_stored_form() {
-        let mut e = Entry::decode(&format!("1\n2\n\n3\n1\nt\\\\x\nE\n1\n\n\n{{}}")).unwrap();
+        let mut e = Entry::decode("1\n2\n\n3\n1\nt\\\\x\nE\n1\n\n\n{}").unwrap();
         assert_eq!(e.topic, "t\\x");
         assert_eq!(topic_of(&e.encode()), "t\\x");
         e.topic = "orders".into();
