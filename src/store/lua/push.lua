@@ -90,10 +90,7 @@ for i = 2, #ARGV, 5 do
       earliest = due
     end
     -- Counted only when stored: a redelivered push (result 0) counts nothing.
-    local topic = ARGV[i + 4]
-    tally_count('s', topic, 1)
-    tally_due(due, topic, 1)
-    tally_event('p', topic, 1)
+    tally_pushed(due, ARGV[i + 4])
   end
   stored[#stored + 1] = result
 end

@@ -28,9 +28,7 @@ redis.call('PUBLISH', KEYS[5], string.format('%d', at))
 redis.call('HDEL', KEYS[1], ARGV[1])
 redis.call('ZREM', KEYS[2], ARGV[1])
 -- Scheduled again: counted as pushed (as on a cluster, where the push script stores it).
-tally_count('s', ARGV[6], 1)
-tally_due(at, ARGV[6], 1)
-tally_event('p', ARGV[6], 1)
+tally_pushed(at, ARGV[6])
 tally_write(KEYS[6], KEYS[7], now)
 tally_add(KEYS[8], ARGV[6], -1)
 return 1

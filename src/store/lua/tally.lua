@@ -10,12 +10,26 @@
 -- two-digit minute of the hour .. kind .. topic, kind 'p' pushed, 'o' published, 'f' failed
 -- publish, 'd' dead-lettered; each hour's hash expires whole 48 hours after its last minute.
 local TALLY_KEEP_MS = 48 * 3600 * 1000
-local TALLY = { s = {}, l = {}, p = {}, due = {}, events = {} }
+local TALLY = { s = {}, l = {}, p = {}, due = {}, events = {}, pushed = {} }
 
 -- `n` more (or fewer) messages of `topic` under 's', 'l' or 'p'.
 local function tally_count(kind, topic, n)
   local counts = TALLY[kind]
   counts[topic] = (counts[topic] or 0) + n
+end
+
+-- One message of `topic` stored on the schedule, due at `due_ms` (push, requeue): scheduled, in
+-- its due minute, and pushed this minute. One table update per message besides the minute's;
+-- the counts are added up in tally_write.
+local function tally_pushed(due_ms, topic)
+  local minute = math.floor(due_ms / 60000)
+  local counts = TALLY.due[minute]
+  if not counts then
+    counts = {}
+    TALLY.due[minute] = counts
+  end
+  counts[topic] = (counts[topic] or 0) + 1
+  TALLY.pushed[topic] = (TALLY.pushed[topic] or 0) + 1
 end
 
 -- `n` more (or fewer) messages of `topic` in the due set, due at `due_ms`.
@@ -58,6 +72,10 @@ end
 -- Writes what the call tallied: the counters into `topics_key`, the events into this minute of
 -- the history under `history_key`.
 local function tally_write(topics_key, history_key, now)
+  for topic, n in pairs(TALLY.pushed) do
+    tally_count('s', topic, n)
+    tally_event('p', topic, n)
+  end
   for _, kind in ipairs({ 's', 'l', 'p' }) do
     for topic, n in pairs(TALLY[kind]) do
       tally_add(topics_key, kind .. topic, n)
