@@ -1587,3 +1587,28 @@ async fn a_requeue_counts_the_message_scheduled_and_one_dead_letter_fewer() {
     t.del(&dlq).await;
     t.del(&index_key(&dlq)).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_topic_the_entry_escapes_is_counted_under_its_own_name_by_the_claim() {
+    let Some(t) = TestRedis::start(
+        SUITE,
+        "a_topic_the_entry_escapes_is_counted_under_its_own_name_by_the_claim",
+    )
+    .await
+    else {
+        return;
+    };
+    let schedule = t.schedule(WINDOW);
+    // The entry stores `\` as `\\`; the push names the topic as given, the claim reads it back.
+    let topic = "we\\ird";
+    let id = message_id(topic, Some("x"), 1);
+    push_new(&schedule, &id, 0, &tail_for(topic, "{}")).await;
+    assert_eq!(topic_counts(&t, &schedule).await[topic], (1, 1, 0));
+    assert_eq!(
+        schedule.claim(10, LEASE, POLL).await.unwrap().items.len(),
+        1
+    );
+    let counts = topic_counts(&t, &schedule).await;
+    assert_eq!(counts.len(), 1, "{counts:?}");
+    assert_eq!(counts[topic], (0, 0, 1));
+}

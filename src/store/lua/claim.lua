@@ -60,17 +60,14 @@ if #claimed > 0 then
   end)
   local leases, orphans = {}, {}
   for i, id in ipairs(claimed) do
-    local raw_topic = entries[i] and gate_topic(entries[i])
+    local raw_topic = entries[i] and tally_topic(entries[i])
     if entries[i] and not gate_parks(gate, id, raw_topic) then
       leases[#leases + 1] = deadline_text
       leases[#leases + 1] = id
       out[#out + 1] = id
       out[#out + 1] = entries[i]
       if i > expired then
-        local topic = tally_unescape(raw_topic)
-        tally_count('s', topic, -1)
-        tally_due(due_at[i], topic, -1)
-        tally_count('l', topic, 1)
+        tally_leased(due_at[i], tally_unescape(raw_topic))
       end
     else
       -- An id without an entry has nothing to publish: drop it instead of claiming it forever.

@@ -10,7 +10,7 @@
 -- two-digit minute of the hour .. kind .. topic, kind 'p' pushed, 'o' published, 'f' failed
 -- publish, 'd' dead-lettered; each hour's hash expires whole 48 hours after its last minute.
 local TALLY_KEEP_MS = 48 * 3600 * 1000
-local TALLY = { s = {}, l = {}, p = {}, due = {}, events = {}, pushed = {} }
+local TALLY = { s = {}, l = {}, p = {}, due = {}, events = {}, pushed = {}, leased = {} }
 
 -- `n` more (or fewer) messages of `topic` under 's', 'l' or 'p'.
 local function tally_count(kind, topic, n)
@@ -32,6 +32,19 @@ local function tally_pushed(due_ms, topic)
   TALLY.pushed[topic] = (TALLY.pushed[topic] or 0) + 1
 end
 
+-- One message of `topic` claimed from the due set, where it was due at `due_ms`: out of its due
+-- minute, from scheduled to leased (added up in tally_write).
+local function tally_leased(due_ms, topic)
+  local minute = math.floor(due_ms / 60000)
+  local counts = TALLY.due[minute]
+  if not counts then
+    counts = {}
+    TALLY.due[minute] = counts
+  end
+  counts[topic] = (counts[topic] or 0) - 1
+  TALLY.leased[topic] = (TALLY.leased[topic] or 0) + 1
+end
+
 -- `n` more (or fewer) messages of `topic` in the due set, due at `due_ms`.
 local function tally_due(due_ms, topic, n)
   local minute = math.floor(due_ms / 60000)
@@ -51,6 +64,16 @@ local function tally_event(kind, topic, n)
     TALLY.events[kind] = counts
   end
   counts[topic] = (counts[topic] or 0) + n
+end
+
+-- The topic of a stored entry as stored (escaped): the sixth field, in one pattern match (the
+-- claim reads it per message), or `topic` of an entry stored as JSON (before 0.2).
+local function tally_topic(entry)
+  if string.sub(entry, 1, 1) == '{' then
+    local ok, decoded = pcall(cjson.decode, entry)
+    return ok and type(decoded.topic) == 'string' and decoded.topic or ''
+  end
+  return string.match(entry, '^[^\n]*\n[^\n]*\n[^\n]*\n[^\n]*\n[^\n]*\n([^\n]*)\n') or ''
 end
 
 -- A topic as the stored entry escapes it (`\\`, `\n`), read back.
@@ -75,6 +98,10 @@ local function tally_write(topics_key, history_key, now)
   for topic, n in pairs(TALLY.pushed) do
     tally_count('s', topic, n)
     tally_event('p', topic, n)
+  end
+  for topic, n in pairs(TALLY.leased) do
+    tally_count('s', topic, -n)
+    tally_count('l', topic, n)
   end
   for _, kind in ipairs({ 's', 'l', 'p' }) do
     for topic, n in pairs(TALLY[kind]) do
