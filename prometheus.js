@@ -22,19 +22,29 @@ const METRICS = {
   kafka_retry_publish_failures_total: ['counter', 'Failed publish attempts since the process started.'],
   kafka_retry_dead_lettered_total: ['counter', 'Messages dead-lettered since the process started.'],
   kafka_retry_dead_letter_cap_exceeded: ['gauge', '1 when the dead letters exceed maxDeadLetters.'],
+  kafka_retry_topic_scheduled: ['gauge', 'Messages of the topic waiting in the schedule.'],
+  kafka_retry_topic_due: ['gauge', 'Scheduled messages of the topic due (from the start of their due minute).'],
+  kafka_retry_topic_leased: ['gauge', 'Messages of the topic claimed by a listener and not yet acknowledged.'],
+  kafka_retry_topic_dead_letters: ['gauge', 'Dead letters of the topic in the dead letter hash.'],
 }
 
-/** One line of the text exposition: `name{prefix="..."} value`. */
-const SAMPLE = /^([a-z_]+)\{prefix="((?:[^"\\]|\\.)*)"\} (\S+)$/
+/** The metrics labelled with a topic as well as the prefix. */
+const PER_TOPIC = new Set(Object.keys(METRICS).filter((name) => name.startsWith('kafka_retry_topic_')))
 
-/** Reads `metrics()` text into [{ name, prefix, value }]. */
+/** One line of the text exposition: `name{prefix="..."} value` or `name{prefix="...",topic="..."} value`. */
+const SAMPLE = /^([a-z_]+)\{prefix="((?:[^"\\]|\\.)*)"(?:,topic="((?:[^"\\]|\\.)*)")?\} (\S+)$/
+
+const unescapeLabel = (text) => text.replace(/\\(.)/g, (_, c) => (c === 'n' ? '\n' : c))
+
+/** Reads `metrics()` text into [{ name, prefix, value }] (and `topic` for the per topic gauges). */
 function parseMetrics(text) {
   const samples = []
   for (const line of text.split('\n')) {
     const m = SAMPLE.exec(line)
     if (!m) continue
-    const prefix = m[2].replace(/\\(.)/g, (_, c) => (c === 'n' ? '\n' : c))
-    samples.push({ name: m[1], prefix, value: Number(m[3]) })
+    const sample = { name: m[1], prefix: unescapeLabel(m[2]), value: Number(m[4]) }
+    if (m[3] !== undefined) sample.topic = unescapeLabel(m[3])
+    samples.push(sample)
   }
   return samples
 }
@@ -95,15 +105,16 @@ function create(registry) {
     const metric = new Metric({
       name,
       help,
-      labelNames: ['prefix'],
+      labelNames: PER_TOPIC.has(name) ? ['prefix', 'topic'] : ['prefix'],
       registers: [],
       async collect() {
         const samples = await snapshot()
         this.reset()
         for (const s of samples) {
           if (s.name !== name) continue
-          if (type === 'counter') this.inc({ prefix: s.prefix }, s.value)
-          else this.set({ prefix: s.prefix }, s.value)
+          const labels = s.topic === undefined ? { prefix: s.prefix } : { prefix: s.prefix, topic: s.topic }
+          if (type === 'counter') this.inc(labels, s.value)
+          else this.set(labels, s.value)
         }
       },
     })
@@ -136,29 +147,30 @@ async function read(collector) {
 }
 
 /**
- * One sample per metric and schedule (`prefix`), however many sources report it: two instances
- * on one keyPrefix (say with different dlqNames) see the same schedule, and the *_total counters
- * are per schedule in the process, so each is counted once (the highest value read, as they are
- * read at slightly different moments). Dead letters are per dead letter hash: summed over the
- * distinct dlqNames of the schedule's sources.
+ * One sample per metric and schedule (`prefix`, and `topic` for the per topic gauges), however
+ * many sources report it: two instances on one keyPrefix (say with different dlqNames) see the
+ * same schedule, and the *_total counters are per schedule in the process, so each is counted
+ * once (the highest value read, as they are read at slightly different moments). Dead letters
+ * (of the schedule, and of each topic) are per dead letter hash: summed over the distinct
+ * dlqNames of the schedule's sources.
  */
 function merge(samples) {
   const out = new Map()
-  const deadLetters = new Map() // prefix -> Map(dlqName -> value)
+  const deadLetters = new Map() // name \n prefix \n topic -> { sample, byDlq: Map(dlqName -> value) }
   for (const s of samples) {
-    if (s.name === 'kafka_retry_dead_letters') {
-      if (!deadLetters.has(s.prefix)) deadLetters.set(s.prefix, new Map())
-      deadLetters.get(s.prefix).set(s.dlqName === undefined ? '' : String(s.dlqName), s.value)
+    const key = `${s.name}\n${s.prefix}\n${s.topic === undefined ? '' : s.topic}`
+    if (s.name === 'kafka_retry_dead_letters' || s.name === 'kafka_retry_topic_dead_letters') {
+      if (!deadLetters.has(key)) deadLetters.set(key, { sample: s, byDlq: new Map() })
+      deadLetters.get(key).byDlq.set(s.dlqName === undefined ? '' : String(s.dlqName), s.value)
       continue
     }
-    const key = `${s.name}\n${s.prefix}`
     const seen = out.get(key)
-    if (!seen || s.value > seen.value) out.set(key, { name: s.name, prefix: s.prefix, value: s.value })
+    if (!seen || s.value > seen.value) out.set(key, { name: s.name, prefix: s.prefix, topic: s.topic, value: s.value })
   }
-  for (const [prefix, byDlq] of deadLetters) {
+  for (const [key, { sample, byDlq }] of deadLetters) {
     let value = 0
     for (const v of byDlq.values()) value += v
-    out.set(`kafka_retry_dead_letters\n${prefix}`, { name: 'kafka_retry_dead_letters', prefix, value })
+    out.set(key, { name: sample.name, prefix: sample.prefix, topic: sample.topic, value })
   }
   return [...out.values()]
 }

@@ -205,6 +205,8 @@ describe('stats', () => {
         deadLetteredTotal: 0,
         deadLetterCapExceeded: false,
         paused: [],
+        lateMs: expect.any(Number),
+        topics: { t: { scheduled: 3, due: 1, leased: 0, deadLetters: 1 } },
       })
       // Another prefix is another schedule; without --dlq the hash is <prefix>:dead-letters.
       expect(await runJson(['stats', '--prefix', b.prefix])).toMatchObject({ scheduled: 0, due: 0, deadLettered: 0 })

@@ -89,6 +89,12 @@ test('a sharded schedule spreads over the masters; two listeners publish 3,000 p
     const redis = clusterClient()
     for (const keys of h.shardKeys(prefix, 6)) expect(await redis.hlen(keys.entries)).toBe(0)
     redis.disconnect()
+    // The per topic counts and the history, summed over the six shards (on three masters): the
+    // redelivery counted once.
+    expect((await pusher.stats()).topics).toEqual({})
+    const history = await pusher.history({ minutes: 10 })
+    const sum = (series) => series.reduce((a, b) => a + b, 0)
+    expect([sum(history.topics.t.pushed), sum(history.topics.t.published), sum(history.published)]).toEqual([N, N, N])
   } finally {
     await Promise.all([pusher, ...listeners].map((r) => r.close()))
   }
@@ -104,6 +110,9 @@ test('exhausted messages are dead-lettered on a cluster, one field each', async 
     await Promise.all(Array.from({ length: 20 }, (_, n) =>
       retry.pushToQueue('t', { event: 'Same', value: JSON.stringify({ n }) }, { delay: '0', maxRetry: '1', retryCount: '1' })))
     expect(await h.waitFor(async () => (await redis.hlen(dlq)) === 20, 5000)).toBe(true)
+    // Dead letters per topic: beside the hash, in a slot of their own.
+    expect(await h.waitFor(async () => (await retry.stats(dlq)).topics.t?.deadLetters === 20, 5000)).toBe(true)
+    expect((await retry.stats(dlq)).topics.t).toEqual({ scheduled: 0, due: 0, leased: 0, deadLetters: 20 })
   } finally {
     await retry.close()
     redis.disconnect()

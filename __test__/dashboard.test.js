@@ -47,7 +47,7 @@ afterAll(async () => {
 function schedule(label, config = {}) {
   const prefix = h.unique(`dash-${label}`)
   const dlq = `${prefix}:dlq`
-  keys.push(dlq, `${dlq}:index`, `${dlq}:index:scan`, ...Object.values(h.scheduleKeys(prefix)))
+  keys.push(dlq, `${dlq}:index`, `${dlq}:index:scan`, `${dlq}:topics`, `{${prefix}}:topics`, ...Object.values(h.scheduleKeys(prefix)))
   const retry = new KafkaRetry({ keyPrefix: prefix, ...config })
   instances.push(retry)
   return { prefix, dlq, retry }
@@ -118,20 +118,13 @@ async function open() {
 
 const rows = (page) => page.$$eval('table.dead-letters tbody tr', (trs) => trs.map((tr) => tr.getAttribute('data-id')))
 
-test('history() read into per-minute series: records or series, minutes outside the range left out, other shapes refused', () => {
+test('history() read into the chart\'s series; an answer without them refused', () => {
   const { historySeries } = require('../dashboard/operator')
-  const now = Date.UTC(2026, 11, 3, 9, 0, 30)
-  const minute = (m) => Date.UTC(2026, 11, 3, 8, m)
-  const records = [
-    { minute: minute(59), pushed: 3, published: 2, failed: 1, deadLettered: 1 },
-    { minute: minute(10), pushed: 9, published: 9, failed: 9, deadLettered: 9 }, // before the range
-  ]
-  expect(historySeries(records, 3, now)).toEqual({ from: minute(58), pushed: [0, 3, 0], published: [0, 2, 0], failed: [0, 1, 0], deadLettered: [0, 1, 0] })
-  expect(historySeries({ minutes: records }, 3, now)).toEqual(historySeries(records, 3, now))
-  const series = { from: minute(57), pushed: [5, 1, 2, 3], published: [5, 0, 1, 0], failed: [5, 0, 0, 0], deadLettered: [5, 0, 0, 1] }
-  expect(historySeries(series, 3, now)).toEqual({ from: minute(58), pushed: [1, 2, 3], published: [0, 1, 0], failed: [0, 0, 0], deadLettered: [0, 0, 1] })
-  expect(historySeries({ something: 'else' }, 3, now)).toBeNull()
-  expect(historySeries([{ pushed: 1 }], 3, now)).toBeNull()
+  const from = Date.UTC(2026, 11, 3, 8, 58)
+  const history = { from, minutes: 3, pushed: [1, 2, 3], published: [0, 1, 0], failed: [0, 0, 0], deadLettered: [0, 0, 1], topics: { t: {} } }
+  expect(historySeries(history)).toEqual({ from, minutes: 3, pushed: [1, 2, 3], published: [0, 1, 0], failed: [0, 0, 0], deadLettered: [0, 0, 1] })
+  expect(historySeries({ something: 'else' })).toBeNull()
+  expect(historySeries({ ...history, from: undefined })).toBeNull()
 })
 
 test('deadLetter(dlq, id): the dead letter as deadLetters() lists it, null when gone, ERR_INVALID_ARG for bad arguments', async () => {
@@ -165,10 +158,66 @@ test('the overview shows the schedule counts and the dead letters; screenshot fo
     const counts = await page.$$eval('dd[data-count]', (dds) => dds.map((dd) => [dd.getAttribute('data-count'), dd.textContent]))
     expect(counts).toEqual(expect.arrayContaining([['scheduled', '3'], ['due', '0'], ['leased', '0'], ['deadLetters', '2']]))
     expect(await page.textContent('h2')).toContain(s.prefix)
+    // Per topic: scheduled / due / leased / dead letters, from stats().topics.
+    const topicRows = await page.$$eval('table.topics tbody tr', (trs) =>
+      trs.map((tr) => [tr.getAttribute('data-topic'), ...[...tr.querySelectorAll('td')].slice(1, 5).map((td) => td.textContent)]),
+    )
+    expect(topicRows).toEqual([
+      ['orders', '2', '0', '0', '1'],
+      ['payments', '1', '0', '0', '1'],
+    ])
+    // The chart draws history(): one point per minute of the hour, and this minute's pushes (3
+    // later + 2 dead-lettered) and dead letters (2) at its right end, at the top for the largest.
+    const history = await s.retry.history({ minutes: 60 })
+    const pushedNow = history.pushed.slice(-2).reduce((a, b) => a + b, 0)
+    expect(pushedNow).toBe(5)
+    const lines = await page.$$eval('figure.chart polyline', (ps) => ps.map((p) => [p.getAttribute('class'), p.getAttribute('points').split(' ').length]))
+    expect(lines).toEqual([['line pushed', 60], ['line published', 60], ['line failed', 60], ['line dead', 60]])
+    expect(await page.textContent('figure.chart figcaption')).toMatch(/pushed: 5 .*dead-lettered: 2/s)
+    const ys = await page.$eval('figure.chart polyline.pushed', (p) => p.getAttribute('points').split(' ').map((xy) => Number(xy.split(',')[1])))
+    // Earlier minutes sit on the zero line; a minute with pushes is above it.
+    expect(Math.min(...ys.slice(-2))).toBeLessThan(ys[0])
     fs.mkdirSync(DOCS, { recursive: true })
     await page.setViewportSize({ width: 1100, height: 900 })
     await page.screenshot({ path: path.join(DOCS, 'dashboard-overview.png'), fullPage: true })
     expect(dialogs).toEqual([])
+    expect(cspErrors).toEqual([])
+  } finally {
+    await context.close()
+    await server.stop()
+  }
+})
+
+test('the overview refreshes by itself: a new topic appears, the due count and the oldest due wait show', async () => {
+  const s = schedule('refresh')
+  await s.retry.pushToQueue('orders', { event: 'o-late', value: '{}' }, { delay: '30' })
+  await s.retry.pushToQueue('orders', { event: 'o-due', value: '{}' }, { delay: '0' }) // no listener: it waits
+  const server = await listen(handler({ retry: s.retry, dlqName: s.dlq, refreshSeconds: 1 }))
+  const { page, context, cspErrors } = await open()
+  try {
+    await page.goto(`${server.url}/`)
+    // The page may reload itself between two reads: a read that meets a reload is read again.
+    const settled = async (read) => {
+      for (let i = 0; ; i++) {
+        try {
+          return await read()
+        } catch (err) {
+          if (i > 30 || !/context was destroyed|navigat/i.test(err.message)) throw err
+          await h.sleep(100)
+        }
+      }
+    }
+    const cells = (topic) => settled(() => page.$$eval(`tr[data-topic="${topic}"] td`, (tds) => tds.slice(1, 5).map((td) => td.textContent)))
+    expect(await cells('orders')).toEqual(['2', '1', '0', '0'])
+    expect(await settled(() => page.textContent('dd[data-count=due]'))).toBe('1')
+    expect(await settled(() => page.$('dd[data-count=published]'))).not.toBeNull()
+    expect(await settled(() => page.$('tr[data-topic="mail"]'))).toBeNull()
+    await s.retry.pushToQueue('mail', { event: 'm-1', value: '{}' }, { delay: '30' })
+    // No action of ours: the page reloads itself (refreshSeconds: 1) and shows the new topic.
+    await page.waitForSelector('tr[data-topic="mail"]', { timeout: 5000 })
+    expect(await cells('mail')).toEqual(['1', '0', '0', '0'])
+    // The due message has waited a second or more by now.
+    expect(await settled(() => page.textContent('dd[data-count=late]'))).toMatch(/^[0-9.]+ s$/)
     expect(cspErrors).toEqual([])
   } finally {
     await context.close()

@@ -140,6 +140,9 @@ describe('prometheus.js', () => {
       expect(value('kafka_retry_published_total')).toEqual([3])
       expect(value('kafka_retry_scheduled')).toEqual([1])
       expect(value('kafka_retry_dead_letters')).toEqual([3])
+      // Per topic too: the schedule's gauges once, the dead letters of both hashes.
+      expect(samples.filter((s) => s.name === 'kafka_retry_topic_scheduled')).toEqual([{ name: 'kafka_retry_topic_scheduled', prefix: keyPrefix, topic: 't', value: 1 }])
+      expect(value('kafka_retry_topic_dead_letters')).toEqual([3])
     } finally {
       await Promise.all([a.close(), b.close()])
     }

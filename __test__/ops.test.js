@@ -346,6 +346,88 @@ describe('maxPublishRate', () => {
   })
 })
 
+describe('per topic counts and history', () => {
+  test('stats().topics, history() and the per topic gauges equal what the test did, a duplicate push counted once', async () => {
+    const prefix = h.unique('per-topic')
+    const dlq = h.unique('dlq')
+    const published = []
+    let failOnce = true
+    const retry = new KafkaRetry({ keyPrefix: prefix, pollIntervalMs: 100 })
+    try {
+      await retry.queueListener(
+        {
+          produce: async (topic, key) => {
+            if (key === 'pay-flaky' && failOnce) {
+              failOnce = false
+              throw new Error('broker down once')
+            }
+            published.push({ topic, key })
+          },
+        },
+        dlq,
+      )
+      const push = (topic, event, options, value = {}) => retry.pushToQueue(topic, { event, value }, options)
+      const now = { delay: '0' }
+      const later = { delay: '60' }
+      const exhausted = { delay: '0', retryCount: '3', maxRetry: '3' }
+      for (let i = 0; i < 4; i++) await push('orders', `ord-${i}`, now)
+      for (let i = 0; i < 2; i++) await push('orders', `ord-later-${i}`, later)
+      // A consumer redelivery: the same msgId pushed twice is stored, and counted, once.
+      await push('orders', 'ord-dup', later, { msgId: 'dup-1' })
+      await push('orders', 'ord-dup', later, { msgId: 'dup-1' })
+      for (const key of ['pay-0', 'pay-1', 'pay-flaky']) await push('payments', key, now)
+      await push('payments', 'pay-later', later)
+      for (let i = 0; i < 2; i++) await push('mail', `mail-dead-${i}`, exhausted)
+      await push('mail', 'mail-later', later)
+      await h.waitFor(async () => published.length === 7 && (await retry.stats(dlq)).deadLetteredTotal === 2, 15000)
+
+      let { topics } = await retry.stats(dlq)
+      expect(topics).toEqual({
+        orders: { scheduled: 3, due: 0, leased: 0, deadLetters: 0 },
+        payments: { scheduled: 1, due: 0, leased: 0, deadLetters: 0 },
+        mail: { scheduled: 1, due: 0, leased: 0, deadLetters: 2 },
+      })
+
+      // One mail dead letter requeued for later, the other removed; two orders due while paused.
+      expect(await retry.requeueDeadLetters(dlq, { search: 'mail-dead-0' }, { delayMs: 3_600_000 })).toBe(1)
+      const [left] = (await retry.deadLetters(dlq)).items
+      expect(await retry.removeDeadLetter(dlq, left.id)).toBe(true)
+      await retry.pause('orders')
+      for (let i = 0; i < 2; i++) await push('orders', `ord-held-${i}`, now)
+      await h.sleep(300) // a claim or two: they are parked, still scheduled and due
+      topics = (await retry.stats(dlq)).topics
+      expect(topics.orders).toEqual({ scheduled: 5, due: 2, leased: 0, deadLetters: 0 })
+      expect(topics.mail).toEqual({ scheduled: 2, due: 0, leased: 0, deadLetters: 0 })
+      const metrics = await retry.metrics(dlq)
+      expect(metrics).toContain(`kafka_retry_topic_due{prefix="${prefix}",topic="orders"} 2\n`)
+      expect(metrics).toContain(`kafka_retry_topic_scheduled{prefix="${prefix}",topic="mail"} 2\n`)
+      expect(metrics).toContain(`kafka_retry_topic_dead_letters{prefix="${prefix}",topic="mail"} 0\n`)
+      await retry.resume('orders')
+      await h.waitFor(() => published.length === 9, 10000)
+      expect((await retry.stats(dlq)).topics.orders).toEqual({ scheduled: 3, due: 0, leased: 0, deadLetters: 0 })
+
+      const history = await retry.history({ minutes: 10 })
+      expect(history.minutes).toBe(10)
+      expect(history.pushed).toHaveLength(10)
+      expect(history.from % 60_000).toBe(0)
+      const sum = (series) => series.reduce((a, b) => a + b, 0)
+      const totals = (s) => ({ pushed: sum(s.pushed), published: sum(s.published), failed: sum(s.failed), deadLettered: sum(s.deadLettered) })
+      expect(totals(history.topics.orders)).toEqual({ pushed: 9, published: 6, failed: 0, deadLettered: 0 })
+      expect(totals(history.topics.payments)).toEqual({ pushed: 4, published: 3, failed: 1, deadLettered: 0 })
+      // The requeued dead letter is stored on the schedule again: counted as pushed.
+      expect(totals(history.topics.mail)).toEqual({ pushed: 4, published: 0, failed: 0, deadLettered: 2 })
+      expect(totals(history)).toEqual({ pushed: 17, published: 9, failed: 1, deadLettered: 2 })
+      // Everything happened within the last minutes: nothing before them.
+      expect(sum(history.pushed.slice(0, 5))).toBe(0)
+      await expect(retry.history({ minutes: 2881 })).rejects.toMatchObject({ code: 'ERR_INVALID_ARG' })
+      await expect(retry.history({ minutes: 0 })).rejects.toMatchObject({ code: 'ERR_INVALID_ARG' })
+      expect((await retry.history()).minutes).toBe(60)
+    } finally {
+      await retry.close()
+    }
+  })
+})
+
 describe('the operator CLI lines', () => {
   const { execFile } = require('child_process')
   const BIN = path.join(__dirname, '..', 'bin', 'kafka-redis-retry.js')
@@ -356,6 +438,29 @@ describe('the operator CLI lines', () => {
         resolve({ code: err ? err.code : 0, stdout, stderr })
       }),
     )
+
+  test('stats shows the topics; history --minutes prints the minutes with counts', async () => {
+    const prefix = h.unique('cli-history')
+    const retry = new KafkaRetry({ keyPrefix: prefix })
+    try {
+      for (let i = 0; i < 3; i++) await retry.pushToQueue('orders', { event: `e${i}`, value: {} }, { delay: '60' })
+      await retry.pushToQueue('mail', { event: 'm', value: {} }, { delay: '60' })
+      const p = ['--prefix', prefix]
+      const stats = await cli(['stats', ...p])
+      expect(stats.stdout).toMatch(/\n {2}topic +scheduled +due +leased +deadLetters\n {2}mail +1 +0 +0 +0\n {2}orders +3 +0 +0 +0\n/)
+      const text = await cli(['history', '--minutes', '10', ...p])
+      expect(text.code).toBe(0)
+      const rows = text.stdout.split('\n').filter((l) => /^ {2}20/.test(l))
+      const pushed = rows.reduce((n, l) => n + Number(l.trim().split(/ +/)[2]), 0)
+      expect(pushed).toBe(4)
+      const json = JSON.parse((await cli(['history', '--minutes', '10', '--topic', 'mail', '--json', ...p])).stdout)
+      expect(json.topic).toBe('mail')
+      expect(json.pushed.reduce((a, b) => a + b, 0)).toBe(1)
+      expect((await cli(['history', '--minutes', '0', ...p])).code).toBe(2)
+    } finally {
+      await retry.close()
+    }
+  })
 
   test('dlq list/requeue/remove with filters, --dry-run, --rate; pause --topic --for; resume', async () => {
     const prefix = h.unique('cli-ops')

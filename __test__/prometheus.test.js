@@ -71,6 +71,13 @@ test('a registry scrape has the same names, labels, types and values as metrics(
   expect(value('kafka_retry_dead_letters', a.prefix)).toBe(1)
   expect(value('kafka_retry_scheduled', b.prefix)).toBe(1)
   expect(value('kafka_retry_dead_letters', b.prefix)).toBe(0)
+  // Per topic gauges, labelled with the topic.
+  const topic = (name, prefix) => parseMetrics(scraped).filter((s) => s.name === name && s.prefix === prefix).map((s) => [s.topic, s.value])
+  expect(topic('kafka_retry_topic_scheduled', a.prefix)).toEqual([['t', 2]])
+  expect(topic('kafka_retry_topic_due', a.prefix)).toEqual([['t', 0]])
+  expect(topic('kafka_retry_topic_leased', a.prefix)).toEqual([['t', 0]])
+  expect(topic('kafka_retry_topic_dead_letters', a.prefix)).toEqual([['t', 1]])
+  expect(topic('kafka_retry_topic_scheduled', b.prefix)).toEqual([['t', 1]])
   expect(scraped).toContain('# TYPE kafka_retry_published_total counter')
   expect(scraped).toContain('# TYPE kafka_retry_scheduled gauge')
 

@@ -12,8 +12,13 @@ Inspect and manage a kafka-redis-retry schedule and its dead letter queues in Re
 Commands:
   stats [--dlq NAME] [--metrics]
       Sizes of the schedule (scheduled, due, in flight) and the number of dead
-      letters in the hash NAME (default: <prefix>:dead-letters).
+      letters in the hash NAME (default: <prefix>:dead-letters), then per
+      topic: scheduled, due, leased, dead letters.
       --metrics prints them as Prometheus text instead.
+  history [--minutes N] [--topic T]
+      Per minute of the last N minutes (default 60, at most 2880 = 48 h):
+      pushed, published, failed publishes and dead-lettered, for the schedule
+      (or topic T); minutes with nothing are left out.
   dlq list <name> [--limit N] [--cursor C] [--all] [FILTER]
       Dead letters of the hash <name>, newest first: id, topic, event, diedAt,
       retryCount, error and value. --limit N per page (default 100), --cursor C
@@ -102,10 +107,11 @@ const OPTIONS = {
   'read-only': { type: 'boolean', commands: ['dashboard'] },
   'data-visible-without-token': { type: 'boolean', commands: ['dashboard'] },
   metrics: { type: 'boolean', commands: ['stats'] },
+  minutes: { type: 'string', commands: ['history'], check: wholeNumber },
   limit: { type: 'string', commands: ['dlq list'], check: wholeNumber },
   cursor: { type: 'string', commands: ['dlq list'] },
   all: { type: 'boolean', commands: ['dlq list', 'dlq requeue'] },
-  topic: { type: 'string', commands: ['dlq list', 'dlq requeue', 'dlq remove', 'pause', 'resume'] },
+  topic: { type: 'string', commands: ['dlq list', 'dlq requeue', 'dlq remove', 'pause', 'resume', 'history'] },
   error: { type: 'string', commands: ['dlq list', 'dlq requeue', 'dlq remove'] },
   search: { type: 'string', commands: ['dlq list', 'dlq requeue', 'dlq remove'] },
   since: { type: 'string', commands: ['dlq list', 'dlq requeue', 'dlq remove'], check: timeArg },
@@ -227,6 +233,10 @@ function resolveCommand(options, positionals) {
     command = 'dashboard'
     args = positionals.slice(1)
     if (args.length) throw new UsageError(`unexpected argument '${args[0]}' for dashboard`)
+  } else if (first === 'history') {
+    command = 'history'
+    args = positionals.slice(1)
+    if (args.length) throw new UsageError(`unexpected argument '${args[0]}' for history`)
   } else if (first === 'pause' || first === 'resume') {
     command = first
     args = positionals.slice(1)
@@ -362,6 +372,35 @@ async function stats(retry, ctx) {
   out(`schedule ${clean(ctx.prefix)} at ${clean(redactUrl(ctx.redisUrl))}`)
   for (const [label, n, note] of rows) out(`  ${label.padEnd(13)} ${String(n).padStart(width)}  ${note}`)
   for (const p of s.paused || []) out(`  paused        ${describePause(p)}`)
+  const topics = Object.entries(s.topics || {})
+  if (topics.length) {
+    const name = Math.max(5, ...topics.map(([t]) => clean(t).length))
+    out(`  ${'topic'.padEnd(name)}  scheduled        due     leased  deadLetters`)
+    for (const [t, c] of topics) {
+      out(`  ${clean(t).padEnd(name)}  ${[c.scheduled, c.due, c.leased].map((n) => String(n).padStart(9)).join('  ')}  ${String(c.deadLetters).padStart(11)}`)
+    }
+  }
+  return 0
+}
+
+async function history(retry, ctx) {
+  const minutes = ctx.options.minutes !== undefined ? Number(ctx.options.minutes) : undefined
+  const h = await retry.history({ minutes })
+  const topic = ctx.options.topic
+  const series = topic === undefined ? h : h.topics[topic] || { pushed: [], published: [], failed: [], deadLettered: [] }
+  const rows = []
+  for (let i = 0; i < h.minutes; i++) {
+    const counts = ['pushed', 'published', 'failed', 'deadLettered'].map((k) => series[k][i] || 0)
+    if (counts.some((n) => n > 0)) rows.push({ minute: new Date(h.from + i * 60_000).toISOString(), pushed: counts[0], published: counts[1], failed: counts[2], deadLettered: counts[3] })
+  }
+  if (ctx.options.json) {
+    json(topic === undefined ? h : { from: h.from, minutes: h.minutes, topic, ...series })
+    return 0
+  }
+  out(`history of ${topic === undefined ? `schedule ${clean(ctx.prefix)}` : `topic ${clean(topic)}`}, last ${h.minutes} min (UTC)`)
+  out('  minute               pushed  published  failed  deadLettered')
+  for (const r of rows) out(`  ${r.minute.slice(0, 16).replace('T', ' ')}  ${String(r.pushed).padStart(8)}  ${String(r.published).padStart(9)}  ${String(r.failed).padStart(6)}  ${String(r.deadLettered).padStart(12)}`)
+  if (!rows.length) out('  (nothing in this range)')
   return 0
 }
 
@@ -532,7 +571,7 @@ async function resume(retry, ctx) {
   return 0
 }
 
-const COMMANDS = { stats, 'dlq list': list, 'dlq requeue': requeue, 'dlq remove': remove, pause, resume, dashboard }
+const COMMANDS = { stats, history, 'dlq list': list, 'dlq requeue': requeue, 'dlq remove': remove, pause, resume, dashboard }
 
 // ---- main ----
 

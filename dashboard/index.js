@@ -223,7 +223,7 @@ async function overview(state, ctx, url) {
         return view
       }
       try {
-        const history = op.historySeries(await op.need(s.retry, 'history').history({ minutes }), minutes)
+        const history = op.historySeries(await op.need(s.retry, 'history').history({ minutes }))
         if (history) {
           view.history = history
           // The last whole minute (the current one is still counting).

@@ -130,47 +130,16 @@ async function matchedSoon(counts, retry, dlq, filter) {
 }
 
 const SERIES = ['pushed', 'published', 'failed', 'deadLettered']
-// Names a per-minute record may give its counts (failed publishes, dead-lettered).
-const ALIASES = { failed: ['failed', 'publishFailures', 'failedPublishes'], deadLettered: ['deadLettered', 'deadLetters', 'dead'] }
 
 /**
- * history()'s answer for the schedule as one series per count over the last `minutes` minutes
- * ending at `now`: { from, pushed: [...], published: [...], failed: [...], deadLettered: [...] },
- * a 0 for every minute without a record. Reads a list of per-minute records ([{ minute | at |
- * t, pushed, published, failed, deadLettered }], or the same under `minutes` / `schedule`), or
- * series already in that shape. null for an answer in neither shape (the page says so).
+ * history()'s answer ({ from, minutes, pushed, published, failed, deadLettered, topics }: one
+ * count per minute from `from`) as the chart draws it: the schedule's four series. null for an
+ * answer without them (an addon older than history()'s shape).
  */
-function historySeries(history, minutes, now = Date.now()) {
-  if (!history || typeof history !== 'object') return null
-  const from = Math.floor(now / 60_000) * 60_000 - (minutes - 1) * 60_000
-  const empty = () => new Array(minutes).fill(0)
-  if (SERIES.every((name) => Array.isArray(history[name]))) {
-    const start = Number(history.from)
-    if (!Number.isFinite(start)) return null
-    const series = { from }
-    for (const name of SERIES) {
-      series[name] = empty()
-      history[name].forEach((n, i) => {
-        const slot = Math.round((start + i * 60_000 - from) / 60_000)
-        if (slot >= 0 && slot < minutes) series[name][slot] = Number(n) || 0
-      })
-    }
-    return series
-  }
-  const records = Array.isArray(history) ? history : Array.isArray(history.minutes) ? history.minutes : Array.isArray(history.schedule) ? history.schedule : null
-  if (!records) return null
-  const series = { from }
-  for (const name of SERIES) series[name] = empty()
-  for (const record of records) {
-    const at = Number(record.minute ?? record.at ?? record.t ?? record.time)
-    if (!Number.isFinite(at)) return null
-    const slot = Math.round((Math.floor(at / 60_000) * 60_000 - from) / 60_000)
-    if (slot < 0 || slot >= minutes) continue
-    for (const name of SERIES) {
-      const key = (ALIASES[name] || [name]).find((k) => record[k] !== undefined)
-      series[name][slot] += Number(key ? record[key] : 0) || 0
-    }
-  }
+function historySeries(history) {
+  if (!history || !Number.isFinite(history.from) || !SERIES.every((name) => Array.isArray(history[name]))) return null
+  const series = { from: history.from, minutes: history[SERIES[0]].length }
+  for (const name of SERIES) series[name] = history[name].map((n) => Number(n) || 0)
   return series
 }
 

@@ -156,6 +156,8 @@ const init = async () => {
   }
   if (!KafkaConsumer.processed.length) return shutdown(1, 'the requeued message did not arrive');
   cli('stats', '--dlq', DEAD_LETTER_QUEUE);
+  // What happened, minute by minute: pushed, published, failed publishes, dead-lettered.
+  cli('history', '--minutes', '5');
   log('summary', 'the requeued message was consumed again with retryCount 0 and handled; the dead letter queue is empty');
 
   // A message the fix does not cover dies too, and stays: the dashboard shows it.

@@ -8,8 +8,8 @@ use crate::publisher::{Outgoing, Publisher};
 use crate::registry::{get_or_make, registry, Registry};
 use crate::stats::Counters;
 use crate::store::dead_letters::DeadLetters;
-use crate::store::entry::{DeadLetter, Entry, ErrorInfo};
-use crate::store::schedule::{Claim, Schedule};
+use crate::store::entry::{topic_of, DeadLetter, Entry, ErrorInfo};
+use crate::store::schedule::{Acked, Claim, Schedule};
 use crate::store::signal;
 use futures::stream::{FuturesUnordered, StreamExt};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -288,7 +288,7 @@ impl Listener {
                 biased;
                 Some((i, outcome)) = publishing.next(), if !publishing.is_empty() => {
                     let settle = match outcome {
-                        Ok(()) => Settle::Ack { published: true },
+                        Ok(dead_lettered) => Settle::Ack { published: true, dead_lettered },
                         Err(err) => {
                             self.report_error(&err);
                             if err.permanent { Settle::Count(err) } else { Settle::Release }
@@ -299,7 +299,7 @@ impl Listener {
                 }
                 Some((i, outcome)) = dead_lettering.next(), if !dead_lettering.is_empty() => {
                     let settle = match outcome {
-                        Ok(()) => Settle::Ack { published: false },
+                        Ok(()) => Settle::Ack { published: false, dead_lettered: true },
                         // Dead-lettering failed (Redis, or the dead letter topic down): back on
                         // the schedule, uncounted; its count stays at the limit, so the next
                         // refusal dead-letters it at once.
@@ -335,6 +335,7 @@ impl Listener {
                             Settling {
                                 index: i,
                                 id: items[i].0.clone(),
+                                topic: topic_of(&items[i].1),
                                 token: tokens[i],
                                 lease_ends: lease_ends[i],
                                 settle,
@@ -496,26 +497,35 @@ impl Listener {
     ) -> Vec<(usize, RetryError)> {
         let mut acks = Vec::new();
         let mut ack_ends: Option<Instant> = None;
-        let mut releases: Vec<(u64, String)> = Vec::new();
-        let mut counted: Vec<(u64, usize, String, RetryError)> = Vec::new();
+        let mut releases: Vec<(bool, u64, (String, String))> = Vec::new();
+        let mut counted: Vec<(u64, usize, (String, String), RetryError)> = Vec::new();
         for Settling {
             index,
             id,
+            topic,
             token,
             lease_ends,
             settle,
         } in group
         {
             match settle {
-                Settle::Ack { published } => {
+                Settle::Ack {
+                    published,
+                    dead_lettered,
+                } => {
                     if published {
                         self.publish_failures.store(0, Ordering::Relaxed);
                     }
                     ack_ends = Some(ack_ends.map_or(lease_ends, |e| e.min(lease_ends)));
-                    acks.push(id);
+                    acks.push(Acked {
+                        id,
+                        topic,
+                        dead_lettered,
+                    });
                 }
-                Settle::Release | Settle::Keep => releases.push((token, id)),
-                Settle::Count(err) => counted.push((token, index, id, err)),
+                Settle::Release => releases.push((true, token, (id, topic))),
+                Settle::Keep => releases.push((false, token, (id, topic))),
+                Settle::Count(err) => counted.push((token, index, (id, topic), err)),
             }
         }
         if let Some(ends) = ack_ends {
@@ -523,9 +533,17 @@ impl Listener {
         }
         // A failed publish goes back on the schedule with its retry count unchanged; if even
         // that fails (Redis down), the lease runs out and the message is claimed again.
-        for (token, ids) in group_by_token(releases) {
-            if let Err(err) = schedule.release(token, delay, &ids).await {
-                self.report_error(&err);
+        // Failed publishes and kept ones apart: only the former count as failed in the history.
+        for failed in [true, false] {
+            let of_kind = releases
+                .iter()
+                .filter(|(f, _, _)| *f == failed)
+                .map(|(_, token, pair)| (*token, pair.clone()))
+                .collect();
+            for (token, ids) in group_by_token(of_kind) {
+                if let Err(err) = schedule.release(token, delay, failed, &ids).await {
+                    self.report_error(&err);
+                }
             }
         }
         if counted.is_empty() {
@@ -535,14 +553,14 @@ impl Listener {
         // survives restarts and is shared by every listener); below `maxPublishFailures` they go
         // back on the schedule like any failed publish, at it they stay leased under their token
         // for us to dead-letter with the broker's error, then acknowledge.
-        let ids: Vec<(u64, String)> = counted
+        let ids: Vec<(u64, (String, String))> = counted
             .iter()
-            .map(|(t, _, id, _)| (*t, id.clone()))
+            .map(|(t, _, pair, _)| (*t, pair.clone()))
             .collect();
         let mut reached = Vec::new();
         for (token, ids) in group_by_token(ids) {
             match schedule
-                .release_counting(token, delay, self.max_publish_failures, &ids)
+                .release_counting(token, delay, self.max_publish_failures, true, &ids)
                 .await
             {
                 Ok((_, ids)) => reached.extend(ids),
@@ -551,7 +569,7 @@ impl Listener {
         }
         counted
             .into_iter()
-            .filter(|(_, _, id, _)| reached.contains(id))
+            .filter(|(_, _, (id, _), _)| reached.contains(id))
             .map(|(_, index, _, err)| (index, err))
             .collect()
     }
@@ -582,19 +600,24 @@ impl Listener {
         Ok(())
     }
 
-    /// Publishes or dead-letters one claimed message. `Ok` means it may be deleted.
+    /// Publishes or dead-letters one claimed message. `Ok` means it may be deleted (`Ok(true)`:
+    /// it was dead-lettered).
     ///
     /// One of these runs per message of a batch, so its future is kept small: the rare paths
     /// (an unreadable entry, a dead letter) await their Redis calls in boxed futures of their
     /// own. Inlined, their state made every message's future large, and copying it into its task
     /// showed up in profiles of the fire path (`BENCHMARKS.md`).
-    async fn handle(&self, id: &str, stored: &str) -> Result<()> {
+    async fn handle(&self, id: &str, stored: &str) -> Result<bool> {
         let entry = match Entry::decode(stored) {
             Ok(entry) => entry,
-            Err(err) => return Box::pin(self.unreadable(id, stored, err)).await,
+            Err(err) => {
+                return Box::pin(self.unreadable(id, stored, err))
+                    .await
+                    .map(|()| true)
+            }
         };
         if entry.exhausted() {
-            return Box::pin(self.dead_letter(id, entry)).await;
+            return Box::pin(self.dead_letter(id, entry)).await.map(|()| true);
         }
         let fresh_id = crate::ids::random_uuid().to_string();
         // Only an `onEvent` handler sees Retry events: without one, no copies per message.
@@ -621,7 +644,7 @@ impl Listener {
                 late_ms: self.redis_now().saturating_sub(due_at),
             });
         }
-        Ok(())
+        Ok(false)
     }
 
     /// An entry that cannot be read: not ours to drop, so its raw text goes to the dead letter
@@ -637,7 +660,7 @@ impl Listener {
         let died_at = self.redis_now();
         let record = serde_json::json!({ "id": id, "raw": stored, "diedAt": died_at });
         self.dead_letters
-            .write(&self.dlq_name, id, &record.to_string(), died_at)
+            .write(&self.dlq_name, id, &record.to_string(), died_at, None)
             .await
     }
 
@@ -653,7 +676,13 @@ impl Listener {
         let record = DeadLetter::of(id, &entry, self.redis_now(), &self.key_prefix);
         let text = serde_json::to_string(&record).expect("a dead letter serializes");
         self.dead_letters
-            .write(&self.dlq_name, id, &text, record.died_at)
+            .write(
+                &self.dlq_name,
+                id,
+                &text,
+                record.died_at,
+                Some(&entry.topic),
+            )
             .await?;
         if let Some(topic) = &self.dead_letter_topic {
             // Unless the dead letter topic refuses it for good (the message is larger than its
@@ -710,9 +739,9 @@ impl Listener {
 
     /// Acknowledges published ids, retrying while the lease lasts: giving up early would only
     /// make another listener publish them again.
-    async fn ack_within_lease(&self, schedule: &Schedule, ids: &[String], lease_ends: Instant) {
+    async fn ack_within_lease(&self, schedule: &Schedule, acked: &[Acked], lease_ends: Instant) {
         loop {
-            match schedule.ack(ids).await {
+            match schedule.ack(acked).await {
                 Ok(()) => return,
                 Err(err) => {
                     self.report_error(&err);
@@ -756,8 +785,12 @@ enum Stage {
 /// What a finished message asks of Redis.
 enum Settle {
     /// Published (or dead-lettered): forget it. `published` when the broker took the message
-    /// itself, which ends the publish backoff.
-    Ack { published: bool },
+    /// itself, which ends the publish backoff; `dead_lettered` when it went to the dead letters
+    /// (the history counts it so).
+    Ack {
+        published: bool,
+        dead_lettered: bool,
+    },
     /// Failed: back on the schedule at the batch's backoff.
     Release,
     /// Refused with an error retrying cannot fix: counted, dead-lettered at the limit.
@@ -770,6 +803,7 @@ enum Settle {
 struct Settling {
     index: usize,
     id: String,
+    topic: String,
     token: u64,
     lease_ends: Instant,
     settle: Settle,
@@ -805,8 +839,8 @@ fn by_token(
 }
 
 /// `(token, id)` pairs grouped by token, in first-seen order.
-fn group_by_token(pairs: Vec<(u64, String)>) -> Vec<(u64, Vec<String>)> {
-    let mut groups: Vec<(u64, Vec<String>)> = Vec::new();
+fn group_by_token<T>(pairs: Vec<(u64, T)>) -> Vec<(u64, Vec<T>)> {
+    let mut groups: Vec<(u64, Vec<T>)> = Vec::new();
     for (token, id) in pairs {
         match groups.iter_mut().find(|(t, _)| *t == token) {
             Some((_, ids)) => ids.push(id),

@@ -17,6 +17,7 @@ use crate::store::dead_letters::{DeadLetterItem, DeadLetters, Page};
 use crate::store::entry::{Entry, ErrorInfo};
 use crate::store::gate::{self, Pause};
 use crate::store::schedule::{Counts, PushDone, PushMessage, Schedule};
+use crate::store::tally::{self, History};
 use crate::store::target::RedisTarget;
 use crate::store::{migrate, requeue, shard_record};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -362,6 +363,7 @@ impl RetryCore {
             delay_ms: waited,
             entry: text,
             dedupe: msg_id.is_some(),
+            topic: entry.topic,
         };
         Ok((shard, message))
     }
@@ -644,10 +646,14 @@ impl RetryCore {
             .config
             .max_dead_letters
             .is_some_and(|max| dead_lettered > max);
+        let mut topics = tally::topic_counts(&self.redis, &self.schedules).await?;
+        tally::add_dead_letters(&mut topics, &self.dead_letters.topic_counts(&dlq).await?);
         Ok(Stats {
             scheduled: counts.scheduled,
             due: counts.due,
             inflight: counts.inflight,
+            late_ms: counts.late_ms,
+            topics: tally::without_empty(topics),
             dead_lettered,
             published: self.counters.published.load(Ordering::Relaxed),
             publish_failures: self.counters.publish_failures.load(Ordering::Relaxed),
@@ -657,6 +663,16 @@ impl RetryCore {
             blocked_keys,
             parked_messages,
         })
+    }
+
+    /// Per-minute counts of the last `minutes` minutes (default 60, at most 48 hours): pushed,
+    /// published, failed publishes and dead-lettered, for the whole schedule and per topic, as
+    /// the scripts recorded them (`store::tally`).
+    pub async fn history(&self, minutes: Option<f64>) -> Result<History> {
+        self.ensure_open()?;
+        let minutes = tally::check_minutes(minutes)?;
+        self.check_shards_read_only().await?;
+        tally::history(&self.redis, &self.schedules, minutes).await
     }
 
     /// Writes one entry into the dead letter hash `dlq_name` under a new unique field, and returns
@@ -670,8 +686,16 @@ impl RetryCore {
             )));
         }
         let field = format!("manual:{}", crate::ids::random_uuid());
+        // Counted under its topic when it names one (a record of this package's shape).
+        let topic = DeadLetterItem::parse(&field, entry_json).map(|item| item.topic);
         self.dead_letters
-            .write(dlq_name, &field, entry_json, self.redis.time_ms().await?)
+            .write(
+                dlq_name,
+                &field,
+                entry_json,
+                self.redis.time_ms().await?,
+                topic.as_deref(),
+            )
             .await?;
         Ok(field)
     }
@@ -686,6 +710,7 @@ impl RetryCore {
             total.scheduled += counts.scheduled;
             total.due += counts.due;
             total.inflight += counts.inflight;
+            total.late_ms = total.late_ms.max(counts.late_ms);
         }
         Ok(total)
     }

@@ -43,6 +43,10 @@ pub struct Stats {
     pub due: u64,
     /// Claimed by a listener and not yet acknowledged.
     pub inflight: u64,
+    /// How long the oldest due message has waited past its due time, ms (0: none due).
+    pub late_ms: u64,
+    /// Per topic: scheduled, due, leased and dead letters (`store::tally`).
+    pub topics: std::collections::BTreeMap<String, crate::store::tally::TopicCounts>,
     /// Dead letters in the dead letter hash.
     pub dead_lettered: u64,
     /// Messages re-published since the process started.
@@ -64,10 +68,7 @@ pub struct Stats {
 impl Stats {
     /// The stats as Prometheus text exposition, labelled with the schedule's key prefix.
     pub fn prometheus(&self, prefix: &str) -> String {
-        let label = prefix
-            .replace('\\', "\\\\")
-            .replace('"', "\\\"")
-            .replace('\n', "\\n");
+        let label = escape_label(prefix);
         let metrics: [(&str, &str, &str, u64); 8] = [
             (
                 "kafka_retry_scheduled",
@@ -124,8 +125,50 @@ impl Stats {
                 "# HELP {name} {help}\n# TYPE {name} {kind}\n{name}{{prefix=\"{label}\"}} {value}\n"
             ));
         }
+        // Per topic gauges: every topic of `topics`, labelled with the prefix and the topic.
+        type Read = fn(&crate::store::tally::TopicCounts) -> u64;
+        let per_topic: [(&str, &str, Read); 4] = [
+            (
+                "kafka_retry_topic_scheduled",
+                "Messages of the topic waiting in the schedule.",
+                |c| c.scheduled,
+            ),
+            (
+                "kafka_retry_topic_due",
+                "Scheduled messages of the topic due (from the start of their due minute).",
+                |c| c.due,
+            ),
+            (
+                "kafka_retry_topic_leased",
+                "Messages of the topic claimed by a listener and not yet acknowledged.",
+                |c| c.leased,
+            ),
+            (
+                "kafka_retry_topic_dead_letters",
+                "Dead letters of the topic in the dead letter hash.",
+                |c| c.dead_letters,
+            ),
+        ];
+        for (name, help, read) in per_topic {
+            text.push_str(&format!("# HELP {name} {help}\n# TYPE {name} gauge\n"));
+            for (topic, counts) in &self.topics {
+                text.push_str(&format!(
+                    "{name}{{prefix=\"{label}\",topic=\"{}\"}} {}\n",
+                    escape_label(topic),
+                    read(counts)
+                ));
+            }
+        }
         text
     }
+}
+
+/// A label value as the text exposition writes it.
+fn escape_label(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 #[cfg(test)]
@@ -146,11 +189,26 @@ mod tests {
             paused: Vec::new(),
             blocked_keys: 0,
             parked_messages: 0,
+            late_ms: 0,
+            topics: [(
+                "or\"ders".to_string(),
+                crate::store::tally::TopicCounts {
+                    scheduled: 5,
+                    due: 2,
+                    leased: 1,
+                    dead_letters: 3,
+                },
+            )]
+            .into(),
         };
         let text = stats.prometheus("svc\"x");
         assert!(text.contains("kafka_retry_scheduled{prefix=\"svc\\\"x\"} 3\n"));
         assert!(text.contains("# TYPE kafka_retry_published_total counter\n"));
         assert!(text.contains("kafka_retry_dead_letter_cap_exceeded{prefix=\"svc\\\"x\"} 1\n"));
-        assert_eq!(text.matches("# HELP").count(), 8);
+        assert_eq!(text.matches("# HELP").count(), 12);
+        assert!(text.contains(
+            "kafka_retry_topic_dead_letters{prefix=\"svc\\\"x\",topic=\"or\\\"ders\"} 3\n"
+        ));
+        assert!(text.contains("# TYPE kafka_retry_topic_due gauge\n"));
     }
 }

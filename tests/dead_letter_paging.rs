@@ -214,7 +214,7 @@ async fn fields_written_without_an_index_are_listed_in_order_and_once() {
     let indexed = letters("idx", 10, now - 10_000);
     for (id, died_at) in &indexed {
         store
-            .write(&t.dlq(), id, &record(id, *died_at), *died_at)
+            .write(&t.dlq(), id, &record(id, *died_at), *died_at, None)
             .await
             .unwrap();
     }
@@ -458,7 +458,7 @@ async fn requeue_all_leaves_the_letters_it_cannot_requeue() {
     for (id, died_at) in all.iter().step_by(50) {
         let text = serde_json::json!({ "id": id, "raw": "garbage", "diedAt": died_at });
         store
-            .write(&dlq, id, &text.to_string(), *died_at)
+            .write(&dlq, id, &text.to_string(), *died_at, None)
             .await
             .unwrap();
         stuck.push(id.clone());
@@ -495,7 +495,7 @@ async fn requeue_all_while_a_listener_writes_loses_nothing() {
                 let id = format!("m:new:{i:04}");
                 let died_at = now_ms();
                 store
-                    .write(&dlq, &id, &record(&id, died_at), died_at)
+                    .write(&dlq, &id, &record(&id, died_at), died_at, None)
                     .await
                     .unwrap();
             }

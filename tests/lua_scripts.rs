@@ -20,7 +20,8 @@ use kafka_redis_retry::store::entry::{DeadLetter, Entry};
 use kafka_redis_retry::store::gate;
 use kafka_redis_retry::store::keys::index_key;
 use kafka_redis_retry::store::requeue::{requeue, requeue_later};
-use kafka_redis_retry::store::schedule::{Counts, PushMessage, Schedule};
+use kafka_redis_retry::store::schedule::{Acked, Counts, PushMessage, Schedule};
+use kafka_redis_retry::store::tally;
 use redis::aio::PubSubStream;
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
@@ -223,7 +224,26 @@ fn message(id: &str, delay_ms: u64, entry: &str) -> PushMessage {
         delay_ms,
         entry: entry.to_string(),
         dedupe: id.starts_with("m:"),
+        topic: kafka_redis_retry::store::entry::topic_of(&format!("0\n{entry}")),
     }
+}
+
+/// Claimed messages of "orders" (what `tail` pushes), acknowledged as published.
+fn acked(ids: &[&str]) -> Vec<Acked> {
+    ids.iter()
+        .map(|id| Acked {
+            id: id.to_string(),
+            topic: "orders".into(),
+            dead_lettered: false,
+        })
+        .collect()
+}
+
+/// Claimed messages of "orders" as a release takes them: (id, topic).
+fn published(ids: &[&str]) -> Vec<(String, String)> {
+    ids.iter()
+        .map(|id| (id.to_string(), "orders".to_string()))
+        .collect()
 }
 
 /// Pushes a message that the script must store; returns its due time.
@@ -353,7 +373,8 @@ async fn release_after_another_listener_reclaimed_is_refused_by_the_lease_token(
         .release(
             claim_a.deadline,
             Duration::from_secs(5),
-            std::slice::from_ref(&id),
+            true,
+            &published(&[&id]),
         )
         .await
         .unwrap();
@@ -367,7 +388,8 @@ async fn release_after_another_listener_reclaimed_is_refused_by_the_lease_token(
         .release(
             claim_b.deadline,
             Duration::from_millis(delay),
-            std::slice::from_ref(&id),
+            true,
+            &published(&[&id]),
         )
         .await
         .unwrap();
@@ -395,7 +417,7 @@ async fn ack_forgets_the_message_and_its_lease() {
     // A message not acknowledged stays: ack touches only the ids it is given.
     let kept_due = push_new(&schedule, &kept, 0, &tail("{}")).await;
 
-    schedule.ack(std::slice::from_ref(&id)).await.unwrap();
+    schedule.ack(&acked(&[&id])).await.unwrap();
     assert_eq!(t.hget(&keys.entries, &id).await, None);
     assert_eq!(t.zscore(&keys.lease, &id).await, None);
     assert_eq!(t.zscore(&keys.due, &id).await, None);
@@ -431,7 +453,8 @@ async fn release_puts_back_without_spending_a_retry() {
         .release(
             claim.deadline,
             Duration::from_millis(delay),
-            std::slice::from_ref(&id),
+            true,
+            &published(&[&id]),
         )
         .await
         .unwrap();
@@ -531,7 +554,7 @@ async fn the_seen_window_drops_a_redelivery_after_ack() {
         assert_eq!(claim.items.len(), 1);
         assert_eq!(claim.items[0].0, id);
         let before = t.redis_time_ms().await;
-        schedule.ack(&[id.to_string()]).await.unwrap();
+        schedule.ack(&acked(&[id])).await.unwrap();
         (before, t.redis_time_ms().await)
     }
     async fn push_again(schedule: &Schedule, id: &str) -> bool {
@@ -598,8 +621,8 @@ async fn push_claim_ack_all(schedule: &Schedule, ids: &[String]) {
         }
         let claim = schedule.claim(chunk.len(), LEASE, POLL).await.unwrap();
         assert_eq!(claim.items.len(), chunk.len());
-        let claimed: Vec<String> = claim.items.iter().map(|(id, _)| id.clone()).collect();
-        schedule.ack(&claimed).await.unwrap();
+        let claimed: Vec<&str> = claim.items.iter().map(|(id, _)| id.as_str()).collect();
+        schedule.ack(&acked(&claimed)).await.unwrap();
     }
 }
 
@@ -772,7 +795,10 @@ async fn requeue_moves_a_dead_letter_atomically() {
     ];
     let record = serde_json::to_string(&DeadLetter::of(&id, &dead, now - 4_000, &t.prefix))
         .expect("a dead letter serializes");
-    store.write(&dlq, &id, &record, now - 4_000).await.unwrap();
+    store
+        .write(&dlq, &id, &record, now - 4_000, None)
+        .await
+        .unwrap();
     assert_eq!(t.zscore(&index_key(&dlq), &id).await, Some(now - 4_000));
     let mut wake = t.subscribe(&keys.wake).await;
 
@@ -842,7 +868,10 @@ async fn requeue_later_moves_a_dead_letter_due_after_its_delay() {
     let dead = entry("orders", r#"{"n":8}"#, 4, now - 5_000);
     let record = serde_json::to_string(&DeadLetter::of(&id, &dead, now - 4_000, &t.prefix))
         .expect("a dead letter serializes");
-    store.write(&dlq, &id, &record, now - 4_000).await.unwrap();
+    store
+        .write(&dlq, &id, &record, now - 4_000, None)
+        .await
+        .unwrap();
     let mut wake = t.subscribe(&keys.wake).await;
 
     const DELAY: u64 = 600_000;
@@ -1103,20 +1132,25 @@ async fn count_uses_redis_time() {
         Counts {
             scheduled: 3,
             due: 1,
-            inflight: 1
+            inflight: 1,
+            late_ms: counts.late_ms,
         }
     );
 
     // Once Redis's clock passes its due time, the soon message counts as due.
     t.sleep_until(soon).await;
+    let counts = schedule.counts().await.unwrap();
     assert_eq!(
-        schedule.counts().await.unwrap(),
+        counts,
         Counts {
             scheduled: 3,
             due: 2,
-            inflight: 1
+            inflight: 1,
+            late_ms: counts.late_ms,
         }
     );
+    // The oldest due message (pushed due at once, before `soon`) has waited at least that long.
+    assert!(counts.late_ms >= 2_000, "{counts:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1139,7 +1173,7 @@ async fn release_counts_refusals_and_keeps_the_one_at_the_limit_leased_until_ack
         assert_eq!(claim.items.len(), 1, "refusal {refusal}");
         // A transient failure is not counted.
         let moved = schedule
-            .release(claim.deadline, Duration::ZERO, std::slice::from_ref(&id))
+            .release(claim.deadline, Duration::ZERO, true, &published(&[&id]))
             .await
             .unwrap();
         assert_eq!(moved, 1);
@@ -1149,7 +1183,8 @@ async fn release_counts_refusals_and_keeps_the_one_at_the_limit_leased_until_ack
                 claim.deadline,
                 Duration::ZERO,
                 max,
-                std::slice::from_ref(&id),
+                true,
+                &published(&[&id]),
             )
             .await
             .unwrap();
@@ -1165,7 +1200,8 @@ async fn release_counts_refusals_and_keeps_the_one_at_the_limit_leased_until_ack
             claim.deadline,
             Duration::ZERO,
             max,
-            std::slice::from_ref(&id),
+            true,
+            &published(&[&id]),
         )
         .await
         .unwrap();
@@ -1173,7 +1209,7 @@ async fn release_counts_refusals_and_keeps_the_one_at_the_limit_leased_until_ack
     // At the limit it stays leased under our claim (the caller dead-letters it), not due.
     assert_eq!(t.zscore(&keys.lease, &id).await, Some(claim.deadline));
     assert_eq!(t.zscore(&keys.due, &id).await, None);
-    schedule.ack(std::slice::from_ref(&id)).await.unwrap();
+    schedule.ack(&acked(&[&id])).await.unwrap();
     assert_eq!(t.hget(&keys.failures, &id).await, None);
     assert_eq!(t.hget(&keys.entries, &id).await, None);
 }
@@ -1345,7 +1381,7 @@ async fn requeue_later_makes_the_dead_letter_due_after_its_delay() {
     let now = t.redis_time_ms().await;
     let dead = entry("orders", r#"{"n":1}"#, 4, now);
     let record = serde_json::to_string(&DeadLetter::of("d1", &dead, now, &t.prefix)).unwrap();
-    store.write(&dlq, "d1", &record, now).await.unwrap();
+    store.write(&dlq, "d1", &record, now, None).await.unwrap();
     let before = t.redis_time_ms().await;
     assert!(
         requeue_later(&store, &dlq, "d1", 60_000, |_| schedule.clone())
@@ -1480,6 +1516,8 @@ mod ordered {
             assert_eq!(placed, Placed::Parked);
         }
         assert_eq!(t.zmembers(due_key).await, vec![id(1)]);
+        // Only the head is on the schedule, so only it counts as scheduled (tally.lua).
+        assert_eq!(topic_counts(&t, &schedule).await[TOPIC], (1, 0, 0));
 
         // Not the head (a copy of a held message, or the wrong token): nothing moves.
         assert_eq!(store.done(TOPIC, KEY, &id(3)).await.unwrap(), None);
@@ -1496,6 +1534,9 @@ mod ordered {
         assert!(t.hget(&keys.held, &id(2)).await.is_none());
         assert!(t.hget(&keys.held, &id(3)).await.is_some());
         assert_eq!(t.chain(&keys).await, vec![id(2), id(3), id(4)]);
+        // The released one counts as scheduled and due, and as pushed in the history.
+        assert_eq!(topic_counts(&t, &schedule).await[TOPIC], (2, 1, 0));
+        assert_eq!(history_totals(&t, &schedule, TOPIC).await.0, 2);
         // Handled twice (a second publish of the same message): nothing more moves.
         assert_eq!(store.done(TOPIC, KEY, &id(1)).await.unwrap(), None);
         assert_eq!(t.zscore(due_key, &id(3)).await, None);
@@ -1601,7 +1642,14 @@ mod ordered {
         let claim = schedule.claim(10, LEASE, POLL).await.unwrap();
         assert_eq!(claim.items.len(), 1);
         assert_eq!(claim.items[0].0, id(2));
-        schedule.ack(&[id(2)]).await.unwrap();
+        schedule
+            .ack(&[Acked {
+                id: id(2),
+                topic: TOPIC.into(),
+                dead_lettered: false,
+            }])
+            .await
+            .unwrap();
         store
             .place(TOPIC, KEY, &ordered("", &id(5), LATER))
             .await
@@ -1630,4 +1678,216 @@ mod ordered {
             assert!(key.starts_with("{svc#3}:"), "{key}");
         }
     }
+}
+
+/// The per topic counts of the test's schedule, as `stats().topics` reads them.
+async fn topic_counts(
+    t: &TestRedis,
+    schedule: &Schedule,
+) -> std::collections::BTreeMap<String, (u64, u64, u64)> {
+    tally::without_empty(
+        tally::topic_counts(&t.redis, std::slice::from_ref(schedule))
+            .await
+            .unwrap(),
+    )
+    .into_iter()
+    .map(|(topic, c)| (topic, (c.scheduled, c.due, c.leased)))
+    .collect()
+}
+
+/// The history's totals over the last few minutes of one topic: (pushed, published, failed, dead).
+async fn history_totals(t: &TestRedis, schedule: &Schedule, topic: &str) -> (u64, u64, u64, u64) {
+    let h = tally::history(&t.redis, std::slice::from_ref(schedule), 5)
+        .await
+        .unwrap();
+    let Some(s) = h.topics.get(topic) else {
+        return (0, 0, 0, 0);
+    };
+    let sum = |v: &Vec<u64>| v.iter().sum::<u64>();
+    (
+        sum(&s.pushed),
+        sum(&s.published),
+        sum(&s.failed),
+        sum(&s.dead_lettered),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn per_topic_counters_follow_every_script_and_count_a_message_once() {
+    let Some(t) = TestRedis::start(
+        SUITE,
+        "per_topic_counters_follow_every_script_and_count_a_message_once",
+    )
+    .await
+    else {
+        return;
+    };
+    let schedule = t.schedule(WINDOW);
+    let shards = [schedule.clone()];
+    let a1 = message_id("a", Some("a1"), 1);
+    let a2 = message_id("a", Some("a2"), 1);
+    let b1 = message_id("b", Some("b1"), 1);
+    push_new(&schedule, &a1, 0, &tail_for("a", "{}")).await;
+    // A redelivered push (same msgId) stores nothing and counts nothing.
+    assert_eq!(
+        schedule
+            .push(message(&a1, 0, &tail_for("a", "{}")))
+            .await
+            .unwrap(),
+        None
+    );
+    push_new(&schedule, &a2, LATER, &tail_for("a", "{}")).await;
+    push_new(&schedule, &b1, 0, &tail_for("b", "{}")).await;
+    let counts = topic_counts(&t, &schedule).await;
+    assert_eq!(counts["a"], (2, 1, 0), "{counts:?}");
+    assert_eq!(counts["b"], (1, 1, 0), "{counts:?}");
+    assert_eq!(history_totals(&t, &schedule, "a").await, (2, 0, 0, 0));
+
+    // A claim moves them from scheduled (and due) to leased.
+    let claim = schedule.claim(10, LEASE, POLL).await.unwrap();
+    assert_eq!(claim.items.len(), 2);
+    let counts = topic_counts(&t, &schedule).await;
+    assert_eq!(counts["a"], (1, 0, 1), "{counts:?}");
+    assert_eq!(counts["b"], (0, 0, 1), "{counts:?}");
+
+    // A failed publish goes back (due now): leased -> scheduled, and one failure.
+    let pair = vec![(b1.clone(), "b".to_string())];
+    assert_eq!(
+        schedule
+            .release(claim.deadline, Duration::ZERO, true, &pair)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(topic_counts(&t, &schedule).await["b"], (1, 1, 0));
+    assert_eq!(history_totals(&t, &schedule, "b").await, (1, 0, 1, 0));
+
+    // An ack counts once, however often it is repeated; the last leased of a topic leaves no field.
+    let ack = [Acked {
+        id: a1.clone(),
+        topic: "a".into(),
+        dead_lettered: false,
+    }];
+    schedule.ack(&ack).await.unwrap();
+    schedule.ack(&ack).await.unwrap();
+    assert_eq!(topic_counts(&t, &schedule).await["a"], (1, 0, 0));
+    assert_eq!(history_totals(&t, &schedule, "a").await, (2, 1, 0, 0));
+    let fields: HashMap<String, i64> =
+        redis::AsyncCommands::hgetall(&mut t.conn.clone(), &schedule.keys().topics)
+            .await
+            .unwrap();
+    assert!(!fields.contains_key("la"), "{fields:?}");
+
+    // A paused topic's due message is parked: still scheduled and due, not leased; resumed, it is
+    // claimed like any other, and dead-lettering it counts so.
+    assert!(gate::pause(&shards, Some("b"), None).await.unwrap());
+    assert!(schedule
+        .claim(10, LEASE, POLL)
+        .await
+        .unwrap()
+        .items
+        .is_empty());
+    assert_eq!(topic_counts(&t, &schedule).await["b"], (1, 1, 0));
+    assert!(gate::resume(&shards, Some("b"), false).await.unwrap());
+    let claim = schedule.claim(10, LEASE, POLL).await.unwrap();
+    assert_eq!(claim.items.len(), 1);
+    assert_eq!(topic_counts(&t, &schedule).await["b"], (0, 0, 1));
+    schedule
+        .ack(&[Acked {
+            id: b1.clone(),
+            topic: "b".into(),
+            dead_lettered: true,
+        }])
+        .await
+        .unwrap();
+    let counts = topic_counts(&t, &schedule).await;
+    assert!(!counts.contains_key("b"), "{counts:?}");
+    assert_eq!(history_totals(&t, &schedule, "b").await, (1, 0, 1, 1));
+    // The history's hour expires by itself, 48 hours after its last minute at most.
+    let hour = t.redis_time_ms().await / 3_600_000;
+    let ttl = t.pttl(&format!("{}:{hour}", schedule.keys().history)).await;
+    assert!(ttl > 48 * 3_600_000 && ttl <= 49 * 3_600_000, "{ttl}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_requeue_counts_the_message_scheduled_and_one_dead_letter_fewer() {
+    let Some(t) = TestRedis::start(
+        SUITE,
+        "a_requeue_counts_the_message_scheduled_and_one_dead_letter_fewer",
+    )
+    .await
+    else {
+        return;
+    };
+    let schedule = t.schedule(WINDOW);
+    let store = DeadLetters::new(t.redis.clone());
+    let dlq = format!("{}:dlq", t.prefix);
+    let now = t.redis_time_ms().await;
+    let record = |id: &str| {
+        serde_json::to_string(&DeadLetter::of(
+            id,
+            &entry("c", "{}", 4, now),
+            now,
+            &t.prefix,
+        ))
+        .unwrap()
+    };
+    for id in ["d1", "d2"] {
+        store
+            .write(&dlq, id, &record(id), now, Some("c"))
+            .await
+            .unwrap();
+    }
+    // Written again (a retried write): still two.
+    store
+        .write(&dlq, "d1", &record("d1"), now, Some("c"))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.topic_counts(&dlq).await.unwrap(),
+        vec![("c".to_string(), 2)]
+    );
+    assert!(requeue(&store, &dlq, "d1", |_| schedule.clone())
+        .await
+        .unwrap());
+    assert_eq!(
+        store.topic_counts(&dlq).await.unwrap(),
+        vec![("c".to_string(), 1)]
+    );
+    assert_eq!(topic_counts(&t, &schedule).await["c"], (1, 1, 0));
+    assert_eq!(history_totals(&t, &schedule, "c").await, (1, 0, 0, 0));
+    assert!(store.remove(&dlq, "d2").await.unwrap());
+    assert!(!store.remove(&dlq, "d2").await.unwrap());
+    assert!(store.topic_counts(&dlq).await.unwrap().is_empty());
+    t.del(&kafka_redis_retry::store::keys::dead_letter_topics_key(
+        &dlq,
+    ))
+    .await;
+    t.del(&dlq).await;
+    t.del(&index_key(&dlq)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_topic_the_entry_escapes_is_counted_under_its_own_name_by_the_claim() {
+    let Some(t) = TestRedis::start(
+        SUITE,
+        "a_topic_the_entry_escapes_is_counted_under_its_own_name_by_the_claim",
+    )
+    .await
+    else {
+        return;
+    };
+    let schedule = t.schedule(WINDOW);
+    // The entry stores `\` as `\\`; the push names the topic as given, the claim reads it back.
+    let topic = "we\\ird";
+    let id = message_id(topic, Some("x"), 1);
+    push_new(&schedule, &id, 0, &tail_for(topic, "{}")).await;
+    assert_eq!(topic_counts(&t, &schedule).await[topic], (1, 1, 0));
+    assert_eq!(
+        schedule.claim(10, LEASE, POLL).await.unwrap().items.len(),
+        1
+    );
+    let counts = topic_counts(&t, &schedule).await;
+    assert_eq!(counts.len(), 1, "{counts:?}");
+    assert_eq!(counts[topic], (0, 0, 1));
 }

@@ -1,5 +1,5 @@
 // Type-checked by `npm run typecheck` (tsc --noEmit): the public API as a TypeScript service uses it.
-import { KafkaRetry, KafkaRetryConfig, RetryHeadersObject, RetryProducer, RetryEvent, RetryStats, DeadLetterPage, DeadLetterFilter, RetryPause, PushItem } from '../..'
+import { KafkaRetry, KafkaRetryConfig, RetryHeadersObject, RetryProducer, RetryEvent, RetryStats, DeadLetterPage, DeadLetterFilter, RetryPause, PushItem, RetryHistory, RetryTopicStats } from '../..'
 
 const config: KafkaRetryConfig = {
   redisUrl: 'redis://127.0.0.1:6379',
@@ -82,6 +82,14 @@ async function main(): Promise<void> {
   await retry.resume()
   void scanned, matched, dropped, pausedNow, pauses[0]?.topic, pauses[0]?.untilMs, resumed, stats.paused
   void new KafkaRetry({ maxPublishRate: 200 })
+  // Per topic and over time.
+  const orders: RetryTopicStats | undefined = stats.topics['orders']
+  const late: number = stats.lateMs
+  const history: RetryHistory = await retry.history({ minutes: 60 })
+  const pushedLastMinute: number = history.pushed[history.minutes - 1]
+  const perTopic: number[] = history.topics['orders']?.deadLettered ?? []
+  await retry.history()
+  void orders?.scheduled, orders?.due, orders?.leased, orders?.deadLetters, late, history.from, pushedLastMinute, perTopic
   try {
     await retry.pushToQueue('', { event: 'e', value: '{}' })
   } catch (err) {

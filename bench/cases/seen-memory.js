@@ -10,7 +10,9 @@ const path = require('path')
 const crypto = require('crypto')
 const c = require('../lib/common')
 
-const ACK = fs.readFileSync(path.join(c.ROOT, 'src', 'store', 'lua', 'ack.lua'), 'utf8')
+// As the addon loads it: the per topic counters (tally.lua) first.
+const lua = (name) => fs.readFileSync(path.join(c.ROOT, 'src', 'store', 'lua', name), 'utf8')
+const ACK = lua('tally.lua') + lua('ack.lua')
 const WINDOW_MS = 3_600_000
 
 /** An id as ids::message_id makes it from a msgId: 'm:' and 22 characters of base64url. */
@@ -50,12 +52,15 @@ c.main(async ({ n }) => {
   const prefix = c.unique('seen-buckets')
   const k = c.scheduleKeys(prefix)
   for (let i = 0; i < n; i += 500) {
-    await redis.eval(ACK, 4, k.lease, k.entries, k.seen, `{${prefix}}:failures`, WINDOW_MS, ...ids.slice(i, i + 500))
+    const batch = ids.slice(i, i + 500)
+    // One group: published, topic 't' (ack.lua's ARGV layout).
+    await redis.eval(ACK, 6, k.lease, k.entries, k.seen, `{${prefix}}:failures`, `{${prefix}}:topics`, `{${prefix}}:history`, WINDOW_MS, 1, 'o', 't', batch.length, ...batch)
   }
   const buckets = await memoryOf(redis, `${k.seen}*`)
 
   await c.unlink(redis, before)
   await c.unlinkMatching(redis, `${k.seen}*`)
+  await c.unlinkMatching(redis, `{${prefix}}:history*`)
   redis.disconnect()
   return {
     n,

@@ -114,6 +114,14 @@ pub fn parse_pause_options(options: Option<&Unknown>) -> CoreResult<Option<u64>>
     }
 }
 
+/// `history()`'s `{ minutes }`, read as given (the core checks it).
+pub fn parse_history_options(options: Option<&Unknown>) -> CoreResult<Option<f64>> {
+    match object_arg("options", options)? {
+        None => Ok(None),
+        Some(object) => optional_number(&object, "minutes", "options.minutes"),
+    }
+}
+
 /// `deadLetters()`'s `{ limit, cursor, ...filter }`: the page size (default 100, at most 10000),
 /// where to start, and the filter.
 pub fn parse_search(page: Option<&Unknown>) -> CoreResult<(usize, Option<String>, FilterInput)> {

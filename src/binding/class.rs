@@ -3,8 +3,8 @@
 
 use super::args::{
     dlq_name as dlq_name_arg, dlq_name_and_id, optional_dlq_name, optional_topic,
-    parse_bulk_options, parse_config, parse_filter, parse_pause_options, parse_push,
-    parse_push_many, parse_requeue_delay, parse_search,
+    parse_bulk_options, parse_config, parse_filter, parse_history_options, parse_pause_options,
+    parse_push, parse_push_many, parse_requeue_delay, parse_search,
 };
 use super::convert::{
     element, header_text, json_text, object_arg, own_entries, property, string_arg,
@@ -568,6 +568,28 @@ impl KafkaRetry {
             optional_dlq_name(dlq_name.as_ref()),
             move |name| async move { core.stats(name.as_deref()).await },
             |stats| serde_json::to_value(stats).unwrap_or(serde_json::Value::Null),
+        )
+    }
+
+    /// Per-minute counts of the last `minutes` minutes (default 60, at most 2880 = 48 hours, what
+    /// Redis keeps): pushed, published, failed publishes and dead-lettered, for the whole schedule
+    /// and per topic, as the scripts that did the work recorded them. The last minute is the
+    /// current one, still counting.
+    #[napi(
+        ts_args_type = "options?: { minutes?: number }",
+        ts_return_type = "Promise<RetryHistory>"
+    )]
+    pub fn history<'env>(
+        &self,
+        env: &'env Env,
+        options: Option<Unknown>,
+    ) -> Result<PromiseRaw<'env, serde_json::Value>> {
+        let core = self.core.clone();
+        settle_with(
+            env,
+            parse_history_options(options.as_ref()),
+            move |minutes| async move { core.history(minutes).await },
+            |history| serde_json::to_value(history).unwrap_or(serde_json::Value::Null),
         )
     }
 

@@ -231,6 +231,52 @@ export interface RetryStats {
   blockedKeys: number
   /** Ordered retries: messages parked behind their key's head. */
   parkedMessages: number
+  /** How long the oldest due message has waited past its due time, ms (0: none is due). */
+  lateMs: number
+  /** Per topic (every topic with a message scheduled, leased or dead-lettered), from counters the scripts keep as they work: no scan. */
+  topics: Record<string, RetryTopicStats>
+}
+
+/** One topic in `stats().topics`. */
+export interface RetryTopicStats {
+  /** Messages of the topic waiting on the schedule (including those a pause holds). */
+  scheduled: number
+  /** Of those, due: counted from the start of the minute they fall due in (up to 60 s early), or held by a pause. */
+  due: number
+  /** Claimed by a listener and not yet acknowledged. */
+  leased: number
+  /** Dead letters of the topic in the dead letter hash `stats()` was asked about (those this package wrote; records other tools write are not counted). */
+  deadLetters: number
+}
+
+/** Per-minute counts; index `i` is the minute starting at `from + i * 60000`. */
+export interface RetryHistorySeries {
+  /** Messages stored on the schedule: pushed, requeued from the dead letters, migrated. */
+  pushed: number[]
+  /** Messages published (and acknowledged). */
+  published: number[]
+  /** Publishes that failed (the message went back on the schedule). */
+  failed: number[]
+  /** Messages dead-lettered. */
+  deadLettered: number[]
+}
+
+/** What `history()` resolves to: the whole schedule's series, and each topic's. The last minute is the current one, still counting. */
+export interface RetryHistory {
+  /** The start of the first minute (ms since the epoch, Redis's clock). */
+  from: number
+  /** How many minutes each series holds. */
+  minutes: number
+  /** Messages stored on the schedule per minute: pushed, requeued from the dead letters, migrated. */
+  pushed: number[]
+  /** Messages published (and acknowledged) per minute. */
+  published: number[]
+  /** Failed publishes per minute. */
+  failed: number[]
+  /** Messages dead-lettered per minute. */
+  deadLettered: number[]
+  /** Per topic with any count in the range. */
+  topics: Record<string, RetryHistorySeries>
 }
 
 /** A consumed Kafka message as kafkajs's `eachMessage` gives it (`payload.message`): `key` is the ordering key (and the `event` of a retry), `value` the payload's JSON. */

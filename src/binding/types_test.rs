@@ -179,11 +179,29 @@ fn resolved_objects_have_exactly_the_declared_keys() {
         paused: Vec::new(),
         blocked_keys: 0,
         parked_messages: 0,
+        late_ms: 0,
+        topics: Default::default(),
     };
     assert_eq!(
         keys(interface(HEADER, "RetryStats")),
         json_keys(serde_json::to_value(stats).unwrap()),
         "RetryStats in header.d.ts vs stats::Stats"
+    );
+    assert_eq!(
+        keys(interface(HEADER, "RetryTopicStats")),
+        json_keys(serde_json::to_value(crate::store::tally::TopicCounts::default()).unwrap()),
+        "RetryTopicStats in header.d.ts vs store::tally::TopicCounts"
+    );
+    let history = crate::store::tally::History::empty(0, 1);
+    assert_eq!(
+        keys(interface(HEADER, "RetryHistorySeries")),
+        json_keys(serde_json::to_value(crate::store::tally::Series::default()).unwrap()),
+        "RetryHistorySeries in header.d.ts vs store::tally::Series"
+    );
+    assert_eq!(
+        keys(interface(HEADER, "RetryHistory")),
+        json_keys(serde_json::to_value(history).unwrap()),
+        "RetryHistory (with RetryHistorySeries) in header.d.ts vs store::tally::History"
     );
     let item = DeadLetterItem::parse(
         "id",

@@ -32,10 +32,15 @@
 
 use super::connection::Redis;
 use super::entry::{Entry, ErrorInfo};
-use super::keys::{index_key, index_scan_key};
+use super::keys::{dead_letter_topics_key, index_key, index_scan_key};
 use crate::error::{Result, RetryError};
 use crate::payload::json_text;
+use redis::Script;
 use serde::Serialize;
+use std::sync::LazyLock;
+
+static COUNT_TOPIC: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("lua/count_topic.lua")));
 
 /// One dead letter as `deadLetters()` returns it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -259,18 +264,35 @@ impl DeadLetters {
     /// a crash leaves one copy. With `waitReplicas`, done only once replicas hold the record: on a
     /// cluster the hash lives on another master than the schedule, whose ack's `WAIT` (which
     /// follows) does not cover it. (The index can be rebuilt from the hash; its write is not
-    /// waited for on a cluster.)
-    pub async fn write(&self, dlq: &str, field: &str, record: &str, died_at: u64) -> Result<()> {
+    /// waited for on a cluster.) A new field of `topic` counts one more dead letter of it
+    /// ([`dead_letter_topics_key`]); a record written again counts nothing.
+    pub async fn write(
+        &self,
+        dlq: &str,
+        field: &str,
+        record: &str,
+        died_at: u64,
+        topic: Option<&str>,
+    ) -> Result<()> {
         let index = index_key(dlq);
+        let topics = &dead_letter_topics_key(dlq);
         self.redis
             .run_replicated("write of a dead letter", dlq, |mut conn| async move {
                 // Two keys of different slots on a cluster: separate commands, not one script.
-                redis::cmd("HSET")
+                let added: i64 = redis::cmd("HSET")
                     .arg(dlq)
                     .arg(field)
                     .arg(record)
-                    .query_async::<i64>(&mut conn)
+                    .query_async(&mut conn)
                     .await?;
+                if let (1, Some(topic)) = (added, topic) {
+                    COUNT_TOPIC
+                        .key(topics)
+                        .arg(topic)
+                        .arg(1)
+                        .invoke_async::<i64>(&mut conn)
+                        .await?;
+                }
                 redis::cmd("ZADD")
                     .arg(index)
                     .arg(died_at)
@@ -655,12 +677,18 @@ impl DeadLetters {
         Ok(text.map(|text| item_of(id.to_string(), text, score.unwrap_or(0.0))))
     }
 
-    /// Removes dead letter `id`. Returns whether it was there.
+    /// Removes dead letter `id`, and counts one fewer of its topic. Returns whether it was there.
     pub async fn remove(&self, dlq: &str, id: &str) -> Result<bool> {
         let index = index_key(dlq);
+        let topics = &dead_letter_topics_key(dlq);
         let removed: i64 = self
             .redis
             .run("removal of a dead letter", |mut conn| async move {
+                let text: Option<String> = redis::cmd("HGET")
+                    .arg(dlq)
+                    .arg(id)
+                    .query_async(&mut conn)
+                    .await?;
                 let removed: i64 = redis::cmd("HDEL")
                     .arg(dlq)
                     .arg(id)
@@ -671,10 +699,34 @@ impl DeadLetters {
                     .arg(id)
                     .query_async::<i64>(&mut conn)
                     .await?;
+                // Only the call whose HDEL removed it counts it, however many remove it at once.
+                let topic = text.and_then(|text| DeadLetterItem::parse(id, &text));
+                if let (1, Some(item)) = (removed, topic) {
+                    COUNT_TOPIC
+                        .key(topics)
+                        .arg(&item.topic)
+                        .arg(-1)
+                        .invoke_async::<i64>(&mut conn)
+                        .await?;
+                }
                 Ok(removed)
             })
             .await?;
         Ok(removed == 1)
+    }
+
+    /// How many dead letters of each topic this package wrote into `dlq` and has not removed
+    /// (records others write into the hash are not counted).
+    pub async fn topic_counts(&self, dlq: &str) -> Result<Vec<(String, i64)>> {
+        let topics = &dead_letter_topics_key(dlq);
+        self.redis
+            .run("dead letters per topic", |mut conn| async move {
+                redis::cmd("HGETALL")
+                    .arg(topics)
+                    .query_async(&mut conn)
+                    .await
+            })
+            .await
     }
 }
 

@@ -428,9 +428,41 @@ impl DeadLetter {
     }
 }
 
+/// The topic of a stored entry, read as `tally.lua` reads it in the claim (the sixth field, or
+/// `topic` of an entry stored as JSON), so the listener's acks count a message under the topic its
+/// claim counted; `""` for an entry without one.
+pub fn topic_of(stored: &str) -> String {
+    if stored.starts_with('{') {
+        #[derive(serde::Deserialize)]
+        struct Topic {
+            topic: Option<String>,
+        }
+        return serde_json::from_str::<Topic>(stored)
+            .ok()
+            .and_then(|t| t.topic)
+            .unwrap_or_default();
+    }
+    let mut fields = stored.splitn(FIELDS + 1, '\n');
+    match (fields.nth(5), fields.next()) {
+        (Some(topic), Some(_)) => unescape(topic).unwrap_or_else(|_| topic.to_string()),
+        _ => String::new(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_topic_is_read_from_either_stored_form() {
+        let mut e = Entry::decode("1\n2\n\n3\n1\nt\\\\x\nE\n1\n\n\n{}").unwrap();
+        assert_eq!(e.topic, "t\\x");
+        assert_eq!(topic_of(&e.encode()), "t\\x");
+        e.topic = "orders".into();
+        assert_eq!(topic_of(&e.encode()), "orders");
+        assert_eq!(topic_of(r#"{"topic":"legacy","value":{}}"#), "legacy");
+        assert_eq!(topic_of("not an entry"), "");
+    }
 
     fn entry(retry_count: u64, max_retry: u64) -> Entry {
         Entry {

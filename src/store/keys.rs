@@ -21,6 +21,12 @@ pub struct Keys {
     /// Hash: id -> how many of its publishes failed with an error retrying cannot fix (see
     /// `release.lua`); an id is in it only while such failures are counted for it.
     pub failures: String,
+    /// Hash: the per topic counters the scripts keep (`tally.lua`: scheduled, leased, parked, and
+    /// scheduled per due minute).
+    pub topics: String,
+    /// The start of the per-minute history's names: one hash per hour, `<history>:<hour>`
+    /// (`tally.lua`), each expiring 48 hours after its last minute.
+    pub history: String,
 }
 
 impl Keys {
@@ -40,6 +46,8 @@ impl Keys {
             seen: format!("{{{tag}}}:seen"),
             wake: format!("{{{tag}}}:wake"),
             failures: format!("{{{tag}}}:failures"),
+            topics: format!("{{{tag}}}:topics"),
+            history: format!("{{{tag}}}:history"),
         }
     }
 }
@@ -80,6 +88,12 @@ pub fn index_key(dlq_name: &str) -> String {
     format!("{dlq_name}:index")
 }
 
+/// The per topic counts of a dead letter hash: topic -> how many of its dead letters this
+/// package wrote (and has not removed since). Its own slot on a cluster, like the index.
+pub fn dead_letter_topics_key(dlq_name: &str) -> String {
+    format!("{dlq_name}:topics")
+}
+
 /// The key holding where the incremental `HSCAN` of a dead letter hash stopped (a string, with an
 /// expiry), present only while the hash has fields its index lacks. Its own slot on a cluster,
 /// like the index: every command on it is single-key.
@@ -94,7 +108,16 @@ mod tests {
     #[test]
     fn keys_share_one_hash_tag() {
         let k = Keys::new("svc", 0);
-        for key in [&k.due, &k.lease, &k.entries, &k.seen, &k.wake, &k.failures] {
+        for key in [
+            &k.due,
+            &k.lease,
+            &k.entries,
+            &k.seen,
+            &k.wake,
+            &k.failures,
+            &k.topics,
+            &k.history,
+        ] {
             assert!(key.starts_with("{svc}:"), "{key}");
         }
         let g = GateKeys::new("svc", 0);
@@ -102,7 +125,7 @@ mod tests {
             assert!(key.starts_with("{svc}:"), "{key}");
         }
         let k = Keys::new("svc", 3);
-        for key in [&k.due, &k.lease, &k.entries, &k.seen, &k.wake, &k.failures] {
+        for key in [&k.due, &k.lease, &k.entries, &k.topics, &k.history] {
             assert!(key.starts_with("{svc#3}:"), "{key}");
         }
     }

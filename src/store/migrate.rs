@@ -163,6 +163,7 @@ async fn migrate_bucket(
                 delay_ms,
                 entry: entry.encode_after_due(false),
                 dedupe: true,
+                topic: entry.topic.clone(),
             })
             .await?;
         migrated += stored.is_some() as u64;

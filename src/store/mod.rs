@@ -1,6 +1,7 @@
 //! What lives in Redis: the schedule (due messages, leases, entries, the seen window), the dead
-//! letter queue, the stored entry format, the original class's buckets, and the connection they
-//! share. Every multi-key change is a Lua script in `lua/`; the scripts hold the guarantees.
+//! letter queue, the stored entry format, the original class's buckets, the per topic counts and
+//! history the scripts keep (`tally`), and the connection they share. Every multi-key change is a
+//! Lua script in `lua/`; the scripts hold the guarantees.
 //!
 //! Imports run one way: `requeue` and `migrate` use `schedule` and `dead_letters`; those two do
 //! not know each other.
@@ -18,4 +19,5 @@ pub mod requeue;
 pub mod schedule;
 pub mod shard_record;
 pub mod signal;
+pub mod tally;
 pub mod target;

@@ -12,18 +12,21 @@ use std::time::Duration;
 
 static TURN: LazyLock<Script> = LazyLock::new(|| {
     Script::new(concat!(
+        include_str!("lua/tally.lua"),
         include_str!("lua/ordered_lib.lua"),
         include_str!("lua/turn.lua")
     ))
 });
 static PARK: LazyLock<Script> = LazyLock::new(|| {
     Script::new(concat!(
+        include_str!("lua/tally.lua"),
         include_str!("lua/ordered_lib.lua"),
         include_str!("lua/park.lua")
     ))
 });
 static DONE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(concat!(
+        include_str!("lua/tally.lua"),
         include_str!("lua/ordered_lib.lua"),
         include_str!("lua/done.lua")
     ))
@@ -186,12 +189,15 @@ impl<'a> Ordered<'a> {
                     .key(&schedule_keys.entries)
                     .key(&schedule_keys.seen)
                     .key(&schedule_keys.wake)
+                    .key(&schedule_keys.topics)
+                    .key(&schedule_keys.history)
                     .arg(window)
                     .arg(&message.token)
                     .arg(&message.id)
                     .arg(message.delay_ms)
                     .arg(&message.entry)
                     .arg(if message.dedupe { "1" } else { "0" })
+                    .arg(topic)
                     .invoke_async(&mut conn)
                     .await
             })
@@ -219,7 +225,10 @@ impl<'a> Ordered<'a> {
                     .key(&schedule_keys.due)
                     .key(&schedule_keys.entries)
                     .key(&schedule_keys.wake)
+                    .key(&schedule_keys.topics)
+                    .key(&schedule_keys.history)
                     .arg(token)
+                    .arg(topic)
                     .invoke_async(&mut conn)
                     .await
             })

@@ -13,7 +13,13 @@ use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
 use tokio::sync::{mpsc, Semaphore};
 
-static PUSH: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/push.lua")));
+// The per topic counters and history (tally.lua) are functions the push calls: their file first.
+static PUSH: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(concat!(
+        include_str!("lua/tally.lua"),
+        include_str!("lua/push.lua")
+    ))
+});
 
 /// One message for the push script.
 #[derive(Debug, Clone, PartialEq)]
@@ -27,6 +33,8 @@ pub struct PushMessage {
     pub entry: String,
     /// Whether the id derives from the payload's `msgId` (then redeliveries are dropped).
     pub dedupe: bool,
+    /// The topic it goes back to, for the per topic counters and history (`tally.lua`).
+    pub topic: String,
 }
 
 /// Where one schedule's pushes go: its Redis, its keys and how long pushed ids are remembered.
@@ -50,12 +58,15 @@ impl Target {
                 call.key(&keys.entries)
                     .key(&keys.seen)
                     .key(&keys.wake)
+                    .key(&keys.topics)
+                    .key(&keys.history)
                     .arg(window_ms);
                 for message in batch {
                     call.arg(&message.id)
                         .arg(message.delay_ms)
                         .arg(&message.entry)
-                        .arg(if message.dedupe { "1" } else { "0" });
+                        .arg(if message.dedupe { "1" } else { "0" })
+                        .arg(&message.topic);
                 }
                 call.invoke_async(&mut conn).await
             })

@@ -3,14 +3,20 @@
 
 use super::dead_letter_search::{Filter, Walk};
 use super::dead_letters::{DeadLetterItem, DeadLetters};
-use super::keys::index_key;
+use super::keys::{dead_letter_topics_key, index_key};
 use super::schedule::{PushMessage, Schedule};
 use crate::error::{ErrorCode, Result, RetryError};
 use redis::Script;
 use std::sync::LazyLock;
 use std::time::Duration;
 
-static REQUEUE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/requeue.lua")));
+// The per topic counters and history (tally.lua) are functions the requeue calls: their file first.
+static REQUEUE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(concat!(
+        include_str!("lua/tally.lua"),
+        include_str!("lua/requeue.lua")
+    ))
+});
 
 /// Schedules dead letter `id` of `dlq` again, due now (Redis's clock) with `retryCount` reset, on the schedule
 /// `schedule_for` picks, and removes it from the dead letter queue. On a single Redis server both
@@ -52,6 +58,7 @@ pub async fn requeue_later(
                 delay_ms,
                 entry,
                 dedupe: false,
+                topic: item.topic.clone(),
             })
             .await?;
         store.remove(dlq, id).await?;
@@ -59,7 +66,8 @@ pub async fn requeue_later(
     }
     let keys = schedule.keys();
     let index = &index_key(dlq);
-    let (text, new_id, entry) = (&text, &new_id, &entry);
+    let dlq_topics = &dead_letter_topics_key(dlq);
+    let (text, new_id, entry, topic) = (&text, &new_id, &entry, &item.topic);
     let moved: i64 = store
         .redis()
         .run("requeue of a dead letter", |mut conn| async move {
@@ -69,11 +77,15 @@ pub async fn requeue_later(
                 .key(&keys.due)
                 .key(&keys.entries)
                 .key(&keys.wake)
+                .key(&keys.topics)
+                .key(&keys.history)
+                .key(dlq_topics)
                 .arg(id)
                 .arg(text)
                 .arg(new_id)
                 .arg(entry)
                 .arg(delay_ms)
+                .arg(topic)
                 .invoke_async(&mut conn)
                 .await
         })

@@ -14,15 +14,27 @@ use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 use tokio::sync::oneshot;
 
-// The operator gates (pauses, rate cap) are functions the claim calls: their file comes first.
+// The per topic counters (tally.lua) and the operator gates (pauses, rate cap) are functions the
+// claim calls: their files come first.
 static CLAIM: LazyLock<Script> = LazyLock::new(|| {
     Script::new(concat!(
+        include_str!("lua/tally.lua"),
         include_str!("lua/gate.lua"),
         include_str!("lua/claim.lua")
     ))
 });
-static ACK: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/ack.lua")));
-static RELEASE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/release.lua")));
+static ACK: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(concat!(
+        include_str!("lua/tally.lua"),
+        include_str!("lua/ack.lua")
+    ))
+});
+static RELEASE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(concat!(
+        include_str!("lua/tally.lua"),
+        include_str!("lua/release.lua")
+    ))
+});
 static RENEW: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/renew.lua")));
 static COUNT: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/count.lua")));
 
@@ -40,6 +52,35 @@ pub struct Claim {
     pub items: Vec<(String, String)>,
 }
 
+/// A claimed message to forget (`Schedule::ack`), and what became of it: the per topic counts
+/// and the history count it (`tally.lua`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Acked {
+    /// Schedule id.
+    pub id: String,
+    /// Its topic.
+    pub topic: String,
+    /// Dead-lettered rather than published.
+    pub dead_lettered: bool,
+}
+
+/// `acked` grouped as `ack.lua` takes them: (kind, topic, ids), kind `o` published or `d`
+/// dead-lettered, groups in the order they first appear.
+fn ack_groups(acked: &[Acked]) -> Vec<(&'static str, &str, Vec<&str>)> {
+    let mut groups: Vec<(&'static str, &str, Vec<&str>)> = Vec::new();
+    for a in acked {
+        let kind = if a.dead_lettered { "d" } else { "o" };
+        match groups
+            .iter_mut()
+            .find(|(k, t, _)| *k == kind && *t == a.topic)
+        {
+            Some((_, _, ids)) => ids.push(&a.id),
+            None => groups.push((kind, &a.topic, vec![&a.id])),
+        }
+    }
+    groups
+}
+
 /// Sizes of the schedule.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Counts {
@@ -49,6 +90,8 @@ pub struct Counts {
     pub due: u64,
     /// Claimed by a listener and not yet acknowledged.
     pub inflight: u64,
+    /// How long the oldest due message has waited past its due time, ms (0: none due).
+    pub late_ms: u64,
 }
 
 /// One schedule on one Redis server.
@@ -154,6 +197,8 @@ impl Schedule {
                     .key(&gate.paused)
                     .key(&gate.parked)
                     .key(&gate.rate)
+                    .key(&keys.topics)
+                    .key(&keys.history)
                     .arg(limit)
                     .arg(lease.as_millis() as u64)
                     .arg(poll.as_millis() as u64)
@@ -168,31 +213,50 @@ impl Schedule {
     }
 
     /// Forgets messages that were published or dead-lettered.
-    pub async fn ack(&self, ids: &[String]) -> Result<()> {
-        if ids.is_empty() {
+    pub async fn ack(&self, acked: &[Acked]) -> Result<()> {
+        if acked.is_empty() {
             return Ok(());
         }
         let keys = &self.keys;
         let window = self.dedupe_window.as_millis() as u64;
+        let groups = &ack_groups(acked);
         self.redis
             .run_replicated("ack", &keys.lease, |mut conn| async move {
                 let mut call = ACK.key(&keys.lease);
                 call.key(&keys.entries)
                     .key(&keys.seen)
                     .key(&keys.failures)
-                    .arg(window);
-                for id in ids {
-                    call.arg(id);
+                    .key(&keys.topics)
+                    .key(&keys.history)
+                    .arg(window)
+                    .arg(groups.len());
+                for (kind, topic, ids) in groups {
+                    call.arg(*kind).arg(*topic).arg(ids.len());
+                }
+                for (_, _, ids) in groups {
+                    for id in ids {
+                        call.arg(*id);
+                    }
                 }
                 call.invoke_async::<i64>(&mut conn).await.map(drop)
             })
             .await
     }
 
-    /// Puts claimed messages back on the schedule, due `delay` from now, if still leased under
-    /// `deadline`. Returns how many moved.
-    pub async fn release(&self, deadline: u64, delay: Duration, ids: &[String]) -> Result<u64> {
-        Ok(self.release_counting(deadline, delay, 0, ids).await?.0)
+    /// Puts claimed messages (`(id, topic)`) back on the schedule, due `delay` from now, if still
+    /// leased under `deadline`; `failed` counts them as failed publishes in the history. Returns
+    /// how many moved.
+    pub async fn release(
+        &self,
+        deadline: u64,
+        delay: Duration,
+        failed: bool,
+        ids: &[(String, String)],
+    ) -> Result<u64> {
+        Ok(self
+            .release_counting(deadline, delay, 0, failed, ids)
+            .await?
+            .0)
     }
 
     /// [`Schedule::release`], counting one more failure that retrying cannot fix per id when
@@ -204,7 +268,8 @@ impl Schedule {
         deadline: u64,
         delay: Duration,
         max_failures: u64,
-        ids: &[String],
+        failed: bool,
+        ids: &[(String, String)],
     ) -> Result<(u64, Vec<String>)> {
         if ids.is_empty() {
             return Ok((0, Vec::new()));
@@ -217,11 +282,14 @@ impl Schedule {
                 call.key(&keys.lease)
                     .key(&keys.wake)
                     .key(&keys.failures)
+                    .key(&keys.topics)
+                    .key(&keys.history)
                     .arg(deadline)
                     .arg(delay.as_millis() as u64)
-                    .arg(max_failures);
-                for id in ids {
-                    call.arg(id);
+                    .arg(max_failures)
+                    .arg(if failed { "1" } else { "0" });
+                for (id, topic) in ids {
+                    call.arg(id).arg(topic);
                 }
                 call.invoke_async(&mut conn).await
             })
@@ -263,7 +331,7 @@ impl Schedule {
     /// How many messages are scheduled, due and in flight now.
     pub async fn counts(&self) -> Result<Counts> {
         let keys = &self.keys;
-        let (scheduled, due, inflight): (u64, u64, u64) = self
+        let (scheduled, due, inflight, late_ms): (u64, u64, u64, u64) = self
             .redis
             .run("count", |mut conn| async move {
                 COUNT
@@ -277,6 +345,7 @@ impl Schedule {
             scheduled,
             due,
             inflight,
+            late_ms,
         })
     }
 }
@@ -327,6 +396,29 @@ mod tests {
     use redis::Value;
 
     #[test]
+    fn acks_are_grouped_by_what_became_of_them_and_topic() {
+        let acked = |id: &str, topic: &str, dead_lettered| Acked {
+            id: id.into(),
+            topic: topic.into(),
+            dead_lettered,
+        };
+        let all = [
+            acked("1", "a", false),
+            acked("2", "b", false),
+            acked("3", "a", true),
+            acked("4", "a", false),
+        ];
+        assert_eq!(
+            ack_groups(&all),
+            vec![
+                ("o", "a", vec!["1", "4"]),
+                ("o", "b", vec!["2"]),
+                ("d", "a", vec!["3"]),
+            ]
+        );
+    }
+
+    #[test]
     fn claim_reply_is_parsed() {
         let reply = vec![
             Value::Int(1_000),
@@ -341,6 +433,7 @@ mod tests {
         assert_eq!(claim.now, 900);
         assert_eq!(claim.items, vec![("id1".to_string(), "{}".to_string())]);
         let empty = parse_claim(vec![Value::Int(5), Value::Nil, Value::Int(4)]).unwrap();
+        assert!(empty.items.is_empty());
         assert_eq!(empty.next_wake, None);
         assert!(empty.items.is_empty());
         assert!(parse_claim(vec![Value::Int(5), Value::Nil]).is_err());

@@ -3,7 +3,11 @@
 -- by Redis's clock; also the name the seen buckets start with), KEYS[4] failures hash
 -- (release.lua's counts of publishes that failed with an error retrying cannot fix: forgotten
 -- with the message)
--- ARGV[1] dedupe window ms, ARGV[2..] ids.
+-- KEYS[5] topics hash, KEYS[6] history (tally.lua, prepended)
+-- ARGV[1] dedupe window ms, ARGV[2] how many groups follow, then per group 3 values: what
+-- happened to its messages ('o' published, 'd' dead-lettered), their topic, how many; then the
+-- ids, group after group. Each group's messages still leased count once, as no longer leased and
+-- as published or dead-lettered this minute (an id acked twice counts once).
 -- Deleting only after the ack is what makes a crash mid-publish lose nothing.
 -- While a message is stored, its entry itself drops a redelivered push (HSETNX); once it is
 -- gone, an id derived from the payload's msgId ('m:') or a legacy bucket ('legacy:') is
@@ -28,7 +32,8 @@ local bucket = math.floor(now / width)
 local bucket_key = KEYS[3] .. ':' .. string.format('%d', bucket)
 local records, written = {}, false
 local ids, seen = {}, {}
-for i = 2, #ARGV do
+local groups = tonumber(ARGV[2])
+for i = 3 + 3 * groups, #ARGV do
   local id = ARGV[i]
   ids[#ids + 1] = id
   if window > 0 and #id == 24 and string.sub(id, 1, 2) == 'm:' then
@@ -56,9 +61,26 @@ end
 if written then
   redis.call('PEXPIRE', bucket_key, expires_in)
 end
+-- One ZREM per group: what it removed is what the group counts.
+local first = 1
+for g = 0, groups - 1 do
+  local kind, topic, n = ARGV[3 + 3 * g], ARGV[4 + 3 * g], tonumber(ARGV[5 + 3 * g])
+  local removed = 0
+  for i = first, first + n - 1, STEP do
+    removed = removed + redis.call('ZREM', KEYS[1], unpack(ids, i, math.min(i + STEP - 1, first + n - 1)))
+  end
+  if removed > 0 then
+    tally_count('l', topic, -removed)
+    tally_event(kind, topic, removed)
+  end
+  first = first + n
+end
 for i = 1, #ids, STEP do
   local last = math.min(i + STEP - 1, #ids)
-  redis.call('ZREM', KEYS[1], unpack(ids, i, last))
+  if last >= first then
+    -- Ids beyond the groups (none from this package) are forgotten too.
+    redis.call('ZREM', KEYS[1], unpack(ids, math.max(i, first), last))
+  end
   redis.call('HDEL', KEYS[2], unpack(ids, i, last))
 end
 -- Almost always absent: one EXISTS instead of an HDEL per step.
@@ -74,4 +96,5 @@ if #seen > 0 then
   redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', '(' .. (now - window))
   redis.call('PEXPIRE', KEYS[3], math.max(window, 1))
 end
+tally_write(KEYS[5], KEYS[6], now)
 return #ids

@@ -4,7 +4,8 @@
 -- and the lease deadline are Redis's clock (TIME), so listeners on hosts whose clocks disagree
 -- agree on both.
 -- KEYS[1] due zset, KEYS[2] lease zset (id -> lease deadline ms), KEYS[3] entries hash,
--- KEYS[4] wake key, KEYS[5..7] and ARGV[4]: the gates (gate.lua)
+-- KEYS[4] wake key, KEYS[5..7] and ARGV[4]: the gates (gate.lua), KEYS[8] topics hash, KEYS[9]
+-- history (tally.lua: a claim moves its topics' counts from scheduled to leased or parked)
 -- ARGV[1] limit, ARGV[2] lease ms, ARGV[3] longest sleep of the listener (poll interval) ms
 -- Returns { lease deadline, next wake-up ms or false, Redis now ms, id1, entry1, id2, entry2, ... }
 -- and records in the wake key when this listener next looks, so a push due before then
@@ -32,13 +33,18 @@ local function each_chunk(list, fn)
 end
 
 local claimed = limit > 0 and redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, limit) or {}
+-- Claimed ids after this many came from the due set (the others were leased already); their due
+-- times say which minute's count they leave (tally.lua).
+local expired = #claimed
+local due_at = {}
 if #claimed < limit then
-  local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, limit - #claimed)
+  local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'WITHSCORES', 'LIMIT', 0, limit - #claimed)
   if #due > 0 then
     -- The due ids are the lowest scores, so they are exactly the first ranks.
-    redis.call('ZREMRANGEBYRANK', KEYS[1], 0, #due - 1)
-    for _, id in ipairs(due) do
-      claimed[#claimed + 1] = id
+    redis.call('ZREMRANGEBYRANK', KEYS[1], 0, #due / 2 - 1)
+    for i = 1, #due, 2 do
+      claimed[#claimed + 1] = due[i]
+      due_at[#claimed] = tonumber(due[i + 1])
     end
   end
 end
@@ -54,15 +60,30 @@ if #claimed > 0 then
   end)
   local leases, orphans = {}, {}
   for i, id in ipairs(claimed) do
-    if entries[i] and not gate_parks(gate, id, entries[i]) then
+    local raw_topic = entries[i] and tally_topic(entries[i])
+    if entries[i] and not gate_parks(gate, id, raw_topic) then
       leases[#leases + 1] = deadline_text
       leases[#leases + 1] = id
       out[#out + 1] = id
       out[#out + 1] = entries[i]
+      if i > expired then
+        tally_leased(due_at[i], tally_unescape(raw_topic))
+      end
     else
       -- An id without an entry has nothing to publish: drop it instead of claiming it forever.
       -- (A parked one, gate_parks, leaves the lease set too.)
       orphans[#orphans + 1] = id
+      if entries[i] then
+        -- Parked: still scheduled, and due (tally.lua).
+        local topic = tally_unescape(raw_topic)
+        if i > expired then
+          tally_due(due_at[i], topic, -1)
+        else
+          tally_count('l', topic, -1)
+          tally_count('s', topic, 1)
+        end
+        tally_count('p', topic, 1)
+      end
     end
   end
   each_chunk(leases, function(first, last)
@@ -90,4 +111,5 @@ if out[2] and out[2] < planned then
 end
 redis.call('SET', KEYS[4], string.format('%d', planned), 'PX', math.max(planned - now, 0) + 1000)
 gate_close(gate, now, out, (#out - 3) / 2)
+tally_write(KEYS[8], KEYS[9], now)
 return out

@@ -9,26 +9,6 @@
 -- Without pauses or a cap this costs two O(1) calls per claim, not one per message.
 local DRAIN = 1000 -- parked messages of resumed topics put back per claim
 
--- The topic of a stored entry (see Entry::encode: the sixth line; JSON before 0.2).
-local function gate_topic(entry)
-  if string.sub(entry, 1, 1) == '{' then
-    local ok, decoded = pcall(cjson.decode, entry)
-    return ok and decoded.topic or ''
-  end
-  local field, start = 0, 1
-  while true do
-    local stop = string.find(entry, '\n', start, true)
-    if not stop then
-      return ''
-    end
-    field = field + 1
-    if field == 6 then
-      return string.sub(entry, start, stop - 1)
-    end
-    start = stop + 1
-  end
-end
-
 -- Puts parked messages of topics no longer paused back on the due set (due now), DRAIN per call:
 -- a resume (or an untilMs that passed) takes effect over the next claims.
 local function gate_drain(now, paused)
@@ -55,6 +35,9 @@ local function gate_drain(now, paused)
         redis.call('ZADD', KEYS[1], unpack(due, 2 * i - 1, 2 * last))
         redis.call('ZREM', KEYS[6], unpack(members, i, last))
       end
+      -- Back in the due set, due now (tally.lua).
+      tally_count('p', tally_unescape(topic), -#members)
+      tally_due(now, tally_unescape(topic), #members)
       budget = budget - #members
     end
     from = after
@@ -103,12 +86,12 @@ local function gate_open(now, limit)
   return state
 end
 
--- Whether a claimed message is held back: its topic is paused. It goes to the parked set.
-local function gate_parks(state, id, entry)
+-- Whether a claimed message is held back: its topic (as its entry stores it, tally_topic) is
+-- paused. It goes to the parked set.
+local function gate_parks(state, id, topic)
   if not state.paused then
     return false
   end
-  local topic = gate_topic(entry)
   if not state.paused[topic] then
     return false
   end

@@ -52,14 +52,17 @@ local function seen(seen_key, id, window)
   return score ~= false and tonumber(score) >= now - window
 end
 
--- Stores `tail` under `id` on the schedule, due `delay` ms from now, and announces it on the wake
--- channel like push.lua. Returns the due time, or 0 when `id` is stored already.
-local function schedule(due_key, entries_key, wake_key, id, delay, tail)
+-- Stores `tail` under `id` on the schedule, due `delay` ms from now, counts it for `topic` in the
+-- per topic counters and the history like push.lua (tally.lua, prepended before this file), and
+-- announces it on the wake channel. Returns the due time, or 0 when `id` is stored already.
+local function schedule(due_key, entries_key, wake_key, tally_keys, topic, id, delay, tail)
   local due = now + delay
   if redis.call('HSETNX', entries_key, id, base36(due) .. '\n' .. tail) == 0 then
     return 0
   end
   redis.call('ZADD', due_key, due, id)
+  tally_pushed(due, topic)
+  tally_write(tally_keys[1], tally_keys[2], now)
   local planned = redis.call('GET', wake_key)
   if not planned or due < tonumber(planned) then
     redis.call('PUBLISH', wake_key, string.format('%d', due))

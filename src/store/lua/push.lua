@@ -4,9 +4,10 @@
 -- disagree schedule alike.
 -- KEYS[1] due zset (id -> due ms), KEYS[2] entries hash (id -> stored entry), KEYS[3] seen zset
 -- (legacy ids, and the name the seen buckets of ack.lua start with), KEYS[4] wake key (when the listeners next look; also the name of the wake channel)
--- ARGV[1] dedupe window ms, then per message 4 values:
+-- KEYS[5] topics hash, KEYS[6] history (tally.lua, prepended)
+-- ARGV[1] dedupe window ms, then per message 5 values:
 --   id, delay ms, the stored entry without its first field (the due time, written here),
---   '1' when the id comes from the payload's msgId (a redelivery reuses it)
+--   '1' when the id comes from the payload's msgId (a redelivery reuses it), its topic
 -- Returns one integer per message: its due time when stored, 0 when already pushed (a consumer
 -- redelivery): its entry is still stored, or it was published within the window (see ack.lua).
 -- A message due before the listeners next look is announced on the wake channel, so a listener
@@ -73,7 +74,7 @@ end
 
 local stored = {}
 local earliest = nil
-for i = 2, #ARGV, 4 do
+for i = 2, #ARGV, 5 do
   local id, delay, tail, dedupe = ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 2], ARGV[i + 3]
   local due = now + delay
   local result = due
@@ -88,9 +89,12 @@ for i = 2, #ARGV, 4 do
     if not earliest or due < earliest then
       earliest = due
     end
+    -- Counted only when stored: a redelivered push (result 0) counts nothing.
+    tally_pushed(due, ARGV[i + 4])
   end
   stored[#stored + 1] = result
 end
+tally_write(KEYS[5], KEYS[6], now)
 if earliest then
   local planned = redis.call('GET', KEYS[4])
   if not planned or earliest < tonumber(planned) then

@@ -2,9 +2,11 @@
 -- same step as it is scheduled, so it is never in both and never in neither.
 -- It is due ARGV[5] ms from now by Redis's clock (0: now).
 -- KEYS[1] dead letter hash, KEYS[2] its time index, KEYS[3] due zset, KEYS[4] entries hash,
--- KEYS[5] wake key
+-- KEYS[5] wake key, KEYS[6] topics hash, KEYS[7] history (tally.lua, prepended), KEYS[8] the dead
+-- letter hash's per topic counts
 -- ARGV[1] dead letter field, ARGV[2] the dead letter as read (unchanged since?), ARGV[3] new id,
--- ARGV[4] the stored entry without its first field (the due time, written here), ARGV[5] delay ms
+-- ARGV[4] the stored entry without its first field (the due time, written here), ARGV[5] delay ms,
+-- ARGV[6] its topic
 -- Returns 1 when moved, 0 when the dead letter is gone or changed since it was read.
 redis.replicate_commands()
 if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then
@@ -25,4 +27,8 @@ redis.call('ZADD', KEYS[3], string.format('%d', at), ARGV[3])
 redis.call('PUBLISH', KEYS[5], string.format('%d', at))
 redis.call('HDEL', KEYS[1], ARGV[1])
 redis.call('ZREM', KEYS[2], ARGV[1])
+-- Scheduled again: counted as pushed (as on a cluster, where the push script stores it).
+tally_pushed(at, ARGV[6])
+tally_write(KEYS[6], KEYS[7], now)
+tally_add(KEYS[8], ARGV[6], -1)
 return 1
