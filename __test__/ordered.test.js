@@ -106,6 +106,7 @@ test('every key is handled in production order, nothing lost or handled twice, a
   }, 30000, 100)
   expect(blocked).toMatchObject({ deadLettered: 1, parkedMessages: STUCK_MESSAGES - 1, blockedKeys: 1 })
   expect(await retry.isBlocked(topic, STUCK)).toBe(true)
+  expect((await retry.stats(dlq)).topics[topic]).toMatchObject({ deadLetters: 1 })
   expect(handled.get(STUCK)).toBeUndefined()
 
   // Requeued (and the cause fixed): the key resumes, in order.
@@ -126,6 +127,9 @@ test('every key is handled in production order, nothing lost or handled twice, a
   expect(counts.handled).toBe(KEYS * PER_KEY + STUCK_MESSAGES)
   const stats = await retry.stats(dlq)
   expect(stats).toMatchObject({ blockedKeys: 0, parkedMessages: 0, scheduled: 0, inflight: 0, deadLettered: 0 })
+  // The per topic counters followed the ordered scripts too: nothing left counted for the topic.
+  const none = { scheduled: 0, due: 0, leased: 0, deadLetters: 0 }
+  expect(stats.topics[topic] || none).toEqual(none)
   // The figures the README quotes.
   console.log(`ordered: ${KEYS * PER_KEY} messages of ${KEYS} keys handled in order in ${tookMs} ms; ` +
     `${counts.failed} failed attempts, ${counts.duplicate} second publishes dropped; ` +
@@ -225,9 +229,11 @@ test('without ordering nothing changes: pushToQueue writes no ordered key and no
     await retry.pushToQueue('orders', { event: 'A', value: '{"msgId":"m1"}' }, { delay: '60' })
     await retry.pushToQueue('orders', { event: 'A', value: '{"msgId":"m2"}' }, { delay: '60' })
     const keys = (await redis.keys(`{${prefix}}*`)).sort()
-    // Only the schedule's own keys (the wake key may have expired already).
-    const own = ['due', 'entries', 'shards', 'wake'].map((name) => `{${prefix}}:${name}`)
-    expect(keys.filter((k) => !own.includes(k))).toEqual([])
+    // Only the schedule's own keys (the wake key may have expired already), and the per topic
+    // counters and history every push keeps.
+    const own = ['due', 'entries', 'shards', 'wake', 'topics'].map((name) => `{${prefix}}:${name}`)
+    const history = new RegExp(`^\\{${prefix}\\}:history:\\d+$`)
+    expect(keys.filter((k) => !own.includes(k) && !history.test(k))).toEqual([])
     expect(keys).toEqual(expect.arrayContaining([`{${prefix}}:due`, `{${prefix}}:entries`]))
     for (const entry of Object.values(await redis.hgetall(`{${prefix}}:entries`))) expect(entry).not.toContain('retryOrder')
     expect(await retry.isBlocked('orders', 'A')).toBe(false)
