@@ -69,7 +69,7 @@ impl Stats {
     /// The stats as Prometheus text exposition, labelled with the schedule's key prefix.
     pub fn prometheus(&self, prefix: &str) -> String {
         let label = escape_label(prefix);
-        let metrics: [(&str, &str, &str, u64); 8] = [
+        let metrics: [(&str, &str, &str, u64); 10] = [
             (
                 "kafka_retry_scheduled",
                 "gauge",
@@ -117,6 +117,18 @@ impl Stats {
                 "gauge",
                 "1 when the dead letters exceed maxDeadLetters.",
                 self.dead_letter_cap_exceeded as u64,
+            ),
+            (
+                "kafka_retry_blocked_keys",
+                "gauge",
+                "Ordered retries: keys held back behind a message of theirs.",
+                self.blocked_keys,
+            ),
+            (
+                "kafka_retry_parked_messages",
+                "gauge",
+                "Ordered retries: messages parked behind their key's head.",
+                self.parked_messages,
             ),
         ];
         let mut text = String::new();
@@ -205,7 +217,8 @@ mod tests {
         assert!(text.contains("kafka_retry_scheduled{prefix=\"svc\\\"x\"} 3\n"));
         assert!(text.contains("# TYPE kafka_retry_published_total counter\n"));
         assert!(text.contains("kafka_retry_dead_letter_cap_exceeded{prefix=\"svc\\\"x\"} 1\n"));
-        assert_eq!(text.matches("# HELP").count(), 12);
+        assert!(text.contains("# TYPE kafka_retry_parked_messages gauge\n"));
+        assert_eq!(text.matches("# HELP").count(), 14);
         assert!(text.contains(
             "kafka_retry_topic_dead_letters{prefix=\"svc\\\"x\",topic=\"or\\\"ders\"} 3\n"
         ));
