@@ -11,7 +11,9 @@ pub fn validate(value: &str) -> Result<Option<String>> {
     let invalid = |err: serde_json::Error| {
         // The reason as a plain read of the whole text gives it (reading members can word the
         // same fault differently: "key must be a string" for a trailing comma).
-        let err = serde_json::from_str::<&RawValue>(value).err().unwrap_or(err);
+        let err = serde_json::from_str::<&RawValue>(value)
+            .err()
+            .unwrap_or(err);
         RetryError::invalid_arg(format!(
             "message.value must be JSON text, got {}",
             preview(value)

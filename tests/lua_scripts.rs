@@ -542,7 +542,9 @@ async fn every_message_of_a_call_gets_the_due_time_of_its_own_delay() {
     .await;
     let after = t.redis_time_ms().await;
     for ((id, delay, text), due) in pushes.iter().zip(dues) {
-        let due = due.unwrap().unwrap_or_else(|| panic!("{id} was not stored"));
+        let due = due
+            .unwrap()
+            .unwrap_or_else(|| panic!("{id} was not stored"));
         assert!(
             before + delay <= due && due <= after + delay,
             "{id}: due {due} for a delay of {delay} pushed between {before} and {after}"
