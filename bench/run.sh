@@ -5,6 +5,8 @@
 #   BENCH_QUICK=1   shorter run (fewer and smaller runs, 200k instead of 1M scheduled)
 #   BENCH_REPS=n    runs per figure (default 5, quick 3)
 #   BENCH_ADDON=f   benchmark this kafka-redis-retry .node file instead of the one at the repo root
+#   BENCH_BASELINE_ADDON=f  also measure this build (say main's) side by side: CPU per push, fire
+#   KAFKA_IMPL=apache  Apache Kafka instead of Tansu when scripts/services.sh starts the broker
 #
 # The addon is copied to bench/.snapshot/ and loaded from there (NAPI_RS_NATIVE_LIBRARY_PATH), so
 # a rebuild during the run cannot mix two builds into one table.
@@ -35,6 +37,15 @@ if [[ "$addon" != "$ROOT/bench/.snapshot/kafka-redis-retry.node" ]]; then
 fi
 export NAPI_RS_NATIVE_LIBRARY_PATH="$ROOT/bench/.snapshot/kafka-redis-retry.node"
 export BENCH_ADDON_SOURCE="$addon"
+
+# BENCH_BASELINE_ADDON: another build (say main's) measured interleaved with this one: CPU per
+# push at 256 callers and fire rate, "before and after" in the same run.
+if [[ -n "${BENCH_BASELINE_ADDON:-}" ]]; then
+  [[ -f "$BENCH_BASELINE_ADDON" ]] || { echo "BENCH_BASELINE_ADDON=$BENCH_BASELINE_ADDON: no such file" >&2; exit 1; }
+  cp "$BENCH_BASELINE_ADDON" bench/.snapshot/baseline.node
+  export BENCH_BASELINE_PATH="$ROOT/bench/.snapshot/baseline.node"
+  export BENCH_BASELINE_SOURCE="$(cd "$(dirname "$BENCH_BASELINE_ADDON")" && pwd)/$(basename "$BENCH_BASELINE_ADDON")"
+fi
 
 echo "== build bench/plain-producer (cargo, release)" >&2
 cargo build --release --quiet \

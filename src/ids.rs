@@ -13,14 +13,19 @@ pub fn random_uuid() -> uuid::Uuid {
 /// 128 bits as 22 characters of unpadded base64url: the shortest printable id that keeps them
 /// all (ids are stored twice per scheduled message, so their length is memory).
 pub fn id_text(bits: u128) -> String {
-    const DIGITS: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     let mut out = String::with_capacity(22);
+    push_id_text(&mut out, bits);
+    out
+}
+
+/// Appends [`id_text`] of `bits` to `out`.
+fn push_id_text(out: &mut String, bits: u128) {
+    const DIGITS: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     for i in 0..21 {
         out.push(DIGITS[((bits >> (122 - 6 * i)) & 0x3f) as usize] as char);
     }
     // The last character holds the 2 remaining bits, like base64 of 16 bytes.
     out.push(DIGITS[((bits & 0x3) << 4) as usize] as char);
-    out
 }
 
 /// A random 128-bit id as [`id_text`], from the same fast generator as [`random_uuid`].
@@ -37,9 +42,19 @@ pub fn random_id() -> String {
 pub fn message_id(topic: &str, msg_id: Option<&str>, retry_count: u64) -> String {
     match msg_id {
         Some(msg_id) => {
-            let framed = format!("{retry_count}:{}:{topic}:{msg_id}", topic.len());
+            // `{retry_count}:{topic length}:{topic}:{msg_id}`, built without reallocating (this
+            // runs once per push).
+            use std::fmt::Write;
+            let mut framed = String::with_capacity(topic.len() + msg_id.len() + 44);
+            let _ = write!(framed, "{retry_count}:{}:", topic.len());
+            framed.push_str(topic);
+            framed.push(':');
+            framed.push_str(msg_id);
             let hash = xxhash_rust::xxh3::xxh3_128(framed.as_bytes());
-            format!("m:{}", id_text(hash))
+            let mut id = String::with_capacity(24);
+            id.push_str("m:");
+            push_id_text(&mut id, hash);
+            id
         }
         None => format!("u:{}", random_id()),
     }

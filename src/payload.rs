@@ -2,25 +2,68 @@
 //! re-publish without disturbing the order or text of its other members.
 
 use crate::error::{Result, RetryError};
-use indexmap::IndexMap;
 use serde_json::value::RawValue;
 
 /// Checks that `value` is JSON text and returns its top-level `msgId` (string or number), if any.
+/// This runs once per push, so it reads the text once, without building the object: member
+/// names are compared as they are read and only the `msgId` member's value is kept.
 pub fn validate(value: &str) -> Result<Option<String>> {
-    let raw: &RawValue = serde_json::from_str(value).map_err(|err| {
+    let invalid = |err: serde_json::Error| {
+        // The reason as a plain read of the whole text gives it (reading members can word the
+        // same fault differently: "key must be a string" for a trailing comma).
+        let err = serde_json::from_str::<&RawValue>(value)
+            .err()
+            .unwrap_or(err);
         RetryError::invalid_arg(format!(
             "message.value must be JSON text, got {}",
             preview(value)
         ))
         .caused_by(err)
-    })?;
-    // Keys with a lone surrogate escape (valid JSON, not valid UTF-8) would make the whole
-    // object unreadable and lose its msgId: read the keys with such escapes replaced.
-    let text = without_lone_surrogates(raw.get());
-    let Ok(members) = serde_json::from_str::<IndexMap<String, &RawValue>>(&text) else {
-        return Ok(None);
     };
-    Ok(members.get("msgId").and_then(|id| msg_id_text(id.get())))
+    // Keys with a lone surrogate escape (valid JSON, not valid UTF-8) would make the whole
+    // object unreadable and lose its msgId: read the text with such escapes replaced (by escapes
+    // of the same length, so an error's position is the same in both).
+    let text = without_lone_surrogates(value);
+    let mut reader = serde_json::Deserializer::from_str(&text);
+    let is_object = text
+        .trim_start_matches([' ', '\t', '\n', '\r'])
+        .starts_with('{');
+    let raw = if is_object {
+        serde::Deserializer::deserialize_map(&mut reader, LastMsgId).map_err(invalid)?
+    } else {
+        serde::Deserialize::deserialize(&mut reader)
+            .map(|_: serde::de::IgnoredAny| None)
+            .map_err(invalid)?
+    };
+    reader.end().map_err(invalid)?;
+    Ok(raw.and_then(|raw| msg_id_text(raw.get())))
+}
+
+/// Reads an object member by member and keeps the raw value of its last `msgId` member
+/// (`JSON.parse` keeps the last of duplicate keys).
+struct LastMsgId;
+
+impl<'de> serde::de::Visitor<'de> for LastMsgId {
+    type Value = Option<&'de RawValue>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(
+        self,
+        mut map: A,
+    ) -> std::result::Result<Self::Value, A::Error> {
+        let mut last = None;
+        while let Some(is_msg_id) = map.next_key_seed(IsMsgId)? {
+            if is_msg_id {
+                last = Some(map.next_value::<&'de RawValue>()?);
+            } else {
+                map.next_value::<serde::de::IgnoredAny>()?;
+            }
+        }
+        Ok(last)
+    }
 }
 
 /// JSON text with every `\uD800`-`\uDFFF` escape that is not part of a surrogate pair replaced
@@ -215,6 +258,61 @@ pub fn preview(value: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The two-pass reading `validate` replaced (the whole text as a raw value, then the object
+    /// as a map of raw values): the one pass must agree with it on every input.
+    fn validate_two_pass(value: &str) -> std::result::Result<Option<String>, String> {
+        let raw: &RawValue = serde_json::from_str(value).map_err(|e| e.to_string())?;
+        let text = without_lone_surrogates(raw.get());
+        let Ok(members) = serde_json::from_str::<indexmap::IndexMap<String, &RawValue>>(&text)
+        else {
+            return Ok(None);
+        };
+        Ok(members.get("msgId").and_then(|id| msg_id_text(id.get())))
+    }
+
+    #[test]
+    fn one_pass_reads_what_the_two_pass_reading_read() {
+        let inputs = [
+            r#"{"msgId":"a","n":1}"#,
+            r#"{"n":{"msgId":"inner"},"msgId":42}"#,
+            r#"{"msgId":"first","msgId":"second"}"#,
+            r#"{"msgId":"first","msgId":{"x":1}}"#,
+            r#"{"msgId":{"x":1},"msgId":"last"}"#,
+            r#"{"msg\u0049d":"escaped name"}"#,
+            r#"{"msgId":"\ud800 lone in the value","k\udc00":2}"#,
+            r#"{"k\ud800":1,"msgId":"after a lone key"}"#,
+            r#"{"msgId":1.5e3}"#,
+            r#"{"msgId":null}"#,
+            r#"{"msgId":true}"#,
+            r#"{"msgId":["a"]}"#,
+            r#"  { "msgId" : "spaced" }  "#,
+            "\t\n{\"msgId\":\"tabs\"}\r\n",
+            r#"{}"#,
+            r#"[{"msgId":"in an array"}]"#,
+            r#""msgId""#,
+            r#"42"#,
+            r#"null"#,
+            r#"{"msgId":"a",}"#,
+            r#"{"msgId":"a"} trailing"#,
+            r#"{"msgId":"a""#,
+            r#"{"msgId":"bad \x escape"}"#,
+            r#"{msgId:"a"}"#,
+            "{\"msgId\":\"a\u{1}control\"}",
+            "\u{a0}{\"msgId\":\"nbsp\"}",
+            "",
+            " ",
+        ];
+        for input in inputs {
+            let one = validate(input).map_err(|e| e.to_string());
+            let two = validate_two_pass(input);
+            match (&one, &two) {
+                (Ok(a), Ok(b)) => assert_eq!(a, b, "{input:?}"),
+                (Err(a), Err(b)) => assert!(a.contains(b.as_str()), "{input:?}: {a} / {b}"),
+                _ => panic!("{input:?}: {one:?} / {two:?}"),
+            }
+        }
+    }
 
     #[test]
     fn finds_the_msg_id() {

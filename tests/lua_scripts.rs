@@ -537,6 +537,47 @@ async fn push_of_the_same_id_twice_stores_once() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_message_of_a_call_gets_the_due_time_of_its_own_delay() {
+    let Some(t) = TestRedis::start(
+        SUITE,
+        "every_message_of_a_call_gets_the_due_time_of_its_own_delay",
+    )
+    .await
+    else {
+        return;
+    };
+    let schedule = t.schedule(WINDOW);
+    let keys = schedule.keys().clone();
+    // Runs of equal delays and changes between them, pushed at once so that they share script
+    // calls (the script works out a due time once per run of equal delays).
+    let delays = [LATER, LATER, 0, LATER, 5_000, 5_000, LATER + 1, 0, 0, LATER];
+    let pushes: Vec<(String, u64, String)> = delays
+        .iter()
+        .enumerate()
+        .map(|(i, &delay)| (msg_id(), delay, tail(&format!("{{\"n\":{i}}}"))))
+        .collect();
+    let before = t.redis_time_ms().await;
+    let dues = futures::future::join_all(
+        pushes
+            .iter()
+            .map(|(id, delay, text)| schedule.push(message(id, *delay, text))),
+    )
+    .await;
+    let after = t.redis_time_ms().await;
+    for ((id, delay, text), due) in pushes.iter().zip(dues) {
+        let due = due
+            .unwrap()
+            .unwrap_or_else(|| panic!("{id} was not stored"));
+        assert!(
+            before + delay <= due && due <= after + delay,
+            "{id}: due {due} for a delay of {delay} pushed between {before} and {after}"
+        );
+        assert_eq!(t.zscore(&keys.due, id).await, Some(due));
+        assert_eq!(t.hget(&keys.entries, id).await, Some(stored(due, text)));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_seen_window_drops_a_redelivery_after_ack() {
     let Some(t) = TestRedis::start(SUITE, "the_seen_window_drops_a_redelivery_after_ack").await
     else {

