@@ -11,6 +11,8 @@
 #   scripts/services.sh tansu-bin  print the Tansu binary's path, installing it if needed
 #   scripts/services.sh faketime-lib  print libfaketime's path, installing Debian's faketime if needed
 #   scripts/services.sh apache-kafka-jars  print the Apache Kafka jars' directory, fetching them if needed
+#   scripts/services.sh kafka-cluster start|stop|env  a three-broker Apache Kafka on free ports
+#                               (scripts/services/kafka-cluster.js), for failover tests
 #   scripts/services.sh kafka-info print the Apache Kafka version, its paths and
 #                               disk use (fetching nothing)
 #   scripts/services.sh secured-env  print `export KAFKA_SECURED_BROKERS=... KAFKA_SECURED_CA=...
@@ -59,7 +61,7 @@ for part in common redis tansu kafka certs faketime; do
   source "$ROOT/scripts/services/$part.sh"
 done
 
-usage() { echo "usage: [KAFKA_IMPL=tansu|apache] $0 start|stop|env|secured-env|status|tansu-bin|faketime-lib|apache-kafka-jars|kafka-info" >&2; exit 2; }
+usage() { echo "usage: [KAFKA_IMPL=tansu|apache] $0 start|stop|env|secured-env|status|tansu-bin|faketime-lib|apache-kafka-jars|kafka-info|kafka-cluster start|stop|env" >&2; exit 2; }
 
 case "$KAFKA_IMPL" in
   tansu|apache) ;;
@@ -121,6 +123,23 @@ case "${1:-}" in
     lock
     apache_kafka_fetch
     printf '%s\n' "$APACHE_KAFKA_JARS"
+    ;;
+  kafka-cluster)
+    # A three-node Apache Kafka (KRaft, replication factor 3, min.insync.replicas 2) on free ports,
+    # its data and logs in KAFKA_CLUSTER_DIR (default .services/kafka-cluster), heap
+    # KAFKA_CLUSTER_HEAP (default -Xms128m -Xmx384m per node): scripts/services/kafka-cluster.js,
+    # which the failover test and `npm run soak` also use in-process. `env` prints
+    # `export KAFKA_CLUSTER_BROKERS=...`. Independent of `start`/`stop` and of KAFKA_BROKERS.
+    case "${2:-}" in start|stop|env) ;; *) usage ;; esac
+    mkdir -p "$SERVICES_DIR"
+    command -v node >/dev/null 2>&1 || die "kafka-cluster needs node"
+    if [[ "$2" == start ]]; then
+      lock
+      apache_kafka_fetch
+      exec 9>&-
+    fi
+    KAFKA_RETRY_APACHE_JARS="$APACHE_KAFKA_JARS" exec node "$ROOT/scripts/services/kafka-cluster.js" "$2" \
+      "${KAFKA_CLUSTER_DIR:-$SERVICES_DIR/kafka-cluster}" </dev/null 9>&-
     ;;
   status)
     rc=0
