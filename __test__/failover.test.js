@@ -2,9 +2,11 @@
 // (KRaft, replication factor 3, min.insync.replicas 2, scripts/services/kafka-cluster.js) on free
 // ports. While the listener publishes 10,000 messages, the node that leads every partition of the
 // topic is SIGKILLed, and started again once the others have taken over. Everything is then read
-// back from the topic: nothing may be lost; the duplicates are counted, and asserted where the
-// producer's design excludes them. Once with the internal producer, once with a kafkajs producer
-// (idempotent) and once with a kafkajs producer (not idempotent) handed to queueListener.
+// back from the topic: nothing may be lost that the producer did not confirm (the listener
+// acknowledges a message only then), nor at all with the internal producer and kafkajs without
+// idempotence; the duplicates are counted, and asserted where the producer's design excludes
+// them. Once with the internal producer, once with a kafkajs producer (idempotent) and once with
+// a kafkajs producer (not idempotent) handed to queueListener.
 const os = require('os')
 const fs = require('fs')
 const path = require('path')
@@ -81,11 +83,22 @@ async function failover(label, makeProducer) {
   expect(Object.values(leaders)).toEqual([leader, leader, leader])
 
   const producer = await makeProducer(kafka)
+  // A user's producer is observed: `confirmed[n]` counts the sends of message n it resolved, to
+  // tell a message the listener acknowledged without a confirmed publish (the package's fault)
+  // from one the producer confirmed and the broker does not hold (the producer's).
+  const confirmed = new Uint8Array(N)
+  const handed = producer && {
+    async send(record) {
+      const result = await producer.send(record)
+      for (const m of record.messages) confirmed[JSON.parse(m.value.toString()).n] += 1
+      return result
+    },
+  }
   const pusher = new KafkaRetry({ keyPrefix: prefix })
   const listener = new KafkaRetry({ keyPrefix: prefix, brokers: cluster.brokers })
   let rejected = 0
   try {
-    await listener.queueListener(producer, dlq)
+    await listener.queueListener(handed, dlq)
     const t0 = Date.now()
     const pushes = []
     let killed
@@ -124,14 +137,17 @@ async function failover(label, makeProducer) {
     const lost = []
     for (let n = 0; n < N; n += 1) if (!counts.has(n)) lost.push(n)
     const duplicated = [...counts.values()].filter((c) => c > 1).length
-    const figures = { pushed: N - rejected, rejected, published: counts.size, read: ns.length, lost: lost.length, duplicated, deadLettered: await redis.hlen(dlq), failedOverMs, backMs, totalMs: Date.now() - t0 }
+    const unconfirmed = producer ? [...confirmed.keys()].filter((n) => confirmed[n] === 0) : []
+    const figures = { pushed: N - rejected, rejected, published: counts.size, read: ns.length, lost: lost.length, duplicated, deadLettered: await redis.hlen(dlq), failedOverMs, backMs, totalMs: Date.now() - t0, lostIds: lost.slice(0, 10) }
     console.log(
       `broker failover (${label}): ${figures.pushed} pushed at ${RATE}/s, leader node ${leader} of 3 SIGKILLed ${KILL_AFTER_MS} ms in, ` +
         `new leaders after ${failedOverMs} ms, node restarted 2 s later (back in ${backMs} ms); ` +
-        `${figures.published} published (${figures.read} read back), lost ${figures.lost}, duplicated ${figures.duplicated}, dead-lettered ${figures.deadLettered}, ${figures.totalMs} ms in all`,
+        `${figures.published} published (${figures.read} read back), lost ${figures.lost}${lost.length ? ` (${lost.slice(0, 10)}, each confirmed by the producer)` : ''}, ` +
+        `duplicated ${figures.duplicated}, dead-lettered ${figures.deadLettered}, ${figures.totalMs} ms in all`,
     )
     expect(rejected).toBe(0)
-    expect(lost).toEqual([])
+    // The listener acknowledged nothing its producer had not confirmed.
+    expect(unconfirmed).toEqual([])
     expect(figures.deadLettered).toBe(0)
     expect([...counts.keys()].every((n) => n >= 0 && n < N)).toBe(true)
     return figures
@@ -145,6 +161,7 @@ async function failover(label, makeProducer) {
 
 test('broker failover, the internal producer (idempotent, acks=all): nothing lost, nothing published twice', async () => {
   const figures = await failover('internal', async () => null)
+  expect(figures.lost).toBe(0)
   // librdkafka resends what the dead leader did not acknowledge to the new one; idempotence (the
   // producer id and sequence numbers are replicated with the log) makes the new leader drop a
   // batch it already has. The failover is far shorter than message.timeout.ms (30 s), so no
@@ -152,23 +169,28 @@ test('broker failover, the internal producer (idempotent, acks=all): nothing los
   expect(figures.duplicated).toBe(0)
 }, 240000)
 
-test('broker failover, a kafkajs producer (idempotent) handed to queueListener: nothing lost', async () => {
+test('broker failover, a kafkajs producer (idempotent) handed to queueListener: nothing acknowledged that kafkajs did not confirm', async () => {
   await failover('kafkajs-idempotent', async (kafka) => {
     const p = kafka.producer({ idempotent: true, maxInFlightRequests: 1, createPartitioner: Partitioners.DefaultPartitioner })
     await p.connect()
     return p
   })
-  // Nothing more is asserted about duplicates: a send kafkajs gave up on (retries exhausted while
-  // no leader answered) is retried by the listener as a new send, which idempotence cannot
-  // recognise. The count is in the log line and the README's fault table.
+  // Neither lost nor duplicated is asserted here, only (in failover()) that every message was
+  // confirmed by kafkajs before the listener acknowledged it. kafkajs 2.2.4's idempotent producer
+  // rolls a partition's sequence number back when a produce request fails
+  // (producer/sendMessages.js), also when the dead leader had written and replicated it: the
+  // listener retries that message (a duplicate), and the next message reuses the sequence, which
+  // the new leader takes for a duplicate and answers with success without writing it (lost,
+  // confirmed). Seen once in three runs (1 of 10,000 lost, 1 duplicated); see the README.
 }, 240000)
 
 test('broker failover, a kafkajs producer (not idempotent) handed to queueListener: nothing lost', async () => {
-  await failover('kafkajs', async (kafka) => {
+  const figures = await failover('kafkajs', async (kafka) => {
     const p = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner })
     await p.connect()
     return p
   })
+  expect(figures.lost).toBe(0)
   // A request the dead leader wrote (and replicated) but did not answer is sent again by kafkajs
   // and written twice: duplicates are possible here, counted, not asserted.
 }, 240000)
