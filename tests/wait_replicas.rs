@@ -21,6 +21,8 @@ const SUITE: &str = "wait_replicas";
 struct Server {
     child: Child,
     port: u16,
+    /// Its working directory (a replica writes the synced data set there), removed when dropped.
+    dir: std::path::PathBuf,
 }
 
 impl Server {
@@ -29,13 +31,17 @@ impl Server {
             .and_then(|l| l.local_addr())
             .expect("a free port")
             .port();
+        let dir = std::env::temp_dir().join(format!("kafka-redis-retry-{SUITE}-{port}"));
+        std::fs::create_dir_all(&dir).expect("a directory for redis-server");
         let child = Command::new("redis-server")
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(&dir)
             .args(extra)
             .stdout(Stdio::null())
             .spawn()
             .expect("redis-server could not start: install redis-server (bash scripts/services.sh start does)");
-        Server { child, port }
+        Server { child, port, dir }
     }
 
     fn url(&self) -> String {
@@ -72,6 +78,7 @@ impl Drop for Server {
             .status();
         let _ = self.child.kill();
         let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 

@@ -279,7 +279,7 @@ async function main([command, dir]) {
   const recorded = fs.existsSync(record) ? JSON.parse(fs.readFileSync(record, 'utf8')) : null
   const running = recorded ? recorded.nodes.filter((n) => alive(n.pid, n.props)) : []
   if (command === 'env') {
-    if (!recorded) throw new Error(`no cluster recorded in ${record}: run start first`)
+    if (!recorded || !running.length) throw new Error(`no cluster running from ${dir}: run start first`)
     process.stdout.write(`export KAFKA_CLUSTER_BROKERS=${recorded.brokers}\n`)
   } else if (command === 'start') {
     if (recorded && running.length === recorded.nodes.length) {
@@ -294,6 +294,7 @@ async function main([command, dir]) {
     process.stdout.write(`kafka-cluster: started 3 Apache Kafka nodes at ${cluster.brokers} (pids ${nodes.map((n) => n.pid).join(' ')}, ${Date.now() - t0} ms to ready, data and logs in ${dir})\n`)
   } else {
     if (!running.length) {
+      fs.rmSync(record, { force: true })
       process.stdout.write('kafka-cluster: not running\n')
       return
     }
@@ -301,6 +302,7 @@ async function main([command, dir]) {
     const deadline = Date.now() + 60000
     while (running.some((n) => alive(n.pid, n.props)) && Date.now() < deadline) await sleep(200)
     for (const n of running.filter((m) => alive(m.pid, m.props))) process.kill(n.pid, 'SIGKILL')
+    fs.rmSync(record, { force: true })
     process.stdout.write(`kafka-cluster: stopped pids ${running.map((n) => n.pid).join(' ')}\n`)
   }
 }
