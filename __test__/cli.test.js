@@ -205,6 +205,8 @@ describe('stats', () => {
         deadLetteredTotal: 0,
         deadLetterCapExceeded: false,
         paused: [],
+        blockedKeys: 0,
+        parkedMessages: 0,
         lateMs: expect.any(Number),
         topics: { t: { scheduled: 3, due: 1, leased: 0, deadLetters: 1 } },
       })

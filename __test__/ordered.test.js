@@ -2,7 +2,7 @@
 // processes in one group run handleInOrder over a 3-partition topic, their handler failing a
 // seeded 20 % of attempts; a listener process republishes, and is SIGKILLed mid-run.
 const path = require('path')
-const { fork } = require('child_process')
+const { execFile, fork } = require('child_process')
 const h = require('./helpers')
 const { KafkaRetry } = require('..')
 
@@ -216,6 +216,14 @@ test('park and isBlocked; a removed dead-lettered head releases its key, one mes
     expect(handled).toEqual([1, 2])
     expect(await retry.isBlocked(topic, 'A')).toBe(false)
     expect(await retry.stats(dlq)).toMatchObject({ blockedKeys: 1, parkedMessages: 1 }) // key 'other'
+    // The CLI's stats show them too (printed only while a key is blocked).
+    const cli = await new Promise((resolve) => execFile(process.execPath,
+      [path.join(__dirname, '..', 'bin', 'kafka-redis-retry.js'), 'stats', '--prefix', prefix, '--dlq', dlq],
+      { env: { ...process.env, REDIS_URL: h.REDIS_URL }, timeout: 20000, encoding: 'utf8' },
+      (err, stdout) => resolve({ code: err ? err.code : 0, stdout })))
+    expect(cli.code).toBe(0)
+    expect(cli.stdout).toMatch(/blockedKeys\s+1\s/)
+    expect(cli.stdout).toMatch(/parkedMessages\s+1\s/)
   } finally {
     await retry.close()
   }

@@ -368,6 +368,10 @@ async function stats(retry, ctx) {
     ['inflight', s.inflight, 'claimed by a listener, not yet acknowledged'],
     ['deadLettered', s.deadLettered, `in ${clean(dlq)}`],
   ]
+  if (s.blockedKeys || s.parkedMessages) {
+    rows.push(['blockedKeys', s.blockedKeys, 'ordered retries: keys held back behind a message of theirs'])
+    rows.push(['parkedMessages', s.parkedMessages, "ordered retries: parked behind their key's head"])
+  }
   const width = Math.max(...rows.map(([, n]) => String(n).length))
   out(`schedule ${clean(ctx.prefix)} at ${clean(redactUrl(ctx.redisUrl))}`)
   for (const [label, n, note] of rows) out(`  ${label.padEnd(13)} ${String(n).padStart(width)}  ${note}`)

@@ -657,24 +657,24 @@ impl DeadLetters {
     }
 
     /// Dead letter `id` as a listing shows it (its index score standing in for a missing time of
-    /// death), if there is one: one `HGET` and one `ZSCORE`, whatever the hash's size.
+    /// death), if there is one: one `HGET` and one `ZSCORE`, whatever the hash's size. Two
+    /// commands, not a pipeline: on a Cluster the hash and its index are in different slots.
     pub async fn item(&self, dlq: &str, id: &str) -> Result<Option<DeadLetterItem>> {
-        let index = index_key(dlq);
-        let (text, score): (Option<String>, Option<f64>) = self
+        let Some(text) = self.get(dlq, id).await? else {
+            return Ok(None);
+        };
+        let index = &index_key(dlq);
+        let score: Option<f64> = self
             .redis
             .run("read of a dead letter", |mut conn| async move {
-                redis::pipe()
-                    .cmd("HGET")
-                    .arg(dlq)
-                    .arg(id)
-                    .cmd("ZSCORE")
+                redis::cmd("ZSCORE")
                     .arg(index)
                     .arg(id)
                     .query_async(&mut conn)
                     .await
             })
             .await?;
-        Ok(text.map(|text| item_of(id.to_string(), text, score.unwrap_or(0.0))))
+        Ok(Some(item_of(id.to_string(), text, score.unwrap_or(0.0))))
     }
 
     /// Removes dead letter `id`, and counts one fewer of its topic. Returns whether it was there.
