@@ -45,6 +45,26 @@ pub struct PushRequest {
     pub extra: Vec<crate::headers::Header>,
 }
 
+impl PushRequest {
+    /// The entry the schedule stores for this request, as its `retry_count`-th retry after
+    /// `waited_ms`; its due time is written by the script that stores it, from Redis's clock.
+    pub(crate) fn into_entry(self, retry_count: u64, waited_ms: u64) -> Entry {
+        Entry {
+            topic: self.topic,
+            event: self.event,
+            value: self.value,
+            delay: self.options.delay_text,
+            max_retry: self.options.max_retry,
+            retry_count,
+            due_at: 0,
+            first_failed_at: self.options.first_failed_at,
+            last_error: self.error,
+            waited_ms: Some(waited_ms),
+            extra: self.extra,
+        }
+    }
+}
+
 /// The options of a filtered requeue or removal, as the caller gave them.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct BulkOptions {
@@ -340,20 +360,7 @@ impl RetryCore {
                 .delay_ms(base, retry_count, random_unit())
         };
         let id = message_id(&request.topic, msg_id.as_deref(), retry_count);
-        let entry = Entry {
-            topic: request.topic,
-            event: request.event,
-            value: request.value,
-            delay: request.options.delay_text,
-            max_retry: request.options.max_retry,
-            retry_count,
-            // Written by the push script, from Redis's clock.
-            due_at: 0,
-            first_failed_at: request.options.first_failed_at,
-            last_error: request.error,
-            waited_ms: Some(waited),
-            extra: request.extra,
-        };
+        let entry = request.into_entry(retry_count, waited);
         // Without a `firstFailedAt` this is the first failure: it failed when pushed, a time the
         // script's clock gives (see `Entry::encode_after_due`).
         let text = entry.encode_after_due(entry.first_failed_at.is_none());

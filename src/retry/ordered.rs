@@ -10,7 +10,6 @@ use crate::headers::{Header, HeaderValue};
 use crate::ids::message_id;
 use crate::payload;
 use crate::store::dead_letters::DeadLetterItem;
-use crate::store::entry::Entry;
 use crate::store::ordered::{chain_shard, Ordered, OrderedMessage};
 pub use crate::store::ordered::{Placed, Turn};
 
@@ -170,19 +169,7 @@ impl RetryCore {
             in_array: false,
         });
         crate::headers::check_limits(&request.extra)?;
-        let entry = Entry {
-            topic: request.topic,
-            event: request.event,
-            value: request.value,
-            delay: request.options.delay_text,
-            max_retry: request.options.max_retry,
-            retry_count,
-            due_at: 0,
-            first_failed_at: request.options.first_failed_at,
-            last_error: request.error,
-            waited_ms: Some(delay_ms),
-            extra: request.extra,
-        };
+        let entry = request.into_entry(retry_count, delay_ms);
         let first_failure = kind == Kind::Failed && entry.first_failed_at.is_none();
         Ok(OrderedMessage {
             token,

@@ -18,33 +18,6 @@ local function tally_count(kind, topic, n)
   counts[topic] = (counts[topic] or 0) + n
 end
 
--- One message of `topic` stored on the schedule, due at `due_ms` (push, requeue): scheduled, in
--- its due minute, and pushed this minute. One table update per message besides the minute's;
--- the counts are added up in tally_write.
-local function tally_pushed(due_ms, topic)
-  local minute = math.floor(due_ms / 60000)
-  local counts = TALLY.due[minute]
-  if not counts then
-    counts = {}
-    TALLY.due[minute] = counts
-  end
-  counts[topic] = (counts[topic] or 0) + 1
-  TALLY.pushed[topic] = (TALLY.pushed[topic] or 0) + 1
-end
-
--- One message of `topic` claimed from the due set, where it was due at `due_ms`: out of its due
--- minute, from scheduled to leased (added up in tally_write).
-local function tally_leased(due_ms, topic)
-  local minute = math.floor(due_ms / 60000)
-  local counts = TALLY.due[minute]
-  if not counts then
-    counts = {}
-    TALLY.due[minute] = counts
-  end
-  counts[topic] = (counts[topic] or 0) - 1
-  TALLY.leased[topic] = (TALLY.leased[topic] or 0) + 1
-end
-
 -- `n` more (or fewer) messages of `topic` in the due set, due at `due_ms`.
 local function tally_due(due_ms, topic, n)
   local minute = math.floor(due_ms / 60000)
@@ -54,6 +27,21 @@ local function tally_due(due_ms, topic, n)
     TALLY.due[minute] = counts
   end
   counts[topic] = (counts[topic] or 0) + n
+end
+
+-- One message of `topic` stored on the schedule, due at `due_ms` (push, requeue): scheduled, in
+-- its due minute, and pushed this minute. One table update per message besides the minute's;
+-- the counts are added up in tally_write.
+local function tally_pushed(due_ms, topic)
+  tally_due(due_ms, topic, 1)
+  TALLY.pushed[topic] = (TALLY.pushed[topic] or 0) + 1
+end
+
+-- One message of `topic` claimed from the due set, where it was due at `due_ms`: out of its due
+-- minute, from scheduled to leased (added up in tally_write).
+local function tally_leased(due_ms, topic)
+  tally_due(due_ms, topic, -1)
+  TALLY.leased[topic] = (TALLY.leased[topic] or 0) + 1
 end
 
 -- `n` more of history `kind` ('p', 'o', 'f', 'd') for `topic` this minute.
