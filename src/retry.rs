@@ -634,10 +634,9 @@ impl RetryCore {
     /// Removes dead letter `id` from `dlq`. Returns whether it was there.
     pub async fn remove_dead_letter(&self, dlq: &str, id: &str) -> Result<bool> {
         self.ensure_open()?;
-        // Read first: a removed ordered head releases its key (`ordered.rs`).
-        let item = self.dead_letters.item(dlq, id).await?;
-        let removed = self.dead_letters.remove(dlq, id).await?;
-        if let (true, Some(item)) = (removed, item) {
+        let (removed, item) = self.dead_letters.take(dlq, id).await?;
+        // A removed ordered head releases its key (`ordered.rs`).
+        if let Some(item) = item {
             self.release_removed_head(&item).await?;
         }
         Ok(removed)

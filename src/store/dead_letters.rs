@@ -679,10 +679,15 @@ impl DeadLetters {
 
     /// Removes dead letter `id`, and counts one fewer of its topic. Returns whether it was there.
     pub async fn remove(&self, dlq: &str, id: &str) -> Result<bool> {
+        Ok(self.take(dlq, id).await?.0)
+    }
+
+    /// [`Self::remove`], also handing back the record this call removed when it is one of this
+    /// package's (the read the topic count needs anyway, so a caller need not read it first).
+    pub async fn take(&self, dlq: &str, id: &str) -> Result<(bool, Option<DeadLetterItem>)> {
         let index = index_key(dlq);
         let topics = &dead_letter_topics_key(dlq);
-        let removed: i64 = self
-            .redis
+        self.redis
             .run("removal of a dead letter", |mut conn| async move {
                 let text: Option<String> = redis::cmd("HGET")
                     .arg(dlq)
@@ -700,8 +705,11 @@ impl DeadLetters {
                     .query_async::<i64>(&mut conn)
                     .await?;
                 // Only the call whose HDEL removed it counts it, however many remove it at once.
-                let topic = text.and_then(|text| DeadLetterItem::parse(id, &text));
-                if let (1, Some(item)) = (removed, topic) {
+                if removed != 1 {
+                    return Ok((false, None));
+                }
+                let item = text.and_then(|text| DeadLetterItem::parse(id, &text));
+                if let Some(item) = &item {
                     COUNT_TOPIC
                         .key(topics)
                         .arg(&item.topic)
@@ -709,10 +717,9 @@ impl DeadLetters {
                         .invoke_async::<i64>(&mut conn)
                         .await?;
                 }
-                Ok(removed)
+                Ok((true, item))
             })
-            .await?;
-        Ok(removed == 1)
+            .await
     }
 
     /// How many dead letters of each topic this package wrote into `dlq` and has not removed
