@@ -13,6 +13,7 @@ use std::time::Duration;
 static TURN: LazyLock<Script> = LazyLock::new(|| {
     Script::new(concat!(
         include_str!("lua/tally.lua"),
+        include_str!("lua/base36.lua"),
         include_str!("lua/ordered_lib.lua"),
         include_str!("lua/turn.lua")
     ))
@@ -20,6 +21,7 @@ static TURN: LazyLock<Script> = LazyLock::new(|| {
 static PARK: LazyLock<Script> = LazyLock::new(|| {
     Script::new(concat!(
         include_str!("lua/tally.lua"),
+        include_str!("lua/base36.lua"),
         include_str!("lua/ordered_lib.lua"),
         include_str!("lua/park.lua")
     ))
@@ -27,6 +29,7 @@ static PARK: LazyLock<Script> = LazyLock::new(|| {
 static DONE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(concat!(
         include_str!("lua/tally.lua"),
+        include_str!("lua/base36.lua"),
         include_str!("lua/ordered_lib.lua"),
         include_str!("lua/done.lua")
     ))

@@ -17,6 +17,7 @@ use tokio::sync::{mpsc, Semaphore};
 static PUSH: LazyLock<Script> = LazyLock::new(|| {
     Script::new(concat!(
         include_str!("lua/tally.lua"),
+        include_str!("lua/base36.lua"),
         include_str!("lua/push.lua")
     ))
 });

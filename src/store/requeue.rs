@@ -14,6 +14,7 @@ use std::time::Duration;
 static REQUEUE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(concat!(
         include_str!("lua/tally.lua"),
+        include_str!("lua/base36.lua"),
         include_str!("lua/requeue.lua")
     ))
 });

@@ -14,18 +14,6 @@ redis.replicate_commands()
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
 
-local DIGITS = '0123456789abcdefghijklmnopqrstuvwxyz'
--- Base 36, as Entry::encode writes times (the same function as push.lua's).
-local function base36(n)
-  local out = ''
-  repeat
-    local digit = n % 36
-    out = string.sub(DIGITS, digit + 1, digit + 1) .. out
-    n = (n - digit) / 36
-  until n == 0
-  return out
-end
-
 -- Whether `id` was acknowledged within `window` ms: the seen buckets ack.lua writes (the same
 -- names, width and record layout push.lua reads), then the legacy sorted set.
 local function seen(seen_key, id, window)

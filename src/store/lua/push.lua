@@ -60,18 +60,6 @@ local function seen(id)
   return false
 end
 
-local DIGITS = '0123456789abcdefghijklmnopqrstuvwxyz'
--- Base 36, as Entry::encode writes times (exact: ms timestamps are far below 2^53).
-local function base36(n)
-  local out = ''
-  repeat
-    local digit = n % 36
-    out = string.sub(DIGITS, digit + 1, digit + 1) .. out
-    n = (n - digit) / 36
-  until n == 0
-  return out
-end
-
 local stored = {}
 local earliest = nil
 -- A batch's messages mostly share one delay: its due time and the due time's two texts (base 36

@@ -2,8 +2,8 @@
 -- same step as it is scheduled, so it is never in both and never in neither.
 -- It is due ARGV[5] ms from now by Redis's clock (0: now).
 -- KEYS[1] dead letter hash, KEYS[2] its time index, KEYS[3] due zset, KEYS[4] entries hash,
--- KEYS[5] wake key, KEYS[6] topics hash, KEYS[7] history (tally.lua, prepended), KEYS[8] the dead
--- letter hash's per topic counts
+-- KEYS[5] wake key, KEYS[6] topics hash, KEYS[7] history (tally.lua, prepended, as base36.lua
+-- is), KEYS[8] the dead letter hash's per topic counts
 -- ARGV[1] dead letter field, ARGV[2] the dead letter as read (unchanged since?), ARGV[3] new id,
 -- ARGV[4] the stored entry without its first field (the due time, written here), ARGV[5] delay ms,
 -- ARGV[6] its topic
@@ -14,15 +14,8 @@ if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then
 end
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
-local DIGITS = '0123456789abcdefghijklmnopqrstuvwxyz'
 local at = now + (tonumber(ARGV[5]) or 0)
-local due, n = '', at
-repeat
-  local digit = n % 36
-  due = string.sub(DIGITS, digit + 1, digit + 1) .. due
-  n = (n - digit) / 36
-until n == 0
-redis.call('HSET', KEYS[4], ARGV[3], due .. '\n' .. ARGV[4])
+redis.call('HSET', KEYS[4], ARGV[3], base36(at) .. '\n' .. ARGV[4])
 redis.call('ZADD', KEYS[3], string.format('%d', at), ARGV[3])
 redis.call('PUBLISH', KEYS[5], string.format('%d', at))
 redis.call('HDEL', KEYS[1], ARGV[1])
