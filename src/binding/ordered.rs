@@ -6,7 +6,7 @@ use super::args::parse_push;
 use super::class::KafkaRetry;
 use super::convert::string_arg;
 use super::settle::{js_error, settle_with};
-use crate::retry::ordered::{Placed, Turn, ORDER_HEADER};
+use crate::retry::ordered::{Placed, Turn};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 use std::cell::RefCell;
@@ -146,26 +146,12 @@ impl KafkaRetry {
         settle_with(
             env,
             request,
-            move |mut request| async move {
-                if failed.unwrap_or(false) {
-                    return Ok(match core.push_in_order(request).await? {
-                        Placed::Scheduled(_) => "retried",
-                        other => placed_text(other),
-                    });
-                }
-                let token = request
-                    .extra
-                    .iter()
-                    .position(|h| h.name == ORDER_HEADER)
-                    .map(|i| request.extra.remove(i));
-                if let Some(token) = token {
-                    let token = String::from_utf8_lossy(token.value.as_bytes()).into_owned();
-                    core.end_turn(&request.topic, &request.event, &token)
-                        .await?;
-                }
-                Ok("handled")
+            move |request| async move { core.finish_turn(request, failed.unwrap_or(false)).await },
+            |placed| match placed {
+                None => "handled",
+                Some(Placed::Scheduled(_)) => "retried",
+                Some(other) => placed_text(other),
             },
-            |text| text,
         )
     }
 

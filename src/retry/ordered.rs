@@ -75,6 +75,25 @@ impl RetryCore {
         Ok(released.is_some())
     }
 
+    /// `endTurn`: the message `take_turn` let through was handled (`failed` false: its key's
+    /// next parked message, if any, becomes due now; a message without a token had no chain to
+    /// move) or failed (stored as an ordered retry: `Some` with where it went).
+    pub async fn finish_turn(&self, request: PushRequest, failed: bool) -> Result<Option<Placed>> {
+        if failed {
+            return self.push_in_order(request).await.map(Some);
+        }
+        let token = request
+            .extra
+            .iter()
+            .find(|h| h.name == ORDER_HEADER)
+            .map(|h| String::from_utf8_lossy(h.value.as_bytes()).into_owned());
+        if let Some(token) = token {
+            self.end_turn(&request.topic, &request.event, &token)
+                .await?;
+        }
+        Ok(None)
+    }
+
     /// Blocked keys and parked messages over every shard.
     pub async fn ordered_counts(&self) -> Result<(u64, u64)> {
         let (mut blocked, mut parked) = (0, 0);
