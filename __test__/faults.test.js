@@ -4,13 +4,13 @@
 // happened, that nothing is published twice.
 const { spawn } = require('child_process')
 const fs = require('fs')
-const net = require('net')
 const os = require('os')
 const path = require('path')
 const Redis = require('ioredis')
 const { Kafka, logLevel } = require('kafkajs')
 const { KafkaRetry } = require('..')
 const h = require('./helpers')
+const { portOpen } = require('../scripts/services/ports')
 
 const ROOT = path.resolve(__dirname, '..')
 /** The Tansu broker scripts/services.sh installs (TANSU_BIN overrides, as there). */
@@ -39,20 +39,6 @@ function requireBinary(file, hint) {
     : process.env.PATH.split(':').map((dir) => path.join(dir, file)).find((p) => fs.existsSync(p))
   if (!found) throw new Error(`${file} is not installed: ${hint}`)
   return found
-}
-
-
-function portOpen(port) {
-  return new Promise((resolve) => {
-    const socket = net.connect({ host: '127.0.0.1', port })
-    const done = (ok) => {
-      socket.destroy()
-      resolve(ok)
-    }
-    socket.setTimeout(1000, () => done(false))
-    socket.once('connect', () => done(true))
-    socket.once('error', () => done(false))
-  })
 }
 
 /**

@@ -1,7 +1,7 @@
 // Shared helpers for the integration tests: real Redis and a real Kafka-protocol broker.
-const net = require('net')
 const Redis = require('ioredis')
 const { Kafka, logLevel } = require('kafkajs')
+const { freePort, reachable } = require('../scripts/services/ports')
 
 const REDIS_URL = process.env.REDIS_URL || 'redis://127.0.0.1:6379'
 const KAFKA_BROKERS = (process.env.KAFKA_BROKERS || '127.0.0.1:9092').split(',').map((s) => s.trim())
@@ -11,19 +11,6 @@ let counter = 0
 function unique(name) {
   counter += 1
   return `${name}-${process.pid}-${Date.now().toString(36)}-${counter}`
-}
-
-function reachable(host, port, timeoutMs = 2000) {
-  return new Promise((resolve) => {
-    const socket = net.connect({ host, port })
-    const done = (ok) => {
-      socket.destroy()
-      resolve(ok)
-    }
-    socket.setTimeout(timeoutMs, () => done(false))
-    socket.once('connect', () => done(true))
-    socket.once('error', () => done(false))
-  })
 }
 
 /** Fails (never skips) with instructions when a server the tests need is down. */
@@ -123,18 +110,6 @@ function scheduleKeys(prefix) {
     entries: `{${prefix}}:entries`,
     seen: `{${prefix}}:seen`,
   }
-}
-
-/** A TCP port nothing listens on right now (for throwaway servers). */
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer()
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address()
-      server.close(() => resolve(port))
-    })
-  })
 }
 
 /**

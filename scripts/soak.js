@@ -26,7 +26,8 @@ const { spawn, execFileSync } = require('child_process')
 const { parseArgs } = require('util')
 
 const ROOT = path.resolve(__dirname, '..')
-const { startKafkaCluster, freePort } = require('./services/kafka-cluster')
+const { startKafkaCluster } = require('./services/kafka-cluster')
+const { freePort } = require('./services/ports')
 
 const { values: args } = parseArgs({
   options: {

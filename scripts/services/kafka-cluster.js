@@ -12,39 +12,15 @@
 // the nodes detached and records them in DIR/cluster.json, `env DIR` prints
 // `export KAFKA_CLUSTER_BROKERS=...`, `stop DIR` stops them.
 const fs = require('fs')
-const net = require('net')
 const path = require('path')
 const crypto = require('crypto')
 const { spawn, execFileSync } = require('child_process')
+const { freePort, portOpen } = require('./ports')
 
 const ROOT = path.resolve(__dirname, '..', '..')
 // Small heaps: the machine the tests run on is shared, and three JVMs start at once.
 const DEFAULT_HEAP = '-Xms128m -Xmx384m'
 const MAIN = 'kafka.Kafka'
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer()
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address()
-      server.close(() => resolve(port))
-    })
-  })
-}
-
-function portOpen(port) {
-  return new Promise((resolve) => {
-    const socket = net.connect({ host: '127.0.0.1', port })
-    const done = (ok) => {
-      socket.destroy()
-      resolve(ok)
-    }
-    socket.setTimeout(1000, () => done(false))
-    socket.once('connect', () => done(true))
-    socket.once('error', () => done(false))
-  })
-}
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
 
@@ -257,7 +233,7 @@ function tail(file) {
   }
 }
 
-module.exports = { startKafkaCluster, apacheJars, freePort }
+module.exports = { startKafkaCluster, apacheJars }
 
 // ------------------------------------------------------------------------------ command line --
 

@@ -1,0 +1,34 @@
+'use strict'
+// Ports on 127.0.0.1 for the servers the tests, the soak and the Kafka cluster start themselves.
+const net = require('net')
+
+/** A TCP port nothing listens on right now (for throwaway servers). */
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer()
+    server.once('error', reject)
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address()
+      server.close(() => resolve(port))
+    })
+  })
+}
+
+/** Whether something accepts connections at `host`:`port` within `timeoutMs`. */
+function reachable(host, port, timeoutMs = 2000) {
+  return new Promise((resolve) => {
+    const socket = net.connect({ host, port })
+    const done = (ok) => {
+      socket.destroy()
+      resolve(ok)
+    }
+    socket.setTimeout(timeoutMs, () => done(false))
+    socket.once('connect', () => done(true))
+    socket.once('error', () => done(false))
+  })
+}
+
+/** Whether something accepts connections on 127.0.0.1:`port` (gives up after 1 s). */
+const portOpen = (port) => reachable('127.0.0.1', port, 1000)
+
+module.exports = { freePort, reachable, portOpen }
