@@ -11,13 +11,22 @@ pub async fn next_batch<T>(
 ) -> Option<Vec<T>> {
     let first = receiver.recv().await?;
     let mut batch = vec![first];
+    take_waiting(receiver, &mut batch, max);
+    Some(batch)
+}
+
+/// Adds to `batch` what is already waiting on the queue, until it holds `max`.
+pub fn take_waiting<T>(
+    receiver: &mut tokio::sync::mpsc::UnboundedReceiver<T>,
+    batch: &mut Vec<T>,
+    max: usize,
+) {
     while batch.len() < max {
         match receiver.try_recv() {
             Ok(next) => batch.push(next),
             Err(_) => break,
         }
     }
-    Some(batch)
 }
 
 #[cfg(test)]

@@ -435,16 +435,20 @@ pub fn parse_push(
     let event = string_arg("message.event", property(&message, "event").as_ref(), false)?;
     let value = json_text("message.value", property(&message, "value").as_ref())?;
     let options = object_arg("options", options)?;
+    let entries = options.as_ref().map(own_entries).unwrap_or_default();
+    let option = |key: &str| {
+        options
+            .as_ref()
+            .and_then(|o| entry_or_property(&entries, o, key))
+    };
     let mut parsed = RetryOptions::parse(
-        option_value(options.as_ref(), "delay"),
-        option_value(options.as_ref(), "maxRetry"),
-        option_value(options.as_ref(), "retryCount"),
+        option_value_of(option("delay")),
+        option_value_of(option("maxRetry")),
+        option_value_of(option("retryCount")),
     )?;
-    parsed.first_failed_at = parse_first_failed_at(option_value(options.as_ref(), "firstFailedAt"));
-    let error = options
-        .as_ref()
-        .and_then(|o| error_info(property(o, "error")));
-    let extra = extra_headers(options.as_ref())?;
+    parsed.first_failed_at = parse_first_failed_at(option_value_of(option("firstFailedAt")));
+    let error = error_info(option("error"));
+    let extra = extra_headers(entries)?;
     Ok(PushRequest {
         topic,
         event,

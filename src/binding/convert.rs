@@ -24,7 +24,7 @@ pub fn describe(value: &Unknown) -> String {
             "number {}",
             unsafe { value.cast::<f64>() }.unwrap_or(f64::NAN)
         ),
-        ValueType::String => match unsafe { value.cast::<String>() } {
+        ValueType::String => match text(value) {
             Ok(s) => format!("string {}", crate::payload::preview(&s)),
             Err(_) => "a string".to_string(),
         },
@@ -36,6 +36,27 @@ pub fn describe(value: &Unknown) -> String {
         ValueType::BigInt => "a bigint".to_string(),
         _ => "a value of unknown type".to_string(),
     }
+}
+
+/// A JavaScript string's UTF-8 text. Most strings a push carries (topic, option values, header
+/// names, small payloads) fit a stack buffer and take one N-API call; napi-rs's `String`
+/// conversion takes two (measure, then copy) and walks the string twice.
+pub fn text(value: &Unknown) -> napi::Result<String> {
+    const CAP: usize = 1024;
+    let mut buf = [0u8; CAP];
+    let mut len = 0usize;
+    let raw = value.value();
+    check_status!(unsafe {
+        sys::napi_get_value_string_utf8(raw.env, raw.value, buf.as_mut_ptr().cast(), CAP, &mut len)
+    })?;
+    // The engine stops before a character that does not fit whole (at most 4 bytes) and keeps
+    // one byte for a NUL: with 4 bytes to spare the text is complete.
+    if len + 5 <= CAP {
+        if let Ok(text) = std::str::from_utf8(&buf[..len]) {
+            return Ok(text.to_owned());
+        }
+    }
+    unsafe { value.cast::<String>() }
 }
 
 /// Whether the value is `undefined` or `null` (or was not passed at all).
@@ -61,7 +82,7 @@ pub fn string_arg(name: &str, value: Option<&Unknown>, non_empty: bool) -> Resul
     };
     match value.get_type() {
         Ok(ValueType::String) => {
-            let s = unsafe { value.cast::<String>() }.map_err(|_| invalid(describe(value)))?;
+            let s = text(value).map_err(|_| invalid(describe(value)))?;
             if non_empty && s.is_empty() {
                 Err(invalid("\"\"".into()))
             } else {
@@ -189,13 +210,13 @@ pub fn optional_bool(object: &Object, key: &str, name: &str) -> Result<Option<bo
 }
 
 /// An option (`delay`, `maxRetry`, `retryCount`) as given: text, number, absent or other.
-pub fn option_value(object: Option<&Object>, key: &str) -> OptionValue {
-    let Some(value) = object.and_then(|o| property(o, key)) else {
+pub fn option_value_of(value: Option<Unknown>) -> OptionValue {
+    let Some(value) = value else {
         return OptionValue::Missing;
     };
     match value.get_type() {
         Ok(ValueType::Undefined | ValueType::Null) => OptionValue::Missing,
-        Ok(ValueType::String) => unsafe { value.cast::<String>() }
+        Ok(ValueType::String) => text(&value)
             .map(OptionValue::Text)
             .unwrap_or(OptionValue::Other("a string".into())),
         Ok(ValueType::Number) => unsafe { value.cast::<f64>() }
@@ -205,24 +226,38 @@ pub fn option_value(object: Option<&Object>, key: &str) -> OptionValue {
     }
 }
 
+/// A property of `object` taken from its own entries already read ([`own_entries`]), else read
+/// by name (an inherited or non-enumerable one): a push enumerates its options once instead of
+/// also looking each option up.
+pub fn entry_or_property<'env>(
+    entries: &[(String, Unknown<'env>)],
+    object: &Object<'env>,
+    key: &str,
+) -> Option<Unknown<'env>> {
+    match entries.iter().find(|(name, _)| name == key) {
+        Some((_, value)) => Some(*value),
+        None => property(object, key),
+    }
+}
+
 /// The `error` option: an `Error` (its `message` and `name`), a string, or anything else as text.
 /// `None` when absent. Never fails: the error only informs dead letters.
 pub fn error_info(value: Option<Unknown>) -> Option<crate::store::entry::ErrorInfo> {
     let value = value.filter(|v| !is_nullish(Some(v)))?;
-    let text = |v: Option<Unknown>| -> Option<String> {
+    let string_of = |v: Option<Unknown>| -> Option<String> {
         let v = v?;
         match v.get_type().ok()? {
-            ValueType::String => unsafe { v.cast::<String>() }.ok(),
+            ValueType::String => text(&v).ok(),
             _ => None,
         }
     };
     let (message, name) = match value.get_type().ok()? {
-        ValueType::String => (unsafe { value.cast::<String>() }.ok()?, "Error".to_string()),
+        ValueType::String => (text(&value).ok()?, "Error".to_string()),
         ValueType::Object => {
             let object = unsafe { value.cast::<Object>() }.ok()?;
             (
-                text(property(&object, "message")).unwrap_or_else(|| describe(&value)),
-                text(property(&object, "name")).unwrap_or_else(|| "Error".to_string()),
+                string_of(property(&object, "message")).unwrap_or_else(|| describe(&value)),
+                string_of(property(&object, "name")).unwrap_or_else(|| "Error".to_string()),
             )
         }
         _ => (describe(&value), "Error".to_string()),
@@ -247,7 +282,7 @@ pub fn error_info(value: Option<Unknown>) -> Option<crate::store::entry::ErrorIn
 pub fn header_text(value: Option<Unknown>) -> Option<String> {
     let value = value?;
     let text = match value.get_type().ok()? {
-        ValueType::String => unsafe { value.cast::<String>() }.ok()?,
+        ValueType::String => text(&value).ok()?,
         ValueType::Number => crate::options::format_js_number(unsafe { value.cast::<f64>() }.ok()?),
         ValueType::Object if value.is_buffer().unwrap_or(false) => {
             let bytes = unsafe { value.cast::<BufferSlice>() }.ok()?;
@@ -277,7 +312,7 @@ pub fn json_text(name: &str, value: Option<&Unknown>) -> Result<String> {
         )));
     };
     match value.get_type() {
-        Ok(ValueType::String) => unsafe { value.cast::<String>() }
+        Ok(ValueType::String) => text(value)
             .map_err(|_| RetryError::invalid_arg(format!("{name} is not readable text"))),
         Ok(ValueType::Function | ValueType::Symbol | ValueType::BigInt | ValueType::External) => {
             Err(RetryError::invalid_arg(format!(
@@ -365,7 +400,7 @@ pub fn own_entries<'env>(object: &Object<'env>) -> Vec<(String, Unknown<'env>)> 
         if !matches!(name.get_type(), Ok(ValueType::String)) {
             continue;
         }
-        let Ok(key) = (unsafe { name.cast::<String>() }) else {
+        let Ok(key) = text(&name) else {
             continue;
         };
         if let Some(value) = property_by(object, &name) {
@@ -406,7 +441,7 @@ fn header_value(name: &str, value: &Unknown) -> Result<Option<crate::headers::He
     Ok(Some(match value.get_type() {
         Ok(ValueType::Undefined | ValueType::Null) => return Ok(None),
         Ok(ValueType::String) => HeaderValue::Text(
-            unsafe { value.cast::<String>() }
+            text(value)
                 .map_err(|_| RetryError::invalid_arg(format!("options[{name:?}] is not readable text")))?,
         ),
         Ok(ValueType::Number) => HeaderValue::Text(crate::options::format_js_number(
@@ -430,15 +465,13 @@ fn header_value(name: &str, value: &Unknown) -> Result<Option<crate::headers::He
     }))
 }
 
-/// The caller's own headers in `options`: every key the package does not interpret
+/// The caller's own headers among the own entries of `options` ([`own_entries`]): every key the
+/// package does not interpret
 /// (`headers::is_interpreted`), in key order; an array value gives one header per element.
-pub fn extra_headers(options: Option<&Object>) -> Result<Vec<crate::headers::Header>> {
+pub fn extra_headers(entries: Vec<(String, Unknown)>) -> Result<Vec<crate::headers::Header>> {
     use crate::headers::{is_interpreted, Header, MAX_HEADERS};
-    let Some(options) = options else {
-        return Ok(Vec::new());
-    };
     let mut headers = Vec::new();
-    for (name, value) in own_entries(options) {
+    for (name, value) in entries {
         if is_interpreted(&name) {
             continue;
         }

@@ -1,17 +1,17 @@
 //! The push path: concurrent pushes to one schedule are gathered into batches, and each batch is
 //! one call of the push script, so pushes share round trips and script runs instead of paying
-//! one each. A batch is sent as soon as a slot is free, with whatever is waiting then: a lone
-//! push goes out at once, a burst shares calls.
+//! one each. A lone push goes out at once; while a call is in flight, the next batch gathers
+//! until it is full enough or that call replies, so a burst shares few calls.
 
 use super::connection::Redis;
 use super::keys::Keys;
-use crate::batch::next_batch;
+use crate::batch::take_waiting;
 use crate::error::{ErrorCode, Result, RetryError};
 use crate::registry::{get_or_make, registry, Registry};
 use redis::Script;
 use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::{mpsc, Notify, Semaphore};
 
 // The per topic counters and history (tally.lua) are functions the push calls: their file first.
 static PUSH: LazyLock<Script> = LazyLock::new(|| {
@@ -90,6 +90,12 @@ const PUSH_BATCH_MAX: usize = 512;
 /// Push script calls in flight at once per schedule: enough to keep the connection's pipeline
 /// busy while the next batch gathers.
 const PUSH_BATCHES_IN_FLIGHT: usize = 4;
+/// While another call is in flight, the next batch waits for a reply unless this many pushes
+/// are already waiting: under load each call carries what gathered during a whole round trip
+/// instead of a few pushes, which cuts the script calls and the CPU each push costs on both sides
+/// (BENCHMARKS.md). With nothing in flight a push goes out at once, so a lone push waits for
+/// nothing.
+const PUSH_BATCH_FILL: usize = 128;
 
 /// Called once with the outcome of one push, from a runtime thread: its due time (Redis's clock)
 /// when stored, `None` when it was already pushed (a redelivery).
@@ -165,18 +171,34 @@ impl PushBatcher {
     }
 }
 
-/// Sends what is queued, a batch per free slot, until the last schedule using the batcher is gone
-/// (the worker holds no schedule, so it does not keep the batcher alive).
+/// Sends what is queued, a batch per free slot (gathering while another call is in flight),
+/// until the last schedule using the batcher is gone (the worker holds no schedule, so it does
+/// not keep the batcher alive).
 async fn run_batches(target: Target, mut receiver: mpsc::UnboundedReceiver<Queued>) {
     let slots = Arc::new(Semaphore::new(PUSH_BATCHES_IN_FLIGHT));
+    let replied = Arc::new(Notify::new());
+    // Calls in flight besides the one being gathered (whose slot is held).
+    let others_in_flight =
+        |slots: &Semaphore| PUSH_BATCHES_IN_FLIGHT - 1 - slots.available_permits();
     loop {
         let Ok(slot) = slots.clone().acquire_owned().await else {
             return;
         };
-        let Some(batch) = next_batch(&mut receiver, PUSH_BATCH_MAX).await else {
+        let Some(first) = receiver.recv().await else {
             return;
         };
+        // Registered before the check, so a reply between the two is not missed. Waiting does
+        // not poll the queue: pushes arriving meanwhile wake nobody.
+        let reply = replied.notified();
+        tokio::pin!(reply);
+        reply.as_mut().enable();
+        if others_in_flight(&slots) > 0 && receiver.len() + 1 < PUSH_BATCH_FILL {
+            reply.await;
+        }
+        let mut batch = vec![first];
+        take_waiting(&mut receiver, &mut batch, PUSH_BATCH_MAX);
         let target = target.clone();
+        let replied = replied.clone();
         tokio::spawn(async move {
             let mut messages = Vec::with_capacity(batch.len());
             let mut dones = Vec::with_capacity(batch.len());
@@ -204,6 +226,7 @@ async fn run_batches(target: Target, mut receiver: mpsc::UnboundedReceiver<Queue
                 }
             }
             drop(slot);
+            replied.notify_waiters();
         });
     }
 }
