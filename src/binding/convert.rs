@@ -312,8 +312,9 @@ pub fn json_text(name: &str, value: Option<&Unknown>) -> Result<String> {
         )));
     };
     match value.get_type() {
-        Ok(ValueType::String) => text(value)
-            .map_err(|_| RetryError::invalid_arg(format!("{name} is not readable text"))),
+        Ok(ValueType::String) => {
+            text(value).map_err(|_| RetryError::invalid_arg(format!("{name} is not readable text")))
+        }
         Ok(ValueType::Function | ValueType::Symbol | ValueType::BigInt | ValueType::External) => {
             Err(RetryError::invalid_arg(format!(
                 "{name} must be JSON text, got {}",

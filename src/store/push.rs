@@ -91,11 +91,11 @@ const PUSH_BATCH_MAX: usize = 512;
 /// busy while the next batch gathers.
 const PUSH_BATCHES_IN_FLIGHT: usize = 4;
 /// While another call is in flight, the next batch waits for a reply unless this many pushes
-/// are already waiting: under load each call carries what gathered during a whole round trip
-/// instead of a few pushes, which cuts the script calls and the CPU each push costs on both sides
-/// (BENCHMARKS.md). With nothing in flight a push goes out at once, so a lone push waits for
-/// nothing.
-const PUSH_BATCH_FILL: usize = 128;
+/// are already waiting: single pushes under load then share one call per round trip (half the
+/// calls at 256 callers) and cost less CPU on both sides, while a `pushMany` batch of at least
+/// this size still goes at once, pipelined (BENCHMARKS.md). With nothing in flight a push
+/// goes out at once, so a lone push waits for nothing.
+const PUSH_BATCH_FILL: usize = 32;
 
 /// Called once with the outcome of one push, from a runtime thread: its due time (Redis's clock)
 /// when stored, `None` when it was already pushed (a redelivery).
