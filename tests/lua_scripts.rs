@@ -747,6 +747,66 @@ async fn a_seen_bucket_matches_whole_records_only() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_seen_field_spills_into_longer_fields_and_stays_short() {
+    let Some(t) = TestRedis::start(
+        SUITE,
+        "a_full_seen_field_spills_into_longer_fields_and_stays_short",
+    )
+    .await
+    else {
+        return;
+    };
+    let schedule = t.schedule(WINDOW);
+    let keys = schedule.keys().clone();
+    // 300 ids sharing their first two characters ("XY"): a field takes 128 of them, the others go
+    // to fields named by three characters, so looking one up never reads more than 128 records.
+    let ids: Vec<String> = (0..300)
+        .map(|_| {
+            let random = msg_id();
+            format!("m:XY{}", &random[4..])
+        })
+        .collect();
+    push_claim_ack_all(&schedule, &ids).await;
+    let mut conn = t.conn.clone();
+    let buckets: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{}:*", keys.seen))
+        .query_async(&mut conn)
+        .await
+        .expect("KEYS");
+    assert_eq!(buckets.len(), 1, "{buckets:?}");
+    let fields: std::collections::HashMap<String, String> = redis::cmd("HGETALL")
+        .arg(&buckets[0])
+        .query_async(&mut conn)
+        .await
+        .expect("HGETALL");
+    assert_eq!(fields["XY"].len(), 128 * 20, "the two-character field is full, no more");
+    let spilled: usize = fields
+        .iter()
+        .filter(|(name, _)| name.len() == 3)
+        .map(|(name, records)| {
+            assert!(name.starts_with("XY"), "{name}");
+            assert_eq!(records.len() % 19, 0, "{name}: {records}");
+            records.len() / 19
+        })
+        .sum();
+    assert_eq!(spilled, 300 - 128);
+    // Every one of them is recognised, in either kind of field; a new id of the same head is not.
+    for id in &ids {
+        assert_eq!(
+            schedule.push(message(id, 0, &tail("{}"))).await.unwrap(),
+            None,
+            "{id}"
+        );
+    }
+    let fresh = format!("m:XY{}", &msg_id()[4..]);
+    assert!(schedule
+        .push(message(&fresh, 0, &tail("{}")))
+        .await
+        .unwrap()
+        .is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_seen_set_of_the_previous_format_is_still_honoured() {
     let Some(t) =
         TestRedis::start(SUITE, "a_seen_set_of_the_previous_format_is_still_honoured").await

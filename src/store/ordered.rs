@@ -14,6 +14,7 @@ static TURN: LazyLock<Script> = LazyLock::new(|| {
     Script::new(concat!(
         include_str!("lua/tally.lua"),
         include_str!("lua/base36.lua"),
+        include_str!("lua/seen.lua"),
         include_str!("lua/ordered_lib.lua"),
         include_str!("lua/turn.lua")
     ))
@@ -22,6 +23,7 @@ static PARK: LazyLock<Script> = LazyLock::new(|| {
     Script::new(concat!(
         include_str!("lua/tally.lua"),
         include_str!("lua/base36.lua"),
+        include_str!("lua/seen.lua"),
         include_str!("lua/ordered_lib.lua"),
         include_str!("lua/park.lua")
     ))
@@ -30,6 +32,7 @@ static DONE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(concat!(
         include_str!("lua/tally.lua"),
         include_str!("lua/base36.lua"),
+        include_str!("lua/seen.lua"),
         include_str!("lua/ordered_lib.lua"),
         include_str!("lua/done.lua")
     ))

@@ -18,6 +18,7 @@ static PUSH: LazyLock<Script> = LazyLock::new(|| {
     Script::new(concat!(
         include_str!("lua/tally.lua"),
         include_str!("lua/base36.lua"),
+        include_str!("lua/seen.lua"),
         include_str!("lua/push.lua")
     ))
 });

@@ -26,6 +26,7 @@ static CLAIM: LazyLock<Script> = LazyLock::new(|| {
 static ACK: LazyLock<Script> = LazyLock::new(|| {
     Script::new(concat!(
         include_str!("lua/tally.lua"),
+        include_str!("lua/seen.lua"),
         include_str!("lua/ack.lua")
     ))
 });

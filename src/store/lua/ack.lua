@@ -13,12 +13,8 @@
 -- gone, an id derived from the payload's msgId ('m:') or a legacy bucket ('legacy:') is
 -- remembered for the window, so a late redelivery is still dropped. Remembering it only now, not
 -- at push, keeps scheduled messages from paying for the marker.
--- An 'm:' id (fixed size: 'm:' and 22 characters) is remembered in a seen bucket, a hash
--- `<seen>:<bucket>`: under the field of its first 2 characters, its other 20 characters are
--- added after those of the ids before it (20 bytes per id plus the field's share, where a sorted
--- set member cost about 120). A bucket gathers the acks of half a window and expires whole once
--- the last of them has been remembered for the window; push.lua looks in the buckets that can
--- hold an id acked within the window. Legacy ids (any length, rare) keep the sorted set.
+-- An 'm:' id is remembered in the seen bucket of now (seen.lua, prepended, says how); legacy ids
+-- (any length, rare) keep the sorted set.
 redis.replicate_commands()
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
@@ -26,40 +22,26 @@ local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
 local now_text = string.format('%d', now)
 local window = tonumber(ARGV[1])
 local STEP = 500 -- arguments per command, well under Lua's unpack limit
--- See push.lua, which reads the buckets with the same width and names.
-local width = math.max(math.ceil(window / 2), 1)
+local width = seen_width(window)
 local bucket = math.floor(now / width)
-local bucket_key = KEYS[3] .. ':' .. string.format('%d', bucket)
-local records, written = {}, false
+local bucket_key = seen_bucket_key(KEYS[3], bucket)
+local remembered = {}
 local ids, seen = {}, {}
 local groups = tonumber(ARGV[2])
 for i = 3 + 3 * groups, #ARGV do
   local id = ARGV[i]
   ids[#ids + 1] = id
   if window > 0 and #id == 24 and string.sub(id, 1, 2) == 'm:' then
-    local head = string.sub(id, 3, 4)
-    local list = records[head]
-    if not list then
-      list = {}
-      records[head] = list
-    end
-    list[#list + 1] = string.sub(id, 5)
-    written = true
+    remembered[#remembered + 1] = id
   elseif string.sub(id, 1, 2) == 'm:' or string.sub(id, 1, 7) == 'legacy:' then
     seen[#seen + 1] = now_text
     seen[#seen + 1] = id
   end
 end
--- The last id a bucket can take is acked just before (bucket + 1) * width.
-local expires_in = string.format('%d', (bucket + 1) * width + window - now)
--- Each field is written whole (HGET, then HSET of old and new records): a value allocated for
--- what it holds, where APPEND on a string doubles its allocation as it grows.
-for head, list in pairs(records) do
-  local packed = redis.call('HGET', bucket_key, head) or ''
-  redis.call('HSET', bucket_key, head, packed .. table.concat(list))
-end
-if written then
-  redis.call('PEXPIRE', bucket_key, expires_in)
+if #remembered > 0 then
+  seen_add(bucket_key, remembered)
+  -- The last id a bucket can take is acked just before (bucket + 1) * width.
+  redis.call('PEXPIRE', bucket_key, string.format('%d', (bucket + 1) * width + window - now))
 end
 -- One ZREM per group: what it removed is what the group counts.
 local first = 1

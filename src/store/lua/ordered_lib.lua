@@ -14,27 +14,14 @@ redis.replicate_commands()
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
 
--- Whether `id` was acknowledged within `window` ms: the seen buckets ack.lua writes (the same
--- names, width and record layout push.lua reads), then the legacy sorted set.
+-- Whether `id` was acknowledged within `window` ms: the seen buckets (seen.lua, prepended), then
+-- the legacy sorted set.
 local function seen(seen_key, id, window)
   if window <= 0 then
     return false
   end
-  if #id == 24 and string.sub(id, 1, 2) == 'm:' then
-    local width = math.max(math.ceil(window / 2), 1)
-    local head, rest = string.sub(id, 3, 4), string.sub(id, 5)
-    for bucket = math.floor((now - window) / width), math.floor(now / width) do
-      local packed = redis.call('HGET', seen_key .. ':' .. string.format('%d', bucket), head)
-      if packed then
-        local at = string.find(packed, rest, 1, true)
-        while at do
-          if (at - 1) % 20 == 0 then
-            return true
-          end
-          at = string.find(packed, rest, at + 1, true)
-        end
-      end
-    end
+  if seen_in(seen_buckets(seen_key, window, now), id) then
+    return true
   end
   local score = redis.call('ZSCORE', seen_key, id)
   return score ~= false and tonumber(score) >= now - window

@@ -17,41 +17,15 @@ local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
 local window = tonumber(ARGV[1])
 local cutoff = now - window
--- The seen buckets ack.lua writes (same width and names): an id acked within the window is in
--- the bucket of now or of an earlier one back to the bucket of now - window.
-local width = math.max(math.ceil(window / 2), 1)
--- Named and checked once per call, not per message: a bucket that does not exist costs nothing
--- per message (pushes with nothing acked lately, the usual case after a quiet spell).
-local buckets = {}
-if window > 0 then
-  for bucket = math.floor(cutoff / width), math.floor(now / width) do
-    local key = KEYS[3] .. ':' .. string.format('%d', bucket)
-    if redis.call('EXISTS', key) == 1 then
-      buckets[#buckets + 1] = key
-    end
-  end
-end
+local buckets = seen_buckets(KEYS[3], window, now)
 -- Ids acknowledged before the buckets existed (or legacy ids) are in the sorted set, honoured
 -- until it expires: one EXISTS per call, not a ZSCORE per message.
 local seen_set = redis.call('EXISTS', KEYS[3]) == 1
 
 -- Whether `id` was acknowledged within the window.
 local function seen(id)
-  if #buckets > 0 and #id == 24 and string.sub(id, 1, 2) == 'm:' then
-    local head, rest = string.sub(id, 3, 4), string.sub(id, 5)
-    for _, key in ipairs(buckets) do
-      local packed = redis.call('HGET', key, head)
-      if packed then
-        -- Fixed-size records: a match counts only where a record starts.
-        local at = string.find(packed, rest, 1, true)
-        while at do
-          if (at - 1) % 20 == 0 then
-            return true
-          end
-          at = string.find(packed, rest, at + 1, true)
-        end
-      end
-    end
+  if seen_in(buckets, id) then
+    return true
   end
   if seen_set then
     local score = redis.call('ZSCORE', KEYS[3], id)
