@@ -10,9 +10,9 @@ const path = require('path')
 const crypto = require('crypto')
 const c = require('../lib/common')
 
-// As the addon loads it: the per topic counters (tally.lua) first.
+// As the addon loads it: the per topic counters (tally.lua) and the seen window (seen.lua) first.
 const lua = (name) => fs.readFileSync(path.join(c.ROOT, 'src', 'store', 'lua', name), 'utf8')
-const ACK = lua('tally.lua') + lua('ack.lua')
+const ACK = lua('tally.lua') + lua('seen.lua') + lua('ack.lua')
 const WINDOW_MS = 3_600_000
 
 /** An id as ids::message_id makes it from a msgId: 'm:' and 22 characters of base64url. */
