@@ -434,6 +434,55 @@ test('a Redis outage: pushes fail fast with ERR_REDIS_UNAVAILABLE, the listener 
   }
 }, 60000)
 
+test('a hung Redis (SIGSTOP): every push of a burst rejects within redisTimeoutMs of its call, however many wait', async () => {
+  requireBinary('redis-server', 'apt-get install redis-server (scripts/services.sh start does it)')
+  const port = await h.freePort()
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kafka-redis-retry-redis-'))
+  const server = startRedis(port, dir)
+  const TIMEOUT = 1000
+  // Far more than the 4 calls in flight can carry at once (4 x 512). A push counts its wait in
+  // the queue against the timeout: before, one taken into a call near its timeout waited another
+  // whole timeout for that call (the longest waited 2.0-2.2 s here).
+  const N = 40000
+  let retry
+  try {
+    await redisReady(port, server)
+    retry = new KafkaRetry({ redisUrl: `redis://127.0.0.1:${port}`, keyPrefix: h.unique('hung'), redisTimeoutMs: TIMEOUT })
+    // Connected, script loaded.
+    await retry.pushToQueue('t', { event: 'e', value: JSON.stringify({ n: -1 }) }, opts('60'))
+    server.kill('SIGSTOP')
+    const started = Date.now()
+    const outcomes = await Promise.all(
+      Array.from({ length: N }, (_, n) => {
+        const at = Date.now()
+        return retry
+          .pushToQueue('t', { event: 'e', value: JSON.stringify({ n }) }, opts('60'))
+          .then(() => ({ code: 'stored', ms: Date.now() - at }), (err) => ({ code: err.code, ms: Date.now() - at }))
+      }),
+    )
+    const allMs = Date.now() - started
+    server.kill('SIGCONT')
+    const codes = {}
+    let longest = 0
+    for (const o of outcomes) {
+      codes[o.code] = (codes[o.code] || 0) + 1
+      longest = Math.max(longest, o.ms)
+    }
+    console.log(
+      `hung redis: ${N} pushes while redis-server was stopped, redisTimeoutMs ${TIMEOUT}: ${JSON.stringify(codes)}, ` +
+        `the longest waited ${longest} ms, all settled ${allMs} ms after the first`,
+    )
+    expect(codes).toEqual({ ERR_REDIS_UNAVAILABLE: N })
+    expect(longest).toBeLessThan(1.6 * TIMEOUT)
+  } finally {
+    if (server.exitCode === null && server.signalCode === null) server.kill('SIGCONT')
+    if (retry) await retry.close().catch(() => {})
+    server.kill('SIGKILL')
+    await h.exited(server, 5000).catch(() => {})
+    fs.rmSync(dir, { recursive: true, force: true })
+  }
+}, 90000)
+
 // ---------------------------------------------------------------------------------------------
 // 4. The Kafka broker goes away and comes back (internal rdkafka producer).
 

@@ -779,7 +779,11 @@ async fn a_full_seen_field_spills_into_longer_fields_and_stays_short() {
         .query_async(&mut conn)
         .await
         .expect("HGETALL");
-    assert_eq!(fields["XY"].len(), 128 * 20, "the two-character field is full, no more");
+    assert_eq!(
+        fields["XY"].len(),
+        128 * 20,
+        "the two-character field is full, no more"
+    );
     let spilled: usize = fields
         .iter()
         .filter(|(name, _)| name.len() == 3)

@@ -181,12 +181,29 @@ async fn run_batches(target: Target, mut receiver: mpsc::UnboundedReceiver<Queue
     // Calls in flight besides the one being gathered (whose slot is held).
     let others_in_flight =
         |slots: &Semaphore| PUSH_BATCHES_IN_FLIGHT - 1 - slots.available_permits();
+    let timeout = target.redis.timeout();
+    // The oldest push taken off the queue while checking for expired ones, not yet sent.
+    let mut oldest: Option<Queued> = None;
     loop {
-        let Ok(slot) = slots.clone().acquire_owned().await else {
-            return;
+        // A hung Redis holds every slot for a whole timeout per call: pushes waiting for a slot
+        // meanwhile fail once they have waited the timeout, not after the calls ahead of them.
+        let slot = loop {
+            tokio::select! {
+                slot = slots.clone().acquire_owned() => match slot {
+                    Ok(slot) => break slot,
+                    Err(_) => return,
+                },
+                _ = tokio::time::sleep(expiry_check(timeout)) => {
+                    fail_expired(&mut receiver, &mut oldest, &target);
+                }
+            }
         };
-        let Some(first) = receiver.recv().await else {
-            return;
+        let first = match oldest.take() {
+            Some(queued) => queued,
+            None => match receiver.recv().await {
+                Some(queued) => queued,
+                None => return,
+            },
         };
         // Registered before the check, so a reply between the two is not missed. Waiting does
         // not poll the queue: pushes arriving meanwhile wake nobody.
@@ -203,17 +220,25 @@ async fn run_batches(target: Target, mut receiver: mpsc::UnboundedReceiver<Queue
         tokio::spawn(async move {
             let mut messages = Vec::with_capacity(batch.len());
             let mut dones = Vec::with_capacity(batch.len());
+            // The call may take what is left of the timeout of its oldest push: a push waits at
+            // most `redisTimeoutMs` in all, queue and call together.
+            let mut deadline = None;
             for queued in batch {
                 if queued.since.elapsed() > target.redis.timeout() {
                     // Redis has been slow or down for a while: fail now rather than store late.
                     (queued.done)(Err(target.redis.timed_out("push")));
                 } else {
+                    deadline.get_or_insert(queued.since + target.redis.timeout());
                     messages.push(queued.message);
                     dones.push(queued.done);
                 }
             }
-            if !messages.is_empty() {
-                match target.push_batch(&messages).await {
+            if let Some(deadline) = deadline {
+                let call = target.push_batch(&messages);
+                let outcome = tokio::time::timeout_at(deadline.into(), call)
+                    .await
+                    .unwrap_or_else(|_| Err(target.redis.timed_out("push")));
+                match outcome {
                     Ok(stored) => {
                         for (done, stored) in dones.into_iter().zip(stored) {
                             done(Ok(stored));
@@ -229,6 +254,35 @@ async fn run_batches(target: Target, mut receiver: mpsc::UnboundedReceiver<Queue
             drop(slot);
             replied.notify_waiters();
         });
+    }
+}
+
+/// How often pushes waiting for a free slot are checked for having waited past `timeout`.
+fn expiry_check(timeout: Duration) -> Duration {
+    (timeout / 10).clamp(Duration::from_millis(10), Duration::from_millis(250))
+}
+
+/// Fails the pushes at the front of the queue that waited past the Redis timeout (the queue is in
+/// arrival order: the first one still in time ends the check and is kept in `oldest`).
+fn fail_expired(
+    receiver: &mut mpsc::UnboundedReceiver<Queued>,
+    oldest: &mut Option<Queued>,
+    target: &Target,
+) {
+    let timeout = target.redis.timeout();
+    loop {
+        let queued = match oldest.take() {
+            Some(queued) => queued,
+            None => match receiver.try_recv() {
+                Ok(queued) => queued,
+                Err(_) => return,
+            },
+        };
+        if queued.since.elapsed() <= timeout {
+            *oldest = Some(queued);
+            return;
+        }
+        (queued.done)(Err(target.redis.timed_out("push")));
     }
 }
 
