@@ -43,7 +43,8 @@ pub fn describe(value: &Unknown) -> String {
 /// conversion takes two (measure, then copy) and walks the string twice.
 pub fn text(value: &Unknown) -> napi::Result<String> {
     const CAP: usize = 1024;
-    let mut buf = [0u8; CAP];
+    // Not zeroed: the engine writes the first `len` bytes, and only those are read.
+    let mut buf = std::mem::MaybeUninit::<[u8; CAP]>::uninit();
     let mut len = 0usize;
     let raw = value.value();
     check_status!(unsafe {
@@ -52,7 +53,9 @@ pub fn text(value: &Unknown) -> napi::Result<String> {
     // The engine stops before a character that does not fit whole (at most 4 bytes) and keeps
     // one byte for a NUL: with 4 bytes to spare the text is complete.
     if len + 5 <= CAP {
-        if let Ok(text) = std::str::from_utf8(&buf[..len]) {
+        // SAFETY: napi_get_value_string_utf8 wrote `len` (< CAP) bytes at the start of `buf`.
+        let written = unsafe { std::slice::from_raw_parts(buf.as_ptr().cast::<u8>(), len) };
+        if let Ok(text) = std::str::from_utf8(written) {
             return Ok(text.to_owned());
         }
     }
@@ -467,8 +470,8 @@ fn header_value(name: &str, value: &Unknown) -> Result<Option<crate::headers::He
 }
 
 /// The caller's own headers among the own entries of `options` ([`own_entries`]): every key the
-/// package does not interpret
-/// (`headers::is_interpreted`), in key order; an array value gives one header per element.
+/// package does not interpret (`headers::is_interpreted`), in key order; an array value gives one
+/// header per element.
 pub fn extra_headers(entries: Vec<(String, Unknown)>) -> Result<Vec<crate::headers::Header>> {
     use crate::headers::{is_interpreted, Header, MAX_HEADERS};
     let mut headers = Vec::new();
