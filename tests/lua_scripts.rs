@@ -100,6 +100,16 @@ impl TestRedis {
             .expect("ZRANGE")
     }
 
+    /// The seen buckets of the schedule with `keys` (this test's own keys only, its prefix, so
+    /// KEYS is fine here).
+    async fn seen_buckets(&self, keys: &kafka_redis_retry::store::keys::Keys) -> Vec<String> {
+        redis::cmd("KEYS")
+            .arg(format!("{}:*", keys.seen))
+            .query_async(&mut self.conn.clone())
+            .await
+            .expect("KEYS")
+    }
+
     async fn hget(&self, key: &str, field: &str) -> Option<String> {
         redis::cmd("HGET")
             .arg(key)
@@ -678,12 +688,7 @@ async fn a_remembered_id_costs_at_most_40_bytes() {
     let ids: Vec<String> = (0..N).map(|_| msg_id()).collect();
     push_claim_ack_all(&schedule, &ids).await;
     let mut conn = t.conn.clone();
-    // This test's own keys only (its prefix), so KEYS is fine here.
-    let buckets: Vec<String> = redis::cmd("KEYS")
-        .arg(format!("{}:*", keys.seen))
-        .query_async(&mut conn)
-        .await
-        .expect("KEYS");
+    let buckets = t.seen_buckets(&keys).await;
     assert!(!buckets.is_empty(), "the acks remembered nothing");
     let mut bytes = 0u64;
     for key in &buckets {
@@ -768,11 +773,7 @@ async fn a_full_seen_field_spills_into_longer_fields_and_stays_short() {
         .collect();
     push_claim_ack_all(&schedule, &ids).await;
     let mut conn = t.conn.clone();
-    let buckets: Vec<String> = redis::cmd("KEYS")
-        .arg(format!("{}:*", keys.seen))
-        .query_async(&mut conn)
-        .await
-        .expect("KEYS");
+    let buckets = t.seen_buckets(&keys).await;
     assert_eq!(buckets.len(), 1, "{buckets:?}");
     let fields: std::collections::HashMap<String, String> = redis::cmd("HGETALL")
         .arg(&buckets[0])
