@@ -93,6 +93,11 @@ pub struct Listener {
     pub counters: Arc<Counters>,
     /// Consecutive failed publish batches, for the backoff of rescheduled messages.
     pub publish_failures: AtomicU32,
+    /// Held while the dead letter count is read and compared with `max_dead_letters`: dead
+    /// letters of one batch are written concurrently, and a count read before another's write
+    /// must not reset the "over the cap" flag after that one set it (the cap was then reported
+    /// twice).
+    pub cap_check: tokio::sync::Mutex<()>,
 }
 
 impl Listener {
@@ -722,6 +727,7 @@ impl Listener {
 
     /// Reports once when the dead letter queue passes `max` (and again after it went back under).
     async fn check_cap(&self, max: u64) {
+        let _in_order = self.cap_check.lock().await;
         match self.dead_letters.count(&self.dlq_name).await {
             Ok(count) if count > max => {
                 if !self.counters.cap_exceeded.swap(true, Ordering::AcqRel) {

@@ -416,6 +416,7 @@ impl RetryCore {
             observer: self.observer.clone(),
             counters: self.counters.clone(),
             publish_failures: Default::default(),
+            cap_check: Default::default(),
         };
         let stop = self.stop.clone();
         // Checked again under the lock close() drains: a close() during the PING above either
