@@ -23,8 +23,7 @@ local function seen(seen_key, id, window)
   if seen_in(seen_buckets(seen_key, window, now), id) then
     return true
   end
-  local score = redis.call('ZSCORE', seen_key, id)
-  return score ~= false and tonumber(score) >= now - window
+  return seen_in_set(seen_key, id, now - window)
 end
 
 -- Stores `tail` under `id` on the schedule, due `delay` ms from now, counts it for `topic` in the

@@ -27,11 +27,7 @@ local function seen(id)
   if seen_in(buckets, id) then
     return true
   end
-  if seen_set then
-    local score = redis.call('ZSCORE', KEYS[3], id)
-    return score and tonumber(score) >= cutoff
-  end
-  return false
+  return seen_set and seen_in_set(KEYS[3], id, cutoff)
 end
 
 local stored = {}

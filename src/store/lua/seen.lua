@@ -71,6 +71,13 @@ local function seen_in(buckets, id)
   return false
 end
 
+-- Whether `id` was acked at `cutoff` or later by the previous format: the sorted set `seen_key`
+-- (id -> ack time), which still holds ids acked before the buckets existed, and legacy ids.
+local function seen_in_set(seen_key, id, cutoff)
+  local score = redis.call('ZSCORE', seen_key, id)
+  return score ~= false and tonumber(score) >= cutoff
+end
+
 -- Remembers the 'm:' ids in `ids` (each 24 characters) in the bucket `bucket_key`. Each field is
 -- written whole (HGET, then HSET of old and new records): a value allocated for what it holds,
 -- where APPEND on a string doubles its allocation as it grows.
