@@ -187,7 +187,11 @@ async fn run_batches(target: Target, mut receiver: mpsc::UnboundedReceiver<Queue
     loop {
         // A hung Redis holds every slot for a whole timeout per call: pushes waiting for a slot
         // meanwhile fail once they have waited the timeout, not after the calls ahead of them.
+        // (A free slot is taken without arming that check's timer.)
         let slot = loop {
+            if let Ok(slot) = slots.clone().try_acquire_owned() {
+                break slot;
+            }
             tokio::select! {
                 slot = slots.clone().acquire_owned() => match slot {
                     Ok(slot) => break slot,
