@@ -376,7 +376,7 @@ fn stringify(value: &Unknown) -> std::result::Result<String, String> {
         }
         let result = Unknown::from_raw_unchecked(env, out);
         match result.get_type() {
-            Ok(ValueType::String) => result.cast::<String>().map_err(|e| e.reason),
+            Ok(ValueType::String) => text(&result).map_err(|e| e.reason),
             _ => Err("JSON.stringify gave no text".to_string()),
         }
     }
