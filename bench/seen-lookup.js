@@ -13,7 +13,7 @@ const { execFileSync } = require('child_process')
 const crypto = require('crypto')
 const fs = require('fs')
 const path = require('path')
-const Redis = require('ioredis')
+const { redisClient, unlinkMatching } = require('./lib/common')
 
 const ROOT = path.join(__dirname, '..')
 const LUA = 'src/store/lua/'
@@ -78,19 +78,12 @@ async function measure(redis, name, { push, ack }, remembered) {
   }
   // Other clients' EVALSHA calls count too: run it on a Redis nothing else uses.
   const perPush = (usec(after) - usec(before)) / (CALLS * BATCH)
-  const keysLeft = []
-  cursor = '0'
-  do {
-    const [next, found] = await redis.scan(cursor, 'MATCH', `${p}:*`, 'COUNT', 1000)
-    cursor = next
-    keysLeft.push(...found)
-  } while (cursor !== '0')
-  if (keysLeft.length) await redis.unlink(...keysLeft)
+  await unlinkMatching(redis, `${p}:*`)
   return { name, remembered, perPush, bytesPerId: remembered ? bytes / remembered : null }
 }
 
 async function main() {
-  const redis = new Redis(process.env.REDIS_URL || 'redis://127.0.0.1:6379')
+  const redis = redisClient()
   const builds = [
     [`this checkout`, scripts(null)],
     [revision, scripts(revision)],
