@@ -486,7 +486,10 @@ describe('a replica behind when its master dies', () => {
   test('with waitReplicas: 1: pushes the replica did not confirm reject, and nothing acknowledged is lost', async () => {
     const counts = await run(1)
     console.log(`replica behind, master SIGKILLed, waitReplicas 1: ${JSON.stringify(counts)}`)
-    expect(counts.acknowledged).toBeGreaterThan(500)
+    // Only the second before the hold acknowledges (each push waits for the replica): about 1,100
+    // on a quiet machine, 620-660 with two busy loops beside it, 467 once in CI. The bound only
+    // shows the pushes ran; what the test is about is the loss and the rejections.
+    expect(counts.acknowledged).toBeGreaterThan(100)
     expect(counts.rejected).toBeGreaterThan(0)
     expect(counts.rejectedCodes).toEqual(['ERR_REDIS_UNAVAILABLE'])
     expect(counts.lost).toBe(0)
