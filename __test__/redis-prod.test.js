@@ -558,6 +558,56 @@ describe('Cluster', () => {
     }
   }, 90000)
 
+  test('a requeue run twice at once, or again after a crash between schedule and removal, schedules each dead letter once', async () => {
+    // On a cluster the dead letter hash and the schedule are in different slots: a requeue
+    // schedules, then removes. Both runs must end with one scheduled message per dead letter.
+    const cluster = await s.startCluster(3, 0)
+    const config = { redisUrl: cluster.url, cluster: true, keyPrefix: h.unique('creq'), shards: 3, pollIntervalMs: 50 }
+    const dlq = h.unique('creq-hash')
+    const a = new KafkaRetry(config)
+    const b = new KafkaRetry(config)
+    const raw = new Redis.Cluster(cluster.ports.map((port) => ({ host: '127.0.0.1', port })))
+    const published = new Map()
+    try {
+      const ids = []
+      for (let n = 0; n < 20; n++) ids.push(await a.pushToDlq(dlq, { topic: 't', event: 'e', value: JSON.stringify({ n }) }))
+
+      // Two operators requeue the same ten at once: each is moved by exactly one of them.
+      const raced = await Promise.all(ids.slice(0, 10).map((id) =>
+        Promise.all([a.requeueDeadLetter(dlq, id), b.requeueDeadLetter(dlq, id)])))
+      expect(raced.map(([x, y]) => Number(x) + Number(y))).toEqual(Array(10).fill(1))
+      expect(await a.stats(dlq)).toMatchObject({ scheduled: 10, deadLettered: 10 })
+
+      // The other ten are requeued, then written back as a crash before the removal leaves them
+      // (record and index entry); running the requeue again finishes them and stores nothing more.
+      const left = []
+      for (const id of ids.slice(10)) {
+        left.push({ id, record: await raw.hget(dlq, id), score: await raw.zscore(`${dlq}:index`, id) })
+        expect(await a.requeueDeadLetter(dlq, id)).toBe(true)
+      }
+      const restore = async ({ id, record, score }) => {
+        await raw.hset(dlq, id, record)
+        await raw.zadd(`${dlq}:index`, score, id)
+      }
+      for (const item of left) await restore(item)
+      expect(await a.stats(dlq)).toMatchObject({ scheduled: 20, deadLettered: 10 })
+      expect(await b.requeueAllDeadLetters(dlq)).toBe(10)
+      expect(await a.stats(dlq)).toMatchObject({ scheduled: 20, deadLettered: 0 })
+
+      await a.queueListener(countingProducer(published), dlq)
+      expect(await h.waitFor(() => published.size === 20, 10000)).toBe(true)
+      // Run again after the publish: the seen window still knows it.
+      await restore(left[0])
+      expect(await b.requeueDeadLetter(dlq, left[0].id)).toBe(true)
+      await h.sleep(1000)
+      expect([...published.values()]).toEqual(Array(20).fill(1))
+      expect(await a.stats(dlq)).toMatchObject({ scheduled: 0, inflight: 0, deadLettered: 0 })
+    } finally {
+      raw.disconnect()
+      await Promise.all([a.close(), b.close()])
+    }
+  }, 90000)
+
   test('TLS and a password on every node: push, listen, dead letters, stats', async () => {
     const certs = s.makeCerts()
     const password = 'cluster-pa55'

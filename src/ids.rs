@@ -60,6 +60,24 @@ pub fn message_id(topic: &str, msg_id: Option<&str>, retry_count: u64) -> String
     }
 }
 
+/// The schedule id a requeue on a Redis Cluster gives dead letter `field` of `dlq` holding
+/// `record`: an `m:` id hashed from all three, so running the requeue again (after a crash
+/// between scheduling and removing, or from two operators at once) finds the same id stored, or
+/// remembered as published within the seen window, and stores nothing. A later death of the
+/// message is a new record (its `diedAt` differs), hence a new id. The `requeue:` frame keeps
+/// these apart from [`message_id`]'s, which start with a digit.
+pub fn requeue_id(dlq: &str, field: &str, record: &str) -> String {
+    let framed = format!(
+        "requeue:{}:{dlq}:{}:{field}:{record}",
+        dlq.len(),
+        field.len()
+    );
+    let mut id = String::with_capacity(24);
+    id.push_str("m:");
+    push_id_text(&mut id, xxhash_rust::xxh3::xxh3_128(framed.as_bytes()));
+    id
+}
+
 /// The shard of message `id` among `shards`: a stable FNV-1a hash.
 pub fn shard_index(id: &str, shards: usize) -> usize {
     (fnv1a(id) % shards.max(1) as u64) as usize
@@ -103,6 +121,17 @@ mod tests {
             message_id("t:x", Some("a"), 1),
             message_id("t", Some("x:a"), 1)
         );
+    }
+
+    #[test]
+    fn requeue_ids_are_stable_per_record_and_seen_window_shaped() {
+        let id = requeue_id("dlq", "m:abc", "{\"diedAt\":1}");
+        assert_eq!(id, requeue_id("dlq", "m:abc", "{\"diedAt\":1}"));
+        // The seen window remembers only 'm:' ids of 24 characters.
+        assert!(id.starts_with("m:") && id.len() == 24);
+        assert_ne!(id, requeue_id("dlq", "m:abc", "{\"diedAt\":2}"));
+        assert_ne!(id, requeue_id("dlq2", "m:abc", "{\"diedAt\":1}"));
+        assert_ne!(requeue_id("a:b", "c", "r"), requeue_id("a", "b:c", "r"));
     }
 
     #[test]

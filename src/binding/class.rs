@@ -352,7 +352,8 @@ impl KafkaRetry {
 
     /// Schedules dead letter `id` of the hash `dlqName` again, due now (or `options.delayMs` ms
     /// later) with `retryCount` reset to 0, and removes it from the hash (in one step on a single
-    /// Redis server). Resolves to `false` when there is no such dead letter.
+    /// Redis server; on a cluster, run again after a crash, it finishes without scheduling it
+    /// twice). Resolves to `false` when there is no such dead letter, or another call moved it.
     #[napi(
         ts_args_type = "dlqName: string, id: string, options?: { delayMs?: number }",
         ts_return_type = "Promise<boolean>"

@@ -41,6 +41,7 @@ use std::sync::LazyLock;
 
 static COUNT_TOPIC: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("lua/count_topic.lua")));
+static TAKE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/take.lua")));
 
 /// One dead letter as `deadLetters()` returns it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -685,30 +686,45 @@ impl DeadLetters {
     /// [`Self::remove`], also handing back the record this call removed when it is one of this
     /// package's (the read the topic count needs anyway, so a caller need not read it first).
     pub async fn take(&self, dlq: &str, id: &str) -> Result<(bool, Option<DeadLetterItem>)> {
+        self.take_record(dlq, id, None).await
+    }
+
+    /// [`Self::remove`], only while `id` still holds exactly `record` (as read before): a newer
+    /// dead letter written under the same field meanwhile stays.
+    pub async fn remove_unchanged(&self, dlq: &str, id: &str, record: &str) -> Result<bool> {
+        Ok(self.take_record(dlq, id, Some(record)).await?.0)
+    }
+
+    async fn take_record(
+        &self,
+        dlq: &str,
+        id: &str,
+        expected: Option<&str>,
+    ) -> Result<(bool, Option<DeadLetterItem>)> {
         let index = index_key(dlq);
         let topics = &dead_letter_topics_key(dlq);
         self.redis
             .run("removal of a dead letter", |mut conn| async move {
-                let text: Option<String> = redis::cmd("HGET")
-                    .arg(dlq)
-                    .arg(id)
-                    .query_async(&mut conn)
-                    .await?;
-                let removed: i64 = redis::cmd("HDEL")
-                    .arg(dlq)
-                    .arg(id)
-                    .query_async(&mut conn)
-                    .await?;
-                redis::cmd("ZREM")
-                    .arg(index)
-                    .arg(id)
-                    .query_async::<i64>(&mut conn)
-                    .await?;
-                // Only the call whose HDEL removed it counts it, however many remove it at once.
-                if removed != 1 {
-                    return Ok((false, None));
+                let mut take = TAKE.key(dlq);
+                take.arg(id);
+                if let Some(expected) = expected {
+                    take.arg(expected);
                 }
-                let item = text.and_then(|text| DeadLetterItem::parse(id, &text));
+                // Read and removed in one script: only the call that removed it counts it,
+                // however many remove it at once.
+                let text: Option<String> = take.invoke_async(&mut conn).await?;
+                // A record that changed keeps its index entry; a field already gone loses any.
+                if text.is_some() || expected.is_none() {
+                    redis::cmd("ZREM")
+                        .arg(index)
+                        .arg(id)
+                        .query_async::<i64>(&mut conn)
+                        .await?;
+                }
+                let Some(text) = text else {
+                    return Ok((false, None));
+                };
+                let item = DeadLetterItem::parse(id, &text);
                 if let Some(item) = &item {
                     COUNT_TOPIC
                         .key(topics)

@@ -21,9 +21,12 @@ static REQUEUE: LazyLock<Script> = LazyLock::new(|| {
 
 /// Schedules dead letter `id` of `dlq` again, due now (Redis's clock) with `retryCount` reset, on the schedule
 /// `schedule_for` picks, and removes it from the dead letter queue. On a single Redis server both
-/// happen in one script; on a cluster (the keys live in different slots) it is scheduled first and
-/// removed second, so a crash in between can requeue it twice but never lose it. Returns `false`
-/// when there is no such dead letter; `ERR_INVALID_ARG` when it has no topic to go back to.
+/// happen in one script. On a cluster (the keys live in different slots) it is scheduled first,
+/// under an id hashed from the dead letter ([`crate::ids::requeue_id`]), and removed second: a
+/// crash in between never loses it, and running the requeue again finishes it without storing it
+/// twice (while it is scheduled, or within `dedupeWindowMs` of its publish). Returns `false` when
+/// there is no such dead letter (or another call moved it); `ERR_INVALID_ARG` when it has no
+/// topic to go back to.
 pub async fn requeue(
     store: &DeadLetters,
     dlq: &str,
@@ -51,20 +54,21 @@ pub async fn requeue_later(
     })?;
     let schedule = &schedule_for(&item);
     let entry = item.requeued_entry().encode_after_due(false);
-    let new_id = format!("r:{}", crate::ids::random_id());
     if store.redis().is_cluster() {
+        // Scheduled under an id of this very record, idempotently, then removed if unchanged:
+        // a second run (after a crash in between, or beside another operator's) stores nothing.
         schedule
             .push(PushMessage {
-                id: new_id,
+                id: crate::ids::requeue_id(dlq, id, &text),
                 delay_ms,
                 entry,
-                dedupe: false,
+                dedupe: true,
                 topic: item.topic.clone(),
             })
             .await?;
-        store.remove(dlq, id).await?;
-        return Ok(true);
+        return store.remove_unchanged(dlq, id, &text).await;
     }
+    let new_id = format!("r:{}", crate::ids::random_id());
     let keys = schedule.keys();
     let index = &index_key(dlq);
     let dlq_topics = &dead_letter_topics_key(dlq);
