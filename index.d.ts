@@ -423,7 +423,8 @@ export declare class KafkaRetry {
   /**
    * Schedules dead letter `id` of the hash `dlqName` again, due now (or `options.delayMs` ms
    * later) with `retryCount` reset to 0, and removes it from the hash (in one step on a single
-   * Redis server). Resolves to `false` when there is no such dead letter.
+   * Redis server; on a cluster, run again after a crash, it finishes without scheduling it
+   * twice). Resolves to `false` when there is no such dead letter, or another call moved it.
    */
   requeueDeadLetter(dlqName: string, id: string, options?: { delayMs?: number }): Promise<boolean>
   /**
@@ -437,9 +438,12 @@ export declare class KafkaRetry {
    * scheduled again with `retryCount` reset and removed from the hash in one step, so a run
    * killed midway leaves the rest untouched and can be run again. `ratePerSec` paces it;
    * `delayMs` makes the messages due that much later instead of now; `dryRun` only counts.
-   * Resolves to how many matched (dry run) or were requeued.
+   * `signal` (an `AbortSignal`) stops it before its next move: it then resolves to how many
+   * it requeued until then, and running it again goes on with the rest. `onProgress` is
+   * called with the count requeued so far as it goes (at most 10 times a second; a throw in
+   * it becomes a process warning). Resolves to how many matched (dry run) or were requeued.
    */
-  requeueDeadLetters(dlqName: string, filter?: DeadLetterFilter, options?: { dryRun?: boolean, ratePerSec?: number, delayMs?: number }): Promise<number>
+  requeueDeadLetters(dlqName: string, filter?: DeadLetterFilter, options?: { dryRun?: boolean, ratePerSec?: number, delayMs?: number, signal?: AbortSignal, onProgress?: (requeued: number) => void }): Promise<number>
   /**
    * Removes the dead letters of the hash `dlqName` that `filter` matches (the keys of
    * `deadLetters()`'s filter; `{}` is every dead letter); `dryRun` only counts them. Resolves

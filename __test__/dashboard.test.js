@@ -402,6 +402,38 @@ test('bulk requeue of a filter: dry-run count first, then after confirmation exa
   }
 })
 
+test('a paced requeue shows what it moved as it goes, and its Stop button stops it: the rest stay dead letters', async () => {
+  const s = schedule('stop')
+  for (let n = 0; n < 40; n++) await s.retry.pushToDlq(s.dlq, { topic: 't', event: `k${n}`, value: JSON.stringify({ n }) })
+  const server = await listen(handler({ retry: s.retry, dlqName: s.dlq }))
+  const { page, context } = await open()
+  try {
+    await page.goto(`${server.url}/dlq/${encodeURIComponent(s.dlq)}`)
+    await page.fill('input[name=rate]', '5')
+    await page.click('.bulk button')
+    expect(await page.textContent('[data-dry-run]')).toBe('40')
+    await page.click('button:has-text("Yes, requeue them")')
+    await page.waitForURL(/\/jobs\/\d+$/)
+    // The page reloads itself each second with the count the requeue reported.
+    expect(await h.waitFor(async () => {
+      await page.reload()
+      return Number(await page.textContent('[data-requeued]')) >= 3
+    }, 10000, 300)).toBe(true)
+    await page.click('button:has-text("Stop the requeue")')
+    await page.waitForSelector('h1:has-text("stopped")', { timeout: 10000 })
+    const requeued = Number(await page.textContent('[data-requeued]'))
+    expect(requeued).toBeGreaterThanOrEqual(3)
+    expect(requeued).toBeLessThan(40)
+    expect(await page.$('button:has-text("Stop the requeue")')).toBeNull()
+    // Stopped for real: a second later nothing more has moved, and the count is exact.
+    await h.sleep(1200)
+    expect(await s.retry.stats(s.dlq)).toMatchObject({ scheduled: requeued, deadLettered: 40 - requeued })
+  } finally {
+    await context.close()
+    await server.stop()
+  }
+})
+
 test('pause and resume a topic from the overview: its messages wait, then go', async () => {
   const s = schedule('pause')
   const topic = h.unique('dash-pause')

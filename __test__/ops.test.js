@@ -208,6 +208,52 @@ describe('requeue and remove what a filter matches', () => {
     }
   })
 
+  test('an AbortSignal stops a paced requeue before its next move; onProgress counts as it goes; the same requeue again finishes it', async () => {
+    const prefix = h.unique('abort')
+    const dlq = h.unique('dlq')
+    const retry = new KafkaRetry({ keyPrefix: prefix })
+    try {
+      const written = await deadLetters(retry, dlq, prefix)
+      const matched = written.filter((d) => d.error === REFUSED)
+      const controller = new AbortController()
+      const reports = []
+      setTimeout(() => controller.abort(), 700)
+      const moved = await retry.requeueDeadLetters(dlq, { errorContains: 'refused' }, {
+        ratePerSec: 10, signal: controller.signal, onProgress: (n) => reports.push(n),
+      })
+      // At 10/s, 7 or 8 of the 15 have moved after 700 ms.
+      expect(moved).toBeGreaterThanOrEqual(5)
+      expect(moved).toBeLessThan(matched.length)
+      await h.sleep(300)
+      expect((await retry.stats()).scheduled).toBe(moved)
+      expect(reports.length).toBeGreaterThan(1)
+      expect(reports).toEqual([...reports].sort((a, b) => a - b))
+      expect(reports[reports.length - 1]).toBe(moved)
+      // Aborted before it starts: nothing moves.
+      expect(await retry.requeueDeadLetters(dlq, {}, { signal: AbortSignal.abort() })).toBe(0)
+      // Run again in a process of its own whose progress function throws: the rest, and a
+      // process warning, not an uncaught exception.
+      const child = spawnNode(
+        `const { KafkaRetry } = require('.')
+        const c = JSON.parse(process.env.OPS)
+        const retry = new KafkaRetry({ keyPrefix: c.prefix })
+        retry.requeueDeadLetters(c.dlq, { errorContains: 'refused' }, {
+          onProgress: () => { throw new Error('progress display broke') },
+        }).then((n) => { console.log('done', n); return retry.close() })`,
+        { prefix, dlq },
+      )
+      expect(await h.exited(child, 10000)).toEqual({ code: 0, signal: null })
+      expect(child.out).toMatch(/KafkaRetryWarning: requeueDeadLetters onProgress threw: Error: progress display broke/)
+      expect(child.out).toContain(`done ${matched.length - moved}`)
+      expect((await retry.stats()).scheduled).toBe(matched.length)
+
+      await expect(retry.requeueDeadLetters(dlq, {}, { signal: { aborted: false } })).rejects.toMatchObject({ code: 'ERR_INVALID_ARG', message: expect.stringMatching(/options.signal must be an AbortSignal/) })
+      await expect(retry.requeueDeadLetters(dlq, {}, { onProgress: 5 })).rejects.toMatchObject({ code: 'ERR_INVALID_ARG', message: expect.stringMatching(/options.onProgress must be a function, got number 5/) })
+    } finally {
+      await retry.close()
+    }
+  })
+
   test('a requeue process SIGKILLed midway, then run again: every matched message published once, the others untouched', async () => {
     const prefix = h.unique('killed')
     const dlq = h.unique('dlq')
@@ -498,6 +544,33 @@ describe('the operator CLI lines', () => {
         const r = await cli([...bad, ...p])
         expect({ bad, code: r.code }).toEqual({ bad, code: 2 })
       }
+    } finally {
+      await retry.close()
+    }
+  })
+
+  test('Ctrl-C stops a paced dlq requeue before its next move: exit code 130, the count moved, the rest still dead letters', async () => {
+    const prefix = h.unique('cli-stop')
+    const dlq = h.unique('dlq')
+    const retry = new KafkaRetry({ keyPrefix: prefix })
+    try {
+      const written = await deadLetters(retry, dlq, prefix)
+      const matched = written.filter((d) => d.error === REFUSED)
+      const child = spawn(process.execPath, [BIN, 'dlq', 'requeue', dlq, '--error', 'refused', '--rate', '5', '--json', '--prefix', prefix], {
+        env: { ...process.env, REDIS_URL: h.REDIS_URL },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      })
+      children.add(child)
+      let stdout = ''
+      child.stdout.on('data', (d) => (stdout += d))
+      expect(await h.waitFor(async () => (await retry.stats()).scheduled >= 2, 10000, 100)).toBe(true)
+      child.kill('SIGINT')
+      expect(await h.exited(child, 10000)).toEqual({ code: 130, signal: null })
+      const { requeued, stopped } = JSON.parse(stdout)
+      expect(stopped).toBe(true)
+      expect(requeued).toBeGreaterThanOrEqual(2)
+      expect(requeued).toBeLessThan(matched.length)
+      expect(await retry.stats(dlq)).toMatchObject({ scheduled: requeued, deadLettered: 30 - requeued })
     } finally {
       await retry.close()
     }

@@ -29,7 +29,9 @@ Commands:
       Moves dead letter <id> (or every dead letter, or those FILTER matches) of
       <name> back onto the schedule selected by --prefix, due now, with
       retryCount reset to 0. --dry-run only counts them; --rate N moves at most
-      N per second; --delay D makes them due D later (30s, 10m, 2h).
+      N per second; --delay D makes them due D later (30s, 10m, 2h). Ctrl-C
+      stops a filtered requeue before its next move (exit code 130): the rest
+      stay dead letters, and the same command goes on with them.
   dlq remove <name> <id>
   dlq remove <name> FILTER [--dry-run]
       Deletes dead letter <id> (or those FILTER matches) from <name>.
@@ -464,11 +466,29 @@ async function requeue(retry, ctx, [name, id]) {
     const options = { dryRun }
     if (ctx.options.rate !== undefined) options.ratePerSec = Number(ctx.options.rate)
     if (ctx.options.delay !== undefined) options.delayMs = duration(ctx.options.delay)
-    const n = await retry.requeueDeadLetters(name, filter, options)
-    if (ctx.options.json) json(dryRun ? { matched: n } : { requeued: n })
+    // Ctrl-C (or SIGTERM) stops the requeue before its next move: what moved stays moved, the
+    // rest stay dead letters, and the same command goes on with them.
+    const controller = new AbortController()
+    const stop = () => controller.abort()
+    process.once('SIGINT', stop)
+    process.once('SIGTERM', stop)
+    options.signal = controller.signal
+    if (!dryRun && process.stderr.isTTY && !ctx.options.json) {
+      options.onProgress = (moved) => process.stderr.write(`\rrequeued ${moved} so far (Ctrl-C stops)`)
+    }
+    let n
+    try {
+      n = await retry.requeueDeadLetters(name, filter, options)
+    } finally {
+      process.off('SIGINT', stop)
+      process.off('SIGTERM', stop)
+      if (options.onProgress) process.stderr.write('\n')
+    }
+    const stopped = controller.signal.aborted
+    if (ctx.options.json) json(dryRun ? { matched: n } : { requeued: n, ...(stopped ? { stopped: true } : {}) })
     else if (dryRun) out(`${n} dead letter${n === 1 ? '' : 's'} in ${clean(name)} match (dry run: nothing moved)`)
-    else out(`requeued ${n} dead letter${n === 1 ? '' : 's'} from ${clean(name)} onto schedule ${clean(ctx.prefix)}`)
-    return 0
+    else out(`requeued ${n} dead letter${n === 1 ? '' : 's'} from ${clean(name)} onto schedule ${clean(ctx.prefix)}${stopped ? ' (stopped: the rest are still dead letters; the same command goes on with them)' : ''}`)
+    return stopped ? 130 : 0
   }
   if (ctx.options.all) {
     const n = await retry.requeueAllDeadLetters(name)

@@ -201,7 +201,6 @@ async function get(state, ctx, route, url) {
   if (m) {
     const job = state.jobs.get(Number(m[1]))
     if (!job) throw new HttpError(404, 'no such requeue (the dashboard restarted?)')
-    await refreshJob(job)
     return pages.job(ctx, job)
   }
   throw new HttpError(404, `nothing at ${route}`)
@@ -311,6 +310,8 @@ async function post(state, ctx, route, form) {
   }
   m = /^\/dlq\/([^/]+)\/bulk$/.exec(route)
   if (m) return bulk(state, ctx, dlqOf(state, m[1]), form)
+  m = /^\/jobs\/([0-9]+)\/stop$/.exec(route)
+  if (m) return stopJob(state, ctx, Number(m[1]))
   m = /^\/schedules\/([0-9]+)\/(pause|resume)$/.exec(route)
   if (m) {
     const schedule = state.schedules[Number(m[1])]
@@ -358,13 +359,14 @@ async function bulk(state, ctx, dlq, form) {
   const job = {
     id: state.nextJob++,
     dlq: dlq.name,
-    retry,
     filter,
     rate,
     delayMinutes,
     matched,
-    remaining: matched,
-    checkedAt: 0,
+    // Told by the requeue as it goes (onProgress): the page reads it, never Redis.
+    requeued: 0,
+    controller: new AbortController(),
+    stopRequestedAt: null,
     startedAt: Date.now(),
     finishedAt: null,
     result: null,
@@ -376,26 +378,29 @@ async function bulk(state, ctx, dlq, form) {
     if (state.jobs.size <= 20) break
     if (old.finishedAt !== null) state.jobs.delete(id)
   }
-  const options = {}
+  const options = {
+    signal: job.controller.signal,
+    onProgress: (n) => { job.requeued = Math.max(job.requeued, n) },
+  }
   if (rate) options.ratePerSec = rate
   if (delayMinutes) options.delayMs = Math.round(delayMinutes * 60_000)
-  // The requeue runs on after this response; its page follows it by counting what still matches.
+  // The requeue runs on after this response; its page shows what it reported so far.
   retry.requeueDeadLetters(dlq.name, filter, options).then(
-    (n) => Object.assign(job, { result: n, finishedAt: Date.now() }),
-    (err) => Object.assign(job, { error: err.code ? `${err.code}: ${err.message}` : err.message, result: Math.max(0, job.matched - job.remaining), finishedAt: Date.now() }),
+    (n) => Object.assign(job, { result: n, requeued: n, finishedAt: Date.now() }),
+    (err) => Object.assign(job, { error: err.code ? `${err.code}: ${err.message}` : err.message, result: job.requeued, finishedAt: Date.now() }),
   )
   return { redirect: `${ctx.base}/jobs/${job.id}` }
 }
 
-/** What a running requeue has left: a dry run of its filter, at most once a second. */
-async function refreshJob(job) {
-  if (job.finishedAt !== null || Date.now() - job.checkedAt < 1000) return
-  job.checkedAt = Date.now()
-  try {
-    job.remaining = await job.retry.requeueDeadLetters(job.dlq, job.filter, { dryRun: true })
-  } catch {
-    // Progress is an estimate; the requeue itself reports its own error.
+/** Stops a running requeue before its next move; what it moved stays moved. */
+function stopJob(state, ctx, id) {
+  const job = state.jobs.get(id)
+  if (!job) throw new HttpError(404, 'no such requeue (the dashboard restarted?)')
+  if (job.finishedAt === null && job.stopRequestedAt === null) {
+    job.stopRequestedAt = Date.now()
+    job.controller.abort()
   }
+  return { redirect: `${ctx.base}/jobs/${job.id}` }
 }
 
 /**

@@ -250,15 +250,19 @@ function describeFilter(filter) {
 
 function job(ctx, j) {
   const done = j.finishedAt !== null
-  const requeued = done ? j.result : Math.max(0, j.matched - j.remaining)
+  const stopped = j.stopRequestedAt !== null
+  const state = done ? (stopped ? ': stopped' : ': done') : stopped ? ': stopping' : ''
   const back = `${dlqPath(ctx.base, j.dlq)}${query(filterParams(j.filter))}`
+  // Matched counts the dry run before the start; dead letters that match later are requeued too.
   return layout(ctx, {
     title: 'Requeue',
     refresh: done ? null : 1,
-    body: html`<h1>Requeue from ${j.dlq}${done ? ': done' : ''}</h1>
+    body: html`<h1>Requeue from ${j.dlq}${state}</h1>
 <p>Filter: ${describeFilter(j.filter)}${j.rate ? html`, ${j.rate} per second` : ''}${j.delayMinutes ? html`, due in ${j.delayMinutes} min` : ''}.</p>
-<progress max="${Math.max(1, j.matched)}" value="${Math.min(requeued, j.matched)}"></progress>
-<p class="progress"><span data-requeued>${count(requeued)}</span> of ${count(j.matched)} requeued${done ? '' : html` (still matching: ${count(j.remaining)})`} · ${duration((j.finishedAt || Date.now()) - j.startedAt)}</p>
+<progress max="${Math.max(1, j.matched)}" value="${Math.min(j.requeued, j.matched)}"></progress>
+<p class="progress"><span data-requeued>${count(j.requeued)}</span> of ${count(j.matched)} requeued · ${duration((j.finishedAt || Date.now()) - j.startedAt)}</p>
+${done && stopped ? html`<p>Stopped: the dead letters not yet requeued are still in ${j.dlq}; the same requeue again goes on with them.</p>` : ''}
+${done || stopped ? '' : action(ctx, `${ctx.base}/jobs/${j.id}/stop`, 'Stop the requeue', {}, { className: 'stop-job' })}
 ${j.error ? html`<p class="error">${j.error}</p>` : ''}
 <p><a href="${back}">back to the dead letters</a></p>`,
   })

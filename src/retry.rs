@@ -557,21 +557,28 @@ impl RetryCore {
     }
 
     /// Requeues the dead letters of `dlq` that `filter` matches (see
-    /// `requeue::requeue_matching`), or with `dry_run` counts them. Returns how many.
+    /// `requeue::requeue_matching`), or with `dry_run` counts them, reporting to `watch` and
+    /// stopping when it says so. Returns how many.
     pub async fn requeue_matching_dead_letters(
         &self,
         dlq: &str,
         filter: FilterInput,
         options: BulkOptions,
+        watch: requeue::Watch,
     ) -> Result<u64> {
         self.ensure_open()?;
         let filter = Filter::parse(filter)?;
         let (pace, dry_run) = options.parse()?;
-        let moved =
-            requeue::requeue_matching(&self.dead_letters, dlq, &filter, pace, dry_run, |item| {
-                self.requeue_target(item)
-            })
-            .await?;
+        let moved = requeue::requeue_matching(
+            &self.dead_letters,
+            dlq,
+            &filter,
+            pace,
+            dry_run,
+            &watch,
+            |item| self.requeue_target(item),
+        )
+        .await?;
         if moved > 0 && !dry_run {
             self.wake.notify();
         }

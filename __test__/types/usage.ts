@@ -74,6 +74,13 @@ async function main(): Promise<void> {
   const found: DeadLetterPage = await retry.deadLetters('DEAD_LETTER_QUEUE', { ...filter, limit: 50, cursor: null })
   const scanned: number = found.scanned
   const matched: number = await retry.requeueDeadLetters('DEAD_LETTER_QUEUE', filter, { dryRun: true, ratePerSec: 100, delayMs: 0 })
+  const stopper = new AbortController()
+  const moved: number = await retry.requeueDeadLetters('DEAD_LETTER_QUEUE', filter, {
+    ratePerSec: 100, signal: stopper.signal, onProgress: (requeued: number) => { void requeued.toFixed() },
+  })
+  // @ts-expect-error onProgress is told a number
+  void retry.requeueDeadLetters('DEAD_LETTER_QUEUE', filter, { onProgress: (requeued: string) => requeued })
+  void moved
   const dropped: number = await retry.removeDeadLetters('DEAD_LETTER_QUEUE', { errorContains: 'schema' }, { dryRun: false })
   const pausedNow: boolean = await retry.pause('orders', { untilMs: Date.now() + 60000 })
   await retry.pause()

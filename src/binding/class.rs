@@ -12,6 +12,7 @@ use super::convert::{
 use super::hub::Hub;
 use super::observer::JsObserver;
 use super::producer::make_publisher;
+use super::requeue_watch::requeue_watch;
 use super::settle::{js_error, settle, settle_with};
 use crate::error::RetryError;
 use crate::options::RetryHeaders;
@@ -400,9 +401,12 @@ impl KafkaRetry {
     /// scheduled again with `retryCount` reset and removed from the hash in one step, so a run
     /// killed midway leaves the rest untouched and can be run again. `ratePerSec` paces it;
     /// `delayMs` makes the messages due that much later instead of now; `dryRun` only counts.
-    /// Resolves to how many matched (dry run) or were requeued.
+    /// `signal` (an `AbortSignal`) stops it before its next move: it then resolves to how many
+    /// it requeued until then, and running it again goes on with the rest. `onProgress` is
+    /// called with the count requeued so far as it goes (at most 10 times a second; a throw in
+    /// it becomes a process warning). Resolves to how many matched (dry run) or were requeued.
     #[napi(
-        ts_args_type = "dlqName: string, filter?: DeadLetterFilter, options?: { dryRun?: boolean, ratePerSec?: number, delayMs?: number }",
+        ts_args_type = "dlqName: string, filter?: DeadLetterFilter, options?: { dryRun?: boolean, ratePerSec?: number, delayMs?: number, signal?: AbortSignal, onProgress?: (requeued: number) => void }",
         ts_return_type = "Promise<number>"
     )]
     pub fn requeue_dead_letters<'env>(
@@ -417,14 +421,15 @@ impl KafkaRetry {
                 name,
                 parse_filter(filter.as_ref())?,
                 parse_bulk_options(options.as_ref())?,
+                requeue_watch(env, options.as_ref())?,
             ))
         });
         let core = self.core.clone();
         settle_with(
             env,
             parsed,
-            move |(name, filter, options)| async move {
-                core.requeue_matching_dead_letters(&name, filter, options)
+            move |(name, filter, options, watch)| async move {
+                core.requeue_matching_dead_letters(&name, filter, options, watch)
                     .await
             },
             |n| n as f64,

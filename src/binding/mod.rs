@@ -3,7 +3,8 @@
 //!
 //! `class` is the class; `args` reads method arguments and `convert` single JavaScript values;
 //! `settle` and `hub` settle promises; `producer` and `js_publisher` publish through the user's
-//! producer or the package's own; `observer` forwards events and log lines.
+//! producer or the package's own; `observer` forwards events and log lines; `requeue_watch` turns a filtered requeue's `signal`
+//! and `onProgress` into the core's stop and progress report.
 
 mod args;
 mod class;
@@ -13,6 +14,7 @@ mod js_publisher;
 mod observer;
 mod ordered;
 mod producer;
+mod requeue_watch;
 mod settle;
 
 #[cfg(test)]

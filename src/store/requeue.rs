@@ -7,8 +7,10 @@ use super::keys::{dead_letter_topics_key, index_key};
 use super::schedule::{PushMessage, Schedule};
 use crate::error::{ErrorCode, Result, RetryError};
 use redis::Script;
-use std::sync::LazyLock;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
+use tokio::sync::Notify;
 
 // The per topic counters and history (tally.lua) are functions the requeue calls: their file first.
 static REQUEUE: LazyLock<Script> = LazyLock::new(|| {
@@ -111,6 +113,7 @@ pub async fn requeue_all(
         &Filter::default(),
         Pace::default(),
         false,
+        &Watch::default(),
         schedule_for,
     )
     .await
@@ -125,28 +128,109 @@ pub struct Pace {
     pub delay_ms: u64,
 }
 
+/// A stop for a filtered requeue that is running: set from elsewhere (an `AbortSignal`), it ends
+/// the requeue before its next move, or during its wait for the pace.
+#[derive(Debug, Default)]
+pub struct Stop {
+    stopped: AtomicBool,
+    notify: Notify,
+}
+
+impl Stop {
+    /// Stops the requeue this was given to (once it is past the move under way, if any).
+    pub fn stop(&self) {
+        self.stopped.store(true, Ordering::SeqCst);
+        self.notify.notify_waiters();
+    }
+
+    /// Whether [`Self::stop`] was called.
+    pub fn is_stopped(&self) -> bool {
+        self.stopped.load(Ordering::SeqCst)
+    }
+
+    /// Resolves once [`Self::stop`] is called (at once if it was).
+    async fn stopped(&self) {
+        let notified = self.notify.notified();
+        tokio::pin!(notified);
+        // Registered before the check, so a stop in between still wakes it.
+        notified.as_mut().enable();
+        if !self.is_stopped() {
+            notified.await;
+        }
+    }
+}
+
+/// What a caller watches a filtered requeue by: a stop, and a function told how many it has
+/// moved so far (at most every [`PROGRESS_EVERY`], and once more at the end when it changed).
+#[derive(Default)]
+pub struct Watch {
+    /// Ends the requeue early; it then returns how many it moved until then.
+    pub stop: Option<Arc<Stop>>,
+    /// Told the count of moved dead letters as the requeue goes.
+    pub progress: Option<Box<dyn Fn(u64) + Send + Sync>>,
+}
+
+/// The shortest time between two progress reports of a filtered requeue.
+pub const PROGRESS_EVERY: Duration = Duration::from_millis(100);
+
+impl Watch {
+    fn stopped(&self) -> bool {
+        self.stop.as_ref().is_some_and(|stop| stop.is_stopped())
+    }
+
+    /// Sleeps until `at`; `false` when the stop came first.
+    async fn wait_until(&self, at: tokio::time::Instant) -> bool {
+        match &self.stop {
+            None => {
+                tokio::time::sleep_until(at).await;
+                true
+            }
+            Some(stop) => tokio::select! {
+                _ = tokio::time::sleep_until(at) => true,
+                _ = stop.stopped() => false,
+            },
+        }
+    }
+}
+
 /// Requeues every dead letter of `dlq` that `filter` matches (each as [`requeue_later`]: atomic
 /// on one server), at most `pace.rate_per_sec` per second, due `pace.delay_ms` later; with
-/// `dry_run` only counts them. Returns how many. A run stopped midway (a killed process) leaves
-/// the rest where they are and can be run again. Dead letters that cannot be requeued (no topic)
-/// stay.
+/// `dry_run` only counts them. Returns how many. A run stopped midway (by `watch.stop`, or a
+/// killed process) leaves the rest where they are and can be run again. Dead letters that cannot
+/// be requeued (no topic) stay.
 pub async fn requeue_matching(
     store: &DeadLetters,
     dlq: &str,
     filter: &Filter,
     pace: Pace,
     dry_run: bool,
+    watch: &Watch,
     schedule_for: impl Fn(&DeadLetterItem) -> Schedule,
 ) -> Result<u64> {
     let started = tokio::time::Instant::now();
     let mut walk = Walk::new(store, dlq, filter, dry_run);
     let mut moved = 0u64;
-    while let Some(items) = walk.next_page().await? {
+    let mut reported = (0u64, started);
+    let report = |moved: u64, reported: &mut (u64, tokio::time::Instant), last: bool| {
+        let now = tokio::time::Instant::now();
+        if let Some(progress) = &watch.progress {
+            if moved != reported.0 && (last || now >= reported.1 + PROGRESS_EVERY) {
+                progress(moved);
+                *reported = (moved, now);
+            }
+        }
+    };
+    'walk: while let Some(items) = walk.next_page().await? {
         for item in items {
+            if watch.stopped() {
+                break 'walk;
+            }
             if let Some(rate) = pace.rate_per_sec {
                 // The n-th move waits until n / rate seconds after the start: a steady pace.
                 let at = started + Duration::from_secs_f64(moved as f64 / rate);
-                tokio::time::sleep_until(at).await;
+                if !watch.wait_until(at).await {
+                    break 'walk;
+                }
             }
             match requeue_later(store, dlq, &item.id, pace.delay_ms, &schedule_for).await {
                 Ok(true) => moved += 1,
@@ -154,7 +238,56 @@ pub async fn requeue_matching(
                 Err(err) if err.code == ErrorCode::InvalidArg => walk.stayed(),
                 Err(err) => return Err(err),
             }
+            report(moved, &mut reported, false);
         }
     }
+    report(moved, &mut reported, true);
     Ok(if dry_run { walk.counted() } else { moved })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::time::Instant;
+
+    #[tokio::test]
+    async fn a_stop_ends_the_wait_for_the_pace_at_once() {
+        let stop = Arc::new(Stop::default());
+        let watch = Watch {
+            stop: Some(stop.clone()),
+            progress: None,
+        };
+        let started = Instant::now();
+        let stopper = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            stop.stop();
+        });
+        let waited = watch.wait_until(started + Duration::from_secs(30)).await;
+        stopper.await.unwrap();
+        assert!(!waited);
+        assert!(started.elapsed() < Duration::from_secs(5));
+        assert!(watch.stopped());
+    }
+
+    #[tokio::test]
+    async fn a_stop_before_the_wait_and_no_stop_at_all() {
+        let stop = Arc::new(Stop::default());
+        stop.stop();
+        let stopped = Watch {
+            stop: Some(stop),
+            progress: None,
+        };
+        assert!(
+            !stopped
+                .wait_until(Instant::now() + Duration::from_secs(30))
+                .await
+        );
+        let plain = Watch::default();
+        assert!(!plain.stopped());
+        assert!(
+            plain
+                .wait_until(Instant::now() + Duration::from_millis(10))
+                .await
+        );
+    }
 }
