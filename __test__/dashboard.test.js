@@ -419,6 +419,7 @@ test('a paced requeue shows what it moved as it goes, and its Stop button stops 
       await page.reload()
       return Number(await page.textContent('[data-requeued]')) >= 3
     }, 10000, 300)).toBe(true)
+    await page.screenshot({ path: path.join(DOCS, 'dashboard-requeue.png'), fullPage: true })
     await page.click('button:has-text("Stop the requeue")')
     await page.waitForSelector('h1:has-text("stopped")', { timeout: 10000 })
     const requeued = Number(await page.textContent('[data-requeued]'))
