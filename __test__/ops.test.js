@@ -254,6 +254,30 @@ describe('requeue and remove what a filter matches', () => {
     }
   })
 
+  test('close() stops a paced requeue still running before its next move, and resolves once its last move is done', async () => {
+    const prefix = h.unique('close')
+    const dlq = h.unique('dlq')
+    const retry = new KafkaRetry({ keyPrefix: prefix })
+    const other = new KafkaRetry({ keyPrefix: prefix })
+    try {
+      await deadLetters(retry, dlq, prefix)
+      const requeue = retry.requeueDeadLetters(dlq, {}, { ratePerSec: 10 })
+      await h.sleep(500)
+      const started = Date.now()
+      await retry.close()
+      // Without the stop, 30 moves at 10/s would hold close() (and the process) for 2.5 s more.
+      expect(Date.now() - started).toBeLessThan(1000)
+      const moved = await requeue
+      expect(moved).toBeGreaterThanOrEqual(3)
+      expect(moved).toBeLessThan(30)
+      await h.sleep(300)
+      expect(await other.stats(dlq)).toMatchObject({ scheduled: moved, deadLettered: 30 - moved })
+      await expect(retry.requeueDeadLetters(dlq, {})).rejects.toMatchObject({ code: 'ERR_CLOSED' })
+    } finally {
+      await Promise.all([retry.close(), other.close()])
+    }
+  })
+
   test('a requeue process SIGKILLed midway, then run again: every matched message published once, the others untouched', async () => {
     const prefix = h.unique('killed')
     const dlq = h.unique('dlq')
