@@ -1997,3 +1997,56 @@ async fn a_topic_the_entry_escapes_is_counted_under_its_own_name_by_the_claim() 
     assert_eq!(counts.len(), 1, "{counts:?}");
     assert_eq!(counts[topic], (0, 0, 1));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_removal_of_an_unchanged_dead_letter_leaves_a_newer_record_under_its_field() {
+    let Some(t) = TestRedis::start(
+        SUITE,
+        "a_removal_of_an_unchanged_dead_letter_leaves_a_newer_record_under_its_field",
+    )
+    .await
+    else {
+        return;
+    };
+    let store = DeadLetters::new(t.redis.clone());
+    let dlq = format!("{}:dlq", t.prefix);
+    let now = t.redis_time_ms().await;
+    let record = |died_at: u64| {
+        serde_json::to_string(&DeadLetter::of(
+            "d1",
+            &entry("c", "{}", 4, now),
+            died_at,
+            &t.prefix,
+        ))
+        .unwrap()
+    };
+    let (first, newer) = (record(now - 2_000), record(now));
+    store
+        .write(&dlq, "d1", &first, now - 2_000, Some("c"))
+        .await
+        .unwrap();
+    // Written again under the same field (the message died again): the first record is gone.
+    store
+        .write(&dlq, "d1", &newer, now, Some("c"))
+        .await
+        .unwrap();
+    assert!(!store.remove_unchanged(&dlq, "d1", &first).await.unwrap());
+    assert_eq!(
+        store.get(&dlq, "d1").await.unwrap().as_deref(),
+        Some(newer.as_str())
+    );
+    assert_eq!(t.zscore(&index_key(&dlq), "d1").await, Some(now));
+    assert_eq!(
+        store.topic_counts(&dlq).await.unwrap(),
+        vec![("c".to_string(), 1)]
+    );
+    assert!(store.remove_unchanged(&dlq, "d1", &newer).await.unwrap());
+    assert_eq!(store.get(&dlq, "d1").await.unwrap(), None);
+    assert_eq!(t.zscore(&index_key(&dlq), "d1").await, None);
+    assert!(store.topic_counts(&dlq).await.unwrap().is_empty());
+    assert!(!store.remove_unchanged(&dlq, "d1", &newer).await.unwrap());
+    t.del(&kafka_redis_retry::store::keys::dead_letter_topics_key(
+        &dlq,
+    ))
+    .await;
+}
