@@ -429,6 +429,14 @@ test('a paced requeue shows what it moved as it goes, and its Stop button stops 
     // Stopped for real: a second later nothing more has moved, and the count is exact.
     await h.sleep(1200)
     expect(await s.retry.stats(s.dlq)).toMatchObject({ scheduled: requeued, deadLettered: 40 - requeued })
+    // The overview lists it, with its state and count, linking back to its page.
+    const jobUrl = page.url()
+    await page.goto(`${server.url}/`)
+    const row = 'section.requeues tr[data-job]'
+    expect(await page.textContent(`${row} [data-state]`)).toBe('stopped')
+    expect(await page.textContent(row)).toContain(`${requeued} of 40`)
+    await page.click(`${row} a`)
+    expect(page.url()).toBe(jobUrl)
   } finally {
     await context.close()
     await server.stop()

@@ -236,7 +236,7 @@ async function overview(state, ctx, url) {
       return view
     }),
   )
-  return pages.overview(ctx, { schedules, range })
+  return pages.overview(ctx, { schedules, range, jobs: [...state.jobs.values()].reverse() })
 }
 
 /**

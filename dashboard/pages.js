@@ -64,7 +64,7 @@ function pausedText(until) {
   return until ? html`<span class="paused">paused until ${time(until)}</span>` : html`<span class="paused">paused</span>`
 }
 
-function overview(ctx, { schedules, range }) {
+function overview(ctx, { schedules, range, jobs = [] }) {
   const body = schedules.map((s) => scheduleSection(ctx, s, range))
   const ranges = Object.keys(RANGES).map((r) =>
     r === range ? html`<strong>${r}</strong> ` : html`<a href="${ctx.base}/${query({ range: r })}">${r}</a> `,
@@ -72,8 +72,26 @@ function overview(ctx, { schedules, range }) {
   return layout(ctx, {
     title: 'Overview',
     refresh: ctx.refreshSeconds,
-    body: html`<h1>Overview</h1><p class="ranges">History: ${ranges}</p>${body}`,
+    body: html`<h1>Overview</h1><p class="ranges">History: ${ranges}</p>${jobsSection(ctx, jobs)}${body}`,
   })
+}
+
+/** The requeues this dashboard started (newest first), each linking to its page and its Stop. */
+function jobsSection(ctx, jobs) {
+  if (!jobs.length) return ''
+  return html`<section class="requeues"><h2>Requeues</h2>
+<table class="jobs"><thead><tr><th>started</th><th>from</th><th>filter</th><th>requeued</th><th></th></tr></thead><tbody>
+${jobs.map(
+  (j) => html`<tr data-job="${j.id}"><td><a href="${ctx.base}/jobs/${j.id}">${time(j.startedAt)}</a></td><td>${j.dlq}</td><td>${describeFilter(j.filter)}</td><td>${count(j.requeued)} of ${count(j.matched)}</td><td data-state>${jobState(j)}</td></tr>
+`,
+)}</tbody></table></section>`
+}
+
+/** running, stopping, stopped, failed or done. */
+function jobState(j) {
+  if (j.finishedAt === null) return j.stopRequestedAt === null ? 'running' : 'stopping'
+  if (j.error) return 'failed'
+  return j.stopRequestedAt === null ? 'done' : 'stopped'
 }
 
 function scheduleSection(ctx, s, range) {
@@ -251,7 +269,7 @@ function describeFilter(filter) {
 function job(ctx, j) {
   const done = j.finishedAt !== null
   const stopped = j.stopRequestedAt !== null
-  const state = done ? (stopped ? ': stopped' : ': done') : stopped ? ': stopping' : ''
+  const state = jobState(j) === 'running' ? '' : `: ${jobState(j)}`
   const back = `${dlqPath(ctx.base, j.dlq)}${query(filterParams(j.filter))}`
   // Matched counts the dry run before the start; dead letters that match later are requeued too.
   return layout(ctx, {
