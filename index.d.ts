@@ -494,10 +494,10 @@ export declare class KafkaRetry {
   metrics(dlqName?: string): Promise<string>
   /**
    * Stops the listener after its current batch (each message published and acknowledged, or
-   * put back on the schedule), stops a filtered requeue still running before its next move
-   * (it resolves to how many it moved), flushes the producer and releases connections and
-   * JavaScript callbacks, so Node can exit. Later calls to other methods reject with
-   * `ERR_CLOSED`. Calling it twice is harmless.
+   * put back on the schedule), stops a `requeueDeadLetters` or `requeueAllDeadLetters` still
+   * running before its next move (it resolves to how many it moved), flushes the producer and
+   * releases connections and JavaScript callbacks, so Node can exit. Later calls to other
+   * methods reject with `ERR_CLOSED`. Calling it twice is harmless.
    */
   close(): Promise<void>
   /**

@@ -554,16 +554,17 @@ impl RetryCore {
         }
     }
 
-    /// Requeues every dead letter of `dlq`. Returns how many were requeued; dead letters that
-    /// cannot be requeued (no topic) stay where they are.
+    /// Requeues every dead letter of `dlq` (a filtered requeue of `{}`, so `close()` stops it
+    /// too). Returns how many were requeued; dead letters that cannot be requeued (no topic) stay
+    /// where they are.
     pub async fn requeue_all_dead_letters(&self, dlq: &str) -> Result<u64> {
-        self.ensure_open()?;
-        let requeued =
-            requeue::requeue_all(&self.dead_letters, dlq, |item| self.requeue_target(item)).await?;
-        if requeued > 0 {
-            self.wake.notify();
-        }
-        Ok(requeued)
+        self.requeue_matching_dead_letters(
+            dlq,
+            FilterInput::default(),
+            BulkOptions::default(),
+            requeue::Watch::default(),
+        )
+        .await
     }
 
     /// Requeues the dead letters of `dlq` that `filter` matches (see

@@ -620,10 +620,10 @@ impl KafkaRetry {
     }
 
     /// Stops the listener after its current batch (each message published and acknowledged, or
-    /// put back on the schedule), stops a filtered requeue still running before its next move
-    /// (it resolves to how many it moved), flushes the producer and releases connections and
-    /// JavaScript callbacks, so Node can exit. Later calls to other methods reject with
-    /// `ERR_CLOSED`. Calling it twice is harmless.
+    /// put back on the schedule), stops a `requeueDeadLetters` or `requeueAllDeadLetters` still
+    /// running before its next move (it resolves to how many it moved), flushes the producer and
+    /// releases connections and JavaScript callbacks, so Node can exit. Later calls to other
+    /// methods reject with `ERR_CLOSED`. Calling it twice is harmless.
     #[napi(ts_return_type = "Promise<void>")]
     pub fn close<'env>(&self, env: &'env Env) -> Result<PromiseRaw<'env, ()>> {
         let core = self.core.clone();
