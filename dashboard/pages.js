@@ -269,7 +269,8 @@ function describeFilter(filter) {
 function job(ctx, j) {
   const done = j.finishedAt !== null
   const stopped = j.stopRequestedAt !== null
-  const state = jobState(j) === 'running' ? '' : `: ${jobState(j)}`
+  const word = jobState(j)
+  const state = word === 'running' ? '' : `: ${word}`
   const back = `${dlqPath(ctx.base, j.dlq)}${query(filterParams(j.filter))}`
   // Matched counts the dry run before the start; dead letters that match later are requeued too.
   return layout(ctx, {
@@ -279,7 +280,7 @@ function job(ctx, j) {
 <p>Filter: ${describeFilter(j.filter)}${j.rate ? html`, ${j.rate} per second` : ''}${j.delayMinutes ? html`, due in ${j.delayMinutes} min` : ''}.</p>
 <progress max="${Math.max(1, j.matched)}" value="${Math.min(j.requeued, j.matched)}"></progress>
 <p class="progress"><span data-requeued>${count(j.requeued)}</span> of ${count(j.matched)} requeued · ${duration((j.finishedAt || Date.now()) - j.startedAt)}</p>
-${done && stopped ? html`<p>Stopped: the dead letters not yet requeued are still in ${j.dlq}; the same requeue again goes on with them.</p>` : ''}
+${word === 'stopped' || word === 'failed' ? html`<p>The dead letters not yet requeued are still in ${j.dlq}; the same requeue again goes on with them.</p>` : ''}
 ${done || stopped ? '' : action(ctx, `${ctx.base}/jobs/${j.id}/stop`, 'Stop the requeue', {}, { className: 'stop-job' })}
 ${j.error ? html`<p class="error">${j.error}</p>` : ''}
 <p><a href="${back}">back to the dead letters</a></p>`,
