@@ -21,8 +21,8 @@ use crate::store::tally::{self, History};
 use crate::store::target::RedisTarget;
 use crate::store::{migrate, requeue, shard_record};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, Weak};
-use tokio::sync::{watch, Semaphore};
+use std::sync::{Arc, Mutex};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub mod ordered;
@@ -124,6 +124,8 @@ pub struct RetryCore {
     /// Shared with the listener tasks, so a garbage-collected instance does not stop them: the
     /// seed starts its listener with `await new KafkaRetry().queueListener(...)` and keeps no
     /// reference, and that listener must run until the process ends (as the original's timer did).
+    /// `close()` sends `true` and then waits until no receiver is left: every task and requeue
+    /// that watches it has ended.
     stop: Arc<watch::Sender<bool>>,
     listeners: Mutex<Vec<Running>>,
     observer: Arc<dyn Observer>,
@@ -132,15 +134,7 @@ pub struct RetryCore {
     dlq_names: Mutex<Vec<String>>,
     /// Set once the shard count recorded in Redis was found equal to this instance's.
     shards_checked: tokio::sync::OnceCell<()>,
-    /// The filtered requeues running on this instance: `close()` stops each before its next
-    /// move, then waits until none holds a slot (its move under way finished), so a shutdown is
-    /// not held up by a paced requeue and no move runs on a released connection.
-    requeues: Mutex<Vec<Weak<requeue::Stop>>>,
-    requeue_slots: Semaphore,
 }
-
-/// More filtered requeues than one instance ever runs at once.
-const REQUEUE_SLOTS: u32 = 1 << 16;
 
 impl RetryCore {
     /// A core for `config`; `observer` receives listener events (stderr when `None`).
@@ -177,8 +171,6 @@ impl RetryCore {
             )),
             dlq_names: Mutex::new(Vec::new()),
             shards_checked: tokio::sync::OnceCell::new(),
-            requeues: Mutex::new(Vec::new()),
-            requeue_slots: Semaphore::new(REQUEUE_SLOTS as usize),
         }
     }
 
@@ -580,20 +572,14 @@ impl RetryCore {
         self.ensure_open()?;
         let filter = Filter::parse(filter)?;
         let (pace, dry_run) = options.parse()?;
-        let Ok(_slot) = self.requeue_slots.acquire().await else {
+        // close() stops it like its signal would, and waits until this receiver is dropped,
+        // after the move under way. Subscribed after ensure_open: a close() since has sent.
+        let mut closing = self.stop.subscribe();
+        if *closing.borrow() {
             return Err(RetryError::closed());
-        };
-        let stop = watch.stop.get_or_insert_with(Default::default);
-        {
-            let mut running = self.requeues.lock().unwrap_or_else(|p| p.into_inner());
-            running.retain(|stop| stop.strong_count() > 0);
-            running.push(Arc::downgrade(stop));
         }
-        // A close() between ensure_open and the line above did not see this one.
-        if self.is_closed() {
-            stop.stop();
-        }
-        let moved = requeue::requeue_matching(
+        let stop = watch.stop.get_or_insert_with(Default::default).clone();
+        let requeue = requeue::requeue_matching(
             &self.dead_letters,
             dlq,
             &filter,
@@ -601,8 +587,15 @@ impl RetryCore {
             dry_run,
             &watch,
             |item| self.requeue_target(item),
-        )
-        .await?;
+        );
+        tokio::pin!(requeue);
+        let moved = tokio::select! {
+            moved = &mut requeue => moved?,
+            _ = closing.changed() => {
+                stop.stop();
+                requeue.await?
+            }
+        };
         if moved > 0 && !dry_run {
             self.wake.notify();
         }
@@ -759,15 +752,6 @@ impl RetryCore {
     pub async fn close(&self) -> Result<()> {
         let first_close = !self.closed.swap(true, Ordering::AcqRel);
         let _ = self.stop.send(true);
-        let requeues: Vec<_> = self
-            .requeues
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .drain(..)
-            .collect();
-        for stop in requeues.iter().filter_map(Weak::upgrade) {
-            stop.stop();
-        }
         let running: Vec<Running> = {
             let mut listeners = self.listeners.lock().unwrap_or_else(|p| p.into_inner());
             listeners.drain(..).collect()
@@ -781,12 +765,8 @@ impl RetryCore {
                 }
             }
         }
-        // The stopped requeues' last moves: then no slot is taken again (closed, and acquire
-        // fails once the semaphore is closed).
-        if let Ok(all) = self.requeue_slots.acquire_many(REQUEUE_SLOTS).await {
-            all.forget();
-            self.requeue_slots.close();
-        }
+        // The requeues the send above stopped: each drops its receiver after its last move.
+        self.stop.closed().await;
         if first_close {
             // After the listeners' last acks: the connection closes if no other instance uses it.
             self.redis.shared().release();
