@@ -4,7 +4,7 @@
 //! function through a threadsafe function. That function is wrapped so that a throw becomes a
 //! process warning: a throw in a threadsafe-function call would be Node's uncaught exception.
 
-use super::convert::{describe, is_nullish, property};
+use super::convert::{describe, is_nullish, object_arg, property};
 use crate::error::{Result as CoreResult, RetryError};
 use crate::store::requeue::{Stop, Watch};
 use napi::bindgen_prelude::*;
@@ -24,11 +24,7 @@ type AddListener<'env> = Function<'env, FnArgs<(&'env str, Function<'env, (), ()
 /// `ERR_INVALID_ARG` when `signal` is not an `AbortSignal` or `onProgress` not a function.
 pub fn requeue_watch(env: &Env, options: Option<&Unknown>) -> CoreResult<Watch> {
     let mut watch = Watch::default();
-    let Some(options) = options.filter(|v| !is_nullish(Some(v))) else {
-        return Ok(watch);
-    };
-    // parse_bulk_options has already checked that options is an object.
-    let Ok(options) = (unsafe { options.cast::<Object>() }) else {
+    let Some(options) = object_arg("options", options)? else {
         return Ok(watch);
     };
     if let Some(signal) = property(&options, "signal").filter(|v| !is_nullish(Some(v))) {

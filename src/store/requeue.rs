@@ -212,8 +212,8 @@ pub async fn requeue_matching(
     let mut moved = 0u64;
     let mut reported = (0u64, started);
     let report = |moved: u64, reported: &mut (u64, tokio::time::Instant), last: bool| {
-        let now = tokio::time::Instant::now();
         if let Some(progress) = &watch.progress {
+            let now = tokio::time::Instant::now();
             if moved != reported.0 && (last || now >= reported.1 + PROGRESS_EVERY) {
                 progress(moved);
                 *reported = (moved, now);
