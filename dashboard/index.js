@@ -365,11 +365,10 @@ async function bulk(state, ctx, dlq, form) {
     matched,
     // Told by the requeue as it goes (onProgress): the page reads it, never Redis.
     requeued: 0,
+    // Aborted by its Stop button (signal.aborted says whether it was).
     controller: new AbortController(),
-    stopRequestedAt: null,
     startedAt: Date.now(),
     finishedAt: null,
-    result: null,
     error: null,
   }
   state.jobs.set(job.id, job)
@@ -386,8 +385,8 @@ async function bulk(state, ctx, dlq, form) {
   if (delayMinutes) options.delayMs = Math.round(delayMinutes * 60_000)
   // The requeue runs on after this response; its page shows what it reported so far.
   retry.requeueDeadLetters(dlq.name, filter, options).then(
-    (n) => Object.assign(job, { result: n, requeued: n, finishedAt: Date.now() }),
-    (err) => Object.assign(job, { error: err.code ? `${err.code}: ${err.message}` : err.message, result: job.requeued, finishedAt: Date.now() }),
+    (n) => Object.assign(job, { requeued: n, finishedAt: Date.now() }),
+    (err) => Object.assign(job, { error: err.code ? `${err.code}: ${err.message}` : err.message, finishedAt: Date.now() }),
   )
   return { redirect: `${ctx.base}/jobs/${job.id}` }
 }
@@ -396,10 +395,7 @@ async function bulk(state, ctx, dlq, form) {
 function stopJob(state, ctx, id) {
   const job = state.jobs.get(id)
   if (!job) throw new HttpError(404, 'no such requeue (the dashboard restarted?)')
-  if (job.finishedAt === null && job.stopRequestedAt === null) {
-    job.stopRequestedAt = Date.now()
-    job.controller.abort()
-  }
+  if (job.finishedAt === null) job.controller.abort()
   return { redirect: `${ctx.base}/jobs/${job.id}` }
 }
 

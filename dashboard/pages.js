@@ -89,9 +89,10 @@ ${jobs.map(
 
 /** running, stopping, stopped, failed or done. */
 function jobState(j) {
-  if (j.finishedAt === null) return j.stopRequestedAt === null ? 'running' : 'stopping'
+  const stopped = j.controller.signal.aborted
+  if (j.finishedAt === null) return stopped ? 'stopping' : 'running'
   if (j.error) return 'failed'
-  return j.stopRequestedAt === null ? 'done' : 'stopped'
+  return stopped ? 'stopped' : 'done'
 }
 
 function scheduleSection(ctx, s, range) {
@@ -268,7 +269,6 @@ function describeFilter(filter) {
 
 function job(ctx, j) {
   const done = j.finishedAt !== null
-  const stopped = j.stopRequestedAt !== null
   const word = jobState(j)
   const state = word === 'running' ? '' : `: ${word}`
   const back = `${dlqPath(ctx.base, j.dlq)}${query(filterParams(j.filter))}`
@@ -281,7 +281,7 @@ function job(ctx, j) {
 <progress max="${Math.max(1, j.matched)}" value="${Math.min(j.requeued, j.matched)}"></progress>
 <p class="progress"><span data-requeued>${count(j.requeued)}</span> of ${count(j.matched)} requeued · ${duration((j.finishedAt || Date.now()) - j.startedAt)}</p>
 ${word === 'stopped' || word === 'failed' ? html`<p>The dead letters not yet requeued are still in ${j.dlq}; the same requeue again goes on with them.</p>` : ''}
-${done || stopped ? '' : action(ctx, `${ctx.base}/jobs/${j.id}/stop`, 'Stop the requeue', {}, { className: 'stop-job' })}
+${word === 'running' ? action(ctx, `${ctx.base}/jobs/${j.id}/stop`, 'Stop the requeue', {}, { className: 'stop-job' }) : ''}
 ${j.error ? html`<p class="error">${j.error}</p>` : ''}
 <p><a href="${back}">back to the dead letters</a></p>`,
   })
