@@ -1,5 +1,5 @@
 // The types a TypeScript service sees, against the tarballs a release publishes installed into an
-// app: with moduleResolution node16 (an ES module and a CommonJS one) and bundler, the types of
+// app: with moduleResolution node16 and nodenext (an ES module and a CommonJS one each) and bundler, the types of
 // the main entry and of each subpath resolve (strict: an import without types is an error), and
 // are the package's (a wrong config value and a missing export are errors).
 const fs = require('fs')
@@ -47,6 +47,7 @@ function tsc(dir) {
 
 test.each([
   ['node16', { module: 'node16', moduleResolution: 'node16' }],
+  ['nodenext', { module: 'nodenext', moduleResolution: 'nodenext' }],
   ['bundler', { module: 'esnext', moduleResolution: 'bundler' }],
 ])('TypeScript, moduleResolution %s: the types of the main entry and each subpath resolve', (name, options) => {
   const dir = path.join(app, `ts-${name}`)
@@ -71,9 +72,10 @@ export const wrong: KafkaRetryConfig = { keyPrefix: 1 }
 import { NoSuchThing } from '${pkg.name}'
 export const none = NoSuchThing
 `
-  fs.writeFileSync(path.join(dir, name === 'node16' ? 'usage.mts' : 'usage.ts'), usage)
-  // node16: an ES module and a CommonJS one import differently; both must see the types.
-  if (name === 'node16') fs.writeFileSync(path.join(dir, 'usage.cts'), usage)
+  const nodeStyle = name === 'node16' || name === 'nodenext'
+  fs.writeFileSync(path.join(dir, nodeStyle ? 'usage.mts' : 'usage.ts'), usage)
+  // node16/nodenext: an ES module and a CommonJS one import differently; both must see the types.
+  if (nodeStyle) fs.writeFileSync(path.join(dir, 'usage.cts'), usage)
   expect(tsc(dir)).toBe('')
   // The check can fail: a package name that does not resolve.
   fs.writeFileSync(path.join(dir, 'broken.ts'), `import { KafkaRetry } from '${pkg.name}-missing'\nexport const r = KafkaRetry\n`)
