@@ -2,8 +2,8 @@
 // producer named by argv[2] the way its README does, hands it to queueListener, pushes COUNT
 // retries due now (1 by default: the one producers.test.js reads back with its key, value and
 // headers; more: values {"id":<i>}), waits up to WAIT_MS for them to be published and nothing
-// to be left pending, prints the stats (and for an rdkafka-style producer how often it was polled,
-// and how often once idle), then closes the listener (LEASE_MS its leaseMs) and the
+// to be left pending, prints `RESULT <stats JSON>` (for an rdkafka-style producer with how often
+// it was polled, and how often once idle), then closes the listener (LEASE_MS its leaseMs) and the
 // producer. With EXPECT=dead-lettered it waits for them to be dead-lettered instead (config
 // maxPublishFailures: 1). Env: TOPIC, PREFIX, KAFKA_BROKERS, OPTIONS (JSON, a Buffer as
 // JSON.stringify writes it), COUNT, WAIT_MS, LEASE_MS, EXPECT.
@@ -51,6 +51,13 @@ const producers = {
   'node-rdkafka-unpolled': () => rdkafka(built('KAFKA_RETRY_NODE_RDKAFKA', 'node-rdkafka.sh'), 0),
   // @confluentinc/kafka-javascript's rdkafka API, built by scripts/confluent-kafka.sh.
   'confluent-unpolled': () => rdkafka(built('KAFKA_RETRY_CONFLUENT_KAFKA', 'confluent-kafka.sh'), 0),
+  // Its KafkaJS API: the client built as above, its producer as its README creates one.
+  async 'confluent-kafkajs'() {
+    const { Kafka } = built('KAFKA_RETRY_CONFLUENT_KAFKA', 'confluent-kafka.sh').KafkaJS
+    const producer = new Kafka({ kafkaJS: { brokers } }).producer()
+    await producer.connect()
+    return { producer, close: () => producer.disconnect() }
+  },
   platformatic: () => platformatic(false),
   'platformatic-strings': () => platformatic(true),
 }
@@ -91,7 +98,8 @@ try {
   // Polls made while nothing is pending (over 500 ms once done): none is wanted.
   const before = polls
   await new Promise((resolve) => setTimeout(resolve, 500))
-  console.log(JSON.stringify({ ...stats, polls: before, idlePolls: polls - before }))
+  // On a line of its own after a marker: a client may log to stdout too.
+  console.log(`RESULT ${JSON.stringify({ ...stats, polls: before, idlePolls: polls - before })}`)
 } finally {
   await retry.close()
   await close()

@@ -62,8 +62,9 @@ const inChild =
     new Promise((resolve, reject) => {
       const env = { ...process.env, TOPIC: topic, PREFIX: prefix, OPTIONS: JSON.stringify(OPTIONS), ...more }
       execFile(process.execPath, [path.join(__dirname, 'producer-child.mjs'), kind], { env, timeout: 120000 }, (err, stdout, stderr) => {
-        if (err) reject(new Error(`${err.message}\n${stderr}`))
-        else resolve(JSON.parse(stdout))
+        const result = stdout.split('\n').find((line) => line.startsWith('RESULT '))
+        if (err || !result) reject(new Error(`${err ? err.message : 'no RESULT line'}\n${stdout}\n${stderr}`))
+        else resolve(JSON.parse(result.slice('RESULT '.length)))
       })
     })
 
@@ -150,6 +151,11 @@ test('node-rdkafka Producer (produce(topic, partition, value, key, timestamp, op
 test('@confluentinc/kafka-javascript rdkafka-API Producer (dr_cb: true, connected, polled by nobody)', async () => {
   requireBuilt('confluent')
   await roundTrip('confluent', inChild('confluent-unpolled'))
+})
+
+test('@confluentinc/kafka-javascript KafkaJS-API Producer (send({ topic, messages }))', async () => {
+  requireBuilt('confluent')
+  await roundTrip('confluent-kafkajs', inChild('confluent-kafkajs'))
 })
 
 // A node-rdkafka-style Producer emits delivery reports only from poll(). Created as the clients'
