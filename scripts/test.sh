@@ -41,6 +41,9 @@ export KAFKA_RETRY_APACHE_JARS
 # node-rdkafka built against Debian's librdkafka-dev, for __test__/producers.test.js.
 KAFKA_RETRY_NODE_RDKAFKA="${KAFKA_RETRY_NODE_RDKAFKA:-$(bash scripts/node-rdkafka.sh)}"
 export KAFKA_RETRY_NODE_RDKAFKA
+# @confluentinc/kafka-javascript built from the npm registry's package, for the same suite.
+KAFKA_RETRY_CONFLUENT_KAFKA="${KAFKA_RETRY_CONFLUENT_KAFKA:-$(bash scripts/confluent-kafka.sh)}"
+export KAFKA_RETRY_CONFLUENT_KAFKA
 
 # The dashboard's browser tests drive Debian's chromium (installed when missing).
 CHROMIUM_PATH="$(bash scripts/browser.sh)"

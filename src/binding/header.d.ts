@@ -296,14 +296,14 @@ export interface SendProducer {
   send(record: { topic: string; messages: Array<{ key: string; value: string; headers: Record<string, HeaderValue> }> }): unknown
 }
 
-/** A `@platformatic/kafka` `Producer`: called as `send({ messages: [{ topic, key, value, headers }] })` with `Buffer` key, value and header values. */
+/** A `@platformatic/kafka` `Producer`: called as `send({ messages: [{ topic, key, value, headers }] })`, each of key, value, header names and header values a string where the producer has a serializer for it (`serializers: stringSerializers`), else a `Buffer` (its default serializers). */
 export interface MessagesProducer {
   send(options: { messages: any[] }): unknown
   asStream(...args: any[]): unknown
   beginTransaction(...args: any[]): unknown
 }
 
-/** A connected `node-rdkafka` `Producer` (or the rdkafka-API one of `@confluentinc/kafka-javascript`) created with `dr_cb: true`: a message counts as published when its delivery report arrives. */
+/** A connected `node-rdkafka` `Producer` (or the rdkafka-API one of `@confluentinc/kafka-javascript`) created with `dr_cb: true`: a message counts as published when its delivery report arrives; the listener calls `poll()` while deliveries are pending, so `setPollInterval` is not needed. */
 export interface RdkafkaProducer {
   produce(topic: string, partition: number | null | undefined, message: any, ...rest: any[]): unknown
   setPollInterval(interval: number): unknown
