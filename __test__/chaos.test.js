@@ -281,7 +281,7 @@ for (const s of SCENARIOS.filter((x) => ALL || x.quick)) {
       const drainedAt = Date.now()
       // Every record read back: the reader fetched twice since (the second began after the drain)
       // and read up to the high watermark its fetches reported. (Not ListOffsets: Tansu 0.6
-      // answered it with an offset hundreds of records short, here after a Redis blackhole.)
+      // answered it with an end offset about 200 records short, after a Redis blackhole.)
       const offsets = () => new Set(reader.records.map((r) => r.offset)).size
       await mustWait(() => reader.fetchedAt.filter((at) => at > drainedAt).length >= 2 && offsets() >= reader.highWatermark, 30000,
         () => `read ${offsets()} of the ${reader.highWatermark} records on the topic`)
