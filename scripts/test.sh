@@ -32,6 +32,10 @@ fi
 # The fault tests run brokers of their own, even when a shared one is reused.
 TANSU_BIN="${TANSU_BIN:-$(bash scripts/services.sh tansu-bin)}"
 export TANSU_BIN
+# The network-fault suite (__test__/chaos.test.js) puts Shopify's toxiproxy, built with `go install`
+# into .services/bin, in front of a Redis and a Tansu broker of its own; it fails without it.
+TOXIPROXY_BIN="${TOXIPROXY_BIN:-$(bash scripts/services.sh toxiproxy-bin)}"
+export TOXIPROXY_BIN
 # The clock-skew test runs a listener under libfaketime (Debian's faketime package).
 KAFKA_RETRY_LIBFAKETIME="${KAFKA_RETRY_LIBFAKETIME:-$(bash scripts/services.sh faketime-lib)}"
 export KAFKA_RETRY_LIBFAKETIME
