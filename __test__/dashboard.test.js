@@ -702,3 +702,165 @@ test('a page of 100,000 dead letters renders in under a second', async () => {
     await server.stop()
   }
 }, 300000)
+
+describe('issue 28: defaults, links, cookies, counts, large payloads, removal', () => {
+  /** A server for a page of "another site": localhost is another site than 127.0.0.1. */
+  async function otherSite(body) {
+    const server = await listen((req, res) => {
+      res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' })
+      res.end(`<!doctype html><html><body>${body}</body></html>`)
+    })
+    return { url: server.url.replace('127.0.0.1', 'localhost'), stop: server.stop }
+  }
+
+  /**
+   * The instance as the dashboard sees it, every call going to the real one, with a count of
+   * the whole counts (dry runs of removeDeadLetters) started and of the most running at once.
+   */
+  function countingCounts(retry) {
+    const counts = { started: 0, running: 0, most: 0 }
+    const proxy = new Proxy(retry, {
+      get(target, prop) {
+        if (prop === 'removeDeadLetters') {
+          return async (dlq, filter, options) => {
+            if (!options || !options.dryRun) return target.removeDeadLetters(dlq, filter, options)
+            counts.started++
+            counts.running++
+            counts.most = Math.max(counts.most, counts.running)
+            try {
+              return await target.removeDeadLetters(dlq, filter, options)
+            } finally {
+              counts.running--
+            }
+          }
+        }
+        const value = target[prop]
+        return typeof value === 'function' ? value.bind(target) : value
+      },
+    })
+    return { proxy, counts }
+  }
+
+  test('a link from another site (a chat) opens the page for a logged-in browser, even reloaded; actions one click away; POSTs from there refused', async () => {
+    const s = schedule('link')
+    const [item] = await makeDeadLetters(s, [{ topic: 'orders', error: 'card declined' }])
+    const token = 'incident-token-1234'
+    const server = await listen(handler({ retry: s.retry, dlqName: s.dlq, token }))
+    const list = `${server.url}/dlq/${encodeURIComponent(s.dlq)}?topic=orders`
+    const remove = `${server.url}/dlq/${encodeURIComponent(s.dlq)}/item/${encodeURIComponent(item.id)}/remove`
+    const chat = await otherSite(
+      `<a id="link" href="${list}">dead letters of orders</a>` +
+        `<form method="post" action="${remove}"><input name="confirm" value="yes"><input name="csrf" value="${'a'.repeat(64)}"><button id="forged">post</button></form>`,
+    )
+    const { page, context } = await open()
+    try {
+      expect((await page.goto(`${server.url}/?token=${token}`)).status()).toBe(200)
+      await page.goto(chat.url)
+      const [followed] = await Promise.all([page.waitForNavigation(), page.click('#link')])
+      expect(followed.status()).toBe(200)
+      expect(page.url()).toBe(list)
+      expect(await rows(page)).toEqual([item.id])
+      // The browser did not send its Strict CSRF cookie: no actions, and a link to show them;
+      // no count of matches started by a request from another site, and a link to start it.
+      expect(await page.$$('form[method=post]')).toHaveLength(0)
+      expect(await page.$('[data-not-counted]')).not.toBeNull()
+      await page.click('[data-linked] a')
+      await page.waitForSelector('.bulk form')
+      expect(await page.$('[data-linked]')).toBeNull()
+      await page.waitForSelector('[data-matched]', { timeout: 30000 })
+      expect(await page.textContent('[data-matched]')).toBe('1')
+      // Followed again and reloaded, it still opens.
+      await page.goto(chat.url)
+      await Promise.all([page.waitForNavigation(), page.click('#link')])
+      expect((await page.reload()).status()).toBe(200)
+      expect(await rows(page)).toEqual([item.id])
+      // A POST from the other site is refused, and removes nothing.
+      await page.goto(chat.url)
+      const [posted] = await Promise.all([page.waitForNavigation(), page.click('#forged')])
+      expect([401, 403]).toContain(posted.status())
+      expect((await s.retry.stats(s.dlq)).deadLettered).toBe(1)
+    } finally {
+      await context.close()
+      await chat.stop()
+      await server.stop()
+    }
+  })
+
+  test('two dashboards with tokens on one host, different ports, in one browser: logging into one keeps the other', async () => {
+    const s = schedule('two')
+    const [item] = await makeDeadLetters(s, [{ topic: 'orders' }])
+    const { serve } = require('../dashboard')
+    const a = await serve({ retry: s.retry, dlqName: s.dlq, port: 0, token: 'first-token-1234' })
+    const b = await serve({ retry: s.retry, dlqName: s.dlq, port: 0, token: 'second-token-5678' })
+    const { page, context } = await open()
+    try {
+      expect((await page.goto(`${a.url}?token=first-token-1234`)).status()).toBe(200)
+      expect((await page.goto(`${b.url}?token=second-token-5678`)).status()).toBe(200)
+      expect((await page.goto(a.url)).status()).toBe(200)
+      expect((await page.goto(b.url)).status()).toBe(200)
+      // And the first one still acts (its CSRF cookie is its own too).
+      await page.goto(`${a.url}dlq/${encodeURIComponent(s.dlq)}/item/${encodeURIComponent(item.id)}`)
+      await page.click('form[action$="/requeue"]:not(:has(input[name=delayMinutes])) button')
+      await page.waitForSelector('.notice')
+      expect(await page.textContent('.notice')).toBe(`requeued dead letter ${item.id}`)
+      expect(await s.retry.stats(s.dlq)).toMatchObject({ scheduled: 1, deadLettered: 0 })
+      const names = (await context.cookies()).map((c) => c.name)
+      expect(new Set(names).size).toBe(names.length)
+      expect(names.filter((n) => n.startsWith('krr_auth_'))).toHaveLength(2)
+    } finally {
+      await context.close()
+      await new Promise((r) => a.server.close(r))
+      await new Promise((r) => b.server.close(r))
+    }
+  })
+
+  test('requests from another site start no count of matches; distinct filters from here run at most two whole counts at once', async () => {
+    const s = schedule('counts')
+    const total = 20_000
+    for (let n = 0; n < total; n += 2000) {
+      await Promise.all(
+        Array.from({ length: 2000 }, (_, i) => s.retry.pushToDlq(s.dlq, { topic: 'orders', event: `k${n + i}`, value: JSON.stringify({ n: n + i, pad: 'x'.repeat(200) }), error: { name: 'Error', message: 'boom' } })),
+      )
+    }
+    const { proxy, counts } = countingCounts(s.retry)
+    const dash = handler({ retry: proxy, dlqName: s.dlq })
+    let answered = 0
+    const server = await listen((req, res) => {
+      res.on('finish', () => answered++)
+      dash(req, res)
+    })
+    const list = `${server.url}/dlq/${encodeURIComponent(s.dlq)}`
+    const images = Array.from({ length: 30 }, (_, i) => `<img src="${list}?search=cross-${i}">`).join('')
+    const evil = await otherSite(images)
+    const { page, context } = await open()
+    try {
+      await page.goto(evil.url)
+      expect(await h.waitFor(() => answered >= 30, 60000)).toBe(true)
+      await h.sleep(300)
+      expect(counts.started).toBe(0)
+
+      // From the dashboard's own page: ten distinct filters at once.
+      await page.goto(`${server.url}/`)
+      const filters = Array.from({ length: 10 }, (_, i) => `k${i}9`)
+      const statuses = await page.evaluate((urls) => Promise.all(urls.map(async (u) => (await fetch(u)).status)), filters.map((f) => `${list}?search=${f}`))
+      expect(statuses).toEqual(filters.map(() => 200))
+      expect(counts.started).toBeGreaterThan(0)
+      // Each page that did not get its count reloads until it has it: every one is counted, never
+      // more than two at once.
+      for (const f of filters) {
+        const counted = await h.waitFor(async () => {
+          const text = await page.evaluate(async (u) => (await fetch(u)).text(), `${list}?search=${f}`)
+          return /data-matched/.test(text)
+        }, 120000, 200)
+        expect(counted).toBe(true)
+      }
+      console.log(`dashboard: ${filters.length} distinct filters on ${total} dead letters: ${counts.started} whole counts, at most ${counts.most} at once`)
+      expect(counts.most).toBeLessThanOrEqual(2)
+      expect(counts.started).toBeLessThanOrEqual(2 * filters.length)
+    } finally {
+      await context.close()
+      await evil.stop()
+      await server.stop()
+    }
+  }, 300000)
+})

@@ -77,7 +77,7 @@ function handler(options = {}) {
     Object.keys(ASSETS).map((file) => [file, fs.readFileSync(path.join(__dirname, 'assets', file))]),
   )
   const jobs = new Map()
-  const state = { schedules, dlqs, readOnly, refreshSeconds, assets, jobs, nextJob: 1, counts: new Map() }
+  const state = { schedules, dlqs, readOnly, refreshSeconds, assets, jobs, nextJob: 1, counts: new op.Counts() }
 
   return function dashboard(req, res, next) {
     serveRequest(state, req, res, next, fixedBase, guardFor).catch((err) => {
@@ -116,13 +116,21 @@ async function serveRequest(state, req, res, next, fixedBase, guardFor) {
     url.searchParams.delete('token')
     return send(res, 303, 'text/plain; charset=utf-8', 'see other', {
       Location: `${url.pathname}${url.search}`,
-      'Set-Cookie': guard.cookie(guard.authCookie, guard.authValue()),
+      'Set-Cookie': guard.authCookie(req),
     })
   }
   const csrf = guard.csrf(req)
   const ctx = {
     base,
-    readOnly: state.readOnly,
+    // Opened from another site without the CSRF cookie (a link in a chat): the page shows, its
+    // forms do not (they would be refused); a link to the same address opens them.
+    readOnly: state.readOnly || csrf.token === null,
+    linked: !state.readOnly && csrf.token === null,
+    // This page's own address (a link to it from here is same-origin).
+    address: `${url.pathname}${url.search}`,
+    // Whether the request came from the dashboard's pages or the address bar: only those start
+    // a count of matches (another site's <img> or link must not make Redis read the queue).
+    fromHere: guard.fromHere(req),
     csrf: csrf.token,
     dlqs: [...state.dlqs.values()],
     refreshSeconds: state.refreshSeconds > 0 ? state.refreshSeconds : null,
@@ -266,7 +274,7 @@ async function deadLetterList(state, ctx, dlq, url) {
   const retry = dlq.schedule.retry
   const [page, matched] = await Promise.all([
     op.deadLetterPage(retry, dlq.name, filter, { limit, cursor }),
-    op.matchedSoon(state.counts, retry, dlq.name, filter).catch((err) => {
+    op.matchedSoon(state.counts, retry, dlq.name, filter, { start: ctx.fromHere }).catch((err) => {
       // The list is still worth showing when only its count cannot be had.
       if (err.code === 'ERR_UNSUPPORTED') return null
       throw err

@@ -23,15 +23,25 @@ function layout(ctx, { title, body, refresh }) {
 <header>
 <a class="brand" href="${base}/">kafka-redis-retry</a>
 <nav><a href="${base}/">Overview</a>${ctx.dlqs.map((d) => html` <a href="${dlqPath(base, d.name)}">${d.name}</a>`)}</nav>
-${ctx.readOnly ? html`<span class="badge">read-only</span>` : ''}
+${ctx.readOnly && !ctx.linked ? html`<span class="badge">read-only</span>` : ''}
 </header>
 <main>
 ${ctx.notice ? html`<p class="notice" role="status">${ctx.notice}</p>` : ''}
+${linkedNote(ctx)}
 ${body}
 </main>
 </body>
 </html>
 `
+}
+
+/**
+ * A page opened from another site (a link in a chat or a ticket) has no actions: the browser did
+ * not send its Strict CSRF cookie. The same address opened from here has them.
+ */
+function linkedNote(ctx) {
+  if (!ctx.linked) return ''
+  return html`<p class="linked" data-linked>Opened from a link on another site: actions hidden. <a href="${ctx.address}">Show them</a></p>`
 }
 
 const dlqPath = (base, name) => `${base}/dlq/${encodeURIComponent(name)}`
@@ -196,10 +206,10 @@ function deadLetterList(ctx, { dlq, filter, page, matched, cursor, limit }) {
   const next = page.cursor !== null && page.cursor !== undefined
   return layout(ctx, {
     title: `Dead letters: ${dlq.name}`,
-    refresh: matched && matched.pending ? 2 : null,
+    refresh: matched && (matched.pending || matched.notStarted === 'busy') ? 2 : null,
     body: html`<h1>Dead letters in ${dlq.name}</h1>
 ${filterForm(ctx, dlq, filter)}
-<p class="matched">${matchedText(matched)}${page.scanned !== undefined ? html` · this page read ${count(page.scanned)} records` : ''} · newest first${cursor ? html` · <a href="${dlqPath(ctx.base, dlq.name)}${query(params)}">first page</a>` : ''}</p>
+<p class="matched">${matchedText(matched, ctx.address)}${page.scanned !== undefined ? html` · this page read ${count(page.scanned)} records` : ''} · newest first${cursor ? html` · <a href="${dlqPath(ctx.base, dlq.name)}${query(params)}">first page</a>` : ''}</p>
 ${
   page.items.length
     ? html`<table class="dead-letters"><thead><tr><th>died</th><th>topic</th><th>key (event)</th><th>error</th><th>attempts</th><th>payload</th></tr></thead><tbody>
@@ -211,9 +221,13 @@ ${bulkForm(ctx, dlq, filter, matched)}`,
   })
 }
 
-function matchedText(matched) {
+function matchedText(matched, address) {
   if (matched === null) return 'count of matches unknown (needs an addon with removeDeadLetters)'
   if (matched.pending) return html`<span data-counting>counting the matches…</span>`
+  if (matched.notStarted === 'elsewhere') {
+    return html`<span data-not-counted>matches not counted (opened from another site): <a href="${address}">count them</a></span>`
+  }
+  if (matched.notStarted === 'busy') return html`<span data-counting>waiting to count the matches (other counts are running)…</span>`
   return html`<span data-matched>${count(matched)}</span> matched`
 }
 
