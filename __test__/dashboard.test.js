@@ -741,6 +741,43 @@ describe('issue 28: defaults, links, cookies, counts, large payloads, removal', 
     return { proxy, counts }
   }
 
+  test('handler({ retry }) without dlqName shows the queue its listener writes, <keyPrefix>:dead-letters (the CLI too)', async () => {
+    const prefix = h.unique('dash-default-dlq')
+    const dlq = `${prefix}:dead-letters`
+    keys.push(dlq, `${dlq}:index`, `${dlq}:index:scan`, `${dlq}:topics`, `{${prefix}}:topics`, ...Object.values(h.scheduleKeys(prefix)))
+    const retry = new KafkaRetry({ keyPrefix: prefix })
+    instances.push(retry)
+    expect(retry.keyPrefix).toBe(prefix)
+    expect(retry.dlqName).toBe(dlq)
+    // A listener started as the README shows it, without a dead letter queue name.
+    const listener = new KafkaRetry({ keyPrefix: prefix })
+    instances.push(listener)
+    await listener.queueListener({ produce: async () => {} })
+    expect(listener.dlqName).toBe(dlq)
+    const error = new Error('handler failed')
+    for (const n of [1, 2, 3]) {
+      await retry.pushToQueue('orders', { event: `k${n}`, value: '{}' }, { delay: '0', maxRetry: '2', retryCount: '3', error })
+    }
+    expect(await h.waitFor(async () => (await retry.stats(dlq)).deadLettered === 3, 20000)).toBe(true)
+    await listener.close()
+
+    const server = await listen(handler({ retry }))
+    const dash = await cli(['--prefix', prefix])
+    const { page, context } = await open()
+    try {
+      for (const base of [`${server.url}/`, dash.url]) {
+        await page.goto(base)
+        expect(await page.textContent('dd[data-count=deadLetters]')).toBe('3')
+        expect(await page.textContent('header nav')).toContain(dlq)
+        await page.click(`header nav a:has-text("${dlq}")`)
+        expect(await rows(page)).toHaveLength(3)
+      }
+    } finally {
+      await context.close()
+      await server.stop()
+    }
+  })
+
   test('a link from another site (a chat) opens the page for a logged-in browser, even reloaded; actions one click away; POSTs from there refused', async () => {
     const s = schedule('link')
     const [item] = await makeDeadLetters(s, [{ topic: 'orders', error: 'card declined' }])

@@ -35,7 +35,7 @@ function schedulesOf(options) {
     if (!s || !s.retry || typeof s.retry.stats !== 'function') {
       throw invalid(`${options.schedules ? `schedules[${index}].retry` : 'retry'} must be a KafkaRetry instance`)
     }
-    const names = [].concat(s.dlqName === undefined ? 'kafka-retry:dead-letters' : s.dlqName)
+    const names = [].concat(s.dlqName === undefined ? defaultDlqName(s.retry) : s.dlqName)
     for (const name of names) {
       if (typeof name !== 'string' || name === '') throw invalid(`dlqName must be a non-empty string or an array of them, got ${JSON.stringify(name)}`)
     }
@@ -44,6 +44,17 @@ function schedulesOf(options) {
     return schedule
   })
   return { schedules, dlqs }
+}
+
+/**
+ * The dead letter queue of an instance given without dlqName: where its listener writes (its
+ * `dlqName`: the listener's, else `<keyPrefix>:dead-letters`), not a fixed name, which is
+ * another schedule's queue for any other keyPrefix.
+ */
+function defaultDlqName(retry) {
+  if (typeof retry.dlqName === 'string' && retry.dlqName) return retry.dlqName
+  if (typeof retry.keyPrefix === 'string' && retry.keyPrefix) return `${retry.keyPrefix}:dead-letters`
+  throw invalid('dlqName is needed: this instance tells neither its dlqName nor its keyPrefix')
 }
 
 function invalid(message) {
