@@ -780,6 +780,40 @@ describe('issue 28: defaults, links, cookies, counts, large payloads, removal', 
     }
   })
 
+  test("the README's Fastify example, as written, serves its base path and every page under it", async () => {
+    const readme = fs.readFileSync(path.join(__dirname, '..', 'README.md'), 'utf8')
+    const block = /\*\*Mounted in a service\*\*[\s\S]*?```js\n([\s\S]*?)```/.exec(readme)[1]
+    const fastifyPart = /\/\/ Fastify:[\s\S]*?(?=\n\/\/ Several schedules)/.exec(block)[0]
+    expect(fastifyPart).toContain('fastifyApp.')
+    const s = schedule('readme-fastify')
+    const [item] = await makeDeadLetters(s, [{ topic: 'orders' }])
+    // The README's own handler line, with the test's instance and queue.
+    const handlerLine = /const dashboard = handler\(\{[^\n]*\}\)/.exec(block)[0]
+    expect(handlerLine).toContain("basePath: '/ops/retries'")
+    const dashboard = handler({ retry: s.retry, dlqName: s.dlq, basePath: '/ops/retries', readOnly: false })
+    const fastifyApp = fastify()
+    new Function('fastifyApp', 'dashboard', fastifyPart)(fastifyApp, dashboard)
+    await fastifyApp.listen({ port: 0, host: '127.0.0.1' })
+    const base = `http://127.0.0.1:${fastifyApp.server.address().port}/ops/retries`
+    const { page, context } = await open()
+    try {
+      // The base path itself, as the README's example mounts it (it was a 404).
+      const response = await page.goto(base)
+      expect(response.status()).toBe(200)
+      expect(await page.textContent('dd[data-count=deadLetters]')).toBe('1')
+      await page.click(`header nav a:has-text("${s.dlq}")`)
+      await page.click(`tr[data-id="${item.id}"] a`)
+      await page.click('form.remove button')
+      await page.click('button:has-text("Yes, remove it")')
+      await page.waitForSelector('.notice')
+      expect(await page.textContent('.notice')).toBe(`removed dead letter ${item.id}`)
+      expect((await s.retry.stats(s.dlq)).deadLettered).toBe(0)
+    } finally {
+      await context.close()
+      await fastifyApp.close()
+    }
+  })
+
   test('a link from another site (a chat) opens the page for a logged-in browser, even reloaded; actions one click away; POSTs from there refused', async () => {
     const s = schedule('link')
     const [item] = await makeDeadLetters(s, [{ topic: 'orders', error: 'card declined' }])
