@@ -896,7 +896,8 @@ describe('issue 28: defaults, links, cookies, counts, large payloads, removal', 
       )
     }
     const { proxy, counts } = countingCounts(s.retry)
-    const dash = handler({ retry: proxy, dlqName: s.dlq })
+    // refreshSeconds 0: the overview the fetches below run in must not reload under them.
+    const dash = handler({ retry: proxy, dlqName: s.dlq, refreshSeconds: 0 })
     let answered = 0
     const server = await listen((req, res) => {
       res.on('finish', () => answered++)
