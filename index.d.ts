@@ -492,6 +492,14 @@ export declare class KafkaRetry {
    * labelled with the key prefix), for a `/metrics` endpoint.
    */
   metrics(dlqName?: string): Promise<string>
+  /** The schedule this instance works on: its config's `keyPrefix` (default `kafka-retry`). */
+  get keyPrefix(): string
+  /**
+   * The dead letter hash `stats()` and `metrics()` count when given none: this instance's
+   * (first) listener's, else `<keyPrefix>:dead-letters`, where a listener started without a
+   * name writes.
+   */
+  get dlqName(): string
   /**
    * Stops the listener after its current batch (each message published and acknowledged, or
    * put back on the schedule), stops a `requeueDeadLetters` or `requeueAllDeadLetters` still

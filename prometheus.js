@@ -129,8 +129,11 @@ async function read(collector) {
   const results = await Promise.all(
     collector.sources.map(async (source) => {
       try {
-        const samples = parseMetrics(await source.retry.metrics(source.dlqName))
-        return samples.map((s) => ({ ...s, dlqName: source.dlqName }))
+        // Without a dlqName, metrics() counts the instance's own (its listener's, else
+        // <keyPrefix>:dead-letters): named here, so a source naming the same hash is not added again.
+        const dlqName = source.dlqName === undefined ? source.retry.dlqName : source.dlqName
+        const samples = parseMetrics(await source.retry.metrics(dlqName))
+        return samples.map((s) => ({ ...s, dlqName }))
       } catch (err) {
         if (err && err.code === 'ERR_CLOSED') {
           collector.sources = collector.sources.filter((s) => s !== source)

@@ -119,6 +119,31 @@ test('an instance whose Redis fails is left out of the scrape and reported to on
   expect(errors[0].code).toBe('ERR_REDIS_UNAVAILABLE')
 })
 
+test('two instances on one keyPrefix, one naming the dead letter queue its listener writes, the other not: each dead letter counted once', async () => {
+  const a = await schedule('prom-same-dlq')
+  // A second instance of the same schedule, registered with the dlqName a's listener writes;
+  // a is registered without one (metrics() then counts its listener's).
+  const b = new KafkaRetry({ keyPrefix: a.prefix })
+  open.push(b)
+  expect(a.retry.dlqName).toBe(a.dlq)
+  await a.retry.pushToQueue('t', { event: 'dead', value: { n: 1 } }, { delay: '0', retryCount: '3', maxRetry: '3' })
+  await h.waitFor(async () => (await a.retry.stats(a.dlq)).deadLettered === 1, 10000)
+  // And a third source on the same schedule's default queue (<keyPrefix>:dead-letters), with
+  // one dead letter of its own: queues that differ add up.
+  const c = new KafkaRetry({ keyPrefix: a.prefix })
+  open.push(c)
+  expect(c.dlqName).toBe(`${a.prefix}:dead-letters`)
+  await c.pushToDlq(`${a.prefix}:dead-letters`, { topic: 't', event: 'other', value: '{}' })
+  const registry = new Registry()
+  registerMetrics(registry, [a.retry, { retry: b, dlqName: a.dlq }, { retry: c, dlqName: `${a.prefix}:dead-letters` }, c])
+  const samples = parseMetrics(await registry.metrics()).filter((s) => s.prefix === a.prefix)
+  expect(samples.find((s) => s.name === 'kafka_retry_dead_letters').value).toBe(2)
+  expect(samples.filter((s) => s.name === 'kafka_retry_topic_dead_letters').map((s) => [s.topic, s.value])).toEqual([['t', 2]])
+  const redis = h.redisClient()
+  await redis.del(`${a.prefix}:dead-letters`, `${a.prefix}:dead-letters:index`, `${a.prefix}:dead-letters:index:scan`, `${a.prefix}:dead-letters:topics`)
+  await redis.quit()
+})
+
 test('bad arguments are ERR_INVALID_ARG', () => {
   expect(() => registerMetrics({}, [])).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG' }))
   expect(() => registerMetrics(new Registry(), [{}])).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG' }))

@@ -6,7 +6,11 @@ import type { KafkaRetry } from '../index'
 export interface DashboardSchedule {
   /** The instance the dashboard reads and acts through (its `keyPrefix` is the schedule). */
   retry: KafkaRetry
-  /** The dead letter hash(es) of this schedule. Default `'kafka-retry:dead-letters'`. */
+  /**
+   * The dead letter hash(es) of this schedule. Default: the instance's `dlqName` when the handler
+   * is made (its listener's, else `<keyPrefix>:dead-letters`, where a listener started without a
+   * name writes).
+   */
   dlqName?: string | string[]
   /** The schedule's name on the pages. Default `'schedule'` (`'schedule 2'`, ... with several). */
   name?: string
@@ -15,7 +19,7 @@ export interface DashboardSchedule {
 export interface DashboardOptions {
   /** One schedule: its instance (or give `schedules`). */
   retry?: KafkaRetry
-  /** One schedule: its dead letter hash(es). */
+  /** One schedule: its dead letter hash(es). Default: `retry.dlqName` (see `DashboardSchedule`). */
   dlqName?: string | string[]
   /** One schedule: its name on the pages. */
   name?: string

@@ -35,7 +35,7 @@ function schedulesOf(options) {
     if (!s || !s.retry || typeof s.retry.stats !== 'function') {
       throw invalid(`${options.schedules ? `schedules[${index}].retry` : 'retry'} must be a KafkaRetry instance`)
     }
-    const names = [].concat(s.dlqName === undefined ? 'kafka-retry:dead-letters' : s.dlqName)
+    const names = [].concat(s.dlqName === undefined ? defaultDlqName(s.retry) : s.dlqName)
     for (const name of names) {
       if (typeof name !== 'string' || name === '') throw invalid(`dlqName must be a non-empty string or an array of them, got ${JSON.stringify(name)}`)
     }
@@ -44,6 +44,17 @@ function schedulesOf(options) {
     return schedule
   })
   return { schedules, dlqs }
+}
+
+/**
+ * The dead letter queue of an instance given without dlqName: where its listener writes (its
+ * `dlqName`: the listener's, else `<keyPrefix>:dead-letters`), not a fixed name, which is
+ * another schedule's queue for any other keyPrefix.
+ */
+function defaultDlqName(retry) {
+  if (typeof retry.dlqName === 'string' && retry.dlqName) return retry.dlqName
+  if (typeof retry.keyPrefix === 'string' && retry.keyPrefix) return `${retry.keyPrefix}:dead-letters`
+  throw invalid('dlqName is needed: this instance tells neither its dlqName nor its keyPrefix')
 }
 
 function invalid(message) {
@@ -77,7 +88,7 @@ function handler(options = {}) {
     Object.keys(ASSETS).map((file) => [file, fs.readFileSync(path.join(__dirname, 'assets', file))]),
   )
   const jobs = new Map()
-  const state = { schedules, dlqs, readOnly, refreshSeconds, assets, jobs, nextJob: 1, counts: new Map() }
+  const state = { schedules, dlqs, readOnly, refreshSeconds, assets, jobs, nextJob: 1, counts: new op.Counts() }
 
   return function dashboard(req, res, next) {
     serveRequest(state, req, res, next, fixedBase, guardFor).catch((err) => {
@@ -116,13 +127,21 @@ async function serveRequest(state, req, res, next, fixedBase, guardFor) {
     url.searchParams.delete('token')
     return send(res, 303, 'text/plain; charset=utf-8', 'see other', {
       Location: `${url.pathname}${url.search}`,
-      'Set-Cookie': guard.cookie(guard.authCookie, guard.authValue()),
+      'Set-Cookie': guard.authCookie(req),
     })
   }
   const csrf = guard.csrf(req)
   const ctx = {
     base,
-    readOnly: state.readOnly,
+    // Opened from another site without the CSRF cookie (a link in a chat): the page shows, its
+    // forms do not (they would be refused); a link to the same address opens them.
+    readOnly: state.readOnly || csrf.token === null,
+    linked: !state.readOnly && csrf.token === null,
+    // This page's own address (a link to it from here is same-origin).
+    address: `${url.pathname}${url.search}`,
+    // Whether the request came from the dashboard's pages or the address bar: only those start
+    // a count of matches (another site's <img> or link must not make Redis read the queue).
+    fromHere: guard.fromHere(req),
     csrf: csrf.token,
     dlqs: [...state.dlqs.values()],
     refreshSeconds: state.refreshSeconds > 0 ? state.refreshSeconds : null,
@@ -144,7 +163,11 @@ async function serveRequest(state, req, res, next, fixedBase, guardFor) {
     return send(res, 303, 'text/plain; charset=utf-8', 'see other', { ...extraHeaders, Location: `${url.pathname}${search ? `?${search}` : ''}` })
   }
   try {
-    if (req.method === 'GET' || req.method === 'HEAD') return page(200, await get(state, ctx, route, url))
+    if (req.method === 'GET' || req.method === 'HEAD') {
+      const answer = await get(state, ctx, route, url)
+      if (answer instanceof Download) return sendDownload(res, answer, extraHeaders)
+      return page(200, answer)
+    }
     if (req.method !== 'POST') throw new HttpError(405, `${req.method} is not allowed`)
     if (state.readOnly) throw new HttpError(403, 'This dashboard is read-only: it changes nothing.')
     const form = await readForm(req)
@@ -189,6 +212,15 @@ async function get(state, ctx, route, url) {
   if (route === '/') return overview(state, ctx, url)
   let m = /^\/dlq\/([^/]+)$/.exec(route)
   if (m) return deadLetterList(state, ctx, dlqOf(state, m[1]), url)
+  m = /^\/dlq\/([^/]+)\/item\/([^/]+)\/(payload|remove)$/.exec(route)
+  if (m) {
+    const dlq = dlqOf(state, m[1])
+    const id = decode(m[2])
+    const item = await dlq.schedule.retry.deadLetter(dlq.name, id)
+    if (!item) throw new HttpError(404, `no dead letter '${id}' in ${dlq.name} (requeued or removed meanwhile?)`)
+    if (m[3] === 'payload') return payloadDownload(item)
+    return pages.removeConfirm(ctx, { dlq, item, filter: op.filterOf(url.searchParams) })
+  }
   m = /^\/dlq\/([^/]+)\/item\/([^/]+)$/.exec(route)
   if (m) {
     const dlq = dlqOf(state, m[1])
@@ -204,6 +236,33 @@ async function get(state, ctx, route, url) {
     return pages.job(ctx, job)
   }
   throw new HttpError(404, `nothing at ${route}`)
+}
+
+/** A whole payload to save, rather than a page. */
+class Download {
+  constructor(body, filename) {
+    this.body = body
+    this.filename = filename
+  }
+}
+
+/**
+ * A dead letter's whole payload, byte for byte as stored (a string as UTF-8, anything else as
+ * JSON): its page shows only the first part of a large one.
+ */
+function payloadDownload(item) {
+  const value = item.value
+  const body = Buffer.from(typeof value === 'string' ? value : value === undefined ? '' : JSON.stringify(value), 'utf8')
+  // The id is the client's to choose only as far as the queue holds it; the name keeps only safe characters.
+  return new Download(body, `dead-letter-${String(item.id).replace(/[^A-Za-z0-9._-]/g, '_').slice(0, 100)}.payload`)
+}
+
+function sendDownload(res, download, headers) {
+  send(res, 200, 'application/octet-stream', download.body, {
+    ...headers,
+    'Content-Length': String(download.body.length),
+    'Content-Disposition': `attachment; filename="${download.filename}"`,
+  })
 }
 
 async function overview(state, ctx, url) {
@@ -266,7 +325,7 @@ async function deadLetterList(state, ctx, dlq, url) {
   const retry = dlq.schedule.retry
   const [page, matched] = await Promise.all([
     op.deadLetterPage(retry, dlq.name, filter, { limit, cursor }),
-    op.matchedSoon(state.counts, retry, dlq.name, filter).catch((err) => {
+    op.matchedSoon(state.counts, retry, dlq.name, filter, { start: ctx.fromHere }).catch((err) => {
       // The list is still worth showing when only its count cannot be had.
       if (err.code === 'ERR_UNSUPPORTED') return null
       throw err
@@ -297,6 +356,8 @@ async function post(state, ctx, route, form) {
     const retry = dlq.schedule.retry
     let done
     if (m[3] === 'remove') {
+      const confirm = await removeUnconfirmed(ctx, dlq, id, form)
+      if (confirm) return confirm
       done = await retry.removeDeadLetter(dlq.name, id)
     } else {
       const delayMinutes = minutesField(form, 'delayMinutes')
@@ -328,6 +389,17 @@ async function post(state, ctx, route, form) {
     return { redirect: `${ctx.base}/${query({ notice: `resumed ${what}` })}` }
   }
   throw new HttpError(404, `nothing to post at ${route}`)
+}
+
+/**
+ * A removal is for good: one click on Remove shows what it would delete and asks (a form posted
+ * with confirm=yes removes). The confirmation page, or null when confirmed.
+ */
+async function removeUnconfirmed(ctx, dlq, id, form) {
+  if (form.get('confirm') === 'yes') return null
+  const item = await dlq.schedule.retry.deadLetter(dlq.name, id)
+  if (!item) return { redirect: listAddress(ctx, dlq, {}, `dead letter ${id} was no longer there (requeued or removed meanwhile)`) }
+  return { page: pages.removeConfirm(ctx, { dlq, item, filter: {} }) }
 }
 
 async function requeueLater(retry, dlq, id, delayMinutes) {

@@ -104,26 +104,60 @@ async function matched(retry, dlq, filter) {
 // queue and filter, one count at a time each) is there.
 const COUNT_WAIT_MS = 100
 const COUNT_KEEP_MS = 15_000
+// Each whole count reads the whole queue: however many filters are asked for, at most this many
+// run at once (a page asking for another meanwhile waits and reloads), and at most this many
+// results are kept.
+const MAX_COUNTS_RUNNING = 2
+const MAX_COUNTS_KEPT = 1000
 
-/** matched(), or { pending: true } while a long count goes on. */
-async function matchedSoon(counts, retry, dlq, filter) {
+/** The counts of matches of one dashboard: those running and those kept for a while. */
+class Counts {
+  constructor() {
+    this.entries = new Map()
+    this.running = 0
+  }
+
+  /** Drops the results older than COUNT_KEEP_MS, then the oldest beyond MAX_COUNTS_KEPT. */
+  prune() {
+    const now = Date.now()
+    for (const [key, e] of this.entries) if (e.done && now - e.done > COUNT_KEEP_MS) this.entries.delete(key)
+    for (const [key, e] of this.entries) {
+      if (this.entries.size <= MAX_COUNTS_KEPT) break
+      if (e.done) this.entries.delete(key)
+    }
+  }
+}
+
+/**
+ * matched(), or { pending: true } while a long count goes on; { notStarted: 'elsewhere' } when
+ * there is no count of this filter and `start` is false (a request from another site), and
+ * { notStarted: 'busy' } while MAX_COUNTS_RUNNING other counts run.
+ */
+async function matchedSoon(counts, retry, dlq, filter, { start = true } = {}) {
   if (isEmpty(filter)) return matched(retry, dlq, filter)
   const key = JSON.stringify([dlq, filter])
-  let entry = counts.get(key)
+  let entry = counts.entries.get(key)
   if (entry && entry.done && Date.now() - entry.done > COUNT_KEEP_MS) entry = null
   if (!entry) {
+    if (!start) return { notStarted: 'elsewhere' }
+    counts.prune()
+    if (counts.running >= MAX_COUNTS_RUNNING) return { notStarted: 'busy' }
+    counts.running++
     entry = { done: 0, value: null, error: null }
-    entry.promise = matched(retry, dlq, filter).then(
-      (value) => Object.assign(entry, { value, done: Date.now() }),
-      (error) => Object.assign(entry, { error, done: Date.now() }),
-    )
-    counts.set(key, entry)
-    for (const [k, e] of counts) if (e.done && Date.now() - e.done > COUNT_KEEP_MS) counts.delete(k)
+    entry.promise = matched(retry, dlq, filter)
+      .then(
+        (value) => Object.assign(entry, { value, done: Date.now() }),
+        (error) => Object.assign(entry, { error, done: Date.now() }),
+      )
+      .finally(() => {
+        counts.running--
+      })
+    counts.entries.set(key, entry)
   }
   if (!entry.done) await Promise.race([entry.promise, new Promise((resolve) => setTimeout(resolve, COUNT_WAIT_MS))])
   if (!entry.done) return { pending: true }
   if (entry.error) {
-    counts.delete(key)
+    counts.entries.delete(key)
     throw entry.error
   }
   return entry.value
@@ -144,4 +178,4 @@ function historySeries(history) {
 }
 
 module.exports = {
-  historySeries, Unsupported, need, filterOf, filterParams, parseTime, timeField, isEmpty, deadLetterPage, matched, matchedSoon }
+  historySeries, Unsupported, need, filterOf, filterParams, parseTime, timeField, isEmpty, deadLetterPage, matched, matchedSoon, Counts, MAX_COUNTS_RUNNING }

@@ -23,15 +23,25 @@ function layout(ctx, { title, body, refresh }) {
 <header>
 <a class="brand" href="${base}/">kafka-redis-retry</a>
 <nav><a href="${base}/">Overview</a>${ctx.dlqs.map((d) => html` <a href="${dlqPath(base, d.name)}">${d.name}</a>`)}</nav>
-${ctx.readOnly ? html`<span class="badge">read-only</span>` : ''}
+${ctx.readOnly && !ctx.linked ? html`<span class="badge">read-only</span>` : ''}
 </header>
 <main>
 ${ctx.notice ? html`<p class="notice" role="status">${ctx.notice}</p>` : ''}
+${linkedNote(ctx)}
 ${body}
 </main>
 </body>
 </html>
 `
+}
+
+/**
+ * A page opened from another site (a link in a chat or a ticket) has no actions: the browser did
+ * not send its Strict CSRF cookie. The same address opened from here has them.
+ */
+function linkedNote(ctx) {
+  if (!ctx.linked) return ''
+  return html`<p class="linked" data-linked>Opened from a link on another site: actions hidden. <a href="${ctx.address}">Show them</a></p>`
 }
 
 const dlqPath = (base, name) => `${base}/dlq/${encodeURIComponent(name)}`
@@ -169,7 +179,8 @@ function filterForm(ctx, dlq, filter) {
 
 function preview(value, width = 120) {
   const text = typeof value === 'string' ? value : JSON.stringify(value)
-  const chars = Array.from(text === undefined ? '' : text)
+  // Only the start is shown: a multi-megabyte payload is not split into characters whole.
+  const chars = Array.from(text === undefined ? '' : text.slice(0, width * 2 + 2))
   return chars.length <= width ? chars.join('') : `${chars.slice(0, width - 1).join('')}…`
 }
 
@@ -196,10 +207,10 @@ function deadLetterList(ctx, { dlq, filter, page, matched, cursor, limit }) {
   const next = page.cursor !== null && page.cursor !== undefined
   return layout(ctx, {
     title: `Dead letters: ${dlq.name}`,
-    refresh: matched && matched.pending ? 2 : null,
+    refresh: matched && (matched.pending || matched.notStarted === 'busy') ? 2 : null,
     body: html`<h1>Dead letters in ${dlq.name}</h1>
 ${filterForm(ctx, dlq, filter)}
-<p class="matched">${matchedText(matched)}${page.scanned !== undefined ? html` · this page read ${count(page.scanned)} records` : ''} · newest first${cursor ? html` · <a href="${dlqPath(ctx.base, dlq.name)}${query(params)}">first page</a>` : ''}</p>
+<p class="matched">${matchedText(matched, ctx.address)}${page.scanned !== undefined ? html` · this page read ${count(page.scanned)} records` : ''} · newest first${cursor ? html` · <a href="${dlqPath(ctx.base, dlq.name)}${query(params)}">first page</a>` : ''}</p>
 ${
   page.items.length
     ? html`<table class="dead-letters"><thead><tr><th>died</th><th>topic</th><th>key (event)</th><th>error</th><th>attempts</th><th>payload</th></tr></thead><tbody>
@@ -211,9 +222,13 @@ ${bulkForm(ctx, dlq, filter, matched)}`,
   })
 }
 
-function matchedText(matched) {
+function matchedText(matched, address) {
   if (matched === null) return 'count of matches unknown (needs an addon with removeDeadLetters)'
   if (matched.pending) return html`<span data-counting>counting the matches…</span>`
+  if (matched.notStarted === 'elsewhere') {
+    return html`<span data-not-counted>matches not counted (opened from another site): <a href="${address}">count them</a></span>`
+  }
+  if (matched.notStarted === 'busy') return html`<span data-counting>waiting to count the matches (other counts are running)…</span>`
   return html`<span data-matched>${count(matched)}</span> matched`
 }
 
@@ -297,6 +312,51 @@ function headerValue(value) {
   return [html`<code>${typeof value === 'string' ? value : JSON.stringify(value)}</code>`]
 }
 
+// A payload's page shows at most this many characters of it (then a download of the whole):
+// a multi-megabyte payload drawn whole made a page of tens of MB that took the browser most of a
+// minute. Formatting (indenting JSON) is done only below FORMAT_MAX characters.
+const PAYLOAD_SHOWN = 64 * 1024
+const FORMAT_MAX = 1024 * 1024
+
+/** The payload, whole when small, else its first PAYLOAD_SHOWN characters and a download link. */
+function payloadView(path, value) {
+  const raw = typeof value === 'string' ? value : value === undefined ? '' : JSON.stringify(value)
+  const text = raw.length <= FORMAT_MAX ? formatted(value) : raw
+  if (text.length <= PAYLOAD_SHOWN) return html`<pre class="payload" data-field="payload">${text}</pre>`
+  // Not cut between the two halves of a surrogate pair.
+  let end = PAYLOAD_SHOWN
+  const last = text.charCodeAt(end - 1)
+  if (last >= 0xd800 && last <= 0xdbff) end--
+  const bytes = Buffer.byteLength(raw, 'utf8')
+  return html`<p class="payload-cut" data-payload-cut>Large payload (${count(bytes)} bytes): the first ${count(end)} of ${count(text.length)} characters shown. <a href="${path}/payload" download data-download>Download the whole payload</a></p>
+<pre class="payload" data-field="payload">${text.slice(0, end)}</pre>
+<p><a href="${path}/payload" download>Download the whole payload</a> (${count(bytes)} bytes)</p>`
+}
+
+/** Remove asks first (removeConfirm): a GET form to the confirmation, never a removal. */
+function removeButton(ctx, path, filter) {
+  if (ctx.readOnly) return ''
+  return html`<form method="get" action="${path}/remove" class="inline remove">${filterHidden(filter)}<button type="submit">Remove…</button></form>`
+}
+
+/** Remove one dead letter? What it is, and a confirm button (a POST with confirm=yes). */
+function removeConfirm(ctx, { dlq, item, filter }) {
+  const path = itemPath(ctx.base, dlq.name, item.id)
+  const back = `${path}${query(filterParams(filter))}`
+  return layout(ctx, {
+    title: `Remove dead letter ${item.id}`,
+    body: html`<h1>Remove dead letter <code>${item.id}</code>?</h1>
+<p>From ${dlq.name}: topic <code>${item.topic || '-'}</code>, key <code>${item.event || '-'}</code>, died ${time(item.diedAt)}, error <span class="error">${preview(errorText(item.error), 200)}</span>.</p>
+<p>It is deleted, with its payload (${count(Buffer.byteLength(typeof item.value === 'string' ? item.value : JSON.stringify(item.value) || '', 'utf8'))} bytes): there is no undo. To send it again instead, requeue it.</p>
+${
+  ctx.readOnly
+    ? html`<p><a href="${back}">back</a></p>`
+    : html`<form method="post" action="${path}/remove">${csrfField(ctx)}<input type="hidden" name="confirm" value="yes">
+<button type="submit" class="danger">Yes, remove it</button> <a href="${back}">cancel</a></form>`
+}`,
+  })
+}
+
 function formatted(value) {
   if (typeof value === 'string') {
     try {
@@ -331,11 +391,11 @@ ${
     : html`<div class="actions">
 ${action(ctx, `${path}/requeue`, 'Requeue now', {})}
 ${action(ctx, `${path}/requeue`, 'Requeue later', {}, { extra: html`<label>in <input type="number" name="delayMinutes" min="0" step="any" value="10" class="minutes"> min</label> ` })}
-${action(ctx, `${path}/remove`, 'Remove', {}, { className: 'remove' })}
+${removeButton(ctx, path, filter)}
 </div>`
 }
 <h2>Payload</h2>
-<pre class="payload" data-field="payload">${formatted(item.value)}</pre>
+${payloadView(path, item.value)}
 <h2>Headers</h2>
 ${
   options.length
@@ -349,4 +409,4 @@ function message(ctx, { status, title, text }) {
   return layout(ctx, { title, body: html`<h1>${title}</h1><p class="${status >= 400 ? 'error' : ''}">${text}</p>` })
 }
 
-module.exports = { overview, deadLetterList, deadLetter, bulkConfirm, job, message, RANGES, dlqPath, itemPath, timeField }
+module.exports = { overview, deadLetterList, deadLetter, removeConfirm, bulkConfirm, job, message, RANGES, dlqPath, itemPath, timeField }

@@ -38,24 +38,54 @@ function parseCookies(header) {
   return cookies
 }
 
+/** The port of a Host header ('' without one): cookies ignore ports, the names must not. */
+function portOf(host) {
+  const m = /:(\d+)$/.exec(String(host || ''))
+  return m ? m[1] : ''
+}
+
 /**
- * Per handler: the cookie names (distinct per base path, so two dashboards on one host do not
- * share them), the access check and the CSRF check.
+ * Per handler: the cookie names (distinct per port and base path, so two dashboards on one host
+ * do not share them), the access check and the CSRF check.
  */
 class Guard {
   constructor({ token, basePath }) {
     this.token = token || null
-    this.cookiePath = basePath || '/'
-    const suffix = sha256(basePath || '/').toString('hex').slice(0, 8)
-    this.authCookie = `krr_auth_${suffix}`
-    this.csrfCookie = `krr_csrf_${suffix}`
+    this.basePath = basePath || '/'
+    this.cookiePath = this.basePath
     // The cookie proves the browser was given the token once; it holds a hash of the token
     // keyed by this process's secret, never the token itself.
     this.secret = crypto.randomBytes(32)
+    this.names = new Map()
   }
 
-  cookie(name, value) {
-    return `${name}=${value}; Path=${this.cookiePath}; HttpOnly; SameSite=Strict`
+  /**
+   * The cookie names for a request's port: a browser sends a host's cookies to each of its
+   * ports, so two dashboards on one host with the same names would overwrite each other's.
+   */
+  cookieNames(req) {
+    const port = portOf(req.headers.host)
+    let names = this.names.get(port)
+    if (!names) {
+      const suffix = sha256(`${port}\n${this.basePath}`).toString('hex').slice(0, 8)
+      names = { auth: `krr_auth_${suffix}`, csrf: `krr_csrf_${suffix}` }
+      // Ports are few (at most 65,536 names), and a Host header is the client's to choose.
+      if (this.names.size < 64) this.names.set(port, names)
+    }
+    return names
+  }
+
+  /**
+   * The auth cookie is SameSite=Lax: a logged-in browser following a link from another site (a
+   * chat, a ticket) sends it on that top-level GET, and on nothing else from another site (no
+   * POST, image or fetch). Changes need the CSRF cookie, which stays Strict.
+   */
+  authCookie(req) {
+    return `${this.cookieNames(req).auth}=${this.authValue()}; Path=${this.cookiePath}; HttpOnly; SameSite=Lax`
+  }
+
+  csrfCookie(req, value) {
+    return `${this.cookieNames(req).csrf}=${value}; Path=${this.cookiePath}; HttpOnly; SameSite=Strict`
   }
 
   authValue() {
@@ -72,16 +102,41 @@ class Guard {
     if (given !== null) return sameSecret(given, this.token) ? 'login' : 'refused'
     const bearer = /^Bearer\s+(.+)$/i.exec(req.headers.authorization || '')
     if (bearer) return sameSecret(bearer[1].trim(), this.token) ? 'ok' : 'refused'
-    const cookie = parseCookies(req.headers.cookie)[this.authCookie]
+    const cookie = parseCookies(req.headers.cookie)[this.cookieNames(req).auth]
     return cookie !== undefined && sameSecret(cookie, this.authValue()) ? 'ok' : 'refused'
   }
 
-  /** The browser's CSRF token, and a Set-Cookie for it when it has none yet. */
+  /**
+   * Whether a GET comes from the dashboard's own pages or the address bar rather than from
+   * another site (a link, an image, a form). Browsers say so in Sec-Fetch-Site; one without it
+   * sends the Strict CSRF cookie only same-site; a client that is no browser shows a bearer token
+   * (another site cannot make a browser send one).
+   */
+  fromHere(req) {
+    const site = req.headers['sec-fetch-site']
+    if (site) return site === 'same-origin' || site === 'none'
+    return Boolean(this.csrfToken(req)) || /^Bearer\s/i.test(req.headers.authorization || '')
+  }
+
+  /** The CSRF token the browser's Strict cookie holds, or null. */
+  csrfToken(req) {
+    const existing = parseCookies(req.headers.cookie)[this.cookieNames(req).csrf]
+    return existing && /^[0-9a-f]{64}$/.test(existing) ? existing : null
+  }
+
+  /**
+   * The browser's CSRF token, and a Set-Cookie for a new one when it has none. null (and no
+   * cookie) for a request that says it comes from another site and has no cookie: a Strict cookie is not sent
+   * there though the browser may well have one, and replacing it would break the forms of the
+   * dashboard's pages open in its other tabs.
+   */
   csrf(req) {
-    const existing = parseCookies(req.headers.cookie)[this.csrfCookie]
-    if (existing && /^[0-9a-f]{64}$/.test(existing)) return { token: existing, setCookie: null }
+    const existing = this.csrfToken(req)
+    if (existing) return { token: existing, setCookie: null }
+    const site = req.headers['sec-fetch-site']
+    if (site && site !== 'same-origin' && site !== 'none') return { token: null, setCookie: null }
     const token = crypto.randomBytes(32).toString('hex')
-    return { token, setCookie: this.cookie(this.csrfCookie, token) }
+    return { token, setCookie: this.csrfCookie(req, token) }
   }
 
   /**
@@ -99,7 +154,7 @@ class Guard {
         return false
       }
     }
-    const cookie = parseCookies(req.headers.cookie)[this.csrfCookie]
+    const cookie = this.csrfToken(req)
     const field = form.get('csrf')
     return Boolean(cookie && field && sameSecret(cookie, field))
   }

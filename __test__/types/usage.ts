@@ -69,6 +69,12 @@ async function main(): Promise<void> {
   const stats: RetryStats = await retry.stats()
   const text: string = await retry.metrics()
   void all, removed, migrated, stats.deadLetterCapExceeded, text
+  // Read-only: the schedule and the dead letter queue stats() counts by default.
+  const schedule: string = retry.keyPrefix
+  const defaultDlq: string = retry.dlqName
+  // @ts-expect-error keyPrefix is read-only
+  retry.keyPrefix = 'other'
+  void schedule, defaultDlq
   // Operator controls: filtered search, requeue and removal, pauses.
   const filter: DeadLetterFilter = { topic: 'orders', errorContains: 'timeout', search: 'acme', since: 0, until: Date.now() }
   const found: DeadLetterPage = await retry.deadLetters('DEAD_LETTER_QUEUE', { ...filter, limit: 50, cursor: null })

@@ -619,6 +619,20 @@ impl KafkaRetry {
         )
     }
 
+    /// The schedule this instance works on: its config's `keyPrefix` (default `kafka-retry`).
+    #[napi(getter)]
+    pub fn key_prefix(&self) -> String {
+        self.core.config().key_prefix.clone()
+    }
+
+    /// The dead letter hash `stats()` and `metrics()` count when given none: this instance's
+    /// (first) listener's, else `<keyPrefix>:dead-letters`, where a listener started without a
+    /// name writes.
+    #[napi(getter)]
+    pub fn dlq_name(&self) -> String {
+        self.core.default_dlq_name()
+    }
+
     /// Stops the listener after its current batch (each message published and acknowledged, or
     /// put back on the schedule), stops a `requeueDeadLetters` or `requeueAllDeadLetters` still
     /// running before its next move (it resolves to how many it moved), flushes the producer and
