@@ -400,6 +400,9 @@ export declare class KafkaRetry {
   /**
    * Writes one entry into the Redis hash `dlqName` (the dead letter queue) under a new unique
    * field, so no entry ever overwrites another. `entry` is stored as JSON. Resolves to the field.
+   * Its `diedAt` (ms since the epoch), when it has one, is its time of death for listing and
+   * the `since`/`until` filters alike (without one: now); a `diedAt` that is not a whole
+   * number from 0 to 8.64e15 is `ERR_INVALID_ARG`.
    */
   pushToDlq(dlqName: string, entry: unknown): Promise<string>
   /**

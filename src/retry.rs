@@ -13,7 +13,7 @@ use crate::publisher::Publisher;
 use crate::stats::{Counters, Stats};
 use crate::store::connection::{Redis, SharedRedis};
 use crate::store::dead_letter_search::{self, Filter, FilterInput, SearchPage};
-use crate::store::dead_letters::{DeadLetterItem, DeadLetters, Page};
+use crate::store::dead_letters::{self, DeadLetterItem, DeadLetters, Page};
 use crate::store::entry::{Entry, ErrorInfo};
 use crate::store::gate::{self, Pause};
 use crate::store::schedule::{Counts, PushDone, PushMessage, Schedule};
@@ -716,17 +716,18 @@ impl RetryCore {
                 payload::preview(entry_json)
             )));
         }
+        // Indexed at the time of death the entry states (listing walks the index, counting reads
+        // the record: they must agree), else now; one it states wrongly is refused.
+        let stated = dead_letters::stated_died_at(entry_json)?;
         let field = format!("manual:{}", crate::ids::random_uuid());
         // Counted under its topic when it names one (a record of this package's shape).
         let topic = DeadLetterItem::parse(&field, entry_json).map(|item| item.topic);
+        let died_at = match stated {
+            Some(died_at) => died_at,
+            None => self.redis.time_ms().await?,
+        };
         self.dead_letters
-            .write(
-                dlq_name,
-                &field,
-                entry_json,
-                self.redis.time_ms().await?,
-                topic.as_deref(),
-            )
+            .write(dlq_name, &field, entry_json, died_at, topic.as_deref())
             .await?;
         Ok(field)
     }
