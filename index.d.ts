@@ -31,7 +31,7 @@ export interface KafkaRetryConfig {
   maxDeadLetters?: number
   /** Failed publishes of one message, with an error retrying cannot fix (larger than the topic's `max.message.bytes`, no such topic, not authorized to write it), before it is dead-lettered with the broker's error (a `deadLetter` and an `error` event). Transient failures (broker down, timeouts) are never counted. Default 5. */
   maxPublishFailures?: number
-  /** Most messages per second the listeners of this schedule publish, all processes together: a token bucket in Redis that each claim takes from (split evenly over `shards`), so a downstream that recovers is not flooded with the backlog. No cap by default. */
+  /** Most messages per second the listeners of this schedule publish, all processes together: a token bucket in Redis that each claim takes from (split evenly over `shards`), so a downstream that recovers is not flooded with the backlog. From 0.001 to 1e9; no cap by default. */
   maxPublishRate?: number
   /** Let the listener schedule, every 10 s, the messages the original JavaScript class left in Redis (see `migrateLegacy()`). Default false. */
   migrateLegacy?: boolean
@@ -439,18 +439,21 @@ export declare class KafkaRetry {
    * Requeues the dead letters of the hash `dlqName` that `filter` matches (the keys of
    * `deadLetters()`'s filter; `{}` is every dead letter), each as `requeueDeadLetter` does:
    * scheduled again with `retryCount` reset and removed from the hash in one step, so a run
-   * killed midway leaves the rest untouched and can be run again. `ratePerSec` paces it;
-   * `delayMs` makes the messages due that much later instead of now; `dryRun` only counts.
+   * killed midway leaves the rest untouched and can be run again. `ratePerSec` paces it (from
+   * 0.001 to 1,000,000 a second); `delayMs` makes the messages due that much later instead of
+   * now (a whole number of ms, up to a year); `dryRun` only counts.
    * `signal` (an `AbortSignal`) stops it before its next move: it then resolves to how many
    * it requeued until then, and running it again goes on with the rest. `onProgress` is
    * called with the count requeued so far as it goes (at most 10 times a second; a throw in
-   * it becomes a process warning). Resolves to how many matched (dry run) or were requeued.
+   * it becomes a process warning). Resolves to how many matched (dry run) or were requeued; one
+   * that fails midway rejects with an error whose `requeued` says how many it had moved.
    */
   requeueDeadLetters(dlqName: string, filter?: DeadLetterFilter, options?: { dryRun?: boolean, ratePerSec?: number, delayMs?: number, signal?: AbortSignal, onProgress?: (requeued: number) => void }): Promise<number>
   /**
    * Removes the dead letters of the hash `dlqName` that `filter` matches (the keys of
    * `deadLetters()`'s filter; `{}` is every dead letter); `dryRun` only counts them. Resolves
-   * to how many matched (dry run) or were removed.
+   * to how many matched (dry run) or were removed; one that fails midway rejects with an error
+   * whose `removed` says how many it had removed.
    */
   removeDeadLetters(dlqName: string, filter?: DeadLetterFilter, options?: { dryRun?: boolean }): Promise<number>
   /**

@@ -402,12 +402,14 @@ impl KafkaRetry {
     /// Requeues the dead letters of the hash `dlqName` that `filter` matches (the keys of
     /// `deadLetters()`'s filter; `{}` is every dead letter), each as `requeueDeadLetter` does:
     /// scheduled again with `retryCount` reset and removed from the hash in one step, so a run
-    /// killed midway leaves the rest untouched and can be run again. `ratePerSec` paces it;
-    /// `delayMs` makes the messages due that much later instead of now; `dryRun` only counts.
+    /// killed midway leaves the rest untouched and can be run again. `ratePerSec` paces it (from
+    /// 0.001 to 1,000,000 a second); `delayMs` makes the messages due that much later instead of
+    /// now (a whole number of ms, up to a year); `dryRun` only counts.
     /// `signal` (an `AbortSignal`) stops it before its next move: it then resolves to how many
     /// it requeued until then, and running it again goes on with the rest. `onProgress` is
     /// called with the count requeued so far as it goes (at most 10 times a second; a throw in
-    /// it becomes a process warning). Resolves to how many matched (dry run) or were requeued.
+    /// it becomes a process warning). Resolves to how many matched (dry run) or were requeued; one
+    /// that fails midway rejects with an error whose `requeued` says how many it had moved.
     #[napi(
         ts_args_type = "dlqName: string, filter?: DeadLetterFilter, options?: { dryRun?: boolean, ratePerSec?: number, delayMs?: number, signal?: AbortSignal, onProgress?: (requeued: number) => void }",
         ts_return_type = "Promise<number>"
@@ -441,7 +443,8 @@ impl KafkaRetry {
 
     /// Removes the dead letters of the hash `dlqName` that `filter` matches (the keys of
     /// `deadLetters()`'s filter; `{}` is every dead letter); `dryRun` only counts them. Resolves
-    /// to how many matched (dry run) or were removed.
+    /// to how many matched (dry run) or were removed; one that fails midway rejects with an error
+    /// whose `removed` says how many it had removed.
     #[napi(
         ts_args_type = "dlqName: string, filter?: DeadLetterFilter, options?: { dryRun?: boolean }",
         ts_return_type = "Promise<number>"

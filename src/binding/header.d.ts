@@ -31,7 +31,7 @@ export interface KafkaRetryConfig {
   maxDeadLetters?: number
   /** Failed publishes of one message, with an error retrying cannot fix (larger than the topic's `max.message.bytes`, no such topic, not authorized to write it), before it is dead-lettered with the broker's error (a `deadLetter` and an `error` event). Transient failures (broker down, timeouts) are never counted. Default 5. */
   maxPublishFailures?: number
-  /** Most messages per second the listeners of this schedule publish, all processes together: a token bucket in Redis that each claim takes from (split evenly over `shards`), so a downstream that recovers is not flooded with the backlog. No cap by default. */
+  /** Most messages per second the listeners of this schedule publish, all processes together: a token bucket in Redis that each claim takes from (split evenly over `shards`), so a downstream that recovers is not flooded with the backlog. From 0.001 to 1e9; no cap by default. */
   maxPublishRate?: number
   /** Let the listener schedule, every 10 s, the messages the original JavaScript class left in Redis (see `migrateLegacy()`). Default false. */
   migrateLegacy?: boolean
