@@ -207,6 +207,7 @@ describe('stats', () => {
         paused: [],
         blockedKeys: 0,
         parkedMessages: 0,
+        eventsDropped: 0,
         lateMs: expect.any(Number),
         topics: { t: { scheduled: 3, due: 1, leased: 0, deadLetters: 1 } },
       })

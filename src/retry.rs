@@ -701,6 +701,7 @@ impl RetryCore {
             paused: gate::paused(&self.schedules[0]).await?,
             blocked_keys,
             parked_messages,
+            events_dropped: self.observer.events_dropped(),
         })
     }
 

@@ -103,7 +103,7 @@ impl KafkaRetry {
         let input = parse_config(config.as_ref()).map_err(|e| js_error(env, &e))?;
         let config_object = object_arg("config", config.as_ref()).map_err(|e| js_error(env, &e))?;
         let observer =
-            JsObserver::from_config(config_object.as_ref()).map_err(|e| js_error(env, &e))?;
+            JsObserver::from_config(env, config_object.as_ref()).map_err(|e| js_error(env, &e))?;
         let config = input.resolve().map_err(|e| js_error(env, &e))?;
         Ok(KafkaRetry {
             core: Arc::new(RetryCore::new(config, observer)),
