@@ -87,7 +87,8 @@ pub trait Observer: Send + Sync {
 
 /// Most events a [`Backlog`] holds for a receiver that is behind: a burst of 50,000 published
 /// messages fits (the receiver takes them in batches, so it is rarely behind by even one
-/// batch), and a receiver that stopped (a blocked JavaScript thread) costs at most a few MB.
+/// batch), and a receiver that stopped (a blocked JavaScript thread) holds at most this many
+/// events' memory (each its id, topic and key and about a hundred bytes).
 pub const MAX_WAITING_EVENTS: usize = 65_536;
 /// Most events handed over in one batch: one call into JavaScript per batch, short enough to
 /// keep the JavaScript thread's other work going.
