@@ -154,7 +154,7 @@ const METHODS = [
     call: async (value) => new KafkaRetry({ keyPrefix: scratchPrefix, sentinel: { name: 'm', sentinels: [{ host: '127.0.0.1', port: value }] } }).close(),
   },
   // The retry options of a push, as numbers and as the text a header carries.
-  ...['pushToQueue', 'pushMany', 'park'].flatMap((method) => [
+  ...['pushToQueue', 'pushMany', 'park', 'takeTurn'].flatMap((method) => [
     ['delay', 0.5, ['zero', 'negativeZero', 'subnormal', 'tiny', 'fraction']],
     ['maxRetry', 3, ['zero', 'negativeZero']],
     ['retryCount', 0, ['zero', 'negativeZero']],
@@ -169,7 +169,7 @@ const METHODS = [
       const options = { [option]: asText ? String(value) : value }
       const i = calls++
       if (method === 'pushMany') return scratch.pushMany([{ topic, message: message(i), options }])
-      if (method === 'park') return scratch.park(topic, { ...message(i), event: `k${i}` }, options)
+      if (method === 'park' || method === 'takeTurn') return scratch[method](topic, { ...message(i), event: `k${i}` }, options)
       return scratch.pushToQueue(topic, message(i), options)
     },
   })))),
