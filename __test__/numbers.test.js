@@ -280,6 +280,15 @@ describe('every number at its boundary', () => {
     expect(wrong).toEqual([])
   })
 
+  test('a page cursor that is no rank of the index is ERR_INVALID_ARG (Redis would refuse it as out of range)', async () => {
+    for (const cursor of ['18446744073709551615', '9223372036854775807', '4294967296', '-1', '1.5', '1e3', 'NaN']) {
+      for (const filter of [{}, { topic }]) {
+        await expect(retry.deadLetters(dlq, { ...filter, cursor })).rejects.toMatchObject({ code: 'ERR_INVALID_ARG', message: expect.stringContaining('cursor') })
+      }
+    }
+    expect((await retry.deadLetters(dlq, { cursor: '4294967295' })).items).toEqual([])
+  })
+
   test('the messages and dead letters stored before are intact, and nothing was paused', async () => {
     const redis = h.redisClient()
     try {

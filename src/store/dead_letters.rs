@@ -182,6 +182,8 @@ const HSCAN_COUNT: usize = 250;
 pub const STALE_PER_PAGE: usize = 1_000;
 /// How long the scan cursor is kept between steps; after that a scan starts over.
 const SCAN_CURSOR_TTL_S: u64 = 3_600;
+/// The largest rank a cursor may hold: a sorted set holds at most 2^32 - 1 members.
+const MAX_RANK: usize = u32::MAX as usize;
 /// The cursor of the pages of fields the index lacks, after the indexed ones.
 const UNINDEXED: &str = "unindexed";
 
@@ -531,11 +533,17 @@ impl DeadLetters {
                 0
             }
             Some(UNINDEXED) => return self.unindexed_page(dlq, limit, Vec::new()).await,
-            Some(text) => text.parse().map_err(|_| {
-                RetryError::invalid_arg(format!(
-                    "cursor must be a value returned by deadLetters(), got {text:?}"
-                ))
-            })?,
+            // A rank past what a sorted set can hold is no cursor of ours (and Redis would refuse
+            // it as out of range, an error that would blame Redis).
+            Some(text) => text
+                .parse()
+                .ok()
+                .filter(|&rank: &usize| rank <= MAX_RANK)
+                .ok_or_else(|| {
+                    RetryError::invalid_arg(format!(
+                        "cursor must be a value returned by deadLetters(), got {text:?}"
+                    ))
+                })?,
         };
         let page = self.page_at(dlq, offset, limit).await?;
         match page.next {
