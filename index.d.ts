@@ -31,11 +31,11 @@ export interface KafkaRetryConfig {
   maxDeadLetters?: number
   /** Failed publishes of one message, with an error retrying cannot fix (larger than the topic's `max.message.bytes`, no such topic, not authorized to write it), before it is dead-lettered with the broker's error (a `deadLetter` and an `error` event). Transient failures (broker down, timeouts) are never counted. Default 5. */
   maxPublishFailures?: number
-  /** Most messages per second the listeners of this schedule publish, all processes together: a token bucket in Redis that each claim takes from (split evenly over `shards`), so a downstream that recovers is not flooded with the backlog. No cap by default. */
+  /** Most messages per second the listeners of this schedule publish, all processes together: a token bucket in Redis that each claim takes from (split evenly over `shards`), so a downstream that recovers is not flooded with the backlog. From 0.001 to 1e9; no cap by default. */
   maxPublishRate?: number
   /** Let the listener schedule, every 10 s, the messages the original JavaScript class left in Redis (see `migrateLegacy()`). Default false. */
   migrateLegacy?: boolean
-  /** Called for every listener event. Exceptions it throws are ignored. */
+  /** Called for each listener event, in batches from the listener (one call per event). Up to 65,536 events wait while it is behind; beyond, events are dropped and counted in `stats().eventsDropped` (and an `error` event says how many). Errors are throttled: at most 20 per 10 s in full, the rest summed up in one. Exceptions it throws are ignored. */
   onEvent?: (event: RetryEvent) => void
   /** Where warnings and errors go (e.g. `console`, a pino or winston logger). Default: stderr, warnings and errors only. */
   logger?: RetryLogger
@@ -231,6 +231,8 @@ export interface RetryStats {
   blockedKeys: number
   /** Ordered retries: messages parked behind their key's head. */
   parkedMessages: number
+  /** Listener events this instance could not give `onEvent`, since it was made: events reach `onEvent` in batches, and up to 65,536 wait while it is behind; beyond, they are dropped and counted here (and an `error` event says how many). 0 without `onEvent`. */
+  eventsDropped: number
   /** How long the oldest due message has waited past its due time, ms (0: none is due). */
   lateMs: number
   /** Per topic (every topic with a message scheduled, leased or dead-lettered), from counters the scripts keep as they work: no scan. */
@@ -400,6 +402,9 @@ export declare class KafkaRetry {
   /**
    * Writes one entry into the Redis hash `dlqName` (the dead letter queue) under a new unique
    * field, so no entry ever overwrites another. `entry` is stored as JSON. Resolves to the field.
+   * Its `diedAt` (ms since the epoch), when it has one, is its time of death for listing and
+   * the `since`/`until` filters alike (without one: now); a `diedAt` that is not a whole
+   * number from 0 to 8.64e15 is `ERR_INVALID_ARG`.
    */
   pushToDlq(dlqName: string, entry: unknown): Promise<string>
   /**
@@ -436,18 +441,21 @@ export declare class KafkaRetry {
    * Requeues the dead letters of the hash `dlqName` that `filter` matches (the keys of
    * `deadLetters()`'s filter; `{}` is every dead letter), each as `requeueDeadLetter` does:
    * scheduled again with `retryCount` reset and removed from the hash in one step, so a run
-   * killed midway leaves the rest untouched and can be run again. `ratePerSec` paces it;
-   * `delayMs` makes the messages due that much later instead of now; `dryRun` only counts.
+   * killed midway leaves the rest untouched and can be run again. `ratePerSec` paces it (from
+   * 0.001 to 1,000,000 a second); `delayMs` makes the messages due that much later instead of
+   * now (a whole number of ms, up to a year); `dryRun` only counts.
    * `signal` (an `AbortSignal`) stops it before its next move: it then resolves to how many
    * it requeued until then, and running it again goes on with the rest. `onProgress` is
    * called with the count requeued so far as it goes (at most 10 times a second; a throw in
-   * it becomes a process warning). Resolves to how many matched (dry run) or were requeued.
+   * it becomes a process warning). Resolves to how many matched (dry run) or were requeued; one
+   * that fails midway rejects with an error whose `requeued` says how many it had moved.
    */
   requeueDeadLetters(dlqName: string, filter?: DeadLetterFilter, options?: { dryRun?: boolean, ratePerSec?: number, delayMs?: number, signal?: AbortSignal, onProgress?: (requeued: number) => void }): Promise<number>
   /**
    * Removes the dead letters of the hash `dlqName` that `filter` matches (the keys of
    * `deadLetters()`'s filter; `{}` is every dead letter); `dryRun` only counts them. Resolves
-   * to how many matched (dry run) or were removed.
+   * to how many matched (dry run) or were removed; one that fails midway rejects with an error
+   * whose `removed` says how many it had removed.
    */
   removeDeadLetters(dlqName: string, filter?: DeadLetterFilter, options?: { dryRun?: boolean }): Promise<number>
   /**

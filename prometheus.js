@@ -24,6 +24,7 @@ const METRICS = {
   kafka_retry_dead_letter_cap_exceeded: ['gauge', '1 when the dead letters exceed maxDeadLetters.'],
   kafka_retry_blocked_keys: ['gauge', 'Ordered retries: keys held back behind a message of theirs.'],
   kafka_retry_parked_messages: ['gauge', "Ordered retries: messages parked behind their key's head."],
+  kafka_retry_events_dropped_total: ['counter', 'Listener events onEvent was too far behind to be given, since the instance was made.'],
   kafka_retry_topic_scheduled: ['gauge', 'Messages of the topic waiting in the schedule.'],
   kafka_retry_topic_due: ['gauge', 'Scheduled messages of the topic due (from the start of their due minute).'],
   kafka_retry_topic_leased: ['gauge', 'Messages of the topic claimed by a listener and not yet acknowledged.'],

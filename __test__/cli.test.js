@@ -124,11 +124,11 @@ describe('usage', () => {
     [['dlq', 'requeue', 'q', 'id', '--all'], /either an id or --all/],
     [['dlq', 'remove', 'q'], /needs the id/],
     [['dlq', 'list', 'q', '--limit'], /--limit needs a value/],
-    [['dlq', 'list', 'q', '--limit', '0'], /--limit must be a positive whole number/],
-    [['dlq', 'list', 'q', '--limit', 'ten'], /--limit must be a positive whole number/],
+    [['dlq', 'list', 'q', '--limit', '0'], /--limit must be a whole number from 1 to 10000/],
+    [['dlq', 'list', 'q', '--limit', 'ten'], /--limit must be a whole number from 1 to 10000/],
     [['stats', '--redis'], /--redis needs a value/],
     [['stats', '--prefix', '--json'], /--prefix needs a value/],
-    [['stats', '--shards', '0'], /--shards must be a positive whole number/],
+    [['stats', '--shards', '0'], /--shards must be a whole number from 1 to 1024/],
   ])('missing or bad argument %j exits 2 without touching Redis', async (args, message) => {
     // REDIS_URL points nowhere: a usage error must be reported before any connection attempt.
     const { code, stdout, stderr } = await run(args, { REDIS_URL: UNREACHABLE })
@@ -207,6 +207,7 @@ describe('stats', () => {
         paused: [],
         blockedKeys: 0,
         parkedMessages: 0,
+        eventsDropped: 0,
         lateMs: expect.any(Number),
         topics: { t: { scheduled: 3, due: 1, leased: 0, deadLetters: 1 } },
       })

@@ -29,7 +29,8 @@ Commands:
       Moves dead letter <id> (or every dead letter, or those FILTER matches) of
       <name> back onto the schedule selected by --prefix, due now, with
       retryCount reset to 0. --dry-run only counts them; --rate N moves at most
-      N per second; --delay D makes them due D later (30s, 10m, 2h). Ctrl-C
+      N per second (0.001 to 1000000); --delay D makes them due D later (30s,
+      10m, 2h; at most 365d). Ctrl-C
       stops a filtered requeue before its next move (exit code 130): the rest
       stay dead letters, and the same command goes on with them.
   dlq remove <name> <id>
@@ -86,6 +87,13 @@ const HINT = "Run 'kafka-redis-retry --help' for usage."
 const REDIS_TIMEOUT_MS = 3000
 const VALUE_WIDTH = 120
 
+const UNITS = { ms: 1, s: 1000, m: 60000, h: 3600000, d: 86400000 }
+const YEAR_MS = 365 * UNITS.d
+/** The latest time a JavaScript Date holds, ms since the epoch. */
+const LATEST_MS = 8.64e15
+/** requeueDeadLetters' bounds of ratePerSec. */
+const RATE = { min: 0.001, max: 1000000 }
+
 /**
  * Every option, for util.parseArgs: one line each. `commands`: where it is allowed (absent:
  * everywhere); `check`: what its value must be. `--help` and `--version` work anywhere.
@@ -94,7 +102,7 @@ const OPTIONS = {
   redis: { type: 'string' },
   prefix: { type: 'string' },
   cluster: { type: 'boolean' },
-  shards: { type: 'string', check: wholeNumber },
+  shards: { type: 'string', check: wholeIn(1, 1024) },
   json: { type: 'boolean' },
   'tls-ca': { type: 'string' },
   'tls-cert': { type: 'string' },
@@ -109,8 +117,8 @@ const OPTIONS = {
   'read-only': { type: 'boolean', commands: ['dashboard'] },
   'data-visible-without-token': { type: 'boolean', commands: ['dashboard'] },
   metrics: { type: 'boolean', commands: ['stats'] },
-  minutes: { type: 'string', commands: ['history'], check: wholeNumber },
-  limit: { type: 'string', commands: ['dlq list'], check: wholeNumber },
+  minutes: { type: 'string', commands: ['history'], check: wholeIn(1, 2880) },
+  limit: { type: 'string', commands: ['dlq list'], check: wholeIn(1, 10000) },
   cursor: { type: 'string', commands: ['dlq list'] },
   all: { type: 'boolean', commands: ['dlq list', 'dlq requeue'] },
   topic: { type: 'string', commands: ['dlq list', 'dlq requeue', 'dlq remove', 'pause', 'resume', 'history'] },
@@ -119,9 +127,9 @@ const OPTIONS = {
   since: { type: 'string', commands: ['dlq list', 'dlq requeue', 'dlq remove'], check: timeArg },
   until: { type: 'string', commands: ['dlq list', 'dlq requeue', 'dlq remove'], check: timeArg },
   'dry-run': { type: 'boolean', commands: ['dlq requeue', 'dlq remove'] },
-  rate: { type: 'string', commands: ['dlq requeue'], check: positiveNumber },
-  delay: { type: 'string', commands: ['dlq requeue'], check: durationArg },
-  for: { type: 'string', commands: ['pause'], check: durationArg },
+  rate: { type: 'string', commands: ['dlq requeue'], check: rateArg },
+  delay: { type: 'string', commands: ['dlq requeue'], check: durationIn(0, YEAR_MS) },
+  for: { type: 'string', commands: ['pause'], check: durationIn(1, YEAR_MS) },
   help: { type: 'boolean', short: 'h' },
   version: { type: 'boolean' },
 }
@@ -137,7 +145,17 @@ function portNumber(name, value) {
   if (!/^[0-9]+$/.test(value) || Number(value) > 65535) throw new UsageError(`--${name} must be a port number (0 to 65535), got '${value}'`)
 }
 
-const UNITS = { ms: 1, s: 1000, m: 60000, h: 3600000, d: 86400000 }
+// Every number of the command line is checked here, against the bounds the addon holds it to, so
+// a bad one is a usage error naming its option (exit 2), never a failure deep in a command.
+
+/** A check that the value is a whole number from `min` to `max`. */
+function wholeIn(min, max) {
+  return (name, value) => {
+    if (!/^[0-9]+$/.test(value) || Number(value) < min || Number(value) > max) {
+      throw new UsageError(`--${name} must be a whole number from ${min} to ${max}, got '${value}'`)
+    }
+  }
+}
 
 /** A duration such as 500ms, 30s, 10m, 2h, 1d, in ms; `undefined` when it is not one. */
 function duration(value) {
@@ -145,25 +163,39 @@ function duration(value) {
   return match ? Math.round(Number(match[1]) * UNITS[match[2]]) : undefined
 }
 
-function durationArg(name, value) {
-  if (duration(value) === undefined) throw new UsageError(`--${name} must be a duration such as 30s, 10m or 2h, got '${value}'`)
+/** A check that the value is a duration from `min` to `max` ms (rounded to the ms). */
+function durationIn(min, max) {
+  const shown = (ms) => (ms === YEAR_MS ? '365d' : `${ms}ms`)
+  return (name, value) => {
+    const ms = duration(value)
+    if (ms === undefined || ms < min || ms > max) {
+      throw new UsageError(`--${name} must be a duration from ${shown(min)} to ${shown(max)} such as 30s, 10m or 2h, got '${value}'`)
+    }
+  }
 }
 
-/** A time: ms since the epoch, an ISO date, or a duration ago. */
+/** A time: ms since the epoch, an ISO date (2024-05-01, 2024-05-01T10:00:00Z), or a duration ago. */
 function time(value) {
   if (/^[0-9]+$/.test(value)) return Number(value)
   const ago = duration(value)
   if (ago !== undefined) return Date.now() - ago
+  // Only ISO dates: Date.parse also takes '1.5' or '-1' as dates of its own.
+  if (!/^[0-9]{4}-[0-9]{2}-[0-9]{2}/.test(value)) return undefined
   const parsed = Date.parse(value)
   return Number.isNaN(parsed) ? undefined : parsed
 }
 
 function timeArg(name, value) {
-  if (time(value) === undefined) throw new UsageError(`--${name} must be an ISO date, ms since the epoch or a duration ago (30m), got '${value}'`)
+  const ms = time(value)
+  if (ms === undefined || !(ms >= 0 && ms <= LATEST_MS)) {
+    throw new UsageError(`--${name} must be an ISO date, ms since the epoch or a duration ago (30m), from 1970 to the year 275760, got '${value}'`)
+  }
 }
 
-function positiveNumber(name, value) {
-  if (!/^[0-9]+(\.[0-9]+)?$/.test(value) || !(Number(value) > 0)) throw new UsageError(`--${name} must be a number above 0, got '${value}'`)
+function rateArg(name, value) {
+  if (!/^[0-9]+(\.[0-9]+)?$/.test(value) || !(Number(value) >= RATE.min && Number(value) <= RATE.max)) {
+    throw new UsageError(`--${name} must be a number of dead letters per second from ${RATE.min} to ${RATE.max}, got '${value}'`)
+  }
 }
 
 /** The dead letter filter the FILTER options give, and whether any was given. */
@@ -175,10 +207,6 @@ function filterOf(options) {
   if (options.since !== undefined) filter.since = time(options.since)
   if (options.until !== undefined) filter.until = time(options.until)
   return filter
-}
-
-function wholeNumber(name, value) {
-  if (!/^[1-9][0-9]*$/.test(value)) throw new UsageError(`--${name} must be a positive whole number, got '${value}'`)
 }
 
 /**

@@ -82,7 +82,8 @@ impl Backoff {
                 let multiplier = multiplier.unwrap_or(2.0);
                 if !multiplier.is_finite() || !(1.0..=1000.0).contains(&multiplier) {
                     return Err(RetryError::invalid_arg(format!(
-                        "config.backoff.multiplier must be a number from 1 to 1000, got {multiplier}"
+                        "config.backoff.multiplier must be a number from 1 to 1000, got {}",
+                        crate::options::format_js_number(multiplier)
                     )));
                 }
                 Policy::Exponential {
@@ -162,7 +163,8 @@ fn whole_ms(name: &str, value: f64) -> Result<u64> {
         || value > 10.0 * 365.0 * 86_400_000.0
     {
         return Err(RetryError::invalid_arg(format!(
-            "{name} must be a whole number of milliseconds from 0 to ten years, got {value}"
+            "{name} must be a whole number of milliseconds from 0 to ten years, got {}",
+            crate::options::format_js_number(value)
         )));
     }
     Ok(value as u64)

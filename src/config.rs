@@ -3,6 +3,7 @@
 
 use crate::backoff::Backoff;
 use crate::error::{Result, RetryError};
+use crate::options::format_js_number;
 use std::time::Duration;
 
 /// Default Redis URL when neither config nor `REDIS_URL` gives one.
@@ -13,6 +14,11 @@ pub const DEFAULT_BROKERS: &str = "localhost:9092";
 /// failure comes about 7.5 s after the first, time enough for a topic being created to appear,
 /// and few enough attempts that a message the broker refuses does not linger.
 pub const DEFAULT_MAX_PUBLISH_FAILURES: u64 = 5;
+/// The smallest `maxPublishRate`, messages per second (one every 1,000 s): a smaller one
+/// (`1e-300`) is a mistake, and its token bucket's next token would lie beyond any clock.
+pub const MIN_PUBLISH_RATE: f64 = 0.001;
+/// The largest `maxPublishRate`, messages per second.
+pub const MAX_PUBLISH_RATE: f64 = 1.0e9;
 /// Default namespace of every Redis key.
 pub const DEFAULT_KEY_PREFIX: &str = "kafka-retry";
 
@@ -336,10 +342,13 @@ impl ConfigInput {
             )?,
             max_publish_rate: match self.max_publish_rate {
                 None => None,
-                Some(rate) if rate.is_finite() && rate > 0.0 && rate <= 1.0e9 => Some(rate),
+                Some(rate) if (MIN_PUBLISH_RATE..=MAX_PUBLISH_RATE).contains(&rate) => Some(rate),
                 Some(rate) => {
                     return Err(RetryError::invalid_arg(format!(
-                        "config.maxPublishRate must be a number of messages per second above 0, got {rate}"
+                        "config.maxPublishRate must be a number of messages per second from {} to {}, got {}",
+                        format_js_number(MIN_PUBLISH_RATE),
+                        format_js_number(MAX_PUBLISH_RATE),
+                        format_js_number(rate)
                     )))
                 }
             },
@@ -434,7 +443,8 @@ fn whole(name: &str, value: Option<f64>, default: u64, min: u64, max: u64) -> Re
     let Some(v) = value else { return Ok(default) };
     if !v.is_finite() || v.fract() != 0.0 || v < min as f64 || v > max as f64 {
         return Err(RetryError::invalid_arg(format!(
-            "config.{name} must be a whole number from {min} to {max}, got {v}"
+            "config.{name} must be a whole number from {min} to {max}, got {}",
+            format_js_number(v)
         )));
     }
     Ok(v as u64)

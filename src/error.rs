@@ -41,6 +41,9 @@ pub struct RetryError {
     /// Whether retrying the same operation cannot succeed (a publish the broker refuses for the
     /// message or topic itself, see `publisher::is_permanent`). Internal: never changes the code.
     pub permanent: bool,
+    /// What a bulk operation that failed midway had done before it failed, as the property JS
+    /// sees on the error and its value (`requeued: 1`): its count is not lost with its result.
+    pub done_before: Option<(&'static str, u64)>,
 }
 
 /// Result alias of the retry core.
@@ -54,6 +57,7 @@ impl RetryError {
             message: message.into(),
             causes: Vec::new(),
             permanent: false,
+            done_before: None,
         }
     }
 
@@ -79,6 +83,17 @@ impl RetryError {
     /// Marks the error as one that retrying the same operation cannot fix.
     pub fn permanent(mut self, permanent: bool) -> Self {
         self.permanent = permanent;
+        self
+    }
+
+    /// The error of a bulk operation that had done `count` (`requeued`, `removed`) before it
+    /// failed: said in the message and kept as [`Self::done_before`].
+    pub fn after(mut self, what: &'static str, count: u64) -> Self {
+        self.message = format!(
+            "{} ({what} {count} before this failure; the rest are still dead letters, and the same call goes on with them)",
+            self.message
+        );
+        self.done_before = Some((what, count));
         self
     }
 

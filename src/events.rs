@@ -78,6 +78,85 @@ pub trait Observer: Send + Sync {
     /// Called now and then by the listener, so an observer that holds something back (see
     /// [`ErrorThrottle`]) can let it out.
     fn flush(&self) {}
+    /// Events dropped since the observer was made, because its receiver was slower than the
+    /// listener for longer than its [`Backlog`] holds (`stats().eventsDropped`).
+    fn events_dropped(&self) -> u64 {
+        0
+    }
+}
+
+/// Most events a [`Backlog`] holds for a receiver that is behind: a burst of 50,000 published
+/// messages fits (the receiver takes them in batches, so it is rarely behind by even one
+/// batch), and a receiver that stopped (a blocked JavaScript thread) holds at most this many
+/// events' memory (each its id, topic and key and about a hundred bytes).
+pub const MAX_WAITING_EVENTS: usize = 65_536;
+/// Most events handed over in one batch: one call into JavaScript per batch, short enough to
+/// keep the JavaScript thread's other work going.
+pub const EVENTS_PER_BATCH: usize = 1_024;
+
+#[derive(Default)]
+struct Waiting {
+    events: std::collections::VecDeque<Event>,
+    delivering: bool,
+}
+
+/// Events on their way to a receiver that takes them in batches (JavaScript's `onEvent`, called
+/// from its own thread): one delivery at a time takes every event waiting (up to
+/// [`EVENTS_PER_BATCH`]), so the cost per event of reaching the receiver shrinks as a burst grows
+/// and none is dropped while the receiver keeps up on average. Bounded: beyond
+/// [`MAX_WAITING_EVENTS`] waiting, events are dropped and counted, so a receiver that stops
+/// cannot make memory grow with the listener's pace.
+#[derive(Default)]
+pub struct Backlog {
+    waiting: Mutex<Waiting>,
+    dropped: AtomicU64,
+    unreported: AtomicU64,
+}
+
+impl Backlog {
+    /// Queues `event`. `true` when no delivery is running: the caller starts one, which takes
+    /// batches ([`Self::take_batch`]) until there are none.
+    pub fn push(&self, event: Event) -> bool {
+        let mut waiting = self.waiting.lock().unwrap_or_else(|p| p.into_inner());
+        if waiting.events.len() >= MAX_WAITING_EVENTS {
+            drop(waiting);
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+            self.unreported.fetch_add(1, Ordering::Relaxed);
+            return false;
+        }
+        waiting.events.push_back(event);
+        !std::mem::replace(&mut waiting.delivering, true)
+    }
+
+    /// The oldest waiting events, at most [`EVENTS_PER_BATCH`]; `None` when none wait, and then
+    /// the delivery has ended (the next [`Self::push`] starts another).
+    pub fn take_batch(&self) -> Option<Vec<Event>> {
+        let mut waiting = self.waiting.lock().unwrap_or_else(|p| p.into_inner());
+        if waiting.events.is_empty() {
+            waiting.delivering = false;
+            return None;
+        }
+        let n = waiting.events.len().min(EVENTS_PER_BATCH);
+        Some(waiting.events.drain(..n).collect())
+    }
+
+    /// Events dropped since the backlog was made.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Events dropped since the last call, once fewer than half the room is taken (so the
+    /// report itself has room); 0 otherwise.
+    pub fn take_unreported(&self) -> u64 {
+        if self.unreported.load(Ordering::Relaxed) == 0 {
+            return 0;
+        }
+        let waiting = self.waiting.lock().unwrap_or_else(|p| p.into_inner());
+        if waiting.events.len() >= MAX_WAITING_EVENTS / 2 {
+            return 0;
+        }
+        self.unreported.swap(0, Ordering::Relaxed)
+    }
 }
 
 /// Errors reported in full per window; the rest are counted and summed up in one error.
@@ -171,6 +250,10 @@ impl Observer for ErrorThrottle {
         self.inner.warn(message)
     }
 
+    fn events_dropped(&self) -> u64 {
+        self.inner.events_dropped()
+    }
+
     fn flush(&self) {
         let summary = {
             let mut window = self.window.lock().unwrap_or_else(|p| p.into_inner());
@@ -255,5 +338,39 @@ mod tests {
         };
         assert!(message.starts_with("49980 more errors"), "{message}");
         assert!(message.ends_with("failure 49999"), "{message}");
+    }
+
+    #[test]
+    fn a_backlog_hands_out_every_event_in_order_in_bounded_batches() {
+        let backlog = Backlog::default();
+        assert!(backlog.push(error(0)), "the first push starts a delivery");
+        for n in 1..3_000 {
+            assert!(!backlog.push(error(n)), "one delivery at a time");
+        }
+        let mut seen = Vec::new();
+        while let Some(batch) = backlog.take_batch() {
+            assert!(!batch.is_empty() && batch.len() <= EVENTS_PER_BATCH);
+            seen.extend(batch);
+        }
+        assert_eq!(seen, (0..3_000).map(error).collect::<Vec<_>>());
+        assert_eq!(backlog.dropped(), 0);
+        assert!(
+            backlog.push(error(0)),
+            "the delivery ended: the next push starts another"
+        );
+    }
+
+    #[test]
+    fn a_full_backlog_drops_counts_and_reports_once_there_is_room() {
+        let backlog = Backlog::default();
+        for n in 0..MAX_WAITING_EVENTS as u32 + 5 {
+            backlog.push(error(n));
+        }
+        assert_eq!(backlog.dropped(), 5);
+        assert_eq!(backlog.take_unreported(), 0, "no room for the report yet");
+        while backlog.take_batch().is_some() {}
+        assert_eq!(backlog.take_unreported(), 5);
+        assert_eq!(backlog.take_unreported(), 0);
+        assert_eq!(backlog.dropped(), 5, "the total stays for stats()");
     }
 }

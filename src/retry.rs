@@ -7,13 +7,13 @@ use crate::error::{Result, RetryError};
 use crate::events::{ErrorThrottle, Event, Observer, StderrObserver};
 use crate::ids::{message_id, shard_index};
 use crate::listener::{Listener, Wake};
-use crate::options::RetryOptions;
+use crate::options::{format_js_number, RetryOptions};
 use crate::payload;
 use crate::publisher::Publisher;
 use crate::stats::{Counters, Stats};
 use crate::store::connection::{Redis, SharedRedis};
 use crate::store::dead_letter_search::{self, Filter, FilterInput, SearchPage};
-use crate::store::dead_letters::{DeadLetterItem, DeadLetters, Page};
+use crate::store::dead_letters::{self, DeadLetterItem, DeadLetters, Page};
 use crate::store::entry::{Entry, ErrorInfo};
 use crate::store::gate::{self, Pause};
 use crate::store::schedule::{Counts, PushDone, PushMessage, Schedule};
@@ -77,21 +77,29 @@ pub struct BulkOptions {
 }
 
 impl BulkOptions {
-    /// Checks the numbers: a positive rate, a whole non-negative delay.
+    /// Checks the numbers: a rate from [`requeue::MIN_RATE_PER_SEC`] to
+    /// [`requeue::MAX_RATE_PER_SEC`], a whole delay from 0 to a year.
     fn parse(self) -> Result<(requeue::Pace, bool)> {
         if let Some(rate) = self.rate_per_sec {
-            if !(rate.is_finite() && rate > 0.0) {
+            if !(requeue::MIN_RATE_PER_SEC..=requeue::MAX_RATE_PER_SEC).contains(&rate) {
                 return Err(RetryError::invalid_arg(format!(
-                    "options.ratePerSec must be a number above 0, got {rate}"
+                    "options.ratePerSec must be a number of dead letters per second from {} to {}, got {}",
+                    format_js_number(requeue::MIN_RATE_PER_SEC),
+                    format_js_number(requeue::MAX_RATE_PER_SEC),
+                    format_js_number(rate)
                 )));
             }
         }
         let delay_ms = match self.delay_ms {
             None => 0,
-            Some(d) if d.is_finite() && d >= 0.0 && d.fract() == 0.0 && d <= 9.0e15 => d as u64,
+            Some(d) if d.fract() == 0.0 && (0.0..=requeue::MAX_DELAY_MS as f64).contains(&d) => {
+                d as u64
+            }
             Some(d) => {
                 return Err(RetryError::invalid_arg(format!(
-                    "options.delayMs must be a whole number of ms >= 0, got {d}"
+                    "options.delayMs must be a whole number of ms from 0 to {} (a year), got {}",
+                    requeue::MAX_DELAY_MS,
+                    format_js_number(d)
                 )))
             }
         };
@@ -693,6 +701,7 @@ impl RetryCore {
             paused: gate::paused(&self.schedules[0]).await?,
             blocked_keys,
             parked_messages,
+            events_dropped: self.observer.events_dropped(),
         })
     }
 
@@ -716,17 +725,18 @@ impl RetryCore {
                 payload::preview(entry_json)
             )));
         }
+        // Indexed at the time of death the entry states (listing walks the index, counting reads
+        // the record: they must agree), else now; one it states wrongly is refused.
+        let stated = dead_letters::stated_died_at(entry_json)?;
         let field = format!("manual:{}", crate::ids::random_uuid());
         // Counted under its topic when it names one (a record of this package's shape).
         let topic = DeadLetterItem::parse(&field, entry_json).map(|item| item.topic);
+        let died_at = match stated {
+            Some(died_at) => died_at,
+            None => self.redis.time_ms().await?,
+        };
         self.dead_letters
-            .write(
-                dlq_name,
-                &field,
-                entry_json,
-                self.redis.time_ms().await?,
-                topic.as_deref(),
-            )
+            .write(dlq_name, &field, entry_json, died_at, topic.as_deref())
             .await?;
         Ok(field)
     }

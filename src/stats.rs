@@ -63,13 +63,16 @@ pub struct Stats {
     pub blocked_keys: u64,
     /// Messages parked behind their key's head (ordered retries).
     pub parked_messages: u64,
+    /// Listener events this instance dropped since it was made: its `onEvent` was behind by more
+    /// than `events::MAX_WAITING_EVENTS` (0 without `onEvent`).
+    pub events_dropped: u64,
 }
 
 impl Stats {
     /// The stats as Prometheus text exposition, labelled with the schedule's key prefix.
     pub fn prometheus(&self, prefix: &str) -> String {
         let label = escape_label(prefix);
-        let metrics: [(&str, &str, &str, u64); 10] = [
+        let metrics: [(&str, &str, &str, u64); 11] = [
             (
                 "kafka_retry_scheduled",
                 "gauge",
@@ -129,6 +132,12 @@ impl Stats {
                 "gauge",
                 "Ordered retries: messages parked behind their key's head.",
                 self.parked_messages,
+            ),
+            (
+                "kafka_retry_events_dropped_total",
+                "counter",
+                "Listener events onEvent was too far behind to be given, since the instance was made.",
+                self.events_dropped,
             ),
         ];
         let mut text = String::new();
@@ -201,6 +210,7 @@ mod tests {
             paused: Vec::new(),
             blocked_keys: 0,
             parked_messages: 0,
+            events_dropped: 7,
             late_ms: 0,
             topics: [(
                 "or\"ders".to_string(),
@@ -218,7 +228,9 @@ mod tests {
         assert!(text.contains("# TYPE kafka_retry_published_total counter\n"));
         assert!(text.contains("kafka_retry_dead_letter_cap_exceeded{prefix=\"svc\\\"x\"} 1\n"));
         assert!(text.contains("# TYPE kafka_retry_parked_messages gauge\n"));
-        assert_eq!(text.matches("# HELP").count(), 14);
+        assert!(text.contains("# TYPE kafka_retry_events_dropped_total counter\n"));
+        assert!(text.contains("kafka_retry_events_dropped_total{prefix=\"svc\\\"x\"} 7\n"));
+        assert_eq!(text.matches("# HELP").count(), 15);
         assert!(text.contains(
             "kafka_retry_topic_dead_letters{prefix=\"svc\\\"x\",topic=\"or\\\"ders\"} 3\n"
         ));

@@ -27,23 +27,19 @@ pub fn dlq_name_and_id(
 /// `requeueDeadLetter()`'s `{ delayMs }`: how long after now the requeued message falls due
 /// (default 0), a whole number of ms up to a year.
 pub fn parse_requeue_delay(options: Option<&Unknown>) -> CoreResult<u64> {
+    use crate::store::requeue::MAX_DELAY_MS;
     let Some(options) = object_arg("options", options)? else {
         return Ok(0);
     };
     match optional_number(&options, "delayMs", "options.delayMs")? {
         None => Ok(0),
-        Some(ms) if ms.fract() == 0.0 && (0.0..=MAX_REQUEUE_DELAY_MS).contains(&ms) => {
-            Ok(ms as u64)
-        }
+        Some(ms) if ms.fract() == 0.0 && (0.0..=MAX_DELAY_MS as f64).contains(&ms) => Ok(ms as u64),
         Some(ms) => Err(RetryError::invalid_arg(format!(
-            "options.delayMs must be a whole number of ms from 0 to {MAX_REQUEUE_DELAY_MS}, got {}",
+            "options.delayMs must be a whole number of ms from 0 to {MAX_DELAY_MS} (a year), got {}",
             format_js_number(ms)
         ))),
     }
 }
-
-/// A year: a requeue "later" further away than this is a mistake (minutes taken for ms, ...).
-const MAX_REQUEUE_DELAY_MS: f64 = 365.0 * 24.0 * 3_600_000.0;
 
 /// A dead letter hash name that may be left out (`undefined` or `null`).
 pub fn optional_dlq_name(value: Option<&Unknown>) -> CoreResult<Option<String>> {
@@ -109,7 +105,8 @@ pub fn parse_pause_options(options: Option<&Unknown>) -> CoreResult<Option<u64>>
             Ok(Some(v as u64))
         }
         Some(v) => Err(RetryError::invalid_arg(format!(
-            "options.untilMs must be a time in ms since the epoch (a whole number above 0), got {v}"
+            "options.untilMs must be a time in ms since the epoch (a whole number above 0), got {}",
+            format_js_number(v)
         ))),
     }
 }
@@ -143,7 +140,8 @@ pub fn parse_page(page: Option<&Unknown>) -> CoreResult<(usize, Option<String>)>
         Some(l) if l.fract() == 0.0 && (1.0..=10_000.0).contains(&l) => l as usize,
         Some(l) => {
             return Err(RetryError::invalid_arg(format!(
-                "page.limit must be a whole number from 1 to 10000, got {l}"
+                "page.limit must be a whole number from 1 to 10000, got {}",
+                format_js_number(l)
             )))
         }
     };
@@ -358,7 +356,8 @@ fn parse_sentinel(value: Option<&Unknown>) -> CoreResult<Option<SentinelConfig>>
         let port = optional_number(&node, "port", &format!("{name}.port"))?.unwrap_or(26379.0);
         if port.fract() != 0.0 || !(1.0..=65535.0).contains(&port) {
             return Err(RetryError::invalid_arg(format!(
-                "{name}.port must be a whole number from 1 to 65535, got {port}"
+                "{name}.port must be a whole number from 1 to 65535, got {}",
+                format_js_number(port)
             )));
         }
         sentinels.push((host, port as u16));

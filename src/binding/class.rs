@@ -103,7 +103,7 @@ impl KafkaRetry {
         let input = parse_config(config.as_ref()).map_err(|e| js_error(env, &e))?;
         let config_object = object_arg("config", config.as_ref()).map_err(|e| js_error(env, &e))?;
         let observer =
-            JsObserver::from_config(config_object.as_ref()).map_err(|e| js_error(env, &e))?;
+            JsObserver::from_config(env, config_object.as_ref()).map_err(|e| js_error(env, &e))?;
         let config = input.resolve().map_err(|e| js_error(env, &e))?;
         Ok(KafkaRetry {
             core: Arc::new(RetryCore::new(config, observer)),
@@ -278,6 +278,9 @@ impl KafkaRetry {
 
     /// Writes one entry into the Redis hash `dlqName` (the dead letter queue) under a new unique
     /// field, so no entry ever overwrites another. `entry` is stored as JSON. Resolves to the field.
+    /// Its `diedAt` (ms since the epoch), when it has one, is its time of death for listing and
+    /// the `since`/`until` filters alike (without one: now); a `diedAt` that is not a whole
+    /// number from 0 to 8.64e15 is `ERR_INVALID_ARG`.
     #[napi(ts_args_type = "dlqName: string, entry: unknown")]
     pub fn push_to_dlq<'env>(
         &self,
@@ -399,12 +402,14 @@ impl KafkaRetry {
     /// Requeues the dead letters of the hash `dlqName` that `filter` matches (the keys of
     /// `deadLetters()`'s filter; `{}` is every dead letter), each as `requeueDeadLetter` does:
     /// scheduled again with `retryCount` reset and removed from the hash in one step, so a run
-    /// killed midway leaves the rest untouched and can be run again. `ratePerSec` paces it;
-    /// `delayMs` makes the messages due that much later instead of now; `dryRun` only counts.
+    /// killed midway leaves the rest untouched and can be run again. `ratePerSec` paces it (from
+    /// 0.001 to 1,000,000 a second); `delayMs` makes the messages due that much later instead of
+    /// now (a whole number of ms, up to a year); `dryRun` only counts.
     /// `signal` (an `AbortSignal`) stops it before its next move: it then resolves to how many
     /// it requeued until then, and running it again goes on with the rest. `onProgress` is
     /// called with the count requeued so far as it goes (at most 10 times a second; a throw in
-    /// it becomes a process warning). Resolves to how many matched (dry run) or were requeued.
+    /// it becomes a process warning). Resolves to how many matched (dry run) or were requeued; one
+    /// that fails midway rejects with an error whose `requeued` says how many it had moved.
     #[napi(
         ts_args_type = "dlqName: string, filter?: DeadLetterFilter, options?: { dryRun?: boolean, ratePerSec?: number, delayMs?: number, signal?: AbortSignal, onProgress?: (requeued: number) => void }",
         ts_return_type = "Promise<number>"
@@ -438,7 +443,8 @@ impl KafkaRetry {
 
     /// Removes the dead letters of the hash `dlqName` that `filter` matches (the keys of
     /// `deadLetters()`'s filter; `{}` is every dead letter); `dryRun` only counts them. Resolves
-    /// to how many matched (dry run) or were removed.
+    /// to how many matched (dry run) or were removed; one that fails midway rejects with an error
+    /// whose `removed` says how many it had removed.
     #[napi(
         ts_args_type = "dlqName: string, filter?: DeadLetterFilter, options?: { dryRun?: boolean }",
         ts_return_type = "Promise<number>"

@@ -1,11 +1,16 @@
 //! Listener events and log lines to JavaScript: config `onEvent(event)` and `logger`
 //! (`{ warn(message), error(message) }`, e.g. `console`). Without them, warnings and errors go to
 //! stderr, and never a line per tick.
+//!
+//! Events reach `onEvent` in batches (`deliver_events.js` calls it once per event), through a
+//! bounded [`Backlog`]: a burst costs one call into JavaScript per batch, not per event, so none
+//! is dropped while JavaScript keeps up on average. Log lines stay one call each: they are few
+//! (errors are throttled, `events::ErrorThrottle`).
 
 use super::convert::{is_nullish, property};
 use super::js_publisher::Ignored;
 use crate::error::{ErrorCode, Result as CoreResult, RetryError};
-use crate::events::{Event, Observer, StderrObserver};
+use crate::events::{Backlog, Event, Observer, StderrObserver};
 use napi::bindgen_prelude::*;
 use napi::threadsafe_function::ThreadsafeFunction;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -14,11 +19,16 @@ use std::sync::Arc;
 /// Weak: a callback alone must not keep Node alive.
 type Callback<T> = Arc<ThreadsafeFunction<T, Ignored, T, Status, false, true>>;
 
-/// Callback calls waiting for the JS thread at most; beyond, events are dropped and counted, so
-/// a slow `onEvent` or logger cannot make memory grow with the listener's pace.
+/// Logger calls waiting for the JS thread at most; beyond, lines are dropped and counted, so a
+/// slow logger cannot make memory grow with the listener's pace.
 const MAX_PENDING_CALLS: usize = 1024;
 
-/// Calls into JavaScript that have not finished yet, and those dropped for want of room.
+/// `deliver_events.js`: `(onEvent) => (events) => void`.
+const DELIVER_SCRIPT: &str = include_str!("deliver_events.js");
+
+type Deliver<'env> = Function<'env, Unknown<'env>, Function<'env, serde_json::Value, Ignored>>;
+
+/// Log-line calls into JavaScript that have not finished yet, and those dropped for want of room.
 #[derive(Default)]
 struct Calls {
     pending: Arc<AtomicUsize>,
@@ -55,9 +65,39 @@ impl Calls {
     }
 }
 
+/// `onEvent`, fed batches of events by one delivery task at a time.
+struct Events {
+    /// `deliver_events.js` around the caller's `onEvent`: takes an array of events.
+    deliver: Callback<serde_json::Value>,
+    backlog: Arc<Backlog>,
+}
+
+impl Events {
+    /// Queues the event; starts the delivery task when none runs.
+    fn send(&self, event: &Event) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        if !self.backlog.push(event.clone()) {
+            return;
+        }
+        let (deliver, backlog) = (self.deliver.clone(), self.backlog.clone());
+        runtime.spawn(async move {
+            // Each batch once the previous one was handled: what arrives meanwhile goes in the
+            // next, so batches grow with the JavaScript thread's delay.
+            while let Some(batch) = backlog.take_batch() {
+                let events = batch.iter().map(event_json).collect();
+                let _ = deliver
+                    .call_async_catch(serde_json::Value::Array(events))
+                    .await;
+            }
+        });
+    }
+}
+
 /// The observer of one `KafkaRetry` instance.
 pub struct JsObserver {
-    on_event: Option<Callback<serde_json::Value>>,
+    on_event: Option<Events>,
     warn: Option<Callback<String>>,
     error: Option<Callback<String>>,
     fallback: StderrObserver,
@@ -94,13 +134,42 @@ fn function_of<T: 'static + JsValuesTupleIntoVec>(
     Ok(Some(Arc::new(tsfn)))
 }
 
+/// `config.onEvent` wrapped to take batches (`deliver_events.js`); `None` when absent.
+fn events_of(env: &Env, value: Option<Unknown>) -> CoreResult<Option<Events>> {
+    let Some(value) = value.filter(|v| !is_nullish(Some(v))) else {
+        return Ok(None);
+    };
+    if !matches!(value.get_type(), Ok(ValueType::Function)) {
+        return Err(RetryError::invalid_arg(format!(
+            "config.onEvent must be a function, got {}",
+            super::convert::describe(&value)
+        )));
+    }
+    let wrap = |e: Error| RetryError::invalid_arg("config.onEvent cannot be called").caused_by(e);
+    let deliver: Deliver = env.run_script(DELIVER_SCRIPT).map_err(wrap)?;
+    let batches = deliver.call(value).map_err(wrap)?;
+    // Weak: a callback alone must not keep Node alive.
+    let tsfn = batches
+        .build_threadsafe_function()
+        .weak::<true>()
+        .build()
+        .map_err(wrap)?;
+    Ok(Some(Events {
+        deliver: Arc::new(tsfn),
+        backlog: Arc::default(),
+    }))
+}
+
 impl JsObserver {
     /// Reads `onEvent` and `logger` from the config object; `None` when neither is given.
-    pub fn from_config(config: Option<&Object>) -> CoreResult<Option<Arc<dyn Observer>>> {
+    pub fn from_config(
+        env: &Env,
+        config: Option<&Object>,
+    ) -> CoreResult<Option<Arc<dyn Observer>>> {
         let Some(config) = config else {
             return Ok(None);
         };
-        let on_event = function_of(None, property(config, "onEvent"), "config.onEvent")?;
+        let on_event = events_of(env, property(config, "onEvent"))?;
         let logger =
             super::convert::object_arg("config.logger", property(config, "logger").as_ref())?;
         let (warn, error) = match &logger {
@@ -165,7 +234,7 @@ pub fn event_json(event: &Event) -> serde_json::Value {
 impl JsObserver {
     fn deliver(&self, event: &Event) {
         if let Some(on_event) = &self.on_event {
-            self.calls.call(on_event, event_json(event));
+            on_event.send(event);
         }
         if let Event::Error { code, message } = event {
             match &self.error {
@@ -181,16 +250,26 @@ impl JsObserver {
 
 impl Observer for JsObserver {
     fn on_event(&self, event: &Event) {
-        let dropped = self.calls.take_dropped();
+        let dropped = self.calls.take_dropped()
+            + self
+                .on_event
+                .as_ref()
+                .map_or(0, |events| events.backlog.take_unreported());
         if dropped > 0 {
             self.deliver(&Event::Error {
                 code: ErrorCode::Internal.as_ref().to_string(),
                 message: format!(
-                    "{dropped} events were dropped: onEvent or the logger was slower than the listener"
+                    "{dropped} events or log lines were dropped: onEvent or the logger was slower than the listener (stats().eventsDropped counts the events)"
                 ),
             });
         }
         self.deliver(event);
+    }
+
+    fn events_dropped(&self) -> u64 {
+        self.on_event
+            .as_ref()
+            .map_or(0, |events| events.backlog.dropped())
     }
 
     fn wants_events(&self) -> bool {

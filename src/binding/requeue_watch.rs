@@ -12,9 +12,7 @@ use napi::threadsafe_function::ThreadsafeFunctionCallMode;
 use std::sync::Arc;
 
 /// Wraps the caller's progress function: what it throws is reported as a warning, not thrown.
-const GUARD: &str = "(report) => (count) => { try { report(count) } catch (err) { \
-    process.emitWarning(`requeueDeadLetters onProgress threw: ${err && err.stack || err}`, \
-    'KafkaRetryWarning') } }";
+const GUARD_SCRIPT: &str = include_str!("progress_guard.js");
 
 type Guard<'env> = Function<'env, Function<'env, f64, Unknown<'env>>, Function<'env, f64, ()>>;
 /// `signal.addEventListener` called with the event name and the listener.
@@ -89,7 +87,7 @@ fn progress(env: &Env, report: &Unknown) -> CoreResult<Box<dyn Fn(u64) + Send + 
         )));
     }
     let report: Function<f64, Unknown> = unsafe { report.cast() }.map_err(internal)?;
-    let guard: Guard = env.run_script(GUARD).map_err(internal)?;
+    let guard: Guard = env.run_script(GUARD_SCRIPT).map_err(internal)?;
     let guarded = guard.call(report).map_err(internal)?;
     // Weak: the pending promise keeps Node alive, not the progress reports.
     let tsfn = guarded

@@ -6,13 +6,17 @@ use crate::error::{Result as CoreResult, RetryError};
 use napi::bindgen_prelude::*;
 use std::future::Future;
 
-/// Turns a core error into a JavaScript `Error` whose `code` is the stable error code.
+/// Turns a core error into a JavaScript `Error` whose `code` is the stable error code (and, for a
+/// bulk operation that failed midway, how many it had done: `requeued` or `removed`).
 pub fn js_error(env: &Env, err: &RetryError) -> Error {
     // An exception left by a throwing getter would make creating the error fail.
     clear_pending_exception(env.raw());
     match env.create_error(Error::new(Status::GenericFailure, err.to_string())) {
         Ok(mut object) => {
             let _ = object.set_named_property("code", err.code.as_ref());
+            if let Some((what, count)) = err.done_before {
+                let _ = object.set_named_property(what, count as f64);
+            }
             Error::from(object.to_unknown())
         }
         Err(fallback) => fallback,

@@ -179,6 +179,7 @@ fn resolved_objects_have_exactly_the_declared_keys() {
         paused: Vec::new(),
         blocked_keys: 0,
         parked_messages: 0,
+        events_dropped: 0,
         late_ms: 0,
         topics: Default::default(),
     };

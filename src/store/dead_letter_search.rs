@@ -57,7 +57,8 @@ fn bound(name: &str, value: Option<f64>) -> Result<Option<u64>> {
             Ok(Some(v as u64))
         }
         Some(v) => Err(RetryError::invalid_arg(format!(
-            "{name} must be a time in ms since the epoch (a whole number >= 0), got {v}"
+            "{name} must be a time in ms since the epoch (a whole number >= 0), got {}",
+            crate::options::format_js_number(v)
         ))),
     }
 }
@@ -371,9 +372,21 @@ pub async fn remove_matching_then(
 ) -> Result<u64> {
     let mut walk = Walk::new(store, dlq, filter, dry_run);
     let mut removed = 0;
-    while let Some(items) = walk.next_page().await? {
+    // What was removed stays removed: a failure says how many.
+    let failed = |err: RetryError, removed: u64| {
+        if dry_run {
+            err
+        } else {
+            err.after("removed", removed)
+        }
+    };
+    while let Some(items) = walk.next_page().await.map_err(|e| failed(e, removed))? {
         for item in items {
-            if store.remove(dlq, &item.id).await? {
+            if store
+                .remove(dlq, &item.id)
+                .await
+                .map_err(|e| failed(e, removed))?
+            {
                 removed += 1;
                 removed_one(item);
             } else {

@@ -182,6 +182,8 @@ const HSCAN_COUNT: usize = 250;
 pub const STALE_PER_PAGE: usize = 1_000;
 /// How long the scan cursor is kept between steps; after that a scan starts over.
 const SCAN_CURSOR_TTL_S: u64 = 3_600;
+/// The largest rank a cursor may hold: a sorted set holds at most 2^32 - 1 members.
+const MAX_RANK: usize = u32::MAX as usize;
 /// The cursor of the pages of fields the index lacks, after the indexed ones.
 const UNINDEXED: &str = "unindexed";
 
@@ -234,6 +236,35 @@ fn item_of(field: String, text: String, score: f64) -> DeadLetterItem {
         item.died_at = score as u64;
     }
     item
+}
+
+/// The latest time of death a record may state, ms since the epoch: the latest a JavaScript
+/// `Date` holds (and well within the integers a sorted set's score holds exactly).
+pub const LATEST_DIED_AT: u64 = 8_640_000_000_000_000;
+
+/// The time of death a record to be written states (`diedAt`), which its index entry must carry
+/// too, so that listing (by the index) and counting (by the record) agree: `None` when it states
+/// none (absent or `null`, or not an object); `ERR_INVALID_ARG` when its `diedAt` is not a whole
+/// number of ms from 0 to [`LATEST_DIED_AT`] (a string, a fraction, a negative or huge number
+/// would be listed at one time and counted at another).
+pub fn stated_died_at(record: &str) -> Result<Option<u64>> {
+    let Ok(serde_json::Value::Object(object)) = serde_json::from_str::<serde_json::Value>(record)
+    else {
+        return Ok(None);
+    };
+    match object.get("diedAt") {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(serde_json::Value::Number(n)) if n.as_u64().is_some_and(|t| t <= LATEST_DIED_AT) => {
+            Ok(n.as_u64())
+        }
+        Some(other) => Err(RetryError::invalid_arg(format!(
+            "entry.diedAt must be a time in ms since the epoch (a whole number from 0 to {LATEST_DIED_AT}), got {}",
+            match other {
+                serde_json::Value::Number(n) => n.to_string(),
+                other => crate::payload::preview(&other.to_string()),
+            }
+        ))),
+    }
 }
 
 /// The `diedAt` of a stored dead letter's text, 0 when it has none.
@@ -502,11 +533,17 @@ impl DeadLetters {
                 0
             }
             Some(UNINDEXED) => return self.unindexed_page(dlq, limit, Vec::new()).await,
-            Some(text) => text.parse().map_err(|_| {
-                RetryError::invalid_arg(format!(
-                    "cursor must be a value returned by deadLetters(), got {text:?}"
-                ))
-            })?,
+            // A rank past what a sorted set can hold is no cursor of ours (and Redis would refuse
+            // it as out of range, an error that would blame Redis).
+            Some(text) => text
+                .parse()
+                .ok()
+                .filter(|&rank: &usize| rank <= MAX_RANK)
+                .ok_or_else(|| {
+                    RetryError::invalid_arg(format!(
+                        "cursor must be a value returned by deadLetters(), got {text:?}"
+                    ))
+                })?,
         };
         let page = self.page_at(dlq, offset, limit).await?;
         match page.next {

@@ -220,15 +220,28 @@ pub async fn requeue_matching(
             }
         }
     };
-    'walk: while let Some(items) = walk.next_page().await? {
+    // What moved stays moved: a failure tells the caller how many, in the error and through its
+    // progress function, instead of leaving it with the last count reported.
+    let failed = |err: RetryError, moved: u64, reported: &mut (u64, tokio::time::Instant)| {
+        report(moved, reported, true);
+        if dry_run {
+            err
+        } else {
+            err.after("requeued", moved)
+        }
+    };
+    'walk: loop {
+        let items = match walk.next_page().await {
+            Ok(Some(items)) => items,
+            Ok(None) => break,
+            Err(err) => return Err(failed(err, moved, &mut reported)),
+        };
         for item in items {
             if watch.stopped() {
                 break 'walk;
             }
             if let Some(rate) = pace.rate_per_sec {
-                // The n-th move waits until n / rate seconds after the start: a steady pace.
-                let at = started + Duration::from_secs_f64(moved as f64 / rate);
-                if !watch.wait_until(at).await {
+                if !watch.wait_until(paced(started, moved, rate)).await {
                     break 'walk;
                 }
             }
@@ -236,7 +249,7 @@ pub async fn requeue_matching(
                 Ok(true) => moved += 1,
                 Ok(false) => walk.stayed(),
                 Err(err) if err.code == ErrorCode::InvalidArg => walk.stayed(),
-                Err(err) => return Err(err),
+                Err(err) => return Err(failed(err, moved, &mut reported)),
             }
             report(moved, &mut reported, false);
         }
@@ -245,10 +258,58 @@ pub async fn requeue_matching(
     Ok(if dry_run { walk.counted() } else { moved })
 }
 
+/// The latest a requeued message may fall due, ms after the requeue: a year (further away is a
+/// mistake: minutes taken for ms, ...).
+pub const MAX_DELAY_MS: u64 = 365 * 24 * 3_600_000;
+
+/// The slowest pace a filtered requeue takes, per second (one dead letter every 1,000 s): a
+/// smaller rate (`1e-300`) is a mistake, not a pace.
+pub const MIN_RATE_PER_SEC: f64 = 0.001;
+/// The fastest pace a filtered requeue takes, per second: beyond, it is as fast as Redis anyway.
+pub const MAX_RATE_PER_SEC: f64 = 1_000_000.0;
+
+/// When move number `moved` (0 first) of a requeue started at `started` may go at `rate` per
+/// second: `moved / rate` seconds after the start, a steady pace. Never panics: a time beyond
+/// what a `Duration` or an `Instant` holds is "as late as can be" (callers check the rate first,
+/// [`MIN_RATE_PER_SEC`], so that is never reached).
+fn paced(started: tokio::time::Instant, moved: u64, rate: f64) -> tokio::time::Instant {
+    // About 30 years, as tokio takes for "never".
+    const FAR: Duration = Duration::from_secs(86_400 * 365 * 30);
+    let wait = Duration::try_from_secs_f64(moved as f64 / rate)
+        .unwrap_or(FAR)
+        .min(FAR);
+    started.checked_add(wait).unwrap_or(started + FAR)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use tokio::time::Instant;
+
+    #[test]
+    fn the_pace_never_panics_whatever_the_rate() {
+        let started = Instant::now();
+        for rate in [
+            1e-300,
+            f64::MIN_POSITIVE,
+            5e-324,
+            0.0,
+            -0.0,
+            -1.0,
+            f64::NAN,
+            f64::INFINITY,
+        ] {
+            for moved in [0, 1, 3, u64::MAX] {
+                let at = paced(started, moved, rate);
+                assert!(at >= started, "{rate} {moved}");
+            }
+        }
+        assert_eq!(
+            paced(started, 3, 2.0),
+            started + Duration::from_millis(1_500)
+        );
+        assert_eq!(paced(started, 0, 1e-300), started);
+    }
 
     #[tokio::test]
     async fn a_stop_ends_the_wait_for_the_pace_at_once() {

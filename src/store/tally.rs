@@ -221,7 +221,8 @@ pub fn check_minutes(minutes: Option<f64>) -> Result<u32> {
             Ok(m as u32)
         }
         Some(m) => Err(RetryError::invalid_arg(format!(
-            "options.minutes must be a whole number from 1 to {HISTORY_MINUTES_MAX} (48 hours), got {m}"
+            "options.minutes must be a whole number from 1 to {HISTORY_MINUTES_MAX} (48 hours), got {}",
+            crate::options::format_js_number(m)
         ))),
     }
 }
