@@ -223,7 +223,8 @@ test('bulk jobs live in Redis: seen and stopped from another dashboard process, 
   const a = await dashboardProcess(s)
   const b = await dashboardProcess(s)
   const { page, context } = await open()
-  const state = () => page.textContent('[data-job-state]')
+  // A job page reloads itself each second while its job runs (or stops): wait for the state.
+  const until = (word, timeout) => page.waitForSelector(`[data-job-state]:text-is("${word}")`, { timeout })
   const moved = async () => Number((await page.textContent('[data-requeued]')).replace(/,/g, ''))
   try {
     // Started in A, at 20 per second.
@@ -239,10 +240,7 @@ test('bulk jobs live in Redis: seen and stopped from another dashboard process, 
     await page.click('section.requeues tr[data-job] a')
     expect(new URL(page.url()).pathname).toBe(jobPath)
     await page.click('button:has-text("Stop the requeue")')
-    expect(await h.waitFor(async () => {
-      await page.reload()
-      return (await state()) === 'stopped'
-    }, 15000, 200)).toBe(true)
+    await until('stopped', 15000)
     const stoppedAt = await moved()
     await h.sleep(1000)
     expect(await scheduled(s)).toBe(stoppedAt)
@@ -253,10 +251,7 @@ test('bulk jobs live in Redis: seen and stopped from another dashboard process, 
     b.child.kill('SIGKILL')
     await h.exited(b.child, 5000)
     await page.goto(`${a.url}${jobPath}`)
-    expect(await h.waitFor(async () => {
-      await page.reload()
-      return (await state()) === 'interrupted'
-    }, 15000, 250)).toBe(true)
+    await until('interrupted', 15000)
     const interruptedAt = await scheduled(s)
     expect(interruptedAt).toBeLessThan(total)
     // B again (a restart): it lists the job, and continues it to the end.
@@ -265,10 +260,7 @@ test('bulk jobs live in Redis: seen and stopped from another dashboard process, 
     expect(await page.textContent('section.requeues tr[data-job] [data-state]')).toBe('interrupted')
     await page.goto(`${b2.url}${jobPath}`)
     await page.click('button:has-text("Continue the requeue")')
-    expect(await h.waitFor(async () => {
-      await page.reload()
-      return (await state()) === 'done'
-    }, 30000, 250)).toBe(true)
+    await until('done', 30000)
     // Every dead letter moved once: all on the schedule, none left, none twice. The count
     // misses what B moved after its last report (at most a report's interval at 20/s).
     expect(await s.retry.stats(s.dlq)).toMatchObject({ scheduled: total, deadLettered: 0 })
