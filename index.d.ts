@@ -207,6 +207,38 @@ export interface RetryPause {
   untilMs: number | null
 }
 
+/**
+ * An operator job (`startJob`, `jobs()`): the record, kept in Redis beside the schedule, of a
+ * long bulk operation a dashboard runs, which every process on the schedule can list, stop and
+ * continue.
+ */
+export interface OperatorJob {
+  /** Its id on the schedule. */
+  id: number
+  /** What the job is, as its starter gave it (the dashboard: kind, dead letter queue, filter, pace, who started it, the dry run's count). */
+  spec: Record<string, unknown>
+  /** `interrupted`: running, but its runner stopped reporting (its process is gone); `stopping`: a stop was asked and not yet seen. */
+  state: 'running' | 'stopping' | 'interrupted' | 'stopped' | 'failed' | 'done'
+  /** 1, then one more per `continueJob`. */
+  run: number
+  /** How many it moved so far, over every run (at least: after an interruption, what its runner moved after its last report is not counted). */
+  done: number
+  /** How many times it was continued after an interruption. */
+  interruptions: number
+  /** When it started (ms since the epoch, Redis's clock), as every time here. */
+  startedAt: number
+  /** When its runner last reported. */
+  updatedAt: number
+  /** When it was last continued, if it was. */
+  continuedAt?: number | null
+  /** When it finished (stopped, failed or done). */
+  finishedAt?: number | null
+  /** Until when it counts as running without another report. */
+  leaseUntil: number
+  /** The error it failed with. */
+  error?: string | null
+}
+
 /** What `stats()` resolves to. */
 export interface RetryStats {
   /** Messages waiting in the schedule (not yet claimed). */
@@ -453,11 +485,13 @@ export declare class KafkaRetry {
   requeueDeadLetters(dlqName: string, filter?: DeadLetterFilter, options?: { dryRun?: boolean, ratePerSec?: number, delayMs?: number, signal?: AbortSignal, onProgress?: (requeued: number) => void }): Promise<number>
   /**
    * Removes the dead letters of the hash `dlqName` that `filter` matches (the keys of
-   * `deadLetters()`'s filter; `{}` is every dead letter); `dryRun` only counts them. Resolves
-   * to how many matched (dry run) or were removed; one that fails midway rejects with an error
-   * whose `removed` says how many it had removed.
+   * `deadLetters()`'s filter; `{}` is every dead letter); `dryRun` only counts them.
+   * `signal` (an `AbortSignal`) stops it before its next removal (what was removed stays
+   * removed, the rest stays); `onProgress` is called with the count removed so far as it goes
+   * (at most 10 times a second). Resolves to how many matched (dry run) or were removed; one
+   * that fails midway rejects with an error whose `removed` says how many it had removed.
    */
-  removeDeadLetters(dlqName: string, filter?: DeadLetterFilter, options?: { dryRun?: boolean }): Promise<number>
+  removeDeadLetters(dlqName: string, filter?: DeadLetterFilter, options?: { dryRun?: boolean, signal?: AbortSignal, onProgress?: (removed: number) => void }): Promise<number>
   /**
    * Pauses `topic` (absent or `null`: the whole schedule): from their next claim on, no
    * listener in any process publishes its messages; they fall due and wait (nothing is lost or
@@ -516,6 +550,40 @@ export declare class KafkaRetry {
    * methods reject with `ERR_CLOSED`. Calling it twice is harmless.
    */
   close(): Promise<void>
+  /**
+   * Starts an operator job: a record, in Redis beside the schedule, of a long operation the
+   * caller runs (the dashboard's bulk requeues and removals). `spec` (an object, at most
+   * 16 kB of JSON) says what the job is; it is kept as given. The job is `running` while its
+   * runner reports (`reportJob`) within `leaseMs` (default 15000) of the last report, and
+   * `interrupted` once it does not (the process running it is gone); the newest 50 records
+   * are kept. Resolves to the job.
+   */
+  startJob(spec: Record<string, unknown>, options?: { leaseMs?: number }): Promise<OperatorJob>
+  /**
+   * A runner's report on its job: `done` (how many it moved so far, over every run), a fresh
+   * lease (`leaseMs`, default 15000), and at the end its `state` (`'done'`, `'stopped'` or
+   * `'failed'`, with `error`). Resolves to `'running'` (go on), `'stop'` (someone asked it to
+   * stop: stop, then report `'stopped'`) or `'lost'` (the job is no longer this run's: it was
+   * continued elsewhere, or finished; stop without reporting again).
+   */
+  reportJob(id: number, run: number, report: { done: number, state?: 'done' | 'stopped' | 'failed', error?: string, leaseMs?: number }): Promise<'running' | 'stop' | 'lost'>
+  /**
+   * Asks job `id` to stop: its runner, in whichever process, stops before its next move (an
+   * interrupted job is marked stopped at once). Resolves to `false` when it was not running
+   * (or there is no such job).
+   */
+  stopJob(id: number): Promise<boolean>
+  /**
+   * Takes over a stopped, failed or interrupted job to run it again: resolves to the job under
+   * its next `run` (the caller then runs its spec again and reports with that run), or `null`
+   * when it is done, running under a live lease (elsewhere), or unknown. Of two callers at
+   * once, one gets it.
+   */
+  continueJob(id: number, options?: { leaseMs?: number }): Promise<OperatorJob | null>
+  /** The operator jobs kept for this schedule, newest first. */
+  jobs(): Promise<OperatorJob[]>
+  /** Operator job `id`, or `null` when there is none (never started, or no longer kept). */
+  job(id: number): Promise<OperatorJob | null>
   /**
    * Ordered retries: whether messages of `key` on `topic` are held back, because one of them
    * waits on the schedule, is on its way back to the consumer, or is dead-lettered. A message

@@ -378,7 +378,7 @@ test('bulk requeue of a filter: dry-run count first, then after confirmation exa
     // The dry run moved nothing.
     expect((await s.retry.stats(s.dlq)).deadLettered).toBe(5)
     await page.click('button:has-text("Yes, requeue them")')
-    await page.waitForURL(/\/jobs\/\d+$/)
+    await page.waitForURL(/\/jobs\/\d+\/\d+$/)
     await page.waitForSelector('h1:has-text("done")', { timeout: 20000 })
     expect(await page.textContent('[data-requeued]')).toBe('3')
     expect(await h.waitFor(() => seen.length === 3, 20000)).toBe(true)
@@ -386,14 +386,14 @@ test('bulk requeue of a filter: dry-run count first, then after confirmation exa
     expect(seen.map((m) => m.value.n).sort()).toEqual([1, 2, 3])
     const left = (await s.retry.deadLetters(s.dlq, { limit: 10 })).items.map((i) => i.event).sort()
     expect(left).toEqual(['k4', 'k5'])
-    // Bulk removal the same way: its dry run, then exactly what matches goes.
+    // Bulk removal the same way: its dry run, then exactly what matches goes (as a job).
     await page.goto(`${server.url}/dlq/${encodeURIComponent(s.dlq)}?error=invalid`)
     await page.check('input[name=action][value=remove]')
     await page.click('.bulk button')
     expect(await page.textContent('[data-dry-run]')).toBe('1')
     await page.click('button:has-text("Yes, remove them")')
-    await page.waitForSelector('.notice')
-    expect(await page.textContent('.notice')).toBe('removed 1 dead letter')
+    await page.waitForSelector('h1:has-text("done")', { timeout: 20000 })
+    expect(await page.textContent('[data-requeued]')).toBe('1')
     expect((await s.retry.deadLetters(s.dlq, { limit: 10 })).items.map((i) => i.event)).toEqual(['k5'])
   } finally {
     await context.close()
@@ -413,7 +413,7 @@ test('a paced requeue shows what it moved as it goes, and its Stop button stops 
     await page.click('.bulk button')
     expect(await page.textContent('[data-dry-run]')).toBe('40')
     await page.click('button:has-text("Yes, requeue them")')
-    await page.waitForURL(/\/jobs\/\d+$/)
+    await page.waitForURL(/\/jobs\/\d+\/\d+$/)
     // The page reloads itself each second with the count the requeue reported.
     expect(await h.waitFor(async () => {
       await page.reload()
@@ -458,6 +458,8 @@ test('pause and resume a topic from the overview: its messages wait, then go', a
     await page.fill('.pause-topic input[name=topic]', topic)
     await page.fill('.pause-topic input[name=minutes]', '5')
     await page.click('.pause-topic button')
+    // Nothing of the topic is on the schedule yet: the dashboard asks first.
+    await page.click(`button:has-text("Pause ${topic} anyway")`)
     await page.waitForSelector('.notice')
     expect(await page.textContent('.notice')).toBe(`paused topic ${topic} for 5 min`)
     expect(await page.textContent(`${row} .paused`)).toMatch(/^paused until /)

@@ -254,6 +254,38 @@ describe('requeue and remove what a filter matches', () => {
     }
   })
 
+  test('an AbortSignal stops a removal between removals; onProgress counts as it goes; the same removal again takes the rest', async () => {
+    const prefix = h.unique('abort-remove')
+    const dlq = h.unique('dlq')
+    const retry = new KafkaRetry({ keyPrefix: prefix })
+    try {
+      const total = 5000
+      for (let i = 0; i < total; i += 1000) {
+        await Promise.all(Array.from({ length: 1000 }, (_, j) => retry.pushToDlq(dlq, { topic: 'orders', event: `k${i + j}`, value: { n: i + j } })))
+      }
+      const controller = new AbortController()
+      const reports = []
+      // Stopped at its first report (after about 100 ms of removals).
+      const removed = await retry.removeDeadLetters(dlq, {}, {
+        signal: controller.signal,
+        onProgress: (n) => {
+          reports.push(n)
+          controller.abort()
+        },
+      })
+      expect(removed).toBeGreaterThan(0)
+      expect(removed).toBeLessThan(total)
+      expect(reports[reports.length - 1]).toBe(removed)
+      await h.sleep(300)
+      expect((await retry.stats(dlq)).deadLettered).toBe(total - removed)
+      expect(await retry.removeDeadLetters(dlq, {}, { signal: AbortSignal.abort() })).toBe(0)
+      expect(await retry.removeDeadLetters(dlq, {})).toBe(total - removed)
+      await expect(retry.removeDeadLetters(dlq, {}, { onProgress: 'x' })).rejects.toMatchObject({ code: 'ERR_INVALID_ARG' })
+    } finally {
+      await retry.close()
+    }
+  })
+
   test('close() stops a paced requeue still running before its next move, and resolves once its last move is done', async () => {
     const prefix = h.unique('close')
     const dlq = h.unique('dlq')

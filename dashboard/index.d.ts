@@ -40,6 +40,12 @@ export interface DashboardOptions {
   token?: string
   /** How often the overview reloads itself, in seconds (0: never). Default 5. */
   refreshSeconds?: number
+  /**
+   * How long a bulk job this dashboard runs counts as running without a report of its runner
+   * (it reports a few times per lease), in ms: a job whose dashboard process died shows as
+   * interrupted this long after. Default 15000.
+   */
+  jobLeaseMs?: number
 }
 
 /** A Node request handler; under Express, requests outside `basePath` go on to `next`. */

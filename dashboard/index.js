@@ -11,6 +11,10 @@ const pages = require('./pages')
 const { Guard, baseHeaders, readForm } = require('./security')
 const op = require('./operator')
 const { query } = require('./html')
+const bulk = require('./bulk')
+const bulkPages = require('./bulk-pages')
+const { Jobs } = require('./jobs')
+const { delayField, pauseMinutesField, limitField, numberField } = require('./fields')
 
 const ASSETS = {
   'dashboard.css': 'text/css; charset=utf-8',
@@ -87,8 +91,17 @@ function handler(options = {}) {
   const assets = Object.fromEntries(
     Object.keys(ASSETS).map((file) => [file, fs.readFileSync(path.join(__dirname, 'assets', file))]),
   )
-  const jobs = new Map()
-  const state = { schedules, dlqs, readOnly, refreshSeconds, assets, jobs, nextJob: 1, counts: new op.Counts() }
+  let jobLeaseMs
+  if (options.jobLeaseMs !== undefined) {
+    const form = new URLSearchParams({ jobLeaseMs: String(options.jobLeaseMs) })
+    try {
+      jobLeaseMs = numberField(form, 'jobLeaseMs', { min: 1000, max: 600_000, whole: true, unit: 'ms' })
+    } catch (err) {
+      throw invalid(err.message)
+    }
+  }
+  const jobs = new Jobs({ leaseMs: jobLeaseMs })
+  const state = { schedules, dlqs, readOnly, refreshSeconds, assets, jobs, counts: new op.Counts() }
 
   return function dashboard(req, res, next) {
     serveRequest(state, req, res, next, fixedBase, guardFor).catch((err) => {
@@ -164,7 +177,9 @@ async function serveRequest(state, req, res, next, fixedBase, guardFor) {
   }
   try {
     if (req.method === 'GET' || req.method === 'HEAD') {
-      const answer = await get(state, ctx, route, url)
+      const location = /^\/dlq\/[^/]+$/.test(route) ? bulk.listWithoutBulkFields(url) : null
+      if (location) return send(res, 303, 'text/plain; charset=utf-8', 'see other', { ...extraHeaders, Location: location })
+      const answer = await get(state, ctx, route, url, req)
       if (answer instanceof Download) return sendDownload(res, answer, extraHeaders)
       return page(200, answer)
     }
@@ -172,14 +187,14 @@ async function serveRequest(state, req, res, next, fixedBase, guardFor) {
     if (state.readOnly) throw new HttpError(403, 'This dashboard is read-only: it changes nothing.')
     const form = await readForm(req)
     if (!guard.postAllowed(req, form)) throw new HttpError(403, 'The form’s CSRF token is missing or wrong (or it came from another site): reload the page and try again.')
-    const outcome = await post(state, ctx, route, form)
+    const outcome = await post(state, ctx, route, form, req)
     if (outcome.redirect) {
       return send(res, 303, 'text/plain; charset=utf-8', 'see other', { ...extraHeaders, Location: outcome.redirect })
     }
     return page(200, outcome.page)
   } catch (err) {
     const status = err.status || (err.code === 'ERR_INVALID_ARG' ? 400 : err.code === 'ERR_UNSUPPORTED' ? 501 : 500)
-    const title = { 400: 'Bad request', 403: 'Refused', 404: 'Not found', 405: 'Not allowed', 413: 'Too large', 501: 'Not available' }[status] || 'Error'
+    const title = { 400: 'Bad request', 403: 'Refused', 404: 'Not found', 405: 'Not allowed', 409: 'Conflict', 413: 'Too large', 501: 'Not available' }[status] || 'Error'
     const text = err.code ? `${err.code}: ${err.message}` : err.message
     if (status === 405) res.setHeader('Allow', 'GET, HEAD, POST')
     return page(status, pages.message(ctx, { status, title, text }))
@@ -208,7 +223,7 @@ function decode(part) {
 
 // ---- pages (GET) ----
 
-async function get(state, ctx, route, url) {
+async function get(state, ctx, route, url, req) {
   if (route === '/') return overview(state, ctx, url)
   let m = /^\/dlq\/([^/]+)$/.exec(route)
   if (m) return deadLetterList(state, ctx, dlqOf(state, m[1]), url)
@@ -229,12 +244,10 @@ async function get(state, ctx, route, url) {
     if (!item) throw new HttpError(404, `no dead letter '${id}' in ${dlq.name} (requeued or removed meanwhile?)`)
     return pages.deadLetter(ctx, { dlq, item, filter: op.filterOf(url.searchParams) })
   }
-  m = /^\/jobs\/([0-9]+)$/.exec(route)
-  if (m) {
-    const job = state.jobs.get(Number(m[1]))
-    if (!job) throw new HttpError(404, 'no such requeue (the dashboard restarted?)')
-    return pages.job(ctx, job)
-  }
+  m = /^\/dlq\/([^/]+)\/bulk$/.exec(route)
+  if (m) return bulk.preview(state, ctx, req, dlqOf(state, m[1]), url)
+  m = /^\/jobs\/([^/]+)\/([^/]+)$/.exec(route)
+  if (m) return bulk.jobPage(state, ctx, m[1], m[2])
   throw new HttpError(404, `nothing at ${route}`)
 }
 
@@ -295,7 +308,8 @@ async function overview(state, ctx, url) {
       return view
     }),
   )
-  return pages.overview(ctx, { schedules, range, jobs: [...state.jobs.values()].reverse() })
+  const jobs = bulkPages.jobsSection(ctx, await state.jobs.list(state.schedules))
+  return pages.overview(ctx, { schedules, range, jobs })
 }
 
 /**
@@ -316,11 +330,7 @@ function pausesOf(list) {
 async function deadLetterList(state, ctx, dlq, url) {
   const params = url.searchParams
   const filter = op.filterOf(params)
-  const limitText = params.get('limit')
-  const limit = limitText ? Number(limitText) : PAGE_SIZE
-  if (!Number.isInteger(limit) || limit < 1 || limit > MAX_PAGE_SIZE) {
-    throw new HttpError(400, `limit must be a whole number from 1 to ${MAX_PAGE_SIZE}, got '${limitText}'`)
-  }
+  const limit = limitField(params, PAGE_SIZE, MAX_PAGE_SIZE)
   const cursor = params.get('cursor') || null
   const retry = dlq.schedule.retry
   const [page, matched] = await Promise.all([
@@ -331,7 +341,7 @@ async function deadLetterList(state, ctx, dlq, url) {
       throw err
     }),
   ])
-  return pages.deadLetterList(ctx, { dlq, filter, page, matched, cursor, limit })
+  return pages.deadLetterList(ctx, { dlq, filter, page, matched, cursor, limit, bulk: bulkPages.bulkSection(ctx, dlq, matched) })
 }
 
 // ---- actions (POST) ----
@@ -340,15 +350,7 @@ function listAddress(ctx, dlq, filter, notice) {
   return `${pages.dlqPath(ctx.base, dlq.name)}${query({ ...op.filterParams(filter), notice })}`
 }
 
-function minutesField(form, name) {
-  const text = form.get(name)
-  if (text === null || text === '') return null
-  const n = Number(text)
-  if (!Number.isFinite(n) || n < 0) throw new HttpError(400, `${name} must be a number of minutes (0 or more), got '${text}'`)
-  return n
-}
-
-async function post(state, ctx, route, form) {
+async function post(state, ctx, route, form, req) {
   let m = /^\/dlq\/([^/]+)\/item\/([^/]+)\/(requeue|remove)$/.exec(route)
   if (m) {
     const dlq = dlqOf(state, m[1])
@@ -360,19 +362,17 @@ async function post(state, ctx, route, form) {
       if (confirm) return confirm
       done = await retry.removeDeadLetter(dlq.name, id)
     } else {
-      const delayMinutes = minutesField(form, 'delayMinutes')
-      done = delayMinutes
-        ? await requeueLater(retry, dlq.name, id, delayMinutes)
-        : await retry.requeueDeadLetter(dlq.name, id)
+      const delayMs = delayField(form)
+      done = await retry.requeueDeadLetter(dlq.name, id, delayMs ? { delayMs } : undefined)
     }
     const verb = m[3] === 'remove' ? 'removed' : 'requeued'
     const notice = done ? `${verb} dead letter ${id}` : `dead letter ${id} was no longer there (requeued or removed meanwhile)`
     return { redirect: listAddress(ctx, dlq, {}, notice) }
   }
   m = /^\/dlq\/([^/]+)\/bulk$/.exec(route)
-  if (m) return bulk(state, ctx, dlqOf(state, m[1]), form)
-  m = /^\/jobs\/([0-9]+)\/stop$/.exec(route)
-  if (m) return stopJob(state, ctx, Number(m[1]))
+  if (m) return bulk.start(state, ctx, req, dlqOf(state, m[1]), form)
+  m = /^\/jobs\/([^/]+)\/([^/]+)\/(stop|continue)$/.exec(route)
+  if (m) return bulk.jobAction(state, ctx, m[1], m[2], m[3])
   m = /^\/schedules\/([0-9]+)\/(pause|resume)$/.exec(route)
   if (m) {
     const schedule = state.schedules[Number(m[1])]
@@ -380,7 +380,9 @@ async function post(state, ctx, route, form) {
     const topic = form.get('topic') || undefined
     const what = topic ? `topic ${topic}` : `schedule ${schedule.name}`
     if (m[2] === 'pause') {
-      const minutes = minutesField(form, 'minutes')
+      const minutes = pauseMinutesField(form)
+      const warning = await bulk.pauseCheck(ctx, schedule, topic, form)
+      if (warning) return { page: warning }
       const options = minutes ? { untilMs: Date.now() + minutes * 60_000 } : {}
       await op.need(schedule.retry, 'pause').pause(topic, options)
       return { redirect: `${ctx.base}/${query({ notice: `paused ${what}${minutes ? ` for ${minutes} min` : ''}` })}` }
@@ -400,75 +402,6 @@ async function removeUnconfirmed(ctx, dlq, id, form) {
   const item = await dlq.schedule.retry.deadLetter(dlq.name, id)
   if (!item) return { redirect: listAddress(ctx, dlq, {}, `dead letter ${id} was no longer there (requeued or removed meanwhile)`) }
   return { page: pages.removeConfirm(ctx, { dlq, item, filter: {} }) }
-}
-
-async function requeueLater(retry, dlq, id, delayMinutes) {
-  op.need(retry, 'requeueDeadLetter')
-  return retry.requeueDeadLetter(dlq, id, { delayMs: Math.round(delayMinutes * 60_000) })
-}
-
-async function bulk(state, ctx, dlq, form) {
-  const filter = op.filterOf(form)
-  const action = form.get('action')
-  if (action !== 'requeue' && action !== 'remove') throw new HttpError(400, `action must be requeue or remove, got '${action}'`)
-  const rateText = form.get('rate')
-  const rate = rateText ? Number(rateText) : null
-  if (rate !== null && !(Number.isFinite(rate) && rate > 0)) throw new HttpError(400, `rate must be a positive number per second, got '${rateText}'`)
-  const delayMinutes = minutesField(form, 'delayMinutes')
-  const retry = dlq.schedule.retry
-  if (form.get('step') !== 'confirm') {
-    const matched = await op.need(retry, action === 'remove' ? 'removeDeadLetters' : 'requeueDeadLetters')[
-      action === 'remove' ? 'removeDeadLetters' : 'requeueDeadLetters'
-    ](dlq.name, filter, { dryRun: true })
-    return { page: pages.bulkConfirm(ctx, { dlq, filter, action, matched, rate, delayMinutes }) }
-  }
-  if (action === 'remove') {
-    const removed = await op.need(retry, 'removeDeadLetters').removeDeadLetters(dlq.name, filter, {})
-    return { redirect: listAddress(ctx, dlq, {}, `removed ${removed} dead letter${removed === 1 ? '' : 's'}`) }
-  }
-  op.need(retry, 'requeueDeadLetters')
-  const matched = await retry.requeueDeadLetters(dlq.name, filter, { dryRun: true })
-  const job = {
-    id: state.nextJob++,
-    dlq: dlq.name,
-    filter,
-    rate,
-    delayMinutes,
-    matched,
-    // Told by the requeue as it goes (onProgress): the page reads it, never Redis.
-    requeued: 0,
-    // Aborted by its Stop button (signal.aborted says whether it was).
-    controller: new AbortController(),
-    startedAt: Date.now(),
-    finishedAt: null,
-    error: null,
-  }
-  state.jobs.set(job.id, job)
-  // Finished requeues are kept for their page, the last 20 of them.
-  for (const [id, old] of state.jobs) {
-    if (state.jobs.size <= 20) break
-    if (old.finishedAt !== null) state.jobs.delete(id)
-  }
-  const options = {
-    signal: job.controller.signal,
-    onProgress: (n) => { job.requeued = Math.max(job.requeued, n) },
-  }
-  if (rate) options.ratePerSec = rate
-  if (delayMinutes) options.delayMs = Math.round(delayMinutes * 60_000)
-  // The requeue runs on after this response; its page shows what it reported so far.
-  retry.requeueDeadLetters(dlq.name, filter, options).then(
-    (n) => Object.assign(job, { requeued: n, finishedAt: Date.now() }),
-    (err) => Object.assign(job, { error: err.code ? `${err.code}: ${err.message}` : err.message, finishedAt: Date.now() }),
-  )
-  return { redirect: `${ctx.base}/jobs/${job.id}` }
-}
-
-/** Stops a running requeue before its next move; what it moved stays moved. */
-function stopJob(state, ctx, id) {
-  const job = state.jobs.get(id)
-  if (!job) throw new HttpError(404, 'no such requeue (the dashboard restarted?)')
-  if (job.finishedAt === null) job.controller.abort()
-  return { redirect: `${ctx.base}/jobs/${job.id}` }
 }
 
 /**

@@ -23,11 +23,16 @@ function need(retry, method) {
  */
 function parseTime(text) {
   if (text === null || text === undefined || text === '') return null
-  if (/^[0-9]+$/.test(text)) return Number(text)
+  // Within the dates JavaScript has (±8.64e15 ms); beyond it a number is a mistake.
+  if (/^[0-9]+$/.test(text)) return text.length <= 16 && Number(text) <= 8.64e15 ? Number(text) : NaN
   const match = /^(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2})(?::(\d{2}))?(?:Z| ?UTC)?$/.exec(text)
   if (!match) return NaN
   const [, y, mo, d, h, mi, s] = match.map(Number)
-  return Date.UTC(y, mo - 1, d, h, mi, s || 0)
+  const ms = Date.UTC(y, mo - 1, d, h, mi, s || 0)
+  // Date.UTC rolls a 13th month or a 61st minute over: only a date that reads back is one.
+  const back = new Date(ms)
+  const same = back.getUTCFullYear() === y && back.getUTCMonth() === mo - 1 && back.getUTCDate() === d && back.getUTCHours() === h && back.getUTCMinutes() === mi
+  return same ? ms : NaN
 }
 
 /** The value a datetime-local input shows for ms since the epoch (UTC). */

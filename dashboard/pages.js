@@ -74,7 +74,7 @@ function pausedText(until) {
   return until ? html`<span class="paused">paused until ${time(until)}</span>` : html`<span class="paused">paused</span>`
 }
 
-function overview(ctx, { schedules, range, jobs = [] }) {
+function overview(ctx, { schedules, range, jobs = '' }) {
   const body = schedules.map((s) => scheduleSection(ctx, s, range))
   const ranges = Object.keys(RANGES).map((r) =>
     r === range ? html`<strong>${r}</strong> ` : html`<a href="${ctx.base}/${query({ range: r })}">${r}</a> `,
@@ -82,27 +82,8 @@ function overview(ctx, { schedules, range, jobs = [] }) {
   return layout(ctx, {
     title: 'Overview',
     refresh: ctx.refreshSeconds,
-    body: html`<h1>Overview</h1><p class="ranges">History: ${ranges}</p>${jobsSection(ctx, jobs)}${body}`,
+    body: html`<h1>Overview</h1><p class="ranges">History: ${ranges}</p>${jobs}${body}`,
   })
-}
-
-/** The requeues this dashboard started (newest first), each linking to its page and its Stop. */
-function jobsSection(ctx, jobs) {
-  if (!jobs.length) return ''
-  return html`<section class="requeues"><h2>Requeues</h2>
-<table class="jobs"><thead><tr><th>started</th><th>from</th><th>filter</th><th>requeued</th><th></th></tr></thead><tbody>
-${jobs.map(
-  (j) => html`<tr data-job="${j.id}"><td><a href="${ctx.base}/jobs/${j.id}">${time(j.startedAt)}</a></td><td>${j.dlq}</td><td>${describeFilter(j.filter)}</td><td>${count(j.requeued)} of ${count(j.matched)}</td><td data-state>${jobState(j)}</td></tr>
-`,
-)}</tbody></table></section>`
-}
-
-/** running, stopping, stopped, failed or done. */
-function jobState(j) {
-  const stopped = j.controller.signal.aborted
-  if (j.finishedAt === null) return stopped ? 'stopping' : 'running'
-  if (j.error) return 'failed'
-  return stopped ? 'stopped' : 'done'
 }
 
 function scheduleSection(ctx, s, range) {
@@ -167,7 +148,7 @@ function historyChart(history, range) {
 
 function filterForm(ctx, dlq, filter) {
   const p = filterParams(filter)
-  return html`<form method="get" action="${dlqPath(ctx.base, dlq.name)}" class="filters">
+  return html`<form method="get" action="${dlqPath(ctx.base, dlq.name)}" class="filters" id="filters">
 <label>topic <input name="topic" value="${p.topic || ''}"></label>
 <label>error contains <input name="error" value="${p.error || ''}"></label>
 <label>text (key, payload, header) <input name="search" value="${p.search || ''}"></label>
@@ -195,7 +176,7 @@ function errorText(error) {
   return error.name ? `${error.name}: ${error.message}` : error.message
 }
 
-function deadLetterList(ctx, { dlq, filter, page, matched, cursor, limit }) {
+function deadLetterList(ctx, { dlq, filter, page, matched, cursor, limit, bulk = '' }) {
   const params = { ...filterParams(filter), limit: limit !== ctx.pageSize ? limit : undefined }
   const rows = page.items.map(
     (item) => html`<tr data-id="${item.id}">
@@ -218,7 +199,7 @@ ${rows}</tbody></table>`
     : html`<p class="muted">No dead letters${cursor ? ' on this page' : ''}.</p>`
 }
 ${next ? html`<p><a rel="next" href="${dlqPath(ctx.base, dlq.name)}${query({ ...params, cursor: page.cursor })}">next page →</a></p>` : ''}
-${bulkForm(ctx, dlq, filter, matched)}`,
+${bulk}`,
   })
 }
 
@@ -238,39 +219,6 @@ function filterHidden(filter) {
     .map(([k, v]) => html`<input type="hidden" name="${k}" value="${v}">`)
 }
 
-function bulkForm(ctx, dlq, filter, matched) {
-  if (ctx.readOnly || matched === 0) return ''
-  const what = Object.keys(filter).length ? 'every dead letter this filter matches' : 'every dead letter in this queue'
-  return html`<section class="bulk"><h2>Bulk</h2>
-<form method="post" action="${dlqPath(ctx.base, dlq.name)}/bulk">${csrfField(ctx)}${filterHidden(filter)}
-<input type="hidden" name="step" value="preview">
-<p><label><input type="radio" name="action" value="requeue" checked> requeue</label>
-<label><input type="radio" name="action" value="remove"> remove</label> ${what}.</p>
-<p>A requeue: at most <input type="number" name="rate" min="1" step="1" placeholder="no limit" class="rate"> per second,
-due in <input type="number" name="delayMinutes" min="0" step="any" placeholder="0" class="minutes"> min.</p>
-<button type="submit">Count first (dry run)</button>
-</form></section>`
-}
-
-function bulkConfirm(ctx, { dlq, filter, action: kind, matched, rate, delayMinutes }) {
-  const back = `${dlqPath(ctx.base, dlq.name)}${query(filterParams(filter))}`
-  const verb = kind === 'remove' ? 'Remove' : 'Requeue'
-  return layout(ctx, {
-    title: `${verb} dead letters`,
-    body: html`<h1>${verb} ${count(matched)} dead letter${matched === 1 ? '' : 's'}?</h1>
-<p>Dry run: <strong data-dry-run>${count(matched)}</strong> dead letters in ${dlq.name} match ${describeFilter(filter)}.
-${kind === 'requeue' ? html`They go back onto their schedule${delayMinutes ? html`, due in ${delayMinutes} min` : ', due now'}${rate ? html`, ${rate} per second` : ''}.` : 'They are deleted.'}</p>
-${
-  matched
-    ? html`<form method="post" action="${dlqPath(ctx.base, dlq.name)}/bulk">${csrfField(ctx)}${filterHidden(filter)}
-<input type="hidden" name="step" value="confirm"><input type="hidden" name="action" value="${kind}">
-<input type="hidden" name="rate" value="${rate || ''}"><input type="hidden" name="delayMinutes" value="${delayMinutes || ''}">
-<button type="submit" class="${kind === 'remove' ? 'danger' : ''}">Yes, ${verb.toLowerCase()} them</button> <a href="${back}">cancel</a></form>`
-    : html`<p><a href="${back}">back</a></p>`
-}`,
-  })
-}
-
 function describeFilter(filter) {
   const parts = []
   if (filter.topic !== undefined) parts.push(html`topic <code>${filter.topic}</code>`)
@@ -280,26 +228,6 @@ function describeFilter(filter) {
   if (filter.until !== undefined) parts.push(html`died until ${time(filter.until)}`)
   if (!parts.length) return 'no filter (all of them)'
   return parts.map((p, i) => html`${i ? ' and ' : ''}${p}`)
-}
-
-function job(ctx, j) {
-  const done = j.finishedAt !== null
-  const word = jobState(j)
-  const state = word === 'running' ? '' : `: ${word}`
-  const back = `${dlqPath(ctx.base, j.dlq)}${query(filterParams(j.filter))}`
-  // Matched counts the dry run before the start; dead letters that match later are requeued too.
-  return layout(ctx, {
-    title: 'Requeue',
-    refresh: done ? null : 1,
-    body: html`<h1>Requeue from ${j.dlq}${state}</h1>
-<p>Filter: ${describeFilter(j.filter)}${j.rate ? html`, ${j.rate} per second` : ''}${j.delayMinutes ? html`, due in ${j.delayMinutes} min` : ''}.</p>
-<progress max="${Math.max(1, j.matched)}" value="${Math.min(j.requeued, j.matched)}"></progress>
-<p class="progress"><span data-requeued>${count(j.requeued)}</span> of ${count(j.matched)} requeued · ${duration((j.finishedAt || Date.now()) - j.startedAt)}</p>
-${word === 'stopped' || word === 'failed' ? html`<p>The dead letters not yet requeued are still in ${j.dlq}; the same requeue again goes on with them.</p>` : ''}
-${word === 'running' ? action(ctx, `${ctx.base}/jobs/${j.id}/stop`, 'Stop the requeue', {}, { className: 'stop-job' }) : ''}
-${j.error ? html`<p class="error">${j.error}</p>` : ''}
-<p><a href="${back}">back to the dead letters</a></p>`,
-  })
 }
 
 /** A header value as text: strings as they are, Buffers (as JSON.stringify wrote them) in hex. */
@@ -409,4 +337,8 @@ function message(ctx, { status, title, text }) {
   return layout(ctx, { title, body: html`<h1>${title}</h1><p class="${status >= 400 ? 'error' : ''}">${text}</p>` })
 }
 
-module.exports = { overview, deadLetterList, deadLetter, removeConfirm, bulkConfirm, job, message, RANGES, dlqPath, itemPath, timeField }
+module.exports = {
+  overview, deadLetterList, deadLetter, removeConfirm, message, RANGES, dlqPath, itemPath, timeField,
+  // for bulk-pages.js
+  layout, csrfField, action, describeFilter, filterHidden,
+}

@@ -25,6 +25,7 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+mod jobs;
 pub mod ordered;
 
 /// One message handed to `pushToQueue`.
@@ -610,22 +611,34 @@ impl RetryCore {
         Ok(moved)
     }
 
-    /// Removes the dead letters of `dlq` that `filter` matches, or with `dry_run` counts them.
+    /// Removes the dead letters of `dlq` that `filter` matches, or with `dry_run` counts them,
+    /// reporting to `watch` and stopping when it says so (or at `close()`), between removals.
     /// Returns how many.
     pub async fn remove_matching_dead_letters(
         &self,
         dlq: &str,
         filter: FilterInput,
         dry_run: bool,
+        watch: requeue::Watch,
     ) -> Result<u64> {
         self.ensure_open()?;
         let filter = Filter::parse(filter)?;
+        // close() waits until this receiver is dropped, after the removal under way.
+        let closing = self.stop.subscribe();
+        if *closing.borrow() {
+            return Err(RetryError::closed());
+        }
         let mut heads = Vec::new();
+        let mut reporter = requeue::Reporter::new(&watch);
         let removed = dead_letter_search::remove_matching_then(
             &self.dead_letters,
             dlq,
             &filter,
             dry_run,
+            |removed| {
+                reporter.tell(removed, false);
+                !watch.stopped() && !*closing.borrow()
+            },
             |item| {
                 if self.ordered_head(&item).is_some() {
                     heads.push(item);
@@ -633,6 +646,7 @@ impl RetryCore {
             },
         )
         .await?;
+        reporter.tell(removed, true);
         for item in heads {
             self.release_removed_head(&item).await?;
         }

@@ -1,5 +1,5 @@
 // Type-checked by `npm run typecheck` (tsc --noEmit): the public API as a TypeScript service uses it.
-import { KafkaRetry, KafkaRetryConfig, RetryHeadersObject, RetryProducer, RetryEvent, RetryStats, DeadLetterPage, DeadLetterFilter, RetryPause, PushItem, RetryHistory, RetryTopicStats } from '../..'
+import { KafkaRetry, KafkaRetryConfig, RetryHeadersObject, RetryProducer, RetryEvent, RetryStats, DeadLetterPage, DeadLetterFilter, RetryPause, PushItem, RetryHistory, RetryTopicStats, OperatorJob } from '../..'
 
 const config: KafkaRetryConfig = {
   redisUrl: 'redis://127.0.0.1:6379',
@@ -88,6 +88,18 @@ async function main(): Promise<void> {
   void retry.requeueDeadLetters('DEAD_LETTER_QUEUE', filter, { onProgress: (requeued: string) => requeued })
   void moved
   const dropped: number = await retry.removeDeadLetters('DEAD_LETTER_QUEUE', { errorContains: 'schema' }, { dryRun: false })
+  void retry.removeDeadLetters('DEAD_LETTER_QUEUE', {}, { signal: stopper.signal, onProgress: (removedSoFar: number) => removedSoFar })
+  // Operator jobs: records of long bulk operations, kept in Redis beside the schedule.
+  const job: OperatorJob = await retry.startJob({ kind: 'requeue', dlq: 'DEAD_LETTER_QUEUE' }, { leaseMs: 15000 })
+  const answer: 'running' | 'stop' | 'lost' = await retry.reportJob(job.id, job.run, { done: 10, leaseMs: 15000 })
+  await retry.reportJob(job.id, job.run, { done: 12, state: 'stopped' })
+  // @ts-expect-error a running job is not a final state
+  void retry.reportJob(job.id, job.run, { done: 12, state: 'running' })
+  const asked: boolean = await retry.stopJob(job.id)
+  const continued: OperatorJob | null = await retry.continueJob(job.id)
+  const keptJobs: OperatorJob[] = await retry.jobs()
+  const one: OperatorJob | null = await retry.job(job.id)
+  void answer, asked, continued?.run, keptJobs[0]?.state, one?.interruptions, job.spec['kind']
   const pausedNow: boolean = await retry.pause('orders', { untilMs: Date.now() + 60000 })
   await retry.pause()
   const pauses: RetryPause[] = await retry.paused()

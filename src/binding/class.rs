@@ -442,11 +442,13 @@ impl KafkaRetry {
     }
 
     /// Removes the dead letters of the hash `dlqName` that `filter` matches (the keys of
-    /// `deadLetters()`'s filter; `{}` is every dead letter); `dryRun` only counts them. Resolves
-    /// to how many matched (dry run) or were removed; one that fails midway rejects with an error
-    /// whose `removed` says how many it had removed.
+    /// `deadLetters()`'s filter; `{}` is every dead letter); `dryRun` only counts them.
+    /// `signal` (an `AbortSignal`) stops it before its next removal (what was removed stays
+    /// removed, the rest stays); `onProgress` is called with the count removed so far as it goes
+    /// (at most 10 times a second). Resolves to how many matched (dry run) or were removed; one
+    /// that fails midway rejects with an error whose `removed` says how many it had removed.
     #[napi(
-        ts_args_type = "dlqName: string, filter?: DeadLetterFilter, options?: { dryRun?: boolean }",
+        ts_args_type = "dlqName: string, filter?: DeadLetterFilter, options?: { dryRun?: boolean, signal?: AbortSignal, onProgress?: (removed: number) => void }",
         ts_return_type = "Promise<number>"
     )]
     pub fn remove_dead_letters<'env>(
@@ -461,14 +463,15 @@ impl KafkaRetry {
                 name,
                 parse_filter(filter.as_ref())?,
                 parse_bulk_options(options.as_ref())?,
+                requeue_watch(env, options.as_ref())?,
             ))
         });
         let core = self.core.clone();
         settle_with(
             env,
             parsed,
-            move |(name, filter, options)| async move {
-                core.remove_matching_dead_letters(&name, filter, options.dry_run)
+            move |(name, filter, options, watch)| async move {
+                core.remove_matching_dead_letters(&name, filter, options.dry_run, watch)
                     .await
             },
             |n| n as f64,

@@ -207,6 +207,38 @@ export interface RetryPause {
   untilMs: number | null
 }
 
+/**
+ * An operator job (`startJob`, `jobs()`): the record, kept in Redis beside the schedule, of a
+ * long bulk operation a dashboard runs, which every process on the schedule can list, stop and
+ * continue.
+ */
+export interface OperatorJob {
+  /** Its id on the schedule. */
+  id: number
+  /** What the job is, as its starter gave it (the dashboard: kind, dead letter queue, filter, pace, who started it, the dry run's count). */
+  spec: Record<string, unknown>
+  /** `interrupted`: running, but its runner stopped reporting (its process is gone); `stopping`: a stop was asked and not yet seen. */
+  state: 'running' | 'stopping' | 'interrupted' | 'stopped' | 'failed' | 'done'
+  /** 1, then one more per `continueJob`. */
+  run: number
+  /** How many it moved so far, over every run (at least: after an interruption, what its runner moved after its last report is not counted). */
+  done: number
+  /** How many times it was continued after an interruption. */
+  interruptions: number
+  /** When it started (ms since the epoch, Redis's clock), as every time here. */
+  startedAt: number
+  /** When its runner last reported. */
+  updatedAt: number
+  /** When it was last continued, if it was. */
+  continuedAt?: number | null
+  /** When it finished (stopped, failed or done). */
+  finishedAt?: number | null
+  /** Until when it counts as running without another report. */
+  leaseUntil: number
+  /** The error it failed with. */
+  error?: string | null
+}
+
 /** What `stats()` resolves to. */
 export interface RetryStats {
   /** Messages waiting in the schedule (not yet claimed). */

@@ -10,6 +10,7 @@ mod args;
 mod class;
 mod convert;
 mod hub;
+mod jobs;
 mod js_publisher;
 mod observer;
 mod ordered;

@@ -204,6 +204,25 @@ fn resolved_objects_have_exactly_the_declared_keys() {
         json_keys(serde_json::to_value(history).unwrap()),
         "RetryHistory (with RetryHistorySeries) in header.d.ts vs store::tally::History"
     );
+    let job = crate::store::jobs::Job {
+        id: 1,
+        spec: serde_json::json!({}),
+        state: "running".into(),
+        run: 1,
+        done: 0,
+        interruptions: 0,
+        started_at: 0,
+        updated_at: 0,
+        continued_at: None,
+        finished_at: None,
+        lease_until: 0,
+        error: None,
+    };
+    assert_eq!(
+        keys(interface(HEADER, "OperatorJob")),
+        json_keys(serde_json::to_value(job).unwrap()),
+        "OperatorJob in header.d.ts vs store::jobs::Job"
+    );
     let item = DeadLetterItem::parse(
         "id",
         r#"{"topic":"t","event":"e","value":"1","options":{}}"#,

@@ -358,16 +358,19 @@ pub async fn remove_matching(
     filter: &Filter,
     dry_run: bool,
 ) -> Result<u64> {
-    remove_matching_then(store, dlq, filter, dry_run, |_| {}).await
+    remove_matching_then(store, dlq, filter, dry_run, |_| true, |_| {}).await
 }
 
-/// [`remove_matching`], handing each removed dead letter to `removed` (ordered retries release
-/// the key a removed head blocked).
+/// [`remove_matching`], asking `go_on` with the count removed so far before each removal (it
+/// stops the walk by answering `false`: what was removed stays removed, the rest stays), and
+/// handing each removed dead letter to `removed_one` (ordered retries release the key a removed
+/// head blocked).
 pub async fn remove_matching_then(
     store: &DeadLetters,
     dlq: &str,
     filter: &Filter,
     dry_run: bool,
+    mut go_on: impl FnMut(u64) -> bool,
     mut removed_one: impl FnMut(DeadLetterItem),
 ) -> Result<u64> {
     let mut walk = Walk::new(store, dlq, filter, dry_run);
@@ -380,8 +383,11 @@ pub async fn remove_matching_then(
             err.after("removed", removed)
         }
     };
-    while let Some(items) = walk.next_page().await.map_err(|e| failed(e, removed))? {
+    'walk: while let Some(items) = walk.next_page().await.map_err(|e| failed(e, removed))? {
         for item in items {
+            if !go_on(removed) {
+                break 'walk;
+            }
             if store
                 .remove(dlq, &item.id)
                 .await

@@ -11,6 +11,7 @@ pub mod dead_letter_search;
 pub mod dead_letters;
 pub mod entry;
 pub mod gate;
+pub mod jobs;
 pub mod keys;
 pub mod migrate;
 pub mod ordered;

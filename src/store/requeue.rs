@@ -174,7 +174,8 @@ pub struct Watch {
 pub const PROGRESS_EVERY: Duration = Duration::from_millis(100);
 
 impl Watch {
-    fn stopped(&self) -> bool {
+    /// Whether its stop was set.
+    pub fn stopped(&self) -> bool {
         self.stop.as_ref().is_some_and(|stop| stop.is_stopped())
     }
 
@@ -189,6 +190,34 @@ impl Watch {
                 _ = tokio::time::sleep_until(at) => true,
                 _ = stop.stopped() => false,
             },
+        }
+    }
+}
+
+/// Tells a watch's progress function the count of a bulk operation as it goes: at most every
+/// [`PROGRESS_EVERY`], and once more at the end when it changed.
+pub struct Reporter<'a> {
+    watch: &'a Watch,
+    last: (u64, tokio::time::Instant),
+}
+
+impl<'a> Reporter<'a> {
+    /// A reporter for `watch`, nothing reported yet.
+    pub fn new(watch: &'a Watch) -> Self {
+        Reporter {
+            watch,
+            last: (0, tokio::time::Instant::now()),
+        }
+    }
+
+    /// Reports `count` if it changed and the last report is old enough (or this is the `last`).
+    pub fn tell(&mut self, count: u64, last: bool) {
+        if let Some(progress) = &self.watch.progress {
+            let now = tokio::time::Instant::now();
+            if count != self.last.0 && (last || now >= self.last.1 + PROGRESS_EVERY) {
+                progress(count);
+                self.last = (count, now);
+            }
         }
     }
 }
@@ -210,20 +239,11 @@ pub async fn requeue_matching(
     let started = tokio::time::Instant::now();
     let mut walk = Walk::new(store, dlq, filter, dry_run);
     let mut moved = 0u64;
-    let mut reported = (0u64, started);
-    let report = |moved: u64, reported: &mut (u64, tokio::time::Instant), last: bool| {
-        if let Some(progress) = &watch.progress {
-            let now = tokio::time::Instant::now();
-            if moved != reported.0 && (last || now >= reported.1 + PROGRESS_EVERY) {
-                progress(moved);
-                *reported = (moved, now);
-            }
-        }
-    };
+    let mut reporter = Reporter::new(watch);
     // What moved stays moved: a failure tells the caller how many, in the error and through its
     // progress function, instead of leaving it with the last count reported.
-    let failed = |err: RetryError, moved: u64, reported: &mut (u64, tokio::time::Instant)| {
-        report(moved, reported, true);
+    let failed = |err: RetryError, moved: u64, reporter: &mut Reporter| {
+        reporter.tell(moved, true);
         if dry_run {
             err
         } else {
@@ -234,7 +254,7 @@ pub async fn requeue_matching(
         let items = match walk.next_page().await {
             Ok(Some(items)) => items,
             Ok(None) => break,
-            Err(err) => return Err(failed(err, moved, &mut reported)),
+            Err(err) => return Err(failed(err, moved, &mut reporter)),
         };
         for item in items {
             if watch.stopped() {
@@ -249,12 +269,12 @@ pub async fn requeue_matching(
                 Ok(true) => moved += 1,
                 Ok(false) => walk.stayed(),
                 Err(err) if err.code == ErrorCode::InvalidArg => walk.stayed(),
-                Err(err) => return Err(failed(err, moved, &mut reported)),
+                Err(err) => return Err(failed(err, moved, &mut reporter)),
             }
-            report(moved, &mut reported, false);
+            reporter.tell(moved, false);
         }
     }
-    report(moved, &mut reported, true);
+    reporter.tell(moved, true);
     Ok(if dry_run { walk.counted() } else { moved })
 }
 
