@@ -840,7 +840,7 @@ describe('issue 28: defaults, links, cookies, counts, large payloads, removal', 
       expect(await page.$$('form[method=post]')).toHaveLength(0)
       expect(await page.$('[data-not-counted]')).not.toBeNull()
       await page.click('[data-linked] a')
-      await page.waitForSelector('.bulk form')
+      await page.waitForSelector('.bulk button')
       expect(await page.$('[data-linked]')).toBeNull()
       await page.waitForSelector('[data-matched]', { timeout: 30000 })
       expect(await page.textContent('[data-matched]')).toBe('1')
