@@ -174,6 +174,9 @@ pub struct SharedRedis {
     connecting: tokio::sync::Mutex<()>,
     /// Whether a PING is checking the open connection after a timeout (one at a time).
     probing: AtomicBool,
+    /// The latest generation found dead: operations still waiting on it give up at once
+    /// instead of each waiting out its own timeout.
+    dead: tokio::sync::watch::Sender<u64>,
     /// When a reply last arrived on any connection of this target, in ms since `born`: a
     /// connection that still delivers replies is slow, not dead.
     last_reply: AtomicU64,
@@ -207,6 +210,7 @@ impl SharedRedis {
             generation: AtomicU64::new(0),
             connecting: tokio::sync::Mutex::new(()),
             probing: AtomicBool::new(false),
+            dead: tokio::sync::watch::Sender::new(0),
             last_reply: AtomicU64::new(0),
             born: Instant::now(),
             users: AtomicUsize::new(0),
@@ -228,6 +232,7 @@ impl SharedRedis {
             generation: AtomicU64::new(0),
             connecting: tokio::sync::Mutex::new(()),
             probing: AtomicBool::new(false),
+            dead: tokio::sync::watch::Sender::new(0),
             last_reply: AtomicU64::new(0),
             born: Instant::now(),
             users: AtomicUsize::new(0),
@@ -390,8 +395,9 @@ impl SharedRedis {
     /// would time out until then. So the connection is checked with a PING of its own short
     /// deadline (in the background: the caller already has its timeout error), and dropped, for
     /// the next operation to connect afresh, when neither the PING nor any other reply arrived
-    /// meanwhile. A server that is only slow (a long script, a backlog) still answers, so a
-    /// healthy connection is kept.
+    /// meanwhile; the operations still waiting on it fail then (see `Redis::run_on`), so a call
+    /// that follows does not wait a whole timeout on it too. A server that is only slow (a long
+    /// script, a backlog) still answers, so a healthy connection is kept.
     pub fn suspect(self: &Arc<Self>, generation: u64) {
         let Some((current, connection)) = self.open() else {
             return;
@@ -408,6 +414,13 @@ impl SharedRedis {
                 started.is_some_and(|started| this.last_reply.load(Ordering::Relaxed) >= started);
             if dead && !replied_since {
                 this.invalidate(generation);
+                this.dead.send_if_modified(|dead| {
+                    let newer = *dead < generation;
+                    if newer {
+                        *dead = generation;
+                    }
+                    newer
+                });
             }
             this.probing.store(false, Ordering::Release);
         });
@@ -651,8 +664,8 @@ impl Redis {
 
     /// [`Redis::run`] on connection `shared` (the shared one, or the replicated writes' one).
     /// An operation that got no answer in time has its connection checked, and replaced when
-    /// dead (see [`SharedRedis::suspect`]); with Sentinel it is replaced at once, since the
-    /// master may have moved.
+    /// dead (see [`SharedRedis::suspect`]; the operations still waiting on a connection found
+    /// dead fail at once); with Sentinel it is replaced at once, since the master may have moved.
     async fn run_on<T, F, Fut>(&self, shared: &Arc<SharedRedis>, what: &str, op: F) -> Result<T>
     where
         F: FnOnce(RedisConnection) -> Fut,
@@ -662,7 +675,19 @@ impl Redis {
         let work = async {
             let (g, conn) = shared.connection_generation().await?;
             generation.store(g, Ordering::Relaxed);
-            let outcome = op(conn).await;
+            let mut dead = shared.dead.subscribe();
+            let outcome = tokio::select! {
+                outcome = op(conn) => outcome,
+                _ = dead.wait_for(|dead| *dead >= g) => {
+                    return Err(RetryError::new(
+                        ErrorCode::RedisUnavailable,
+                        format!(
+                            "Redis {what} got no answer from {}: the connection stopped answering (no reply to a PING either) and is replaced",
+                            shared.describe()
+                        ),
+                    ));
+                }
+            };
             match &outcome {
                 Err(err) if is_no_answer(err) => {
                     if err.is_timeout() {
