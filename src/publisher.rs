@@ -10,7 +10,7 @@ use rdkafka::{ClientConfig, ClientContext};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 /// Longest wait between two replacements of a producer that keeps failing fatally.
@@ -60,7 +60,7 @@ pub struct KafkaPublisher {
     brokers: String,
     config: ClientConfig,
     /// The producer in use.
-    current: Mutex<Arc<Handle>>,
+    current: RwLock<Arc<Handle>>,
     /// Replacements since the last successful delivery, for the backoff between them.
     rebuilds: Arc<AtomicU32>,
     /// No replacement before this moment (the backoff).
@@ -80,6 +80,15 @@ struct Handle {
 impl Handle {
     fn producer(&self) -> &RetryProducer {
         self.producer.as_ref().expect("present until dropped")
+    }
+
+    /// Why this producer can publish no more, if it cannot. The error callback says so first;
+    /// librdkafka's own flag covers a publish that comes before the callback ran.
+    fn unusable(&self) -> Option<String> {
+        self.context.fatal().or_else(|| {
+            let (code, reason) = self.producer().client().fatal_error()?;
+            Some(format!("{code:?}: {reason}"))
+        })
     }
 }
 
@@ -217,7 +226,7 @@ impl KafkaPublisher {
         Ok(KafkaPublisher {
             brokers: brokers.to_string(),
             config,
-            current: Mutex::new(Arc::new(handle)),
+            current: RwLock::new(Arc::new(handle)),
             rebuilds: Arc::new(AtomicU32::new(0)),
             rebuild_after: Mutex::new(None),
             observer,
@@ -227,14 +236,15 @@ impl KafkaPublisher {
     /// The producer to publish with: the current one, or, when it had a fatal error or was
     /// fenced, a new one (unless the backoff between replacements has not passed: then an error).
     fn handle(&self) -> Result<Arc<Handle>> {
-        let mut current = self.current.lock().unwrap_or_else(|e| e.into_inner());
-        // The error callback says so first; librdkafka's own flag covers a publish that came
-        // before the callback ran.
-        let fatal = current.context.fatal().or_else(|| {
-            let (code, reason) = current.producer().client().fatal_error()?;
-            Some(format!("{code:?}: {reason}"))
-        });
-        let Some(reason) = fatal else {
+        {
+            let current = self.current.read().unwrap_or_else(|e| e.into_inner());
+            if current.unusable().is_none() {
+                return Ok(current.clone());
+            }
+        }
+        let mut current = self.current.write().unwrap_or_else(|e| e.into_inner());
+        // Checked again: another publish may have replaced it meanwhile.
+        let Some(reason) = current.unusable() else {
             return Ok(current.clone());
         };
         let fatal = || {
@@ -463,7 +473,7 @@ impl Publisher for KafkaPublisher {
     fn flush(&self) -> BoxFuture<Result<()>> {
         let handle = self
             .current
-            .lock()
+            .read()
             .unwrap_or_else(|e| e.into_inner())
             .clone();
         Box::pin(async move {
@@ -517,7 +527,7 @@ mod tests {
     }
 
     fn current(publisher: &KafkaPublisher) -> Arc<Handle> {
-        publisher.current.lock().unwrap().clone()
+        publisher.current.read().unwrap().clone()
     }
 
     #[test]
