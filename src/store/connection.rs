@@ -475,7 +475,7 @@ async fn answers(mut connection: RedisConnection) -> bool {
 
 /// Whether `err` means no reply came (the socket failed or the wait ran out), as opposed to a
 /// reply that was an error.
-fn is_no_answer(err: &redis::RedisError) -> bool {
+pub fn is_no_answer(err: &redis::RedisError) -> bool {
     err.is_timeout()
         || err.is_io_error()
         || err.is_connection_dropped()

@@ -3,7 +3,7 @@
 //! subscribes to the channels of its shards and wakes at once, wherever the push came from.
 //! Polling (`pollIntervalMs`) stays only as a safety net for when the subscription is down.
 
-use super::connection::SharedRedis;
+use super::connection::{is_no_answer, SharedRedis};
 use crate::error::{ErrorCode, RetryError};
 use futures::StreamExt;
 use std::time::Duration;
@@ -72,7 +72,13 @@ pub async fn listen(
                                 answered = tokio::time::timeout(PING_TIMEOUT, sink.ping::<redis::Value>()) => answered,
                                 _ = stop.changed() => return,
                             };
-                            if !matches!(answered, Ok(Ok(_))) {
+                            // An error reply (an ACL without PING) still shows the socket is alive.
+                            let alive = match answered {
+                                Ok(Ok(_)) => true,
+                                Ok(Err(err)) => !is_no_answer(&err),
+                                Err(_) => false,
+                            };
+                            if !alive {
                                 on_error(RetryError::new(
                                     ErrorCode::RedisUnavailable,
                                     format!(
