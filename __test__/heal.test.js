@@ -35,13 +35,20 @@ async function mustWait(check, timeoutMs, message) {
 // ---------------------------------------------------------------------------------------------
 // 1. A silently dead Redis connection.
 
-test('a Redis connection that dies silently is replaced: pushes accepted and the listener firing again within redisTimeoutMs + 5 s', async () => {
+/**
+ * Runs the listener and pusher processes of netns/child.js in a network namespace whose Redis
+ * listens on `ports` (several: a cluster), black-holes the listener process's connections, and
+ * measures how soon its pushes are accepted and it fires again, and whether another process's
+ * pushes wake it (the subscription) once the target has passed.
+ */
+async function silentDrop(ports) {
   const TIMEOUT = 5000 // redisTimeoutMs's default
   const TARGET = TIMEOUT + 5000
+  const what = ports.length > 1 ? `a ${ports.length}-master cluster` : 'one server'
   const lines = []
   const child = spawn('bash', [path.join(__dirname, 'netns/run.sh'), process.execPath, path.join(__dirname, 'netns/child.js')], {
     cwd: ROOT,
-    env: { ...process.env, REDIS_PORT: '6390', PREFIX: h.unique('silent-drop'), REDIS_TIMEOUT_MS: String(TIMEOUT) },
+    env: { ...process.env, REDIS_PORTS: ports.join(' '), PREFIX: h.unique('silent-drop'), REDIS_TIMEOUT_MS: String(TIMEOUT) },
     stdio: ['pipe', 'pipe', 'pipe'],
     // Its own process group: the namespace's redis-server and the pusher process go with it.
     detached: true,
@@ -79,8 +86,8 @@ test('a Redis connection that dies silently is replaced: pushes accepted and the
     child.stdin.write('drop\n')
     await mustWait(() => lines.find((l) => l.dropped), 10000, () => `the drop was not made; ${context()}`)
     const { dropped, t: droppedAt } = lines.find((l) => l.dropped)
-    // The shared connection and the wake-up subscription.
-    expect(dropped.length).toBe(2)
+    // The shared connection (one per master on a cluster) and the wake-up subscription.
+    expect(dropped.length).toBe(ports.length + 1)
 
     // Pushed after the drop and accepted; published after being pushed after the drop.
     const pushedAgain = () => pushes('L').find((l) => l.ok && l.at > droppedAt)
@@ -114,7 +121,7 @@ test('a Redis connection that dies silently is replaced: pushes accepted and the
     const allPubs = lines.filter((l) => l.pub)
     const duplicates = allPubs.length - new Set(allPubs.map((l) => `${l.pub}${l.n}`)).size
     console.log(
-      `silent Redis drop (redisTimeoutMs ${TIMEOUT}, tcp_retries2 ${ready('L').tcpRetries2}, ports ${dropped.join(',')}): ` +
+      `silent Redis drop, ${what} (redisTimeoutMs ${TIMEOUT}, tcp_retries2 ${ready('L').tcpRetries2}, ports ${dropped.join(',')}): ` +
         `pushes accepted again ${pushBackMs} ms and firing again ${fireBackMs} ms after the drop; ` +
         `${rejected.length} pushes rejected meanwhile (${[...new Set(rejected.map((l) => l.code))].join(',')}); ` +
         `another process's pushes (wake-up channel) from ${checkFrom - droppedAt} ms after the drop fired within ${Math.max(...remoteLatency)} ms (${remote.length} pushes); ` +
@@ -140,6 +147,14 @@ test('a Redis connection that dies silently is replaced: pushes accepted and the
       }
     }
   }
+}
+
+test('a Redis connection that dies silently is replaced: pushes accepted and the listener firing again within redisTimeoutMs + 5 s', async () => {
+  await silentDrop([6390])
+}, 150000)
+
+test('on a Redis Cluster too: connections to every master dropped silently are replaced within redisTimeoutMs + 5 s', async () => {
+  await silentDrop([7001, 7002, 7003])
 }, 150000)
 
 test('a slow server is not taken for a dead connection: a push that timed out behind a long script keeps the connection', async () => {

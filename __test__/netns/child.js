@@ -11,7 +11,7 @@
 // own connections to Redis with tc: no FIN, no RST), `quiet` (the listener stops pushing), `stop`
 // (nobody pushes), `exit`.
 //
-// Env: REDIS_PORT, PREFIX, REDIS_TIMEOUT_MS.
+// Env: REDIS_PORTS (one port, a server; several, a cluster's nodes), PREFIX, REDIS_TIMEOUT_MS.
 'use strict'
 const fs = require('fs')
 const path = require('path')
@@ -19,12 +19,16 @@ const { execFileSync, fork } = require('child_process')
 const { KafkaRetry } = require(path.resolve(__dirname, '../..'))
 
 const role = process.argv[2] === 'pusher' ? 'P' : 'L'
-const port = Number(process.env.REDIS_PORT)
+const ports = process.env.REDIS_PORTS.split(' ').map(Number)
+const cluster = ports.length > 1
 const out = (line) => process.stdout.write(`${JSON.stringify({ ...line, t: Date.now() })}\n`)
 
 let errors = 0
 const retry = new KafkaRetry({
-  redisUrl: `redis://127.0.0.1:${port}`,
+  redisUrl: ports.map((port) => `redis://127.0.0.1:${port}`).join(','),
+  cluster,
+  // On a cluster, a shard per master: the listener's work reaches every node.
+  shards: ports.length,
   keyPrefix: process.env.PREFIX,
   redisTimeoutMs: Number(process.env.REDIS_TIMEOUT_MS),
   pollIntervalMs: 60000,
@@ -55,17 +59,19 @@ function pushEvery(everyMs, delayMs) {
 }
 
 // This process's established connections to the namespace's Redis: the local ports `ss` lists
-// for our pid (the shared connection and the wake-up subscription).
+// for our pid (the shared connection, to each master on a cluster, and the wake-up subscription).
 function ownPorts() {
-  const text = execFileSync('ss', ['-tnpH', 'state', 'established', `( dport = :${port} )`], { encoding: 'utf8' })
+  const text = execFileSync('ss', ['-tnpH', 'state', 'established'], { encoding: 'utf8' })
   return text
     .split('\n')
     .filter((line) => line.includes(`pid=${process.pid},`))
-    .map((line) => Number(/127\.0\.0\.1:(\d+)\s+127\.0\.0\.1:\d+/.exec(line)[1]))
+    .map((line) => /127\.0\.0\.1:(\d+)\s+127\.0\.0\.1:(\d+)/.exec(line))
+    .filter((m) => m && ports.includes(Number(m[2])))
+    .map((m) => Number(m[1]))
 }
 
-function drop(ports) {
-  for (const p of ports) {
+function drop(local) {
+  for (const p of local) {
     for (const dir of ['sport', 'dport']) {
       execFileSync('tc', ['filter', 'add', 'dev', 'lo', 'parent', '1:', 'protocol', 'ip', 'prio', '1',
         'u32', 'match', 'ip', dir, String(p), '0xffff', 'flowid', '1:20'])
@@ -106,9 +112,9 @@ async function main() {
       const command = buffered.slice(0, nl).trim()
       buffered = buffered.slice(nl + 1)
       if (command === 'drop') {
-        const ports = ownPorts()
-        drop(ports)
-        out({ dropped: ports })
+        const local = ownPorts()
+        drop(local)
+        out({ dropped: local })
       } else if (command === 'quiet') {
         pushing = false
       } else if (command === 'stop') {
