@@ -3,7 +3,8 @@
 // 1. A Redis connection that dies silently (no FIN, no RST: an expired NAT or conntrack entry, a
 //    failed-over firewall, a cut network). Made in a private network namespace (root): its own
 //    redis-server, and tc black-holing only the listener process's own connections, at Linux's
-//    default tcp_retries2 (the kernel would give up on them after about 15 minutes).
+//    default tcp_retries2 (the kernel would give up on them after about 15 minutes); one server and
+//    a cluster. And the other side: a server that is only slow keeps its connection.
 // 2. An internal (idempotent) producer that can publish no more: after a message timeout
 //    librdkafka bumps the producer's epoch, and Tansu fences the producer (PRODUCER_FENCED); from
 //    then on every publish of that producer fails. The timeout is made by SIGSTOPping the broker
