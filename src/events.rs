@@ -71,6 +71,11 @@ pub trait Observer: Send + Sync {
     fn wants_events(&self) -> bool {
         true
     }
+    /// An event rare by construction that must reach the caller whatever flood of errors
+    /// surrounds it (the internal producer replaced after a fatal error): throttles pass it on.
+    fn on_notable_event(&self, event: &Event) {
+        self.on_event(event)
+    }
     /// A warning worth a human's attention (written to stderr by default).
     fn warn(&self, message: &str) {
         eprintln!("kafka-redis-retry: warning: {message}");
@@ -246,6 +251,10 @@ impl Observer for ErrorThrottle {
         self.inner.wants_events()
     }
 
+    fn on_notable_event(&self, event: &Event) {
+        self.inner.on_notable_event(event)
+    }
+
     fn warn(&self, message: &str) {
         self.inner.warn(message)
     }
@@ -372,5 +381,16 @@ mod tests {
         assert_eq!(backlog.take_unreported(), 5);
         assert_eq!(backlog.take_unreported(), 0);
         assert_eq!(backlog.dropped(), 5, "the total stays for stats()");
+    }
+
+    #[test]
+    fn a_notable_event_gets_through_a_flood_of_errors() {
+        let recorder = Arc::new(Recorder::default());
+        let throttle = ErrorThrottle::new(recorder.clone());
+        for n in 0..1_000 {
+            throttle.on_event(&error(n));
+        }
+        throttle.on_notable_event(&error(1_000_000));
+        assert_eq!(recorder.0.lock().unwrap().last(), Some(&error(1_000_000)));
     }
 }

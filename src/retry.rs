@@ -228,6 +228,11 @@ impl RetryCore {
         &self.config
     }
 
+    /// Where events and warnings go (`onEvent`/`logger`, or stderr), throttled.
+    pub fn observer(&self) -> Arc<dyn Observer> {
+        self.observer.clone()
+    }
+
     fn ensure_open(&self) -> Result<()> {
         if self.closed.load(Ordering::Acquire) {
             Err(RetryError::closed())

@@ -30,7 +30,7 @@ pub fn make_publisher(
     };
     if is_nullish(producer) {
         let config = core.config();
-        let inner = KafkaPublisher::new(&config.brokers, &config.kafka)?;
+        let inner = KafkaPublisher::new(&config.brokers, &config.kafka, core.observer())?;
         let keep_alive = env
             .create_function_from_closure::<(), (), _>("kafkaRetryKeepAlive", |_| Ok(()))
             .and_then(|f| f.build_threadsafe_function().build())

@@ -11,7 +11,32 @@ use redis::cluster_async::ClusterConnection;
 use redis::{Cmd, Pipeline, RedisFuture, Value};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+/// How long the PING that checks a connection after a timeout may take before the connection
+/// counts as dead and is replaced (see [`SharedRedis::suspect`]): its own deadline, so a silently
+/// dead socket is replaced within `redisTimeoutMs` plus this, whatever `redisTimeoutMs` is.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// TCP settings of every connection to a data node. Keepalive probes an idle connection (one
+/// a NAT or firewall forgot answers none of them); `TCP_USER_TIMEOUT` makes the kernel give up
+/// on a connection whose data goes unacknowledged for that long, instead of retransmitting for
+/// the 15 to 30 minutes of Linux's default `tcp_retries2`. Both are a backstop behind the PING
+/// check, which replaces a dead connection sooner; neither fires while the peer's kernel still
+/// acknowledges, however busy the server is.
+fn tcp_settings() -> redis::io::tcp::TcpSettings {
+    use redis::io::tcp::{socket2::TcpKeepalive, TcpSettings};
+    let keepalive = TcpKeepalive::new()
+        .with_time(Duration::from_secs(10))
+        .with_interval(Duration::from_secs(5))
+        .with_retries(3);
+    let settings = TcpSettings::default()
+        .set_nodelay(true)
+        .set_keepalive(keepalive);
+    #[cfg(any(target_os = "android", target_os = "fuchsia", target_os = "linux"))]
+    let settings = settings.set_user_timeout(Duration::from_secs(30));
+    settings
+}
 
 /// A connection to a single Redis server or to a Redis Cluster. Both multiplex concurrent
 /// commands on their sockets and reconnect by themselves; clones share the sockets.
@@ -147,6 +172,15 @@ pub struct SharedRedis {
     generation: AtomicU64,
     /// One connect at a time.
     connecting: tokio::sync::Mutex<()>,
+    /// Whether a PING is checking the open connection after a timeout (one at a time).
+    probing: AtomicBool,
+    /// The latest generation found dead: operations still waiting on it give up at once
+    /// instead of each waiting out its own timeout.
+    dead: tokio::sync::watch::Sender<u64>,
+    /// When a reply last arrived on any connection of this target, in ms since `born`: a
+    /// connection that still delivers replies is slow, not dead.
+    last_reply: AtomicU64,
+    born: Instant,
     /// Instances that have not been closed; the last `release` closes the connection.
     users: AtomicUsize,
     /// A warning about the server's settings, found on connect, reported once.
@@ -175,6 +209,10 @@ impl SharedRedis {
             current: RwLock::new(None),
             generation: AtomicU64::new(0),
             connecting: tokio::sync::Mutex::new(()),
+            probing: AtomicBool::new(false),
+            dead: tokio::sync::watch::Sender::new(0),
+            last_reply: AtomicU64::new(0),
+            born: Instant::now(),
             users: AtomicUsize::new(0),
             warning: OnceLock::new(),
             warned: AtomicBool::new(false),
@@ -193,6 +231,10 @@ impl SharedRedis {
             current: RwLock::new(None),
             generation: AtomicU64::new(0),
             connecting: tokio::sync::Mutex::new(()),
+            probing: AtomicBool::new(false),
+            dead: tokio::sync::watch::Sender::new(0),
+            last_reply: AtomicU64::new(0),
+            born: Instant::now(),
             users: AtomicUsize::new(0),
             warning: OnceLock::new(),
             warned: AtomicBool::new(true),
@@ -244,8 +286,9 @@ impl SharedRedis {
     }
 
     /// Drops connection `generation` if it is still the current one, so the next operation
-    /// connects afresh. Used with Sentinel: after a failover the old master is gone or a replica,
-    /// and only the sentinels know the new one.
+    /// connects afresh. Used with Sentinel (after a failover the old master is gone or a replica,
+    /// and only the sentinels know the new one) and for a connection found dead by
+    /// [`SharedRedis::suspect`].
     pub fn invalidate(&self, generation: u64) {
         let mut current = self.current.write().unwrap_or_else(|p| p.into_inner());
         if current.as_ref().is_some_and(|(g, _)| *g == generation) {
@@ -281,7 +324,9 @@ impl SharedRedis {
             let limit = self.connect_timeout * 2;
             let connect = async {
                 if self.target.cluster {
-                    let client = self.target.cluster_client(self.connect_timeout)?;
+                    let client = self
+                        .target
+                        .cluster_client(self.connect_timeout, tcp_settings())?;
                     client
                         .get_async_connection()
                         .await
@@ -294,7 +339,8 @@ impl SharedRedis {
                         // Reconnects are retried by our callers (the listener loop, the
                         // user's push); a short retry budget keeps every call bounded in time.
                         .set_number_of_retries(1)
-                        .set_max_delay(200);
+                        .set_max_delay(200)
+                        .set_tcp_settings(tcp_settings());
                     let mut manager = ConnectionManager::new_with_config(client, config).await?;
                     if self.target.is_sentinel() {
                         check_master(&mut manager).await?;
@@ -332,6 +378,54 @@ impl SharedRedis {
         self.target.cluster
     }
 
+    fn millis_since_born(&self) -> u64 {
+        self.born.elapsed().as_millis() as u64
+    }
+
+    /// A reply (a value or the server's error) arrived: the socket it came on is alive.
+    fn replied(&self) {
+        self.last_reply
+            .fetch_max(self.millis_since_born(), Ordering::Relaxed);
+    }
+
+    /// An operation on connection `generation` got no answer in time. redis-rs replaces a
+    /// connection only when its socket reports an error, and a socket whose peer vanished
+    /// without a FIN or RST (an expired NAT or conntrack entry, a failed-over firewall, a cut
+    /// network) reports none until the kernel gives up, 15 to 30 minutes later: every operation
+    /// would time out until then. So the connection is checked with a PING of its own short
+    /// deadline (in the background: the caller already has its timeout error), and dropped, for
+    /// the next operation to connect afresh, when neither the PING nor any other reply arrived
+    /// meanwhile; the operations still waiting on it fail then (see `Redis::run_on`), so a call
+    /// that follows does not wait a whole timeout on it too. A server that is only slow (a long
+    /// script, a backlog) still answers, so a healthy connection is kept.
+    pub fn suspect(self: &Arc<Self>, generation: u64) {
+        let Some((current, connection)) = self.open() else {
+            return;
+        };
+        if current != generation || self.probing.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let this = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let started = this.upgrade().map(|s| s.millis_since_born());
+            let dead = !answers(connection).await;
+            let Some(this) = this.upgrade() else { return };
+            let replied_since =
+                started.is_some_and(|started| this.last_reply.load(Ordering::Relaxed) >= started);
+            if dead && !replied_since {
+                this.invalidate(generation);
+                this.dead.send_if_modified(|dead| {
+                    let newer = *dead < generation;
+                    if newer {
+                        *dead = generation;
+                    }
+                    newer
+                });
+            }
+            this.probing.store(false, Ordering::Release);
+        });
+    }
+
     /// A warning about the server's settings (e.g. an eviction policy that can drop scheduled
     /// messages), returned once per connection so it is logged once, not per call.
     pub fn take_warning(&self) -> Option<String> {
@@ -356,6 +450,36 @@ async fn check_master(conn: &mut ConnectionManager) -> redis::RedisResult<()> {
             "the server the sentinels named is not a master (yet): a failover is under way",
         ))),
     }
+}
+
+/// Whether `connection` answers a PING within [`PROBE_TIMEOUT`] (on a cluster, every node must):
+/// any reply, an error reply too (`BUSY`, `LOADING`, `NOAUTH`), shows the socket is alive. A
+/// PING that redis-rs gave up on sooner (its response timeout is `redisTimeoutMs`, which may be
+/// shorter) is sent again until the deadline.
+async fn answers(mut connection: RedisConnection) -> bool {
+    let deadline = tokio::time::Instant::now() + PROBE_TIMEOUT;
+    let ping = redis::cmd("PING");
+    loop {
+        match tokio::time::timeout_at(deadline, ping.query_async::<redis::Value>(&mut connection))
+            .await
+        {
+            Ok(Ok(_)) => return true,
+            Ok(Err(err)) if err.is_timeout() => {}
+            Ok(Err(err)) => return !is_no_answer(&err),
+            Err(_) => return false,
+        }
+        // Never a busy loop, whatever redis-rs's timeout is.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Whether `err` means no reply came (the socket failed or the wait ran out), as opposed to a
+/// reply that was an error.
+pub fn is_no_answer(err: &redis::RedisError) -> bool {
+    err.is_timeout()
+        || err.is_io_error()
+        || err.is_connection_dropped()
+        || err.is_connection_refusal()
 }
 
 /// Whether a failed command means the Sentinel-managed connection must be dropped and the
@@ -519,7 +643,7 @@ impl Redis {
     }
 
     /// The connection underneath.
-    pub fn shared(&self) -> &SharedRedis {
+    pub fn shared(&self) -> &Arc<SharedRedis> {
         &self.shared
     }
 
@@ -539,7 +663,10 @@ impl Redis {
     }
 
     /// [`Redis::run`] on connection `shared` (the shared one, or the replicated writes' one).
-    async fn run_on<T, F, Fut>(&self, shared: &SharedRedis, what: &str, op: F) -> Result<T>
+    /// An operation that got no answer in time has its connection checked, and replaced when
+    /// dead (see [`SharedRedis::suspect`]; the operations still waiting on a connection found
+    /// dead fail at once); with Sentinel it is replaced at once, since the master may have moved.
+    async fn run_on<T, F, Fut>(&self, shared: &Arc<SharedRedis>, what: &str, op: F) -> Result<T>
     where
         F: FnOnce(RedisConnection) -> Fut,
         Fut: std::future::Future<Output = redis::RedisResult<T>>,
@@ -548,7 +675,28 @@ impl Redis {
         let work = async {
             let (g, conn) = shared.connection_generation().await?;
             generation.store(g, Ordering::Relaxed);
-            op(conn).await.map_err(|err| {
+            let mut dead = shared.dead.subscribe();
+            let outcome = tokio::select! {
+                outcome = op(conn) => outcome,
+                _ = dead.wait_for(|dead| *dead >= g) => {
+                    return Err(RetryError::new(
+                        ErrorCode::RedisUnavailable,
+                        format!(
+                            "Redis {what} got no answer from {}: the connection stopped answering (no reply to a PING either) and is replaced",
+                            shared.describe()
+                        ),
+                    ));
+                }
+            };
+            match &outcome {
+                Err(err) if is_no_answer(err) => {
+                    if err.is_timeout() {
+                        shared.suspect(g);
+                    }
+                }
+                _ => shared.replied(),
+            }
+            outcome.map_err(|err| {
                 if shared.target.is_sentinel() && needs_new_master(&err) {
                     shared.invalidate(g);
                 }
@@ -565,11 +713,13 @@ impl Redis {
         match tokio::time::timeout(self.timeout, work).await {
             Ok(result) => result,
             Err(_) => {
-                if shared.target.is_sentinel() {
-                    // A master that stopped answering (a partition) is looked up again too.
-                    let g = generation.load(Ordering::Relaxed);
-                    if g > 0 {
+                let g = generation.load(Ordering::Relaxed);
+                if g > 0 {
+                    if shared.target.is_sentinel() {
+                        // A master that stopped answering (a partition) is looked up again.
                         shared.invalidate(g);
+                    } else {
+                        shared.suspect(g);
                     }
                 }
                 Err(self.timed_out(what))

@@ -3,7 +3,7 @@
 //! subscribes to the channels of its shards and wakes at once, wherever the push came from.
 //! Polling (`pollIntervalMs`) stays only as a safety net for when the subscription is down.
 
-use super::connection::SharedRedis;
+use super::connection::{is_no_answer, SharedRedis};
 use crate::error::{ErrorCode, RetryError};
 use futures::StreamExt;
 use std::time::Duration;
@@ -12,10 +12,17 @@ use tokio::sync::watch;
 /// Longest pause between attempts to subscribe again after the subscription failed.
 const RESUBSCRIBE_MAX: Duration = Duration::from_secs(5);
 
+/// How often the subscription is checked with a PING, and how long its answer may take. A
+/// subscriber only reads, so a socket whose peer vanished without a FIN or RST (an expired NAT
+/// entry, a cut network) would wait for messages forever; a PING that gets no answer shows it,
+/// and the subscription is made again on a new connection.
+const PING_EVERY: Duration = Duration::from_secs(3);
+const PING_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// Subscribes to `channels` on `shared`'s server (a cluster's first seed node, a Sentinel
 /// setup's current master, looked up again at each subscription) and calls `on_due` with each announced due time (Redis's
-/// clock) until `stop` turns true, subscribing again after a failure; `on_error` hears about
-/// failures (once per outage, not per attempt).
+/// clock) until `stop` turns true, subscribing again after a failure or when the connection stops
+/// answering PINGs; `on_error` hears about failures (once per outage, not per attempt).
 pub async fn listen(
     shared: &SharedRedis,
     channels: Vec<String>,
@@ -43,9 +50,12 @@ pub async fn listen(
             _ = stop.changed() => return,
         };
         match outcome {
-            Ok(Ok(mut pubsub)) => {
+            Ok(Ok(pubsub)) => {
                 failures = 0;
-                let mut messages = pubsub.on_message();
+                let (mut sink, mut messages) = pubsub.split();
+                let mut ping = tokio::time::interval(PING_EVERY);
+                ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                ping.reset();
                 loop {
                     tokio::select! {
                         message = messages.next() => match message {
@@ -57,6 +67,29 @@ pub async fn listen(
                             // The connection dropped: subscribe again.
                             None => break,
                         },
+                        _ = ping.tick() => {
+                            let answered = tokio::select! {
+                                answered = tokio::time::timeout(PING_TIMEOUT, sink.ping::<redis::Value>()) => answered,
+                                _ = stop.changed() => return,
+                            };
+                            // An error reply (an ACL without PING) still shows the socket is alive.
+                            let alive = match answered {
+                                Ok(Ok(_)) => true,
+                                Ok(Err(err)) => !is_no_answer(&err),
+                                Err(_) => false,
+                            };
+                            if !alive {
+                                on_error(RetryError::new(
+                                    ErrorCode::RedisUnavailable,
+                                    format!(
+                                        "the wake-up subscription at {} did not answer a PING within {} ms; subscribing again on a new connection",
+                                        shared.describe(),
+                                        PING_TIMEOUT.as_millis()
+                                    ),
+                                ));
+                                break;
+                            }
+                        }
                         _ = stop.changed() => return,
                     }
                 }

@@ -147,8 +147,13 @@ impl RedisTarget {
         }
     }
 
-    /// A cluster client over the seed nodes, with the config's credentials and TLS.
-    pub fn cluster_client(&self, timeout: Duration) -> RedisResult<redis::cluster::ClusterClient> {
+    /// A cluster client over the seed nodes, with the config's credentials and TLS, and `tcp`
+    /// applied to every node's socket.
+    pub fn cluster_client(
+        &self,
+        timeout: Duration,
+        tcp: redis::io::tcp::TcpSettings,
+    ) -> RedisResult<redis::cluster::ClusterClient> {
         install_crypto();
         let mut seeds = Vec::new();
         for url in self.url.split(',') {
@@ -161,6 +166,7 @@ impl RedisTarget {
         let mut builder = redis::cluster::ClusterClient::builder(seeds)
             .connection_timeout(timeout)
             .response_timeout(timeout)
+            .tcp_settings(tcp)
             .retries(1);
         if let Some(username) = &self.username {
             builder = builder.username(username.clone());
