@@ -4,7 +4,7 @@
 // removal as a job, jobs kept in Redis across dashboard processes, and bad numbers refused.
 const path = require('path')
 const http = require('http')
-const { spawn, execFileSync } = require('child_process')
+const { spawn } = require('child_process')
 const { chromium } = require('playwright-core')
 const { KafkaRetry } = require('..')
 const { handler } = require('../dashboard')
@@ -13,22 +13,13 @@ const h = require('./helpers')
 const CHILD = path.join(__dirname, 'dashboard-child.js')
 const children = h.killChildrenAfterEach()
 
-function chromiumPath() {
-  if (process.env.CHROMIUM_PATH) return process.env.CHROMIUM_PATH
-  try {
-    return execFileSync('sh', ['-c', 'command -v chromium || command -v chromium-browser'], { encoding: 'utf8' }).trim()
-  } catch {
-    throw new Error('No chromium found: run `bash scripts/browser.sh` (apt-get install -y chromium) or set CHROMIUM_PATH')
-  }
-}
-
 let browser
 const instances = []
 const prefixes = []
 
 beforeAll(async () => {
   await h.requireServers()
-  browser = await chromium.launch({ executablePath: chromiumPath(), args: ['--no-sandbox'] })
+  browser = await chromium.launch({ executablePath: h.chromiumPath(), args: ['--no-sandbox'] })
 })
 
 afterAll(async () => {

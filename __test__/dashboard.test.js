@@ -4,7 +4,7 @@
 const path = require('path')
 const fs = require('fs')
 const http = require('http')
-const { spawn, execFileSync } = require('child_process')
+const { spawn } = require('child_process')
 const { chromium } = require('playwright-core')
 const express = require('express')
 const fastify = require('fastify')
@@ -16,23 +16,13 @@ const BIN = path.join(__dirname, '..', 'bin', 'kafka-redis-retry.js')
 const DOCS = path.join(__dirname, '..', 'docs')
 const children = h.killChildrenAfterEach()
 
-/** Debian's chromium (scripts/browser.sh installs it), or $CHROMIUM_PATH. */
-function chromiumPath() {
-  if (process.env.CHROMIUM_PATH) return process.env.CHROMIUM_PATH
-  try {
-    return execFileSync('sh', ['-c', 'command -v chromium || command -v chromium-browser'], { encoding: 'utf8' }).trim()
-  } catch {
-    throw new Error('No chromium found: run `bash scripts/browser.sh` (apt-get install -y chromium) or set CHROMIUM_PATH')
-  }
-}
-
 let browser
 const instances = []
 const keys = []
 
 beforeAll(async () => {
   await h.requireServers()
-  browser = await chromium.launch({ executablePath: chromiumPath(), args: ['--no-sandbox'] })
+  browser = await chromium.launch({ executablePath: h.chromiumPath(), args: ['--no-sandbox'] })
 })
 
 afterAll(async () => {

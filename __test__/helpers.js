@@ -1,6 +1,7 @@
 // Shared helpers for the integration tests: real Redis and a real Kafka-protocol broker.
 const Redis = require('ioredis')
 const { Kafka, logLevel } = require('kafkajs')
+const { execFileSync } = require('child_process')
 const { freePort, reachable } = require('../scripts/services/ports')
 
 const REDIS_URL = process.env.REDIS_URL || 'redis://127.0.0.1:6379'
@@ -213,6 +214,16 @@ function killChildrenAfterEach() {
   return started
 }
 
+/** Debian's chromium (scripts/browser.sh installs it), or $CHROMIUM_PATH, for the browser tests. */
+function chromiumPath() {
+  if (process.env.CHROMIUM_PATH) return process.env.CHROMIUM_PATH
+  try {
+    return execFileSync('sh', ['-c', 'command -v chromium || command -v chromium-browser'], { encoding: 'utf8' }).trim()
+  } catch {
+    throw new Error('No chromium found: run `bash scripts/browser.sh` (apt-get install -y chromium) or set CHROMIUM_PATH')
+  }
+}
+
 module.exports = {
   exited,
   killChildrenAfterEach,
@@ -231,4 +242,5 @@ module.exports = {
   sleep,
   scheduleKeys,
   decodeEntry,
+  chromiumPath,
 }
