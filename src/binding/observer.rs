@@ -104,21 +104,32 @@ pub struct JsObserver {
     calls: Calls,
 }
 
-fn function_of<T: 'static + JsValuesTupleIntoVec>(
-    owner: Option<&Object>,
-    value: Option<Unknown>,
+/// `value` when it is a function, `None` when it is absent or nullish; anything else is
+/// `ERR_INVALID_ARG` naming `name`.
+fn function_arg<'env>(
+    value: Option<Unknown<'env>>,
     name: &str,
-) -> CoreResult<Option<Callback<T>>> {
-    if is_nullish(value.as_ref()) {
+) -> CoreResult<Option<Unknown<'env>>> {
+    let Some(value) = value.filter(|v| !is_nullish(Some(v))) else {
         return Ok(None);
-    }
-    let value = value.expect("checked above");
+    };
     if !matches!(value.get_type(), Ok(ValueType::Function)) {
         return Err(RetryError::invalid_arg(format!(
             "{name} must be a function, got {}",
             super::convert::describe(&value)
         )));
     }
+    Ok(Some(value))
+}
+
+fn function_of<T: 'static + JsValuesTupleIntoVec>(
+    owner: Option<&Object>,
+    value: Option<Unknown>,
+    name: &str,
+) -> CoreResult<Option<Callback<T>>> {
+    let Some(value) = function_arg(value, name)? else {
+        return Ok(None);
+    };
     let wrap = |e: Error| RetryError::invalid_arg(format!("{name} cannot be called")).caused_by(e);
     let function: Function<T, Ignored> = unsafe { value.cast() }.map_err(wrap)?;
     let tsfn = match owner {
@@ -136,15 +147,9 @@ fn function_of<T: 'static + JsValuesTupleIntoVec>(
 
 /// `config.onEvent` wrapped to take batches (`deliver_events.js`); `None` when absent.
 fn events_of(env: &Env, value: Option<Unknown>) -> CoreResult<Option<Events>> {
-    let Some(value) = value.filter(|v| !is_nullish(Some(v))) else {
+    let Some(value) = function_arg(value, "config.onEvent")? else {
         return Ok(None);
     };
-    if !matches!(value.get_type(), Ok(ValueType::Function)) {
-        return Err(RetryError::invalid_arg(format!(
-            "config.onEvent must be a function, got {}",
-            super::convert::describe(&value)
-        )));
-    }
     let wrap = |e: Error| RetryError::invalid_arg("config.onEvent cannot be called").caused_by(e);
     let deliver: Deliver = env.run_script(DELIVER_SCRIPT).map_err(wrap)?;
     let batches = deliver.call(value).map_err(wrap)?;
