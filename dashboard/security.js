@@ -51,12 +51,10 @@ function portOf(host) {
 class Guard {
   constructor({ token, basePath }) {
     this.token = token || null
-    this.basePath = basePath || '/'
-    this.cookiePath = this.basePath
+    this.cookiePath = basePath || '/'
     // The cookie proves the browser was given the token once; it holds a hash of the token
     // keyed by this process's secret, never the token itself.
     this.secret = crypto.randomBytes(32)
-    this.names = new Map()
   }
 
   /**
@@ -64,15 +62,8 @@ class Guard {
    * ports, so two dashboards on one host with the same names would overwrite each other's.
    */
   cookieNames(req) {
-    const port = portOf(req.headers.host)
-    let names = this.names.get(port)
-    if (!names) {
-      const suffix = sha256(`${port}\n${this.basePath}`).toString('hex').slice(0, 8)
-      names = { auth: `krr_auth_${suffix}`, csrf: `krr_csrf_${suffix}` }
-      // Ports are few (at most 65,536 names), and a Host header is the client's to choose.
-      if (this.names.size < 64) this.names.set(port, names)
-    }
-    return names
+    const suffix = sha256(`${portOf(req.headers.host)}\n${this.cookiePath}`).toString('hex').slice(0, 8)
+    return { auth: `krr_auth_${suffix}`, csrf: `krr_csrf_${suffix}` }
   }
 
   /**
