@@ -28,7 +28,6 @@
     return methods[name]
   }
   const buffer = (v) => (Buffer.isBuffer(v) ? v : Buffer.from(String(v)))
-  const text = (v) => (typeof v === 'string' ? v : String(v))
   // Which fields a @platformatic/kafka Producer serializes: `{ key, value, headerKey, headerValue }`,
   // true where a serializer (its own `serializers` option, or a schema registry's) is applied.
   // The producer keeps them private; its options, held under the symbol it names
@@ -68,7 +67,7 @@
   // such a serializer, and the publish fails as the broker's INVALID_RECORD would (an error
   // retrying cannot fix, so the message is dead-lettered with this reason at maxPublishFailures).
   const utf8 = (v, name) => {
-    if (!Buffer.isBuffer(v)) return text(v)
+    if (!Buffer.isBuffer(v)) return String(v)
     const decoded = v.toString('utf8')
     if (Buffer.from(decoded, 'utf8').equals(v)) return decoded
     const error = new Error(
@@ -165,9 +164,9 @@
   // it, else a Buffer.
   if (send && method('asStream') && method('beginTransaction') && !method('sendBatch')) {
     const serializes = platformaticSerializers()
-    const asKey = serializes.key ? text : buffer
-    const asValue = serializes.value ? text : buffer
-    const asName = serializes.headerKey ? text : buffer
+    const asKey = serializes.key ? String : buffer
+    const asValue = serializes.value ? String : buffer
+    const asName = serializes.headerKey ? String : buffer
     const asHeader = serializes.headerValue ? utf8 : buffer
     const publish = (topic, key, value, headers) => {
       const pairs = []
