@@ -48,16 +48,7 @@ function spawnNode(script, config, onLine = () => {}) {
   child.stderr.on('data', (d) => {
     child.stderrText += d.toString()
   })
-  let buffered = ''
-  child.stdout.on('data', (d) => {
-    buffered += d.toString()
-    let nl
-    while ((nl = buffered.indexOf('\n')) >= 0) {
-      const line = buffered.slice(0, nl)
-      buffered = buffered.slice(nl + 1)
-      if (line.trim()) onLine(JSON.parse(line), Date.now())
-    }
-  })
+  h.jsonLines(child.stdout, onLine)
   return child
 }
 

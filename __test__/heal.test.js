@@ -58,16 +58,7 @@ async function silentDrop(ports) {
   child.stderr.on('data', (d) => {
     stderr = (stderr + d.toString()).slice(-5000)
   })
-  let buffered = ''
-  child.stdout.on('data', (d) => {
-    buffered += d.toString()
-    let nl
-    while ((nl = buffered.indexOf('\n')) >= 0) {
-      const line = buffered.slice(0, nl)
-      buffered = buffered.slice(nl + 1)
-      if (line.trim()) lines.push(JSON.parse(line))
-    }
-  })
+  h.jsonLines(child.stdout, (line) => lines.push(line))
   const exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })))
   const context = () => `stderr: ${stderr}\nlast lines: ${lines.slice(-15).map((l) => JSON.stringify(l)).join('\n')}`
   const pushes = (src) => lines.filter((l) => l.push === src)

@@ -214,6 +214,23 @@ function killChildrenAfterEach() {
   return started
 }
 
+/**
+ * Calls `onLine(value, receivedAt)` with each line a child writes to `stream`, parsed as JSON, as
+ * the lines arrive (a line may come in several chunks).
+ */
+function jsonLines(stream, onLine) {
+  let buffered = ''
+  stream.on('data', (d) => {
+    buffered += d.toString()
+    let nl
+    while ((nl = buffered.indexOf('\n')) >= 0) {
+      const line = buffered.slice(0, nl)
+      buffered = buffered.slice(nl + 1)
+      if (line.trim()) onLine(JSON.parse(line), Date.now())
+    }
+  })
+}
+
 /** Debian's chromium (scripts/browser.sh installs it), or $CHROMIUM_PATH, for the browser tests. */
 function chromiumPath() {
   if (process.env.CHROMIUM_PATH) return process.env.CHROMIUM_PATH
@@ -243,4 +260,5 @@ module.exports = {
   scheduleKeys,
   decodeEntry,
   chromiumPath,
+  jsonLines,
 }
