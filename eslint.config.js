@@ -50,7 +50,7 @@ module.exports = [
     },
   },
   {
-    // Evaluated by napi's env.run_script (src/binding/js_publisher.rs): a plain script whose only
+    // Evaluated by napi's env.run_script (src/js_publisher.rs): a plain script whose only
     // statement is a parenthesised function expression, the script's value. No Node globals.
     // (If no-unused-expressions is ever enabled, turn it off here: that bare expression is the
     // point.)

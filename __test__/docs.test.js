@@ -38,15 +38,15 @@ test('the Config table has a row for every key of KafkaRetryConfig, and no other
 })
 
 test('the Errors table has a row for every error code the engine raises, and no other', () => {
-  const codes = [...read('src/error.rs').matchAll(/=> "(ERR_[A-Z_]+)"/g)].map((m) => m[1]).sort()
+  const codes = [...read('crates/engine/src/error.rs').matchAll(/=> "(ERR_[A-Z_]+)"/g)].map((m) => m[1]).sort()
   expect(codes).toContain('ERR_INTERNAL')
   expect([...firstCells('### Errors')].filter((c) => c.startsWith('ERR_')).sort()).toEqual(codes)
 })
 
 test('"What is stored in Redis" has a row for every key the store names', () => {
   const rows = [...firstCells('## What is stored in Redis')]
-  // A key in src/store/keys.rs is a format! of the hash tag or the dead letter hash's name and a suffix.
-  const suffixes = [...read('src/store/keys.rs').matchAll(/format!\("(?:\{\{\{(?:tag|prefix)\}\}\}|\{tag\}|\{dlq_name\})(:[a-z:]+)"\)/g)].map((m) => m[1])
+  // A key in crates/engine/src/store/keys.rs is a format! of the hash tag or the dead letter hash's name and a suffix.
+  const suffixes = [...read('crates/engine/src/store/keys.rs').matchAll(/format!\("(?:\{\{\{(?:tag|prefix)\}\}\}|\{tag\}|\{dlq_name\})(:[a-z:]+)"\)/g)].map((m) => m[1])
   expect(suffixes).toEqual(expect.arrayContaining([':due', ':paused', ':index', ':index:scan']))
   for (const suffix of suffixes) {
     expect({ suffix, documented: rows.some((r) => r === `{keyPrefix}${suffix}` || r === `<dlqName>${suffix}` || r.startsWith(`{keyPrefix}${suffix}:`)) }).toEqual({ suffix, documented: true })

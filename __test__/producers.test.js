@@ -2,7 +2,7 @@
 // against the real broker: a retry is re-published through it and read back with its key, value
 // and headers (the retry headers and a caller's own: a string, a Buffer, one with two values). A
 // producer the package cannot drive is refused with ERR_INVALID_ARG saying what to pass. Which
-// producer is which is decided in src/binding/producer_shape.js.
+// producer is which is decided in src/producer_shape.js.
 const path = require('path')
 const { execFile } = require('child_process')
 const { KafkaRetry } = require('../index.js')

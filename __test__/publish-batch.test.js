@@ -1,4 +1,4 @@
-// The JavaScript loop that calls a user's producer (src/binding/publish_batch.js), on its own:
+// The JavaScript loop that calls a user's producer (src/publish_batch.js), on its own:
 // pure JS, no addon, no Redis, no Kafka. The Rust side evaluates the file with `run_script`,
 // calls the factory with the bound producer method, and calls `publishBatch` once per crossing.
 const fs = require('fs')

@@ -333,7 +333,7 @@ function truncate(text, width) {
 /**
  * The Redis URL (or comma-separated seeds) with any password hidden, for display: everything up
  * to the last '@' (a password may hold '@', '/' or '?'; hiding too much is safe) and a `pass` or
- * `password` query parameter (`redis+unix:///run/redis.sock?pass=...`). As src/config.rs
+ * `password` query parameter (`redis+unix:///run/redis.sock?pass=...`). As crates/engine/src/config.rs
  * `redacted_url` does for the addon's messages.
  */
 function redactUrl(url) {

@@ -55,7 +55,7 @@ export CHROMIUM_PATH
 
 echo "== Rust unit tests and Lua script tests (real Redis)"
 # Redis was started above: the Lua script tests must fail, not skip, if it does not answer.
-KAFKA_RETRY_REQUIRE_SERVICES=1 cargo test --quiet
+KAFKA_RETRY_REQUIRE_SERVICES=1 cargo test --workspace --quiet
 
 echo "== TypeScript check"
 npm run typecheck

@@ -1,24 +1,24 @@
-//! kafka-redis-retry: a Redis-backed retry queue with backoff and a dead letter queue for Kafka
-//! consumers, as a Node.js native addon. The core modules have no napi dependency; `binding` is
-//! the thin JavaScript-facing layer. `ARCHITECTURE.md` maps the modules.
+//! The JavaScript-facing layer: the `KafkaRetry` class. Thin by design: it reads arguments,
+//! calls the core in `engine::retry`, and turns core errors into `Error`s with a `code`.
+//!
+//! `class` is the class; `args` reads method arguments and `convert` single JavaScript values;
+//! `settle` and `hub` settle promises; `producer` and `js_publisher` publish through the user's
+//! producer or the package's own; `observer` forwards events and log lines; `requeue_watch` turns a filtered requeue's `signal`
+//! and `onProgress` into the core's stop and progress report.
 
 #![deny(clippy::all)]
 
-pub mod backoff;
-pub mod batch;
-pub mod clock;
-pub mod config;
-pub mod error;
-pub mod events;
-pub mod headers;
-pub mod ids;
-pub mod listener;
-pub mod options;
-pub mod payload;
-pub mod publisher;
-pub mod registry;
-pub mod retry;
-pub mod stats;
-pub mod store;
+mod args;
+mod class;
+mod convert;
+mod hub;
+mod jobs;
+mod js_publisher;
+mod observer;
+mod ordered;
+mod producer;
+mod requeue_watch;
+mod settle;
 
-mod binding;
+#[cfg(test)]
+mod types_test;

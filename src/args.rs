@@ -1,13 +1,13 @@
 //! The arguments of the `KafkaRetry` methods, read from JavaScript values into core types. Every
 //! bad value is an `ERR_INVALID_ARG` naming the argument and describing what was given.
 
-use super::convert::*;
-use crate::backoff::Backoff;
-use crate::config::{ConfigInput, SentinelConfig, TlsConfig};
-use crate::error::{Result as CoreResult, RetryError};
-use crate::options::{format_js_number, parse_first_failed_at, RetryOptions};
-use crate::retry::{BulkOptions, PushRequest};
-use crate::store::dead_letter_search::FilterInput;
+use crate::convert::*;
+use engine::backoff::Backoff;
+use engine::config::{ConfigInput, SentinelConfig, TlsConfig};
+use engine::error::{Result as CoreResult, RetryError};
+use engine::options::{format_js_number, parse_first_failed_at, RetryOptions};
+use engine::retry::{BulkOptions, PushRequest};
+use engine::store::dead_letter_search::FilterInput;
 use napi::bindgen_prelude::*;
 use napi::JsValue;
 
@@ -27,7 +27,7 @@ pub fn dlq_name_and_id(
 /// `requeueDeadLetter()`'s `{ delayMs }`: how long after now the requeued message falls due
 /// (default 0), a whole number of ms up to a year.
 pub fn parse_requeue_delay(options: Option<&Unknown>) -> CoreResult<u64> {
-    use crate::store::requeue::MAX_DELAY_MS;
+    use engine::store::requeue::MAX_DELAY_MS;
     let Some(options) = object_arg("options", options)? else {
         return Ok(0);
     };
@@ -368,7 +368,7 @@ fn parse_sentinel(value: Option<&Unknown>) -> CoreResult<Option<SentinelConfig>>
         username: optional_string(&sentinel, "username", "config.sentinel.username")?,
         password: optional_secret(&sentinel, "password", "config.sentinel.password")?
             .filter(|p| !p.is_empty())
-            .map(crate::config::Secret),
+            .map(engine::config::Secret),
         tls: parse_tls("config.sentinel.tls", property(&sentinel, "tls").as_ref())?,
     }))
 }

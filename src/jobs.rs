@@ -1,14 +1,14 @@
 //! The operator job methods of `KafkaRetry` (`startJob`, `reportJob`, `stopJob`, `continueJob`,
 //! `jobs`, `job`): records of long bulk operations kept in Redis beside the schedule (see
-//! `crate::store::jobs`), read from JavaScript and settled as promises. The dashboard runs its
+//! `engine::store::jobs`), read from JavaScript and settled as promises. The dashboard runs its
 //! bulk requeues and removals as such jobs, so every dashboard process on the schedule sees them.
 
-use super::class::KafkaRetry;
-use super::convert::{describe, json_text, object_arg, optional_number, optional_string};
-use super::settle::settle_with;
-use crate::error::{Result as CoreResult, RetryError};
-use crate::options::format_js_number;
-use crate::store::jobs::{lease_ms, Ending, Finish, Reported};
+use crate::class::KafkaRetry;
+use crate::convert::{describe, json_text, object_arg, optional_number, optional_string};
+use crate::settle::settle_with;
+use engine::error::{Result as CoreResult, RetryError};
+use engine::options::format_js_number;
+use engine::store::jobs::{lease_ms, Ending, Finish, Reported};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 

@@ -2,7 +2,7 @@
 // outcome through `done(id, failure?, permanentType?)`: the third argument only for a rejection
 // that kafkajs typed as one retrying cannot fix (see PERMANENT below).
 //
-// Loaded by src/binding/js_publisher.rs with `include_str!` and evaluated once per JS producer
+// Loaded by src/js_publisher.rs with `include_str!` and evaluated once per JS producer
 // with napi's `env.run_script`: this file is a script (not a module) whose value is the
 // parenthesised factory below, `(publish, isSend, done, base) => publishBatch`. Keep that
 // shape. `base` is the addon's file URL, where `@opentelemetry/api` is resolved from.
@@ -22,7 +22,7 @@
   }
   // kafkajs's error types (a KafkaJSProtocolError's `type`, kept on the `cause` of the
   // KafkaJSNonRetriableError / KafkaJSNumberOfRetriesExceeded a send rejects with) that mean the
-  // broker refuses this message or topic for good, as src/publisher.rs `is_permanent` classifies
+  // broker refuses this message or topic for good, as crates/engine/src/publisher.rs `is_permanent` classifies
   // librdkafka's codes. Any other rejection (no type, a producer that is not kafkajs) is
   // transient.
   const PERMANENT = [

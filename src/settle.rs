@@ -1,8 +1,8 @@
 //! Core results to JavaScript: promises settled from core futures, and core errors as `Error`s
 //! whose `code` is the stable error code.
 
-use super::convert::clear_pending_exception;
-use crate::error::{Result as CoreResult, RetryError};
+use crate::convert::clear_pending_exception;
+use engine::error::{Result as CoreResult, RetryError};
 use napi::bindgen_prelude::*;
 use std::future::Future;
 

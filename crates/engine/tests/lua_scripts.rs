@@ -13,15 +13,15 @@ mod common;
 
 use common::TestRedis;
 use futures::StreamExt;
-use kafka_redis_retry::headers::{Header, HeaderValue};
-use kafka_redis_retry::ids::message_id;
-use kafka_redis_retry::store::dead_letters::DeadLetters;
-use kafka_redis_retry::store::entry::{DeadLetter, Entry};
-use kafka_redis_retry::store::gate;
-use kafka_redis_retry::store::keys::index_key;
-use kafka_redis_retry::store::requeue::{requeue, requeue_later};
-use kafka_redis_retry::store::schedule::{Acked, Counts, PushMessage, Schedule};
-use kafka_redis_retry::store::tally;
+use kafka_redis_retry_engine::headers::{Header, HeaderValue};
+use kafka_redis_retry_engine::ids::message_id;
+use kafka_redis_retry_engine::store::dead_letters::DeadLetters;
+use kafka_redis_retry_engine::store::entry::{DeadLetter, Entry};
+use kafka_redis_retry_engine::store::gate;
+use kafka_redis_retry_engine::store::keys::index_key;
+use kafka_redis_retry_engine::store::requeue::{requeue, requeue_later};
+use kafka_redis_retry_engine::store::schedule::{Acked, Counts, PushMessage, Schedule};
+use kafka_redis_retry_engine::store::tally;
 use redis::aio::PubSubStream;
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
@@ -102,7 +102,10 @@ impl TestRedis {
 
     /// The seen buckets of the schedule with `keys` (this test's own keys only, its prefix, so
     /// KEYS is fine here).
-    async fn seen_buckets(&self, keys: &kafka_redis_retry::store::keys::Keys) -> Vec<String> {
+    async fn seen_buckets(
+        &self,
+        keys: &kafka_redis_retry_engine::store::keys::Keys,
+    ) -> Vec<String> {
         redis::cmd("KEYS")
             .arg(format!("{}:*", keys.seen))
             .query_async(&mut self.conn.clone())
@@ -234,7 +237,7 @@ fn message(id: &str, delay_ms: u64, entry: &str) -> PushMessage {
         delay_ms,
         entry: entry.to_string(),
         dedupe: id.starts_with("m:"),
-        topic: kafka_redis_retry::store::entry::topic_of(&format!("0\n{entry}")),
+        topic: kafka_redis_retry_engine::store::entry::topic_of(&format!("0\n{entry}")),
     }
 }
 
@@ -1322,8 +1325,8 @@ async fn release_counts_refusals_and_keeps_the_one_at_the_limit_leased_until_ack
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_shard_count_is_recorded_once_and_read_once_per_process() {
-    use kafka_redis_retry::store::keys::shards_key;
-    use kafka_redis_retry::store::shard_record::record;
+    use kafka_redis_retry_engine::store::keys::shards_key;
+    use kafka_redis_retry_engine::store::shard_record::record;
     use redis::AsyncCommands;
     let Some(mut t) = TestRedis::start(SUITE, "shard_count").await else {
         return;
@@ -1510,7 +1513,9 @@ async fn requeue_later_makes_the_dead_letter_due_after_its_delay() {
 /// Ordered retries (`store::ordered`, `turn.lua`, `park.lua`, `done.lua`).
 mod ordered {
     use super::*;
-    use kafka_redis_retry::store::ordered::{ChainKeys, Ordered, OrderedMessage, Placed, Turn};
+    use kafka_redis_retry_engine::store::ordered::{
+        ChainKeys, Ordered, OrderedMessage, Placed, Turn,
+    };
 
     const TOPIC: &str = "orders";
     const KEY: &str = "account-7";
@@ -1770,8 +1775,8 @@ mod ordered {
 
     #[test]
     fn a_chain_lives_in_its_schedule_shards_hash_tag() {
-        let redis = kafka_redis_retry::store::connection::Redis::new(
-            kafka_redis_retry::store::connection::SharedRedis::for_url(
+        let redis = kafka_redis_retry_engine::store::connection::Redis::new(
+            kafka_redis_retry_engine::store::connection::SharedRedis::for_url(
                 "redis://127.0.0.1:1",
                 false,
                 Duration::from_secs(1),
@@ -1965,10 +1970,8 @@ async fn a_requeue_counts_the_message_scheduled_and_one_dead_letter_fewer() {
     assert!(store.remove(&dlq, "d2").await.unwrap());
     assert!(!store.remove(&dlq, "d2").await.unwrap());
     assert!(store.topic_counts(&dlq).await.unwrap().is_empty());
-    t.del(&kafka_redis_retry::store::keys::dead_letter_topics_key(
-        &dlq,
-    ))
-    .await;
+    t.del(&kafka_redis_retry_engine::store::keys::dead_letter_topics_key(&dlq))
+        .await;
     t.del(&dlq).await;
     t.del(&index_key(&dlq)).await;
 }
@@ -2045,10 +2048,8 @@ async fn a_removal_of_an_unchanged_dead_letter_leaves_a_newer_record_under_its_f
     assert_eq!(t.zscore(&index_key(&dlq), "d1").await, None);
     assert!(store.topic_counts(&dlq).await.unwrap().is_empty());
     assert!(!store.remove_unchanged(&dlq, "d1", &newer).await.unwrap());
-    t.del(&kafka_redis_retry::store::keys::dead_letter_topics_key(
-        &dlq,
-    ))
-    .await;
+    t.del(&kafka_redis_retry_engine::store::keys::dead_letter_topics_key(&dlq))
+        .await;
 }
 
 /// Operator jobs (`job_*.lua`): a runner's reports keep its job running; a stop asked elsewhere
@@ -2057,7 +2058,7 @@ async fn a_removal_of_an_unchanged_dead_letter_leaves_a_newer_record_under_its_f
 /// refused; a done job is not continued.
 #[tokio::test]
 async fn a_job_is_owned_by_its_run_and_interrupted_when_its_lease_runs_out() {
-    use kafka_redis_retry::store::jobs::{self, Finish, JobKeys, Reported};
+    use kafka_redis_retry_engine::store::jobs::{self, Finish, JobKeys, Reported};
     let Some(t) = TestRedis::start(
         SUITE,
         "a_job_is_owned_by_its_run_and_interrupted_when_its_lease_runs_out",
@@ -2153,7 +2154,7 @@ async fn a_job_is_owned_by_its_run_and_interrupted_when_its_lease_runs_out() {
 /// running under a live lease.
 #[tokio::test]
 async fn job_records_keep_the_newest_and_every_running_one() {
-    use kafka_redis_retry::store::jobs::{self, Finish, JobKeys, KEPT};
+    use kafka_redis_retry_engine::store::jobs::{self, Finish, JobKeys, KEPT};
     let Some(t) =
         TestRedis::start(SUITE, "job_records_keep_the_newest_and_every_running_one").await
     else {

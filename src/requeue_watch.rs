@@ -1,12 +1,12 @@
 //! `requeueDeadLetters()`'s `signal` and `onProgress`, turned into the core's
-//! [`Watch`](crate::store::requeue::Watch): an `AbortSignal`'s abort sets the requeue's
-//! [`Stop`](crate::store::requeue::Stop), and the counts of its progress reach the caller's
+//! [`Watch`](engine::store::requeue::Watch): an `AbortSignal`'s abort sets the requeue's
+//! [`Stop`](engine::store::requeue::Stop), and the counts of its progress reach the caller's
 //! function through a threadsafe function. That function is wrapped so that a throw becomes a
 //! process warning: a throw in a threadsafe-function call would be Node's uncaught exception.
 
-use super::convert::{describe, is_nullish, object_arg, property};
-use crate::error::{Result as CoreResult, RetryError};
-use crate::store::requeue::{Stop, Watch};
+use crate::convert::{describe, is_nullish, object_arg, property};
+use engine::error::{Result as CoreResult, RetryError};
+use engine::store::requeue::{Stop, Watch};
 use napi::bindgen_prelude::*;
 use napi::threadsafe_function::ThreadsafeFunctionCallMode;
 use std::sync::Arc;
@@ -69,7 +69,7 @@ fn listen(env: &Env, signal: &Unknown) -> CoreResult<Arc<Stop>> {
     let add: AddListener = unsafe { add.cast() }.map_err(|_| invalid())?;
     add.apply(object, FnArgs::from(("abort", on_abort)))
         .map_err(|err| {
-            super::convert::clear_pending_exception(env.raw());
+            crate::convert::clear_pending_exception(env.raw());
             RetryError::invalid_arg(format!(
                 "options.signal.addEventListener('abort') failed: {}",
                 err.reason
@@ -102,7 +102,7 @@ fn progress(env: &Env, report: &Unknown) -> CoreResult<Box<dyn Fn(u64) + Send + 
 
 fn internal(err: napi::Error) -> RetryError {
     RetryError::new(
-        crate::error::ErrorCode::Internal,
+        engine::error::ErrorCode::Internal,
         format!("cannot watch the requeue: {}", err.reason),
     )
 }

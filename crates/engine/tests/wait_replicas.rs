@@ -10,8 +10,8 @@
 mod common;
 
 use common::TestRedis;
-use kafka_redis_retry::error::ErrorCode;
-use kafka_redis_retry::store::connection::{Redis, SharedRedis};
+use kafka_redis_retry_engine::error::ErrorCode;
+use kafka_redis_retry_engine::store::connection::{Redis, SharedRedis};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 

@@ -1,11 +1,11 @@
 //! What `queueListener(producer)` publishes through: a JavaScript producer, or the package's
 //! own Kafka producer held together with a handle that keeps Node alive while the listener runs.
 
-use super::convert::*;
-use super::js_publisher::JsPublisher;
-use crate::error::{ErrorCode, Result as CoreResult, RetryError};
-use crate::publisher::{BoxFuture, KafkaPublisher, Outgoing, Publisher};
-use crate::retry::RetryCore;
+use crate::convert::*;
+use crate::js_publisher::JsPublisher;
+use engine::error::{ErrorCode, Result as CoreResult, RetryError};
+use engine::publisher::{BoxFuture, KafkaPublisher, Outgoing, Publisher};
+use engine::retry::RetryCore;
 use napi::bindgen_prelude::*;
 use napi::threadsafe_function::ThreadsafeFunction;
 use std::sync::Arc;

@@ -9,9 +9,9 @@
 //! one promise and two callbacks created by napi per message are expensive in Node CPU; the
 //! JavaScript loop does the per-message part with plain closures.
 
-use crate::error::{ErrorCode, RetryError};
-use crate::headers::HeaderValue;
-use crate::publisher::{BoxFuture, Outgoing, Publisher};
+use engine::error::{ErrorCode, RetryError};
+use engine::headers::HeaderValue;
+use engine::publisher::{BoxFuture, Outgoing, Publisher};
 use napi::bindgen_prelude::*;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use std::collections::HashMap;
@@ -158,7 +158,7 @@ async fn run_batches(
     waiting: Waiting,
 ) {
     let mut next_id: u64 = 0;
-    while let Some(jobs) = crate::batch::next_batch(&mut receiver, BATCH_MAX).await {
+    while let Some(jobs) = engine::batch::next_batch(&mut receiver, BATCH_MAX).await {
         let mut batch = Batch {
             ids: Vec::with_capacity(jobs.len()),
             header_counts: Vec::with_capacity(jobs.len()),
@@ -218,7 +218,7 @@ async fn run_batches(
 }
 
 impl Publisher for JsPublisher {
-    fn publish(&self, message: Outgoing) -> BoxFuture<crate::error::Result<()>> {
+    fn publish(&self, message: Outgoing) -> BoxFuture<engine::error::Result<()>> {
         // The worker starts with the first publish, inside the listener's runtime.
         if let Some((receiver, tsfn)) = self.worker.lock().unwrap_or_else(|p| p.into_inner()).take()
         {

@@ -1,22 +1,22 @@
 //! The `KafkaRetry` class as JavaScript sees it. Each method reads its arguments (`args`), calls
-//! the core (`crate::retry::RetryCore`) and settles a promise (`settle`, or the push `hub`).
+//! the core (`engine::retry::RetryCore`) and settles a promise (`settle`, or the push `hub`).
 
-use super::args::{
+use crate::args::{
     dlq_name as dlq_name_arg, dlq_name_and_id, optional_dlq_name, optional_topic,
     parse_bulk_options, parse_config, parse_filter, parse_history_options, parse_pause_options,
     parse_push, parse_push_many, parse_requeue_delay, parse_search,
 };
-use super::convert::{
+use crate::convert::{
     element, header_text, json_text, object_arg, own_entries, property, string_arg,
 };
-use super::hub::Hub;
-use super::observer::JsObserver;
-use super::producer::make_publisher;
-use super::requeue_watch::requeue_watch;
-use super::settle::{js_error, settle, settle_with};
-use crate::error::RetryError;
-use crate::options::RetryHeaders;
-use crate::retry::RetryCore;
+use crate::hub::Hub;
+use crate::observer::JsObserver;
+use crate::producer::make_publisher;
+use crate::requeue_watch::requeue_watch;
+use crate::settle::{js_error, settle, settle_with};
+use engine::error::RetryError;
+use engine::options::RetryHeaders;
+use engine::retry::RetryCore;
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 use std::sync::Arc;
@@ -148,7 +148,7 @@ impl KafkaRetry {
             out.set("firstFailedAt", first)?;
         }
         if let (Some(object), Some(keep)) = (object.as_ref(), keep) {
-            let mut budget = crate::headers::Budget::default();
+            let mut budget = engine::headers::Budget::default();
             for (name, value) in own_entries(object) {
                 let wanted = match &keep {
                     Keep::All => true,
@@ -159,10 +159,10 @@ impl KafkaRetry {
                 // Only what `pushToQueue` accepts (`headers::Budget`): a name with NUL, empty or
                 // too long, or past the count or size limits, is left out, never thrown on.
                 let mut fits = || {
-                    super::convert::header_sizes(&name, &value)
+                    crate::convert::header_sizes(&name, &value)
                         .is_some_and(|sizes| budget.take(&name, &sizes))
                 };
-                if wanted && present && !crate::headers::is_interpreted(&name) && fits() {
+                if wanted && present && !engine::headers::is_interpreted(&name) && fits() {
                     // Defined, not assigned: a header named `__proto__` stays a header.
                     out.define_properties(&[Property::new()
                         .with_utf8_name(&name)?

@@ -1,8 +1,8 @@
 //! JavaScript values to core types, with `ERR_INVALID_ARG` errors that name the argument and
 //! describe the value (napi's own conversion errors would not carry our codes).
 
-use crate::error::{Result, RetryError};
-use crate::options::OptionValue;
+use engine::error::{Result, RetryError};
+use engine::options::OptionValue;
 use napi::bindgen_prelude::*;
 use napi::JsValue;
 
@@ -25,7 +25,7 @@ pub fn describe(value: &Unknown) -> String {
             unsafe { value.cast::<f64>() }.unwrap_or(f64::NAN)
         ),
         ValueType::String => match text(value) {
-            Ok(s) => format!("string {}", crate::payload::preview(&s)),
+            Ok(s) => format!("string {}", engine::payload::preview(&s)),
             Err(_) => "a string".to_string(),
         },
         ValueType::Object if value.is_array().unwrap_or(false) => "an array".to_string(),
@@ -245,7 +245,7 @@ pub fn entry_or_property<'env>(
 
 /// The `error` option: an `Error` (its `message` and `name`), a string, or anything else as text.
 /// `None` when absent. Never fails: the error only informs dead letters.
-pub fn error_info(value: Option<Unknown>) -> Option<crate::store::entry::ErrorInfo> {
+pub fn error_info(value: Option<Unknown>) -> Option<engine::store::entry::ErrorInfo> {
     let value = value.filter(|v| !is_nullish(Some(v)))?;
     let string_of = |v: Option<Unknown>| -> Option<String> {
         let v = v?;
@@ -276,7 +276,7 @@ pub fn error_info(value: Option<Unknown>) -> Option<crate::store::entry::ErrorIn
     } else {
         message
     };
-    Some(crate::store::entry::ErrorInfo { message, name })
+    Some(engine::store::entry::ErrorInfo { message, name })
 }
 
 /// A Kafka header value as kafkajs gives it (Buffer, string, number, or an array of them; the
@@ -286,7 +286,9 @@ pub fn header_text(value: Option<Unknown>) -> Option<String> {
     let value = value?;
     let text = match value.get_type().ok()? {
         ValueType::String => text(&value).ok()?,
-        ValueType::Number => crate::options::format_js_number(unsafe { value.cast::<f64>() }.ok()?),
+        ValueType::Number => {
+            engine::options::format_js_number(unsafe { value.cast::<f64>() }.ok()?)
+        }
         ValueType::Object if value.is_buffer().unwrap_or(false) => {
             let bytes = unsafe { value.cast::<BufferSlice>() }.ok()?;
             String::from_utf8_lossy(&bytes).into_owned()
@@ -368,7 +370,7 @@ fn stringify(value: &Unknown) -> std::result::Result<String, String> {
                 if let Some(message) = read(env, text) {
                     reason = format!(
                         "JSON.stringify threw: {}",
-                        crate::payload::preview(&message)
+                        engine::payload::preview(&message)
                     );
                 }
             }
@@ -440,15 +442,15 @@ pub fn header_sizes(name: &str, value: &Unknown) -> Option<Vec<usize>> {
     Some(sizes)
 }
 
-fn header_value(name: &str, value: &Unknown) -> Result<Option<crate::headers::HeaderValue>> {
-    use crate::headers::HeaderValue;
+fn header_value(name: &str, value: &Unknown) -> Result<Option<engine::headers::HeaderValue>> {
+    use engine::headers::HeaderValue;
     Ok(Some(match value.get_type() {
         Ok(ValueType::Undefined | ValueType::Null) => return Ok(None),
         Ok(ValueType::String) => HeaderValue::Text(
             text(value)
                 .map_err(|_| RetryError::invalid_arg(format!("options[{name:?}] is not readable text")))?,
         ),
-        Ok(ValueType::Number) => HeaderValue::Text(crate::options::format_js_number(
+        Ok(ValueType::Number) => HeaderValue::Text(engine::options::format_js_number(
             unsafe { value.cast::<f64>() }.unwrap_or(f64::NAN),
         )),
         Ok(ValueType::Boolean) => {
@@ -472,8 +474,8 @@ fn header_value(name: &str, value: &Unknown) -> Result<Option<crate::headers::He
 /// The caller's own headers among the own entries of `options` ([`own_entries`]): every key the
 /// package does not interpret (`headers::is_interpreted`), in key order; an array value gives one
 /// header per element.
-pub fn extra_headers(entries: Vec<(String, Unknown)>) -> Result<Vec<crate::headers::Header>> {
-    use crate::headers::{is_interpreted, Header, MAX_HEADERS};
+pub fn extra_headers(entries: Vec<(String, Unknown)>) -> Result<Vec<engine::headers::Header>> {
+    use engine::headers::{is_interpreted, Header, MAX_HEADERS};
     let mut headers = Vec::new();
     for (name, value) in entries {
         if is_interpreted(&name) {

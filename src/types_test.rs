@@ -4,14 +4,14 @@
 //! resolve to have exactly the declared keys. The class's methods are generated from the Rust
 //! code by `napi build`; CI checks that the committed `index.d.ts` is what the build generates.
 
-use crate::config::ConfigInput;
-use crate::options::{DEFAULT_DELAY, DEFAULT_MAX_RETRY, DEFAULT_RETRY_COUNT};
-use crate::stats::Stats;
-use crate::store::dead_letters::DeadLetterItem;
+use engine::config::ConfigInput;
+use engine::options::{DEFAULT_DELAY, DEFAULT_MAX_RETRY, DEFAULT_RETRY_COUNT};
+use engine::stats::Stats;
+use engine::store::dead_letters::DeadLetterItem;
 use std::collections::BTreeSet;
 
 const HEADER: &str = include_str!("header.d.ts");
-const INDEX: &str = include_str!("../../index.d.ts");
+const INDEX: &str = include_str!("../index.d.ts");
 /// The sources that read config keys from JavaScript.
 const READERS: [&str; 2] = [include_str!("args.rs"), include_str!("observer.rs")];
 
@@ -190,13 +190,13 @@ fn resolved_objects_have_exactly_the_declared_keys() {
     );
     assert_eq!(
         keys(interface(HEADER, "RetryTopicStats")),
-        json_keys(serde_json::to_value(crate::store::tally::TopicCounts::default()).unwrap()),
+        json_keys(serde_json::to_value(engine::store::tally::TopicCounts::default()).unwrap()),
         "RetryTopicStats in header.d.ts vs store::tally::TopicCounts"
     );
-    let history = crate::store::tally::History::empty(0, 1);
+    let history = engine::store::tally::History::empty(0, 1);
     assert_eq!(
         keys(interface(HEADER, "RetryHistorySeries")),
-        json_keys(serde_json::to_value(crate::store::tally::Series::default()).unwrap()),
+        json_keys(serde_json::to_value(engine::store::tally::Series::default()).unwrap()),
         "RetryHistorySeries in header.d.ts vs store::tally::Series"
     );
     assert_eq!(
@@ -204,7 +204,7 @@ fn resolved_objects_have_exactly_the_declared_keys() {
         json_keys(serde_json::to_value(history).unwrap()),
         "RetryHistory (with RetryHistorySeries) in header.d.ts vs store::tally::History"
     );
-    let job = crate::store::jobs::Job {
+    let job = engine::store::jobs::Job {
         id: 1,
         spec: serde_json::json!({}),
         state: "running".into(),

@@ -7,7 +7,7 @@
 //! alive) only while promises are pending, so a top-level `await retry.pushToQueue(...)` is not
 //! cut short and an idle process can exit.
 
-use crate::error::RetryError;
+use engine::error::RetryError;
 use napi::bindgen_prelude::*;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use std::cell::OnceCell;
@@ -119,7 +119,7 @@ impl Hub {
                         sys::napi_resolve_deferred(env.raw(), deferred.0, undefined);
                     }
                     Err(err) => {
-                        let error = super::settle::js_error(env, &err);
+                        let error = crate::settle::js_error(env, &err);
                         let value = JsError::from(error).into_value(env.raw());
                         sys::napi_reject_deferred(env.raw(), deferred.0, value);
                     }
@@ -159,7 +159,7 @@ impl Drop for Ticket {
             self.hub.settle(Settled {
                 deferred,
                 outcome: Err(RetryError::new(
-                    crate::error::ErrorCode::Internal,
+                    engine::error::ErrorCode::Internal,
                     "the operation ended without an outcome",
                 )),
             });

@@ -1,12 +1,12 @@
 //! The ordered-retry methods of `KafkaRetry` (issue 23): arguments read as `pushToQueue` reads
-//! them, the core's ordered calls (`crate::retry::ordered`) settled as promises, and
+//! them, the core's ordered calls (`engine::retry::ordered`) settled as promises, and
 //! `handleInOrder`, whose loop around the user's handler is `handle_in_order.js`.
 
-use super::args::parse_push;
-use super::class::KafkaRetry;
-use super::convert::string_arg;
-use super::settle::{js_error, settle_with};
-use crate::retry::ordered::{Placed, Turn};
+use crate::args::parse_push;
+use crate::class::KafkaRetry;
+use crate::convert::string_arg;
+use crate::settle::{js_error, settle_with};
+use engine::retry::ordered::{Placed, Turn};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 use std::cell::RefCell;
@@ -205,7 +205,7 @@ impl KafkaRetry {
             .map_err(|e| {
                 js_error(
                     env,
-                    &crate::error::RetryError::new(crate::error::ErrorCode::Internal, e.reason),
+                    &engine::error::RetryError::new(engine::error::ErrorCode::Internal, e.reason),
                 )
             })
     }

@@ -1,9 +1,9 @@
 // handleInOrder: the pattern of an ordered consumer around the user's handler, in JavaScript
 // because it awaits the handler. It only converts the kafkajs message and calls the class's own
 // methods; what is decided (blocked or not, where a failure goes) is decided in Redis by
-// takeTurn and endTurn (src/store/ordered.rs).
+// takeTurn and endTurn (crates/engine/src/store/ordered.rs).
 //
-// Loaded by src/binding/ordered.rs with `include_str!` and evaluated once per JavaScript thread
+// Loaded by src/ordered.rs with `include_str!` and evaluated once per JavaScript thread
 // with napi's `env.run_script`: this file is a script whose value is the function the parenthesised
 // closure below returns, `(retry, topic, message, handler) => Promise<outcome>`. Keep that shape.
 (function () {

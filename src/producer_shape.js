@@ -1,6 +1,6 @@
 // Which producer `queueListener(producer)` was handed, and how to publish one message through it.
 //
-// Loaded by src/binding/producer.rs with `include_str!` and evaluated with napi's
+// Loaded by src/producer.rs with `include_str!` and evaluated with napi's
 // `env.run_script`: this file is a script whose value is the parenthesised function below,
 // `(producer) => [publish, isSend] | refusal`. `publish` goes to publish_batch.js: with `isSend`
 // it is called as kafkajs's `send({ topic, messages: [{ key, value, headers }] })`, else as

@@ -7,10 +7,10 @@
 //! is dropped while JavaScript keeps up on average. Log lines stay one call each: they are few
 //! (errors are throttled, `events::ErrorThrottle`).
 
-use super::convert::{is_nullish, property};
-use super::js_publisher::Ignored;
-use crate::error::{ErrorCode, Result as CoreResult, RetryError};
-use crate::events::{Backlog, Event, Observer, StderrObserver};
+use crate::convert::{is_nullish, property};
+use crate::js_publisher::Ignored;
+use engine::error::{ErrorCode, Result as CoreResult, RetryError};
+use engine::events::{Backlog, Event, Observer, StderrObserver};
 use napi::bindgen_prelude::*;
 use napi::threadsafe_function::ThreadsafeFunction;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -116,7 +116,7 @@ fn function_arg<'env>(
     if !matches!(value.get_type(), Ok(ValueType::Function)) {
         return Err(RetryError::invalid_arg(format!(
             "{name} must be a function, got {}",
-            super::convert::describe(&value)
+            crate::convert::describe(&value)
         )));
     }
     Ok(Some(value))
@@ -176,7 +176,7 @@ impl JsObserver {
         };
         let on_event = events_of(env, property(config, "onEvent"))?;
         let logger =
-            super::convert::object_arg("config.logger", property(config, "logger").as_ref())?;
+            crate::convert::object_arg("config.logger", property(config, "logger").as_ref())?;
         let (warn, error) = match &logger {
             Some(logger) => (
                 function_of(Some(logger), property(logger, "warn"), "config.logger.warn")?,
