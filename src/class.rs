@@ -13,6 +13,7 @@ use crate::hub::Hub;
 use crate::observer::JsObserver;
 use crate::producer::make_publisher;
 use crate::requeue_watch::requeue_watch;
+use crate::results::{DeadLetter, DeadLetterPage, RetryHistory, RetryPause, RetryStats};
 use crate::settle::{js_error, settle, settle_with};
 use engine::error::RetryError;
 use engine::options::RetryHeaders;
@@ -77,6 +78,10 @@ fn keep_arg(keep: Option<&Unknown>) -> Option<Keep> {
 ///
 /// Constructing one per failed message is cheap: instances with the same Redis URL share one
 /// connection per process.
+///
+/// The constructor throws, and every method that returns a promise rejects with, a
+/// `KafkaRetryError`: an `Error` whose `code` is an `ErrorCode` (`switch (err.code)` is checked
+/// by TypeScript).
 #[napi]
 pub struct KafkaRetry {
     core: Arc<RetryCore>,
@@ -97,7 +102,7 @@ impl KafkaRetry {
     /// means and its default); without it, `REDIS_URL` and `KAFKA_BROKERS` from the environment,
     /// then `redis://127.0.0.1:6379` and `localhost:9092`, are used.
     ///
-    /// Throws an `Error` with `code: 'ERR_INVALID_ARG'` for a bad config value.
+    /// Throws a `KafkaRetryError` with `code: 'ERR_INVALID_ARG'` for a bad config value.
     #[napi(constructor, ts_args_type = "config?: KafkaRetryConfig")]
     pub fn new(env: &Env, config: Option<Unknown>) -> Result<Self> {
         let input = parse_config(config.as_ref()).map_err(|e| js_error(env, &e))?;
@@ -309,16 +314,13 @@ impl KafkaRetry {
     /// (`event`), the payload's JSON text or a header value; `since`/`until` the time of death,
     /// ms since the epoch. A filtered call reads at most 5,000 dead letters (`scanned` says how
     /// many), so a page may hold fewer than `limit` items, even none, and still have a `cursor`.
-    #[napi(
-        ts_args_type = "dlqName: string, page?: DeadLetterQuery",
-        ts_return_type = "Promise<DeadLetterPage>"
-    )]
+    #[napi(ts_args_type = "dlqName: string, page?: DeadLetterQuery")]
     pub fn dead_letters<'env>(
         &self,
         env: &'env Env,
         dlq_name: Option<Unknown>,
         page: Option<Unknown>,
-    ) -> Result<PromiseRaw<'env, serde_json::Value>> {
+    ) -> Result<PromiseRaw<'env, DeadLetterPage>> {
         let parsed = dlq_name_arg(dlq_name.as_ref())
             .and_then(|name| Ok((name, parse_search(page.as_ref())?)));
         let core = self.core.clone();
@@ -329,28 +331,25 @@ impl KafkaRetry {
                 core.search_dead_letters(&name, filter, limit, cursor.as_deref())
                     .await
             },
-            |page| serde_json::to_value(page).unwrap_or(serde_json::Value::Null),
+            DeadLetterPage::from,
         )
     }
 
     /// Dead letter `id` of the hash `dlqName`, as `deadLetters()` lists it, or `null` when there
     /// is no such dead letter. Costs the same whatever the number of dead letters.
-    #[napi(
-        ts_args_type = "dlqName: string, id: string",
-        ts_return_type = "Promise<DeadLetter | null>"
-    )]
+    #[napi(ts_args_type = "dlqName: string, id: string")]
     pub fn dead_letter<'env>(
         &self,
         env: &'env Env,
         dlq_name: Option<Unknown>,
         id: Option<Unknown>,
-    ) -> Result<PromiseRaw<'env, serde_json::Value>> {
+    ) -> Result<PromiseRaw<'env, Option<DeadLetter>>> {
         let core = self.core.clone();
         settle_with(
             env,
             dlq_name_and_id(dlq_name.as_ref(), id.as_ref()),
             move |(name, id)| async move { core.dead_letter(&name, &id).await },
-            |item| serde_json::to_value(item).unwrap_or(serde_json::Value::Null),
+            |item| item.map(DeadLetter::from),
         )
     }
 
@@ -526,11 +525,11 @@ impl KafkaRetry {
     }
 
     /// The pauses in force: `[{ topic, untilMs }]`, `topic` `null` for the whole schedule.
-    #[napi(ts_return_type = "Promise<RetryPause[]>")]
-    pub fn paused<'env>(&self, env: &'env Env) -> Result<PromiseRaw<'env, serde_json::Value>> {
+    #[napi]
+    pub fn paused<'env>(&self, env: &'env Env) -> Result<PromiseRaw<'env, Vec<RetryPause>>> {
         let core = self.core.clone();
         settle(env, async move { core.paused().await }, |pauses| {
-            serde_json::to_value(pauses).unwrap_or(serde_json::Value::Null)
+            pauses.into_iter().map(RetryPause::from).collect()
         })
     }
 
@@ -568,21 +567,18 @@ impl KafkaRetry {
 
     /// Sizes of the schedule and of the dead letter hash (`dlqName`, default: this instance's
     /// listener's, else `<keyPrefix>:dead-letters`), and counters since the process started.
-    #[napi(
-        ts_args_type = "dlqName?: string",
-        ts_return_type = "Promise<RetryStats>"
-    )]
+    #[napi(ts_args_type = "dlqName?: string")]
     pub fn stats<'env>(
         &self,
         env: &'env Env,
         dlq_name: Option<Unknown>,
-    ) -> Result<PromiseRaw<'env, serde_json::Value>> {
+    ) -> Result<PromiseRaw<'env, RetryStats>> {
         let core = self.core.clone();
         settle_with(
             env,
             optional_dlq_name(dlq_name.as_ref()),
             move |name| async move { core.stats(name.as_deref()).await },
-            |stats| serde_json::to_value(stats).unwrap_or(serde_json::Value::Null),
+            RetryStats::from,
         )
     }
 
@@ -590,21 +586,18 @@ impl KafkaRetry {
     /// Redis keeps): pushed, published, failed publishes and dead-lettered, for the whole schedule
     /// and per topic, as the scripts that did the work recorded them. The last minute is the
     /// current one, still counting.
-    #[napi(
-        ts_args_type = "options?: { minutes?: number }",
-        ts_return_type = "Promise<RetryHistory>"
-    )]
+    #[napi(ts_args_type = "options?: { minutes?: number }")]
     pub fn history<'env>(
         &self,
         env: &'env Env,
         options: Option<Unknown>,
-    ) -> Result<PromiseRaw<'env, serde_json::Value>> {
+    ) -> Result<PromiseRaw<'env, RetryHistory>> {
         let core = self.core.clone();
         settle_with(
             env,
             parse_history_options(options.as_ref()),
             move |minutes| async move { core.history(minutes).await },
-            |history| serde_json::to_value(history).unwrap_or(serde_json::Value::Null),
+            RetryHistory::from,
         )
     }
 

@@ -5,6 +5,7 @@
 
 use crate::class::KafkaRetry;
 use crate::convert::{describe, json_text, object_arg, optional_number, optional_string};
+use crate::results::OperatorJob;
 use crate::settle::settle_with;
 use engine::error::{Result as CoreResult, RetryError};
 use engine::options::format_js_number;
@@ -69,10 +70,6 @@ fn parse_report(report: Option<&Unknown>) -> CoreResult<(u64, u64, Option<Ending
     Ok((done, lease, finish))
 }
 
-fn to_json<T: serde::Serialize>(value: T) -> serde_json::Value {
-    serde_json::to_value(value).unwrap_or(serde_json::Value::Null)
-}
-
 #[napi]
 impl KafkaRetry {
     /// Starts an operator job: a record, in Redis beside the schedule, of a long operation the
@@ -81,16 +78,13 @@ impl KafkaRetry {
     /// runner reports (`reportJob`) within `leaseMs` (default 15000) of the last report, and
     /// `interrupted` once it does not (the process running it is gone); the newest 50 records
     /// are kept. Resolves to the job.
-    #[napi(
-        ts_args_type = "spec: Record<string, unknown>, options?: { leaseMs?: number }",
-        ts_return_type = "Promise<OperatorJob>"
-    )]
+    #[napi(ts_args_type = "spec: Record<string, unknown>, options?: { leaseMs?: number }")]
     pub fn start_job<'env>(
         &self,
         env: &'env Env,
         spec: Option<Unknown>,
         options: Option<Unknown>,
-    ) -> Result<PromiseRaw<'env, serde_json::Value>> {
+    ) -> Result<PromiseRaw<'env, OperatorJob>> {
         let parsed = object_arg("spec", spec.as_ref()).and_then(|object| {
             if object.is_none() {
                 return Err(RetryError::invalid_arg("spec must be an object"));
@@ -105,7 +99,7 @@ impl KafkaRetry {
             env,
             parsed,
             move |(spec, lease)| async move { core.start_job(&spec, lease).await },
-            to_json,
+            OperatorJob::from,
         )
     }
 
@@ -172,16 +166,13 @@ impl KafkaRetry {
     /// its next `run` (the caller then runs its spec again and reports with that run), or `null`
     /// when it is done, running under a live lease (elsewhere), or unknown. Of two callers at
     /// once, one gets it.
-    #[napi(
-        ts_args_type = "id: number, options?: { leaseMs?: number }",
-        ts_return_type = "Promise<OperatorJob | null>"
-    )]
+    #[napi(ts_args_type = "id: number, options?: { leaseMs?: number }")]
     pub fn continue_job<'env>(
         &self,
         env: &'env Env,
         id: Option<Unknown>,
         options: Option<Unknown>,
-    ) -> Result<PromiseRaw<'env, serde_json::Value>> {
+    ) -> Result<PromiseRaw<'env, Option<OperatorJob>>> {
         let parsed =
             whole("id", id.as_ref()).and_then(|id| Ok((id, lease_option(options.as_ref())?)));
         let core = self.core().clone();
@@ -189,38 +180,35 @@ impl KafkaRetry {
             env,
             parsed,
             move |(id, lease)| async move { core.continue_job(id, lease).await },
-            to_json,
+            |job| job.map(OperatorJob::from),
         )
     }
 
     /// The operator jobs kept for this schedule, newest first.
-    #[napi(ts_return_type = "Promise<OperatorJob[]>")]
-    pub fn jobs<'env>(&self, env: &'env Env) -> Result<PromiseRaw<'env, serde_json::Value>> {
+    #[napi]
+    pub fn jobs<'env>(&self, env: &'env Env) -> Result<PromiseRaw<'env, Vec<OperatorJob>>> {
         let core = self.core().clone();
         settle_with(
             env,
             Ok(()),
             move |()| async move { core.jobs(None).await },
-            to_json,
+            |jobs| jobs.into_iter().map(OperatorJob::from).collect(),
         )
     }
 
     /// Operator job `id`, or `null` when there is none (never started, or no longer kept).
-    #[napi(
-        ts_args_type = "id: number",
-        ts_return_type = "Promise<OperatorJob | null>"
-    )]
+    #[napi(ts_args_type = "id: number")]
     pub fn job<'env>(
         &self,
         env: &'env Env,
         id: Option<Unknown>,
-    ) -> Result<PromiseRaw<'env, serde_json::Value>> {
+    ) -> Result<PromiseRaw<'env, Option<OperatorJob>>> {
         let core = self.core().clone();
         settle_with(
             env,
             whole("id", id.as_ref()),
             move |id| async move { Ok(core.jobs(Some(id)).await?.pop()) },
-            to_json,
+            |job| job.map(OperatorJob::from),
         )
     }
 }

@@ -18,6 +18,7 @@ mod observer;
 mod ordered;
 mod producer;
 mod requeue_watch;
+mod results;
 mod settle;
 
 #[cfg(test)]

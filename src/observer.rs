@@ -202,38 +202,10 @@ impl JsObserver {
     }
 }
 
-/// The event as JavaScript sees it: `{ type, ... }` with camelCase fields.
+/// The event as JavaScript sees it: `{ type, ... }` with camelCase fields, as
+/// `results::RetryEvent` declares it (its TypeScript is generated from that type).
 pub fn event_json(event: &Event) -> serde_json::Value {
-    match event {
-        Event::Retry {
-            id,
-            topic,
-            event,
-            retry_count,
-            late_ms,
-        } => serde_json::json!({
-            "type": "retry", "id": id, "topic": topic, "event": event,
-            "retryCount": retry_count, "lateMs": late_ms,
-        }),
-        Event::DeadLetter {
-            id,
-            topic,
-            event,
-            dlq_name,
-        } => serde_json::json!({
-            "type": "deadLetter", "id": id, "topic": topic, "event": event, "dlqName": dlq_name,
-        }),
-        Event::DeadLetterCap {
-            dlq_name,
-            count,
-            max,
-        } => serde_json::json!({
-            "type": "deadLetterCap", "dlqName": dlq_name, "count": count, "max": max,
-        }),
-        Event::Error { code, message } => serde_json::json!({
-            "type": "error", "code": code, "message": message,
-        }),
-    }
+    serde_json::to_value(crate::results::RetryEvent::from(event)).unwrap_or(serde_json::Value::Null)
 }
 
 impl JsObserver {

@@ -1,10 +1,13 @@
-//! Holds the hand-written TypeScript types (`header.d.ts`, copied into `index.d.ts` by `napi build`)
-//! to the Rust code: every config key the binding reads is declared and every declared key is
-//! read, each documented default is the one `config.rs` applies, and the objects the methods
-//! resolve to have exactly the declared keys. The class's methods are generated from the Rust
-//! code by `napi build`; CI checks that the committed `index.d.ts` is what the build generates.
+//! Holds the TypeScript types to the Rust code. The hand-written ones (`header.d.ts`, copied into
+//! `index.d.ts` by `napi build`): every config key the binding reads is declared and every
+//! declared key is read, each documented default is the one `config.rs` applies, and `ErrorCode`
+//! is every code of the engine. The generated ones (the class, and the results and events of
+//! `results.rs`): the committed `index.d.ts` declares them, with the keys of the JSON they
+//! replaced, and the events `onEvent` receives have the declared keys. CI checks that the
+//! committed `index.d.ts` is what the build generates.
 
 use engine::config::ConfigInput;
+use engine::events::Event;
 use engine::options::{DEFAULT_DELAY, DEFAULT_MAX_RETRY, DEFAULT_RETRY_COUNT};
 use engine::stats::Stats;
 use engine::store::dead_letters::DeadLetterItem;
@@ -19,7 +22,7 @@ const READERS: [&str; 2] = [include_str!("args.rs"), include_str!("observer.rs")
 fn interface<'a>(text: &'a str, name: &str) -> &'a str {
     let start = text
         .find(&format!("export interface {name} {{"))
-        .unwrap_or_else(|| panic!("header.d.ts declares no interface {name}"));
+        .unwrap_or_else(|| panic!("no interface {name} is declared"));
     let body = &text[start..];
     let open = body.find('{').expect("an opening brace") + 1;
     let close = body.find("\n}").expect("a closing brace");
@@ -165,8 +168,36 @@ fn documented_defaults_are_the_applied_ones() {
     }
 }
 
+/// The keys of the generated interface `name` in `index.d.ts`.
+fn generated(name: &str) -> BTreeSet<String> {
+    keys(interface(INDEX, name))
+}
+
 #[test]
-fn resolved_objects_have_exactly_the_declared_keys() {
+fn results_are_generated_with_the_keys_of_the_json_they_replaced() {
+    // The result types come from `results.rs` (`#[napi(object)]`), not from header.d.ts.
+    for name in [
+        "RetryStats",
+        "RetryTopicStats",
+        "RetryHistorySeries",
+        "RetryHistory",
+        "OperatorJob",
+        "DeadLetter",
+        "DeadLetterError",
+        "DeadLetterPage",
+        "RetryPause",
+    ] {
+        assert!(
+            !HEADER.contains(&format!("export interface {name} ")),
+            "{name} is generated from results.rs: remove it from header.d.ts"
+        );
+        assert!(
+            INDEX.contains(&format!("export interface {name} {{")),
+            "index.d.ts lacks the generated {name}: run `npm run build` and commit index.d.ts"
+        );
+    }
+    // Until 0.3 the engine's types went out as their JSON: the generated objects have exactly
+    // those keys, so nothing a caller reads moved.
     let stats = Stats {
         scheduled: 0,
         due: 0,
@@ -184,25 +215,24 @@ fn resolved_objects_have_exactly_the_declared_keys() {
         topics: Default::default(),
     };
     assert_eq!(
-        keys(interface(HEADER, "RetryStats")),
+        generated("RetryStats"),
         json_keys(serde_json::to_value(stats).unwrap()),
-        "RetryStats in header.d.ts vs stats::Stats"
+        "RetryStats vs stats::Stats"
     );
     assert_eq!(
-        keys(interface(HEADER, "RetryTopicStats")),
+        generated("RetryTopicStats"),
         json_keys(serde_json::to_value(engine::store::tally::TopicCounts::default()).unwrap()),
-        "RetryTopicStats in header.d.ts vs store::tally::TopicCounts"
+        "RetryTopicStats vs store::tally::TopicCounts"
     );
-    let history = engine::store::tally::History::empty(0, 1);
     assert_eq!(
-        keys(interface(HEADER, "RetryHistorySeries")),
+        generated("RetryHistorySeries"),
         json_keys(serde_json::to_value(engine::store::tally::Series::default()).unwrap()),
-        "RetryHistorySeries in header.d.ts vs store::tally::Series"
+        "RetryHistorySeries vs store::tally::Series"
     );
     assert_eq!(
-        keys(interface(HEADER, "RetryHistory")),
-        json_keys(serde_json::to_value(history).unwrap()),
-        "RetryHistory (with RetryHistorySeries) in header.d.ts vs store::tally::History"
+        generated("RetryHistory"),
+        json_keys(serde_json::to_value(engine::store::tally::History::empty(0, 1)).unwrap()),
+        "RetryHistory vs store::tally::History"
     );
     let job = engine::store::jobs::Job {
         id: 1,
@@ -219,26 +249,178 @@ fn resolved_objects_have_exactly_the_declared_keys() {
         error: None,
     };
     assert_eq!(
-        keys(interface(HEADER, "OperatorJob")),
+        generated("OperatorJob"),
         json_keys(serde_json::to_value(job).unwrap()),
-        "OperatorJob in header.d.ts vs store::jobs::Job"
+        "OperatorJob vs store::jobs::Job"
     );
     let item = DeadLetterItem::parse(
         "id",
-        r#"{"topic":"t","event":"e","value":"1","options":{}}"#,
+        r#"{"topic":"t","event":"e","value":"1","options":{},"error":{"message":"m","name":"n"}}"#,
     )
     .unwrap();
     assert_eq!(
-        keys(interface(HEADER, "DeadLetter")),
+        generated("DeadLetterError"),
+        json_keys(serde_json::to_value(item.error.clone()).unwrap()),
+        "DeadLetterError vs store::entry::ErrorInfo"
+    );
+    let page = engine::store::dead_letter_search::SearchPage {
+        items: vec![item.clone()],
+        cursor: None,
+        scanned: 1,
+    };
+    assert_eq!(
+        generated("DeadLetterPage"),
+        json_keys(serde_json::to_value(page).unwrap()),
+        "DeadLetterPage vs store::dead_letter_search::SearchPage"
+    );
+    assert_eq!(
+        generated("DeadLetter"),
         json_keys(serde_json::to_value(item).unwrap()),
-        "DeadLetter in header.d.ts vs store::dead_letters::DeadLetterItem"
+        "DeadLetter vs store::dead_letters::DeadLetterItem"
+    );
+    let pause = engine::store::gate::Pause {
+        topic: None,
+        until_ms: None,
+    };
+    assert_eq!(
+        generated("RetryPause"),
+        json_keys(serde_json::to_value(pause).unwrap()),
+        "RetryPause vs store::gate::Pause"
+    );
+}
+
+/// The keys of each member of the generated `RetryEvent` union, by its `type`.
+fn event_members() -> Vec<(String, BTreeSet<String>)> {
+    let start = INDEX
+        .find("export type RetryEvent =")
+        .expect("index.d.ts declares RetryEvent");
+    let body = &INDEX[start..];
+    let body = &body[..body.find("\n\n").unwrap_or(body.len())];
+    body.lines()
+        .filter_map(|line| line.trim().strip_prefix("| {"))
+        .map(|member| {
+            // Drop the TSDoc of the fields: `/** ... */`.
+            let mut plain = String::new();
+            let mut rest = member;
+            while let Some(at) = rest.find("/**") {
+                plain.push_str(&rest[..at]);
+                rest = &rest[at..][rest[at..].find("*/").expect("end of a doc comment") + 2..];
+            }
+            plain.push_str(rest);
+            let mut kind = String::new();
+            let mut keys = BTreeSet::new();
+            for field in plain.trim_end_matches('}').split(';') {
+                let Some((name, ty)) = field.split_once(':') else {
+                    continue;
+                };
+                let name = name.trim().trim_end_matches('?').to_string();
+                if name == "type" {
+                    kind = ty.trim().trim_matches('\'').to_string();
+                }
+                keys.insert(name);
+            }
+            (kind, keys)
+        })
+        .collect()
+}
+
+#[test]
+fn events_have_the_generated_keys() {
+    let events = [
+        Event::Retry {
+            id: "1".into(),
+            topic: "t".into(),
+            event: "e".into(),
+            retry_count: 1,
+            late_ms: 2,
+        },
+        Event::DeadLetter {
+            id: "1".into(),
+            topic: "t".into(),
+            event: "e".into(),
+            dlq_name: "d".into(),
+        },
+        Event::DeadLetterCap {
+            dlq_name: "d".into(),
+            count: 2,
+            max: 1,
+        },
+        Event::from_error(&engine::error::RetryError::closed()),
+    ];
+    let declared = event_members();
+    assert_eq!(
+        declared.len(),
+        events.len(),
+        "RetryEvent members: {declared:?}"
+    );
+    for event in &events {
+        let json = crate::observer::event_json(event);
+        let kind = json["type"].as_str().expect("a type").to_string();
+        let (_, keys) = declared
+            .iter()
+            .find(|(k, _)| *k == kind)
+            .unwrap_or_else(|| panic!("index.d.ts RetryEvent has no member of type {kind:?}"));
+        assert_eq!(
+            &json_keys(json),
+            keys,
+            "the {kind} event onEvent receives vs RetryEvent in index.d.ts"
+        );
+    }
+    // Numbers stay numbers.
+    let json = crate::observer::event_json(&events[0]);
+    assert_eq!(json["retryCount"].as_f64(), Some(1.0));
+    assert_eq!(json["lateMs"].as_f64(), Some(2.0));
+}
+
+/// Every code of the engine's `ErrorCode`, as JavaScript sees it. The match is exhaustive: a
+/// code added to the engine fails to compile here until it is listed (in the match and the
+/// array), and then `ErrorCode` in header.d.ts must name it.
+fn engine_codes() -> BTreeSet<String> {
+    use engine::error::ErrorCode::{self, *};
+    let listed = |code: ErrorCode| match code {
+        InvalidArg | RedisUnavailable | KafkaPublish | Closed | Internal => code,
+    };
+    [InvalidArg, RedisUnavailable, KafkaPublish, Closed, Internal]
+        .map(listed)
+        .iter()
+        .map(|code| code.as_ref().to_string())
+        .collect()
+}
+
+#[test]
+fn error_code_union_is_every_engine_code() {
+    let start = HEADER
+        .find("export type ErrorCode =")
+        .expect("header.d.ts declares ErrorCode");
+    let body = &HEADER[start..];
+    let body = &body[..body.find("\n\n").expect("end of ErrorCode")];
+    let declared: BTreeSet<String> = body
+        .lines()
+        .filter_map(|line| line.trim().strip_prefix("| '"))
+        .map(|code| code.trim_end_matches('\'').to_string())
+        .collect();
+    assert_eq!(
+        declared,
+        engine_codes(),
+        "ErrorCode in header.d.ts vs engine::error::ErrorCode"
+    );
+    // The error type carries the code, and the counts `RetryError::after` sets.
+    let error = keys(interface(HEADER, "KafkaRetryError"));
+    assert!(error.contains("code") && error.contains("requeued") && error.contains("removed"));
+    assert!(
+        interface(HEADER, "KafkaRetryError").contains("code: ErrorCode"),
+        "KafkaRetryError.code is an ErrorCode"
     );
 }
 
 #[test]
 fn index_d_ts_declares_every_method_of_the_class() {
-    // The class's methods live in class.rs and, for ordered retries, ordered.rs.
-    let class = concat!(include_str!("class.rs"), include_str!("ordered.rs"));
+    // The class's methods live in class.rs, ordered.rs (ordered retries) and jobs.rs.
+    let class = concat!(
+        include_str!("class.rs"),
+        include_str!("ordered.rs"),
+        include_str!("jobs.rs")
+    );
     let start = INDEX
         .find("export declare class KafkaRetry")
         .expect("index.d.ts declares the class");
