@@ -137,44 +137,33 @@ export type BackoffPolicy =
   | { type: 'exponential'; multiplier?: number; maxDelayMs?: number; jitter?: 'full' | 'equal' | 'none' }
   | { type: 'list'; delaysMs: number[]; jitter?: 'full' | 'equal' | 'none' }
 
-/** What the listener reports to `onEvent`. */
-export type RetryEvent =
-  | { type: 'retry'; id: string; topic: string; event: string; retryCount: number; lateMs: number }
-  | { type: 'deadLetter'; id: string; topic: string; event: string; dlqName: string }
-  | { type: 'deadLetterCap'; dlqName: string; count: number; max: number }
-  | { type: 'error'; code: string; message: string }
+/** Every `code` of a `KafkaRetryError`: the stable codes of `crates/engine/src/error.rs` (`src/types_test.rs` holds this list to that enum). */
+export type ErrorCode =
+  /** An argument or config value is missing, of the wrong type, or out of range. */
+  | 'ERR_INVALID_ARG'
+  /** Redis could not be reached or answered with an error. */
+  | 'ERR_REDIS_UNAVAILABLE'
+  /** Kafka (or the JavaScript producer) refused or failed to publish. */
+  | 'ERR_KAFKA_PUBLISH'
+  /** The instance was closed with `close()`. */
+  | 'ERR_CLOSED'
+  /** A bug or an unexpected state; the message says what happened. */
+  | 'ERR_INTERNAL'
+
+/** What the constructor throws and every method rejects with: an `Error` whose `code` says what failed (`switch (err.code)` over `ErrorCode` is checked by TypeScript). */
+export interface KafkaRetryError extends Error {
+  /** The stable code. */
+  code: ErrorCode
+  /** A bulk requeue (`requeueDeadLetters`, `requeueAllDeadLetters`) that failed midway: how many it had requeued. */
+  requeued?: number
+  /** `removeDeadLetters` that failed midway: how many it had removed. */
+  removed?: number
+}
 
 /** A logger: `console` works, as do pino and winston loggers. */
 export interface RetryLogger {
   warn?(message: string): void
   error?(message: string): void
-}
-
-/** One dead letter. */
-export interface DeadLetter {
-  /** Its field in the dead letter hash (pass it to `requeueDeadLetter` / `removeDeadLetter`). */
-  id: string
-  topic: string
-  event: string
-  /** The payload, parsed (as the original class's dead letters held it); a string only when the payload is not JSON. */
-  value: unknown
-  /** The retry options at death, as header strings (`delay`, `maxRetry`, `retryCount`, `executeAt`), then the caller's own headers as `JSON.stringify` writes them (a `Buffer` as `{ type: 'Buffer', data }`). */
-  options: Record<string, unknown> | null
-  error: { message: string; name: string } | null
-  firstFailedAt: number | null
-  /** When it was dead-lettered (ms since the epoch); 0 when unknown (written by other tools). */
-  diedAt: number
-  /** The `keyPrefix` of the schedule it came from, where a requeue sends it back; `null` when unknown. */
-  keyPrefix: string | null
-}
-
-/** A page of dead letters, newest first. */
-export interface DeadLetterPage {
-  items: DeadLetter[]
-  /** Pass back as `{ cursor }` for the next page; `null` after the last. */
-  cursor: string | null
-  /** Dead letters this call read: a filtered page reads at most 5,000, so it may hold fewer than `limit` items (even none) and still have a `cursor`. */
-  scanned: number
 }
 
 /** Which dead letters an operation applies to: every condition given must hold; `{}` matches every dead letter. */
@@ -197,120 +186,6 @@ export interface DeadLetterQuery extends DeadLetterFilter {
   limit?: number
   /** From `DeadLetterPage.cursor`; absent or `null` for the first page. */
   cursor?: string | null
-}
-
-/** A pause in force (`paused()`, `stats().paused`). */
-export interface RetryPause {
-  /** The paused topic; `null` for the whole schedule. */
-  topic: string | null
-  /** When it ends by itself (ms since the epoch, by Redis's clock); `null`: when `resume()`d. */
-  untilMs: number | null
-}
-
-/**
- * An operator job (`startJob`, `jobs()`): the record, kept in Redis beside the schedule, of a
- * long bulk operation a dashboard runs, which every process on the schedule can list, stop and
- * continue.
- */
-export interface OperatorJob {
-  /** Its id on the schedule. */
-  id: number
-  /** What the job is, as its starter gave it (the dashboard: kind, dead letter queue, filter, pace, who started it, the dry run's count). */
-  spec: Record<string, unknown>
-  /** `interrupted`: running, but its runner stopped reporting (its process is gone); `stopping`: a stop was asked and not yet seen. */
-  state: 'running' | 'stopping' | 'interrupted' | 'stopped' | 'failed' | 'done'
-  /** 1, then one more per `continueJob`. */
-  run: number
-  /** How many it moved so far, over every run (at least: after an interruption, what its runner moved after its last report is not counted). */
-  done: number
-  /** How many times it was continued after an interruption. */
-  interruptions: number
-  /** When it started (ms since the epoch, Redis's clock), as every time here. */
-  startedAt: number
-  /** When its runner last reported. */
-  updatedAt: number
-  /** When it was last continued, if it was. */
-  continuedAt?: number | null
-  /** When it finished (stopped, failed or done). */
-  finishedAt?: number | null
-  /** Until when it counts as running without another report. */
-  leaseUntil: number
-  /** The error it failed with. */
-  error?: string | null
-}
-
-/** What `stats()` resolves to. */
-export interface RetryStats {
-  /** Messages waiting in the schedule (not yet claimed). */
-  scheduled: number
-  /** Of those, already due. */
-  due: number
-  /** Claimed by a listener and not yet acknowledged. */
-  inflight: number
-  /** Dead letters in the dead letter hash. */
-  deadLettered: number
-  /** Re-published since the process started. */
-  published: number
-  /** Failed publish attempts since the process started (each was rescheduled, or dead-lettered at `maxPublishFailures`). */
-  publishFailures: number
-  /** Dead-lettered since the process started. */
-  deadLetteredTotal: number
-  /** Whether the dead letters exceed `maxDeadLetters`. */
-  deadLetterCapExceeded: boolean
-  /** The pauses in force (see `pause()`). */
-  paused: RetryPause[]
-  /** Ordered retries: keys whose messages are held back behind a message that waits, is on its way back to the consumer, or is dead-lettered. */
-  blockedKeys: number
-  /** Ordered retries: messages parked behind their key's head. */
-  parkedMessages: number
-  /** Listener events this instance could not give `onEvent`, since it was made: events reach `onEvent` in batches, and up to 65,536 wait while it is behind; beyond, they are dropped and counted here (and an `error` event says how many). 0 without `onEvent`. */
-  eventsDropped: number
-  /** How long the oldest due message has waited past its due time, ms (0: none is due). */
-  lateMs: number
-  /** Per topic (every topic with a message scheduled, leased or dead-lettered), from counters the scripts keep as they work: no scan. */
-  topics: Record<string, RetryTopicStats>
-}
-
-/** One topic in `stats().topics`. */
-export interface RetryTopicStats {
-  /** Messages of the topic waiting on the schedule (including those a pause holds). */
-  scheduled: number
-  /** Of those, due: counted from the start of the minute they fall due in (up to 60 s early), or held by a pause. */
-  due: number
-  /** Claimed by a listener and not yet acknowledged. */
-  leased: number
-  /** Dead letters of the topic in the dead letter hash `stats()` was asked about (those this package wrote; records other tools write are not counted). */
-  deadLetters: number
-}
-
-/** Per-minute counts; index `i` is the minute starting at `from + i * 60000`. */
-export interface RetryHistorySeries {
-  /** Messages stored on the schedule: pushed, requeued from the dead letters, migrated. */
-  pushed: number[]
-  /** Messages published (and acknowledged). */
-  published: number[]
-  /** Publishes that failed (the message went back on the schedule). */
-  failed: number[]
-  /** Messages dead-lettered. */
-  deadLettered: number[]
-}
-
-/** What `history()` resolves to: the whole schedule's series, and each topic's. The last minute is the current one, still counting. */
-export interface RetryHistory {
-  /** The start of the first minute (ms since the epoch, Redis's clock). */
-  from: number
-  /** How many minutes each series holds. */
-  minutes: number
-  /** Messages stored on the schedule per minute: pushed, requeued from the dead letters, migrated. */
-  pushed: number[]
-  /** Messages published (and acknowledged) per minute. */
-  published: number[]
-  /** Failed publishes per minute. */
-  failed: number[]
-  /** Messages dead-lettered per minute. */
-  deadLettered: number[]
-  /** Per topic with any count in the range. */
-  topics: Record<string, RetryHistorySeries>
 }
 
 /** A consumed Kafka message as kafkajs's `eachMessage` gives it (`payload.message`): `key` is the ordering key (and the `event` of a retry), `value` the payload's JSON. */
@@ -362,6 +237,10 @@ export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-was
  *
  * Constructing one per failed message is cheap: instances with the same Redis URL share one
  * connection per process.
+ *
+ * The constructor throws, and every method that returns a promise rejects with, a
+ * `KafkaRetryError`: an `Error` whose `code` is an `ErrorCode` (`switch (err.code)` is checked
+ * by TypeScript).
  */
 export declare class KafkaRetry {
   /**
@@ -371,7 +250,7 @@ export declare class KafkaRetry {
    * means and its default); without it, `REDIS_URL` and `KAFKA_BROKERS` from the environment,
    * then `redis://127.0.0.1:6379` and `localhost:9092`, are used.
    *
-   * Throws an `Error` with `code: 'ERR_INVALID_ARG'` for a bad config value.
+   * Throws a `KafkaRetryError` with `code: 'ERR_INVALID_ARG'` for a bad config value.
    */
   constructor(config?: KafkaRetryConfig)
   /**
@@ -507,7 +386,7 @@ export declare class KafkaRetry {
    */
   resume(topic?: string | null): Promise<boolean>
   /** The pauses in force: `[{ topic, untilMs }]`, `topic` `null` for the whole schedule. */
-  paused(): Promise<RetryPause[]>
+  paused(): Promise<Array<RetryPause>>
   /** Removes dead letter `id` from the hash `dlqName`. Resolves to whether it was there. */
   removeDeadLetter(dlqName: string, id: string): Promise<boolean>
   /**
@@ -581,7 +460,7 @@ export declare class KafkaRetry {
    */
   continueJob(id: number, options?: { leaseMs?: number }): Promise<OperatorJob | null>
   /** The operator jobs kept for this schedule, newest first. */
-  jobs(): Promise<OperatorJob[]>
+  jobs(): Promise<Array<OperatorJob>>
   /** Operator job `id`, or `null` when there is none (never started, or no longer kept). */
   job(id: number): Promise<OperatorJob | null>
   /**
@@ -639,6 +518,104 @@ export declare class KafkaRetry {
   handleInOrder<M extends KafkaMessageLike>(topic: string, message: M, handler: (message: M) => unknown): Promise<'handled' | 'retried' | 'parked' | 'duplicate'>
 }
 
+/** One dead letter. */
+export interface DeadLetter {
+  /** Its field in the dead letter hash (pass it to `requeueDeadLetter` / `removeDeadLetter`). */
+  id: string
+  /** The topic it was meant for. */
+  topic: string
+  /** The Kafka key. */
+  event: string
+  /** The payload, parsed (as the original class's dead letters held it); a string only when the payload is not JSON. */
+  value: unknown
+  /** The retry options at death, as header strings (`delay`, `maxRetry`, `retryCount`, `executeAt`), then the caller's own headers as `JSON.stringify` writes them (a `Buffer` as `{ type: 'Buffer', data }`). */
+  options: Record<string, unknown> | null
+  /** The last failure's error, when known. */
+  error: DeadLetterError | null
+  /** When it first failed (ms since the epoch), when known. */
+  firstFailedAt: number | null
+  /** When it was dead-lettered (ms since the epoch); 0 when unknown (written by other tools). */
+  diedAt: number
+  /** The `keyPrefix` of the schedule it came from, where a requeue sends it back; `null` when unknown. */
+  keyPrefix: string | null
+}
+
+/** The error a message failed with, as the dead letter keeps it. */
+export interface DeadLetterError {
+  /** `error.message` (a string error's text). */
+  message: string
+  /** `error.name` (`'Error'` for a string error). */
+  name: string
+}
+
+/** A page of dead letters, newest first. */
+export interface DeadLetterPage {
+  /** The dead letters of the page. */
+  items: Array<DeadLetter>
+  /** Pass back as `{ cursor }` for the next page; `null` after the last. */
+  cursor: string | null
+  /** Dead letters this call read: a filtered page reads at most 5,000, so it may hold fewer than `limit` items (even none) and still have a `cursor`. */
+  scanned: number
+}
+
+/**
+ * An operator job (`startJob`, `jobs()`): the record, kept in Redis beside the schedule, of a
+ * long bulk operation a dashboard runs, which every process on the schedule can list, stop and
+ * continue.
+ */
+export interface OperatorJob {
+  /** Its id on the schedule. */
+  id: number
+  /** What the job is, as its starter gave it (the dashboard: kind, dead letter queue, filter, pace, who started it, the dry run's count). */
+  spec: Record<string, unknown>
+  /** `interrupted`: running, but its runner stopped reporting (its process is gone); `stopping`: a stop was asked and not yet seen. */
+  state: 'running' | 'stopping' | 'interrupted' | 'stopped' | 'failed' | 'done'
+  /** 1, then one more per `continueJob`. */
+  run: number
+  /** How many it moved so far, over every run (at least: after an interruption, what its runner moved after its last report is not counted). */
+  done: number
+  /** How many times it was continued after an interruption. */
+  interruptions: number
+  /** When it started (ms since the epoch, Redis's clock), as every time here. */
+  startedAt: number
+  /** When its runner last reported. */
+  updatedAt: number
+  /** When it was last continued, if it was. */
+  continuedAt: number | null
+  /** When it finished (stopped, failed or done). */
+  finishedAt: number | null
+  /** Until when it counts as running without another report. */
+  leaseUntil: number
+  /** The error it failed with. */
+  error: string | null
+}
+
+/**
+ * What the listener reports to `onEvent`, told apart by `type`.
+ *
+ * `onEvent` receives these through JSON (`serde`): the batches cross to the JavaScript thread as
+ * one value; `types_test.rs` holds the JSON's keys to the declared ones.
+ */
+export type RetryEvent =
+  | { type: 'retry'; /** Its id in the schedule. */
+    id: string; /** The topic it was published to. */
+    topic: string; /** Its Kafka key. */
+    event: string; /** The `retryCount` it was published with. */
+    retryCount: number; /** Milliseconds between its due time and the broker's ack. */
+  lateMs: number }
+  | { type: 'deadLetter'; /** Its id, also its field in the dead letter hash. */
+    id: string; /** The topic it was meant for. */
+    topic: string; /** Its Kafka key. */
+    event: string; /** The dead letter hash. */
+  dlqName: string }
+  | { type: 'deadLetterCap'; /** The dead letter hash. */
+    dlqName: string; /** How many dead letters it holds. */
+    count: number; /** The cap. */
+  max: number }
+  | { type: 'error'; /** The error code. */
+    code: ErrorCode; /** What went wrong. */
+  message: string }
+
 /** The retry options as `KafkaRetry.headers()` returns them: the three Kafka headers as strings. */
 export interface RetryHeadersObject {
   /** Minutes to wait before the next attempt (decimals allowed). Default `'2'`. */
@@ -652,4 +629,86 @@ export interface RetryHeadersObject {
    * it back to `pushToQueue` so the dead letter knows when the trouble started.
    */
   firstFailedAt?: string
+}
+
+/** What `history()` resolves to: the whole schedule's series, and each topic's. The last minute is the current one, still counting. */
+export interface RetryHistory {
+  /** The start of the first minute (ms since the epoch, Redis's clock). */
+  from: number
+  /** How many minutes each series holds. */
+  minutes: number
+  /** Messages stored on the schedule per minute: pushed, requeued from the dead letters, migrated. */
+  pushed: Array<number>
+  /** Messages published (and acknowledged) per minute. */
+  published: Array<number>
+  /** Failed publishes per minute. */
+  failed: Array<number>
+  /** Messages dead-lettered per minute. */
+  deadLettered: Array<number>
+  /** Per topic with any count in the range. */
+  topics: Record<string, RetryHistorySeries>
+}
+
+/** Per-minute counts; index `i` is the minute starting at `from + i * 60000`. */
+export interface RetryHistorySeries {
+  /** Messages stored on the schedule: pushed, requeued from the dead letters, migrated. */
+  pushed: Array<number>
+  /** Messages published (and acknowledged). */
+  published: Array<number>
+  /** Publishes that failed (the message went back on the schedule). */
+  failed: Array<number>
+  /** Messages dead-lettered. */
+  deadLettered: Array<number>
+}
+
+/** A pause in force (`paused()`, `stats().paused`). */
+export interface RetryPause {
+  /** The paused topic; `null` for the whole schedule. */
+  topic: string | null
+  /** When it ends by itself (ms since the epoch, by Redis's clock); `null`: when `resume()`d. */
+  untilMs: number | null
+}
+
+/** What `stats()` resolves to. */
+export interface RetryStats {
+  /** Messages waiting in the schedule (not yet claimed). */
+  scheduled: number
+  /** Of those, already due. */
+  due: number
+  /** Claimed by a listener and not yet acknowledged. */
+  inflight: number
+  /** How long the oldest due message has waited past its due time, ms (0: none is due). */
+  lateMs: number
+  /** Per topic (every topic with a message scheduled, leased or dead-lettered), from counters the scripts keep as they work: no scan. */
+  topics: Record<string, RetryTopicStats>
+  /** Dead letters in the dead letter hash. */
+  deadLettered: number
+  /** Re-published since the process started. */
+  published: number
+  /** Failed publish attempts since the process started (each was rescheduled, or dead-lettered at `maxPublishFailures`). */
+  publishFailures: number
+  /** Dead-lettered since the process started. */
+  deadLetteredTotal: number
+  /** Whether the dead letters exceed `maxDeadLetters`. */
+  deadLetterCapExceeded: boolean
+  /** The pauses in force (see `pause()`). */
+  paused: Array<RetryPause>
+  /** Ordered retries: keys whose messages are held back behind a message that waits, is on its way back to the consumer, or is dead-lettered. */
+  blockedKeys: number
+  /** Ordered retries: messages parked behind their key's head. */
+  parkedMessages: number
+  /** Listener events this instance could not give `onEvent`, since it was made: events reach `onEvent` in batches, and up to 65,536 wait while it is behind; beyond, they are dropped and counted here (and an `error` event says how many). 0 without `onEvent`. */
+  eventsDropped: number
+}
+
+/** One topic in `stats().topics`. */
+export interface RetryTopicStats {
+  /** Messages of the topic waiting on the schedule (including those a pause holds). */
+  scheduled: number
+  /** Of those, due: counted from the start of the minute they fall due in (up to 60 s early), or held by a pause. */
+  due: number
+  /** Claimed by a listener and not yet acknowledged. */
+  leased: number
+  /** Dead letters of the topic in the dead letter hash `stats()` was asked about (those this package wrote; records other tools write are not counted). */
+  deadLetters: number
 }

@@ -13,7 +13,7 @@ use crate::hub::Hub;
 use crate::observer::JsObserver;
 use crate::producer::make_publisher;
 use crate::requeue_watch::requeue_watch;
-use crate::results::{DeadLetter, DeadLetterPage, RetryHistory, RetryPause, RetryStats};
+use crate::results::{nullable, DeadLetter, DeadLetterPage, RetryHistory, RetryPause, RetryStats};
 use crate::settle::{js_error, settle, settle_with};
 use engine::error::RetryError;
 use engine::options::RetryHeaders;
@@ -343,13 +343,13 @@ impl KafkaRetry {
         env: &'env Env,
         dlq_name: Option<Unknown>,
         id: Option<Unknown>,
-    ) -> Result<PromiseRaw<'env, Option<DeadLetter>>> {
+    ) -> Result<PromiseRaw<'env, Either<DeadLetter, Null>>> {
         let core = self.core.clone();
         settle_with(
             env,
             dlq_name_and_id(dlq_name.as_ref(), id.as_ref()),
             move |(name, id)| async move { core.dead_letter(&name, &id).await },
-            |item| item.map(DeadLetter::from),
+            |item| nullable(item.map(DeadLetter::from)),
         )
     }
 

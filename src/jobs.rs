@@ -5,7 +5,7 @@
 
 use crate::class::KafkaRetry;
 use crate::convert::{describe, json_text, object_arg, optional_number, optional_string};
-use crate::results::OperatorJob;
+use crate::results::{nullable, OperatorJob};
 use crate::settle::settle_with;
 use engine::error::{Result as CoreResult, RetryError};
 use engine::options::format_js_number;
@@ -172,7 +172,7 @@ impl KafkaRetry {
         env: &'env Env,
         id: Option<Unknown>,
         options: Option<Unknown>,
-    ) -> Result<PromiseRaw<'env, Option<OperatorJob>>> {
+    ) -> Result<PromiseRaw<'env, Either<OperatorJob, Null>>> {
         let parsed =
             whole("id", id.as_ref()).and_then(|id| Ok((id, lease_option(options.as_ref())?)));
         let core = self.core().clone();
@@ -180,7 +180,7 @@ impl KafkaRetry {
             env,
             parsed,
             move |(id, lease)| async move { core.continue_job(id, lease).await },
-            |job| job.map(OperatorJob::from),
+            |job| nullable(job.map(OperatorJob::from)),
         )
     }
 
@@ -202,13 +202,13 @@ impl KafkaRetry {
         &self,
         env: &'env Env,
         id: Option<Unknown>,
-    ) -> Result<PromiseRaw<'env, Option<OperatorJob>>> {
+    ) -> Result<PromiseRaw<'env, Either<OperatorJob, Null>>> {
         let core = self.core().clone();
         settle_with(
             env,
             whole("id", id.as_ref()),
             move |id| async move { Ok(core.jobs(Some(id)).await?.pop()) },
-            |job| job.map(OperatorJob::from),
+            |job| nullable(job.map(OperatorJob::from)),
         )
     }
 }

@@ -15,12 +15,19 @@ use engine::store::entry::ErrorInfo;
 use engine::store::gate::Pause;
 use engine::store::jobs::Job;
 use engine::store::tally::{History, Series, TopicCounts};
+use napi::bindgen_prelude::{Either, Null};
 use napi_derive::napi;
 use std::collections::BTreeMap;
 
 /// Counts and times as JavaScript numbers.
 fn number(n: u64) -> f64 {
     n as f64
+}
+
+/// A result that may be absent as JavaScript gets it: `null` (declared `T | null`; an `Option`
+/// would be declared `T | undefined | null`).
+pub fn nullable<T>(value: Option<T>) -> Either<T, Null> {
+    value.map_or(Either::B(Null), Either::A)
 }
 
 fn numbers(ns: Vec<u64>) -> Vec<f64> {

@@ -295,21 +295,23 @@ fn event_members() -> Vec<(String, BTreeSet<String>)> {
         .find("export type RetryEvent =")
         .expect("index.d.ts declares RetryEvent");
     let body = &INDEX[start..];
-    let body = &body[..body.find("\n\n").unwrap_or(body.len())];
-    body.lines()
-        .filter_map(|line| line.trim().strip_prefix("| {"))
+    let body = &body[body.find('=').unwrap() + 1..body.find("\n\n").unwrap_or(body.len())];
+    // Drop the TSDoc of the fields (`/** ... */`), then read each `| { type: '...'; ... }`.
+    let mut plain = String::new();
+    let mut rest = body;
+    while let Some(at) = rest.find("/**") {
+        plain.push_str(&rest[..at]);
+        rest = &rest[at..][rest[at..].find("*/").expect("end of a doc comment") + 2..];
+    }
+    plain.push_str(rest);
+    plain
+        .split("| {")
+        .map(|member| member.trim().trim_end_matches('}'))
+        .filter(|member| !member.is_empty())
         .map(|member| {
-            // Drop the TSDoc of the fields: `/** ... */`.
-            let mut plain = String::new();
-            let mut rest = member;
-            while let Some(at) = rest.find("/**") {
-                plain.push_str(&rest[..at]);
-                rest = &rest[at..][rest[at..].find("*/").expect("end of a doc comment") + 2..];
-            }
-            plain.push_str(rest);
             let mut kind = String::new();
             let mut keys = BTreeSet::new();
-            for field in plain.trim_end_matches('}').split(';') {
+            for field in member.split(';') {
                 let Some((name, ty)) = field.split_once(':') else {
                     continue;
                 };
@@ -405,10 +407,10 @@ fn error_code_union_is_every_engine_code() {
         "ErrorCode in header.d.ts vs engine::error::ErrorCode"
     );
     // The error type carries the code, and the counts `RetryError::after` sets.
-    let error = keys(interface(HEADER, "KafkaRetryError"));
+    let error = keys(interface(HEADER, "KafkaRetryError extends Error"));
     assert!(error.contains("code") && error.contains("requeued") && error.contains("removed"));
     assert!(
-        interface(HEADER, "KafkaRetryError").contains("code: ErrorCode"),
+        interface(HEADER, "KafkaRetryError extends Error").contains("code: ErrorCode"),
         "KafkaRetryError.code is an ErrorCode"
     );
 }
