@@ -70,16 +70,15 @@ function anchorsOf(text) {
   return anchors
 }
 
-/** The links of a Markdown text outside code: `[text](target)`, `![alt](target)` and `[ref]: target`, with their line numbers. */
+/** The links of a Markdown text outside code: `[text](target)`, `![alt](target)` and `[ref]: target`, with their line numbers (a link's text may span lines). */
 function linksOf(text) {
+  // Inline code spans (within one paragraph) hold no links: blanked, keeping their newlines so line numbers stay right.
+  const prose = proseLines(text).join('\n').replace(/(`+)(?:(?!\n[ \t]*\n)[\s\S])*?\1/g, (span) => span.replace(/[^\n]/g, ' '))
+  const lineAt = (index) => prose.slice(0, index).split('\n').length
   const links = []
-  proseLines(text).forEach((line, i) => {
-    const prose = line.replace(/(`+)[\s\S]*?\1/g, '') // inline code spans hold no links
-    for (const m of prose.matchAll(/!?\[(?:[^\]\\]|\\.)*\]\(\s*<?([^)\s>]+)>?(?:\s+"[^"]*")?\s*\)/g)) links.push({ target: m[1], line: i + 1 })
-    const ref = /^\s{0,3}\[[^\]]+\]:\s*<?(\S+?)>?(?:\s+"[^"]*")?\s*$/.exec(prose)
-    if (ref) links.push({ target: ref[1], line: i + 1 })
-  })
-  return links
+  for (const m of prose.matchAll(/!?\[(?:[^\]\\]|\\.)*\]\(\s*<?([^)\s>]+)>?(?:\s+"[^"]*")?\s*\)/g)) links.push({ target: m[1], line: lineAt(m.index + m[0].indexOf('](')) })
+  for (const m of prose.matchAll(/^ {0,3}\[[^\]\n]+\]:[ \t]*<?(\S+?)>?(?:[ \t]+"[^"\n]*")?[ \t]*$/gm)) links.push({ target: m[1], line: lineAt(m.index) })
+  return links.sort((a, b) => a.line - b.line)
 }
 
 /**

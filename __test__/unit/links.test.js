@@ -68,11 +68,12 @@ test('a link to a missing file fails the check, naming the file and line', () =>
 
 test('an anchor that names no heading fails the check, in the same file and in another', () => {
   withTree({
-    'README.md': '# Front\n\n## Install\n\n[ok](#install), [ok too](docs/guide.md#dead-letters-and-incidents)\n[bad](#instal)\n',
+    'README.md': '# Front\n\n## Install\n\n[ok](#install), [ok too](docs/guide.md#dead-letters-and-incidents)\n[bad](#instal) `[code](#nothing)`, [a text over\ntwo lines](#nowhere)\n',
     'docs/guide.md': '# Guide\n\n## Dead letters and incidents\n\n[back](../README.md#front) [wrong](../README.md#five-minute-start)\n```md\n[inside a code block](nowhere.md)\n```\n',
   }, (dir) => {
     expect(check(dir, docFiles(dir))).toEqual([
       'README.md:6: #instal (no heading or anchor "instal" in README.md)',
+      'README.md:7: #nowhere (no heading or anchor "nowhere" in README.md)',
       'docs/guide.md:5: ../README.md#five-minute-start (no heading or anchor "five-minute-start" in README.md)',
     ])
     expect(run(dir).status).toBe(1)
