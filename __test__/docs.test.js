@@ -71,3 +71,26 @@ test('"What is stored in Redis" has a row for every key the store names', () => 
     expect({ suffix, documented: rows.some((r) => r === `{keyPrefix}${suffix}` || r === `<dlqName>${suffix}` || r.startsWith(`{keyPrefix}${suffix}:`)) }).toEqual({ suffix, documented: true })
   }
 })
+
+/** The path of the jest suite `name` (e.g. `redis-prod.test.js`) wherever it lives under __test__/. */
+function suiteFile(name) {
+  const walk = (dir) => {
+    for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
+      const full = path.join(dir, entry.name)
+      if (entry.isDirectory() && entry.name !== 'node_modules') {
+        const found = walk(full)
+        if (found) return found
+      } else if (entry.name === name) return full
+    }
+    return null
+  }
+  const found = walk(path.join(ROOT, '__test__'))
+  if (!found) throw new Error(`no ${name} under __test__/`)
+  return found
+}
+
+test('the ACL rule in "Running Redis for production" is the one the redis-prod suite grants its user', () => {
+  const documented = /^ACL SETUSER retry on >secret (.+)$/m.exec(read('docs/redis-production.md'))[1]
+  const tested = /const rule = 'on >retry-secret (.+)'$/m.exec(fs.readFileSync(suiteFile('redis-prod.test.js'), 'utf8'))[1]
+  expect(documented).toBe(tested)
+})
