@@ -1,7 +1,8 @@
-// The docs' reference tables held to the code they describe (no server needed): every config key
-// the types accept has a row in the Config table (docs/api.md), every error code the engine raises
-// a row in the Errors table (the README, the front page), and every Redis key the store names a
-// row in "What is stored in Redis" (docs/storage-format.md).
+// The docs held to the code they describe (no server needed): every config key the types accept
+// has a row in the Config table (docs/api.md), every error code the engine raises a row in the
+// Errors table (the README, the front page), every Redis key the store names a row in "What is
+// stored in Redis" (docs/storage-format.md), every method of the class a line in the API block,
+// and the documented ACL rule is the one the redis-prod suite grants.
 const fs = require('fs')
 const path = require('path')
 
@@ -93,4 +94,15 @@ test('the ACL rule in "Running Redis for production" is the one the redis-prod s
   const documented = /^ACL SETUSER retry on >secret (.+)$/m.exec(read('docs/redis-production.md'))[1]
   const tested = /const rule = 'on >retry-secret (.+)'$/m.exec(fs.readFileSync(suiteFile('redis-prod.test.js'), 'utf8'))[1]
   expect(documented).toBe(tested)
+})
+
+test('every method of the KafkaRetry class is in the API block of docs/api.md (the job methods in docs/dashboard.md)', () => {
+  const cls = /export declare class KafkaRetry \{([\s\S]*?)\n\}/.exec(read(CODE.types))[1]
+  const members = [...cls.matchAll(/^ {2}(?:static |get )?(\w+)[<(]/gm)].map((m) => m[1]).filter((n) => n !== 'constructor')
+  expect(members).toEqual(expect.arrayContaining(['pushToQueue', 'queueListener', 'headers', 'keyPrefix', 'handleInOrder', 'startJob']))
+  const apiBlock = /## API\n\n```ts\n([\s\S]*?)```/.exec(read(TABLES.config.file))[1]
+  const dashboard = read('docs/dashboard.md')
+  const undocumented = [...new Set(members)].filter((name) =>
+    !new RegExp(`(?:retry|KafkaRetry)\\.${name}\\b`).test(apiBlock) && !new RegExp(`\`${name}(?:\\([^\`]*\\))?\``).test(dashboard))
+  expect(undocumented).toEqual([])
 })
