@@ -16,7 +16,7 @@ const path = require('path')
 const { redisClient, unlinkMatching } = require('./lib/common')
 
 const ROOT = path.join(__dirname, '..')
-const LUA = 'crates/engine/src/store/lua/'
+const LUA = 'crates/engine/lua/'
 const [revision, ...sizes] = process.argv.slice(2)
 if (!revision) {
   console.error('usage: node bench/seen-lookup.js <git revision> [ids remembered ...]')

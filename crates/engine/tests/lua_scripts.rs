@@ -15,11 +15,11 @@ use common::TestRedis;
 use futures::StreamExt;
 use kafka_redis_retry_engine::headers::{Header, HeaderValue};
 use kafka_redis_retry_engine::ids::message_id;
+use kafka_redis_retry_engine::store::dead_letters::requeue::{requeue, requeue_later};
 use kafka_redis_retry_engine::store::dead_letters::DeadLetters;
 use kafka_redis_retry_engine::store::entry::{DeadLetter, Entry};
 use kafka_redis_retry_engine::store::gate;
 use kafka_redis_retry_engine::store::keys::index_key;
-use kafka_redis_retry_engine::store::requeue::{requeue, requeue_later};
 use kafka_redis_retry_engine::store::schedule::{Acked, Counts, PushMessage, Schedule};
 use kafka_redis_retry_engine::store::tally;
 use redis::aio::PubSubStream;
@@ -1326,7 +1326,7 @@ async fn release_counts_refusals_and_keeps_the_one_at_the_limit_leased_until_ack
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_shard_count_is_recorded_once_and_read_once_per_process() {
     use kafka_redis_retry_engine::store::keys::shards_key;
-    use kafka_redis_retry_engine::store::shard_record::record;
+    use kafka_redis_retry_engine::store::schedule::shard_record::record;
     use redis::AsyncCommands;
     let Some(mut t) = TestRedis::start(SUITE, "shard_count").await else {
         return;

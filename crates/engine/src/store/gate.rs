@@ -16,9 +16,12 @@ use std::sync::LazyLock;
 
 pub use super::keys::GateKeys;
 
-static PAUSE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/pause.lua")));
-static RESUME: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/resume.lua")));
-static PAUSED: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/paused.lua")));
+static PAUSE: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("../../lua/gates/pause.lua")));
+static RESUME: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("../../lua/gates/resume.lua")));
+static PAUSED: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("../../lua/gates/paused.lua")));
 
 /// The field of the paused hash that stands for the whole schedule (no Kafka topic has a `*`).
 const WHOLE: &str = "*";

@@ -11,12 +11,16 @@ use crate::error::{Result, RetryError};
 use redis::Script;
 use std::sync::LazyLock;
 
-static START: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/job_start.lua")));
-static BEAT: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/job_beat.lua")));
-static STOP: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/job_stop.lua")));
+static START: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("../../lua/jobs/start.lua")));
+static BEAT: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("../../lua/jobs/beat.lua")));
+static STOP: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("../../lua/jobs/stop.lua")));
 static CONTINUE: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("lua/job_continue.lua")));
-static READ: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/jobs_read.lua")));
+    LazyLock::new(|| Script::new(include_str!("../../lua/jobs/continue.lua")));
+static READ: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("../../lua/jobs/read.lua")));
 
 /// How many job records a schedule keeps (the oldest finished ones go first).
 pub const KEPT: u64 = 50;

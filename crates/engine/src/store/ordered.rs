@@ -12,33 +12,33 @@ use std::time::Duration;
 
 static TURN: LazyLock<Script> = LazyLock::new(|| {
     Script::new(concat!(
-        include_str!("lua/tally.lua"),
-        include_str!("lua/base36.lua"),
-        include_str!("lua/seen.lua"),
-        include_str!("lua/ordered_lib.lua"),
-        include_str!("lua/turn.lua")
+        include_str!("../../lua/lib/tally.lua"),
+        include_str!("../../lua/lib/base36.lua"),
+        include_str!("../../lua/lib/seen.lua"),
+        include_str!("../../lua/lib/ordered.lua"),
+        include_str!("../../lua/ordered/turn.lua")
     ))
 });
 static PARK: LazyLock<Script> = LazyLock::new(|| {
     Script::new(concat!(
-        include_str!("lua/tally.lua"),
-        include_str!("lua/base36.lua"),
-        include_str!("lua/seen.lua"),
-        include_str!("lua/ordered_lib.lua"),
-        include_str!("lua/park.lua")
+        include_str!("../../lua/lib/tally.lua"),
+        include_str!("../../lua/lib/base36.lua"),
+        include_str!("../../lua/lib/seen.lua"),
+        include_str!("../../lua/lib/ordered.lua"),
+        include_str!("../../lua/ordered/park.lua")
     ))
 });
 static DONE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(concat!(
-        include_str!("lua/tally.lua"),
-        include_str!("lua/base36.lua"),
-        include_str!("lua/seen.lua"),
-        include_str!("lua/ordered_lib.lua"),
-        include_str!("lua/done.lua")
+        include_str!("../../lua/lib/tally.lua"),
+        include_str!("../../lua/lib/base36.lua"),
+        include_str!("../../lua/lib/seen.lua"),
+        include_str!("../../lua/lib/ordered.lua"),
+        include_str!("../../lua/ordered/done.lua")
     ))
 });
 static COUNT: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("lua/ordered_count.lua")));
+    LazyLock::new(|| Script::new(include_str!("../../lua/ordered/count.lua")));
 
 /// The keys of one ordered chain and of its shard's ordered state: the schedule shard's hash
 /// tag, so every ordered script touches one Redis Cluster slot, the same as the schedule it

@@ -3,11 +3,11 @@
 //! one each. A lone push goes out at once; while a call is in flight, the next batch gathers
 //! until it is full enough or that call replies, so a burst shares few calls.
 
-use super::connection::Redis;
-use super::keys::Keys;
 use crate::batch::take_waiting;
 use crate::error::{ErrorCode, Result, RetryError};
 use crate::registry::{get_or_make, registry, Registry};
+use crate::store::connection::Redis;
+use crate::store::keys::Keys;
 use redis::Script;
 use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
@@ -16,10 +16,10 @@ use tokio::sync::{mpsc, Notify, Semaphore};
 // The per topic counters and history (tally.lua) are functions the push calls: their file first.
 static PUSH: LazyLock<Script> = LazyLock::new(|| {
     Script::new(concat!(
-        include_str!("lua/tally.lua"),
-        include_str!("lua/base36.lua"),
-        include_str!("lua/seen.lua"),
-        include_str!("lua/push.lua")
+        include_str!("../../../lua/lib/tally.lua"),
+        include_str!("../../../lua/lib/base36.lua"),
+        include_str!("../../../lua/lib/seen.lua"),
+        include_str!("../../../lua/schedule/push.lua")
     ))
 });
 

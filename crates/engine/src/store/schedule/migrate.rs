@@ -3,13 +3,13 @@
 //! scheduled exactly once (its id derives from the bucket and position, and pushes of the same
 //! id are de-duplicated), then the bucket is deleted if nobody appended to it meanwhile.
 
-use super::connection::Redis;
-use super::entry::Entry;
-use super::schedule::{PushMessage, Schedule};
+use super::{PushMessage, Schedule};
 use crate::clock::now_ms;
 use crate::error::{Result, RetryError};
 use crate::options::{OptionValue, RetryOptions};
 use crate::payload::json_text;
+use crate::store::connection::Redis;
+use crate::store::entry::Entry;
 use redis::Script;
 use std::sync::LazyLock;
 

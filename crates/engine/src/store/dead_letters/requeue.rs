@@ -1,11 +1,11 @@
 //! Requeueing dead letters: a dead letter leaves the dead letter queue and enters a schedule, so
 //! the operation spans both stores and lives above them (neither store imports the other).
 
-use super::dead_letter_search::{Filter, Walk};
-use super::dead_letters::{DeadLetterItem, DeadLetters};
-use super::keys::{dead_letter_topics_key, index_key};
-use super::schedule::{PushMessage, Schedule};
+use super::search::{Filter, Walk};
+use super::{DeadLetterItem, DeadLetters};
 use crate::error::{ErrorCode, Result, RetryError};
+use crate::store::keys::{dead_letter_topics_key, index_key};
+use crate::store::schedule::{PushMessage, Schedule};
 use redis::Script;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, LazyLock};
@@ -15,9 +15,9 @@ use tokio::sync::Notify;
 // The per topic counters and history (tally.lua) are functions the requeue calls: their file first.
 static REQUEUE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(concat!(
-        include_str!("lua/tally.lua"),
-        include_str!("lua/base36.lua"),
-        include_str!("lua/requeue.lua")
+        include_str!("../../../lua/lib/tally.lua"),
+        include_str!("../../../lua/lib/base36.lua"),
+        include_str!("../../../lua/dead_letters/requeue.lua")
     ))
 });
 

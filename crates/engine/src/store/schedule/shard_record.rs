@@ -2,9 +2,9 @@
 //! instance configured with another `shards` is refused instead of leaving messages on shards no
 //! listener of it serves.
 
-use super::connection::Redis;
-use super::keys::shards_key;
 use crate::error::{ErrorCode, Result, RetryError};
+use crate::store::connection::Redis;
+use crate::store::keys::shards_key;
 use redis::Script;
 use std::collections::HashMap;
 use std::sync::{LazyLock, Mutex};

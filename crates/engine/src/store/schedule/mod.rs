@@ -3,12 +3,17 @@
 //! de-duplication. Every multi-key change is one Lua script, and all keys of a schedule share one
 //! hash tag, so the scripts run unchanged on Redis Cluster. Every time in them is Redis's clock.
 
-use super::connection::Redis;
-pub use super::keys::{GateKeys, Keys};
-use super::push::PushBatcher;
-pub use super::push::{PushDone, PushMessage};
+pub mod migrate;
+mod push;
+pub mod shard_record;
+pub mod signal;
+
+use self::push::PushBatcher;
+pub use self::push::{PushDone, PushMessage};
 use crate::clock::RedisClock;
 use crate::error::{ErrorCode, Result, RetryError};
+use crate::store::connection::Redis;
+pub use crate::store::keys::{GateKeys, Keys};
 use redis::Script;
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
@@ -18,26 +23,28 @@ use tokio::sync::oneshot;
 // claim calls: their files come first.
 static CLAIM: LazyLock<Script> = LazyLock::new(|| {
     Script::new(concat!(
-        include_str!("lua/tally.lua"),
-        include_str!("lua/gate.lua"),
-        include_str!("lua/claim.lua")
+        include_str!("../../../lua/lib/tally.lua"),
+        include_str!("../../../lua/lib/gate.lua"),
+        include_str!("../../../lua/schedule/claim.lua")
     ))
 });
 static ACK: LazyLock<Script> = LazyLock::new(|| {
     Script::new(concat!(
-        include_str!("lua/tally.lua"),
-        include_str!("lua/seen.lua"),
-        include_str!("lua/ack.lua")
+        include_str!("../../../lua/lib/tally.lua"),
+        include_str!("../../../lua/lib/seen.lua"),
+        include_str!("../../../lua/schedule/ack.lua")
     ))
 });
 static RELEASE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(concat!(
-        include_str!("lua/tally.lua"),
-        include_str!("lua/release.lua")
+        include_str!("../../../lua/lib/tally.lua"),
+        include_str!("../../../lua/schedule/release.lua")
     ))
 });
-static RENEW: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/renew.lua")));
-static COUNT: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/count.lua")));
+static RENEW: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("../../../lua/schedule/renew.lua")));
+static COUNT: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("../../../lua/schedule/count.lua")));
 
 /// Messages taken by one claim.
 #[derive(Debug, Clone, PartialEq)]

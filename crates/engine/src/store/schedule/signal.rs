@@ -3,8 +3,8 @@
 //! subscribes to the channels of its shards and wakes at once, wherever the push came from.
 //! Polling (`pollIntervalMs`) stays only as a safety net for when the subscription is down.
 
-use super::connection::{is_no_answer, SharedRedis};
 use crate::error::{ErrorCode, RetryError};
+use crate::store::connection::{is_no_answer, SharedRedis};
 use futures::StreamExt;
 use std::time::Duration;
 use tokio::sync::watch;

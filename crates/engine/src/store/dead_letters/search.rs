@@ -9,9 +9,9 @@
 //! `until` starts the walk at the first dead letter at or before it (`ZCOUNT`, O(log N)); `since`
 //! ends it at the first one before it.
 
-use super::dead_letters::{DeadLetterItem, DeadLetters, Page, INDEX_STEP_FIELDS};
-use super::keys::index_key;
+use super::{DeadLetterItem, DeadLetters, Page, INDEX_STEP_FIELDS};
 use crate::error::{Result, RetryError};
+use crate::store::keys::index_key;
 
 /// Records one search call reads at most.
 pub const SCAN_BUDGET: usize = 5_000;

@@ -30,18 +30,22 @@
 //! - Cursors are offsets into the index, as before: dead letters others add or remove between
 //!   pages shift them.
 
-use super::connection::Redis;
-use super::entry::{Entry, ErrorInfo};
-use super::keys::{dead_letter_topics_key, index_key, index_scan_key};
+pub mod requeue;
+pub mod search;
+
 use crate::error::{Result, RetryError};
 use crate::payload::json_text;
+use crate::store::connection::Redis;
+use crate::store::entry::{Entry, ErrorInfo};
+use crate::store::keys::{dead_letter_topics_key, index_key, index_scan_key};
 use redis::Script;
 use serde::Serialize;
 use std::sync::LazyLock;
 
 static COUNT_TOPIC: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("lua/count_topic.lua")));
-static TAKE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/take.lua")));
+    LazyLock::new(|| Script::new(include_str!("../../../lua/dead_letters/count_topic.lua")));
+static TAKE: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("../../../lua/dead_letters/take.lua")));
 
 /// One dead letter as `deadLetters()` returns it.
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -94,7 +94,7 @@ impl RedisTarget {
                     .collect::<Vec<_>>()
                     .join(",")
             ),
-            None => super::connection::redacted(&self.url),
+            None => redacted(&self.url),
         }
     }
 
@@ -315,6 +315,14 @@ pub fn connect_failure(err: &RedisError) -> Option<&'static str> {
     }
 }
 
+/// The URL (or comma-separated cluster seeds) without passwords, for messages and logs.
+pub fn redacted(url: &str) -> String {
+    url.split(',')
+        .map(|one| crate::config::redacted_url(one.trim()))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -351,5 +359,18 @@ mod tests {
             .contains("certificate is not trusted"));
         let refused = RedisError::from(std::io::Error::from(std::io::ErrorKind::ConnectionRefused));
         assert_eq!(connect_failure(&refused), None);
+    }
+
+    #[test]
+    fn passwords_are_not_shown() {
+        assert_eq!(
+            redacted("redis://user:secret@host:6379"),
+            "redis://***@host:6379"
+        );
+        assert_eq!(redacted("redis://host:6379"), "redis://host:6379");
+        assert_eq!(
+            redacted("redis://:pw@a:1,redis://b:2"),
+            "redis://***@a:1,redis://b:2"
+        );
     }
 }
