@@ -1,10 +1,12 @@
 -- Pause a topic, or with '*' the whole schedule, until ARGV[2] (ms since the epoch, by Redis's
--- clock; 0: until resumed). Claims read it (gate.lua): from the next claim on, no listener takes
+-- clock; 0: until resumed). Claims read it (lib/gate): from the next claim on, no listener takes
 -- the topic's messages; they stay stored and wait.
--- KEYS[1] paused hash; ARGV[1] topic or '*', ARGV[2] until ms or 0.
+-- KEYS[1] paused hash
+-- ARGV[1] topic or '*', ARGV[2] until ms or 0.
 -- Returns Redis's clock now (ms), 0 when ARGV[2] is already past (nothing paused).
-local time = redis.call('TIME')
-local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+--- @include "lib/clock"
+
+local now = now_ms()
 local until_ms = tonumber(ARGV[2])
 if until_ms > 0 and until_ms <= now then
   return 0

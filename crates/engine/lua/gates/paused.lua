@@ -1,7 +1,10 @@
--- What is paused now (by Redis's clock): { topic or '*', until ms or 0, ... }.
--- KEYS[1] paused hash.
-local time = redis.call('TIME')
-local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+-- What is paused now (by Redis's clock).
+-- KEYS[1] paused hash
+-- ARGV none
+-- Returns { topic or '*', until ms or 0, ... }.
+--- @include "lib/clock"
+
+local now = now_ms()
 local out = {}
 local flat = redis.call('HGETALL', KEYS[1])
 for i = 1, #flat, 2 do

@@ -1,9 +1,11 @@
 -- The job records with Redis's clock, so the reader tells a running job from an interrupted one
 -- (its lease run out) by the same clock the leases were given by.
--- KEYS[1] jobs hash; ARGV[1] an id, or '' for every record.
+-- KEYS[1] jobs hash
+-- ARGV[1] an id, or '' for every record.
 -- Returns { now ms, record JSON, ... }.
-local time = redis.call('TIME')
-local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+--- @include "lib/clock"
+
+local now = now_ms()
 local out = { now }
 if ARGV[1] ~= '' then
   local raw = redis.call('HGET', KEYS[1], ARGV[1])

@@ -1,11 +1,13 @@
 -- Start an operator job (a dashboard's bulk requeue or removal) under a new id: running, run 1,
 -- its lease ARGV[2] ms from now by Redis's clock. Records beyond the newest ARGV[3] are dropped,
 -- oldest first, unless running under a live lease.
--- KEYS[1] jobs hash (id -> record JSON), KEYS[2] id counter; ARGV[1] spec (JSON text, kept as a
--- string so its numbers are never re-encoded), ARGV[2] lease ms, ARGV[3] records kept.
+-- KEYS[1] jobs hash (id -> record JSON), KEYS[2] id counter
+-- ARGV[1] spec (JSON text, kept as a string so its numbers are never re-encoded), ARGV[2] lease
+--   ms, ARGV[3] records kept.
 -- Returns the new id.
-local time = redis.call('TIME')
-local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+--- @include "lib/clock"
+
+local now = now_ms()
 local id = redis.call('INCR', KEYS[2])
 local record = {
   id = id, spec = ARGV[1], state = 'running', run = 1, done = 0, startedAt = now,

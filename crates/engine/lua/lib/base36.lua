@@ -1,5 +1,6 @@
--- Base 36, as Entry::encode writes times (exact: ms timestamps are far below 2^53). Prepended to
--- the scripts that write an entry's due time (push.lua, requeue.lua, the ordered scripts).
+-- Base 36, as Entry::encode writes times (exact: ms timestamps are far below 2^53), for the
+-- scripts that write an entry's due time (push.lua, requeue.lua, lib/ordered).
+
 local DIGITS = '0123456789abcdefghijklmnopqrstuvwxyz'
 local function base36(n)
   local out = ''

@@ -1,6 +1,6 @@
--- Functions the ordered-retry scripts (turn.lua, park.lua, done.lua) share; this file is
--- prepended to each of them (src/store/ordered.rs), as gate.lua is to claim.lua. Only ordered
--- calls run it: push.lua, claim.lua and ack.lua, the unordered path, are untouched.
+-- Functions the ordered-retry scripts (ordered/turn.lua, park.lua, done.lua) share; each of
+-- them includes it, as claim.lua includes lib/gate. Only ordered calls run it: push.lua,
+-- claim.lua and ack.lua, the unordered path, are untouched.
 --
 -- A chain is one Redis list per topic and key (KEYS[1] of every ordered script), holding the
 -- tokens of the messages of that key not yet handled, oldest first. Its first token is the head:
@@ -10,13 +10,14 @@
 -- entry, so a held message is scheduled under it when released. The chains set lists the chains
 -- that exist (its size is the number of blocked keys); the held hash's size is the number of
 -- parked messages. Every key shares the schedule shard's hash tag.
-redis.replicate_commands()
-local time = redis.call('TIME')
-local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+-- Times are Redis's clock, read once by the script (lib/clock) and passed in as `now`.
+--- @include "lib/base36"
+--- @include "lib/seen"
+--- @include "lib/tally"
 
--- Whether `id` was acknowledged within `window` ms: the seen buckets (seen.lua, prepended), then
--- the legacy sorted set.
-local function seen(seen_key, id, window)
+-- Whether `id` was acknowledged within `window` ms before `now`: the seen buckets (lib/seen),
+-- then the legacy sorted set.
+local function seen(seen_key, id, window, now)
   if window <= 0 then
     return false
   end
@@ -26,10 +27,10 @@ local function seen(seen_key, id, window)
   return seen_in_set(seen_key, id, now - window)
 end
 
--- Stores `tail` under `id` on the schedule, due `delay` ms from now, counts it for `topic` in the
--- per topic counters and the history like push.lua (tally.lua, prepended before this file), and
--- announces it on the wake channel. Returns the due time, or 0 when `id` is stored already.
-local function schedule(due_key, entries_key, wake_key, tally_keys, topic, id, delay, tail)
+-- Stores `tail` under `id` on the schedule, due `delay` ms after `now`, counts it for `topic` in
+-- the per topic counters and the history like push.lua (lib/tally), and announces it on the wake
+-- channel. Returns the due time, or 0 when `id` is stored already.
+local function schedule(now, due_key, entries_key, wake_key, tally_keys, topic, id, delay, tail)
   local due = now + delay
   if redis.call('HSETNX', entries_key, id, base36(due) .. '\n' .. tail) == 0 then
     return 0

@@ -1,5 +1,5 @@
--- The seen window: ids published within `dedupeWindowMs` (prepended to ack.lua, which writes it,
--- and to push.lua and the ordered scripts, which read it).
+-- The seen window: ids published within `dedupeWindowMs` (included by ack.lua, which writes it,
+-- and by push.lua and lib/ordered, which read it).
 -- An 'm:' id (fixed size: 'm:' and 22 characters) acked at `now` is remembered in the seen
 -- bucket of now, a hash `<seen>:<bucket>` (bucket = now // width, width half the window), as a
 -- fixed-size record added after those of the ids before it in one field: the field named by its

@@ -1,6 +1,6 @@
--- Per topic counters and the per-minute history (prepended to push, claim, ack, release and
--- requeue). A script tallies in Lua tables while it works and writes once at its end: one HINCRBY
--- per topic (and per due minute) per call, never one per message.
+-- Per topic counters and the per-minute history (included by push, claim, ack, release,
+-- requeue, lib/gate and lib/ordered). A script tallies in Lua tables while it works and writes
+-- once at its end: one HINCRBY per topic (and per due minute) per call, never one per message.
 -- The topics hash of a shard (store/tally.rs reads it): 's' .. topic scheduled (in the due set or
 -- parked), 'l' .. topic leased, 'p' .. topic parked (due, held by a pause), and
 -- minute .. '\t' .. topic: messages in the due set whose due time falls in that minute
@@ -9,6 +9,8 @@
 -- The history of a shard: one hash per hour, '<history>:<hour>' (hour = ms // 3600000), field
 -- two-digit minute of the hour .. kind .. topic, kind 'p' pushed, 'o' published, 'f' failed
 -- publish, 'd' dead-lettered; each hour's hash expires whole 48 hours after its last minute.
+--- @include "lib/counts"
+
 local TALLY_KEEP_MS = 48 * 3600 * 1000
 local TALLY = { s = {}, l = {}, p = {}, due = {}, events = {}, pushed = {}, leased = {} }
 
@@ -74,12 +76,6 @@ local function tally_unescape(text)
   end))
 end
 
-local function tally_add(key, field, n)
-  if n ~= 0 and redis.call('HINCRBY', key, field, n) <= 0 then
-    redis.call('HDEL', key, field)
-  end
-end
-
 -- Writes what the call tallied: the counters into `topics_key`, the events into this minute of
 -- the history under `history_key`.
 local function tally_write(topics_key, history_key, now)
@@ -93,13 +89,13 @@ local function tally_write(topics_key, history_key, now)
   end
   for _, kind in ipairs({ 's', 'l', 'p' }) do
     for topic, n in pairs(TALLY[kind]) do
-      tally_add(topics_key, kind .. topic, n)
+      count_add(topics_key, kind .. topic, n)
     end
   end
   for minute, counts in pairs(TALLY.due) do
     local head = string.format('%d', minute) .. '\t'
     for topic, n in pairs(counts) do
-      tally_add(topics_key, head .. topic, n)
+      count_add(topics_key, head .. topic, n)
     end
   end
   local minute = math.floor(now / 60000)

@@ -1,23 +1,27 @@
 -- Forget messages whose publish (or dead-lettering) the broker acknowledged.
--- KEYS[1] lease zset, KEYS[2] entries hash, KEYS[3] seen zset (legacy ids -> when acknowledged,
--- by Redis's clock; also the name the seen buckets start with), KEYS[4] failures hash
--- (release.lua's counts of publishes that failed with an error retrying cannot fix: forgotten
--- with the message)
--- KEYS[5] topics hash, KEYS[6] history (tally.lua, prepended)
--- ARGV[1] dedupe window ms, ARGV[2] how many groups follow, then per group 3 values: what
--- happened to its messages ('o' published, 'd' dead-lettered), their topic, how many; then the
--- ids, group after group. Each group's messages still leased count once, as no longer leased and
--- as published or dead-lettered this minute (an id acked twice counts once).
+-- Each group's messages still leased count once, as no longer leased and as published or
+-- dead-lettered this minute (an id acked twice counts once).
 -- Deleting only after the ack is what makes a crash mid-publish lose nothing.
 -- While a message is stored, its entry itself drops a redelivered push (HSETNX); once it is
 -- gone, an id derived from the payload's msgId ('m:') or a legacy bucket ('legacy:') is
 -- remembered for the window, so a late redelivery is still dropped. Remembering it only now, not
 -- at push, keeps scheduled messages from paying for the marker.
--- An 'm:' id is remembered in the seen bucket of now (seen.lua, prepended, says how); legacy ids
--- (any length, rare) keep the sorted set.
+-- An 'm:' id is remembered in the seen bucket of now (lib/seen says how); legacy ids (any
+-- length, rare) keep the sorted set.
+-- KEYS[1] lease zset, KEYS[2] entries hash, KEYS[3] seen zset (legacy ids -> when acknowledged,
+--   by Redis's clock; also the name the seen buckets start with), KEYS[4] failures hash
+--   (release.lua's counts of publishes that failed with an error retrying cannot fix: forgotten
+--   with the message), KEYS[5] topics hash, KEYS[6] history (lib/tally)
+-- ARGV[1] dedupe window ms, ARGV[2] how many groups follow, then per group 3 values: what
+--   happened to its messages ('o' published, 'd' dead-lettered), their topic, how many; then the
+--   ids, group after group.
+-- Returns how many ids it was given.
+--- @include "lib/clock"
+--- @include "lib/tally"
+--- @include "lib/seen"
+
 redis.replicate_commands()
-local time = redis.call('TIME')
-local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+local now = now_ms()
 -- Formatted once: a Lua number passed to redis.call is formatted with printf per argument.
 local now_text = string.format('%d', now)
 local window = tonumber(ARGV[1])

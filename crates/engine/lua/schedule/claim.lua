@@ -1,24 +1,29 @@
 -- Claim up to ARGV[1] due messages for one listener, atomically, with a lease.
 -- Claim and lease happen in one script so two listeners can never take the same id; a message
 -- whose lease ran out (its listener died or stalled) is due again and is claimed first. "Due"
--- and the lease deadline are Redis's clock (TIME), so listeners on hosts whose clocks disagree
--- agree on both.
--- KEYS[1] due zset, KEYS[2] lease zset (id -> lease deadline ms), KEYS[3] entries hash,
--- KEYS[4] wake key, KEYS[5..7] and ARGV[4]: the gates (gate.lua), KEYS[8] topics hash, KEYS[9]
--- history (tally.lua: a claim moves its topics' counts from scheduled to leased or parked)
--- ARGV[1] limit, ARGV[2] lease ms, ARGV[3] longest sleep of the listener (poll interval) ms
--- Returns { lease deadline, next wake-up ms or false, Redis now ms, id1, entry1, id2, entry2, ... }
--- and records in the wake key when this listener next looks, so a push due before then
+-- and the lease deadline are Redis's clock, so listeners on hosts whose clocks disagree agree on
+-- both. Records in the wake key when this listener next looks, so a push due before then
 -- announces itself (push.lua).
 -- Variadic commands over the whole batch, not one call per message: the claim is most of the
 -- Redis work per fired message.
+-- KEYS[1] due zset, KEYS[2] lease zset (id -> lease deadline ms), KEYS[3] entries hash,
+--   KEYS[4] wake key, KEYS[5] paused hash, KEYS[6] parked zset, KEYS[7] rate hash (the gates,
+--   lib/gate), KEYS[8] topics hash, KEYS[9] history (lib/tally: a claim moves its topics' counts
+--   from scheduled to leased or parked)
+-- ARGV[1] limit, ARGV[2] lease ms, ARGV[3] longest sleep of the listener (poll interval) ms,
+--   ARGV[4] most messages published per second from this shard, 0 for no cap (lib/gate)
+-- Returns { lease deadline, next wake-up ms or false, Redis now ms, id1, entry1, id2, entry2, ... }
+--- @include "lib/clock"
+--- @include "lib/tally"
+--- @include "lib/gate"
+
 redis.replicate_commands()
-local time = redis.call('TIME')
-local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+local now = now_ms()
 local limit = tonumber(ARGV[1])
--- Operator gates (gate.lua): a pause holds the claim or parks a topic's messages; the rate cap
+-- Operator gates (lib/gate): a pause holds the claim or parks a topic's messages; the rate cap
 -- lowers the limit.
-local gate = gate_open(now, limit)
+local gate_keys = { due = KEYS[1], paused = KEYS[5], parked = KEYS[6], rate = KEYS[7] }
+local gate = gate_open(gate_keys, now, limit, tonumber(ARGV[4]) or 0)
 limit = gate.limit
 local deadline = now + tonumber(ARGV[2])
 -- Formatted once: a Lua number passed to redis.call is formatted with printf per argument, which
@@ -34,7 +39,7 @@ end
 
 local claimed = limit > 0 and redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, limit) or {}
 -- Claimed ids after this many came from the due set (the others were leased already); their due
--- times say which minute's count they leave (tally.lua).
+-- times say which minute's count they leave (lib/tally).
 local expired = #claimed
 local due_at = {}
 if #claimed < limit then
@@ -74,7 +79,7 @@ if #claimed > 0 then
       -- (A parked one, gate_parks, leaves the lease set too.)
       orphans[#orphans + 1] = id
       if entries[i] then
-        -- Parked: still scheduled, and due (tally.lua).
+        -- Parked: still scheduled, and due (lib/tally).
         local topic = tally_unescape(raw_topic)
         if i > expired then
           tally_due(due_at[i], topic, -1)

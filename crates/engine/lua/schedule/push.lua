@@ -1,20 +1,24 @@
 -- Store and schedule a batch of messages, atomically per message. Concurrent pushToQueue calls
 -- are gathered into one call of this script, so they share one round trip and one script run.
--- Due times come from Redis's clock (TIME), never from the pushing host's, so hosts whose clocks
--- disagree schedule alike.
+-- Due times come from Redis's clock, never from the pushing host's, so hosts whose clocks
+-- disagree schedule alike. A message due before the listeners next look is announced on the
+-- wake channel, so a listener in any process wakes for it at once.
 -- KEYS[1] due zset (id -> due ms), KEYS[2] entries hash (id -> stored entry), KEYS[3] seen zset
--- (legacy ids, and the name the seen buckets of ack.lua start with), KEYS[4] wake key (when the listeners next look; also the name of the wake channel)
--- KEYS[5] topics hash, KEYS[6] history (tally.lua, prepended)
--- ARGV[1] dedupe window ms, then per message 5 values:
---   id, delay ms, the stored entry without its first field (the due time, written here),
---   '1' when the id comes from the payload's msgId (a redelivery reuses it), its topic
+--   (legacy ids, and the name the seen buckets of ack.lua start with), KEYS[4] wake key (when
+--   the listeners next look; also the name of the wake channel), KEYS[5] topics hash, KEYS[6]
+--   history (lib/tally)
+-- ARGV[1] dedupe window ms, then per message 5 values: id, delay ms, the stored entry without
+--   its first field (the due time, written here), '1' when the id comes from the payload's msgId
+--   (a redelivery reuses it), its topic
 -- Returns one integer per message: its due time when stored, 0 when already pushed (a consumer
--- redelivery): its entry is still stored, or it was published within the window (see ack.lua).
--- A message due before the listeners next look is announced on the wake channel, so a listener
--- in any process wakes for it at once.
+--   redelivery): its entry is still stored, or it was published within the window (see ack.lua).
+--- @include "lib/clock"
+--- @include "lib/base36"
+--- @include "lib/tally"
+--- @include "lib/seen"
+
 redis.replicate_commands()
-local time = redis.call('TIME')
-local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+local now = now_ms()
 local window = tonumber(ARGV[1])
 local cutoff = now - window
 local buckets = seen_buckets(KEYS[3], window, now)

@@ -1,18 +1,20 @@
 -- Put claimed messages back on the schedule (a failed publish, or close() before publishing),
 -- without spending a retry, due ARGV[2] ms from now by Redis's clock.
--- KEYS[1] due zset, KEYS[2] lease zset, KEYS[3] wake key, KEYS[4] failures hash (id -> publishes
--- failed with an error retrying cannot fix), KEYS[5] topics hash, KEYS[6] history (tally.lua,
--- prepended); ARGV[1] lease deadline of our claim, ARGV[2] delay ms, ARGV[3] maxPublishFailures,
--- or 0 for a transient failure (nothing counted), ARGV[4] '1' when the ids' publishes failed
--- (counted in the history), ARGV[5..] pairs of id and its topic.
 -- Only ids still leased under our deadline move: if our lease ran out and another listener
 -- claimed the id, it is theirs now and moving it would let a third listener publish it too.
 -- With ARGV[3] > 0 each id's count goes up by one; an id that reaches it stays leased (ours) and
 -- is returned, for the caller to dead-letter and then ack (ack.lua clears its count).
+-- KEYS[1] due zset, KEYS[2] lease zset, KEYS[3] wake key, KEYS[4] failures hash (id -> publishes
+--   failed with an error retrying cannot fix), KEYS[5] topics hash, KEYS[6] history (lib/tally)
+-- ARGV[1] lease deadline of our claim, ARGV[2] delay ms, ARGV[3] maxPublishFailures, or 0 for a
+--   transient failure (nothing counted), ARGV[4] '1' when the ids' publishes failed (counted in
+--   the history), ARGV[5..] pairs of id and its topic.
 -- Returns { moved, reached ids... }.
+--- @include "lib/clock"
+--- @include "lib/tally"
+
 redis.replicate_commands()
-local time = redis.call('TIME')
-local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+local now = now_ms()
 local due = string.format('%d', now + tonumber(ARGV[2]))
 local moved = 0
 local deadline = tonumber(ARGV[1])

@@ -11,17 +11,15 @@
 
 use super::schedule::Schedule;
 use crate::error::{Result, RetryError};
+use crate::store::scripts;
 use redis::Script;
 use std::sync::LazyLock;
 
 pub use super::keys::GateKeys;
 
-static PAUSE: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("../../lua/gates/pause.lua")));
-static RESUME: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("../../lua/gates/resume.lua")));
-static PAUSED: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("../../lua/gates/paused.lua")));
+static PAUSE: LazyLock<Script> = LazyLock::new(|| scripts::load("gates/pause"));
+static RESUME: LazyLock<Script> = LazyLock::new(|| scripts::load("gates/resume"));
+static PAUSED: LazyLock<Script> = LazyLock::new(|| scripts::load("gates/paused"));
 
 /// The field of the paused hash that stands for the whole schedule (no Kafka topic has a `*`).
 const WHOLE: &str = "*";

@@ -8,19 +8,15 @@
 
 use super::connection::Redis;
 use crate::error::{Result, RetryError};
+use crate::store::scripts;
 use redis::Script;
 use std::sync::LazyLock;
 
-static START: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("../../lua/jobs/start.lua")));
-static BEAT: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("../../lua/jobs/beat.lua")));
-static STOP: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("../../lua/jobs/stop.lua")));
-static CONTINUE: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("../../lua/jobs/continue.lua")));
-static READ: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("../../lua/jobs/read.lua")));
+static START: LazyLock<Script> = LazyLock::new(|| scripts::load("jobs/start"));
+static BEAT: LazyLock<Script> = LazyLock::new(|| scripts::load("jobs/beat"));
+static STOP: LazyLock<Script> = LazyLock::new(|| scripts::load("jobs/stop"));
+static CONTINUE: LazyLock<Script> = LazyLock::new(|| scripts::load("jobs/continue"));
+static READ: LazyLock<Script> = LazyLock::new(|| scripts::load("jobs/read"));
 
 /// How many job records a schedule keeps (the oldest finished ones go first).
 pub const KEPT: u64 = 50;

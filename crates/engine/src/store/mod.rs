@@ -22,4 +22,5 @@ pub mod jobs;
 pub mod keys;
 pub mod ordered;
 pub mod schedule;
+pub mod scripts;
 pub mod tally;

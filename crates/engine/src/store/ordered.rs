@@ -6,39 +6,15 @@
 
 use super::schedule::Schedule;
 use crate::error::{ErrorCode, Result, RetryError};
+use crate::store::scripts;
 use redis::Script;
 use std::sync::LazyLock;
 use std::time::Duration;
 
-static TURN: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(concat!(
-        include_str!("../../lua/lib/tally.lua"),
-        include_str!("../../lua/lib/base36.lua"),
-        include_str!("../../lua/lib/seen.lua"),
-        include_str!("../../lua/lib/ordered.lua"),
-        include_str!("../../lua/ordered/turn.lua")
-    ))
-});
-static PARK: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(concat!(
-        include_str!("../../lua/lib/tally.lua"),
-        include_str!("../../lua/lib/base36.lua"),
-        include_str!("../../lua/lib/seen.lua"),
-        include_str!("../../lua/lib/ordered.lua"),
-        include_str!("../../lua/ordered/park.lua")
-    ))
-});
-static DONE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(concat!(
-        include_str!("../../lua/lib/tally.lua"),
-        include_str!("../../lua/lib/base36.lua"),
-        include_str!("../../lua/lib/seen.lua"),
-        include_str!("../../lua/lib/ordered.lua"),
-        include_str!("../../lua/ordered/done.lua")
-    ))
-});
-static COUNT: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("../../lua/ordered/count.lua")));
+static TURN: LazyLock<Script> = LazyLock::new(|| scripts::load("ordered/turn"));
+static PARK: LazyLock<Script> = LazyLock::new(|| scripts::load("ordered/park"));
+static DONE: LazyLock<Script> = LazyLock::new(|| scripts::load("ordered/done"));
+static COUNT: LazyLock<Script> = LazyLock::new(|| scripts::load("ordered/count"));
 
 /// The keys of one ordered chain and of its shard's ordered state: the schedule shard's hash
 /// tag, so every ordered script touches one Redis Cluster slot, the same as the schedule it

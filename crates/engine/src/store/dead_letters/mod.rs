@@ -38,14 +38,13 @@ use crate::payload::json_text;
 use crate::store::connection::Redis;
 use crate::store::entry::{Entry, ErrorInfo};
 use crate::store::keys::{dead_letter_topics_key, index_key, index_scan_key};
+use crate::store::scripts;
 use redis::Script;
 use serde::Serialize;
 use std::sync::LazyLock;
 
-static COUNT_TOPIC: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("../../../lua/dead_letters/count_topic.lua")));
-static TAKE: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("../../../lua/dead_letters/take.lua")));
+static COUNT_TOPIC: LazyLock<Script> = LazyLock::new(|| scripts::load("dead_letters/count_topic"));
+static TAKE: LazyLock<Script> = LazyLock::new(|| scripts::load("dead_letters/take"));
 
 /// One dead letter as `deadLetters()` returns it.
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -6,6 +6,7 @@ use super::{DeadLetterItem, DeadLetters};
 use crate::error::{ErrorCode, Result, RetryError};
 use crate::store::keys::{dead_letter_topics_key, index_key};
 use crate::store::schedule::{PushMessage, Schedule};
+use crate::store::scripts;
 use redis::Script;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, LazyLock};
@@ -13,13 +14,7 @@ use std::time::Duration;
 use tokio::sync::Notify;
 
 // The per topic counters and history (tally.lua) are functions the requeue calls: their file first.
-static REQUEUE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(concat!(
-        include_str!("../../../lua/lib/tally.lua"),
-        include_str!("../../../lua/lib/base36.lua"),
-        include_str!("../../../lua/dead_letters/requeue.lua")
-    ))
-});
+static REQUEUE: LazyLock<Script> = LazyLock::new(|| scripts::load("dead_letters/requeue"));
 
 /// Schedules dead letter `id` of `dlq` again, due now (Redis's clock) with `retryCount` reset, on the schedule
 /// `schedule_for` picks, and removes it from the dead letter queue. On a single Redis server both

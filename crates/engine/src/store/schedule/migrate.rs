@@ -10,17 +10,15 @@ use crate::options::{OptionValue, RetryOptions};
 use crate::payload::json_text;
 use crate::store::connection::Redis;
 use crate::store::entry::Entry;
+use crate::store::scripts;
 use redis::Script;
 use std::sync::LazyLock;
 
 /// SCAN pattern of the original's bucket keys.
 pub const BUCKET_PATTERN: &str = "[0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9]-[0-9][0-9][0-9][0-9]";
 
-static DELETE_IF_UNCHANGED: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0",
-    )
-});
+static DELETE_IF_UNCHANGED: LazyLock<Script> =
+    LazyLock::new(|| scripts::load("schedule/drop_bucket"));
 
 /// The due time of a bucket key `YYYYMMDD-HHmm`, read as UTC, in ms. `None` for other keys.
 pub fn bucket_due_ms(key: &str) -> Option<u64> {

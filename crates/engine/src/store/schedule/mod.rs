@@ -14,6 +14,7 @@ use crate::clock::RedisClock;
 use crate::error::{ErrorCode, Result, RetryError};
 use crate::store::connection::Redis;
 pub use crate::store::keys::{GateKeys, Keys};
+use crate::store::scripts;
 use redis::Script;
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
@@ -21,30 +22,11 @@ use tokio::sync::oneshot;
 
 // The per topic counters (tally.lua) and the operator gates (pauses, rate cap) are functions the
 // claim calls: their files come first.
-static CLAIM: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(concat!(
-        include_str!("../../../lua/lib/tally.lua"),
-        include_str!("../../../lua/lib/gate.lua"),
-        include_str!("../../../lua/schedule/claim.lua")
-    ))
-});
-static ACK: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(concat!(
-        include_str!("../../../lua/lib/tally.lua"),
-        include_str!("../../../lua/lib/seen.lua"),
-        include_str!("../../../lua/schedule/ack.lua")
-    ))
-});
-static RELEASE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(concat!(
-        include_str!("../../../lua/lib/tally.lua"),
-        include_str!("../../../lua/schedule/release.lua")
-    ))
-});
-static RENEW: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("../../../lua/schedule/renew.lua")));
-static COUNT: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("../../../lua/schedule/count.lua")));
+static CLAIM: LazyLock<Script> = LazyLock::new(|| scripts::load("schedule/claim"));
+static ACK: LazyLock<Script> = LazyLock::new(|| scripts::load("schedule/ack"));
+static RELEASE: LazyLock<Script> = LazyLock::new(|| scripts::load("schedule/release"));
+static RENEW: LazyLock<Script> = LazyLock::new(|| scripts::load("schedule/renew"));
+static COUNT: LazyLock<Script> = LazyLock::new(|| scripts::load("schedule/count"));
 
 /// Messages taken by one claim.
 #[derive(Debug, Clone, PartialEq)]

@@ -8,20 +8,14 @@ use crate::error::{ErrorCode, Result, RetryError};
 use crate::registry::{get_or_make, registry, Registry};
 use crate::store::connection::Redis;
 use crate::store::keys::Keys;
+use crate::store::scripts;
 use redis::Script;
 use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
 use tokio::sync::{mpsc, Notify, Semaphore};
 
 // The per topic counters and history (tally.lua) are functions the push calls: their file first.
-static PUSH: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(concat!(
-        include_str!("../../../lua/lib/tally.lua"),
-        include_str!("../../../lua/lib/base36.lua"),
-        include_str!("../../../lua/lib/seen.lua"),
-        include_str!("../../../lua/schedule/push.lua")
-    ))
-});
+static PUSH: LazyLock<Script> = LazyLock::new(|| scripts::load("schedule/push"));
 
 /// One message for the push script.
 #[derive(Debug, Clone, PartialEq)]

@@ -5,19 +5,13 @@
 use crate::error::{ErrorCode, Result, RetryError};
 use crate::store::connection::Redis;
 use crate::store::keys::shards_key;
+use crate::store::scripts;
 use redis::Script;
 use std::collections::HashMap;
 use std::sync::{LazyLock, Mutex};
 
 /// Records `shards` when nothing is recorded yet; returns the recorded count either way.
-static RECORD: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        "local recorded = redis.call('GET', KEYS[1])\n\
-         if recorded then return recorded end\n\
-         redis.call('SET', KEYS[1], ARGV[1])\n\
-         return ARGV[1]",
-    )
-});
+static RECORD: LazyLock<Script> = LazyLock::new(|| scripts::load("schedule/record_shards"));
 
 /// Counts this process already read, per connection and schedule key: a record is written once
 /// and never changed, and services that make an instance per failed message (as the original
