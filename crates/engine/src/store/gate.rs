@@ -1,7 +1,7 @@
 //! The operator gates of a schedule, beside the schedule they hold back: pauses (the whole
 //! schedule, or one topic, until resumed or until a time) and the publish rate cap. Their state
-//! lives in Redis under each shard's hash tag ([`GateKeys`]); every claim reads it (`gate.lua`,
-//! prepended to `claim.lua`), so every listener in every process honours a pause from its next
+//! lives in Redis under each shard's hash tag ([`GateKeys`]); every claim reads it (`lua/lib/gate.lua`,
+//! included by `claim.lua`), so every listener in every process honours a pause from its next
 //! claim, and a resume is announced on the wake channel so they claim at once.
 //!
 //! While a topic is paused, its messages that fall due are moved by the claim from the due set to

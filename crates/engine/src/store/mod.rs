@@ -8,7 +8,8 @@
 //!   (`search.rs`) and requeue into the schedule (`requeue.rs`).
 //! - `gate.rs`: the operator gates (pauses, the rate cap); `ordered.rs`: ordered chains;
 //!   `tally.rs`: the per topic counts and history the scripts keep; `jobs.rs`: operator jobs.
-//! - `keys.rs` (every key name) and `entry.rs` (the stored format) are shared by all of them.
+//! - `keys.rs` (every key name) and `entry.rs` (the stored format) are shared by all of them;
+//!   `scripts.rs` is the table of every Lua script and the resolver of their `--- @include` lines.
 //!
 //! Every multi-key change is a Lua script under `crates/engine/lua/`; the scripts hold the
 //! guarantees. Imports run one way: `connection` knows none of the others; `dead_letters::requeue`

@@ -1,7 +1,7 @@
 //! Ordered retries in Redis (issue 23): per topic and key, a chain of the messages not yet
 //! handled, oldest first, whose head alone is on the schedule (or on its way to the consumer, or
 //! dead-lettered); the others are held until the head is handled. Only ordered calls touch these
-//! keys and scripts: the unordered push, claim and ack are unchanged. See `lua/ordered_lib.lua`
+//! keys and scripts: the unordered push, claim and ack are unchanged. See `lua/lib/ordered.lua`
 //! for the layout.
 
 use super::schedule::Schedule;

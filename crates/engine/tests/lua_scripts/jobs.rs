@@ -2,7 +2,7 @@
 
 use super::*;
 
-/// Operator jobs (`job_*.lua`): a runner's reports keep its job running; a stop asked elsewhere
+/// Operator jobs (`lua/jobs/`): a runner's reports keep its job running; a stop asked elsewhere
 /// reaches it at its next report; a job whose lease ran out (by Redis's clock) reads as
 /// interrupted and is continued under the next run, after which the old run's reports are
 /// refused; a done job is not continued.

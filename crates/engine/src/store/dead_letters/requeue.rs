@@ -13,7 +13,7 @@ use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 use tokio::sync::Notify;
 
-// The per topic counters and history (tally.lua) are functions the requeue calls: their file first.
+/// `lua/dead_letters/requeue.lua` with the libraries it includes.
 static REQUEUE: LazyLock<Script> = LazyLock::new(|| scripts::load("dead_letters/requeue"));
 
 /// Schedules dead letter `id` of `dlq` again, due now (Redis's clock) with `retryCount` reset, on the schedule

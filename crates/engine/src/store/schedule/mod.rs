@@ -20,8 +20,7 @@ use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 use tokio::sync::oneshot;
 
-// The per topic counters (tally.lua) and the operator gates (pauses, rate cap) are functions the
-// claim calls: their files come first.
+// The scripts of `lua/schedule/`, each with the libraries it includes (`store::scripts`).
 static CLAIM: LazyLock<Script> = LazyLock::new(|| scripts::load("schedule/claim"));
 static ACK: LazyLock<Script> = LazyLock::new(|| scripts::load("schedule/ack"));
 static RELEASE: LazyLock<Script> = LazyLock::new(|| scripts::load("schedule/release"));

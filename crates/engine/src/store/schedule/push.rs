@@ -14,7 +14,7 @@ use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
 use tokio::sync::{mpsc, Notify, Semaphore};
 
-// The per topic counters and history (tally.lua) are functions the push calls: their file first.
+/// `lua/schedule/push.lua` with the libraries it includes.
 static PUSH: LazyLock<Script> = LazyLock::new(|| scripts::load("schedule/push"));
 
 /// One message for the push script.
