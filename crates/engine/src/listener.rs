@@ -9,8 +9,8 @@ use crate::registry::{get_or_make, registry, Registry};
 use crate::stats::Counters;
 use crate::store::dead_letters::DeadLetters;
 use crate::store::entry::{topic_of, DeadLetter, Entry, ErrorInfo};
+use crate::store::schedule::signal;
 use crate::store::schedule::{Acked, Claim, Schedule};
-use crate::store::signal;
 use futures::stream::{FuturesUnordered, StreamExt};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -118,7 +118,7 @@ impl Listener {
     }
 
     /// Wakes this listener when a push in any process announces a message due before its
-    /// planned wake-up (see `store::signal`).
+    /// planned wake-up (see `store::schedule::signal`).
     async fn hear_pushes(self: Arc<Self>, stop: watch::Receiver<bool>) {
         let redis = self.schedules[0].redis();
         let channels = self

@@ -11,15 +11,18 @@ use crate::options::{format_js_number, RetryOptions};
 use crate::payload;
 use crate::publisher::Publisher;
 use crate::stats::{Counters, Stats};
+use crate::store::connection::target::RedisTarget;
 use crate::store::connection::{Redis, SharedRedis};
-use crate::store::dead_letter_search::{self, Filter, FilterInput, SearchPage};
+use crate::store::dead_letters::requeue;
+use crate::store::dead_letters::search::{
+    self as dead_letter_search, Filter, FilterInput, SearchPage,
+};
 use crate::store::dead_letters::{self, DeadLetterItem, DeadLetters, Page};
 use crate::store::entry::{Entry, ErrorInfo};
 use crate::store::gate::{self, Pause};
+use crate::store::schedule::{migrate, shard_record};
 use crate::store::schedule::{Counts, PushDone, PushMessage, Schedule};
 use crate::store::tally::{self, History};
-use crate::store::target::RedisTarget;
-use crate::store::{migrate, requeue, shard_record};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::watch;
@@ -522,7 +525,7 @@ impl RetryCore {
     }
 
     /// A page of the dead letters `filter` matches, newest first, bounded per call (see
-    /// `store::dead_letter_search`).
+    /// `store::dead_letters::search`).
     pub async fn search_dead_letters(
         &self,
         dlq: &str,
