@@ -14,11 +14,11 @@ const crypto = require('crypto')
 const fs = require('fs')
 const path = require('path')
 const { redisClient, unlinkMatching } = require('./lib/common')
+const { LUA, resolve } = require('./lib/lua')
 
 const ROOT = path.join(__dirname, '..')
 // Where the scripts are: with `--- @include` lines (crates/engine/lua/), or, in revisions before
 // them, one folder whose libraries the store glued in front of a script.
-const LUA = 'crates/engine/lua/'
 const OLD_LUA = ['crates/engine/src/store/lua/', 'src/store/lua/']
 const [revision, ...sizes] = process.argv.slice(2)
 if (!revision) {
@@ -40,26 +40,12 @@ function lua(rev, file) {
   }
 }
 
-/**
- * The script `name` of `rev` as Redis runs it: each `--- @include "lib/x"` line replaced by that
- * library (after the ones it includes), each library once, as store/scripts.rs resolves them.
- */
-function resolve(rev, name, done = new Set()) {
-  const text = lua(rev, `${LUA}${name}.lua`)
-  if (!text) throw new Error(`${rev || 'this checkout'} has no ${LUA}${name}.lua`)
-  return text.split(/(?<=\n)/).map((line) => {
-    const include = /^--- @include "([^"]+)"\s*$/.exec(line)
-    if (!include) return line
-    if (done.has(include[1])) return ''
-    done.add(include[1])
-    const body = resolve(rev, include[1], done)
-    return body.endsWith('\n') ? body : body + '\n'
-  }).join('')
-}
-
 /** The push and ack scripts as the store composes them (seen.lua exists from a1ffe79 on). */
 function scripts(rev) {
-  if (lua(rev, `${LUA}schedule/push.lua`)) return { push: resolve(rev, 'schedule/push'), ack: resolve(rev, 'schedule/ack') }
+  if (lua(rev, `${LUA}schedule/push.lua`)) {
+    const read = (file) => lua(rev, file)
+    return { push: resolve('schedule/push', read), ack: resolve('schedule/ack', read) }
+  }
   const dir = OLD_LUA.find((d) => lua(rev, `${d}push.lua`)) || OLD_LUA[0]
   const old = (file) => lua(rev, `${dir}${file}`)
   const seen = old('seen.lua')
