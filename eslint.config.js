@@ -14,6 +14,7 @@ module.exports = [
       'target/',
       '.services/',
       'dist/',
+      'docs/api/',
       'bench/plain-producer/target/',
       '__test__/types/',
     ],

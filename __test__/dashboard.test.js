@@ -773,7 +773,7 @@ describe('issue 28: defaults, links, cookies, counts, large payloads, removal', 
   })
 
   test("the README's Fastify example, as written, serves its base path and every page under it", async () => {
-    const readme = fs.readFileSync(path.join(__dirname, '..', 'README.md'), 'utf8')
+    const readme = fs.readFileSync(path.join(__dirname, '..', 'docs', 'dashboard.md'), 'utf8')
     const block = /\*\*Mounted in a service\*\*[\s\S]*?```js\n([\s\S]*?)```/.exec(readme)[1]
     const fastifyPart = /\/\/ Fastify:[\s\S]*?(?=\n\/\/ Several schedules)/.exec(block)[0]
     expect(fastifyPart).toContain('fastifyApp.')

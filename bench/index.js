@@ -61,7 +61,9 @@ const log = (msg) => process.stderr.write(`[bench ${((Date.now() - t0) / 1000).t
 const BASELINE = process.env.BENCH_BASELINE_PATH || ''
 
 function runCase(file, args, nodeArgs = []) {
-  const env = args.baseline ? { ...process.env, NAPI_RS_NATIVE_LIBRARY_PATH: BASELINE } : process.env
+  const env = args.baseline
+    ? { ...process.env, NAPI_RS_NATIVE_LIBRARY_PATH: BASELINE, BENCH_PACKAGE: process.env.BENCH_BASELINE_PACKAGE || '' }
+    : process.env
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [...nodeArgs, path.join(__dirname, 'cases', file), JSON.stringify(args)], {
       stdio: ['ignore', 'pipe', 'inherit'],

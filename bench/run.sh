@@ -6,6 +6,7 @@
 #   BENCH_REPS=n    runs per figure (default 5, quick 3)
 #   BENCH_ADDON=f   benchmark this kafka-redis-retry .node file instead of the one at the repo root
 #   BENCH_BASELINE_ADDON=f  also measure this build (say main's) side by side: CPU per push, fire
+#                           (f: a .node file, or a package folder with its own JavaScript)
 #   KAFKA_IMPL=apache  Apache Kafka instead of Tansu when scripts/services.sh starts the broker
 #
 # The addon is copied to bench/.snapshot/ and loaded from there (NAPI_RS_NATIVE_LIBRARY_PATH), so
@@ -39,12 +40,21 @@ export NAPI_RS_NATIVE_LIBRARY_PATH="$ROOT/bench/.snapshot/kafka-redis-retry.node
 export BENCH_ADDON_SOURCE="$addon"
 
 # BENCH_BASELINE_ADDON: another build (say main's) measured interleaved with this one: CPU per
-# push at 256 callers and fire rate, "before and after" in the same run.
+# push at 256 callers and fire rate, "before and after" in the same run. A .node file is loaded
+# through this checkout's JavaScript; a folder is a whole package (a checkout of the previous
+# build with its .node at the top), loaded through its own JavaScript: needed when the JavaScript
+# layer and the native module changed together.
 if [[ -n "${BENCH_BASELINE_ADDON:-}" ]]; then
-  [[ -f "$BENCH_BASELINE_ADDON" ]] || { echo "BENCH_BASELINE_ADDON=$BENCH_BASELINE_ADDON: no such file" >&2; exit 1; }
-  cp "$BENCH_BASELINE_ADDON" bench/.snapshot/baseline.node
+  base="$BENCH_BASELINE_ADDON"
+  if [[ -d "$base" ]]; then
+    export BENCH_BASELINE_PACKAGE="$(cd "$base" && pwd)"
+    base="$(ls "$BENCH_BASELINE_PACKAGE"/kafka-redis-retry.*.node 2>/dev/null | head -n 1 || true)"
+    [[ -n "$base" ]] || { echo "BENCH_BASELINE_ADDON=$BENCH_BASELINE_ADDON: no kafka-redis-retry.*.node in that folder" >&2; exit 1; }
+  fi
+  [[ -f "$base" ]] || { echo "BENCH_BASELINE_ADDON=$BENCH_BASELINE_ADDON: no such file" >&2; exit 1; }
+  cp "$base" bench/.snapshot/baseline.node
   export BENCH_BASELINE_PATH="$ROOT/bench/.snapshot/baseline.node"
-  export BENCH_BASELINE_SOURCE="$(cd "$(dirname "$BENCH_BASELINE_ADDON")" && pwd)/$(basename "$BENCH_BASELINE_ADDON")"
+  export BENCH_BASELINE_SOURCE="$(cd "$(dirname "$base")" && pwd)/$(basename "$base")"
 fi
 
 echo "== build bench/plain-producer (cargo, release)" >&2

@@ -14,9 +14,12 @@ const crypto = require('crypto')
 const fs = require('fs')
 const path = require('path')
 const { redisClient, unlinkMatching } = require('./lib/common')
+const { LUA, resolve } = require('./lib/lua')
 
 const ROOT = path.join(__dirname, '..')
-const LUA = 'crates/engine/src/store/lua/'
+// Where the scripts are: with `--- @include` lines (crates/engine/lua/), or, in revisions before
+// them, one folder whose libraries the store glued in front of a script.
+const OLD_LUA = ['crates/engine/src/store/lua/', 'src/store/lua/']
 const [revision, ...sizes] = process.argv.slice(2)
 if (!revision) {
   console.error('usage: node bench/seen-lookup.js <git revision> [ids remembered ...]')
@@ -24,22 +27,31 @@ if (!revision) {
 }
 const counts = sizes.length ? sizes.map(Number) : [0, 300_000, 1_000_000, 3_000_000]
 
-/** A script file of this checkout (rev null) or of `rev`; '' when `rev` has no such file. */
+/** A file of this checkout (rev null) or of `rev`; '' when there is no such file. */
 function lua(rev, file) {
-  if (!rev) return fs.readFileSync(path.join(ROOT, LUA, file), 'utf8')
+  if (!rev) {
+    const at = path.join(ROOT, file)
+    return fs.existsSync(at) ? fs.readFileSync(at, 'utf8') : ''
+  }
   try {
-    return execFileSync('git', ['show', `${rev}:${LUA}${file}`], { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] })
+    return execFileSync('git', ['show', `${rev}:${file}`], { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] })
   } catch {
     return ''
   }
 }
 
-/** The push and ack scripts as the store composes them (seen.lua exists from this change on). */
+/** The push and ack scripts as the store composes them (seen.lua exists from a1ffe79 on). */
 function scripts(rev) {
-  const seen = lua(rev, 'seen.lua')
+  if (lua(rev, `${LUA}schedule/push.lua`)) {
+    const read = (file) => lua(rev, file)
+    return { push: resolve('schedule/push', read), ack: resolve('schedule/ack', read) }
+  }
+  const dir = OLD_LUA.find((d) => lua(rev, `${d}push.lua`)) || OLD_LUA[0]
+  const old = (file) => lua(rev, `${dir}${file}`)
+  const seen = old('seen.lua')
   return {
-    push: lua(rev, 'tally.lua') + lua(rev, 'base36.lua') + seen + lua(rev, 'push.lua'),
-    ack: lua(rev, 'tally.lua') + seen + lua(rev, 'ack.lua'),
+    push: old('tally.lua') + old('base36.lua') + seen + old('push.lua'),
+    ack: old('tally.lua') + seen + old('ack.lua'),
   }
 }
 

@@ -7,7 +7,7 @@ use engine::config::{ConfigInput, SentinelConfig, TlsConfig};
 use engine::error::{Result as CoreResult, RetryError};
 use engine::options::{format_js_number, parse_first_failed_at, RetryOptions};
 use engine::retry::{BulkOptions, PushRequest};
-use engine::store::dead_letter_search::FilterInput;
+use engine::store::dead_letters::search::FilterInput;
 use napi::bindgen_prelude::*;
 use napi::JsValue;
 
@@ -27,7 +27,7 @@ pub fn dlq_name_and_id(
 /// `requeueDeadLetter()`'s `{ delayMs }`: how long after now the requeued message falls due
 /// (default 0), a whole number of ms up to a year.
 pub fn parse_requeue_delay(options: Option<&Unknown>) -> CoreResult<u64> {
-    use engine::store::requeue::MAX_DELAY_MS;
+    use engine::store::dead_letters::requeue::MAX_DELAY_MS;
     let Some(options) = object_arg("options", options)? else {
         return Ok(0);
     };

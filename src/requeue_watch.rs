@@ -1,12 +1,12 @@
 //! `requeueDeadLetters()`'s `signal` and `onProgress`, turned into the core's
-//! [`Watch`](engine::store::requeue::Watch): an `AbortSignal`'s abort sets the requeue's
-//! [`Stop`](engine::store::requeue::Stop), and the counts of its progress reach the caller's
+//! [`Watch`](engine::store::dead_letters::requeue::Watch): an `AbortSignal`'s abort sets the requeue's
+//! [`Stop`](engine::store::dead_letters::requeue::Stop), and the counts of its progress reach the caller's
 //! function through a threadsafe function. That function is wrapped so that a throw becomes a
 //! process warning: a throw in a threadsafe-function call would be Node's uncaught exception.
 
 use crate::convert::{describe, is_nullish, object_arg, property};
 use engine::error::{Result as CoreResult, RetryError};
-use engine::store::requeue::{Stop, Watch};
+use engine::store::dead_letters::requeue::{Stop, Watch};
 use napi::bindgen_prelude::*;
 use napi::threadsafe_function::ThreadsafeFunctionCallMode;
 use std::sync::Arc;

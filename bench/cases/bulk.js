@@ -23,7 +23,7 @@ function payload(tag, k) {
 }
 
 async function kafkaRetry({ batch, n, callers }) {
-  const { KafkaRetry } = require(c.ROOT)
+  const { KafkaRetry } = require(c.PACKAGE)
   const redis = c.redisClient()
   const options = { delay: DELAY_MINUTES, maxRetry: '3', retryCount: '0' }
   const items = (tag, b) =>

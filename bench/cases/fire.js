@@ -15,7 +15,7 @@ const EVENT = 'OrderFailed'
 const POLL_MS = 5
 
 c.main(async ({ n, prefix: existing, producer }) => {
-  const { KafkaRetry } = require(c.ROOT)
+  const { KafkaRetry } = require(c.PACKAGE)
   const redis = c.redisClient()
   const prefix = existing || c.unique('fire')
   const keys = c.scheduleKeys(prefix)

@@ -39,7 +39,7 @@ async function pushPaced(pusher, prefix, { seconds, rate, minMs, maxMs }) {
 
 async function main() {
   const args = JSON.parse(process.env.PUSHER_ARGS)
-  const { KafkaRetry } = require(c.ROOT)
+  const { KafkaRetry } = require(c.PACKAGE)
   const pusher = new KafkaRetry({ keyPrefix: args.prefix, redisUrl: args.redisUrl })
   const result = await pushPaced(pusher, args.prefix, args)
   await pusher.close()

@@ -34,7 +34,7 @@ function pushFromProcess(args) {
 }
 
 c.main(async ({ seconds, rate, minMs, maxMs, pushFrom = 'same' }) => {
-  const { KafkaRetry } = require(c.ROOT)
+  const { KafkaRetry } = require(c.PACKAGE)
   const redis = c.redisClient()
   const prefix = c.unique('late')
   const keys = c.scheduleKeys(prefix)

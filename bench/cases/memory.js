@@ -20,7 +20,7 @@ function payload(tag, k, bytes) {
 }
 
 c.main(async ({ n, payloadBytes }) => {
-  const { KafkaRetry } = require(c.ROOT)
+  const { KafkaRetry } = require(c.PACKAGE)
   const redis = c.redisClient()
   const prefix = c.unique('mem')
   const keys = c.scheduleKeys(prefix)

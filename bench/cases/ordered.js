@@ -68,7 +68,7 @@ async function measure(retry, prefix, redis, kind, { n, callers }) {
 }
 
 c.main(async ({ n = 20000, callers = 64, rounds = 3 }) => {
-  const { KafkaRetry } = require(c.ROOT)
+  const { KafkaRetry } = require(c.PACKAGE)
   const redis = c.redisClient()
   const kinds = ['push', 'failure', 'park', 'turn-free', 'handled']
   const results = Object.fromEntries(kinds.map((k) => [k, []]))

@@ -26,7 +26,7 @@ function payload(tag, k) {
 }
 
 async function kafkaRetry({ callers, n, prefix: existing, newInstance }) {
-  const { KafkaRetry } = require(c.ROOT)
+  const { KafkaRetry } = require(c.PACKAGE)
   const redis = c.redisClient()
   const prefix = existing || c.unique('push')
   const keys = c.scheduleKeys(prefix)

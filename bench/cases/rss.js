@@ -20,7 +20,7 @@ async function settledRss() {
 }
 
 c.main(async ({ n, prefix }) => {
-  const { KafkaRetry } = require(c.ROOT)
+  const { KafkaRetry } = require(c.PACKAGE)
   const redis = c.redisClient()
   const retry = new KafkaRetry({ keyPrefix: prefix, redisUrl: c.REDIS_URL })
   const options = { delay: '525600', maxRetry: '3', retryCount: '0' }

@@ -5,14 +5,12 @@
 //
 // args: { n }  ids remembered (acked 500 per script call, as a listener acks a batch)
 
-const fs = require('fs')
-const path = require('path')
 const crypto = require('crypto')
 const c = require('../lib/common')
+const { resolve } = require('../lib/lua')
 
-// As the addon loads it: the per topic counters (tally.lua) and the seen window (seen.lua) first.
-const lua = (name) => fs.readFileSync(path.join(c.ROOT, 'src', 'store', 'lua', name), 'utf8')
-const ACK = lua('tally.lua') + lua('seen.lua') + lua('ack.lua')
+// As the addon loads it: ack.lua with the libraries it includes (the counts, the seen window).
+const ACK = resolve('schedule/ack')
 const WINDOW_MS = 3_600_000
 
 /** An id as ids::message_id makes it from a msgId: 'm:' and 22 characters of base64url. */

@@ -6,6 +6,8 @@ const path = require('path')
 const Redis = require('ioredis')
 
 const ROOT = path.resolve(__dirname, '..', '..')
+// The package the cases load: this checkout, or the baseline's own folder (BENCH_BASELINE_PACKAGE).
+const PACKAGE = process.env.BENCH_PACKAGE || ROOT
 const REDIS_URL = process.env.REDIS_URL || 'redis://127.0.0.1:6379'
 const KAFKA_BROKERS = process.env.KAFKA_BROKERS || '127.0.0.1:9092'
 
@@ -291,6 +293,7 @@ function main(fn) {
 
 module.exports = {
   ROOT,
+  PACKAGE,
   REDIS_URL,
   KAFKA_BROKERS,
   redisClient,

@@ -401,7 +401,7 @@ fn check_tls(name: &str, tls: &TlsConfig, hosts: &[String]) -> Result<()> {
     Ok(())
 }
 
-/// The URL without its password, for messages (`store::connection::redacted` applies it to a
+/// The URL without its password, for messages (`store::connection::target::redacted` applies it to a
 /// list of cluster seeds).
 pub fn redacted_url(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {

@@ -11,12 +11,12 @@ mod common;
 
 use common::{PrivateServer, TestRedis};
 use kafka_redis_retry_engine::clock::now_ms;
+use kafka_redis_retry_engine::store::dead_letters::requeue::requeue_all;
 use kafka_redis_retry_engine::store::dead_letters::{
     DeadLetters, Page, INDEX_STEP_FIELDS, STALE_PER_PAGE,
 };
 use kafka_redis_retry_engine::store::entry::{DeadLetter, Entry};
 use kafka_redis_retry_engine::store::keys::{index_key, index_scan_key};
-use kafka_redis_retry_engine::store::requeue::requeue_all;
 use kafka_redis_retry_engine::store::schedule::Schedule;
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;

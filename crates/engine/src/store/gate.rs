@@ -1,7 +1,7 @@
 //! The operator gates of a schedule, beside the schedule they hold back: pauses (the whole
 //! schedule, or one topic, until resumed or until a time) and the publish rate cap. Their state
-//! lives in Redis under each shard's hash tag ([`GateKeys`]); every claim reads it (`gate.lua`,
-//! prepended to `claim.lua`), so every listener in every process honours a pause from its next
+//! lives in Redis under each shard's hash tag ([`GateKeys`]); every claim reads it (`lua/lib/gate.lua`,
+//! included by `claim.lua`), so every listener in every process honours a pause from its next
 //! claim, and a resume is announced on the wake channel so they claim at once.
 //!
 //! While a topic is paused, its messages that fall due are moved by the claim from the due set to
@@ -11,14 +11,15 @@
 
 use super::schedule::Schedule;
 use crate::error::{Result, RetryError};
+use crate::store::scripts;
 use redis::Script;
 use std::sync::LazyLock;
 
 pub use super::keys::GateKeys;
 
-static PAUSE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/pause.lua")));
-static RESUME: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/resume.lua")));
-static PAUSED: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/paused.lua")));
+static PAUSE: LazyLock<Script> = LazyLock::new(|| scripts::load("gates/pause"));
+static RESUME: LazyLock<Script> = LazyLock::new(|| scripts::load("gates/resume"));
+static PAUSED: LazyLock<Script> = LazyLock::new(|| scripts::load("gates/paused"));
 
 /// The field of the paused hash that stands for the whole schedule (no Kafka topic has a `*`).
 const WHOLE: &str = "*";

@@ -8,15 +8,15 @@
 
 use super::connection::Redis;
 use crate::error::{Result, RetryError};
+use crate::store::scripts;
 use redis::Script;
 use std::sync::LazyLock;
 
-static START: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/job_start.lua")));
-static BEAT: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/job_beat.lua")));
-static STOP: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/job_stop.lua")));
-static CONTINUE: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("lua/job_continue.lua")));
-static READ: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/jobs_read.lua")));
+static START: LazyLock<Script> = LazyLock::new(|| scripts::load("jobs/start"));
+static BEAT: LazyLock<Script> = LazyLock::new(|| scripts::load("jobs/beat"));
+static STOP: LazyLock<Script> = LazyLock::new(|| scripts::load("jobs/stop"));
+static CONTINUE: LazyLock<Script> = LazyLock::new(|| scripts::load("jobs/continue"));
+static READ: LazyLock<Script> = LazyLock::new(|| scripts::load("jobs/read"));
 
 /// How many job records a schedule keeps (the oldest finished ones go first).
 pub const KEPT: u64 = 50;
@@ -263,7 +263,7 @@ pub async fn report(
     })
 }
 
-/// Asks job `id` to stop (see `job_stop.lua`). `Some(false)` when it was not running, `None`
+/// Asks job `id` to stop (see `lua/jobs/stop.lua`). `Some(false)` when it was not running, `None`
 /// when there is no such job.
 pub async fn stop(redis: &Redis, keys: &JobKeys, id: u64) -> Result<Option<bool>> {
     let reply: i64 = redis
@@ -277,7 +277,7 @@ pub async fn stop(redis: &Redis, keys: &JobKeys, id: u64) -> Result<Option<bool>
     Ok((reply >= 0).then_some(reply == 1))
 }
 
-/// Continues job `id` under a new run (see `job_continue.lua`): the new run number, `Some(0)`
+/// Continues job `id` under a new run (see `lua/jobs/continue.lua`): the new run number, `Some(0)`
 /// when it cannot be continued (done, or running elsewhere), `None` when there is no such job.
 pub async fn resume(redis: &Redis, keys: &JobKeys, id: u64, lease_ms: u64) -> Result<Option<u64>> {
     let reply: i64 = redis

@@ -1,24 +1,27 @@
-//! What lives in Redis: the schedule (due messages, leases, entries, the seen window), the dead
-//! letter queue, the stored entry format, the original class's buckets, the per topic counts and
-//! history the scripts keep (`tally`), and the connection they share. Every multi-key change is a
-//! Lua script in `lua/`; the scripts hold the guarantees.
+//! What lives in Redis, by concept, one folder or file each:
+//! - `connection/`: the Redis connection shared per URL (`mod.rs`) and where Redis is and how to
+//!   reach it (`target.rs`: URL, Cluster seeds, Sentinel, TLS).
+//! - `schedule/`: the schedule of retries: push (batched), claim, ack, release, renew, counts
+//!   (`mod.rs`), the push batcher (`push.rs`), the wake channel (`signal.rs`), the recorded shard
+//!   count (`shard_record.rs`) and the migration of the original class's buckets (`migrate.rs`).
+//! - `dead_letters/`: the dead letter queue: record, index and pages (`mod.rs`), search
+//!   (`search.rs`) and requeue into the schedule (`requeue.rs`).
+//! - `gate.rs`: the operator gates (pauses, the rate cap); `ordered.rs`: ordered chains;
+//!   `tally.rs`: the per topic counts and history the scripts keep; `jobs.rs`: operator jobs.
+//! - `keys.rs` (every key name) and `entry.rs` (the stored format) are shared by all of them;
+//!   `scripts.rs` is the table of every Lua script and the resolver of their `--- @include` lines.
 //!
-//! Imports run one way: `requeue` and `migrate` use `schedule` and `dead_letters`; those two do
-//! not know each other.
+//! Every multi-key change is a Lua script under `crates/engine/lua/`; the scripts hold the
+//! guarantees. Imports run one way: `connection` knows none of the others; `dead_letters::requeue`
+//! and `schedule::migrate` use the schedule; the schedule does not know the dead letters.
 
 pub mod connection;
-pub mod dead_letter_search;
 pub mod dead_letters;
 pub mod entry;
 pub mod gate;
 pub mod jobs;
 pub mod keys;
-pub mod migrate;
 pub mod ordered;
-mod push;
-pub mod requeue;
 pub mod schedule;
-pub mod shard_record;
-pub mod signal;
+pub mod scripts;
 pub mod tally;
-pub mod target;

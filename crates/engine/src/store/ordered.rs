@@ -1,44 +1,20 @@
 //! Ordered retries in Redis (issue 23): per topic and key, a chain of the messages not yet
 //! handled, oldest first, whose head alone is on the schedule (or on its way to the consumer, or
 //! dead-lettered); the others are held until the head is handled. Only ordered calls touch these
-//! keys and scripts: the unordered push, claim and ack are unchanged. See `lua/ordered_lib.lua`
+//! keys and scripts: the unordered push, claim and ack are unchanged. See `lua/lib/ordered.lua`
 //! for the layout.
 
 use super::schedule::Schedule;
 use crate::error::{ErrorCode, Result, RetryError};
+use crate::store::scripts;
 use redis::Script;
 use std::sync::LazyLock;
 use std::time::Duration;
 
-static TURN: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(concat!(
-        include_str!("lua/tally.lua"),
-        include_str!("lua/base36.lua"),
-        include_str!("lua/seen.lua"),
-        include_str!("lua/ordered_lib.lua"),
-        include_str!("lua/turn.lua")
-    ))
-});
-static PARK: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(concat!(
-        include_str!("lua/tally.lua"),
-        include_str!("lua/base36.lua"),
-        include_str!("lua/seen.lua"),
-        include_str!("lua/ordered_lib.lua"),
-        include_str!("lua/park.lua")
-    ))
-});
-static DONE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(concat!(
-        include_str!("lua/tally.lua"),
-        include_str!("lua/base36.lua"),
-        include_str!("lua/seen.lua"),
-        include_str!("lua/ordered_lib.lua"),
-        include_str!("lua/done.lua")
-    ))
-});
-static COUNT: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("lua/ordered_count.lua")));
+static TURN: LazyLock<Script> = LazyLock::new(|| scripts::load("ordered/turn"));
+static PARK: LazyLock<Script> = LazyLock::new(|| scripts::load("ordered/park"));
+static DONE: LazyLock<Script> = LazyLock::new(|| scripts::load("ordered/done"));
+static COUNT: LazyLock<Script> = LazyLock::new(|| scripts::load("ordered/count"));
 
 /// The keys of one ordered chain and of its shard's ordered state: the schedule shard's hash
 /// tag, so every ordered script touches one Redis Cluster slot, the same as the schedule it

@@ -1,5 +1,5 @@
 //! The per topic counts and the per-minute history that the scripts keep as they work
-//! (`lua/tally.lua`, prepended to push, claim, ack, release and requeue), read back for
+//! (`lua/lib/tally.lua`, included by push, claim, ack, release and requeue), read back for
 //! `stats().topics` and `history()`. Reading costs one `HGETALL` per shard for the counts and one
 //! per shard and hour for the history: bounded by topics and minutes, never by messages.
 //!

@@ -8,7 +8,8 @@
 // Each test binary uses a part of this module.
 #![allow(dead_code)]
 
-use kafka_redis_retry_engine::store::connection::{redacted, Redis, SharedRedis};
+use kafka_redis_retry_engine::store::connection::target::redacted;
+use kafka_redis_retry_engine::store::connection::{Redis, SharedRedis};
 use redis::aio::MultiplexedConnection;
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
