@@ -9,7 +9,7 @@
 
 use engine::events::Event;
 use engine::stats::Stats;
-use engine::store::dead_letter_search::SearchPage;
+use engine::store::dead_letters::search::SearchPage;
 use engine::store::dead_letters::DeadLetterItem;
 use engine::store::entry::ErrorInfo;
 use engine::store::gate::Pause;

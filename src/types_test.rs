@@ -263,7 +263,7 @@ fn results_are_generated_with_the_keys_of_the_json_they_replaced() {
         json_keys(serde_json::to_value(item.error.clone()).unwrap()),
         "DeadLetterError vs store::entry::ErrorInfo"
     );
-    let page = engine::store::dead_letter_search::SearchPage {
+    let page = engine::store::dead_letters::search::SearchPage {
         items: vec![item.clone()],
         cursor: None,
         scanned: 1,
