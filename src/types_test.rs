@@ -1,7 +1,7 @@
 //! Holds the TypeScript types to the Rust code. The hand-written ones (`header.d.ts`, copied into
 //! `index.d.ts` by `napi build`): every config key the binding reads is declared and every
-//! declared key is read, each documented default is the one `config.rs` applies, and `ErrorCode`
-//! is every code of the engine. The generated ones (the class, and the results and events of
+//! declared key is read (and so for `DeadLetterFilter` and `DeadLetterQuery`), each documented
+//! default is the one `config.rs` applies, and `ErrorCode` is every code of the engine. The generated ones (the class, and the results and events of
 //! `results.rs`): the committed `index.d.ts` declares them, with the keys of the JSON they
 //! replaced, and the events `onEvent` receives have the declared keys. CI checks that the
 //! committed `index.d.ts` is what the build generates.
@@ -99,6 +99,48 @@ fn every_config_key_is_declared_and_every_declared_key_is_read() {
     assert_eq!(
         declared, read,
         "KafkaRetryConfig in header.d.ts vs the keys args.rs and observer.rs read"
+    );
+}
+
+/// The keys a function of args.rs reads with `optional_*(<object>, "<key>", ...)`.
+fn keys_read_by(function: &str) -> BTreeSet<String> {
+    let args = READERS[0];
+    let start = args
+        .find(&format!("pub fn {function}("))
+        .unwrap_or_else(|| panic!("args.rs has no {function}"));
+    let body = &args[start..];
+    let body = &body[..body.find("\n}\n").expect("end of the function")];
+    let mut keys = BTreeSet::new();
+    for (at, _) in body.match_indices("optional_") {
+        let call = &body[at..];
+        let Some(open) = call.find(", \"") else {
+            continue;
+        };
+        let key: String = call[open + 3..]
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric())
+            .collect();
+        if !key.is_empty() && call[..open].chars().all(|c| c != '\n') {
+            keys.insert(key);
+        }
+    }
+    keys
+}
+
+#[test]
+fn dead_letter_filter_and_query_declare_the_keys_args_reads() {
+    assert_eq!(
+        keys(interface(HEADER, "DeadLetterFilter")),
+        keys_read_by("filter_input"),
+        "DeadLetterFilter in header.d.ts vs args.rs filter_input"
+    );
+    assert_eq!(
+        keys(interface(
+            HEADER,
+            "DeadLetterQuery extends DeadLetterFilter"
+        )),
+        keys_read_by("parse_page"),
+        "DeadLetterQuery in header.d.ts (besides the filter) vs args.rs parse_page"
     );
 }
 
