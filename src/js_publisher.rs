@@ -3,8 +3,8 @@
 //!
 //! Messages cross to the JS thread in batches: whatever the listener hands over while the
 //! previous crossing is queued goes in one threadsafe-function call, and a small JavaScript loop
-//! (`lib/publish-batch.js`, received through [`crate::helpers`]) calls the producer once per message and reports each
-//! outcome through one shared callback. A message is acknowledged only once the producer's
+//! (`lib/publish-batch.js`, received through [`crate::helpers`]) calls the producer once per
+//! message and reports each outcome through one shared callback. A message is acknowledged only once the producer's
 //! promise (any thenable) resolved, or the producer returned something that is not thenable. One crossing,
 //! one promise and two callbacks created by napi per message are expensive in Node CPU; the
 //! JavaScript loop does the per-message part with plain closures.
@@ -70,9 +70,10 @@ type BatchArgs = FnArgs<(
 )>;
 /// The arguments of the per-batch loop's factory (`lib/publish-batch.js`, the helper
 /// `publishBatch`), called once per JS producer to get `publishBatch`, which must never throw: an
-/// exception escaping a threadsafe-function call would be Node's uncaught exception. They are: the producer method, whether it is `send`, the outcome callback
-/// `done(id, failure?, permanentType?)`, and where `@opentelemetry/api` is resolved from (the
-/// addon's file URL; empty when unknown).
+/// exception escaping a threadsafe-function call would be Node's uncaught exception. They are:
+/// the producer method, whether it is `send`, the outcome callback `done(id, failure?,
+/// permanentType?)`, and where `@opentelemetry/api` is resolved from (the addon's file URL; empty
+/// when unknown).
 type FactoryArgs<'a> = FnArgs<(
     Function<'a>,
     bool,
