@@ -6,8 +6,10 @@ const globals = require('globals')
 
 module.exports = [
   {
-    // Generated (index.js, index.d.ts by napi), vendored or built things, and TypeScript.
+    // Generated (native.js, index.d.ts by napi), vendored or built things, and TypeScript. A
+    // root index.js is what a bare `napi build --platform` (no `--js native.js`) leaves.
     ignores: [
+      'native.js',
       'index.js',
       'index.d.ts',
       'node_modules/',
@@ -48,17 +50,6 @@ module.exports = [
     languageOptions: {
       sourceType: 'script',
       globals: { ...globals.browser },
-    },
-  },
-  {
-    // Evaluated by napi's env.run_script (src/js_publisher.rs): a plain script whose only
-    // statement is a parenthesised function expression, the script's value. No Node globals.
-    // (If no-unused-expressions is ever enabled, turn it off here: that bare expression is the
-    // point.)
-    files: ['src/**/*.js'],
-    languageOptions: {
-      sourceType: 'script',
-      globals: {},
     },
   },
 ]

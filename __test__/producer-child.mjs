@@ -12,7 +12,7 @@ import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 
 const require = createRequire(import.meta.url)
-const { KafkaRetry } = require(path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'index.js'))
+const { KafkaRetry } = require(path.join(path.dirname(fileURLToPath(import.meta.url)), '..'))
 const brokers = (process.env.KAFKA_BROKERS || '127.0.0.1:9092').split(',')
 
 /** Resolves once a node-rdkafka-style client emitted 'ready' (or rejects on its error). */

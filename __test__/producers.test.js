@@ -5,7 +5,7 @@
 // producer is which is decided in src/producer_shape.js.
 const path = require('path')
 const { execFile } = require('child_process')
-const { KafkaRetry } = require('../index.js')
+const { KafkaRetry } = require('..')
 const h = require('./helpers')
 
 beforeAll(h.requireServers)

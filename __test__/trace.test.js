@@ -40,8 +40,8 @@ test('without @opentelemetry/api installed nothing is loaded and the headers go 
   // The package alone in a directory with no node_modules above it.
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kafka-redis-retry-no-otel-'))
   try {
-    for (const file of fs.readdirSync(ROOT).filter((f) => f === 'index.js' || f.endsWith('.node'))) {
-      fs.copyFileSync(path.join(ROOT, file), path.join(dir, file))
+    for (const file of fs.readdirSync(ROOT).filter((f) => ['package.json', 'native.js', 'lib'].includes(f) || f.endsWith('.node'))) {
+      fs.cpSync(path.join(ROOT, file), path.join(dir, file), { recursive: true })
     }
     const env = { TOPIC: 'no-broker-needed', PREFIX: h.unique('no-otel'), NODE_PATH: '' }
     const absent = await child(['plain', dir], env)

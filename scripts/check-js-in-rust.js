@@ -1,7 +1,9 @@
 #!/usr/bin/env node
-// JavaScript lives in .js files, never in Rust strings: every `run_script` in src/ must evaluate a
-// constant that is `include_str!` of a .js file beside it (where eslint, tests and readers see
-// the code), never a string literal, a `const` holding one, or text built at run time.
+// JavaScript lives in the package's .js modules (lib/), never in the native module: no Rust file
+// under src/ (or crates/) evaluates JavaScript with `run_script`, whatever its argument (a string
+// literal, a `const`, text built at run time, or an `include_str!` of a .js file), and none
+// includes a .js file's text (`include_str!("....js")`), which could only be there to be
+// evaluated. The native module gets the JavaScript it calls from lib/index.js (src/helpers.rs).
 // `npm run lint` runs this (and so does .ci/run); `__test__/js-in-rust.test.js` holds it to
 // examples. Exit status 1 with one line per offence.
 'use strict'
@@ -9,62 +11,58 @@
 const fs = require('fs')
 const path = require('path')
 
-/** `.rs` files under `dir`, recursively. */
+/** `.rs` files under `dir`, recursively (none when it does not exist); build output skipped. */
 function rustFiles(dir) {
+  if (!fs.existsSync(dir)) return []
   return fs.readdirSync(dir, { withFileTypes: true }).flatMap((entry) => {
     const full = path.join(dir, entry.name)
-    if (entry.isDirectory()) return rustFiles(full)
+    if (entry.isDirectory()) return entry.name === 'target' ? [] : rustFiles(full)
     return entry.name.endsWith('.rs') ? [full] : []
   })
 }
 
-/** The text between the parenthesis opening at `open` and its match (strings not considered). */
-function argumentAt(source, open) {
-  let depth = 0
-  for (let i = open; i < source.length; i++) {
-    if (source[i] === '(') depth++
-    else if (source[i] === ')' && --depth === 0) return source.slice(open + 1, i)
-  }
-  return source.slice(open + 1)
+/** What `found` reports for the match at `index` of `code`, its text cut to 60 characters. */
+function offence(file, code, index, text, why) {
+  const line = code.slice(0, index).split('\n').length
+  const shown = text.length > 60 ? `${text.slice(0, 57)}...` : text
+  return { file, line, text: shown, why }
 }
 
 /**
- * Every `run_script` call of `source` (the text of a Rust file named `file`) whose argument is not
- * a constant of that file defined as `include_str!("....js")`: `[{ file, line, argument }]`.
+ * Every `run_script` call and every `include_str!` of a JavaScript file in `source` (the text of
+ * a Rust file named `file`): `[{ file, line, text, why }]`, in the order they appear.
  */
 function offences(source, file = '<source>') {
-  // Line comments out (their text is not code), keeping line numbers.
+  // Comments out (their text is not code), keeping line numbers: `//` to the end of the line
+  // (doc comments too), and `/* ... */` blocks.
   const code = source
+    .replace(/\/\*[\s\S]*?\*\//g, (block) => block.replace(/[^\n]/g, ' '))
     .split('\n')
-    .map((line) => (/^\s*\/\//.test(line) ? '' : line))
+    .map((line) => line.replace(/(^|[^:"])\/\/.*$/, '$1'))
     .join('\n')
-  const included = new Set()
-  for (const match of code.matchAll(/\b(?:const|static)\s+([A-Za-z_][A-Za-z0-9_]*)\s*:\s*&(?:'static\s+)?str\s*=\s*include_str!\(\s*"[^"]+\.js"\s*\)\s*;/g)) {
-    included.add(match[1])
-  }
   const found = []
-  for (const match of code.matchAll(/\brun_script\s*(?:::\s*<[^>]*>\s*)?\(/g)) {
-    const open = match.index + match[0].length - 1
-    const argument = argumentAt(code, open).trim()
-    const name = /^&?\s*([A-Za-z_][A-Za-z0-9_]*)$/.exec(argument)
-    if (name && included.has(name[1])) continue
-    const line = code.slice(0, match.index).split('\n').length
-    found.push({ file, line, argument: argument.length > 60 ? `${argument.slice(0, 57)}...` : argument })
+  for (const match of code.matchAll(/\brun_script\b/g)) {
+    found.push(offence(file, code, match.index, code.slice(match.index).split('\n')[0].trim(), 'evaluates JavaScript in the native module'))
   }
-  return found
+  for (const match of code.matchAll(/\binclude_str!\s*\(\s*(?:r#*)?"([^"]*\.[cm]?js)"/g)) {
+    found.push(offence(file, code, match.index, match[0], `holds the JavaScript of ${match[1]} in the native module`))
+  }
+  return found.sort((a, b) => a.line - b.line)
 }
 
-/** The offences of every Rust file under `root`/src. */
+/** The offences of every Rust file under `root`/src and `root`/crates. */
 function check(root) {
-  return rustFiles(path.join(root, 'src')).flatMap((file) => offences(fs.readFileSync(file, 'utf8'), path.relative(root, file)))
+  return ['src', 'crates']
+    .flatMap((dir) => rustFiles(path.join(root, dir)))
+    .flatMap((file) => offences(fs.readFileSync(file, 'utf8'), path.relative(root, file)))
 }
 
 module.exports = { offences, check }
 
 if (require.main === module) {
   const found = check(path.join(__dirname, '..'))
-  for (const { file, line, argument } of found) {
-    process.stderr.write(`${file}:${line}: run_script(${argument}) evaluates JavaScript held in Rust: put it in a .js file and include_str! it into a const\n`)
+  for (const { file, line, text, why } of found) {
+    process.stderr.write(`${file}:${line}: ${text}: ${why}; put it in a module of lib/ and hand it over from lib/index.js (src/helpers.rs)\n`)
   }
   process.exitCode = found.length ? 1 : 0
 }

@@ -81,8 +81,8 @@ async function main() {
 
   // The generated loader checks the platform package's version against the one it was built
   // with: after `npm version`, `npm run build` must have regenerated it.
-  if (!fs.readFileSync(path.join(ROOT, 'index.js'), 'utf8').includes(`expected ${pkg.version} but got`)) {
-    throw new Error(`index.js was generated for another version than ${pkg.version}: run npm run build and commit it`)
+  if (!fs.readFileSync(path.join(ROOT, 'native.js'), 'utf8').includes(`expected ${pkg.version} but got`)) {
+    throw new Error(`native.js was generated for another version than ${pkg.version}: run npm run build and commit it`)
   }
 
   const stage = fs.mkdtempSync(path.join(os.tmpdir(), 'kafka-redis-retry-stage-'))

@@ -3,8 +3,8 @@
 //!
 //! Messages cross to the JS thread in batches: whatever the listener hands over while the
 //! previous crossing is queued goes in one threadsafe-function call, and a small JavaScript loop
-//! (`BATCH_SCRIPT`, in `publish_batch.js`) calls the producer once per message and reports each
-//! outcome through one shared callback. A message is acknowledged only once the producer's
+//! (`lib/publish-batch.js`, received through [`crate::helpers`]) calls the producer once per
+//! message and reports each outcome through one shared callback. A message is acknowledged only once the producer's
 //! promise (any thenable) resolved, or the producer returned something that is not thenable. One crossing,
 //! one promise and two callbacks created by napi per message are expensive in Node CPU; the
 //! JavaScript loop does the per-message part with plain closures.
@@ -26,12 +26,6 @@ impl FromNapiValue for Ignored {
         Ok(Ignored)
     }
 }
-
-/// The per-batch loop (`publish_batch.js`, a script evaluating to a factory function), run once
-/// per JS producer to get `publishBatch`. It must never throw: an exception escaping a
-/// threadsafe-function call would be Node's uncaught exception. So every touch of user code (the
-/// call, `then`, reading an error's message) is guarded.
-const BATCH_SCRIPT: &str = include_str!("publish_batch.js");
 
 /// Most messages one crossing carries.
 const BATCH_MAX: usize = 2048;
@@ -74,9 +68,12 @@ type BatchArgs = FnArgs<(
     Vec<Either<String, Buffer>>,
     Vec<bool>,
 )>;
-/// `BATCH_SCRIPT`'s arguments: the producer method, whether it is `send`, the outcome callback
-/// `done(id, failure?, permanentType?)`, and where `@opentelemetry/api` is resolved from (the
-/// addon's file URL; empty when unknown).
+/// The arguments of the per-batch loop's factory (`lib/publish-batch.js`, the helper
+/// `publishBatch`), called once per JS producer to get `publishBatch`, which must never throw: an
+/// exception escaping a threadsafe-function call would be Node's uncaught exception. They are:
+/// the producer method, whether it is `send`, the outcome callback `done(id, failure?,
+/// permanentType?)`, and where `@opentelemetry/api` is resolved from (the addon's file URL; empty
+/// when unknown).
 type FactoryArgs<'a> = FnArgs<(
     Function<'a>,
     bool,
@@ -119,7 +116,7 @@ impl JsPublisher {
                 },
             )?;
         let factory: Function<FactoryArgs, Function<BatchArgs, ()>> =
-            env.run_script(BATCH_SCRIPT)?;
+            crate::helpers::helper(env, "publishBatch")?;
         // Resolved from the addon's own location, as a peer dependency is.
         let base = env.get_module_file_name().unwrap_or_default();
         let publish_batch = factory.call(FnArgs::from((bound, is_send, done, base)))?;
@@ -241,7 +238,7 @@ impl Publisher for JsPublisher {
             match outcome.await {
                 Ok(Ok(())) => Ok(()),
                 Ok(Err((reason, None))) => Err(failed(reason)),
-                // kafkajs typed it as a refusal retrying cannot fix (publish_batch.js PERMANENT).
+                // kafkajs typed it as a refusal retrying cannot fix (lib/publish-batch.js PERMANENT).
                 Ok(Err((reason, Some(kind)))) => {
                     Err(failed(format!("{reason} ({kind})")).permanent(true))
                 }

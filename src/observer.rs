@@ -2,7 +2,7 @@
 //! (`{ warn(message), error(message) }`, e.g. `console`). Without them, warnings and errors go to
 //! stderr, and never a line per tick.
 //!
-//! Events reach `onEvent` in batches (`deliver_events.js` calls it once per event), through a
+//! Events reach `onEvent` in batches (`lib/deliver-events.js` calls it once per event), through a
 //! bounded [`Backlog`]: a burst costs one call into JavaScript per batch, not per event, so none
 //! is dropped while JavaScript keeps up on average. Log lines stay one call each: they are few
 //! (errors are throttled, `events::ErrorThrottle`).
@@ -23,9 +23,7 @@ type Callback<T> = Arc<ThreadsafeFunction<T, Ignored, T, Status, false, true>>;
 /// slow logger cannot make memory grow with the listener's pace.
 const MAX_PENDING_CALLS: usize = 1024;
 
-/// `deliver_events.js`: `(onEvent) => (events) => void`.
-const DELIVER_SCRIPT: &str = include_str!("deliver_events.js");
-
+/// `lib/deliver-events.js` (the helper `deliverEvents`): `(onEvent) => (events) => void`.
 type Deliver<'env> = Function<'env, Unknown<'env>, Function<'env, serde_json::Value, Ignored>>;
 
 /// Log-line calls into JavaScript that have not finished yet, and those dropped for want of room.
@@ -67,7 +65,7 @@ impl Calls {
 
 /// `onEvent`, fed batches of events by one delivery task at a time.
 struct Events {
-    /// `deliver_events.js` around the caller's `onEvent`: takes an array of events.
+    /// `lib/deliver-events.js` around the caller's `onEvent`: takes an array of events.
     deliver: Callback<serde_json::Value>,
     backlog: Arc<Backlog>,
 }
@@ -145,13 +143,13 @@ fn function_of<T: 'static + JsValuesTupleIntoVec>(
     Ok(Some(Arc::new(tsfn)))
 }
 
-/// `config.onEvent` wrapped to take batches (`deliver_events.js`); `None` when absent.
+/// `config.onEvent` wrapped to take batches (`lib/deliver-events.js`); `None` when absent.
 fn events_of(env: &Env, value: Option<Unknown>) -> CoreResult<Option<Events>> {
     let Some(value) = function_arg(value, "config.onEvent")? else {
         return Ok(None);
     };
     let wrap = |e: Error| RetryError::invalid_arg("config.onEvent cannot be called").caused_by(e);
-    let deliver: Deliver = env.run_script(DELIVER_SCRIPT).map_err(wrap)?;
+    let deliver: Deliver = crate::helpers::helper(env, "deliverEvents").map_err(wrap)?;
     let batches = deliver.call(value).map_err(wrap)?;
     // Weak: a callback alone must not keep Node alive.
     let tsfn = batches

@@ -1,6 +1,6 @@
 //! The ordered-retry methods of `KafkaRetry` (issue 23): arguments read as `pushToQueue` reads
 //! them, the core's ordered calls (`engine::retry::ordered`) settled as promises, and
-//! `handleInOrder`, whose loop around the user's handler is `handle_in_order.js`.
+//! `handleInOrder`, whose loop around the user's handler is `lib/handle-in-order.js`.
 
 use crate::args::parse_push;
 use crate::class::KafkaRetry;
@@ -9,20 +9,9 @@ use crate::settle::{js_error, settle_with};
 use engine::retry::ordered::{Placed, Turn};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
-use std::cell::RefCell;
-use std::mem::ManuallyDrop;
 
-const HANDLE_SCRIPT: &str = include_str!("handle_in_order.js");
-
+/// `lib/handle-in-order.js` (the helper `handleInOrder`): `(retry, topic, message, handler)`.
 type HandleArgs<'a> = FnArgs<(Object<'a>, Unknown<'a>, Unknown<'a>, Unknown<'a>)>;
-type HandleRef = FunctionRef<HandleArgs<'static>, Unknown<'static>>;
-
-thread_local! {
-    // The evaluated handle_in_order.js of this JavaScript thread (keyed by its env): compiled
-    // once, not per message. Never dropped: a reference is released only on its own thread, and
-    // a thread-local's destructor may run after its env is gone.
-    static HANDLE: RefCell<Option<(usize, ManuallyDrop<HandleRef>)>> = const { RefCell::new(None) };
-}
 
 fn placed_text(placed: Placed) -> &'static str {
     match placed {
@@ -179,27 +168,9 @@ impl KafkaRetry {
         message: Unknown<'env>,
         handler: Unknown<'env>,
     ) -> Result<Unknown<'env>> {
-        // `self` is not read: the script calls takeTurn/endTurn on `this`, the same instance.
+        // `self` is not read: the helper calls takeTurn/endTurn on `this`, the same instance.
         let _ = self;
-        let key = env.raw() as usize;
-        let cached = HANDLE.with(|slot| {
-            slot.borrow()
-                .as_ref()
-                .filter(|(k, _)| *k == key)
-                .map(|(_, f)| f.borrow_back(env))
-        });
-        let handle: Function<HandleArgs, Unknown> = match cached {
-            Some(f) => f?,
-            None => {
-                let f: Function<HandleArgs, Unknown> = env.run_script(HANDLE_SCRIPT)?;
-                // SAFETY: only the lifetimes of the phantom argument types change; a
-                // `FunctionRef` holds a napi reference, no borrow, and it is borrowed back with
-                // this thread's env only (the key above).
-                let reference: HandleRef = unsafe { std::mem::transmute(f.create_ref()?) };
-                HANDLE.with(|slot| *slot.borrow_mut() = Some((key, ManuallyDrop::new(reference))));
-                f
-            }
-        };
+        let handle: Function<HandleArgs, Unknown> = crate::helpers::helper(env, "handleInOrder")?;
         handle
             .call(FnArgs::from((this.object, topic, message, handler)))
             .map_err(|e| {

@@ -10,11 +10,8 @@ use napi::bindgen_prelude::*;
 use napi::threadsafe_function::ThreadsafeFunction;
 use std::sync::Arc;
 
-/// The calling convention of each producer `queueListener` accepts (see the file).
-const SHAPE_SCRIPT: &str = include_str!("producer_shape.js");
-
 /// The publisher `queueListener(producer)` uses: the package's own Kafka producer for
-/// `null`/absent, else the producer `producer_shape.js` recognises (kafkajs and the KafkaJS API
+/// `null`/absent, else the producer `lib/producer-shape.js` recognises (kafkajs and the KafkaJS API
 /// of @confluentinc/kafka-javascript, @platformatic/kafka, node-rdkafka and the rdkafka API of
 /// @confluentinc/kafka-javascript, the seed's `produce(topic, key, value, headers)` wrapper),
 /// else `ERR_INVALID_ARG` saying what to pass.
@@ -53,10 +50,11 @@ pub fn make_publisher(
         clear_pending_exception(env.raw());
         RetryError::new(ErrorCode::Internal, "cannot wrap the producer").caused_by(e)
     };
-    // Which producer it is, and the method to call, are decided in producer_shape.js (where
+    // Which producer it is, and the method to call, are decided in lib/producer-shape.js (where
     // each client's calling convention can be read in its own language): `[publish, isSend]`,
     // or the refusal's message.
-    let shape: Function<Unknown, Unknown> = env.run_script(SHAPE_SCRIPT).map_err(wrap)?;
+    let shape: Function<Unknown, Unknown> =
+        crate::helpers::helper(env, "producerShape").map_err(wrap)?;
     let shaped = shape.call(*producer).map_err(wrap)?;
     if matches!(shaped.get_type(), Ok(ValueType::String)) {
         let message: String = unsafe { shaped.cast() }.map_err(wrap)?;

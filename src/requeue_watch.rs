@@ -2,7 +2,8 @@
 //! [`Watch`](engine::store::dead_letters::requeue::Watch): an `AbortSignal`'s abort sets the requeue's
 //! [`Stop`](engine::store::dead_letters::requeue::Stop), and the counts of its progress reach the caller's
 //! function through a threadsafe function. That function is wrapped so that a throw becomes a
-//! process warning: a throw in a threadsafe-function call would be Node's uncaught exception.
+//! process warning (`lib/progress-guard.js`, the helper `progressGuard`): a throw in a
+//! threadsafe-function call would be Node's uncaught exception.
 
 use crate::convert::{describe, is_nullish, object_arg, property};
 use engine::error::{Result as CoreResult, RetryError};
@@ -11,9 +12,8 @@ use napi::bindgen_prelude::*;
 use napi::threadsafe_function::ThreadsafeFunctionCallMode;
 use std::sync::Arc;
 
-/// Wraps the caller's progress function: what it throws is reported as a warning, not thrown.
-const GUARD_SCRIPT: &str = include_str!("progress_guard.js");
-
+/// `lib/progress-guard.js`: wraps the caller's progress function, so that what it throws is
+/// reported as a warning, not thrown.
 type Guard<'env> = Function<'env, Function<'env, f64, Unknown<'env>>, Function<'env, f64, ()>>;
 /// `signal.addEventListener` called with the event name and the listener.
 type AddListener<'env> = Function<'env, FnArgs<(&'env str, Function<'env, (), ()>)>, Unknown<'env>>;
@@ -87,7 +87,7 @@ fn progress(env: &Env, report: &Unknown) -> CoreResult<Box<dyn Fn(u64) + Send + 
         )));
     }
     let report: Function<f64, Unknown> = unsafe { report.cast() }.map_err(internal)?;
-    let guard: Guard = env.run_script(GUARD_SCRIPT).map_err(internal)?;
+    let guard: Guard = crate::helpers::helper(env, "progressGuard").map_err(internal)?;
     let guarded = guard.call(report).map_err(internal)?;
     // Weak: the pending promise keeps Node alive, not the progress reports.
     let tsfn = guarded

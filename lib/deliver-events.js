@@ -3,12 +3,12 @@
 // does not outrun the JavaScript thread. What onEvent throws is ignored, as for one event: a
 // metrics bug in the service must not stop the others of the batch, nor crash the process.
 //
-// Loaded by src/observer.rs with `include_str!` and evaluated with napi's
-// `env.run_script`: this file is a script whose value is the parenthesised function below,
-// `(onEvent) => (events) => void`. Keep that shape.
-(function () {
-  'use strict'
-  return (onEvent) => (events) => {
+// `(onEvent) => (events) => void`: lib/index.js hands it to the native module (installHelpers),
+// and src/observer.rs wraps each config.onEvent with it.
+'use strict'
+
+module.exports = function deliverEvents(onEvent) {
+  return (events) => {
     for (const event of events) {
       try {
         onEvent(event)
@@ -17,4 +17,4 @@
       }
     }
   }
-})()
+}

@@ -1,12 +1,12 @@
-// The JavaScript loop that calls a user's producer (src/publish_batch.js), on its own:
-// pure JS, no addon, no Redis, no Kafka. The Rust side evaluates the file with `run_script`,
-// calls the factory with the bound producer method, and calls `publishBatch` once per crossing.
-const fs = require('fs')
+// The JavaScript loop that calls a user's producer (lib/publish-batch.js), on its own:
+// pure JS, no addon, no Redis, no Kafka. The Rust side (src/js_publisher.rs) gets the factory from
+// lib/index.js, calls it with the bound producer method, and calls `publishBatch` once per
+// crossing.
 const path = require('path')
 const vm = require('vm')
 
-const SOURCE = path.join(__dirname, '..', 'src', 'binding', 'publish_batch.js')
-const factory = new vm.Script(fs.readFileSync(SOURCE, 'utf8'), { filename: SOURCE }).runInThisContext()
+const SOURCE = path.join(__dirname, '..', '..', 'lib', 'publish-batch.js')
+const factory = require(SOURCE)
 
 // Builds `publishBatch` around `publish`, recording every `done` call.
 const setup = (publish, isSend = false) => {
@@ -36,7 +36,7 @@ const message = (id, extra = {}) => ({ id, topic: `topic-${id}`, key: `key-${id}
 // Lets every pending promise reaction run.
 const settle = () => new Promise((resolve) => setImmediate(resolve))
 
-test('the file evaluates, as a script, to the factory function', () => {
+test('the module exports the factory function', () => {
   expect(typeof factory).toBe('function')
   expect(factory.length).toBe(4)
   const { publishBatch } = setup(() => undefined)
@@ -368,7 +368,7 @@ describe("the caller's own headers", () => {
     expect(Object.getOwnPropertyNames(headers)).toEqual(['delay', 'tenant', 'bin', 'list', '__proto__'])
     expect([headers.delay, headers.tenant, headers.bin, headers.list, headers['__proto__']]).toEqual(['2', 'acme', bin, ['a', bin], 'p'])
     expect(headers.bin).toBe(bin)
-    // Still a plain object (its prototype is the script's Object.prototype, not jest's).
+    // Still a plain object (its prototype is the module's Object.prototype).
     expect(Object.getPrototypeOf(Object.getPrototypeOf(headers))).toBeNull()
     expect(typeof headers.hasOwnProperty).toBe('function')
     expect(calls[1][3]).toEqual({})

@@ -2,16 +2,17 @@
 // outcome through `done(id, failure?, permanentType?)`: the third argument only for a rejection
 // that kafkajs typed as one retrying cannot fix (see PERMANENT below).
 //
-// Loaded by src/js_publisher.rs with `include_str!` and evaluated once per JS producer
-// with napi's `env.run_script`: this file is a script (not a module) whose value is the
-// parenthesised factory below, `(publish, isSend, done, base) => publishBatch`. Keep that
-// shape. `base` is the addon's file URL, where `@opentelemetry/api` is resolved from.
+// A factory, `(publish, isSend, done, base) => publishBatch`: lib/index.js hands it to the
+// native module (installHelpers), and src/js_publisher.rs calls it once per JS producer, then
+// `publishBatch` once per crossing. `base` is the addon's file URL, where `@opentelemetry/api` is
+// resolved from (Node's own require, not a bundler's or jest's registry).
 //
 // It must never throw: it runs as a threadsafe-function call, and an exception escaping that
 // call is Node's uncaught exception. So every touch of user code (the call, `then`, reading an
 // error's message) is guarded.
-(function (publish, isSend, done, base) {
-  'use strict'
+'use strict'
+
+module.exports = function publishBatchFactory(publish, isSend, done, base) {
   const describe = (e) => {
     try {
       if (e !== null && typeof e === 'object' && typeof e.message === 'string') return e.message
@@ -155,4 +156,4 @@
       one(ids[i], topic, key, value, headers, extra > 0)
     }
   }
-})
+}

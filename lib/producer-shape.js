@@ -1,8 +1,8 @@
 // Which producer `queueListener(producer)` was handed, and how to publish one message through it.
 //
-// Loaded by src/producer.rs with `include_str!` and evaluated with napi's
-// `env.run_script`: this file is a script whose value is the parenthesised function below,
-// `(producer) => [publish, isSend] | refusal`. `publish` goes to publish_batch.js: with `isSend`
+// `(producer) => [publish, isSend] | refusal`: lib/index.js hands it to the native module
+// (installHelpers), and src/producer.rs calls it once per `queueListener(producer)`. `publish`
+// goes to publish-batch.js: with `isSend`
 // it is called as kafkajs's `send({ topic, messages: [{ key, value, headers }] })`, else as
 // `publish(topic, key, value, headers)` (strings; header values strings or Buffers, or arrays of
 // them) returning a promise that settles once the broker acknowledged the message. A string is
@@ -10,8 +10,9 @@
 //
 // It must never throw: each property of the producer is read once, guarded (a getter may throw,
 // or answer differently the second time).
-(function (producer) {
-  'use strict'
+'use strict'
+
+module.exports = function producerShape(producer) {
   const read = (name) => {
     try {
       return producer[name]
@@ -183,4 +184,4 @@
     return `${USAGE}; got a Kafka client: pass kafka.producer() after connect()`
   }
   return `${USAGE}; got ${typeof producer === 'function' ? 'a function' : 'an object'} with neither produce nor send`
-})
+}

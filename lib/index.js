@@ -1,0 +1,34 @@
+// The package's entry (package.json `main` and `exports`): the native module, as napi's generated
+// loader (native.js) finds it for this platform, with the JavaScript it calls back into handed
+// over once, and the package's exports taken from it.
+//
+// The native module never evaluates JavaScript of its own: what runs in Node lives in the
+// modules of this folder, each with its own unit tests (__test__/unit/), and reaches Rust here,
+// through `installHelpers` (src/helpers.rs), which keeps them for this Node environment (the main
+// thread and each worker load this file, and the addon, once each).
+//
+// The exports are assigned one by one, as `exports.<name> =`: that is what Node's CommonJS-to-ESM
+// detection (cjs-module-lexer) reads, so `import { KafkaRetry } from 'kafka-redis-retry'` works,
+// and the default import is this same object.
+//
+// The seam for batching a tick's pushes into one native call (issue 29): a class here, in front of
+// `native.KafkaRetry`, exported as `KafkaRetry` instead. Today the export is the native class
+// itself, so `instanceof`, its statics (`KafkaRetry.headers`) and its getters are napi's.
+'use strict'
+
+const native = require('../native.js')
+
+native.installHelpers(
+  Object.freeze({
+    publishBatch: require('./publish-batch.js'),
+    producerShape: require('./producer-shape.js'),
+    handleInOrder: require('./handle-in-order.js'),
+    deliverEvents: require('./deliver-events.js'),
+    progressGuard: require('./progress-guard.js'),
+  }),
+)
+
+exports.KafkaRetry = native.KafkaRetry
+// Which artifact the loader loaded ('native', or a WASI flavour): napi's loader exports it, and so
+// did this package before the entry moved here.
+exports.__napiBindingTarget = native.__napiBindingTarget
