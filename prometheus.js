@@ -12,7 +12,7 @@
 // that scrape (and its error passed to `onError`, default: ignored), so the endpoint keeps working.
 'use strict'
 
-/** name -> [prom-client type, help]; the same as crates/engine/src/stats.rs writes (a test holds them equal). */
+/** name -> [prom-client type, help]; the same as crates/engine/src/observe/stats.rs writes (a test holds them equal). */
 const METRICS = {
   kafka_retry_scheduled: ['gauge', 'Messages waiting in the schedule.'],
   kafka_retry_due: ['gauge', 'Scheduled messages already due.'],

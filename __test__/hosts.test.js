@@ -356,7 +356,7 @@ test('a flood of failing publishes gives a bounded number of events and log line
   } finally {
     await retry.close()
   }
-  // (The sum-up of what was held back comes when the 10 s window ends: crates/engine/src/events.rs tests it.)
+  // (The sum-up of what was held back comes when the 10 s window ends: crates/engine/src/observe/events.rs tests it.)
 })
 
 test('close() closes the shared Redis connection once no other open instance uses it', async () => {

@@ -23,7 +23,7 @@ module.exports = function publishBatchFactory(publish, isSend, done, base) {
   }
   // kafkajs's error types (a KafkaJSProtocolError's `type`, kept on the `cause` of the
   // KafkaJSNonRetriableError / KafkaJSNumberOfRetriesExceeded a send rejects with) that mean the
-  // broker refuses this message or topic for good, as crates/engine/src/publisher.rs `is_permanent` classifies
+  // broker refuses this message or topic for good, as crates/engine/src/publisher/errors.rs `is_permanent` classifies
   // librdkafka's codes. Any other rejection (no type, a producer that is not kafkajs) is
   // transient.
   const PERMANENT = [

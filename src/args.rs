@@ -2,10 +2,10 @@
 //! bad value is an `ERR_INVALID_ARG` naming the argument and describing what was given.
 
 use crate::convert::*;
-use engine::backoff::Backoff;
 use engine::config::{ConfigInput, SentinelConfig, TlsConfig};
 use engine::error::{Result as CoreResult, RetryError};
-use engine::options::{format_js_number, parse_first_failed_at, RetryOptions};
+use engine::message::backoff::Backoff;
+use engine::message::options::{format_js_number, parse_first_failed_at, RetryOptions};
 use engine::retry::{BulkOptions, PushRequest};
 use engine::store::dead_letters::search::FilterInput;
 use napi::bindgen_prelude::*;

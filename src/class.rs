@@ -16,7 +16,7 @@ use crate::requeue_watch::requeue_watch;
 use crate::results::{nullable, DeadLetter, DeadLetterPage, RetryHistory, RetryPause, RetryStats};
 use crate::settle::{js_error, settle, settle_with};
 use engine::error::RetryError;
-use engine::options::RetryHeaders;
+use engine::message::options::RetryHeaders;
 use engine::retry::RetryCore;
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
@@ -153,7 +153,7 @@ impl KafkaRetry {
             out.set("firstFailedAt", first)?;
         }
         if let (Some(object), Some(keep)) = (object.as_ref(), keep) {
-            let mut budget = engine::headers::Budget::default();
+            let mut budget = engine::message::headers::Budget::default();
             for (name, value) in own_entries(object) {
                 let wanted = match &keep {
                     Keep::All => true,
@@ -167,7 +167,7 @@ impl KafkaRetry {
                     crate::convert::header_sizes(&name, &value)
                         .is_some_and(|sizes| budget.take(&name, &sizes))
                 };
-                if wanted && present && !engine::headers::is_interpreted(&name) && fits() {
+                if wanted && present && !engine::message::headers::is_interpreted(&name) && fits() {
                     // Defined, not assigned: a header named `__proto__` stays a header.
                     out.define_properties(&[Property::new()
                         .with_utf8_name(&name)?

@@ -2,7 +2,7 @@
 //! describe the value (napi's own conversion errors would not carry our codes).
 
 use engine::error::{Result, RetryError};
-use engine::options::OptionValue;
+use engine::message::options::OptionValue;
 use napi::bindgen_prelude::*;
 use napi::JsValue;
 
@@ -25,7 +25,7 @@ pub fn describe(value: &Unknown) -> String {
             unsafe { value.cast::<f64>() }.unwrap_or(f64::NAN)
         ),
         ValueType::String => match text(value) {
-            Ok(s) => format!("string {}", engine::payload::preview(&s)),
+            Ok(s) => format!("string {}", engine::message::payload::preview(&s)),
             Err(_) => "a string".to_string(),
         },
         ValueType::Object if value.is_array().unwrap_or(false) => "an array".to_string(),
@@ -287,7 +287,7 @@ pub fn header_text(value: Option<Unknown>) -> Option<String> {
     let text = match value.get_type().ok()? {
         ValueType::String => text(&value).ok()?,
         ValueType::Number => {
-            engine::options::format_js_number(unsafe { value.cast::<f64>() }.ok()?)
+            engine::message::options::format_js_number(unsafe { value.cast::<f64>() }.ok()?)
         }
         ValueType::Object if value.is_buffer().unwrap_or(false) => {
             let bytes = unsafe { value.cast::<BufferSlice>() }.ok()?;
@@ -370,7 +370,7 @@ fn stringify(value: &Unknown) -> std::result::Result<String, String> {
                 if let Some(message) = read(env, text) {
                     reason = format!(
                         "JSON.stringify threw: {}",
-                        engine::payload::preview(&message)
+                        engine::message::payload::preview(&message)
                     );
                 }
             }
@@ -442,15 +442,18 @@ pub fn header_sizes(name: &str, value: &Unknown) -> Option<Vec<usize>> {
     Some(sizes)
 }
 
-fn header_value(name: &str, value: &Unknown) -> Result<Option<engine::headers::HeaderValue>> {
-    use engine::headers::HeaderValue;
+fn header_value(
+    name: &str,
+    value: &Unknown,
+) -> Result<Option<engine::message::headers::HeaderValue>> {
+    use engine::message::headers::HeaderValue;
     Ok(Some(match value.get_type() {
         Ok(ValueType::Undefined | ValueType::Null) => return Ok(None),
         Ok(ValueType::String) => HeaderValue::Text(
             text(value)
                 .map_err(|_| RetryError::invalid_arg(format!("options[{name:?}] is not readable text")))?,
         ),
-        Ok(ValueType::Number) => HeaderValue::Text(engine::options::format_js_number(
+        Ok(ValueType::Number) => HeaderValue::Text(engine::message::options::format_js_number(
             unsafe { value.cast::<f64>() }.unwrap_or(f64::NAN),
         )),
         Ok(ValueType::Boolean) => {
@@ -474,8 +477,10 @@ fn header_value(name: &str, value: &Unknown) -> Result<Option<engine::headers::H
 /// The caller's own headers among the own entries of `options` ([`own_entries`]): every key the
 /// package does not interpret (`headers::is_interpreted`), in key order; an array value gives one
 /// header per element.
-pub fn extra_headers(entries: Vec<(String, Unknown)>) -> Result<Vec<engine::headers::Header>> {
-    use engine::headers::{is_interpreted, Header, MAX_HEADERS};
+pub fn extra_headers(
+    entries: Vec<(String, Unknown)>,
+) -> Result<Vec<engine::message::headers::Header>> {
+    use engine::message::headers::{is_interpreted, Header, MAX_HEADERS};
     let mut headers = Vec::new();
     for (name, value) in entries {
         if is_interpreted(&name) {

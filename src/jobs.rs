@@ -8,7 +8,7 @@ use crate::convert::{describe, json_text, object_arg, optional_number, optional_
 use crate::results::{nullable, OperatorJob};
 use crate::settle::settle_with;
 use engine::error::{Result as CoreResult, RetryError};
-use engine::options::format_js_number;
+use engine::message::options::format_js_number;
 use engine::store::jobs::{lease_ms, Ending, Finish, Reported};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;

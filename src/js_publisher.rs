@@ -10,7 +10,7 @@
 //! JavaScript loop does the per-message part with plain closures.
 
 use engine::error::{ErrorCode, RetryError};
-use engine::headers::HeaderValue;
+use engine::message::headers::HeaderValue;
 use engine::publisher::{BoxFuture, Outgoing, Publisher};
 use napi::bindgen_prelude::*;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};

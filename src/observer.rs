@@ -10,7 +10,7 @@
 use crate::convert::{is_nullish, property};
 use crate::js_publisher::Ignored;
 use engine::error::{ErrorCode, Result as CoreResult, RetryError};
-use engine::events::{Backlog, Event, Observer, StderrObserver};
+use engine::observe::events::{Backlog, Event, Observer, StderrObserver};
 use napi::bindgen_prelude::*;
 use napi::threadsafe_function::ThreadsafeFunction;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};

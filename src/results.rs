@@ -7,8 +7,8 @@
 //! Numbers are `f64` (a JavaScript number, as the JSON these replaced gave); `Option` fields of a
 //! `use_nullable` type are always present, `null` when unknown, as before.
 
-use engine::events::Event;
-use engine::stats::Stats;
+use engine::observe::events::Event;
+use engine::observe::stats::Stats;
 use engine::store::dead_letters::search::SearchPage;
 use engine::store::dead_letters::DeadLetterItem;
 use engine::store::entry::ErrorInfo;

@@ -7,9 +7,9 @@
 //! committed `index.d.ts` is what the build generates.
 
 use engine::config::ConfigInput;
-use engine::events::Event;
-use engine::options::{DEFAULT_DELAY, DEFAULT_MAX_RETRY, DEFAULT_RETRY_COUNT};
-use engine::stats::Stats;
+use engine::message::options::{DEFAULT_DELAY, DEFAULT_MAX_RETRY, DEFAULT_RETRY_COUNT};
+use engine::observe::events::Event;
+use engine::observe::stats::Stats;
 use engine::store::dead_letters::DeadLetterItem;
 use std::collections::BTreeSet;
 

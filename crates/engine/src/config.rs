@@ -1,9 +1,9 @@
 //! Resolved configuration of a `KafkaRetry` instance: explicit values, then the environment
 //! (`REDIS_URL`, `KAFKA_BROKERS`), then defaults.
 
-use crate::backoff::Backoff;
 use crate::error::{Result, RetryError};
-use crate::options::format_js_number;
+use crate::message::backoff::Backoff;
+use crate::message::options::format_js_number;
 use std::time::Duration;
 
 /// Default Redis URL when neither config nor `REDIS_URL` gives one.

@@ -2,22 +2,21 @@
 //! queue for Kafka consumers. It has no napi dependency (the compiler holds that: this crate's
 //! `Cargo.toml` does not name napi); the Node binding at the repository root converts JavaScript
 //! values and delegates here. `ARCHITECTURE.md` maps the modules.
+//!
+//! Imports run downward: `retry` (the facade the binding calls) uses `listener`, `publisher` and
+//! `store`; everything may use `message`, `observe`, `config`, `error` and the small plumbing
+//! modules (`clock`, `registry`, `batch`).
 
 #![deny(clippy::all)]
 
-pub mod backoff;
 pub mod batch;
 pub mod clock;
 pub mod config;
 pub mod error;
-pub mod events;
-pub mod headers;
-pub mod ids;
 pub mod listener;
-pub mod options;
-pub mod payload;
+pub mod message;
+pub mod observe;
 pub mod publisher;
 pub mod registry;
 pub mod retry;
-pub mod stats;
 pub mod store;

@@ -3,8 +3,8 @@
 
 use super::Listener;
 use crate::error::{ErrorCode, Result, RetryError};
-use crate::events::Event;
-use crate::payload::with_fresh_msg_id;
+use crate::message::payload::with_fresh_msg_id;
+use crate::observe::events::Event;
 use crate::publisher::Outgoing;
 use crate::store::entry::{DeadLetter, Entry, ErrorInfo};
 use std::sync::atomic::Ordering;
@@ -60,7 +60,7 @@ impl Listener {
         if entry.exhausted() {
             return Box::pin(self.dead_letter(id, entry)).await.map(|()| true);
         }
-        let fresh_id = crate::ids::random_uuid().to_string();
+        let fresh_id = crate::message::ids::random_uuid().to_string();
         // Only an `onEvent` handler sees Retry events: without one, no copies per message.
         let names = self
             .observer

@@ -6,9 +6,9 @@
 //! wakes the loop early.
 
 use crate::error::RetryError;
-use crate::events::{Event, Observer};
+use crate::observe::events::{Event, Observer};
+use crate::observe::stats::Counters;
 use crate::publisher::Publisher;
-use crate::stats::Counters;
 use crate::store::dead_letters::DeadLetters;
 use crate::store::schedule::signal;
 use crate::store::schedule::Schedule;

@@ -4,7 +4,7 @@
 use super::errors::{delivery_failed, note_fatal, publish_failed, LastError, ProducerContext};
 use super::{BoxFuture, Outgoing, Publisher};
 use crate::error::{ErrorCode, Result, RetryError};
-use crate::events::{Event, Observer};
+use crate::observe::events::{Event, Observer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};

@@ -25,7 +25,7 @@ pub struct Outgoing {
     /// Headers, in order.
     pub headers: Vec<(&'static str, String)>,
     /// The caller's own headers, after `headers` (none of them has a name in `headers`).
-    pub extra: Vec<crate::headers::Header>,
+    pub extra: Vec<crate::message::headers::Header>,
 }
 
 /// A boxed future, so publishers can be trait objects.

@@ -2,8 +2,8 @@
 
 use super::RetryCore;
 use crate::error::{Result, RetryError};
-use crate::options::format_js_number;
-use crate::payload;
+use crate::message::options::format_js_number;
+use crate::message::payload;
 use crate::store::dead_letters::requeue;
 use crate::store::dead_letters::search::{
     self as dead_letter_search, Filter, FilterInput, SearchPage,
@@ -247,7 +247,7 @@ impl RetryCore {
         // Indexed at the time of death the entry states (listing walks the index, counting reads
         // the record: they must agree), else now; one it states wrongly is refused.
         let stated = dead_letters::stated_died_at(entry_json)?;
-        let field = format!("manual:{}", crate::ids::random_uuid());
+        let field = format!("manual:{}", crate::message::ids::random_uuid());
         // Counted under its topic when it names one (a record of this package's shape).
         let topic = DeadLetterItem::parse(&field, entry_json).map(|item| item.topic);
         let died_at = match stated {

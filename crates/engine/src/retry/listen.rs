@@ -3,9 +3,9 @@
 
 use super::{RetryCore, Running};
 use crate::error::Result;
-use crate::events::Event;
-use crate::ids::shard_index;
 use crate::listener::Listener;
+use crate::message::ids::shard_index;
+use crate::observe::events::Event;
 use crate::publisher::Publisher;
 use crate::store::schedule::migrate;
 use std::sync::Arc;

@@ -7,10 +7,10 @@
 
 use crate::config::Config;
 use crate::error::{Result, RetryError};
-use crate::events::{ErrorThrottle, Observer, StderrObserver};
 use crate::listener::Wake;
+use crate::observe::events::{ErrorThrottle, Observer, StderrObserver};
+use crate::observe::stats::Counters;
 use crate::publisher::Publisher;
-use crate::stats::Counters;
 use crate::store::connection::target::RedisTarget;
 use crate::store::connection::{Redis, SharedRedis};
 use crate::store::dead_letters::DeadLetters;

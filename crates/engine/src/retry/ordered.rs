@@ -4,11 +4,11 @@
 //! `handleInOrder`): `pushToQueue` stays the unordered path.
 
 use super::{PushRequest, RetryCore};
-use crate::backoff::random_unit;
 use crate::error::{Result, RetryError};
-use crate::headers::{Header, HeaderValue};
-use crate::ids::message_id;
-use crate::payload;
+use crate::message::backoff::random_unit;
+use crate::message::headers::{Header, HeaderValue};
+use crate::message::ids::message_id;
+use crate::message::payload;
 use crate::store::dead_letters::DeadLetterItem;
 use crate::store::ordered::{chain_shard, Ordered, OrderedMessage};
 pub use crate::store::ordered::{Placed, Turn};
@@ -187,7 +187,7 @@ impl RetryCore {
             value: HeaderValue::Text(placed_token),
             in_array: false,
         });
-        crate::headers::check_limits(&request.extra)?;
+        crate::message::headers::check_limits(&request.extra)?;
         let entry = request.into_entry(retry_count, delay_ms);
         let first_failure = kind == Kind::Failed && entry.first_failed_at.is_none();
         Ok(OrderedMessage {

@@ -3,11 +3,11 @@
 //! schedule's batcher.
 
 use super::RetryCore;
-use crate::backoff::random_unit;
 use crate::error::{Result, RetryError};
-use crate::ids::{message_id, shard_index};
-use crate::options::RetryOptions;
-use crate::payload;
+use crate::message::backoff::random_unit;
+use crate::message::ids::{message_id, shard_index};
+use crate::message::options::RetryOptions;
+use crate::message::payload;
 use crate::store::entry::{Entry, ErrorInfo};
 use crate::store::schedule::{PushDone, PushMessage};
 use std::sync::Arc;
@@ -27,7 +27,7 @@ pub struct PushRequest {
     pub error: Option<ErrorInfo>,
     /// The caller's own headers (every option the package does not interpret), checked against
     /// the limits in `headers`.
-    pub extra: Vec<crate::headers::Header>,
+    pub extra: Vec<crate::message::headers::Header>,
 }
 
 impl PushRequest {
@@ -172,7 +172,7 @@ impl RetryCore {
             ));
         }
         let msg_id = payload::validate(&request.value)?;
-        crate::headers::check_limits(&request.extra)?;
+        crate::message::headers::check_limits(&request.extra)?;
         let retry_count = request.options.retry_count + 1;
         // An exhausted message is due now: the listener dead-letters it right away instead of
         // after one more delay (the dead letter hash name belongs to the listener).

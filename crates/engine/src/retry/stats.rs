@@ -2,7 +2,7 @@
 
 use super::RetryCore;
 use crate::error::Result;
-use crate::stats::Stats;
+use crate::observe::stats::Stats;
 use crate::store::gate;
 use crate::store::schedule::Counts;
 use crate::store::tally::{self, History};

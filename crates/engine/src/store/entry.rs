@@ -4,7 +4,7 @@
 //! fields and an escaped payload: the entry is most of the Redis memory a scheduled message costs
 //! (`BENCHMARKS.md`, Memory, has the sizes).
 
-use crate::headers::{self, Header, HeaderValue};
+use crate::message::headers::{self, Header, HeaderValue};
 use serde::{Deserialize, Serialize};
 
 /// One scheduled message, stored in the entries hash under its id (see [`Entry::encode`]);
@@ -593,7 +593,7 @@ mod tests {
     }
 
     fn with_headers() -> Entry {
-        use crate::headers::HeaderValue;
+        use crate::message::headers::HeaderValue;
         let mut e = full();
         e.extra = vec![
             Header {

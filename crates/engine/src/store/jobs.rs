@@ -206,7 +206,7 @@ pub fn lease_ms(value: Option<f64>) -> Result<u64> {
         Some(ms) if ms.fract() == 0.0 && (min as f64..=max as f64).contains(&ms) => Ok(ms as u64),
         Some(ms) => Err(RetryError::invalid_arg(format!(
             "leaseMs must be a whole number of ms from {min} to {max}, got {}",
-            crate::options::format_js_number(ms)
+            crate::message::options::format_js_number(ms)
         ))),
     }
 }

@@ -52,7 +52,7 @@ fn shard_tag(schedule: &Schedule) -> &str {
 /// the chain, its held messages and its head's schedule entry share one hash tag.
 pub fn chain_shard(topic: &str, key: &str, shards: usize) -> usize {
     let framed = format!("{}:{topic}:{key}", topic.len());
-    crate::ids::shard_index(&framed, shards)
+    crate::message::ids::shard_index(&framed, shards)
 }
 
 /// What the consumer may do with a message of an ordered key (`turn.lua`).

@@ -222,7 +222,7 @@ pub fn check_minutes(minutes: Option<f64>) -> Result<u32> {
         }
         Some(m) => Err(RetryError::invalid_arg(format!(
             "options.minutes must be a whole number from 1 to {HISTORY_MINUTES_MAX} (48 hours), got {}",
-            crate::options::format_js_number(m)
+            crate::message::options::format_js_number(m)
         ))),
     }
 }

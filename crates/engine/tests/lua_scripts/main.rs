@@ -25,8 +25,8 @@ mod seen;
 
 use common::TestRedis;
 use futures::StreamExt;
-use kafka_redis_retry_engine::headers::{Header, HeaderValue};
-use kafka_redis_retry_engine::ids::message_id;
+use kafka_redis_retry_engine::message::headers::{Header, HeaderValue};
+use kafka_redis_retry_engine::message::ids::message_id;
 use kafka_redis_retry_engine::store::dead_letters::requeue::{requeue, requeue_later};
 use kafka_redis_retry_engine::store::dead_letters::DeadLetters;
 use kafka_redis_retry_engine::store::entry::{DeadLetter, Entry};

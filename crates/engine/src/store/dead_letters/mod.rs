@@ -34,7 +34,7 @@ pub mod requeue;
 pub mod search;
 
 use crate::error::{Result, RetryError};
-use crate::payload::json_text;
+use crate::message::payload::json_text;
 use crate::store::connection::Redis;
 use crate::store::entry::{Entry, ErrorInfo};
 use crate::store::keys::{dead_letter_topics_key, index_key, index_scan_key};
@@ -121,9 +121,9 @@ impl DeadLetterItem {
             topic: self.topic.clone(),
             event: self.event.clone(),
             value: self.payload.clone(),
-            delay: self.option_text("delay", crate::options::DEFAULT_DELAY),
+            delay: self.option_text("delay", crate::message::options::DEFAULT_DELAY),
             max_retry: self
-                .option_text("maxRetry", crate::options::DEFAULT_MAX_RETRY)
+                .option_text("maxRetry", crate::message::options::DEFAULT_MAX_RETRY)
                 .parse()
                 .unwrap_or(3),
             retry_count: 0,
@@ -131,7 +131,7 @@ impl DeadLetterItem {
             first_failed_at: self.first_failed_at,
             last_error: self.error.clone(),
             waited_ms: Some(0),
-            extra: crate::headers::from_json(&self.options),
+            extra: crate::message::headers::from_json(&self.options),
         }
     }
 }
@@ -264,7 +264,7 @@ pub fn stated_died_at(record: &str) -> Result<Option<u64>> {
             "entry.diedAt must be a time in ms since the epoch (a whole number from 0 to {LATEST_DIED_AT}), got {}",
             match other {
                 serde_json::Value::Number(n) => n.to_string(),
-                other => crate::payload::preview(&other.to_string()),
+                other => crate::message::payload::preview(&other.to_string()),
             }
         ))),
     }
@@ -828,7 +828,7 @@ mod tests {
         assert_eq!(extra.len(), 2);
         assert_eq!(
             extra[1].value,
-            crate::headers::HeaderValue::Bytes(vec![0, 255])
+            crate::message::headers::HeaderValue::Bytes(vec![0, 255])
         );
         // A JSON string payload is written escaped (entry::value_json) and reads back as itself.
         let record = r#"{"topic":"t","value":"\"{\\\"a\\\":1}\""}"#;

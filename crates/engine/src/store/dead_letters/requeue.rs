@@ -19,7 +19,7 @@ static REQUEUE: LazyLock<Script> = LazyLock::new(|| scripts::load("dead_letters/
 /// Schedules dead letter `id` of `dlq` again, due now (Redis's clock) with `retryCount` reset, on the schedule
 /// `schedule_for` picks, and removes it from the dead letter queue. On a single Redis server both
 /// happen in one script. On a cluster (the keys live in different slots) it is scheduled first,
-/// under an id hashed from the dead letter ([`crate::ids::requeue_id`]), and removed second: a
+/// under an id hashed from the dead letter ([`crate::message::ids::requeue_id`]), and removed second: a
 /// crash in between never loses it, and running the requeue again finishes it without storing it
 /// twice (while it is scheduled, or within `dedupeWindowMs` of its publish). Returns `false` when
 /// there is no such dead letter (or another call moved it); `ERR_INVALID_ARG` when it has no
@@ -56,7 +56,7 @@ pub async fn requeue_later(
         // a second run (after a crash in between, or beside another operator's) stores nothing.
         schedule
             .push(PushMessage {
-                id: crate::ids::requeue_id(dlq, id, &text),
+                id: crate::message::ids::requeue_id(dlq, id, &text),
                 delay_ms,
                 entry,
                 dedupe: true,
@@ -65,7 +65,7 @@ pub async fn requeue_later(
             .await?;
         return store.remove_unchanged(dlq, id, &text).await;
     }
-    let new_id = format!("r:{}", crate::ids::random_id());
+    let new_id = format!("r:{}", crate::message::ids::random_id());
     let keys = schedule.keys();
     let index = &index_key(dlq);
     let dlq_topics = &dead_letter_topics_key(dlq);

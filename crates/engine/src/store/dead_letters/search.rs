@@ -58,7 +58,7 @@ fn bound(name: &str, value: Option<f64>) -> Result<Option<u64>> {
         }
         Some(v) => Err(RetryError::invalid_arg(format!(
             "{name} must be a time in ms since the epoch (a whole number >= 0), got {}",
-            crate::options::format_js_number(v)
+            crate::message::options::format_js_number(v)
         ))),
     }
 }

@@ -6,8 +6,8 @@
 use super::{PushMessage, Schedule};
 use crate::clock::now_ms;
 use crate::error::{Result, RetryError};
-use crate::options::{OptionValue, RetryOptions};
-use crate::payload::json_text;
+use crate::message::options::{OptionValue, RetryOptions};
+use crate::message::payload::json_text;
 use crate::store::connection::Redis;
 use crate::store::entry::Entry;
 use crate::store::scripts;
@@ -85,7 +85,9 @@ pub fn legacy_entry(element: &serde_json::Value, due_ms: u64) -> Option<Entry> {
         last_error: None,
         waited_ms: None,
         // The original re-published every other key of its options as a header.
-        extra: options.map(crate::headers::from_json).unwrap_or_default(),
+        extra: options
+            .map(crate::message::headers::from_json)
+            .unwrap_or_default(),
     })
 }
 
@@ -227,7 +229,7 @@ mod tests {
         assert_eq!(names, ["tenant", "traceparent"]);
         assert_eq!(
             entry.extra[0].value,
-            crate::headers::HeaderValue::Text("acme".into())
+            crate::message::headers::HeaderValue::Text("acme".into())
         );
     }
 }

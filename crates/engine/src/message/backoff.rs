@@ -83,7 +83,7 @@ impl Backoff {
                 if !multiplier.is_finite() || !(1.0..=1000.0).contains(&multiplier) {
                     return Err(RetryError::invalid_arg(format!(
                         "config.backoff.multiplier must be a number from 1 to 1000, got {}",
-                        crate::options::format_js_number(multiplier)
+                        crate::message::options::format_js_number(multiplier)
                     )));
                 }
                 Policy::Exponential {
@@ -164,7 +164,7 @@ fn whole_ms(name: &str, value: f64) -> Result<u64> {
     {
         return Err(RetryError::invalid_arg(format!(
             "{name} must be a whole number of milliseconds from 0 to ten years, got {}",
-            crate::options::format_js_number(value)
+            crate::message::options::format_js_number(value)
         )));
     }
     Ok(value as u64)

@@ -1,7 +1,7 @@
 //! What the listener reports: events for the caller's callback and warnings for the logger.
 
 use crate::error::RetryError;
-use crate::ids::fnv1a;
+use crate::message::ids::fnv1a;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
