@@ -2,7 +2,7 @@
 // JavaScript lives in .js files, never in Rust strings: every `run_script` in src/ must evaluate a
 // constant that is `include_str!` of a .js file beside it (where eslint, tests and readers see
 // the code), never a string literal, a `const` holding one, or text built at run time.
-// `npm run lint` runs this (and so does .ci/run); `__test__/js-in-rust.test.js` holds it to
+// `npm run lint` runs this (and so does .ci/run); `__test__/unit/js-in-rust.test.js` holds it to
 // examples. Exit status 1 with one line per offence.
 'use strict'
 
