@@ -108,15 +108,6 @@ async function open() {
 
 const rows = (page) => page.$$eval('table.dead-letters tbody tr', (trs) => trs.map((tr) => tr.getAttribute('data-id')))
 
-test('history() read into the chart\'s series; an answer without them refused', () => {
-  const { historySeries } = require('../../dashboard/operator')
-  const from = Date.UTC(2026, 11, 3, 8, 58)
-  const history = { from, minutes: 3, pushed: [1, 2, 3], published: [0, 1, 0], failed: [0, 0, 0], deadLettered: [0, 0, 1], topics: { t: {} } }
-  expect(historySeries(history)).toEqual({ from, minutes: 3, pushed: [1, 2, 3], published: [0, 1, 0], failed: [0, 0, 0], deadLettered: [0, 0, 1] })
-  expect(historySeries({ something: 'else' })).toBeNull()
-  expect(historySeries({ ...history, from: undefined })).toBeNull()
-})
-
 test('deadLetter(dlq, id): the dead letter as deadLetters() lists it, null when gone, ERR_INVALID_ARG for bad arguments', async () => {
   const s = schedule('one')
   const [listed] = await makeDeadLetters(s, [{ topic: 'orders', event: 'k1', value: { a: 1 }, error: 'boom' }])

@@ -144,8 +144,35 @@ test('two instances on one keyPrefix, one naming the dead letter queue its liste
   await redis.quit()
 })
 
-test('bad arguments are ERR_INVALID_ARG', () => {
-  expect(() => registerMetrics({}, [])).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG' }))
-  expect(() => registerMetrics(new Registry(), [{}])).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG' }))
-  expect(() => registerMetrics(new Registry(), null)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG' }))
+describe('prometheus.js', () => {
+  test('two sources on one keyPrefix with different dlqNames: each schedule counted once, dead letters of both', async () => {
+    const { Registry } = require('prom-client')
+    const { registerMetrics, parseMetrics } = require('../../prometheus')
+    const keyPrefix = h.unique('prom-twice')
+    const [dlqA, dlqB] = [h.unique('dlq-a'), h.unique('dlq-b')]
+    const a = new KafkaRetry({ keyPrefix, pollIntervalMs: 100 })
+    const b = new KafkaRetry({ keyPrefix, pollIntervalMs: 100 })
+    try {
+      const published = []
+      await a.queueListener({ produce: async (topic, key) => published.push(key) }, dlqA)
+      for (let n = 0; n < 3; n += 1) await a.pushToQueue('t', { event: `e${n}`, value: '{}' }, { delay: '0' })
+      await a.pushToQueue('t', { event: 'later', value: '{}' }, { delay: '60' })
+      await h.waitFor(() => published.length === 3, 10000)
+      await a.pushToDlq(dlqA, { topic: 't', event: 'x', value: '{}' })
+      await b.pushToDlq(dlqB, { topic: 't', event: 'y', value: '{}' })
+      await b.pushToDlq(dlqB, { topic: 't', event: 'z', value: '{}' })
+      const registry = new Registry()
+      registerMetrics(registry, [{ retry: a, dlqName: dlqA }, { retry: b, dlqName: dlqB }])
+      const samples = parseMetrics(await registry.metrics()).filter((s) => s.prefix === keyPrefix)
+      const value = (name) => samples.filter((s) => s.name === name).map((s) => s.value)
+      expect(value('kafka_retry_published_total')).toEqual([3])
+      expect(value('kafka_retry_scheduled')).toEqual([1])
+      expect(value('kafka_retry_dead_letters')).toEqual([3])
+      // Per topic too: the schedule's gauges once, the dead letters of both hashes.
+      expect(samples.filter((s) => s.name === 'kafka_retry_topic_scheduled')).toEqual([{ name: 'kafka_retry_topic_scheduled', prefix: keyPrefix, topic: 't', value: 1 }])
+      expect(value('kafka_retry_topic_dead_letters')).toEqual([3])
+    } finally {
+      await Promise.all([a.close(), b.close()])
+    }
+  })
 })

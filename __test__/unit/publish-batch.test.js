@@ -5,7 +5,7 @@ const fs = require('fs')
 const path = require('path')
 const vm = require('vm')
 
-const SOURCE = path.join(__dirname, '..', '..', 'src', 'binding', 'publish_batch.js')
+const SOURCE = path.join(__dirname, '..', '..', 'src', 'publish_batch.js')
 const factory = new vm.Script(fs.readFileSync(SOURCE, 'utf8'), { filename: SOURCE }).runInThisContext()
 
 // Builds `publishBatch` around `publish`, recording every `done` call.
