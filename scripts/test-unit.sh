@@ -23,13 +23,14 @@ cargo test --workspace --lib --quiet
 
 echo "== build the addon (debug)"
 cargo build -p kafka-redis-retry --quiet
+debug="$(cd "${CARGO_TARGET_DIR:-target}" && pwd)/debug"
 case "$(uname -s)" in
-  Darwin) built=target/debug/libkafka_redis_retry.dylib ;;
-  *) built=target/debug/libkafka_redis_retry.so ;;
+  Darwin) built="$debug/libkafka_redis_retry.dylib" ;;
+  *) built="$debug/libkafka_redis_retry.so" ;;
 esac
 # Node loads a native module only from a file named .node.
-cp "$built" target/debug/kafka-redis-retry.node
-NAPI_RS_NATIVE_LIBRARY_PATH="$PWD/target/debug/kafka-redis-retry.node"
+cp "$built" "$debug/kafka-redis-retry.node"
+NAPI_RS_NATIVE_LIBRARY_PATH="$debug/kafka-redis-retry.node"
 export NAPI_RS_NATIVE_LIBRARY_PATH
 
 echo "== JavaScript unit tests (jest, __test__/unit)"
