@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Prints the path of a Chromium for the dashboard's browser tests (__test__/dashboard.test.js),
+# Prints the path of a Chromium for the dashboard's browser tests (__test__/dashboard/dashboard.test.js),
 # installing Debian's `chromium` package when none is there. playwright-core drives it; nothing
 # is downloaded by npm or Playwright. CHROMIUM_PATH, when set, wins.
 set -euo pipefail

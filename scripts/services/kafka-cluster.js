@@ -1,7 +1,7 @@
 'use strict'
 // A three-node Apache Kafka cluster (KRaft, every node broker and controller, replication factor 3,
 // min.insync.replicas 2) on free ports with data directories of its own, for the broker failover
-// test (__test__/failover.test.js) and `npm run soak`. Its nodes can be SIGKILLed and started
+// test (__test__/faults/failover.test.js) and `npm run soak`. Its nodes can be SIGKILLed and started
 // again one by one. The jars are the ones `scripts/services.sh apache-kafka-jars` fetches.
 //
 //   const { startKafkaCluster } = require('./scripts/services/kafka-cluster')

@@ -1,6 +1,6 @@
 # shellcheck shell=bash
 # Shopify's toxiproxy, built from the Go module proxy with `go install`: the network-fault suite
-# (__test__/chaos.test.js) puts it between the package and Redis, and between the package and a
+# (__test__/faults/chaos.test.js) puts it between the package and Redis, and between the package and a
 # broker of its own. Sourced by scripts/services.sh (which sets ROOT, SERVICES_DIR, INSTALL_LOG,
 # REDIS_URL, KAFKA_BROKERS and KAFKA_IMPL first); defines functions and settings only, runs nothing.
 
