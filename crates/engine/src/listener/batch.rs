@@ -313,6 +313,35 @@ impl Listener {
             }
         }
     }
+
+    /// Takes a renewal's new tokens and lease ends into `batch`, reporting messages that had
+    /// lost their lease and failed calls. Returns whether a call failed (to try again soon).
+    pub(super) fn renewed(&self, batch: &mut Batch, renewed: Renewed) -> bool {
+        let Renewed { asked, groups } = renewed;
+        let mut failed = false;
+        for (indexes, outcome) in groups {
+            match outcome {
+                Ok((token, kept)) => {
+                    batch.renewed(&indexes, token, asked + self.lease);
+                    if (kept as usize) < indexes.len() {
+                        self.report_error(&RetryError::new(
+                            ErrorCode::Internal,
+                            format!(
+                                "{} of {} pending messages had lost their lease before it was renewed; another listener may publish them too",
+                                indexes.len() - kept as usize,
+                                indexes.len()
+                            ),
+                        ));
+                    }
+                }
+                Err(err) => {
+                    failed = true;
+                    self.report_error(&err);
+                }
+            }
+        }
+        failed
+    }
 }
 
 #[cfg(test)]

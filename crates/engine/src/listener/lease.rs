@@ -1,7 +1,6 @@
 //! Keeping a batch's leases while its publishes are pending: `renew.lua` every third of the
 //! lease, one call per token, never on the messages a settle is using.
 
-use super::batch::Batch;
 use super::Listener;
 use crate::error::{ErrorCode, Result, RetryError};
 use crate::store::schedule::Schedule;
@@ -16,8 +15,8 @@ pub(super) type TokenGroup = (Vec<usize>, u64, Vec<String>);
 
 /// A renewal's outcome per token group: the batch indexes and (new token, how many renewed).
 pub(super) struct Renewed {
-    asked: Instant,
-    groups: Vec<(Vec<usize>, RenewOutcome)>,
+    pub(super) asked: Instant,
+    pub(super) groups: Vec<(Vec<usize>, RenewOutcome)>,
 }
 
 /// When the renewal timer fires next: a third of the lease after it fired, or soon (50 ms, at
@@ -66,35 +65,6 @@ impl Listener {
             out.push((indexes, schedule.renew(token, self.lease, &ids).await));
         }
         Renewed { asked, groups: out }
-    }
-
-    /// Takes a renewal's new tokens and lease ends into `batch`, reporting messages that had
-    /// lost their lease and failed calls. Returns whether a call failed (to try again soon).
-    pub(super) fn renewed(&self, batch: &mut Batch, renewed: Renewed) -> bool {
-        let Renewed { asked, groups } = renewed;
-        let mut failed = false;
-        for (indexes, outcome) in groups {
-            match outcome {
-                Ok((token, kept)) => {
-                    batch.renewed(&indexes, token, asked + self.lease);
-                    if (kept as usize) < indexes.len() {
-                        self.report_error(&RetryError::new(
-                            ErrorCode::Internal,
-                            format!(
-                                "{} of {} pending messages had lost their lease before it was renewed; another listener may publish them too",
-                                indexes.len() - kept as usize,
-                                indexes.len()
-                            ),
-                        ));
-                    }
-                }
-                Err(err) => {
-                    failed = true;
-                    self.report_error(&err);
-                }
-            }
-        }
-        failed
     }
 
     /// Reports (once per batch) publishes still pending after `leaseMs`: their lease is renewed.
