@@ -241,7 +241,18 @@ function chromiumPath() {
   }
 }
 
+/** The error `promise` rejects with; fails the test when it resolves. */
+async function rejection(promise) {
+  try {
+    await promise
+  } catch (err) {
+    return err
+  }
+  throw new Error('expected a rejection')
+}
+
 module.exports = {
+  rejection,
   exited,
   killChildrenAfterEach,
   freePort,

@@ -14,15 +14,6 @@ const item = (topic, n, extra = {}) => ({
   ...extra,
 })
 
-async function rejection(promise) {
-  try {
-    await promise
-  } catch (err) {
-    return err
-  }
-  throw new Error('expected a rejection')
-}
-
 describe('pushMany', () => {
   let retry
   let redis
@@ -70,7 +61,7 @@ describe('pushMany', () => {
     for (const [invalid, message] of bad) {
       const items = Array.from({ length: 8 }, (_, n) => item('t', n))
       items[4] = invalid
-      const err = await rejection(retry.pushMany(items))
+      const err = await h.rejection(retry.pushMany(items))
       expect(Object.prototype.toString.call(err)).toBe('[object Error]')
       expect(err.code).toBe('ERR_INVALID_ARG')
       expect(err.message).toMatch(message)
@@ -80,7 +71,7 @@ describe('pushMany', () => {
 
   test('items that are not an array reject with ERR_INVALID_ARG', async () => {
     for (const items of [undefined, null, 'x', { 0: item('t', 0), length: 1 }]) {
-      const err = await rejection(retry.pushMany(items))
+      const err = await h.rejection(retry.pushMany(items))
       expect(err.code).toBe('ERR_INVALID_ARG')
       expect(err.message).toMatch(/items must be an array/)
     }
@@ -132,7 +123,7 @@ describe('pushMany', () => {
 
   test('after close() it rejects with ERR_CLOSED', async () => {
     await retry.close()
-    const err = await rejection(retry.pushMany([item('t', 0)]))
+    const err = await h.rejection(retry.pushMany([item('t', 0)]))
     expect(err.code).toBe('ERR_CLOSED')
   })
 
@@ -140,7 +131,7 @@ describe('pushMany', () => {
     const port = await h.freePort()
     const down = new KafkaRetry({ keyPrefix: prefix, redisUrl: `redis://127.0.0.1:${port}`, redisTimeoutMs: 300 })
     try {
-      const err = await rejection(down.pushMany([item('t', 0), item('t', 1)]))
+      const err = await h.rejection(down.pushMany([item('t', 0), item('t', 1)]))
       expect(err.code).toBe('ERR_REDIS_UNAVAILABLE')
     } finally {
       await down.close()

@@ -7,15 +7,6 @@ const { KafkaRetry } = require('../..')
 const { registerMetrics } = require('../../prometheus')
 const h = require('../helpers')
 
-async function rejection(promise) {
-  try {
-    await promise
-  } catch (err) {
-    return err
-  }
-  throw new Error('expected a rejection')
-}
-
 describe('bad input rejects with a code, never crashes', () => {
   let retry
   beforeAll(() => {
@@ -44,7 +35,7 @@ describe('bad input rejects with a code, never crashes', () => {
     ['pushToDlq without a name', () => retry.pushToDlq(undefined, {}), /dlqName/],
   ]
   test.each(cases)('%s', async (_, call, message) => {
-    const err = await rejection(call())
+    const err = await h.rejection(call())
     expect(Object.prototype.toString.call(err)).toBe('[object Error]') // jest's realm differs from the addon's
     expect(err.code).toBe('ERR_INVALID_ARG')
     expect(err.message).toMatch(message)
@@ -75,11 +66,11 @@ describe('bad input rejects with a code, never crashes', () => {
   test('unreachable Redis (connection refused) rejects with ERR_REDIS_UNAVAILABLE quickly', async () => {
     const down = new KafkaRetry({ redisUrl: 'redis://127.0.0.1:1', redisTimeoutMs: 1000 })
     const started = Date.now()
-    const err = await rejection(down.pushToQueue('t', msg, {}))
+    const err = await h.rejection(down.pushToQueue('t', msg, {}))
     expect(err.code).toBe('ERR_REDIS_UNAVAILABLE')
     expect(err.message).toContain('127.0.0.1:1')
     expect(Date.now() - started).toBeLessThan(3000)
-    const err2 = await rejection(down.queueListener(null, 'dlq'))
+    const err2 = await h.rejection(down.queueListener(null, 'dlq'))
     expect(err2.code).toBe('ERR_REDIS_UNAVAILABLE')
     await down.close()
   })
@@ -91,7 +82,7 @@ describe('bad input rejects with a code, never crashes', () => {
     const { port } = blackhole.address()
     const silent = new KafkaRetry({ redisUrl: `redis://127.0.0.1:${port}`, redisTimeoutMs: 500 })
     const started = Date.now()
-    const err = await rejection(silent.pushToQueue('t', msg, {}))
+    const err = await h.rejection(silent.pushToQueue('t', msg, {}))
     expect(err.code).toBe('ERR_REDIS_UNAVAILABLE')
     expect(Date.now() - started).toBeLessThan(3000)
     await silent.close()
@@ -103,9 +94,9 @@ describe('bad input rejects with a code, never crashes', () => {
     const closed = new KafkaRetry({ keyPrefix: h.unique('closed') })
     await closed.close()
     await closed.close() // twice is harmless
-    expect((await rejection(closed.pushToQueue('t', msg, {}))).code).toBe('ERR_CLOSED')
-    expect((await rejection(closed.queueListener(null, 'dlq'))).code).toBe('ERR_CLOSED')
-    expect((await rejection(closed.pushToDlq('dlq', {}))).code).toBe('ERR_CLOSED')
+    expect((await h.rejection(closed.pushToQueue('t', msg, {}))).code).toBe('ERR_CLOSED')
+    expect((await h.rejection(closed.queueListener(null, 'dlq'))).code).toBe('ERR_CLOSED')
+    expect((await h.rejection(closed.pushToDlq('dlq', {}))).code).toBe('ERR_CLOSED')
   })
 })
 
