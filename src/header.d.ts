@@ -229,21 +229,20 @@ export interface ConsumedMessage {
   value: Buffer | string | null
   offset: string
   headers?: Record<string, Buffer | string | (Buffer | string)[] | undefined>
-  [more: string]: unknown
 }
 
-/** What `retrying()`'s handler gets: kafkajs's `EachMessagePayload` (or Confluent's), and what `retryingBatch()` hands its handler per message. */
-export interface RetryingPayload {
+/** What `retrying()`'s handler gets (kafkajs's `EachMessagePayload` or Confluent's, passed through), and what `retryingBatch()` hands its handler per message. */
+export interface RetryingPayload<M extends ConsumedMessage = ConsumedMessage> {
   topic: string
   partition: number
-  message: ConsumedMessage
+  message: M
   heartbeat(): Promise<void>
   pause(): unknown
 }
 
 /** What `eachBatch` gets, as far as `retryingBatch()` reads it: kafkajs's `EachBatchPayload` (or Confluent's). */
-export interface RetryingBatchPayload {
-  batch: { topic: string; partition: number; messages: ConsumedMessage[] }
+export interface RetryingBatchPayload<M extends ConsumedMessage = ConsumedMessage> {
+  batch: { topic: string; partition: number; messages: M[] }
   resolveOffset(offset: string): void
   heartbeat(): Promise<void>
   pause(): unknown
@@ -275,11 +274,11 @@ export interface KafkaRetry {
    * text, before the returned promise resolves. Rejects when Redis did not take it, so the
    * consumer does not commit the offset and the message comes again. See docs/consumer.md.
    */
-  retrying(handler: (payload: RetryingPayload) => unknown, options?: RetryingOptions): (payload: RetryingPayload) => Promise<void>
+  retrying<P extends RetryingPayload = RetryingPayload>(handler: (payload: P) => unknown, options?: RetryingOptions): (payload: P) => Promise<void>
   /**
    * An `eachBatch`: calls `handler` for each message of the batch (with an eachMessage-shaped
    * payload), pushes the batch's failures with one `pushMany`, and resolves the batch's last
    * offset only once Redis holds them. See docs/consumer.md.
    */
-  retryingBatch(handler: (payload: RetryingPayload) => unknown, options?: RetryingOptions): (payload: RetryingBatchPayload) => Promise<void>
+  retryingBatch<M extends ConsumedMessage = ConsumedMessage>(handler: (payload: RetryingPayload<M>) => unknown, options?: RetryingOptions): (payload: RetryingBatchPayload<M>) => Promise<void>
 }
