@@ -6,9 +6,11 @@
 // `RESULT <JSON>` (what the handler handled, the dead letters, the order of pushes and resolved
 // offsets, stats), then closes everything.
 //
+// With ORDERED=1 (options.ordered) one key's three messages, the first failing once: handled in
+// their order all the same.
 // With REDIS_DOWN=1 the instance points at a Redis that does not answer: every push fails, and
 // the result says whether the consumer committed anything (it must not).
-// Env: CLIENT, MODE, TOPIC, PREFIX, GROUP, KAFKA_BROKERS, WAIT_MS, REDIS_DOWN.
+// Env: CLIENT, MODE, TOPIC, PREFIX, GROUP, KAFKA_BROKERS, WAIT_MS, REDIS_DOWN, ORDERED.
 import { createRequire } from 'node:module'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -18,6 +20,7 @@ const { KafkaRetry } = require(path.join(path.dirname(fileURLToPath(import.meta.
 const brokers = (process.env.KAFKA_BROKERS || '127.0.0.1:9092').split(',')
 const { CLIENT, MODE, TOPIC, PREFIX, GROUP } = process.env
 const redisDown = process.env.REDIS_DOWN === '1'
+const ordered = process.env.ORDERED === '1'
 
 const clients = {
   kafkajs() {
@@ -59,15 +62,23 @@ async function handler({ message }) {
   const headers = message.headers || {}
   const retryCount = headers.retryCount && headers.retryCount.toString()
   if (key.startsWith('flaky') && !retryCount) throw new Error('database timeout')
+  if (ordered) {
+    const { v } = JSON.parse(message.value.toString())
+    if (v === 1 && !retryCount) throw new Error('database timeout')
+    handled.push({ key, v, retryCount })
+    return
+  }
   if (key.startsWith('perm')) throw new CardDeclined('card declined')
   if (key.startsWith('text')) throw new Error('cannot parse')
   handled.push({ key, retryCount, tenant: headers.tenant && headers.tenant.toString() })
 }
-const options = { delay: '0.001', maxRetry: 3, isPermanent: (err) => err instanceof CardDeclined, dlqName: dlq, keepHeaders: ['tenant'] }
+const options = { delay: '0.001', maxRetry: 3, isPermanent: (err) => err instanceof CardDeclined, dlqName: dlq, keepHeaders: ['tenant'], ordered }
 
 await producer.connect()
 const messages = redisDown
   ? [{ key: 'flaky-1', value: '{"id":1}' }]
+  : ordered
+  ? [1, 2, 3].map((v) => ({ key: 'account-7', value: JSON.stringify({ v }) }))
   : [
       { key: 'ok-1', value: '{"id":1}' },
       { key: 'flaky-1', value: '{"id":2}', headers: { tenant: 'acme' } },
@@ -114,6 +125,7 @@ if (MODE === 'batch') {
 const deadline = Date.now() + Number(process.env.WAIT_MS || 60000)
 const done = async () => {
   if (redisDown) return rejections >= 2
+  if (ordered) return handled.length >= 3
   if (handled.length < 3) return false
   return (await retry.deadLetters(dlq)).items.length >= 2
 }

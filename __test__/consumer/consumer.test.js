@@ -81,6 +81,16 @@ describe.each(['kafkajs', 'confluent'])('%s consumer', (client) => {
     }
   })
 
+  test.each(MODES)("%s with ordered: true: a key's later messages wait for its failed one", async (label, mode) => {
+    const { handled, stats } = await run(client, mode, { ORDERED: '1' })
+    expect(handled).toEqual([
+      { key: 'account-7', v: 1, retryCount: '1' },
+      { key: 'account-7', v: 2, retryCount: expect.any(String) },
+      { key: 'account-7', v: 3, retryCount: expect.any(String) },
+    ])
+    expect(stats).toMatchObject({ blockedKeys: 0, parkedMessages: 0, scheduled: 0 })
+  })
+
   test.each(MODES)('%s: a push Redis does not take rejects, and the offset is not committed', async (label, mode) => {
     const { rejections, committed, log } = await run(client, mode, { REDIS_DOWN: '1', WAIT_MS: '30000' })
     expect(rejections).toBeGreaterThanOrEqual(2)
