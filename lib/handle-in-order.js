@@ -13,7 +13,9 @@ const text = (value) => {
   return Buffer.isBuffer(value) ? value.toString('utf8') : String(value)
 }
 
-module.exports = async function handleInOrder(retry, topic, message, handler) {
+// `more(error)`, when given (lib/retrying.js), returns retry options to send along: `error` the
+// handler's error, `undefined` for the turn and a success.
+module.exports = async function handleInOrder(retry, topic, message, handler, more) {
   if (message === null || typeof message !== 'object') {
     const error = new TypeError(`message must be the kafkajs message eachMessage receives, got ${message === null ? 'null' : typeof message}`)
     error.code = 'ERR_INVALID_ARG'
@@ -27,13 +29,15 @@ module.exports = async function handleInOrder(retry, topic, message, handler) {
   const stored = { event: text(message.key), value: text(message.value) }
   // The retry options, the trace context (KafkaRetry.headers' default) and the token of an
   // ordered retry: what a retry of this message must carry.
-  const options = retry.constructor.headers(message.headers, ['retryOrder'])
+  const headers = retry.constructor.headers(message.headers, ['retryOrder'])
+  const options = more ? { ...headers, ...more(undefined) } : headers
+  const failed = (error) => ({ ...headers, ...(more ? more(error) : {}), error })
   if (message.key === undefined || message.key === null) {
     // No key, no order to keep (Kafka spreads keyless messages over partitions): a plain retry.
     try {
       await handler(message)
     } catch (error) {
-      await retry.pushToQueue(topic, stored, { ...options, error })
+      await retry.pushToQueue(topic, stored, failed(error))
       return 'retried'
     }
     return 'handled'
@@ -43,7 +47,7 @@ module.exports = async function handleInOrder(retry, topic, message, handler) {
   try {
     await handler(message)
   } catch (error) {
-    return retry.endTurn(topic, stored, { ...options, error }, true)
+    return retry.endTurn(topic, stored, failed(error), true)
   }
   return retry.endTurn(topic, stored, options, false)
 }

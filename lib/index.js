@@ -28,6 +28,13 @@ native.installHelpers(
   }),
 )
 
+// The consumer helpers (lib/retrying.js) as methods of the native class itself, so the export
+// stays napi's class (instanceof, statics) and every instance has them.
+const { retrying, retryingBatch } = require('./retrying.js')
+for (const [name, method] of Object.entries({ retrying, retryingBatch })) {
+  Object.defineProperty(native.KafkaRetry.prototype, name, { value: method, writable: true, configurable: true, enumerable: false })
+}
+
 exports.KafkaRetry = native.KafkaRetry
 // Which artifact the loader loaded ('native', or a WASI flavour): napi's loader exports it, and so
 // did this package before the entry moved here.

@@ -5,8 +5,13 @@
 // to be left pending, prints `RESULT <stats JSON>` (for an rdkafka-style producer with how often
 // it was polled, and how often once idle), then closes the listener (LEASE_MS its leaseMs) and the
 // producer. With EXPECT=dead-lettered it waits for them to be dead-lettered instead (config
-// maxPublishFailures: 1). Env: TOPIC, PREFIX, KAFKA_BROKERS, OPTIONS (JSON, a Buffer as
-// JSON.stringify writes it), COUNT, WAIT_MS, LEASE_MS, EXPECT.
+// maxPublishFailures: 1). With KEYS (comma separated) it first sends one message per key through
+// the producer itself, then pushes one retry per key (partitioning by key). With
+// CREATE_AFTER_FAILURE=1 TOPIC does not exist yet: the child creates it once the listener counted
+// a failed publish (a failed delivery retried). PRODUCER_CONFIG (JSON) is more librdkafka config
+// for the Confluent and node-rdkafka producers. Env: TOPIC, PREFIX, KAFKA_BROKERS, OPTIONS (JSON, a
+// Buffer as JSON.stringify writes it), COUNT, WAIT_MS, LEASE_MS, EXPECT, KEYS,
+// CREATE_AFTER_FAILURE, PRODUCER_CONFIG.
 import { createRequire } from 'node:module'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -31,8 +36,9 @@ const built = (variable, script) => {
  * A node-rdkafka-style Producer as its README creates one: dr_cb: true, connected; polled every
  * 20 ms when `pollInterval`, else by nobody.
  */
+const more = JSON.parse(process.env.PRODUCER_CONFIG || '{}')
 const rdkafka = async (Kafka, pollInterval) => {
-  const producer = new Kafka.Producer({ 'metadata.broker.list': brokers.join(','), dr_cb: true })
+  const producer = new Kafka.Producer({ 'metadata.broker.list': brokers.join(','), dr_cb: true, ...more })
   await connected(producer)
   if (pollInterval) producer.setPollInterval(pollInterval)
   return { producer, close: () => new Promise((resolve) => producer.disconnect(() => resolve())) }
@@ -54,7 +60,7 @@ const producers = {
   // Its KafkaJS API: the client built as above, its producer as its README creates one.
   async 'confluent-kafkajs'() {
     const { Kafka } = built('KAFKA_RETRY_CONFLUENT_KAFKA', 'confluent-kafka.sh').KafkaJS
-    const producer = new Kafka({ kafkaJS: { brokers } }).producer()
+    const producer = new Kafka({ kafkaJS: { brokers } }).producer(more)
     await producer.connect()
     return { producer, close: () => producer.disconnect() }
   },
@@ -80,18 +86,44 @@ if (process.env.LEASE_MS) config.leaseMs = Number(process.env.LEASE_MS)
 const deadLettered = process.env.EXPECT === 'dead-lettered'
 if (deadLettered) config.maxPublishFailures = 1
 const retry = new KafkaRetry(config)
+/** Sends one message through the producer itself (not the listener), as the service would. */
+async function direct(key, value) {
+  if (typeof producer.send === 'function') return producer.send({ topic: process.env.TOPIC, messages: [{ key, value }] })
+  await new Promise((resolve, reject) => {
+    producer.once('delivery-report', (err) => (err ? reject(err) : resolve()))
+    producer.produce(process.env.TOPIC, null, Buffer.from(value), key)
+    producer.poll()
+    const timer = setInterval(() => producer.poll(), 20)
+    producer.once('delivery-report', () => clearInterval(timer))
+  })
+}
+const keys = process.env.KEYS ? process.env.KEYS.split(',') : null
+let created = null
 try {
+  // The originals first, before the listener shares the producer's delivery reports.
+  if (keys) for (const key of keys) await direct(key, JSON.stringify({ key, original: true }))
   await retry.queueListener(producer, `${process.env.PREFIX}-dlq`)
   const options = JSON.parse(process.env.OPTIONS, revive)
-  if (count === 1) await retry.pushToQueue(process.env.TOPIC, { event: 'Created', value: '{"id":7,"name":"ü"}' }, options)
+  if (keys) {
+    await retry.pushMany(keys.map((key) => ({ topic: process.env.TOPIC, message: { event: key, value: JSON.stringify({ key }) }, options })))
+  } else if (count === 1) await retry.pushToQueue(process.env.TOPIC, { event: 'Created', value: '{"id":7,"name":"ü"}' }, options)
   else {
     const items = Array.from({ length: count }, (_, id) => ({ topic: process.env.TOPIC, message: { event: 'Created', value: JSON.stringify({ id }) }, options }))
     await retry.pushMany(items)
   }
   const deadline = Date.now() + Number(process.env.WAIT_MS || 30000)
   let stats = await retry.stats()
-  const done = (s) => (deadLettered ? s.deadLetteredTotal : s.published) === count && !s.inflight && !s.scheduled
+  const expected = keys ? keys.length : count
+  const done = (s) => (deadLettered ? s.deadLetteredTotal : s.published) === expected && !s.inflight && !s.scheduled
   while (!done(stats) && Date.now() < deadline) {
+    if (process.env.CREATE_AFTER_FAILURE === '1' && !created && stats.publishFailures > 0) {
+      created = { publishFailures: stats.publishFailures }
+      const { Kafka, logLevel } = require('kafkajs')
+      const admin = new Kafka({ brokers, logLevel: logLevel.NOTHING }).admin()
+      await admin.connect()
+      await admin.createTopics({ topics: [{ topic: process.env.TOPIC, numPartitions: 1, replicationFactor: 1 }], waitForLeaders: true })
+      await admin.disconnect()
+    }
     await new Promise((resolve) => setTimeout(resolve, 50))
     stats = await retry.stats()
   }
@@ -99,7 +131,7 @@ try {
   const before = polls
   await new Promise((resolve) => setTimeout(resolve, 500))
   // On a line of its own after a marker: a client may log to stdout too.
-  console.log(`RESULT ${JSON.stringify({ ...stats, polls: before, idlePolls: polls - before })}`)
+  console.log(`RESULT ${JSON.stringify({ ...stats, polls: before, idlePolls: polls - before, created })}`)
 } finally {
   await retry.close()
   await close()

@@ -221,3 +221,53 @@ test.each([
     await retry.close()
   }
 })
+
+// Confluent's client, both APIs (docs/confluent.md): a retry keeps its key, so the client's
+// partitioner puts it where the same producer put the key's original (partition left to the
+// client); eight keys over three partitions, so a retry sent to a fixed or random partition fails.
+test.each([
+  ['rdkafka API', 'confluent-unpolled'],
+  ['KafkaJS API', 'confluent-kafkajs'],
+])("@confluentinc/kafka-javascript %s Producer: a retry lands on its key's partition", async (api, kind) => {
+  requireBuilt('confluent')
+  const topic = h.unique('producers-keys')
+  const prefix = h.unique('producers-keys')
+  const admin = h.kafka().admin()
+  await admin.connect()
+  try {
+    await admin.createTopics({ topics: [{ topic, numPartitions: 3, replicationFactor: 1 }], waitForLeaders: true })
+  } finally {
+    await admin.disconnect()
+  }
+  const keys = Array.from({ length: 8 }, (_, i) => `account-${i}`)
+  const stats = await inChild(kind, { KEYS: keys.join(','), WAIT_MS: '30000' })(topic, prefix)
+  expect(stats).toMatchObject({ published: keys.length, inflight: 0, scheduled: 0 })
+  const { consumer, seen } = await h.consume(topic)
+  try {
+    await h.waitFor(() => seen.length >= 2 * keys.length, 30000)
+  } finally {
+    await consumer.disconnect()
+  }
+  const partitions = {}
+  for (const { key, partition, value } of seen) (partitions[key] ||= { original: [], retry: [] })[value.original ? 'original' : 'retry'].push(partition)
+  for (const key of keys) {
+    expect({ key, retry: partitions[key].retry }).toEqual({ key, retry: partitions[key].original })
+  }
+  expect(new Set(Object.values(partitions).map((p) => p.original[0])).size).toBeGreaterThan(1)
+})
+
+// A delivery the client reports failed (the topic does not exist yet and the producer may not
+// create it) leaves the retry scheduled; once the topic exists it is published, once.
+test.each([
+  ['rdkafka API', 'confluent-unpolled'],
+  ['KafkaJS API', 'confluent-kafkajs'],
+])('@confluentinc/kafka-javascript %s Producer: a failed delivery is retried, not lost', async (api, kind) => {
+  requireBuilt('confluent')
+  const topic = h.unique('producers-failed')
+  const prefix = h.unique('producers-failed')
+  const config = { 'allow.auto.create.topics': false, 'message.timeout.ms': 2000, 'topic.metadata.propagation.max.ms': 500 }
+  const stats = await inChild(kind, { CREATE_AFTER_FAILURE: '1', PRODUCER_CONFIG: JSON.stringify(config), WAIT_MS: '60000' })(topic, prefix)
+  expect(stats.created).toEqual({ publishFailures: expect.any(Number) })
+  expect(stats).toMatchObject({ published: 1, deadLetteredTotal: 0, inflight: 0, scheduled: 0 })
+  expect(await written(topic)).toBe(1)
+})
