@@ -4,7 +4,8 @@
 // whose types a CommonJS TypeScript file (moduleResolution node16/nodenext) may not import
 // without a resolution-mode attribute. What is returned is assignable to Nest's own types
 // (`DynamicModule`, `NestInterceptor`, method and class decorators).
-import type { KafkaRetry, KafkaRetryConfig, RetryOptions, RetryOptionsWithHeaders, RetryProducer } from '../index'
+import { KafkaRetry } from '../index'
+import type { KafkaRetryConfig, RetryOptions, RetryOptionsWithHeaders, RetryProducer } from '../index'
 
 export { KafkaRetry }
 
