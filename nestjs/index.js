@@ -196,7 +196,9 @@ class KafkaRetryInterceptor {
   }
 
   async deadLetter(topic, event, value, options, error, settings) {
-    const { error: _error, ...kept } = options
+    // The error goes on the record as { message, name }, not among the options.
+    const kept = { ...options }
+    delete kept.error
     let parsed = value
     if (typeof value === 'string') {
       try {
