@@ -5,6 +5,8 @@
 //   flow         a Kafka microservice (Transport.KAFKA) whose @EventPattern handler fails its
 //                first NEST_FAIL_TIMES attempts per order and throws a permanent error for
 //                `kind: 'permanent'`, with @RetryThroughQueue and the module's listener
+//   global       the same handler without the decorator, the interceptor made with its options
+//                and installed with app.useGlobalInterceptors
 //   unreachable  the same handler always failing, with Redis unreachable: the push fails
 //   async        forRootAsync with a config provider, in an application context; bad options
 //
@@ -16,7 +18,7 @@ require('reflect-metadata')
 const { Module, Controller, Inject } = require('@nestjs/common')
 const { NestFactory } = require('@nestjs/core')
 const { Transport, EventPattern, Payload, Ctx } = require('@nestjs/microservices')
-const { KafkaRetry, KafkaRetryModule, RetryThroughQueue } = require('../../nestjs')
+const { KafkaRetry, KafkaRetryModule, KafkaRetryInterceptor, RetryThroughQueue } = require('../../nestjs')
 
 const MODE = process.env.NEST_MODE
 const TOPIC = process.env.NEST_TOPIC
@@ -32,31 +34,36 @@ function decorate(target, method, ...decorators) {
 
 const attempts = new Map()
 
-class OrdersController {
-  constructor(retry) {
-    this.retry = retry
-  }
-
-  async handle(order, context) {
-    const message = context.getMessage()
-    const count = (attempts.get(order.id) || 0) + 1
-    attempts.set(order.id, count)
-    report({ type: 'attempt', id: order.id, offset: message.offset, retryCount: KafkaRetry.headers(message.headers).retryCount })
-    if (order.kind === 'permanent') throw Object.assign(new Error(`order ${order.id} is malformed`), { permanent: true })
-    if (MODE === 'unreachable' || count <= FAIL_TIMES) throw new Error(`attempt ${count} of ${order.id} failed`)
-    report({ type: 'handled', id: order.id, key: message.key, attempts: count })
-  }
+async function handleOrder(order, context) {
+  const message = context.getMessage()
+  const count = (attempts.get(order.id) || 0) + 1
+  attempts.set(order.id, count)
+  report({ type: 'attempt', id: order.id, offset: message.offset, retryCount: KafkaRetry.headers(message.headers).retryCount })
+  if (order.kind === 'permanent') throw Object.assign(new Error(`order ${order.id} is malformed`), { permanent: true })
+  if (MODE === 'unreachable' || count <= FAIL_TIMES) throw new Error(`attempt ${count} of ${order.id} failed`)
+  report({ type: 'handled', id: order.id, key: message.key, attempts: count })
 }
-Controller()(OrdersController)
-Inject(KafkaRetry)(OrdersController, undefined, 0)
-Payload()(OrdersController.prototype, 'handle', 0)
-Ctx()(OrdersController.prototype, 'handle', 1)
-decorate(
-  OrdersController,
-  'handle',
-  EventPattern(TOPIC),
-  RetryThroughQueue({ isPermanent: (error) => error.permanent === true, dlqName: process.env.NEST_DLQ, options: { delay: '0.01' } }),
-)
+
+const RETRY_OPTIONS = { isPermanent: (error) => error.permanent === true, dlqName: process.env.NEST_DLQ, options: { delay: '0.01' } }
+
+/** The controller, its handler decorated with `decorators` besides @EventPattern(TOPIC). */
+function ordersController(...decorators) {
+  class OrdersController {
+    constructor(retry) {
+      this.retry = retry
+    }
+
+    handle(order, context) {
+      return handleOrder(order, context)
+    }
+  }
+  Controller()(OrdersController)
+  Inject(KafkaRetry)(OrdersController, undefined, 0)
+  Payload()(OrdersController.prototype, 'handle', 0)
+  Ctx()(OrdersController.prototype, 'handle', 1)
+  decorate(OrdersController, 'handle', EventPattern(TOPIC), ...decorators)
+  return OrdersController
+}
 
 async function closeAndProbe(app, retry) {
   await app.close()
@@ -74,6 +81,7 @@ async function microservice() {
     : { redisUrl: process.env.REDIS_URL, brokers: BROKERS, keyPrefix: process.env.NEST_PREFIX }
   const listener = MODE === 'unreachable' ? false : { producer: null, dlqName: process.env.NEST_DLQ }
 
+  const OrdersController = MODE === 'global' ? ordersController() : ordersController(RetryThroughQueue(RETRY_OPTIONS))
   class AppModule {}
   Module({ imports: [KafkaRetryModule.forRoot(config, { listener })], controllers: [OrdersController] })(AppModule)
 
@@ -88,6 +96,7 @@ async function microservice() {
     // The unreachable case fails on purpose, on every redelivery.
     logger: MODE === 'unreachable' ? false : ['error'],
   })
+  if (MODE === 'global') app.useGlobalInterceptors(new KafkaRetryInterceptor(app.get(KafkaRetry), RETRY_OPTIONS))
   await app.listen()
   const retry = app.get(KafkaRetry)
   report({

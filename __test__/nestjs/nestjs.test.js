@@ -68,12 +68,15 @@ afterAll(async () => {
   for (const retry of retries) await retry.close()
 })
 
-test('a failing @EventPattern handler retries through Redis until it succeeds; a permanent error is dead-lettered; app.close() closes the instance', async () => {
+test.each([
+  ['@RetryThroughQueue on the handler', 'flow'],
+  ['the interceptor installed with app.useGlobalInterceptors', 'global'],
+])('%s: a failing @EventPattern handler retries through Redis until it succeeds; a permanent error is dead-lettered; app.close() closes the instance', async (_how, mode) => {
   const topic = h.unique('nest-orders')
   const prefix = h.unique('nest')
   const dlq = h.unique('nest-dlq')
   await h.createTopics(topic)
-  const app = startApp({ NEST_MODE: 'flow', NEST_TOPIC: topic, NEST_PREFIX: prefix, NEST_DLQ: dlq, NEST_GROUP: h.unique('nest-group'), NEST_FAIL_TIMES: '2' })
+  const app = startApp({ NEST_MODE: mode, NEST_TOPIC: topic, NEST_PREFIX: prefix, NEST_DLQ: dlq, NEST_GROUP: h.unique('nest-group'), NEST_FAIL_TIMES: '2' })
   const ready = await app.next((m) => m.type === 'ready', 'ready')
   expect(ready).toEqual({ type: 'ready', isKafkaRetry: true, sameInControllers: true, keyPrefix: prefix })
 
