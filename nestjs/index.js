@@ -140,6 +140,13 @@ function payloadOf(value) {
   return value
 }
 
+/** The consumed key as text (the retry's `event`): Nest's parser gives text, a Buffer, or an object for a key that looked like JSON. */
+function keyOf(key) {
+  if (key === null || key === undefined) return ''
+  if (Buffer.isBuffer(key)) return key.toString('utf8')
+  return typeof key === 'string' ? key : JSON.stringify(key)
+}
+
 function errorRecord(error) {
   if (error instanceof Error) return { message: error.message, name: error.name }
   return { message: String(error), name: 'Error' }
@@ -174,7 +181,7 @@ class KafkaRetryInterceptor {
   async retryThroughQueue(kafka, error, settings) {
     const message = kafka.getMessage()
     const topic = kafka.getTopic()
-    const event = message.key === null || message.key === undefined ? '' : Buffer.isBuffer(message.key) ? message.key.toString('utf8') : String(message.key)
+    const event = keyOf(message.key)
     const value = payloadOf(message.value)
     const options = { ...KafkaRetry.headers(rawHeaders(message.headers)), ...settings.options, error }
     if (settings.isPermanent && settings.isPermanent(error)) {

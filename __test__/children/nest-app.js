@@ -34,7 +34,9 @@ function decorate(target, method, ...decorators) {
 
 const attempts = new Map()
 
-async function handleOrder(order, context) {
+async function handleOrder(data, context) {
+  // A payload that is not JSON reaches the handler as text.
+  const order = typeof data === 'object' && data !== null ? data : { id: String(data) }
   const message = context.getMessage()
   const count = (attempts.get(order.id) || 0) + 1
   attempts.set(order.id, count)

@@ -71,7 +71,7 @@ afterAll(async () => {
 test.each([
   ['@RetryThroughQueue on the handler', 'flow'],
   ['the interceptor installed with app.useGlobalInterceptors', 'global'],
-])('%s: a failing @EventPattern handler retries through Redis until it succeeds; a permanent error is dead-lettered; app.close() closes the instance', async (_how, mode) => {
+])('%s: a failing @EventPattern handler retries through Redis until it succeeds; a permanent error and a payload that is not JSON are dead-lettered; app.close() closes the instance', async (_how, mode) => {
   const topic = h.unique('nest-orders')
   const prefix = h.unique('nest')
   const dlq = h.unique('nest-dlq')
@@ -83,6 +83,7 @@ test.each([
   await produce(topic, [
     { key: 'order-1', value: JSON.stringify({ msgId: 'm-1', id: 'o1', total: 12.5 }) },
     { key: 'order-2', value: JSON.stringify({ msgId: 'm-2', id: 'o2', kind: 'permanent' }) },
+    { key: 'order-3', value: 'not json' },
   ])
 
   const handled = await app.next((m) => m.type === 'handled', 'the retried order handled')
@@ -97,15 +98,19 @@ test.each([
   let page
   await h.waitFor(async () => {
     page = await retry.deadLetters(dlq)
-    return page.items.length === 1
+    return page.items.length === 2
   }, 20000)
+  page.items.sort((a, b) => a.event.localeCompare(b.event))
   expect(page.items[0]).toMatchObject({
     topic,
     event: 'order-2',
     value: { msgId: 'm-2', id: 'o2', kind: 'permanent' },
     error: expect.objectContaining({ message: 'order o2 is malformed' }),
   })
+  // A payload that is not JSON cannot be pushed: dead-lettered, with the handler's error.
+  expect(page.items[1]).toMatchObject({ topic, event: 'order-3', value: 'not json', error: expect.objectContaining({ message: 'attempt 1 of not json failed' }) })
   expect(app.reports.filter((m) => m.type === 'attempt' && m.id === 'o2')).toHaveLength(1)
+  expect(app.reports.filter((m) => m.type === 'attempt' && m.id === 'not json')).toHaveLength(1)
   expect((await retry.stats()).scheduled).toBe(0)
 
   app.child.send({ type: 'close' })
