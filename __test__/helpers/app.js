@@ -87,4 +87,15 @@ function shippedSubpaths(app) {
     .map(([sub]) => (sub === '.' ? pkg.name : `${pkg.name}/${sub.slice(2)}`))
 }
 
-module.exports = { ROOT, EXEC, ABI, pack, toolsOnlyPath, appEnv, installApp, shippedSubpaths }
+/**
+ * What a Nest service has installed besides the package, for its `nestjs` subpath (optional peer
+ * dependencies the app's npm install does not fetch): linked from this repository's node_modules.
+ */
+function linkNestPeers(app) {
+  fs.mkdirSync(path.join(app, 'node_modules'), { recursive: true })
+  for (const peer of ['@nestjs', 'rxjs', 'reflect-metadata']) {
+    fs.symlinkSync(path.join(ROOT, 'node_modules', peer), path.join(app, 'node_modules', peer))
+  }
+}
+
+module.exports = { ROOT, EXEC, ABI, pack, toolsOnlyPath, appEnv, installApp, shippedSubpaths, linkNestPeers }

@@ -8,7 +8,7 @@ const os = require('os')
 const path = require('path')
 const { execFileSync } = require('child_process')
 const h = require('../helpers')
-const { EXEC, ABI, pack, toolsOnlyPath, appEnv, installApp, shippedSubpaths } = require('../helpers/app')
+const { EXEC, ABI, pack, toolsOnlyPath, appEnv, installApp, shippedSubpaths, linkNestPeers } = require('../helpers/app')
 
 const pkg = require('../../package.json')
 
@@ -35,6 +35,7 @@ function expectWorking(out) {
   expect(result.scheduled).toBe(0)
   expect(result.subpaths[pkg.name]).toContain('KafkaRetry')
   expect(result.subpaths[`${pkg.name}/prometheus`]).toContain('registerMetrics')
+  expect(result.subpaths[`${pkg.name}/nestjs`]).toEqual(expect.arrayContaining(['KafkaRetryModule', 'RetryThroughQueue']))
   for (const sub of subpaths) expect(result.subpaths[sub].length).toBeGreaterThan(0)
 }
 
@@ -51,7 +52,16 @@ beforeAll(async () => {
   app = path.join(work, 'app')
   installApp(app, packed.map((p) => p.file), bin)
   subpaths = shippedSubpaths(app)
-  expect(subpaths).toEqual(expect.arrayContaining([pkg.name, `${pkg.name}/prometheus`]))
+  expect(subpaths).toEqual(expect.arrayContaining([pkg.name, `${pkg.name}/prometheus`, `${pkg.name}/nestjs`]))
+  // Without Nest installed, the nestjs subpath says what to install (its peers are optional).
+  let missing = ''
+  try {
+    execFileSync(path.join(bin, 'node'), ['-e', `require('${pkg.name}/nestjs')`], { ...EXEC, cwd: app, env: appEnv(bin), stdio: 'pipe' })
+  } catch (err) {
+    missing = String(err.stderr)
+  }
+  expect(missing).toContain('kafka-redis-retry/nestjs needs @nestjs/common, an optional peer dependency: npm install @nestjs/common')
+  linkNestPeers(app)
 })
 
 afterAll(() => {

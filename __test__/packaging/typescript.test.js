@@ -61,11 +61,16 @@ test.each([
   const imports = subpaths.filter((s) => s !== pkg.name).map((s, i) => `import * as sub${i} from '${s}'\nexport const s${i}: object = sub${i}`).join('\n')
   const usage = `import { KafkaRetry, type KafkaRetryConfig } from '${pkg.name}'
 import { registerMetrics } from '${pkg.name}/prometheus'
+import { KafkaRetryModule } from '${pkg.name}/nestjs'
 ${imports}
 const config: KafkaRetryConfig = { keyPrefix: 'orders' }
 export const retry: KafkaRetry = new KafkaRetry(config)
 export const headers: { delay: string } = KafkaRetry.headers()
 export const register: typeof registerMetrics = registerMetrics
+// The nestjs subpath's types stand alone (Nest 12's are ES modules): no Nest installed here.
+export const nest: { global: boolean } = KafkaRetryModule.forRoot(config, { listener: { dlqName: 'DLQ' } })
+// @ts-expect-error listener.dlqName is a string
+KafkaRetryModule.forRoot(config, { listener: { dlqName: 1 } })
 // @ts-expect-error keyPrefix is a string
 export const wrong: KafkaRetryConfig = { keyPrefix: 1 }
 // @ts-expect-error no such export
