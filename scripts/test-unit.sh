@@ -26,6 +26,8 @@ cargo build -p kafka-redis-retry --quiet
 debug="$(cd "${CARGO_TARGET_DIR:-target}" && pwd)/debug"
 case "$(uname -s)" in
   Darwin) built="$debug/libkafka_redis_retry.dylib" ;;
+  # Git Bash on Windows (the release workflow's Windows job): a DLL, without the lib prefix.
+  MINGW* | MSYS* | CYGWIN*) built="$debug/kafka_redis_retry.dll" ;;
   *) built="$debug/libkafka_redis_retry.so" ;;
 esac
 # Node loads a native module only from a file named .node.

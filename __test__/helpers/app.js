@@ -16,6 +16,7 @@ const ABI = {
   'linux-arm64': MUSL ? undefined : 'linux-arm64-gnu',
   'darwin-x64': 'darwin-x64',
   'darwin-arm64': 'darwin-arm64',
+  'win32-x64': 'win32-x64-msvc',
 }[`${process.platform}-${process.arch}`]
 
 /** Runs scripts/pack.js; its JSON summary. */

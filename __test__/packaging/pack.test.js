@@ -12,7 +12,7 @@ const h = require('../helpers')
 const { ROOT, EXEC, ABI, pack, toolsOnlyPath, appEnv, installApp } = require('../helpers/app')
 
 const pkg = require('../../package.json')
-const TARGET_ABIS = ['linux-x64-gnu', 'linux-arm64-gnu', 'linux-x64-musl', 'darwin-x64', 'darwin-arm64']
+const TARGET_ABIS = ['linux-x64-gnu', 'linux-arm64-gnu', 'linux-x64-musl', 'darwin-x64', 'darwin-arm64', 'win32-x64-msvc']
 
 // Exactly what each package publishes.
 const DASHBOARD_FILES = ['assets/dashboard.css', 'assets/dashboard.js', 'bulk-pages.js', 'bulk.js', 'chart.js', 'fields.js', 'html.js', 'index.d.ts', 'index.js', 'jobs.js', 'operator.js', 'pages.js', 'security.js'].map((f) => `dashboard/${f}`)

@@ -232,6 +232,7 @@ impl ConfigInput {
         let mut hosts = Vec::new();
         let mut url_tls = false;
         for url in &urls {
+            check_unix_socket(url, cfg!(unix))?;
             let client = redis::Client::open(*url).map_err(|err| {
                 RetryError::invalid_arg(format!(
                     "config.redisUrl is not a Redis URL: {:?}",
@@ -401,6 +402,26 @@ fn check_tls(name: &str, tls: &TlsConfig, hosts: &[String]) -> Result<()> {
     Ok(())
 }
 
+/// A Unix socket URL (`redis+unix://`, `unix://`, `valkey+unix://`) where the platform has no Unix
+/// sockets (`unix_sockets` is `cfg!(unix)`; false on Windows) is refused here, by name: the redis
+/// crate would refuse it too, but as a URL that is not valid, which sends users looking for a typo.
+fn check_unix_socket(url: &str, unix_sockets: bool) -> Result<()> {
+    let scheme = url.trim().split_once("://").map(|(scheme, _)| scheme);
+    let is_unix = scheme.is_some_and(|scheme| {
+        ["unix", "redis+unix", "valkey+unix"]
+            .iter()
+            .any(|unix| scheme.eq_ignore_ascii_case(unix))
+    });
+    if is_unix && !unix_sockets {
+        return Err(RetryError::invalid_arg(format!(
+            "config.redisUrl {:?} is a Unix socket, and {} has no Unix sockets: give Redis's TCP address (redis://host:port or rediss://host:port)",
+            redacted_url(url.trim()),
+            if std::env::consts::OS == "windows" { "Windows" } else { "this platform" }
+        )));
+    }
+    Ok(())
+}
+
 /// The URL without its password, for messages (`store::connection::target::redacted` applies it to a
 /// list of cluster seeds).
 pub fn redacted_url(url: &str) -> String {
@@ -453,6 +474,52 @@ fn whole(name: &str, value: Option<f64>, default: u64, min: u64, max: u64) -> Re
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_unix_socket_url_is_refused_by_name_where_there_are_no_unix_sockets() {
+        for url in [
+            "redis+unix:///run/redis.sock",
+            " REDIS+UNIX:///run/redis.sock?db=1",
+            "unix:///run/redis.sock",
+            "valkey+unix:///run/valkey.sock",
+        ] {
+            let err = check_unix_socket(url, false).unwrap_err();
+            assert_eq!(err.code, crate::error::ErrorCode::InvalidArg, "{url}");
+            assert!(
+                err.message.starts_with("config.redisUrl ")
+                    && err.message.contains("is a Unix socket")
+                    && err.message.contains("redis://host:port"),
+                "{}",
+                err.message
+            );
+            // Where Unix sockets exist the URL goes on to the redis crate.
+            assert!(check_unix_socket(url, true).is_ok(), "{url}");
+        }
+        // The password in the URL's query stays out of the message.
+        let err = check_unix_socket("redis+unix:///s.sock?pass=s3cret", false).unwrap_err();
+        assert!(!err.message.contains("s3cret"), "{}", err.message);
+        for url in [
+            "redis://127.0.0.1:6379",
+            "rediss://cache:6380",
+            "unixhost:1",
+        ] {
+            assert!(check_unix_socket(url, false).is_ok(), "{url}");
+        }
+    }
+
+    #[test]
+    fn resolving_a_unix_socket_url_follows_the_platform() {
+        let input = ConfigInput {
+            redis_url: Some("redis+unix:///run/redis.sock".into()),
+            ..Default::default()
+        };
+        let resolved = input.resolve_with(|_| None);
+        if cfg!(unix) {
+            assert_eq!(resolved.unwrap().redis_url, "redis+unix:///run/redis.sock");
+        } else {
+            assert!(resolved.unwrap_err().message.contains("is a Unix socket"));
+        }
+    }
 
     #[test]
     fn defaults_apply_without_config_or_env() {
