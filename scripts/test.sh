@@ -2,7 +2,9 @@
 # The project's test command (`npm test`): installs what it needs, builds the addon, starts Redis
 # and the Kafka-compatible broker unless REDIS_URL / KAFKA_BROKERS point at running ones, then
 # runs the Rust unit tests, the TypeScript check and every jest suite of __test__/ (the feature
-# folders and unit/, the tier `npm run test:unit` runs alone with no server).
+# folders and unit/, the tier `npm run test:unit` runs alone with no server) on Node 24
+# (scripts/jest.sh), then the suites that load the package on Node 22 and 26
+# (scripts/node-versions.js). npm and the build run on the machine's Node.
 # The broker is Apache Kafka (KRaft, from Maven Central; see scripts/services.sh), unless
 # KAFKA_IMPL=tansu or KAFKA_BROKERS points at a running one. The fault tests start Tansu brokers of
 # their own: they stop and restart brokers, which Tansu does in milliseconds.
