@@ -416,6 +416,13 @@ pub fn own_entries<'env>(object: &Object<'env>) -> Vec<(String, Unknown<'env>)> 
     entries
 }
 
+/// Fails with `ERR_INVALID_ARG` when `object` (named `name`) has an own key that `known` does
+/// not hold, naming the closest known key (`engine::config::check_keys`).
+pub fn only_known_keys(object: &Object, name: &str, known: &[&str]) -> Result<()> {
+    let keys: Vec<String> = own_entries(object).into_iter().map(|(k, _)| k).collect();
+    engine::config::check_keys(name, &keys, known)
+}
+
 /// One option value as a Kafka header value: a string as given, a `Buffer` byte for byte, a
 /// number or boolean as its text. `Ok(None)` for `undefined`/`null` (left out, as
 /// `JSON.stringify` leaves out `undefined`).
