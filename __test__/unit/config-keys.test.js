@@ -68,9 +68,25 @@ describe('an unknown config key throws ERR_INVALID_ARG naming the closest known 
       shards: 1,
       username: 'default',
       password: 'secret',
-      tls: { ca: '', cert: '', key: '', rejectUnauthorized: true, servername: 'localhost' },
+      // the PEM keys present (undefined: no PEM needed here), so their names are checked too
+      tls: { ca: undefined, cert: undefined, key: undefined, rejectUnauthorized: true, servername: '127.0.0.1' },
       waitReplicas: 0,
       waitTimeoutMs: 1000,
+    })
+    retry.close()
+  })
+
+  test('every key of sentinel, its nodes and its tls, and of a list backoff, is accepted', () => {
+    const retry = new KafkaRetry({
+      keyPrefix: prefix,
+      sentinel: {
+        sentinels: [{ host: '127.0.0.1', port: 26379 }],
+        name: 'mymaster',
+        username: 'default',
+        password: 'secret',
+        tls: { rejectUnauthorized: false },
+      },
+      backoff: { type: 'list', delaysMs: [1000, 5000], jitter: 'full' },
     })
     retry.close()
   })
