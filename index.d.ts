@@ -310,7 +310,9 @@ export declare class KafkaRetry {
    * means and its default); without it, `REDIS_URL` and `KAFKA_BROKERS` from the environment,
    * then `redis://127.0.0.1:6379` and `localhost:9092`, are used.
    *
-   * Throws a `KafkaRetryError` with `code: 'ERR_INVALID_ARG'` for a bad config value.
+   * Throws a `KafkaRetryError` with `code: 'ERR_INVALID_ARG'` for a bad config value, and
+   * for a key it does not know (in `config`, `tls`, `sentinel` or `backoff`), naming the
+   * closest known key: ``config has no key `redisURL` (did you mean `redisUrl`?)``.
    */
   constructor(config?: KafkaRetryConfig)
   /**

@@ -152,11 +152,52 @@ pub fn parse_page(page: Option<&Unknown>) -> CoreResult<(usize, Option<String>)>
     Ok((limit, cursor))
 }
 
-/// The constructor's `config` object, each key checked and named in its error.
+/// Every key of the constructor's `config` (`KafkaRetryConfig` in `header.d.ts`; `onEvent` and
+/// `logger` are read by `observer.rs`). Any other key is refused, so a misspelt one is not
+/// silently ignored.
+pub const CONFIG_KEYS: &[&str] = &[
+    "redisUrl",
+    "brokers",
+    "kafka",
+    "keyPrefix",
+    "pollIntervalMs",
+    "leaseMs",
+    "batchSize",
+    "redisTimeoutMs",
+    "dedupeWindowMs",
+    "cluster",
+    "backoff",
+    "deadLetterTopic",
+    "maxDeadLetters",
+    "maxPublishFailures",
+    "maxPublishRate",
+    "migrateLegacy",
+    "onEvent",
+    "logger",
+    "shards",
+    "username",
+    "password",
+    "tls",
+    "sentinel",
+    "waitReplicas",
+    "waitTimeoutMs",
+];
+/// The keys of `config.tls` and `config.sentinel.tls` (`RedisTlsOptions`).
+pub const TLS_KEYS: &[&str] = &["ca", "cert", "key", "rejectUnauthorized", "servername"];
+/// The keys of `config.sentinel` (`RedisSentinelOptions`).
+pub const SENTINEL_KEYS: &[&str] = &["sentinels", "name", "username", "password", "tls"];
+/// The keys of one of `config.sentinel.sentinels`.
+pub const SENTINEL_NODE_KEYS: &[&str] = &["host", "port"];
+/// The keys of `config.backoff` (`BackoffPolicy`).
+pub const BACKOFF_KEYS: &[&str] = &["type", "multiplier", "maxDelayMs", "delaysMs", "jitter"];
+
+/// The constructor's `config` object, each key checked and named in its error. `kafka` (librdkafka
+/// properties, checked by librdkafka) and `logger` (a caller's own logger) take any keys.
 pub fn parse_config(config: Option<&Unknown>) -> CoreResult<ConfigInput> {
     let Some(object) = object_arg("config", config)? else {
         return Ok(ConfigInput::default());
     };
+    only_known_keys(&object, "config", CONFIG_KEYS)?;
     let brokers = match property(&object, "brokers") {
         value if is_nullish(value.as_ref()) => None,
         Some(value) if value.is_array().unwrap_or(false) => {
@@ -318,6 +359,7 @@ fn parse_tls(name: &str, value: Option<&Unknown>) -> CoreResult<Option<TlsConfig
     let Some(tls) = object_arg(name, Some(value))? else {
         return Ok(None);
     };
+    only_known_keys(&tls, name, TLS_KEYS)?;
     Ok(Some(TlsConfig {
         ca: optional_pem(&tls, "ca", &format!("{name}.ca"))?,
         cert: optional_pem(&tls, "cert", &format!("{name}.cert"))?,
@@ -337,6 +379,7 @@ fn parse_sentinel(value: Option<&Unknown>) -> CoreResult<Option<SentinelConfig>>
     let Some(sentinel) = object_arg("config.sentinel", value)? else {
         return Ok(None);
     };
+    only_known_keys(&sentinel, "config.sentinel", SENTINEL_KEYS)?;
     let list = property(&sentinel, "sentinels");
     let not_list =
         || RetryError::invalid_arg("config.sentinel.sentinels must be an array of { host, port }");
@@ -350,6 +393,7 @@ fn parse_sentinel(value: Option<&Unknown>) -> CoreResult<Option<SentinelConfig>>
         let item = element(&array, i);
         let node = object_arg(&name, item.as_ref())?
             .ok_or_else(|| RetryError::invalid_arg(format!("{name} must be {{ host, port }}")))?;
+        only_known_keys(&node, &name, SENTINEL_NODE_KEYS)?;
         let host = optional_string(&node, "host", &format!("{name}.host"))?
             .filter(|h| !h.is_empty())
             .unwrap_or_else(|| "127.0.0.1".to_string());
@@ -378,6 +422,7 @@ fn parse_backoff(value: Option<&Unknown>) -> CoreResult<Option<Backoff>> {
     let Some(object) = object_arg("config.backoff", value)? else {
         return Ok(None);
     };
+    only_known_keys(&object, "config.backoff", BACKOFF_KEYS)?;
     let delays = match property(&object, "delaysMs") {
         value if is_nullish(value.as_ref()) => None,
         Some(value) if value.is_array().unwrap_or(false) => {

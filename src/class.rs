@@ -102,7 +102,9 @@ impl KafkaRetry {
     /// means and its default); without it, `REDIS_URL` and `KAFKA_BROKERS` from the environment,
     /// then `redis://127.0.0.1:6379` and `localhost:9092`, are used.
     ///
-    /// Throws a `KafkaRetryError` with `code: 'ERR_INVALID_ARG'` for a bad config value.
+    /// Throws a `KafkaRetryError` with `code: 'ERR_INVALID_ARG'` for a bad config value, and
+    /// for a key it does not know (in `config`, `tls`, `sentinel` or `backoff`), naming the
+    /// closest known key: ``config has no key `redisURL` (did you mean `redisUrl`?)``.
     #[napi(constructor, ts_args_type = "config?: KafkaRetryConfig")]
     pub fn new(env: &Env, config: Option<Unknown>) -> Result<Self> {
         let input = parse_config(config.as_ref()).map_err(|e| js_error(env, &e))?;

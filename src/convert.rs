@@ -387,6 +387,15 @@ fn stringify(value: &Unknown) -> std::result::Result<String, String> {
 /// The own enumerable string keys of an object with their values, in `Object.keys` order (what
 /// a spread `{ ...options }` copies, symbols aside). A key whose getter throws is left out.
 pub fn own_entries<'env>(object: &Object<'env>) -> Vec<(String, Unknown<'env>)> {
+    own_keys(object)
+        .into_iter()
+        .filter_map(|(key, name)| property_by(object, &name).map(|value| (key, value)))
+        .collect()
+}
+
+/// The own enumerable string keys of an object, each with its JavaScript name, in `Object.keys`
+/// order; no getter is called.
+fn own_keys<'env>(object: &Object<'env>) -> Vec<(String, Unknown<'env>)> {
     let env = object.value().env;
     let Some(names) = read(
         env,
@@ -398,7 +407,7 @@ pub fn own_entries<'env>(object: &Object<'env>) -> Vec<(String, Unknown<'env>)> 
     ) else {
         return Vec::new();
     };
-    let mut entries = Vec::new();
+    let mut keys = Vec::new();
     for i in 0..names.get_array_length().unwrap_or(0) {
         let Some(name) = element(&names, i) else {
             continue;
@@ -409,11 +418,17 @@ pub fn own_entries<'env>(object: &Object<'env>) -> Vec<(String, Unknown<'env>)> 
         let Ok(key) = text(&name) else {
             continue;
         };
-        if let Some(value) = property_by(object, &name) {
-            entries.push((key, value));
-        }
+        keys.push((key, name));
     }
-    entries
+    keys
+}
+
+/// Fails with `ERR_INVALID_ARG` when `object` (named `name`) has an own key that `known` does
+/// not hold, naming the closest known key (`engine::config::check_keys`).
+pub fn only_known_keys(object: &Object, name: &str, known: &[&str]) -> Result<()> {
+    // Keys only: a getter is read once, when its key is read.
+    let keys: Vec<String> = own_keys(object).into_iter().map(|(k, _)| k).collect();
+    engine::config::check_keys(name, &keys, known)
 }
 
 /// One option value as a Kafka header value: a string as given, a `Buffer` byte for byte, a

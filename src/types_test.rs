@@ -102,6 +102,37 @@ fn every_config_key_is_declared_and_every_declared_key_is_read() {
     );
 }
 
+#[test]
+fn the_keys_the_constructor_accepts_are_the_declared_keys() {
+    use crate::args::{BACKOFF_KEYS, CONFIG_KEYS, SENTINEL_KEYS, SENTINEL_NODE_KEYS, TLS_KEYS};
+    let set = |keys: &[&str]| keys.iter().map(|k| k.to_string()).collect::<BTreeSet<_>>();
+    // An unknown key is refused: a key declared but missing here would refuse a valid config.
+    assert_eq!(
+        set(CONFIG_KEYS),
+        keys(interface(HEADER, "KafkaRetryConfig"))
+    );
+    assert_eq!(set(TLS_KEYS), keys(interface(HEADER, "RedisTlsOptions")));
+    assert_eq!(
+        set(SENTINEL_KEYS),
+        keys(interface(HEADER, "RedisSentinelOptions"))
+    );
+    let sentinels = interface(HEADER, "RedisSentinelOptions");
+    assert!(sentinels.contains("sentinels: { host: string; port?: number }[]"));
+    assert_eq!(set(SENTINEL_NODE_KEYS), set(&["host", "port"]));
+    let backoff = HEADER
+        .split("export type BackoffPolicy =")
+        .nth(1)
+        .expect("BackoffPolicy is declared");
+    let backoff = &backoff[..backoff.find("\n\n").expect("its end")];
+    let declared: BTreeSet<String> = backoff
+        .split(['{', ';', ','])
+        .filter_map(|part| part.trim().split(['?', ':']).next())
+        .map(|k| k.trim().to_string())
+        .filter(|k| !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric()))
+        .collect();
+    assert_eq!(set(BACKOFF_KEYS), declared);
+}
+
 /// The keys a function of args.rs reads with `optional_*(<object>, "<key>", ...)`.
 fn keys_read_by(function: &str) -> BTreeSet<String> {
     let args = READERS[0];

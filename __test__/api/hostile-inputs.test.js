@@ -935,6 +935,9 @@ function configField(g, key, redisUrl) {
 }
 
 const CONFIG_KEYS = ['redisUrl', 'brokers', 'kafka', 'keyPrefix', 'pollIntervalMs', 'leaseMs', 'batchSize', 'redisTimeoutMs', 'dedupeWindowMs', 'cluster', 'shards']
+// Every key the constructor accepts (KafkaRetryConfig); any other throws ERR_INVALID_ARG.
+const KNOWN_CONFIG_KEYS = [...CONFIG_KEYS, 'backoff', 'deadLetterTopic', 'maxDeadLetters', 'maxPublishFailures', 'maxPublishRate',
+  'migrateLegacy', 'onEvent', 'logger', 'username', 'password', 'tls', 'sentinel', 'waitReplicas', 'waitTimeoutMs']
 
 function constructorCase(g, redisUrl) {
   const roll = g.int(100)
@@ -968,8 +971,10 @@ function constructorCase(g, redisUrl) {
   }
   if (g.chance(0.1)) {
     const w = g.weird(1)
-    define(config, g.word(), w.v) // unknown keys are ignored
-    parts.push(`<unknown key>: ${w.d}`)
+    const word = g.word()
+    define(config, word, w.v) // an unknown key is refused, naming the closest known key
+    parts.push(`<unknown key ${word}>: ${w.d}`)
+    exps.push(KNOWN_CONFIG_KEYS.includes(word) ? null : INVALID)
   }
   let value = config
   let d = `{ ${parts.join(', ')} }`

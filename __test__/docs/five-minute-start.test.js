@@ -1,7 +1,8 @@
 // The README's five-minute start, run as written against the real Redis and Kafka: its start.js
 // (the topic, group, dead letter queue and keyPrefix made unique, the requires pointed at this
 // checkout) fails the order three times and dead-letters it; the CLI lines that follow list the
-// dead letter and requeue it, and the requeued order fails three more times; Ctrl-C ends it cleanly.
+// dead letter and requeue it, and the requeued order fails three more times; SIGTERM closes the
+// listener's instance and the process exits by itself (nothing calls process.exit).
 const fs = require('fs')
 const os = require('os')
 const path = require('path')
@@ -67,7 +68,11 @@ test("the README's five-minute start: three failed attempts, a dead letter, the 
   const env = { ...process.env, REDIS_URL, KAFKA_BROKERS }
   const child = spawn(process.execPath, ['start.js'], { cwd: dir, env, stdio: ['ignore', 'pipe', 'pipe'] })
   let out = ''
-  child.stdout.on('data', (d) => { out += d })
+  const seen = [] // when each attempt line arrived
+  child.stdout.on('data', (d) => {
+    out += d
+    for (const line of String(d).split('\n')) if (/^attempt \d+ failed/.test(line)) seen.push(Date.now())
+  })
   child.stderr.on('data', () => {}) // kafkajs's own log lines
   const exited = new Promise((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })))
   const attempts = () => out.split('\n').filter((l) => /^attempt \d+ failed: payment service unavailable$/.test(l))
@@ -77,6 +82,9 @@ test("the README's five-minute start: three failed attempts, a dead letter, the 
     // Delay '0.05' minutes: attempt 2 about 3 s after attempt 1, attempt 3 3 s later, then the dead letter.
     expect(await waitFor(async () => attempts().length >= 3 && (await deadLetters()).length === 1, 60000)).toBe(true)
     expect(attempts()).toEqual([1, 2, 3].map((n) => `attempt ${n} failed: payment service unavailable`))
+    // A retry visible within seconds: the README's delay '0.05' min is 3 s, not the default 2 minutes.
+    const gap = seen[1] - seen[0]
+    expect({ gap, within: gap >= 2500 && gap < 10000 }).toEqual({ gap, within: true })
     const [dead] = await deadLetters()
     expect(dead).toMatchObject({ topic: unique, event: 'order-created', value: { orderId: 'A-1001', amount: 42 } })
     expect(dead.error).toMatchObject({ message: 'payment service unavailable' })
@@ -90,9 +98,14 @@ test("the README's five-minute start: three failed attempts, a dead letter, the 
     expect(await waitFor(async () => attempts().length >= 6 && (await deadLetters()).length === 1, 60000)).toBe(true)
     expect(attempts().slice(3)).toEqual([1, 2, 3].map((n) => `attempt ${n} failed: payment service unavailable`))
 
-    // Ctrl-C: the README's SIGINT handler closes everything and exits 0.
-    child.kill('SIGINT')
-    expect(await exited).toEqual({ code: 0, signal: null })
+    // SIGTERM (docker stop, systemd, Kubernetes): the README's handler disconnects the consumer,
+    // closes the listener's instance and the producer; with nothing left on the event loop the
+    // process exits 0 by itself, within seconds.
+    const termAt = Date.now()
+    child.kill('SIGTERM')
+    expect(await Promise.race([exited, new Promise((resolve) => setTimeout(() => resolve('still running after 20 s'), 20000))]))
+      .toEqual({ code: 0, signal: null })
+    expect(Date.now() - termAt).toBeLessThan(20000)
   } finally {
     child.kill('SIGKILL')
     await retry.removeDeadLetters(dlq, {}).catch(() => {})

@@ -471,9 +471,160 @@ fn whole(name: &str, value: Option<f64>, default: u64, min: u64, max: u64) -> Re
     Ok(v as u64)
 }
 
+/// Fails with `ERR_INVALID_ARG` on the first key of `given` that `known` does not hold, naming it
+/// and the closest known key (or, with none close, every known key): a misspelt key would
+/// otherwise be ignored and its default used without a word. `name` is the object's name in
+/// the message (`config`, `config.tls`).
+pub fn check_keys<S: AsRef<str>>(name: &str, given: &[S], known: &[&str]) -> Result<()> {
+    let Some(unknown) = given
+        .iter()
+        .map(AsRef::as_ref)
+        .find(|key| !known.contains(key))
+    else {
+        return Ok(());
+    };
+    let hint = match closest_key(unknown, known) {
+        Some(close) => format!("did you mean `{close}`?"),
+        None => format!("known keys: {}", known.join(", ")),
+    };
+    Err(RetryError::invalid_arg(format!(
+        "{name} has no key `{unknown}` ({hint})"
+    )))
+}
+
+/// The known key `given` most likely meant: the nearest by edit distance, ignoring case, `_` and
+/// `-` (`redis_url`, `redisURL` → `redisUrl`), within a third of its length (at least 1); else
+/// one that holds `given` or is held by it (`prefix` → `keyPrefix`, `kafkaBrokers` →
+/// `brokers`), the nearest of those. `None` when nothing is close.
+pub fn closest_key<'a>(given: &str, known: &[&'a str]) -> Option<&'a str> {
+    let fold = |s: &str| -> Vec<char> {
+        s.chars()
+            .filter(|c| *c != '_' && *c != '-')
+            .flat_map(char::to_lowercase)
+            .collect()
+    };
+    let given = fold(given);
+    // (key, distance, close by distance, one holds the other)
+    let candidates: Vec<(&'a str, usize, bool, bool)> = known
+        .iter()
+        .map(|&key| {
+            let folded = fold(key);
+            let distance = edit_distance(&given, &folded);
+            let near = distance <= (folded.len() / 3).max(1);
+            let holds = given.len() >= 3
+                && (contains(&folded, &given) || (folded.len() >= 3 && contains(&given, &folded)));
+            (key, distance, near, holds)
+        })
+        .collect();
+    let nearest = |pick: fn(&(&'a str, usize, bool, bool)) -> bool| {
+        candidates
+            .iter()
+            .filter(|c| pick(c))
+            .min_by_key(|c| c.1)
+            .map(|c| c.0)
+    };
+    nearest(|c| c.2).or_else(|| nearest(|c| c.3))
+}
+
+fn contains(haystack: &[char], needle: &[char]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// Edit distance counting an insertion, a deletion, a substitution or a swap of two neighbours
+/// as one edit (optimal string alignment): `tsl` is one edit from `tls`.
+fn edit_distance(a: &[char], b: &[char]) -> usize {
+    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
+    }
+    for (j, cell) in d[0].iter_mut().enumerate() {
+        *cell = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut best = (d[i - 1][j] + 1)
+                .min(d[i][j - 1] + 1)
+                .min(d[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                best = best.min(d[i - 2][j - 2] + 1);
+            }
+            d[i][j] = best;
+        }
+    }
+    d[a.len()][b.len()]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const KEYS: &[&str] = &[
+        "redisUrl",
+        "brokers",
+        "kafka",
+        "keyPrefix",
+        "tls",
+        "leaseMs",
+    ];
+
+    #[test]
+    fn closest_key_forgives_case_separators_and_small_typos() {
+        assert_eq!(closest_key("redisURL", KEYS), Some("redisUrl"));
+        assert_eq!(closest_key("redis_url", KEYS), Some("redisUrl"));
+        assert_eq!(closest_key("redisUrI", KEYS), Some("redisUrl"));
+        assert_eq!(closest_key("broker", KEYS), Some("brokers"));
+        assert_eq!(closest_key("leaseMS", KEYS), Some("leaseMs"));
+        assert_eq!(closest_key("tsl", KEYS), Some("tls"), "a swap is one edit");
+        assert_eq!(closest_key("abc", KEYS), None);
+        assert_eq!(closest_key("tlss", KEYS), Some("tls"));
+    }
+
+    #[test]
+    fn closest_key_takes_a_key_that_holds_the_given_one_or_is_held_by_it() {
+        assert_eq!(closest_key("prefix", KEYS), Some("keyPrefix"));
+        assert_eq!(closest_key("url", KEYS), Some("redisUrl"));
+        assert_eq!(closest_key("kafkaBrokers", KEYS), Some("brokers"));
+    }
+
+    #[test]
+    fn closest_key_is_none_when_nothing_is_close() {
+        assert_eq!(closest_key("foo", KEYS), None);
+        assert_eq!(closest_key("", KEYS), None);
+        assert_eq!(closest_key("dlqName", KEYS), None);
+    }
+
+    #[test]
+    fn edit_distance_counts_insertions_deletions_substitutions() {
+        let d = |a: &str, b: &str| {
+            edit_distance(
+                &a.chars().collect::<Vec<_>>(),
+                &b.chars().collect::<Vec<_>>(),
+            )
+        };
+        assert_eq!(d("kitten", "sitting"), 3);
+        assert_eq!(d("", "abc"), 3);
+        assert_eq!(d("abc", ""), 3);
+        assert_eq!(d("same", "same"), 0);
+        assert_eq!(d("ab", "ba"), 1);
+    }
+
+    #[test]
+    fn check_keys_names_the_unknown_key_and_the_closest_or_lists_them_all() {
+        assert!(check_keys::<&str>("config", &[], KEYS).is_ok());
+        assert!(check_keys("config", &["redisUrl", "tls"], KEYS).is_ok());
+        let err = check_keys("config", &["redisUrl", "redisURL"], KEYS).unwrap_err();
+        assert_eq!(err.code, crate::error::ErrorCode::InvalidArg);
+        assert_eq!(
+            err.message,
+            "config has no key `redisURL` (did you mean `redisUrl`?)"
+        );
+        let err = check_keys("config.tls", &["foo"], KEYS).unwrap_err();
+        assert_eq!(
+            err.message,
+            "config.tls has no key `foo` (known keys: redisUrl, brokers, kafka, keyPrefix, tls, leaseMs)"
+        );
+    }
 
     #[test]
     fn a_unix_socket_url_is_refused_by_name_where_there_are_no_unix_sockets() {
