@@ -41,7 +41,14 @@ if [ ! -f "$MODULE/build/Release/confluent-kafka-javascript.node" ]; then
     [ -f "$DIR/package.json" ] || echo '{ "private": true }' > "$DIR/package.json"
     npm install --prefix "$DIR" --no-save --no-audit --no-fund --ignore-scripts "@confluentinc/kafka-javascript@$VERSION"
     gyp="$(dirname "$(readlink -f "$(command -v npm)")")/../node_modules/node-gyp/bin/node-gyp.js"
-    (cd "$MODULE" && PATH="$(dirname "$NODE"):$PATH" CKJS_LINKING=dynamic nice -n 10 "$NODE" "$gyp" rebuild "${nodedir[@]}")
+    # Under `npm test`, npm exports its own config as npm_config_* (here nodedir=/usr, the machine
+    # Node's headers), and node-gyp lets that override --nodedir: drop it, so the headers are this Node's.
+    (cd "$MODULE" && env -u npm_config_nodedir -u NPM_CONFIG_NODEDIR PATH="$(dirname "$NODE"):$PATH" CKJS_LINKING=dynamic nice -n 10 "$NODE" "$gyp" rebuild "${nodedir[@]}")
   } >&2
 fi
+# A build for another Node's ABI fails to load: say so here rather than in a test.
+"$NODE" -e 'require(process.argv[1])' "$PWD/$MODULE" >/dev/null || {
+  echo "$(basename "$0"): $MODULE does not load on $("$NODE" --version) (delete $DIR to rebuild it)" >&2
+  exit 1
+}
 echo "$PWD/$MODULE"
