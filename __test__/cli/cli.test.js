@@ -2,8 +2,7 @@
 const { KafkaRetry } = require('../..')
 const h = require('../helpers')
 
-const { run } = require('../helpers/cli')
-const UNREACHABLE = 'redis://127.0.0.1:1'
+const { run, UNREACHABLE } = require('../helpers/cli')
 
 
 /** Runs the CLI with --json and expects exit 0; resolves to the parsed stdout. */

@@ -4,6 +4,8 @@ const { execFile } = require('child_process')
 const { REDIS_URL } = require('.')
 
 const BIN = path.join(__dirname, '..', '..', 'bin', 'kafka-redis-retry.js')
+/** A Redis address where nothing listens. */
+const UNREACHABLE = 'redis://127.0.0.1:1'
 
 /** Runs the CLI; resolves to { code, stdout, stderr, ms } (never rejects on a non-zero exit). */
 function run(args, env = {}) {
@@ -22,4 +24,4 @@ function run(args, env = {}) {
   })
 }
 
-module.exports = { BIN, run }
+module.exports = { BIN, UNREACHABLE, run }

@@ -2,8 +2,7 @@
 // Redis is needed. bin/kafka-redis-retry.js runs as a child process.
 const h = require('../helpers')
 
-const { run } = require('../helpers/cli')
-const UNREACHABLE = 'redis://127.0.0.1:1'
+const { run, UNREACHABLE } = require('../helpers/cli')
 
 describe('usage', () => {
   test('--help prints the usage on stdout and exits 0', async () => {
