@@ -13,7 +13,9 @@ export type MetricsSource = KafkaRetry | { retry: KafkaRetry; dlqName?: string }
  * Registers the `kafka_retry_*` gauges and counters in `registry` (once per registry) and adds
  * `sources` to what they report: each scrape reads `retry.metrics(dlqName)` of every source once
  * and sets the same names, `prefix` labels and values. A closed instance is dropped; one whose
- * Redis fails is left out of that scrape and its error passed to `onError`.
+ * Redis fails is left out of that scrape and its error passed to `onError`. Besides, the gauge
+ * `kafka_retry_redis_up` per prefix: 1 when metrics() answered, 0 when it failed with
+ * `ERR_REDIS_UNAVAILABLE` (the lowest of a prefix's instances).
  * Returns a function that removes these sources again.
  */
 export declare function registerMetrics(
@@ -27,3 +29,6 @@ export declare function parseMetrics(text: string): Array<{ name: string; prefix
 
 /** Metric name to its [type, help]. */
 export declare const METRICS: Record<string, ['gauge' | 'counter', string]>
+
+/** The gauge registerMetrics adds to what metrics() reports: 1 when Redis answered on the scrape, 0 when it did not. */
+export declare const REDIS_UP: 'kafka_retry_redis_up'

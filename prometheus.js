@@ -9,7 +9,9 @@
 // prom-client is an optional peer dependency: it is required from the service's node_modules.
 // Each scrape asks every registered instance for `metrics(dlqName)` once and sets the same names,
 // `prefix` labels and values; a closed instance is dropped, one whose Redis fails is left out of
-// that scrape (and its error passed to `onError`, default: ignored), so the endpoint keeps working.
+// that scrape (and its error passed to `onError`, default: ignored), so the endpoint keeps working;
+// `kafka_retry_redis_up` then says 0 for its prefix (1 when metrics() answered), so an alert can
+// tell "Redis is down" from "nothing scraped".
 'use strict'
 
 /** name -> [prom-client type, help]; the same as crates/engine/src/observe/stats.rs writes (a test holds them equal). */
@@ -30,6 +32,13 @@ const METRICS = {
   kafka_retry_topic_leased: ['gauge', 'Messages of the topic claimed by a listener and not yet acknowledged.'],
   kafka_retry_topic_dead_letters: ['gauge', 'Dead letters of the topic in the dead letter hash.'],
 }
+
+/**
+ * Set here, not by metrics(): 1 when the instance's metrics() answered on this scrape, 0 when it
+ * failed with ERR_REDIS_UNAVAILABLE (other errors leave it out: they say nothing about Redis).
+ */
+const REDIS_UP = 'kafka_retry_redis_up'
+const REDIS_UP_HELP = '1 when metrics() read the schedule from Redis on this scrape, 0 when Redis did not answer.'
 
 /** The metrics labelled with a topic as well as the prefix. */
 const PER_TOPIC = new Set(Object.keys(METRICS).filter((name) => name.startsWith('kafka_retry_topic_')))
@@ -103,7 +112,7 @@ function create(registry) {
     return collector.pending
   }
 
-  for (const [name, [type, help]] of Object.entries(METRICS)) {
+  for (const [name, [type, help]] of [...Object.entries(METRICS), [REDIS_UP, ['gauge', REDIS_UP_HELP]]]) {
     const Metric = type === 'counter' ? client.Counter : client.Gauge
     const metric = new Metric({
       name,
@@ -134,18 +143,22 @@ async function read(collector) {
         // <keyPrefix>:dead-letters): named here, so a source naming the same hash is not added again.
         const dlqName = source.dlqName === undefined ? source.retry.dlqName : source.dlqName
         const samples = parseMetrics(await source.retry.metrics(dlqName))
-        return samples.map((s) => ({ ...s, dlqName }))
+        const up = { name: REDIS_UP, prefix: source.retry.keyPrefix, value: 1 }
+        return [...samples.map((s) => ({ ...s, dlqName })), up]
       } catch (err) {
         if (err && err.code === 'ERR_CLOSED') {
           collector.sources = collector.sources.filter((s) => s !== source)
-        } else if (source.onError) {
+          return []
+        }
+        const down = err && err.code === 'ERR_REDIS_UNAVAILABLE' ? [{ name: REDIS_UP, prefix: source.retry.keyPrefix, value: 0 }] : []
+        if (source.onError) {
           try {
             source.onError(err)
           } catch {
             // A throwing onError must not fail the scrape.
           }
         }
-        return []
+        return down
       }
     }),
   )
@@ -156,7 +169,8 @@ async function read(collector) {
  * One sample per metric and schedule (`prefix`, and `topic` for the per topic gauges), however
  * many sources report it: two instances on one keyPrefix (say with different dlqNames) see the
  * same schedule, and the *_total counters are per schedule in the process, so each is counted
- * once (the highest value read, as they are read at slightly different moments). Dead letters
+ * once (the highest value read, as they are read at slightly different moments; for
+ * kafka_retry_redis_up the lowest). Dead letters
  * (of the schedule, and of each topic) are per dead letter hash: summed over the distinct
  * dlqNames of the schedule's sources.
  */
@@ -171,7 +185,9 @@ function merge(samples) {
       continue
     }
     const seen = out.get(key)
-    if (!seen || s.value > seen.value) out.set(key, { name: s.name, prefix: s.prefix, topic: s.topic, value: s.value })
+    // Redis up: down when any instance of the schedule could not reach it.
+    const wins = !seen || (s.name === REDIS_UP ? s.value < seen.value : s.value > seen.value)
+    if (wins) out.set(key, { name: s.name, prefix: s.prefix, topic: s.topic, value: s.value })
   }
   for (const [key, { sample, byDlq }] of deadLetters) {
     let value = 0
@@ -181,4 +197,4 @@ function merge(samples) {
   return [...out.values()]
 }
 
-module.exports = { registerMetrics, parseMetrics, METRICS }
+module.exports = { registerMetrics, parseMetrics, METRICS, REDIS_UP }

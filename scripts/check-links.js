@@ -8,9 +8,9 @@
 const fs = require('fs')
 const path = require('path')
 
-/** The docs the check covers, relative to the repository root: the front page, docs/ and the top-level notes. */
+/** The docs the check covers, relative to the repository root: the front page, docs/, the top-level notes and observability/'s README. */
 function docFiles(root) {
-  const files = ['README.md', 'ARCHITECTURE.md', 'CHANGELOG.md', 'BENCHMARKS.md'].filter((f) => fs.existsSync(path.join(root, f)))
+  const files = ['README.md', 'ARCHITECTURE.md', 'CHANGELOG.md', 'BENCHMARKS.md', 'observability/README.md'].filter((f) => fs.existsSync(path.join(root, f)))
   const walk = (dir) => {
     const full = path.join(root, dir)
     if (!fs.existsSync(full)) return

@@ -12,6 +12,8 @@
 #   scripts/services.sh faketime-lib  print libfaketime's path, installing Debian's faketime if needed
 #   scripts/services.sh apache-kafka-jars  print the Apache Kafka jars' directory, fetching them if needed
 #   scripts/services.sh toxiproxy-bin  print toxiproxy's server binary, building it with `go install` if needed
+#   scripts/services.sh prometheus-bin  print the prometheus server's path (promtool beside it),
+#                               installing Debian's prometheus if needed
 #   scripts/services.sh kafka-cluster start|stop|env  a three-broker Apache Kafka on free ports
 #                               (scripts/services/kafka-cluster.js), for failover tests
 #   scripts/services.sh kafka-info print the Apache Kafka version, its paths and
@@ -57,12 +59,12 @@ KAFKA_BROKERS="${KAFKA_BROKERS:-127.0.0.1:9092}"
 
 # One file per service under scripts/services/ (its functions and settings); this file only
 # parses the command line.
-for part in common redis tansu kafka certs faketime toxiproxy; do
+for part in common redis tansu kafka certs faketime toxiproxy prometheus; do
   # shellcheck source=/dev/null
   source "$ROOT/scripts/services/$part.sh"
 done
 
-usage() { echo "usage: [KAFKA_IMPL=tansu|apache] $0 start|stop|env|secured-env|status|tansu-bin|faketime-lib|apache-kafka-jars|toxiproxy-bin|kafka-info|kafka-cluster start|stop|env" >&2; exit 2; }
+usage() { echo "usage: [KAFKA_IMPL=tansu|apache] $0 start|stop|env|secured-env|status|tansu-bin|faketime-lib|apache-kafka-jars|toxiproxy-bin|prometheus-bin|kafka-info|kafka-cluster start|stop|env" >&2; exit 2; }
 
 case "$KAFKA_IMPL" in
   tansu|apache) ;;
@@ -110,6 +112,12 @@ case "${1:-}" in
     # listener process under a shifted clock with it.
     mkdir -p "$SERVICES_DIR"
     faketime_lib
+    ;;
+  prometheus-bin)
+    # Debian's prometheus (the server and promtool), installed if needed: npm run lint checks the
+    # alert rules of observability/ with promtool, and the alerts test runs the server.
+    mkdir -p "$SERVICES_DIR"
+    prometheus_bin
     ;;
   tansu-bin)
     # The broker binary, installed if needed (fault tests start and stop their own broker even

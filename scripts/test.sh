@@ -48,6 +48,11 @@ export KAFKA_RETRY_APACHE_JARS
 # node-rdkafka and @confluentinc/kafka-javascript (for __test__/producers/) are built for Node 24 by
 # scripts/jest.sh, which runs the suites on it.
 
+# The alerts test (__test__/metrics/prometheus-alerts.test.js) runs Debian's prometheus (installed
+# when missing) against the package's metrics.
+PROMETHEUS_BIN="${PROMETHEUS_BIN:-$(bash scripts/services.sh prometheus-bin)}"
+export PROMETHEUS_BIN
+
 # The dashboard's browser tests drive Debian's chromium (installed when missing).
 CHROMIUM_PATH="$(bash scripts/browser.sh)"
 export CHROMIUM_PATH

@@ -2,7 +2,7 @@
 // from real Redis.
 const { Registry } = require('prom-client')
 const { KafkaRetry } = require('../..')
-const { registerMetrics, parseMetrics, METRICS } = require('../../prometheus')
+const { registerMetrics, parseMetrics, METRICS, REDIS_UP } = require('../../prometheus')
 const h = require('../helpers')
 
 // Only Redis: the listeners publish through JavaScript producers (the macOS release job has no broker).
@@ -35,8 +35,9 @@ async function schedule(label) {
 function lines(text, prefix) {
   const all = text.split('\n')
   return {
-    samples: parseMetrics(text).filter((s) => s.prefix === prefix),
-    meta: all.filter((l) => l.startsWith('# ') && l.split(' ')[2].startsWith('kafka_retry_')),
+    // kafka_retry_redis_up is the registry's own (metrics() has no such line): compared apart.
+    samples: parseMetrics(text).filter((s) => s.prefix === prefix && s.name !== REDIS_UP),
+    meta: all.filter((l) => l.startsWith('# ') && l.split(' ')[2].startsWith('kafka_retry_') && l.split(' ')[2] !== REDIS_UP),
   }
 }
 
@@ -80,6 +81,10 @@ test('a registry scrape has the same names, labels, types and values as metrics(
   expect(topic('kafka_retry_topic_scheduled', b.prefix)).toEqual([['t', 1]])
   expect(scraped).toContain('# TYPE kafka_retry_published_total counter')
   expect(scraped).toContain('# TYPE kafka_retry_scheduled gauge')
+  // Redis answered for both.
+  expect(value(REDIS_UP, a.prefix)).toBe(1)
+  expect(value(REDIS_UP, b.prefix)).toBe(1)
+  expect(scraped).toContain('# TYPE kafka_retry_redis_up gauge')
 
   // Each scrape reads again.
   await b.retry.pushToQueue('t', { event: 'later', value: { n: 6 } }, { delay: '60' })
@@ -107,13 +112,21 @@ test('a second call adds to the same metrics; the returned function, and close()
 
 test('an instance whose Redis fails is left out of the scrape and reported to onError; the scrape succeeds', async () => {
   const a = await schedule('prom-e')
-  const down = new KafkaRetry({ redisUrl: 'redis://127.0.0.1:1', redisTimeoutMs: 500 })
+  const downPrefix = h.unique('prom-down')
+  const down = new KafkaRetry({ redisUrl: 'redis://127.0.0.1:1', redisTimeoutMs: 500, keyPrefix: downPrefix })
   open.push(down)
   const errors = []
   const registry = new Registry()
   registerMetrics(registry, [a.retry, down], { onError: (err) => errors.push(err) })
   const text = await registry.metrics()
-  expect(new Set(parseMetrics(text).map((s) => s.prefix))).toEqual(new Set([a.prefix]))
+  // Of the unreachable one, only kafka_retry_redis_up 0 (what an alert needs); 1 for the other.
+  const samples = parseMetrics(text)
+  expect(samples.filter((s) => s.prefix === downPrefix)).toEqual([{ name: REDIS_UP, prefix: downPrefix, value: 0 }])
+  expect(samples.filter((s) => s.name === REDIS_UP)).toEqual([
+    { name: REDIS_UP, prefix: a.prefix, value: 1 },
+    { name: REDIS_UP, prefix: downPrefix, value: 0 },
+  ])
+  expect(new Set(samples.filter((s) => s.name !== REDIS_UP).map((s) => s.prefix))).toEqual(new Set([a.prefix]))
   // One read per scrape, however many metrics ask.
   expect(errors).toHaveLength(1)
   expect(errors[0].code).toBe('ERR_REDIS_UNAVAILABLE')

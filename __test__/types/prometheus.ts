@@ -1,7 +1,7 @@
 // Type-checked by `npm run typecheck`: kafka-redis-retry/prometheus with prom-client's own Registry.
 import { Registry, register } from 'prom-client'
 import { KafkaRetry } from '../..'
-import { registerMetrics, parseMetrics } from '../../prometheus'
+import { registerMetrics, parseMetrics, REDIS_UP } from '../../prometheus'
 
 const orders = new KafkaRetry({ keyPrefix: 'orders' })
 const payments = new KafkaRetry({ keyPrefix: 'payments' })
@@ -17,3 +17,6 @@ async function scrape(): Promise<number> {
   return samples.filter((s) => s.name === 'kafka_retry_scheduled' && s.prefix === 'orders').reduce((sum, s) => sum + s.value, 0)
 }
 void scrape
+
+const redisUp: 'kafka_retry_redis_up' = REDIS_UP
+void redisUp
