@@ -32,3 +32,16 @@ export declare const METRICS: Record<string, ['gauge' | 'counter', string]>
 
 /** The gauge registerMetrics adds to what metrics() reports: 1 when Redis answered on the scrape, 0 when it did not. */
 export declare const REDIS_UP: 'kafka_retry_redis_up'
+
+/**
+ * One scrape of `sources` as Prometheus text (format 0.0.4), read and merged as `registerMetrics`
+ * does, without prom-client (what the dashboard's `GET /prometheus` serves). A source whose Redis
+ * does not answer reports `kafka_retry_redis_up` 0 for its prefix; its error goes to `onError`.
+ */
+export declare function scrapeText(
+  sources: MetricsSource | MetricsSource[],
+  options?: { onError?: (error: Error) => void },
+): Promise<string>
+
+/** The Content-Type of `scrapeText`'s text: `text/plain; version=0.0.4; charset=utf-8`. */
+export declare const CONTENT_TYPE: string

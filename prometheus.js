@@ -12,6 +12,9 @@
 // that scrape (and its error passed to `onError`, default: ignored), so the endpoint keeps working;
 // `kafka_retry_redis_up` then says 0 for its prefix (1 when metrics() answered), so an alert can
 // tell "Redis is down" from "nothing scraped".
+//
+// `scrapeText(sources)` gives the same samples as Prometheus text without prom-client: the
+// dashboard's GET /prometheus serves it.
 'use strict'
 
 /** name -> [prom-client type, help]; the same as crates/engine/src/observe/stats.rs writes (a test holds them equal). */
@@ -135,6 +138,41 @@ function create(registry) {
   return collector
 }
 
+/** Prometheus's text exposition format (0.0.4), as prom-client writes it. */
+const CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8'
+
+const escapeLabel = (text) => String(text).replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n')
+const formatValue = (v) => (Number.isNaN(v) ? 'NaN' : v === Infinity ? '+Inf' : v === -Infinity ? '-Inf' : String(v))
+
+/**
+ * Merged samples as Prometheus text: every metric's HELP and TYPE (as prom-client writes them for a
+ * registered metric with no samples too), then its samples.
+ */
+function exposition(samples) {
+  const blocks = []
+  for (const [name, [type, help]] of [...Object.entries(METRICS), [REDIS_UP, ['gauge', REDIS_UP_HELP]]]) {
+    const lines = [`# HELP ${name} ${help.replace(/\\/g, '\\\\').replace(/\n/g, '\\n')}`, `# TYPE ${name} ${type}`]
+    for (const s of samples) {
+      if (s.name !== name) continue
+      const topic = s.topic === undefined ? '' : `,topic="${escapeLabel(s.topic)}"`
+      lines.push(`${name}{prefix="${escapeLabel(s.prefix)}"${topic}} ${formatValue(s.value)}`)
+    }
+    blocks.push(lines.join('\n'))
+  }
+  return `${blocks.join('\n\n')}\n`
+}
+
+/**
+ * One scrape of the given sources (a KafkaRetry, `{ retry, dlqName }`, or an array of them) as
+ * Prometheus text, read and merged as registerMetrics does, without prom-client. A source whose
+ * Redis does not answer reports `kafka_retry_redis_up` 0 and nothing else; `onError` is given
+ * its error.
+ */
+async function scrapeText(sources, options = {}) {
+  const list = (Array.isArray(sources) ? sources : [sources]).map((s) => ({ ...(s && s.retry ? s : { retry: s }), onError: options.onError }))
+  return exposition(await read({ sources: list }))
+}
+
 async function read(collector) {
   const results = await Promise.all(
     collector.sources.map(async (source) => {
@@ -197,4 +235,4 @@ function merge(samples) {
   return [...out.values()]
 }
 
-module.exports = { registerMetrics, parseMetrics, METRICS, REDIS_UP }
+module.exports = { registerMetrics, scrapeText, exposition, parseMetrics, METRICS, REDIS_UP, CONTENT_TYPE }

@@ -48,6 +48,8 @@ Commands:
       comma separated (with several prefixes, one dlq per prefix). Listens on
       127.0.0.1 unless --host; another address needs --token (or $DASHBOARD_TOKEN),
       or --read-only with --data-visible-without-token.
+      GET /prometheus serves the schedules' metrics for a Prometheus scrape, with
+      the token as Authorization: Bearer (--metrics-without-token: open).
 
 FILTER (all given must hold):
   --topic T      the topic, exactly
@@ -116,6 +118,7 @@ const OPTIONS = {
   token: { type: 'string', commands: ['dashboard'] },
   'read-only': { type: 'boolean', commands: ['dashboard'] },
   'data-visible-without-token': { type: 'boolean', commands: ['dashboard'] },
+  'metrics-without-token': { type: 'boolean', commands: ['dashboard'] },
   metrics: { type: 'boolean', commands: ['stats'] },
   minutes: { type: 'string', commands: ['history'], check: wholeIn(1, 2880) },
   limit: { type: 'string', commands: ['dlq list'], check: wholeIn(1, 10000) },
@@ -577,6 +580,7 @@ async function dashboard(retry, ctx) {
       token,
       readOnly: Boolean(ctx.options['read-only']),
       dataVisible: Boolean(ctx.options['data-visible-without-token']),
+      metricsWithoutToken: Boolean(ctx.options['metrics-without-token']),
     })
   } catch (err) {
     await Promise.all(extra.map((r) => r.close().catch(() => {})))

@@ -38,6 +38,12 @@ export interface DashboardOptions {
    * a cookie) or `Authorization: Bearer <token>`; otherwise 401.
    */
   token?: string
+  /**
+   * `GET /prometheus` (the schedules' metrics in Prometheus text, for a scrape) without the token.
+   * Default `false`: with a token, a scrape shows it as `Authorization: Bearer <token>` (no cookie or
+   * `?token=` there). The route tells counts and topic names, never a payload.
+   */
+  metricsWithoutToken?: boolean
   /** How often the overview reloads itself, in seconds (0: never). Default 5. */
   refreshSeconds?: number
   /**

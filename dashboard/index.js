@@ -15,6 +15,7 @@ const bulk = require('./bulk')
 const bulkPages = require('./bulk-pages')
 const { Jobs } = require('./jobs')
 const { delayField, pauseMinutesField, limitField, numberField } = require('./fields')
+const { serveMetrics } = require('./metrics-route')
 
 const ASSETS = {
   'dashboard.css': 'text/css; charset=utf-8',
@@ -101,7 +102,8 @@ function handler(options = {}) {
     }
   }
   const jobs = new Jobs({ leaseMs: jobLeaseMs })
-  const state = { schedules, dlqs, readOnly, refreshSeconds, assets, jobs, counts: new op.Counts() }
+  const metricsWithoutToken = Boolean(options.metricsWithoutToken)
+  const state = { schedules, dlqs, readOnly, refreshSeconds, assets, jobs, counts: new op.Counts(), metricsWithoutToken }
 
   return function dashboard(req, res, next) {
     serveRequest(state, req, res, next, fixedBase, guardFor).catch((err) => {
@@ -134,6 +136,9 @@ async function serveRequest(state, req, res, next, fixedBase, guardFor) {
     if (!Object.hasOwn(ASSETS, file)) return send(res, 404, 'text/plain; charset=utf-8', 'not found')
     return send(res, 200, ASSETS[file], state.assets[file])
   }
+
+  // A scrape: a bearer token only (no login redirect, cookie or CSRF token).
+  if (await serveMetrics(state, req, res, route, guard)) return
 
   const access = guard.access(req, url)
   if (access === 'login') {

@@ -91,10 +91,21 @@ class Guard {
     if (!this.token) return 'ok'
     const given = url.searchParams.get('token')
     if (given !== null) return sameSecret(given, this.token) ? 'login' : 'refused'
-    const bearer = /^Bearer\s+(.+)$/i.exec(req.headers.authorization || '')
-    if (bearer) return sameSecret(bearer[1].trim(), this.token) ? 'ok' : 'refused'
+    const bearer = this.bearer(req)
+    if (bearer !== 'none') return bearer
     const cookie = parseCookies(req.headers.cookie)[this.cookieNames(req).auth]
     return cookie !== undefined && sameSecret(cookie, this.authValue()) ? 'ok' : 'refused'
+  }
+
+  /**
+   * 'ok' when the request's `Authorization: Bearer` header carries the token (or no token is
+   * set), 'refused' when it carries another, 'none' without one.
+   */
+  bearer(req) {
+    if (!this.token) return 'ok'
+    const m = /^Bearer\s+(.+)$/i.exec(req.headers.authorization || '')
+    if (!m) return 'none'
+    return sameSecret(m[1].trim(), this.token) ? 'ok' : 'refused'
   }
 
   /**

@@ -15,6 +15,7 @@ const several = handler({
   token: process.env.DASHBOARD_TOKEN,
   refreshSeconds: 10,
   jobLeaseMs: 15000,
+  metricsWithoutToken: false,
 })
 several({} as http.IncomingMessage, {} as http.ServerResponse, () => undefined)
 

@@ -1,7 +1,7 @@
 // Type-checked by `npm run typecheck`: kafka-redis-retry/prometheus with prom-client's own Registry.
 import { Registry, register } from 'prom-client'
 import { KafkaRetry } from '../..'
-import { registerMetrics, parseMetrics, REDIS_UP } from '../../prometheus'
+import { registerMetrics, parseMetrics, scrapeText, CONTENT_TYPE, REDIS_UP } from '../../prometheus'
 
 const orders = new KafkaRetry({ keyPrefix: 'orders' })
 const payments = new KafkaRetry({ keyPrefix: 'payments' })
@@ -20,3 +20,8 @@ void scrape
 
 const redisUp: 'kafka_retry_redis_up' = REDIS_UP
 void redisUp
+
+async function text(): Promise<[string, string]> {
+  return [CONTENT_TYPE, await scrapeText([orders, { retry: payments, dlqName: 'DEAD_LETTER_QUEUE' }], { onError: () => undefined })]
+}
+void text
