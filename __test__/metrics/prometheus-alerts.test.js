@@ -1,7 +1,9 @@
 // The alert rules of observability/ in a real Prometheus: Debian's prometheus server loads
 // observability/alerts.yml (its `for:` durations cut to seconds, the expressions as shipped) and
-// scrapes a real /prometheus endpoint (prom-client's text of a Registry that registerMetrics fills
-// from running KafkaRetry instances) every second; the tests make an alert's cause happen and read
+// scrapes the package's own endpoint every second: the dashboard's GET /prometheus (its handler on
+// an http server, as a service mounts it, with a token that the scrape config sends as a bearer
+// token, as observability/README.md says). Each test makes a dashboard for its schedule and
+// puts it behind the one address Prometheus scrapes; it makes an alert's cause happen and reads
 // Prometheus's own /api/v1/alerts until it is firing, having seen it not firing before.
 // PROMETHEUS_BIN (scripts/test.sh sets it: `bash scripts/services.sh prometheus-bin` installs
 // Debian's prometheus) or `prometheus` on PATH; without it the suite fails and says how to get it.
@@ -9,9 +11,8 @@ const fs = require('fs')
 const http = require('http')
 const path = require('path')
 const { spawn, execFileSync } = require('child_process')
-const { Registry } = require('prom-client')
 const { KafkaRetry } = require('../..')
-const { registerMetrics } = require('../../prometheus')
+const dashboard = require('../../dashboard')
 const h = require('../helpers')
 const servers = require('../helpers/servers')
 
@@ -24,6 +25,8 @@ const BREAKER_EXPORTED = false
 
 const ROOT = path.join(__dirname, '..', '..')
 const SCRAPE_MS = 1000
+/** The dashboard's token: Prometheus sends it as `Authorization: Bearer` (scrape config `authorization`). */
+const TOKEN = 'prometheus-scrape-token-0123'
 
 function prometheusBin() {
   if (process.env.PROMETHEUS_BIN) return process.env.PROMETHEUS_BIN
@@ -34,9 +37,10 @@ function prometheusBin() {
   }
 }
 
-const registry = new Registry()
 const open = []
-let endpoint // the /prometheus server
+let endpoint // the http server the dashboard handler answers on
+let endpointUrl
+let current = null // the dashboard handler of the running test
 let prometheus // { proc, url }
 
 /** Shipped rules with `for:` in seconds: the expressions are what is tested, not the waits. */
@@ -47,16 +51,12 @@ function fastRules() {
 beforeAll(async () => {
   const bin = prometheusBin()
   endpoint = http.createServer((req, res) => {
-    if (req.url !== '/prometheus') {
-      res.writeHead(404).end()
-      return
-    }
-    registry.metrics().then(
-      (text) => res.writeHead(200, { 'content-type': registry.contentType }).end(text),
-      (err) => res.writeHead(500).end(String(err)),
-    )
+    // Between tests nothing is served: the scrape fails (up 0), which no test reads.
+    if (!current) return res.writeHead(503).end()
+    current(req, res)
   })
   await new Promise((resolve) => endpoint.listen(0, '127.0.0.1', resolve))
+  endpointUrl = `http://127.0.0.1:${endpoint.address().port}`
   const dir = servers.tempDir('prometheus')
   fs.writeFileSync(path.join(dir, 'alerts.yml'), fastRules())
   // The scrape must outlast an unreachable Redis's redisTimeoutMs (500 below).
@@ -69,6 +69,7 @@ beforeAll(async () => {
     'scrape_configs:',
     '  - job_name: kafka-redis-retry',
     '    metrics_path: /prometheus',
+    `    authorization: { type: Bearer, credentials: ${TOKEN} }`,
     `    static_configs: [{ targets: ['127.0.0.1:${endpoint.address().port}'] }]`,
     '',
   ].join('\n'))
@@ -101,6 +102,17 @@ afterAll(async () => {
   if (endpoint) await new Promise((resolve) => endpoint.close(resolve))
   await servers.stopAll()
 })
+
+/**
+ * Serves the dashboard of `source` ({ retry, dlqName }) at the scraped address, as a service
+ * mounts it: `handler(options)` on its http server, with a token. Returns a function that stops it.
+ */
+function serveDashboard(source) {
+  current = dashboard.handler({ ...source, token: TOKEN })
+  return () => {
+    current = null
+  }
+}
 
 async function api(pathAndQuery) {
   const res = await fetch(`${prometheus.url}${pathAndQuery}`)
@@ -137,8 +149,10 @@ test('Redis unreachable: the scrape keeps succeeding, says kafka_retry_redis_up 
   const retry = new KafkaRetry({ redisUrl: `redis://127.0.0.1:${redis.port}`, keyPrefix: prefix, redisTimeoutMs: 500 })
   open.push(retry)
   await retry.pushToQueue('t', { event: 'e', value: '{}' }, { delay: '60' })
-  const remove = registerMetrics(registry, retry)
+  const remove = serveDashboard({ retry })
   try {
+    // The route needs the token: Prometheus's scrapes below succeed only through its bearer.
+    expect((await fetch(`${endpointUrl}/prometheus`)).status).toBe(401)
     // Up, scraped, and not alerting (a few evaluations, longer than the shortened `for:`).
     expect(await h.waitFor(async () => (await scraped(`kafka_retry_redis_up{prefix="${prefix}"}`)) === 1, 20000, 200)).toBe(true)
     expect(await scraped(`kafka_retry_scheduled{prefix="${prefix}"}`)).toBe(1)
@@ -163,7 +177,7 @@ test('dead letters rising: 3 dead letters stay quiet, 15 more make KafkaRetryDea
   const retry = new KafkaRetry({ keyPrefix: prefix, pollIntervalMs: 100 })
   open.push(retry)
   await retry.queueListener({ produce: async () => {} }, dlq)
-  const remove = registerMetrics(registry, { retry, dlqName: dlq })
+  const remove = serveDashboard({ retry, dlqName: dlq })
   try {
     // Prometheus has seen the schedule with no dead letters (twice: increase() needs two samples).
     const samples = async () => (await api(`/api/v1/query?query=${encodeURIComponent(`count_over_time(kafka_retry_dead_letters{prefix="${prefix}"}[1m])`)}`)).result
@@ -206,7 +220,7 @@ test('dead letters rising: 3 dead letters stay quiet, 15 more make KafkaRetryDea
       setTimeout(() => retry.pushToQueue(topic, { event: key, value: JSON.parse(value) }, { delay: '1', retryCount: String(retryCount), maxRetry: '10' }).catch(() => {}), 10)
     },
   }, dlq)
-  const remove = registerMetrics(registry, { retry, dlqName: dlq })
+  const remove = serveDashboard({ retry, dlqName: dlq })
   try {
     for (let n = 0; n < 20; n += 1) await retry.pushToQueue('invoices', { event: `e${n}`, value: { n } }, { delay: '0', retryCount: '0', maxRetry: '10' })
     await h.waitFor(async () => (await scraped(`kafka_retry_topic_breaker_open{prefix="${prefix}",topic="invoices"}`)) === 0, 20000, 200)

@@ -2,7 +2,7 @@
 // from real Redis.
 const { Registry } = require('prom-client')
 const { KafkaRetry } = require('../..')
-const { registerMetrics, parseMetrics, METRICS, REDIS_UP } = require('../../prometheus')
+const { registerMetrics, scrapeText, parseMetrics, METRICS, REDIS_UP, CONTENT_TYPE } = require('../../prometheus')
 const h = require('../helpers')
 
 // Only Redis: the listeners publish through JavaScript producers (the macOS release job has no broker).
@@ -89,6 +89,35 @@ test('a registry scrape has the same names, labels, types and values as metrics(
   // Each scrape reads again.
   await b.retry.pushToQueue('t', { event: 'later', value: { n: 6 } }, { delay: '60' })
   expect(parseMetrics(await registry.metrics()).find((s) => s.name === 'kafka_retry_scheduled' && s.prefix === b.prefix).value).toBe(2)
+})
+
+test('scrapeText (the dashboard\'s /prometheus) writes what prom-client writes for the same sources, byte for byte, without prom-client', async () => {
+  const a = await schedule('prom-text-a')
+  const b = await schedule('prom-text-b')
+  await a.retry.pushToQueue('t"quoted\\topic', { event: 'later', value: { n: 1 } }, { delay: '60' })
+  await a.retry.pushToQueue('t', { event: 'dead', value: { n: 2 } }, { delay: '0', retryCount: '3', maxRetry: '3' })
+  await h.waitFor(async () => (await a.retry.stats(a.dlq)).deadLettered === 1, 10000)
+  await b.retry.pushToQueue('u', { event: 'later', value: { n: 3 } }, { delay: '60' })
+  const sources = [{ retry: a.retry, dlqName: a.dlq }, b.retry]
+  const registry = new Registry()
+  registerMetrics(registry, sources)
+  const [theirs, ours] = await Promise.all([registry.metrics(), scrapeText(sources)])
+  expect(ours).toBe(theirs)
+  expect(CONTENT_TYPE).toBe(registry.contentType)
+  expect(parseMetrics(ours).find((s) => s.name === 'kafka_retry_topic_scheduled' && s.prefix === a.prefix && s.topic !== 't')).toMatchObject({ topic: 't"quoted\\topic', value: 1 })
+  // prom-client is not needed by it (the dashboard has no dependencies): a fresh module
+  // registry where requiring prom-client throws.
+  jest.doMock('prom-client', () => {
+    throw new Error('prom-client must not be required')
+  })
+  try {
+    await jest.isolateModulesAsync(async () => {
+      const text = await require('../../prometheus').scrapeText(b.retry)
+      expect(parseMetrics(text).find((s) => s.name === 'kafka_retry_scheduled' && s.prefix === b.prefix).value).toBe(1)
+    })
+  } finally {
+    jest.dontMock('prom-client')
+  }
 })
 
 test('a second call adds to the same metrics; the returned function, and close(), remove an instance', async () => {
