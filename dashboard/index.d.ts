@@ -35,7 +35,8 @@ export interface DashboardOptions {
   readOnly?: boolean
   /**
    * When set (8 characters or more), every page needs it: `?token=` once (the browser then keeps
-   * a cookie) or `Authorization: Bearer <token>`; otherwise 401.
+   * a cookie) or `Authorization: Bearer <token>`; otherwise 401. `GET /prometheus` takes only the
+   * bearer header (a Prometheus scrape's `authorization`), unless `metricsWithoutToken`.
    */
   token?: string
   /**
