@@ -663,3 +663,171 @@ async fn the_shard_count_is_recorded_once_and_read_once_per_process() {
     let exists: bool = t.conn.exists(&key).await.unwrap();
     assert!(!exists, "the record was written again: Redis was asked");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_is_one_lease_record_forgotten_with_its_last_settle() {
+    let Some(t) = TestRedis::start(SUITE, "a_batch_is_one_lease_record").await else {
+        return;
+    };
+    let schedule = t.schedule(WINDOW);
+    let keys = schedule.keys().clone();
+    let ids = [msg_id(), msg_id(), msg_id()];
+    for id in &ids {
+        push_new(&schedule, id, 0, &tail("{}")).await;
+    }
+    let claim = schedule.claim(10, LEASE, POLL).await.unwrap();
+    assert_eq!(claim.items.len(), 3);
+    // One member in the lease set, one record: its claim time and its ids.
+    assert_eq!(t.zmembers(&keys.lease).await, vec![claim.batch.clone()]);
+    let record = t.hget(&keys.batches, &claim.batch).await.expect("a record");
+    let mut lines = record.split('\n');
+    assert_eq!(lines.next(), Some(claim.now.to_string().as_str()));
+    let mut held: Vec<&str> = lines.collect();
+    let mut want: Vec<&str> = ids.iter().map(String::as_str).collect();
+    held.sort();
+    want.sort();
+    assert_eq!(held, want);
+    assert_eq!(
+        topic_counts(&t, &schedule).await,
+        [("orders".to_string(), (0, 0, 3))].into_iter().collect()
+    );
+
+    // A group acked mid-batch leaves the record; the last one forgets it.
+    schedule
+        .ack_batch(&claim.batch, &acked(&[&ids[0]]), false)
+        .await
+        .unwrap();
+    assert_eq!(t.zmembers(&keys.lease).await, vec![claim.batch.clone()]);
+    assert_eq!(t.leased(&keys).await.len(), 2);
+    assert_eq!(schedule.counts().await.unwrap().inflight, 2);
+    schedule
+        .release(
+            &claim.batch,
+            Duration::from_secs(60),
+            true,
+            &published(&[&ids[1]]),
+        )
+        .await
+        .unwrap();
+    schedule
+        .ack_batch(&claim.batch, &acked(&[&ids[2]]), true)
+        .await
+        .unwrap();
+    assert!(t.zmembers(&keys.lease).await.is_empty());
+    assert_eq!(t.hget(&keys.batches, &claim.batch).await, None);
+    assert_eq!(schedule.counts().await.unwrap().inflight, 0);
+    assert!(t.zscore(&keys.due, &ids[1]).await.is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lapsed_batch_gives_back_only_what_is_still_its_own() {
+    let Some(t) = TestRedis::start(SUITE, "a_lapsed_batch_gives_back").await else {
+        return;
+    };
+    // No seen window: an acked id can be pushed again at once.
+    let schedule = t.schedule(Duration::ZERO);
+    let keys = schedule.keys().clone();
+    let [done, again, released, pending] = [msg_id(), msg_id(), msg_id(), msg_id()];
+    for id in [&done, &again, &released, &pending] {
+        push_new(&schedule, id, 0, &tail("{}")).await;
+    }
+    let claim = schedule.claim(10, SHORT_LEASE, POLL).await.unwrap();
+    assert_eq!(claim.items.len(), 4);
+    // The listener acks two, releases one, then dies; one of the acked is pushed again.
+    schedule
+        .ack_batch(&claim.batch, &acked(&[&done, &again]), false)
+        .await
+        .unwrap();
+    schedule
+        .release(&claim.batch, Duration::ZERO, true, &published(&[&released]))
+        .await
+        .unwrap();
+    push_new(&schedule, &again, 0, &tail("{}")).await;
+
+    t.sleep_until(claim.deadline + 1).await;
+    let later = schedule.claim(10, LEASE, POLL).await.unwrap();
+    let mut got: Vec<&str> = later.items.iter().map(|(id, _)| id.as_str()).collect();
+    got.sort();
+    let mut want = vec![pending.as_str(), again.as_str(), released.as_str()];
+    want.sort();
+    // Each once: the pushed-again and the released from the due set, the unsettled one from the
+    // lapsed batch, the acked one not at all.
+    assert_eq!(got, want);
+    assert_eq!(t.zmembers(&keys.lease).await, vec![later.batch.clone()]);
+    assert_eq!(t.hget(&keys.batches, &claim.batch).await, None);
+    // The dead listener's late ack of its batch counts nothing twice and forgets nothing new.
+    schedule
+        .ack_batch(&claim.batch, &acked(&[&pending]), true)
+        .await
+        .unwrap();
+    assert_eq!(t.zmembers(&keys.lease).await, vec![later.batch.clone()]);
+    assert_eq!(schedule.counts().await.unwrap().inflight, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lapsed_batch_larger_than_the_claim_is_taken_in_parts() {
+    let Some(t) = TestRedis::start(SUITE, "a_lapsed_batch_in_parts").await else {
+        return;
+    };
+    let schedule = t.schedule(WINDOW);
+    let keys = schedule.keys().clone();
+    for _ in 0..5 {
+        push_new(&schedule, &msg_id(), 0, &tail("{}")).await;
+    }
+    let claim = schedule.claim(10, SHORT_LEASE, POLL).await.unwrap();
+    assert_eq!(claim.items.len(), 5);
+    t.sleep_until(claim.deadline + 1).await;
+    let first = schedule.claim(2, LEASE, POLL).await.unwrap();
+    assert_eq!(first.items.len(), 2);
+    // The rest stays claimable at once, under a new name: the dead owner's renewal finds nothing.
+    let (_, kept) = schedule.renew(&claim.batch, LEASE).await.unwrap();
+    assert!(!kept);
+    let second = schedule.claim(10, LEASE, POLL).await.unwrap();
+    assert_eq!(second.items.len(), 3);
+    let mut all: Vec<String> = first
+        .items
+        .iter()
+        .chain(&second.items)
+        .map(|(id, _)| id.clone())
+        .collect();
+    all.sort();
+    let mut want: Vec<String> = claim.items.iter().map(|(id, _)| id.clone()).collect();
+    want.sort();
+    assert_eq!(all, want);
+    assert_eq!(t.leased(&keys).await.len(), 5);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lease_written_by_the_previous_release_is_claimed_once_it_runs_out() {
+    let Some(t) = TestRedis::start(SUITE, "a_lease_of_the_previous_release").await else {
+        return;
+    };
+    let schedule = t.schedule(WINDOW);
+    let keys = schedule.keys().clone();
+    let (lapsed, live) = (msg_id(), msg_id());
+    for id in [&lapsed, &live] {
+        push_new(&schedule, id, 0, &tail("{}")).await;
+    }
+    // As 0.8 leased them: each id in the lease set, scored by its deadline, out of the due set.
+    let now = t.redis_time_ms().await;
+    for id in [&lapsed, &live] {
+        redis::cmd("ZREM")
+            .arg(&keys.due)
+            .arg(id)
+            .query_async::<i64>(&mut t.conn.clone())
+            .await
+            .unwrap();
+    }
+    t.zadd(&keys.lease, now - 1, &lapsed).await;
+    t.zadd(&keys.lease, now + 3_600_000, &live).await;
+    let claim = schedule.claim(10, LEASE, POLL).await.unwrap();
+    assert_eq!(claim.items.len(), 1);
+    assert_eq!(claim.items[0].0, lapsed);
+    // Now in a batch; the live one keeps its lease, and an ack of it (its 0.8 owner's is the
+    // same call without a batch) forgets it.
+    assert_eq!(t.lease_of(&keys, &lapsed).await, Some(claim.deadline));
+    assert_eq!(t.lease_of(&keys, &live).await, Some(now + 3_600_000));
+    schedule.ack(&acked(&[&live])).await.unwrap();
+    assert_eq!(t.zscore(&keys.lease, &live).await, None);
+    assert_eq!(t.hget(&keys.entries, &live).await, None);
+}
