@@ -80,7 +80,7 @@ for g = 0, groups - 1 do
           tally_count('l', topic, -1)
         end
       end
-      -- A lease taken one id at a time (a release before 0.9).
+      -- A lease taken one id at a time (a release before 0.4).
       redis.call('ZREM', KEYS[1], id)
     end
   end

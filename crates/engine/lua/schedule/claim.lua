@@ -11,7 +11,7 @@
 -- Variadic commands over the whole batch, not one call per message: the claim is most of the
 -- Redis work per fired message.
 -- KEYS[1] due zset, KEYS[2] lease zset (batch name -> lease deadline ms; an id leased by a
---   release before 0.9 -> its deadline), KEYS[3] entries hash, KEYS[4] wake key, KEYS[5] paused
+--   release before 0.4 -> its deadline), KEYS[3] entries hash, KEYS[4] wake key, KEYS[5] paused
 --   hash, KEYS[6] parked zset, KEYS[7] rate hash (the gates, lib/gate), KEYS[8] topics hash,
 --   KEYS[9] history (lib/tally: a claim moves its topics' counts from scheduled to leased or
 --   parked), KEYS[10] batches hash (batch name -> claim time ms '\n' its ids, '\n'-separated)
@@ -93,7 +93,7 @@ for _, member in ipairs(lapsed) do
       redis.call('ZADD', KEYS[2], string.format('%d', now), rest)
     end
   else
-    -- Leased one by one by a release before 0.9.
+    -- Leased one by one by a release before 0.4.
     claimed[#claimed + 1] = member
   end
 end

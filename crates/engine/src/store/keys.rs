@@ -7,7 +7,7 @@
 pub struct Keys {
     /// Sorted set: id -> due time (ms).
     pub due: String,
-    /// Sorted set: claimed batch name -> lease deadline (ms); before 0.9, claimed id -> lease
+    /// Sorted set: claimed batch name -> lease deadline (ms); before 0.4, claimed id -> lease
     /// deadline (still read: `claim.lua`).
     pub lease: String,
     /// Hash: claimed batch name -> its claim time (ms) and its ids still leased or acknowledged

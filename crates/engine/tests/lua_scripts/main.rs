@@ -104,7 +104,7 @@ impl TestRedis {
 
     /// Every id leased on the schedule with `keys`, with its lease deadline, in lease order: the
     /// ids of each batch in the lease set (`claim.lua`) whose entry is still stored (an acked one
-    /// is not leased), and ids leased one by one (before 0.9).
+    /// is not leased), and ids leased one by one (before 0.4).
     async fn leases(
         &self,
         keys: &kafka_redis_retry_engine::store::keys::Keys,

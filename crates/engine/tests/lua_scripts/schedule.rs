@@ -808,7 +808,7 @@ async fn a_lease_written_by_the_previous_release_is_claimed_once_it_runs_out() {
     for id in [&lapsed, &live] {
         push_new(&schedule, id, 0, &tail("{}")).await;
     }
-    // As 0.8 leased them: each id in the lease set, scored by its deadline, out of the due set.
+    // As 0.3 leased them: each id in the lease set, scored by its deadline, out of the due set.
     let now = t.redis_time_ms().await;
     for id in [&lapsed, &live] {
         redis::cmd("ZREM")
@@ -823,7 +823,7 @@ async fn a_lease_written_by_the_previous_release_is_claimed_once_it_runs_out() {
     let claim = schedule.claim(10, LEASE, POLL).await.unwrap();
     assert_eq!(claim.items.len(), 1);
     assert_eq!(claim.items[0].0, lapsed);
-    // Now in a batch; the live one keeps its lease, and an ack of it (its 0.8 owner's is the
+    // Now in a batch; the live one keeps its lease, and an ack of it (its 0.3 owner's is the
     // same call without a batch) forgets it.
     assert_eq!(t.lease_of(&keys, &lapsed).await, Some(claim.deadline));
     assert_eq!(t.lease_of(&keys, &live).await, Some(now + 3_600_000));
