@@ -359,70 +359,67 @@ mod tests {
     }
 
     #[test]
-    fn a_finished_message_is_settled_in_the_next_group_with_its_own_token() {
+    fn a_finished_message_is_settled_in_the_next_group_under_the_batch_lease() {
         let items = items(3);
         let start = Instant::now();
-        let mut batch = Batch::new(3, 100, start);
+        let mut batch = Batch::new(3, start);
         batch.finished(1, published());
-        // A renewal covers everything not being settled, finished or not.
-        assert_eq!(batch.waiting(), vec![0, 1, 2]);
-        assert_eq!(batch.pending(&batch.waiting(), &items), vec!["id0", "id2"]);
+        assert_eq!(batch.pending(&items), vec!["id0", "id2"]);
         let later = start + Duration::from_secs(3);
-        batch.renewed(&[0, 1, 2], 101, later);
+        batch.renewed(later);
         let group = batch.take_group(&items);
         assert_eq!(group.failed, 0);
         assert!(!group.needs_backoff);
+        assert!(!group.last, "two are still publishing");
         let [one] = group.settling.as_slice() else {
             panic!("one message settles")
         };
         assert_eq!(
-            (one.index, one.id.as_str(), one.topic.as_str(), one.token),
-            (1, "id1", "t1", 101)
+            (one.index, one.id.as_str(), one.topic.as_str()),
+            (1, "id1", "t1")
         );
         assert_eq!(one.lease_ends, later);
         assert!(!batch.has_queued());
-        // While it settles, its batch-mates alone are renewed: never the same ids at once.
-        assert_eq!(batch.waiting(), vec![0, 2]);
-        batch.renewed(&[0, 2], 102, later);
         batch.group_settled([]);
         assert!(!batch.all_settled());
-        assert_eq!(batch.waiting(), vec![0, 2]);
         batch.finished(0, Settle::Release);
         batch.finished(2, refused());
         let group = batch.take_group(&items);
         assert_eq!(group.failed, 2);
         assert!(group.needs_backoff);
-        let tokens: Vec<(usize, u64)> = group.settling.iter().map(|s| (s.index, s.token)).collect();
-        assert_eq!(tokens, vec![(0, 102), (2, 102)]);
+        assert!(group.last, "the last two: the group may forget the batch");
+        let indexes: Vec<usize> = group.settling.iter().map(|s| s.index).collect();
+        assert_eq!(indexes, vec![0, 2]);
         batch.group_settled([]);
         assert!(batch.all_settled());
-        assert!(batch.waiting().is_empty());
+        assert!(batch.pending(&items).is_empty());
     }
 
     #[test]
     fn refused_at_the_limit_go_back_to_publishing_until_dead_lettered() {
         let items = items(2);
-        let mut batch = Batch::new(2, 7, Instant::now());
+        let mut batch = Batch::new(2, Instant::now());
         batch.finished(0, refused());
         batch.finished(1, published());
         let group = batch.take_group(&items);
         assert_eq!(group.settling.len(), 2);
+        assert!(group.last);
         batch.group_settled([0]);
         assert!(!batch.all_settled());
-        // Still leased: renewed while its dead-lettering is in flight.
-        assert_eq!(batch.waiting(), vec![0]);
-        assert_eq!(batch.pending(&[0], &items), vec!["id0"]);
+        // Still leased in the batch: renewed while its dead-lettering is in flight.
+        assert_eq!(batch.pending(&items), vec!["id0"]);
         batch.finished(0, Settle::Keep);
         let group = batch.take_group(&items);
         assert_eq!(group.failed, 0);
         assert!(group.needs_backoff);
+        assert!(group.last);
         batch.group_settled([]);
         assert!(batch.all_settled());
     }
 
     #[test]
     fn one_backoff_per_batch() {
-        let mut batch = Batch::new(1, 1, Instant::now());
+        let mut batch = Batch::new(1, Instant::now());
         let mut asked = 0;
         for _ in 0..3 {
             let delay = batch.backoff(|| {
@@ -437,7 +434,7 @@ mod tests {
     #[test]
     fn closing_puts_back_only_the_pending_publishes() {
         let items = items(3);
-        let mut batch = Batch::new(3, 5, Instant::now());
+        let mut batch = Batch::new(3, Instant::now());
         batch.finished(1, published());
         batch.put_back_pending();
         let group = batch.take_group(&items);
