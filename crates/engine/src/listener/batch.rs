@@ -3,7 +3,7 @@
 //! not settled. `Batch` holds where each message stands; `Listener::process` drives it.
 
 use super::lease::{next_renewal, retry_renewal, Renewed};
-use super::settle::{Settle, Settling};
+use super::settle::{Settle, Settled, Settling};
 use super::Listener;
 use crate::error::{ErrorCode, Result, RetryError};
 use crate::store::entry::topic_of;
@@ -200,7 +200,7 @@ impl Listener {
         // Refused messages that reached `maxPublishFailures`, being dead-lettered (rare: boxed).
         let mut dead_lettering: FuturesUnordered<Pending<'_, (usize, Result<()>)>> =
             FuturesUnordered::new();
-        let mut settling: Option<Pending<'_, (Vec<(usize, RetryError)>, bool, bool)>> = None;
+        let mut settling: Option<Pending<'_, Settled>> = None;
         let mut renewing: Option<Pending<'_, Renewed>> = None;
         let renew_every = self.lease / 3;
         // Timers made once per batch, not per finished publish: this loop turns about once per

@@ -12,6 +12,10 @@ use std::time::{Duration, Instant};
 /// A message's schedule id and topic, as the settle scripts take them.
 pub(super) type IdTopic = (String, String);
 
+/// What a settle did: the refused messages that reached `maxPublishFailures` (batch index, the
+/// broker's error), whether it forgot the batch's lease record, whether every call succeeded.
+pub(super) type Settled = (Vec<(usize, RetryError)>, bool, bool);
+
 /// What a finished message asks of Redis.
 #[derive(Debug)]
 pub(super) enum Settle {
@@ -182,7 +186,7 @@ impl Listener {
         group: Vec<Settling>,
         delay: Duration,
         finish: bool,
-    ) -> (Vec<(usize, RetryError)>, bool, bool) {
+    ) -> Settled {
         let Sorted {
             acks,
             ack_ends,
