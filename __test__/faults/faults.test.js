@@ -125,7 +125,7 @@ test('a listener killed mid-batch loses nothing: its claim comes back after the 
 
     // What the dead listener left: a few claims of CHILD_BATCH ids, each under its lease deadline,
     // the rest still due, every entry still stored.
-    const leased = await redis.zrange(keys.lease, 0, -1, 'WITHSCORES')
+    const leased = await h.leasedIds(redis, keys)
     const deadlineOf = new Map()
     for (let i = 0; i < leased.length; i += 2) deadlineOf.set(leased[i], Number(leased[i + 1]))
     // Whole batches only. Two claims in the same millisecond share a deadline, so the number of

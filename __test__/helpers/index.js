@@ -108,9 +108,31 @@ function scheduleKeys(prefix) {
   return {
     due: `{${prefix}}:due`,
     lease: `{${prefix}}:lease`,
+    batches: `{${prefix}}:batches`,
     entries: `{${prefix}}:entries`,
     seen: `{${prefix}}:seen`,
   }
+}
+
+/**
+ * Every id leased on the schedule with `keys` and its lease deadline, flat as `ZRANGE lease 0 -1
+ * WITHSCORES` gave them when the lease set held ids: the ids of each claimed batch (its name in
+ * the lease set, its record in the batches hash: claim time, then ids, one a line) whose entry is
+ * still stored (docs/storage-format.md), and ids leased one by one (0.3).
+ */
+async function leasedIds(redis, keys) {
+  const members = await redis.zrange(keys.lease, 0, -1, 'WITHSCORES')
+  const out = []
+  for (let i = 0; i < members.length; i += 2) {
+    const [member, deadline] = [members[i], members[i + 1]]
+    if (!member.startsWith('b:')) {
+      out.push(member, deadline)
+      continue
+    }
+    const ids = ((await redis.hget(keys.batches, member)) || '').split('\n').slice(1)
+    for (const id of ids) if (await redis.hexists(keys.entries, id)) out.push(id, deadline)
+  }
+  return out
 }
 
 /**
@@ -269,6 +291,7 @@ module.exports = {
   waitFor,
   sleep,
   scheduleKeys,
+  leasedIds,
   decodeEntry,
   chromiumPath,
   jsonLines,

@@ -76,5 +76,7 @@ c.main(async ({ n, prefix: existing, producer }) => {
     cpu: usage,
     // claim + ack script calls of the listener (and the 5 ms polls' ZCOUNT/ZCARD, not counted)
     evalsha: c.usecPerCall(stats0, stats1, 'evalsha'),
+    // Where Redis's time per fired message went, per command (those the scripts call included)
+    commands: c.perMessage(stats0, stats1, queued),
   }
 })

@@ -271,6 +271,18 @@ function usecPerCall(before, after, cmd) {
   return calls > 0 ? { calls, usecPerCall: +((a.usec - b.usec) / calls).toFixed(2) } : null
 }
 
+/** Calls and server µs per message of each command between two commandStats snapshots. */
+function perMessage(before, after, n) {
+  const out = {}
+  for (const [cmd, a] of Object.entries(after)) {
+    const b = before[cmd] || { calls: 0, usec: 0 }
+    if (a.calls > b.calls && n > 0) {
+      out[cmd] = { calls: +((a.calls - b.calls) / n).toFixed(3), usec: +((a.usec - b.usec) / n).toFixed(3) }
+    }
+  }
+  return out
+}
+
 /** Writes the result of a case as the last line of stdout, for bench/index.js. */
 function report(result) {
   process.stdout.write(`\n@@RESULT ${JSON.stringify(result)}\n`)
@@ -306,6 +318,7 @@ module.exports = {
   cpuMeter,
   commandStats,
   usecPerCall,
+  perMessage,
   brokerProcess,
   main,
 }

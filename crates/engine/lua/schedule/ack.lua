@@ -1,6 +1,10 @@
--- Forget messages whose publish (or dead-lettering) the broker acknowledged.
--- Each group's messages still leased count once, as no longer leased and as published or
--- dead-lettered this minute (an id acked twice counts once).
+-- Forget messages whose publish (or dead-lettering) the broker acknowledged, and with ARGV[3]
+-- '1' the batch they were claimed in (claim.lua), once its listener settled all of it.
+-- Each group's messages still stored count once, as no longer leased and as published or
+-- dead-lettered this minute (an id acked twice counts once). Deleting the entry is what tells a
+-- later claim of a lapsed batch that the id is done: the batch record is left as it is.
+-- When the batch is no longer in the lease set (its lease ran out and another claim took its
+-- ids), each id is looked at: one released back to the schedule meanwhile leaves it too.
 -- Deleting only after the ack is what makes a crash mid-publish lose nothing.
 -- While a message is stored, its entry itself drops a redelivered push (HSETNX); once it is
 -- gone, an id derived from the payload's msgId ('m:') or a legacy bucket ('legacy:') is
@@ -8,11 +12,13 @@
 -- at push, keeps scheduled messages from paying for the marker.
 -- An 'm:' id is remembered in the seen bucket of now (lib/seen says how); legacy ids (any
 -- length, rare) keep the sorted set.
--- KEYS[1] lease zset, KEYS[2] entries hash, KEYS[3] seen zset (legacy ids -> when acknowledged,
+-- KEYS[1] lease zset (batch name -> deadline), KEYS[2] entries hash, KEYS[3] seen zset (legacy ids -> when acknowledged,
 --   by Redis's clock; also the name the seen buckets start with), KEYS[4] failures hash
 --   (release.lua's counts of publishes that failed with an error retrying cannot fix: forgotten
---   with the message), KEYS[5] topics hash, KEYS[6] history (lib/tally)
--- ARGV[1] dedupe window ms, ARGV[2] how many groups follow, then per group 3 values: what
+--   with the message), KEYS[5] topics hash, KEYS[6] history (lib/tally), KEYS[7] batches hash
+--   (claim.lua), KEYS[8] due zset
+-- ARGV[1] dedupe window ms, ARGV[2] the batch's name ('' for none known), ARGV[3] '1' to forget
+--   the batch, ARGV[4] how many groups follow, then per group 3 values: what
 --   happened to its messages ('o' published, 'd' dead-lettered), their topic, how many; then the
 --   ids, group after group.
 -- Returns how many ids it was given.
@@ -31,8 +37,10 @@ local bucket = math.floor(now / width)
 local bucket_key = seen_bucket_key(KEYS[3], bucket)
 local remembered = {}
 local ids, seen = {}, {}
-local groups = tonumber(ARGV[2])
-for i = 3 + 3 * groups, #ARGV do
+local batch = ARGV[2]
+local ours = batch ~= '' and redis.call('ZSCORE', KEYS[1], batch) ~= false
+local groups = tonumber(ARGV[4])
+for i = 5 + 3 * groups, #ARGV do
   local id = ARGV[i]
   ids[#ids + 1] = id
   if window > 0 and #id == 24 and string.sub(id, 1, 2) == 'm:' then
@@ -47,27 +55,47 @@ if #remembered > 0 then
   -- The last id a bucket can take is acked just before (bucket + 1) * width.
   redis.call('PEXPIRE', bucket_key, string.format('%d', (bucket + 1) * width + window - now))
 end
--- One ZREM per group: what it removed is what the group counts.
+-- One HDEL per group while the batch is ours: what it removed is what the group counts.
 local first = 1
 for g = 0, groups - 1 do
-  local kind, topic, n = ARGV[3 + 3 * g], ARGV[4 + 3 * g], tonumber(ARGV[5 + 3 * g])
+  local kind, topic, n = ARGV[5 + 3 * g], ARGV[6 + 3 * g], tonumber(ARGV[7 + 3 * g])
   local removed = 0
-  for i = first, first + n - 1, STEP do
-    removed = removed + redis.call('ZREM', KEYS[1], unpack(ids, i, math.min(i + STEP - 1, first + n - 1)))
+  if ours then
+    for i = first, first + n - 1, STEP do
+      removed = removed + redis.call('HDEL', KEYS[2], unpack(ids, i, math.min(i + STEP - 1, first + n - 1)))
+    end
+    tally_count('l', topic, -removed)
+  else
+    for i = first, first + n - 1 do
+      local id = ids[i]
+      -- Released back to the schedule after our lease ran out: it leaves the due set too.
+      local due = redis.call('ZSCORE', KEYS[8], id)
+      if redis.call('HDEL', KEYS[2], id) == 1 then
+        removed = removed + 1
+        if due then
+          redis.call('ZREM', KEYS[8], id)
+          tally_count('s', topic, -1)
+          tally_due(tonumber(due), topic, -1)
+        else
+          tally_count('l', topic, -1)
+        end
+      end
+      -- A lease taken one id at a time (a release before 0.4).
+      redis.call('ZREM', KEYS[1], id)
+    end
   end
   if removed > 0 then
-    tally_count('l', topic, -removed)
     tally_event(kind, topic, removed)
   end
   first = first + n
 end
-for i = 1, #ids, STEP do
-  local last = math.min(i + STEP - 1, #ids)
-  if last >= first then
-    -- Ids beyond the groups (none from this package) are forgotten too.
-    redis.call('ZREM', KEYS[1], unpack(ids, math.max(i, first), last))
-  end
-  redis.call('HDEL', KEYS[2], unpack(ids, i, last))
+-- Ids beyond the groups (none from this package) are forgotten too.
+for i = first, #ids, STEP do
+  redis.call('HDEL', KEYS[2], unpack(ids, i, math.min(i + STEP - 1, #ids)))
+end
+if ours and ARGV[3] == '1' then
+  redis.call('ZREM', KEYS[1], batch)
+  redis.call('HDEL', KEYS[7], batch)
 end
 -- Almost always absent: one EXISTS instead of an HDEL per step.
 if redis.call('EXISTS', KEYS[4]) == 1 then

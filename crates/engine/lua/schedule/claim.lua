@@ -1,18 +1,24 @@
--- Claim up to ARGV[1] due messages for one listener, atomically, with a lease.
--- Claim and lease happen in one script so two listeners can never take the same id; a message
--- whose lease ran out (its listener died or stalled) is due again and is claimed first. "Due"
--- and the lease deadline are Redis's clock, so listeners on hosts whose clocks disagree agree on
--- both. Records in the wake key when this listener next looks, so a push due before then
--- announces itself (push.lua).
+-- Claim up to ARGV[1] due messages for one listener, atomically, under one lease: the batch.
+-- Claim and lease happen in one script so two listeners can never take the same id; a batch
+-- whose lease ran out (its listener died or stalled) is due again and its messages not yet
+-- acknowledged are claimed first. "Due" and the lease deadline are Redis's clock, so listeners on
+-- hosts whose clocks disagree agree on both. Records in the wake key when this listener next
+-- looks, so a push due before then announces itself (push.lua).
+-- One lease record per claim, not one per message: the batch's name in the lease set (scored by
+-- its deadline) and its ids in the batches hash, written with one command each. An id leaves the
+-- record when released (release.lua); an acknowledged one is known by its entry being gone
+-- (ack.lua), and the record goes when the listener settled the whole batch.
 -- Variadic commands over the whole batch, not one call per message: the claim is most of the
 -- Redis work per fired message.
--- KEYS[1] due zset, KEYS[2] lease zset (id -> lease deadline ms), KEYS[3] entries hash,
---   KEYS[4] wake key, KEYS[5] paused hash, KEYS[6] parked zset, KEYS[7] rate hash (the gates,
---   lib/gate), KEYS[8] topics hash, KEYS[9] history (lib/tally: a claim moves its topics' counts
---   from scheduled to leased or parked)
+-- KEYS[1] due zset, KEYS[2] lease zset (batch name -> lease deadline ms; an id leased by a
+--   release before 0.4 -> its deadline), KEYS[3] entries hash, KEYS[4] wake key, KEYS[5] paused
+--   hash, KEYS[6] parked zset, KEYS[7] rate hash (the gates, lib/gate), KEYS[8] topics hash,
+--   KEYS[9] history (lib/tally: a claim moves its topics' counts from scheduled to leased or
+--   parked), KEYS[10] batches hash (batch name -> claim time ms '\n' its ids, '\n'-separated)
 -- ARGV[1] limit, ARGV[2] lease ms, ARGV[3] longest sleep of the listener (poll interval) ms,
 --   ARGV[4] most messages published per second from this shard, 0 for no cap (lib/gate)
--- Returns { lease deadline, next wake-up ms or false, Redis now ms, id1, entry1, id2, entry2, ... }
+-- Returns { lease deadline, next wake-up ms or false, Redis now ms, batch name or false, id1,
+--   entry1, id2, entry2, ... }
 --- @include "lib/clock"
 --- @include "lib/tally"
 --- @include "lib/gate"
@@ -37,7 +43,60 @@ local function each_chunk(list, fn)
   end
 end
 
-local claimed = limit > 0 and redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, limit) or {}
+local now_text = string.format('%d', now)
+-- A new batch's name: when it was claimed and its first id, unique among the batches leased
+-- (the same id may be claimed again in the same ms after a release).
+local function batch_name(first)
+  local base = 'b:' .. now_text .. ':' .. first
+  local name, n = base, 1
+  while redis.call('HEXISTS', KEYS[10], name) == 1 do
+    n = n + 1
+    name = base .. ':' .. n
+  end
+  return name
+end
+
+-- A batch's record: its claim time, then its ids.
+local function split(record)
+  local parts = {}
+  for part in string.gmatch(record, '[^\n]+') do
+    parts[#parts + 1] = part
+  end
+  return parts
+end
+
+-- Lapsed leases first. Their ids that are no longer theirs are skipped below: acknowledged (no
+-- entry) or stored again since (a push after the ack: due after the batch's claim, or in the
+-- due set).
+local claimed, claimed_since = {}, {}
+local lapsed = limit > 0 and redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, limit) or {}
+for _, member in ipairs(lapsed) do
+  local room = limit - #claimed
+  if room <= 0 then
+    break
+  end
+  redis.call('ZREM', KEYS[2], member)
+  if string.sub(member, 1, 2) == 'b:' then
+    local record = redis.call('HGET', KEYS[10], member)
+    redis.call('HDEL', KEYS[10], member)
+    local parts = record and split(record) or {}
+    local since = tonumber(parts[1])
+    for i = 2, math.min(#parts, room + 1) do
+      claimed[#claimed + 1] = parts[i]
+      claimed_since[#claimed] = since
+    end
+    if #parts > room + 1 then
+      -- Bounded claim: the rest stays lapsed, under a new name (its old owner's renewal, release
+      -- and finish no longer find it).
+      local rest = batch_name(parts[room + 2])
+      redis.call('HSET', KEYS[10], rest, parts[1] .. '\n' .. table.concat(parts, '\n', room + 2))
+      redis.call('ZADD', KEYS[2], string.format('%d', now), rest)
+    end
+  else
+    -- Leased one by one by a release before 0.4.
+    claimed[#claimed + 1] = member
+  end
+end
 -- Claimed ids after this many came from the due set (the others were leased already); their due
 -- times say which minute's count they leave (lib/tally).
 local expired = #claimed
@@ -54,7 +113,20 @@ if #claimed < limit then
   end
 end
 
-local out = { deadline, false, now }
+-- Whether id `i` of a lapsed batch was stored again after that batch's claim (its entry due
+-- later, or it waits in the due set): then it is not that batch's to give.
+local function newer(i, entry)
+  local since = claimed_since[i]
+  if since and string.sub(entry, 1, 1) ~= '{' then
+    local due = tonumber(string.match(entry, '^[^\n]*'), 36)
+    if due and due > since then
+      return true
+    end
+  end
+  return redis.call('ZSCORE', KEYS[1], claimed[i]) ~= false
+end
+
+local out = { deadline, false, now, false }
 if #claimed > 0 then
   local entries = {}
   each_chunk(claimed, function(first, last)
@@ -63,40 +135,39 @@ if #claimed > 0 then
       entries[first + j - 1] = part[j]
     end
   end)
-  local leases, orphans = {}, {}
+  local leased = {}
   for i, id in ipairs(claimed) do
-    local raw_topic = entries[i] and tally_topic(entries[i])
-    if entries[i] and not gate_parks(gate, id, raw_topic) then
-      leases[#leases + 1] = deadline_text
-      leases[#leases + 1] = id
+    local entry = entries[i]
+    if entry and i <= expired and newer(i, entry) then
+      entry = nil
+    end
+    local raw_topic = entry and tally_topic(entry)
+    if entry and not gate_parks(gate, id, raw_topic) then
+      leased[#leased + 1] = id
       out[#out + 1] = id
-      out[#out + 1] = entries[i]
+      out[#out + 1] = entry
       if i > expired then
         tally_leased(due_at[i], tally_unescape(raw_topic))
       end
-    else
-      -- An id without an entry has nothing to publish: drop it instead of claiming it forever.
-      -- (A parked one, gate_parks, leaves the lease set too.)
-      orphans[#orphans + 1] = id
-      if entries[i] then
-        -- Parked: still scheduled, and due (lib/tally).
-        local topic = tally_unescape(raw_topic)
-        if i > expired then
-          tally_due(due_at[i], topic, -1)
-        else
-          tally_count('l', topic, -1)
-          tally_count('s', topic, 1)
-        end
-        tally_count('p', topic, 1)
+    elseif entry then
+      -- Parked: still scheduled, and due (lib/tally). (An id without an entry has nothing to
+      -- publish: dropped instead of claimed forever.)
+      local topic = tally_unescape(raw_topic)
+      if i > expired then
+        tally_due(due_at[i], topic, -1)
+      else
+        tally_count('l', topic, -1)
+        tally_count('s', topic, 1)
       end
+      tally_count('p', topic, 1)
     end
   end
-  each_chunk(leases, function(first, last)
-    redis.call('ZADD', KEYS[2], unpack(leases, first, last))
-  end)
-  each_chunk(orphans, function(first, last)
-    redis.call('ZREM', KEYS[2], unpack(orphans, first, last))
-  end)
+  if #leased > 0 then
+    local name = batch_name(leased[1])
+    redis.call('HSET', KEYS[10], name, now_text .. '\n' .. table.concat(leased, '\n'))
+    redis.call('ZADD', KEYS[2], deadline_text, name)
+    out[4] = name
+  end
 end
 
 -- The earliest moment anything becomes claimable, so the listener sleeps exactly until then.
@@ -115,6 +186,6 @@ if out[2] and out[2] < planned then
   planned = out[2]
 end
 redis.call('SET', KEYS[4], string.format('%d', planned), 'PX', math.max(planned - now, 0) + 1000)
-gate_close(gate, now, out, (#out - 3) / 2)
+gate_close(gate, now, out, (#out - 4) / 2)
 tally_write(KEYS[8], KEYS[9], now)
 return out

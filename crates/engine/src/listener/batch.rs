@@ -1,9 +1,9 @@
 //! One claimed batch, from its claim to its last settle: the publishes run at once, each
-//! finished message is settled in the next group, and the leases of the rest are renewed
-//! meanwhile. `Batch` holds where each message stands; `Listener::process` drives it.
+//! finished message is settled in the next group, and the batch's lease is renewed while any is
+//! not settled. `Batch` holds where each message stands; `Listener::process` drives it.
 
-use super::lease::{by_token, next_renewal, retry_renewal, Renewed, TokenGroup};
-use super::settle::{Settle, Settling};
+use super::lease::{next_renewal, retry_renewal, Renewed};
+use super::settle::{Settle, Settled, Settling};
 use super::Listener;
 use crate::error::{ErrorCode, Result, RetryError};
 use crate::store::entry::topic_of;
@@ -19,21 +19,20 @@ type Pending<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Se
 /// Where one claimed message of a batch stands.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Stage {
-    /// Its publish (or dead-lettering) is in flight: its lease is renewed.
+    /// Its publish (or dead-lettering) is in flight.
     Publishing,
-    /// Finished, waiting for the next settle: its lease is renewed.
+    /// Finished, waiting for the next settle.
     Queued,
-    /// In the settle in flight (which uses its token): not renewed meanwhile.
+    /// In the settle in flight.
     Settling,
     /// Acknowledged or released: no longer ours.
     Settled,
 }
 
-/// Where each message of a claimed batch stands, by its index in the claim: its stage, the token
-/// it holds its lease by (the lease deadline it holds in Redis) and when that lease ends here.
+/// Where each message of a claimed batch stands, by its index in the claim, and when the batch's
+/// lease ends here.
 pub(super) struct Batch {
-    tokens: Vec<u64>,
-    lease_ends: Vec<Instant>,
+    lease_end: Instant,
     stages: Vec<Stage>,
     /// Finished messages waiting for the next settle, with what each asks of Redis.
     queued: Vec<(usize, Settle)>,
@@ -44,20 +43,22 @@ pub(super) struct Batch {
 
 /// The next settle group, taken from the queue.
 pub(super) struct Group {
-    /// Its messages, each with its token.
+    /// Its messages.
     pub(super) settling: Vec<Settling>,
     /// How many of them failed to publish.
     pub(super) failed: usize,
     /// Whether any goes back on the schedule (so the group needs the batch's backoff).
     pub(super) needs_backoff: bool,
+    /// Whether it holds every message of the batch not settled yet (so it may forget the
+    /// batch's lease record).
+    pub(super) last: bool,
 }
 
 impl Batch {
-    /// `count` messages all publishing, claimed under `token`, their lease ending at `lease_end`.
-    fn new(count: usize, token: u64, lease_end: Instant) -> Batch {
+    /// `count` messages all publishing, their lease ending at `lease_end`.
+    fn new(count: usize, lease_end: Instant) -> Batch {
         Batch {
-            tokens: vec![token; count],
-            lease_ends: vec![lease_end; count],
+            lease_end,
             stages: vec![Stage::Publishing; count],
             queued: Vec::new(),
             settled: 0,
@@ -81,7 +82,7 @@ impl Batch {
         self.queued.push((i, settle));
     }
 
-    /// Takes every queued message into one settle group, each with its token and lease end.
+    /// Takes every queued message into one settle group, each with the batch's lease end.
     fn take_group(&mut self, items: &[(String, String)]) -> Group {
         let group = std::mem::take(&mut self.queued);
         let failed = group.iter().filter(|(_, s)| s.is_failure()).count();
@@ -94,16 +95,18 @@ impl Batch {
                     index: i,
                     id: items[i].0.clone(),
                     topic: topic_of(&items[i].1),
-                    token: self.tokens[i],
-                    lease_ends: self.lease_ends[i],
+                    lease_ends: self.lease_end,
                     settle,
                 }
             })
             .collect();
+        let last =
+            !self.stages.contains(&Stage::Publishing) && !self.stages.contains(&Stage::Queued);
         Group {
             settling,
             failed,
             needs_backoff,
+            last,
         }
     }
 
@@ -113,7 +116,7 @@ impl Batch {
     }
 
     /// The settle in flight finished: its messages are settled, except `reached` (refused
-    /// `maxPublishFailures` times), which are still leased under their token and go back to
+    /// `maxPublishFailures` times), which are still leased in the batch and go back to
     /// publishing, their dead-lettering being in flight (renewed meanwhile).
     fn group_settled(&mut self, reached: impl IntoIterator<Item = usize>) {
         for stage in self.stages.iter_mut().filter(|s| **s == Stage::Settling) {
@@ -126,34 +129,17 @@ impl Batch {
         }
     }
 
-    /// Everything not being settled (pending publishes and finished ones waiting for their
-    /// settle): what a renewal covers.
-    fn waiting(&self) -> Vec<usize> {
+    /// The ids of the messages whose publish (or dead-lettering) is pending.
+    fn pending<'i>(&self, items: &'i [(String, String)]) -> Vec<&'i str> {
         (0..self.stages.len())
-            .filter(|&i| matches!(self.stages[i], Stage::Publishing | Stage::Queued))
+            .filter(|&i| self.stages[i] == Stage::Publishing)
+            .map(|i| items[i].0.as_str())
             .collect()
     }
 
-    /// The ids of the messages among `waiting` whose publish is pending.
-    fn pending<'i>(&self, waiting: &[usize], items: &'i [(String, String)]) -> Vec<&'i str> {
-        waiting
-            .iter()
-            .filter(|&&i| self.stages[i] == Stage::Publishing)
-            .map(|&i| items[i].0.as_str())
-            .collect()
-    }
-
-    /// The renewal calls for `waiting`: one per token they hold.
-    fn renewal(&self, waiting: &[usize], items: &[(String, String)]) -> Vec<TokenGroup> {
-        by_token(waiting, &self.tokens, items)
-    }
-
-    /// Messages `indexes` were renewed: they hold their lease by `token` until `lease_end`.
-    pub(super) fn renewed(&mut self, indexes: &[usize], token: u64, lease_end: Instant) {
-        for &i in indexes {
-            self.tokens[i] = token;
-            self.lease_ends[i] = lease_end;
-        }
+    /// The batch's lease was renewed: it ends at `lease_end`.
+    pub(super) fn renewed(&mut self, lease_end: Instant) {
+        self.lease_end = lease_end;
     }
 
     /// Gives up on the pending publishes (closing, `leaseMs` after close()): each is queued to
@@ -175,14 +161,14 @@ impl Listener {
     /// `claimed_at`: when the claim was asked for, on this host's monotonic clock (the lease ran
     /// from no earlier than that).
     ///
-    /// The lease is per message, not per batch: a finished publish is settled in the next small
-    /// group (whatever else finished meanwhile, one Redis call per group), while the publishes
-    /// still pending, and the finished ones waiting for their group, get their lease renewed, so
-    /// no message is claimed by another listener however slow the rest of its batch is. Each
-    /// message keeps its own token (the lease deadline it holds in Redis), so a release, count or
-    /// renewal after any number of renewals finds it. A settle and a renewal never run on the
-    /// same ids at once: a renewal covers only messages not being settled, and a settle waits
-    /// for a renewal in flight, whose new tokens it then uses.
+    /// One lease for the whole batch (its name in Redis, `claim.lua`), renewed while any message
+    /// of it is not settled, so none is claimed by another listener however slow the rest of
+    /// its batch is. A finished publish is settled in the next small group (whatever else
+    /// finished meanwhile, one Redis call per group): an acknowledged message's entry is gone,
+    /// which is what keeps a later claim of the batch (after a crash) from publishing it again,
+    /// and a released one leaves the batch's record. The group that settles the last messages
+    /// also forgets the record; if a call failed, the record stays until the lease runs out and
+    /// a claim takes what is still stored and unsettled.
     ///
     /// After a stop (close()), pending publishes get `lease` more; what is still pending then
     /// goes back on the schedule, so close() leaves nothing leased (a publish that still
@@ -196,12 +182,16 @@ impl Listener {
     ) {
         let Claim {
             deadline,
+            batch: name,
             now,
             items,
             ..
         } = claim;
+        let name = name.as_str();
         let first_end = claimed_at + Duration::from_millis(deadline.saturating_sub(now));
-        let mut batch = Batch::new(items.len(), deadline, first_end);
+        let mut batch = Batch::new(items.len(), first_end);
+        // Whether the record was forgotten, and whether every settle call succeeded.
+        let (mut forgotten, mut clean) = (false, true);
         let mut publishing: FuturesUnordered<_> = items
             .iter()
             .enumerate()
@@ -210,7 +200,7 @@ impl Listener {
         // Refused messages that reached `maxPublishFailures`, being dead-lettered (rare: boxed).
         let mut dead_lettering: FuturesUnordered<Pending<'_, (usize, Result<()>)>> =
             FuturesUnordered::new();
-        let mut settling: Option<Pending<'_, Vec<(usize, RetryError)>>> = None;
+        let mut settling: Option<Pending<'_, Settled>> = None;
         let mut renewing: Option<Pending<'_, Renewed>> = None;
         let renew_every = self.lease / 3;
         // Timers made once per batch, not per finished publish: this loop turns about once per
@@ -226,7 +216,7 @@ impl Listener {
                 stopping = true;
                 give_up.as_mut().reset((Instant::now() + self.lease).into());
             }
-            let can_settle = batch.has_queued() && settling.is_none() && renewing.is_none();
+            let can_settle = batch.has_queued() && settling.is_none();
             let publishes = !publishing.is_empty() || !dead_lettering.is_empty();
             tokio::select! {
                 // Finished publishes first: a settle starts only once none is ready, so the
@@ -239,7 +229,7 @@ impl Listener {
                     batch.finished(i, self.settle_dead_letter(outcome));
                 }
                 _ = std::future::ready(()), if can_settle => {
-                    let Group { settling: group, failed, needs_backoff } = batch.take_group(&items);
+                    let Group { settling: group, failed, needs_backoff, last } = batch.take_group(&items);
                     if failed > 0 {
                         self.counters
                             .publish_failures
@@ -251,10 +241,12 @@ impl Listener {
                     } else {
                         Duration::ZERO
                     };
-                    settling = Some(Box::pin(self.settle(schedule, group, delay)));
+                    settling = Some(Box::pin(self.settle(schedule, name, group, delay, last)));
                 }
-                reached = async { settling.as_mut().expect("guarded").await }, if settling.is_some() => {
+                (reached, finished, ok) = async { settling.as_mut().expect("guarded").await }, if settling.is_some() => {
                     settling = None;
+                    forgotten |= finished;
+                    clean &= ok;
                     batch.group_settled(reached.iter().map(|(i, _)| *i));
                     for (i, err) in reached {
                         let (id, stored) = &items[i];
@@ -266,14 +258,12 @@ impl Listener {
                 _ = &mut renew => {
                     let in_flight = renewing.is_some();
                     if !in_flight {
-                        let waiting = batch.waiting();
                         if !slow_reported && publishes && Instant::now() >= claimed_at + self.lease {
                             slow_reported = true;
-                            self.report_slow(&batch.pending(&waiting, &items));
+                            self.report_slow(&batch.pending(&items));
                         }
-                        if !waiting.is_empty() {
-                            let groups = batch.renewal(&waiting, &items);
-                            renewing = Some(Box::pin(self.renew(schedule, groups)));
+                        if !batch.all_settled() || settling.is_some() {
+                            renewing = Some(Box::pin(self.renew(schedule, name)));
                         }
                     }
                     let next = next_renewal(in_flight, renew_every);
@@ -281,7 +271,7 @@ impl Listener {
                 }
                 renewed = async { renewing.as_mut().expect("guarded").await }, if renewing.is_some() => {
                     renewing = None;
-                    if self.renewed(&mut batch, renewed) {
+                    if self.renewed(&mut batch, renewed, items.len()) {
                         let planned = renew.deadline().into_std();
                         if let Some(soon) = retry_renewal(Instant::now(), renew_every, planned) {
                             renew.as_mut().reset(soon.into());
@@ -312,35 +302,38 @@ impl Listener {
                 }
             }
         }
-    }
-
-    /// Takes a renewal's new tokens and lease ends into `batch`, reporting messages that had
-    /// lost their lease and failed calls. Returns whether a call failed (to try again soon).
-    pub(super) fn renewed(&self, batch: &mut Batch, renewed: Renewed) -> bool {
-        let Renewed { asked, groups } = renewed;
-        let mut failed = false;
-        for (indexes, outcome) in groups {
-            match outcome {
-                Ok((token, kept)) => {
-                    batch.renewed(&indexes, token, asked + self.lease);
-                    if (kept as usize) < indexes.len() {
-                        self.report_error(&RetryError::new(
-                            ErrorCode::Internal,
-                            format!(
-                                "{} of {} pending messages had lost their lease before it was renewed; another listener may publish them too",
-                                indexes.len() - kept as usize,
-                                indexes.len()
-                            ),
-                        ));
-                    }
-                }
-                Err(err) => {
-                    failed = true;
-                    self.report_error(&err);
-                }
+        // The last group could not forget the record (a refusal at the limit was dead-lettered
+        // after it): once every message is settled, one more call does.
+        if !forgotten && !name.is_empty() && clean {
+            if let Err(err) = schedule.ack_batch(name, &[], true).await {
+                self.report_error(&err);
             }
         }
-        failed
+    }
+
+    /// Takes a renewal's outcome into `batch`, reporting a lease that was lost and failed calls.
+    /// Returns whether the call failed (to try again soon).
+    pub(super) fn renewed(&self, batch: &mut Batch, renewed: Renewed, count: usize) -> bool {
+        let Renewed { asked, outcome } = renewed;
+        match outcome {
+            Ok((_, true)) => {
+                batch.renewed(asked + self.lease);
+                false
+            }
+            Ok((_, false)) => {
+                self.report_error(&RetryError::new(
+                    ErrorCode::Internal,
+                    format!(
+                        "a batch of {count} messages had lost its lease before it was renewed; another listener may publish its pending messages too"
+                    ),
+                ));
+                false
+            }
+            Err(err) => {
+                self.report_error(&err);
+                true
+            }
+        }
     }
 }
 
@@ -366,70 +359,67 @@ mod tests {
     }
 
     #[test]
-    fn a_finished_message_is_settled_in_the_next_group_with_its_own_token() {
+    fn a_finished_message_is_settled_in_the_next_group_under_the_batch_lease() {
         let items = items(3);
         let start = Instant::now();
-        let mut batch = Batch::new(3, 100, start);
+        let mut batch = Batch::new(3, start);
         batch.finished(1, published());
-        // A renewal covers everything not being settled, finished or not.
-        assert_eq!(batch.waiting(), vec![0, 1, 2]);
-        assert_eq!(batch.pending(&batch.waiting(), &items), vec!["id0", "id2"]);
+        assert_eq!(batch.pending(&items), vec!["id0", "id2"]);
         let later = start + Duration::from_secs(3);
-        batch.renewed(&[0, 1, 2], 101, later);
+        batch.renewed(later);
         let group = batch.take_group(&items);
         assert_eq!(group.failed, 0);
         assert!(!group.needs_backoff);
+        assert!(!group.last, "two are still publishing");
         let [one] = group.settling.as_slice() else {
             panic!("one message settles")
         };
         assert_eq!(
-            (one.index, one.id.as_str(), one.topic.as_str(), one.token),
-            (1, "id1", "t1", 101)
+            (one.index, one.id.as_str(), one.topic.as_str()),
+            (1, "id1", "t1")
         );
         assert_eq!(one.lease_ends, later);
         assert!(!batch.has_queued());
-        // While it settles, its batch-mates alone are renewed: never the same ids at once.
-        assert_eq!(batch.waiting(), vec![0, 2]);
-        batch.renewed(&[0, 2], 102, later);
         batch.group_settled([]);
         assert!(!batch.all_settled());
-        assert_eq!(batch.waiting(), vec![0, 2]);
         batch.finished(0, Settle::Release);
         batch.finished(2, refused());
         let group = batch.take_group(&items);
         assert_eq!(group.failed, 2);
         assert!(group.needs_backoff);
-        let tokens: Vec<(usize, u64)> = group.settling.iter().map(|s| (s.index, s.token)).collect();
-        assert_eq!(tokens, vec![(0, 102), (2, 102)]);
+        assert!(group.last, "the last two: the group may forget the batch");
+        let indexes: Vec<usize> = group.settling.iter().map(|s| s.index).collect();
+        assert_eq!(indexes, vec![0, 2]);
         batch.group_settled([]);
         assert!(batch.all_settled());
-        assert!(batch.waiting().is_empty());
+        assert!(batch.pending(&items).is_empty());
     }
 
     #[test]
     fn refused_at_the_limit_go_back_to_publishing_until_dead_lettered() {
         let items = items(2);
-        let mut batch = Batch::new(2, 7, Instant::now());
+        let mut batch = Batch::new(2, Instant::now());
         batch.finished(0, refused());
         batch.finished(1, published());
         let group = batch.take_group(&items);
         assert_eq!(group.settling.len(), 2);
+        assert!(group.last);
         batch.group_settled([0]);
         assert!(!batch.all_settled());
-        // Still leased: renewed while its dead-lettering is in flight.
-        assert_eq!(batch.waiting(), vec![0]);
-        assert_eq!(batch.pending(&[0], &items), vec!["id0"]);
+        // Still leased in the batch: renewed while its dead-lettering is in flight.
+        assert_eq!(batch.pending(&items), vec!["id0"]);
         batch.finished(0, Settle::Keep);
         let group = batch.take_group(&items);
         assert_eq!(group.failed, 0);
         assert!(group.needs_backoff);
+        assert!(group.last);
         batch.group_settled([]);
         assert!(batch.all_settled());
     }
 
     #[test]
     fn one_backoff_per_batch() {
-        let mut batch = Batch::new(1, 1, Instant::now());
+        let mut batch = Batch::new(1, Instant::now());
         let mut asked = 0;
         for _ in 0..3 {
             let delay = batch.backoff(|| {
@@ -444,7 +434,7 @@ mod tests {
     #[test]
     fn closing_puts_back_only_the_pending_publishes() {
         let items = items(3);
-        let mut batch = Batch::new(3, 5, Instant::now());
+        let mut batch = Batch::new(3, Instant::now());
         batch.finished(1, published());
         batch.put_back_pending();
         let group = batch.take_group(&items);

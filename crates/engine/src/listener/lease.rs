@@ -1,22 +1,15 @@
-//! Keeping a batch's leases while its publishes are pending: `renew.lua` every third of the
-//! lease, one call per token, never on the messages a settle is using.
+//! Keeping a batch's lease while its publishes are pending: `renew.lua` every third of the
+//! lease, one call per batch however many messages it holds.
 
 use super::Listener;
 use crate::error::{ErrorCode, Result, RetryError};
 use crate::store::schedule::Schedule;
 use std::time::{Duration, Instant};
 
-/// What `renew.lua` answered: the new token and how many ids it renewed.
-type RenewOutcome = Result<(u64, u64)>;
-
-/// The messages of one renewal call: their indexes in the batch, the token they hold their lease
-/// by, and their ids.
-pub(super) type TokenGroup = (Vec<usize>, u64, Vec<String>);
-
-/// A renewal's outcome per token group: the batch indexes and (new token, how many renewed).
+/// A renewal's outcome: when it was asked, and (new deadline, whether the batch was still ours).
 pub(super) struct Renewed {
     pub(super) asked: Instant,
-    pub(super) groups: Vec<(Vec<usize>, RenewOutcome)>,
+    pub(super) outcome: Result<(u64, bool)>,
 }
 
 /// When the renewal timer fires next: a third of the lease after it fired, or soon (50 ms, at
@@ -36,35 +29,12 @@ pub(super) fn retry_renewal(now: Instant, every: Duration, planned: Instant) -> 
     (soon < planned).then_some(soon)
 }
 
-/// The messages `waiting` (indexes into `items`) grouped by the token they hold their lease by:
-/// `(indexes, token, ids)`, one group in the common case.
-pub(super) fn by_token(
-    waiting: &[usize],
-    tokens: &[u64],
-    items: &[(String, String)],
-) -> Vec<TokenGroup> {
-    let mut groups: Vec<TokenGroup> = Vec::new();
-    for &i in waiting {
-        match groups.iter_mut().find(|(_, token, _)| *token == tokens[i]) {
-            Some((indexes, _, ids)) => {
-                indexes.push(i);
-                ids.push(items[i].0.clone());
-            }
-            None => groups.push((vec![i], tokens[i], vec![items[i].0.clone()])),
-        }
-    }
-    groups
-}
-
 impl Listener {
-    /// Renews the lease of `groups` (ids sharing a token), one `renew.lua` call per token.
-    pub(super) async fn renew(&self, schedule: &Schedule, groups: Vec<TokenGroup>) -> Renewed {
+    /// Renews the lease of `batch` (one `renew.lua` call).
+    pub(super) async fn renew(&self, schedule: &Schedule, batch: &str) -> Renewed {
         let asked = Instant::now();
-        let mut out = Vec::with_capacity(groups.len());
-        for (indexes, token, ids) in groups {
-            out.push((indexes, schedule.renew(token, self.lease, &ids).await));
-        }
-        Renewed { asked, groups: out }
+        let outcome = schedule.renew(batch, self.lease).await;
+        Renewed { asked, outcome }
     }
 
     /// Reports (once per batch) publishes still pending after `leaseMs`: their lease is renewed.
@@ -84,10 +54,6 @@ impl Listener {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn items(n: usize) -> Vec<(String, String)> {
-        (0..n).map(|i| (format!("id{i}"), String::new())).collect()
-    }
 
     #[test]
     fn renews_every_third_of_the_lease_and_soon_while_a_renewal_is_in_flight() {
@@ -120,19 +86,5 @@ mod tests {
             retry_renewal(now, short, now + Duration::from_secs(1)),
             Some(now + short)
         );
-    }
-
-    #[test]
-    fn groups_waiting_messages_by_their_token() {
-        let items = items(5);
-        let tokens = [100, 200, 100, 300, 200];
-        assert_eq!(
-            by_token(&[0, 1, 2, 4], &tokens, &items),
-            vec![
-                (vec![0, 2], 100, vec!["id0".to_string(), "id2".to_string()]),
-                (vec![1, 4], 200, vec!["id1".to_string(), "id4".to_string()]),
-            ]
-        );
-        assert!(by_token(&[], &tokens, &items).is_empty());
     }
 }

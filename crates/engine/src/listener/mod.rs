@@ -1,8 +1,8 @@
 //! The listener: claim what is due, publish it (or dead-letter it), then acknowledge or release
 //! it, and sleep exactly until the next message is due. A room per part: this file holds the
 //! claim loop; `batch` drives one claimed batch to its last settle, `settle` acknowledges,
-//! releases and counts finished messages by lease token, `lease` renews the leases of what is
-//! still pending, `deliver` publishes or dead-letters one message, and `wake` is how a push
+//! releases and counts finished messages in groups, `lease` renews the batch's one lease while
+//! any of it is pending, `deliver` publishes or dead-letters one message, and `wake` is how a push
 //! wakes the loop early.
 
 use crate::error::RetryError;

@@ -1,6 +1,7 @@
 //! Settling finished messages: what each asks of Redis (acknowledge, release to the backoff,
-//! count a refusal), in groups by the lease token each holds, so a message that finished early
-//! is settled without waiting for the slow ones of its batch.
+//! count a refusal), in groups under their batch's lease, so a message that finished early is
+//! settled without waiting for the slow ones of its batch; the last group also forgets the
+//! batch's lease record.
 
 use super::{Listener, PUBLISH_BACKOFF_MAX, PUBLISH_BACKOFF_MIN};
 use crate::error::{Result, RetryError};
@@ -10,6 +11,10 @@ use std::time::{Duration, Instant};
 
 /// A message's schedule id and topic, as the settle scripts take them.
 pub(super) type IdTopic = (String, String);
+
+/// What a settle did: the refused messages that reached `maxPublishFailures` (batch index, the
+/// broker's error), whether it forgot the batch's lease record, whether every call succeeded.
+pub(super) type Settled = (Vec<(usize, RetryError)>, bool, bool);
 
 /// What a finished message asks of Redis.
 #[derive(Debug)]
@@ -41,13 +46,12 @@ impl Settle {
     }
 }
 
-/// One message of a settle, with the token it holds its lease by.
+/// One message of a settle, with when its batch's lease ends here.
 #[derive(Debug)]
 pub(super) struct Settling {
     pub(super) index: usize,
     pub(super) id: String,
     pub(super) topic: String,
-    pub(super) token: u64,
     pub(super) lease_ends: Instant,
     pub(super) settle: Settle,
 }
@@ -61,20 +65,19 @@ struct Sorted {
     ack_ends: Option<Instant>,
     /// Whether the broker took any message itself (which ends the publish backoff).
     published: bool,
-    /// To release: `(failed, token, (id, topic))`; `failed` false for the kept ones.
-    releases: Vec<(bool, u64, IdTopic)>,
-    /// Refusals to count: `(token, index in the batch, (id, topic), the broker's error)`.
-    counted: Vec<(u64, usize, IdTopic, RetryError)>,
+    /// To release: `(failed, (id, topic))`; `failed` false for the kept ones.
+    releases: Vec<(bool, IdTopic)>,
+    /// Refusals to count: `(index in the batch, (id, topic), the broker's error)`.
+    counted: Vec<(usize, IdTopic, RetryError)>,
 }
 
-/// Sorts a settle group by what each message asks of Redis, keeping each one's token.
+/// Sorts a settle group by what each message asks of Redis.
 fn sort(group: Vec<Settling>) -> Sorted {
     let mut sorted = Sorted::default();
     for Settling {
         index,
         id,
         topic,
-        token,
         lease_ends,
         settle,
     } in group
@@ -92,42 +95,29 @@ fn sort(group: Vec<Settling>) -> Sorted {
                     dead_lettered,
                 });
             }
-            Settle::Release => sorted.releases.push((true, token, (id, topic))),
-            Settle::Keep => sorted.releases.push((false, token, (id, topic))),
-            Settle::Count(err) => sorted.counted.push((token, index, (id, topic), err)),
+            Settle::Release => sorted.releases.push((true, (id, topic))),
+            Settle::Keep => sorted.releases.push((false, (id, topic))),
+            Settle::Count(err) => sorted.counted.push((index, (id, topic), err)),
         }
     }
     sorted
 }
 
-/// The `release.lua` calls of a settle, in order: `(failed, token, ids)`, the failed publishes
-/// first, then the kept ones (only the former count as failed in the history), one call per
-/// token of each.
-fn release_calls(releases: &[(bool, u64, IdTopic)]) -> Vec<(bool, u64, Vec<IdTopic>)> {
-    let mut calls = Vec::new();
-    for failed in [true, false] {
-        let of_kind = releases
-            .iter()
-            .filter(|(f, _, _)| *f == failed)
-            .map(|(_, token, pair)| (*token, pair.clone()))
-            .collect();
-        for (token, ids) in group_by_token(of_kind) {
-            calls.push((failed, token, ids));
-        }
-    }
-    calls
-}
-
-/// `(token, id)` pairs grouped by token, in first-seen order.
-pub(super) fn group_by_token<T>(pairs: Vec<(u64, T)>) -> Vec<(u64, Vec<T>)> {
-    let mut groups: Vec<(u64, Vec<T>)> = Vec::new();
-    for (token, id) in pairs {
-        match groups.iter_mut().find(|(t, _)| *t == token) {
-            Some((_, ids)) => ids.push(id),
-            None => groups.push((token, vec![id])),
-        }
-    }
-    groups
+/// The `release.lua` calls of a settle, in order: `(failed, ids)`, the failed publishes first,
+/// then the kept ones (only the former count as failed in the history).
+fn release_calls(releases: &[(bool, IdTopic)]) -> Vec<(bool, Vec<IdTopic>)> {
+    [true, false]
+        .into_iter()
+        .map(|failed| {
+            let ids: Vec<IdTopic> = releases
+                .iter()
+                .filter(|(f, _)| *f == failed)
+                .map(|(_, pair)| pair.clone())
+                .collect();
+            (failed, ids)
+        })
+        .filter(|(_, ids)| !ids.is_empty())
+        .collect()
 }
 
 /// The backoff after `failures` consecutive batches with failed publishes (1 for the first):
@@ -182,16 +172,21 @@ impl Listener {
         publish_backoff(failures)
     }
 
-    /// Settles one group of finished messages: acknowledges the published (and dead-lettered),
-    /// releases the failed to their backoff and counts the refused, each with its own token.
-    /// Returns the refused messages that reached `maxPublishFailures` (still leased under their
-    /// token) with the broker's error, for the caller to dead-letter.
+    /// Settles one group of finished messages of `batch`: releases the failed to their backoff,
+    /// counts the refused, then acknowledges the published (and dead-lettered), and with
+    /// `finish` (no other message of the batch left) forgets the batch's lease record in that
+    /// same call, unless a call failed or a refusal reached the limit. Returns the refused
+    /// messages that reached `maxPublishFailures` (still leased in the batch) with the broker's
+    /// error, for the caller to dead-letter; whether the batch's record was forgotten; whether
+    /// every call succeeded.
     pub(super) async fn settle(
         &self,
         schedule: &Schedule,
+        batch: &str,
         group: Vec<Settling>,
         delay: Duration,
-    ) -> Vec<(usize, RetryError)> {
+        finish: bool,
+    ) -> Settled {
         let Sorted {
             acks,
             ack_ends,
@@ -202,54 +197,71 @@ impl Listener {
         if published {
             self.publish_failures.store(0, Ordering::Relaxed);
         }
-        if let Some(ends) = ack_ends {
-            self.ack_within_lease(schedule, &acks, ends).await;
-        }
+        // Any failed call leaves the record: once the lease runs out, a claim takes what is
+        // still stored and not settled.
+        let mut clean = true;
         // A failed publish goes back on the schedule with its retry count unchanged; if even
         // that fails (Redis down), the lease runs out and the message is claimed again.
-        for (failed, token, ids) in release_calls(&releases) {
-            if let Err(err) = schedule.release(token, delay, failed, &ids).await {
+        for (failed, ids) in release_calls(&releases) {
+            if let Err(err) = schedule.release(batch, delay, failed, &ids).await {
+                clean = false;
                 self.report_error(&err);
             }
         }
-        if counted.is_empty() {
-            return Vec::new();
-        }
         // Each refusal is counted in Redis (`release.lua`, beside the schedule, so the count
         // survives restarts and is shared by every listener); below `maxPublishFailures` they go
-        // back on the schedule like any failed publish, at it they stay leased under their token
-        // for us to dead-letter with the broker's error, then acknowledge.
-        let ids: Vec<(u64, IdTopic)> = counted
-            .iter()
-            .map(|(t, _, pair, _)| (*t, pair.clone()))
-            .collect();
+        // back on the schedule like any failed publish, at it they stay leased in the batch for
+        // us to dead-letter with the broker's error, then acknowledge.
         let mut reached = Vec::new();
-        for (token, ids) in group_by_token(ids) {
+        if !counted.is_empty() {
+            let ids: Vec<IdTopic> = counted.iter().map(|(_, pair, _)| pair.clone()).collect();
             match schedule
-                .release_counting(token, delay, self.max_publish_failures, true, &ids)
+                .release_counting(batch, delay, self.max_publish_failures, true, &ids)
                 .await
             {
-                Ok((_, ids)) => reached.extend(ids),
-                Err(err) => self.report_error(&err),
+                Ok((_, ids)) => reached = ids,
+                Err(err) => {
+                    clean = false;
+                    self.report_error(&err);
+                }
             }
         }
-        counted
+        let finish = finish && clean && reached.is_empty();
+        let mut finished = false;
+        if !acks.is_empty() || finish {
+            let ends = ack_ends.unwrap_or_else(Instant::now);
+            let acked = self
+                .ack_within_lease(schedule, batch, &acks, finish, ends)
+                .await;
+            clean &= acked;
+            finished = acked && finish;
+        }
+        let reached = counted
             .into_iter()
-            .filter(|(_, _, (id, _), _)| reached.contains(id))
-            .map(|(_, index, _, err)| (index, err))
-            .collect()
+            .filter(|(_, (id, _), _)| reached.contains(id))
+            .map(|(index, _, err)| (index, err))
+            .collect();
+        (reached, finished, clean)
     }
 
-    /// Acknowledges published ids, retrying while the lease lasts: giving up early would only
-    /// make another listener publish them again.
-    async fn ack_within_lease(&self, schedule: &Schedule, acked: &[Acked], lease_ends: Instant) {
+    /// Acknowledges published ids (and with `finish` forgets the batch), retrying while the
+    /// lease lasts: giving up early would only make another listener publish them again.
+    /// Returns whether it succeeded.
+    async fn ack_within_lease(
+        &self,
+        schedule: &Schedule,
+        batch: &str,
+        acked: &[Acked],
+        finish: bool,
+        lease_ends: Instant,
+    ) -> bool {
         loop {
-            match schedule.ack(acked).await {
-                Ok(()) => return,
+            match schedule.ack_batch(batch, acked, finish).await {
+                Ok(()) => return true,
                 Err(err) => {
                     self.report_error(&err);
                     if Instant::now() + Duration::from_millis(200) >= lease_ends {
-                        return;
+                        return false;
                     }
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
@@ -263,12 +275,11 @@ mod tests {
     use super::*;
     use crate::error::ErrorCode;
 
-    fn settling(index: usize, token: u64, ends: Instant, settle: Settle) -> Settling {
+    fn settling(index: usize, ends: Instant, settle: Settle) -> Settling {
         Settling {
             index,
             id: format!("id{index}"),
             topic: "t".to_string(),
-            token,
             lease_ends: ends,
             settle,
         }
@@ -279,36 +290,24 @@ mod tests {
     }
 
     #[test]
-    fn groups_by_token_in_first_seen_order() {
-        let groups = group_by_token(vec![(7, "a"), (3, "b"), (7, "c"), (5, "d"), (3, "e")]);
-        assert_eq!(
-            groups,
-            vec![(7, vec!["a", "c"]), (3, vec!["b", "e"]), (5, vec!["d"])]
-        );
-        assert!(group_by_token::<&str>(Vec::new()).is_empty());
-    }
-
-    #[test]
-    fn sorts_a_group_by_call_keeping_each_token() {
+    fn sorts_a_group_by_call() {
         let now = Instant::now();
         let later = now + Duration::from_secs(5);
         let refused = RetryError::new(ErrorCode::KafkaPublish, "too large");
         let sorted = sort(vec![
             settling(
                 0,
-                10,
                 later,
                 Settle::Ack {
                     published: false,
                     dead_lettered: true,
                 },
             ),
-            settling(1, 10, later, Settle::Release),
-            settling(2, 11, later, Settle::Count(refused)),
-            settling(3, 12, later, Settle::Keep),
+            settling(1, later, Settle::Release),
+            settling(2, later, Settle::Count(refused)),
+            settling(3, later, Settle::Keep),
             settling(
                 4,
-                12,
                 now,
                 Settle::Ack {
                     published: true,
@@ -327,11 +326,11 @@ mod tests {
         assert_eq!(acked, vec![("id0", true), ("id4", false)]);
         assert_eq!(
             sorted.releases,
-            vec![(true, 10, pair("id1")), (false, 12, pair("id3"))]
+            vec![(true, pair("id1")), (false, pair("id3"))]
         );
         assert_eq!(sorted.counted.len(), 1);
-        let (token, index, ids, err) = &sorted.counted[0];
-        assert_eq!((*token, *index, ids), (11, 2, &pair("id2")));
+        let (index, ids, err) = &sorted.counted[0];
+        assert_eq!((*index, ids), (2, &pair("id2")));
         assert_eq!(err.message, "too large");
     }
 
@@ -339,7 +338,6 @@ mod tests {
     fn a_group_of_dead_letters_only_does_not_end_the_backoff() {
         let sorted = sort(vec![settling(
             0,
-            1,
             Instant::now(),
             Settle::Ack {
                 published: false,
@@ -347,29 +345,31 @@ mod tests {
             },
         )]);
         assert!(!sorted.published);
-        let sorted = sort(vec![settling(0, 1, Instant::now(), Settle::Release)]);
+        let sorted = sort(vec![settling(0, Instant::now(), Settle::Release)]);
         assert_eq!(sorted.ack_ends, None);
         assert!(sorted.acks.is_empty());
     }
 
     #[test]
-    fn releases_the_failed_before_the_kept_one_call_per_token() {
+    fn releases_the_failed_before_the_kept() {
         let calls = release_calls(&[
-            (false, 2, pair("k1")),
-            (true, 1, pair("f1")),
-            (true, 2, pair("f2")),
-            (false, 2, pair("k2")),
-            (true, 1, pair("f3")),
+            (false, pair("k1")),
+            (true, pair("f1")),
+            (true, pair("f2")),
+            (false, pair("k2")),
         ]);
         assert_eq!(
             calls,
             vec![
-                (true, 1, vec![pair("f1"), pair("f3")]),
-                (true, 2, vec![pair("f2")]),
-                (false, 2, vec![pair("k1"), pair("k2")]),
+                (true, vec![pair("f1"), pair("f2")]),
+                (false, vec![pair("k1"), pair("k2")]),
             ]
         );
         assert!(release_calls(&[]).is_empty());
+        assert_eq!(
+            release_calls(&[(false, pair("k"))]),
+            vec![(false, vec![pair("k")])]
+        );
     }
 
     #[test]

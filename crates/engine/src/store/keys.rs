@@ -7,8 +7,12 @@
 pub struct Keys {
     /// Sorted set: id -> due time (ms).
     pub due: String,
-    /// Sorted set: claimed id -> lease deadline (ms).
+    /// Sorted set: claimed batch name -> lease deadline (ms); before 0.4, claimed id -> lease
+    /// deadline (still read: `claim.lua`).
     pub lease: String,
+    /// Hash: claimed batch name -> its claim time (ms) and its ids still leased or acknowledged
+    /// (`claim.lua`), until its listener settled it all.
+    pub batches: String,
     /// Hash: id -> entry (`Entry::encode`).
     pub entries: String,
     /// Sorted set: acknowledged legacy id -> ack time (ms), for dropping redeliveries that come
@@ -42,6 +46,7 @@ impl Keys {
         Keys {
             due: format!("{{{tag}}}:due"),
             lease: format!("{{{tag}}}:lease"),
+            batches: format!("{{{tag}}}:batches"),
             entries: format!("{{{tag}}}:entries"),
             seen: format!("{{{tag}}}:seen"),
             wake: format!("{{{tag}}}:wake"),
@@ -111,6 +116,7 @@ mod tests {
         for key in [
             &k.due,
             &k.lease,
+            &k.batches,
             &k.entries,
             &k.seen,
             &k.wake,

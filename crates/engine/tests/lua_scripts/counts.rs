@@ -45,7 +45,7 @@ async fn per_topic_counters_follow_every_script_and_count_a_message_once() {
     let pair = vec![(b1.clone(), "b".to_string())];
     assert_eq!(
         schedule
-            .release(claim.deadline, Duration::ZERO, true, &pair)
+            .release(&claim.batch, Duration::ZERO, true, &pair)
             .await
             .unwrap(),
         1

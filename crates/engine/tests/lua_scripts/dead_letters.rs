@@ -80,7 +80,7 @@ async fn requeue_moves_a_dead_letter_atomically() {
     assert!(!requeue(&store, &dlq, "m:never-dead", |_| schedule.clone())
         .await
         .unwrap());
-    assert_eq!(t.zmembers(&keys.lease).await, vec![new_id.clone()]);
+    assert_eq!(t.leased(&keys).await, vec![new_id.clone()]);
     assert!(t.zmembers(&keys.due).await.is_empty());
 }
 

@@ -33,7 +33,7 @@ async fn a_paused_topic_is_parked_not_leased_and_a_resume_puts_it_back_announced
     let claim = schedule.claim(10, LEASE, POLL).await.unwrap();
     let ids: Vec<&str> = claim.items.iter().map(|(id, _)| id.as_str()).collect();
     assert_eq!(ids, vec!["b1"]);
-    assert_eq!(t.zmembers(&keys.lease).await, vec!["b1".to_string()]);
+    assert_eq!(t.leased(&keys).await, vec!["b1".to_string()]);
     assert!(t.zmembers(&keys.due).await.is_empty());
     assert_eq!(
         t.zmembers(&gate_keys.parked).await,

@@ -102,6 +102,59 @@ impl TestRedis {
         score.map(|s| s as u64)
     }
 
+    /// Every id leased on the schedule with `keys`, with its lease deadline, in lease order: the
+    /// ids of each batch in the lease set (`claim.lua`) whose entry is still stored (an acked one
+    /// is not leased), and ids leased one by one (before 0.4).
+    async fn leases(
+        &self,
+        keys: &kafka_redis_retry_engine::store::keys::Keys,
+    ) -> Vec<(String, u64)> {
+        let members: Vec<(String, f64)> = redis::cmd("ZRANGE")
+            .arg(&keys.lease)
+            .arg(0)
+            .arg(-1)
+            .arg("WITHSCORES")
+            .query_async(&mut self.conn.clone())
+            .await
+            .expect("ZRANGE");
+        let mut out = Vec::new();
+        for (member, score) in members {
+            if !member.starts_with("b:") {
+                out.push((member, score as u64));
+                continue;
+            }
+            let record = self.hget(&keys.batches, &member).await.unwrap_or_default();
+            for id in record.split('\n').skip(1) {
+                if self.hget(&keys.entries, id).await.is_some() {
+                    out.push((id.to_string(), score as u64));
+                }
+            }
+        }
+        out
+    }
+
+    /// The ids leased on the schedule with `keys` ([`TestRedis::leases`]).
+    async fn leased(&self, keys: &kafka_redis_retry_engine::store::keys::Keys) -> Vec<String> {
+        self.leases(keys)
+            .await
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect()
+    }
+
+    /// The lease deadline `id` is held by, if leased ([`TestRedis::leases`]).
+    async fn lease_of(
+        &self,
+        keys: &kafka_redis_retry_engine::store::keys::Keys,
+        id: &str,
+    ) -> Option<u64> {
+        self.leases(keys)
+            .await
+            .into_iter()
+            .find(|(i, _)| i == id)
+            .map(|(_, d)| d)
+    }
+
     async fn zmembers(&self, key: &str) -> Vec<String> {
         redis::cmd("ZRANGE")
             .arg(key)

@@ -22,10 +22,10 @@ async fn claim_takes_only_due_ids_and_leases_them() {
         vec![(due_id.clone(), stored(due_at, &due_tail))]
     );
     assert_eq!(claim.deadline, claim.now + ms(LEASE));
-    assert_eq!(t.zscore(&keys.lease, &due_id).await, Some(claim.deadline));
+    assert_eq!(t.lease_of(&keys, &due_id).await, Some(claim.deadline));
     assert_eq!(t.zscore(&keys.due, &due_id).await, None);
     assert_eq!(t.zscore(&keys.due, &later_id).await, Some(later_at));
-    assert_eq!(t.zscore(&keys.lease, &later_id).await, None);
+    assert_eq!(t.lease_of(&keys, &later_id).await, None);
     // The earliest of the next due message and the earliest lease deadline: here the due one.
     assert!(later_at < claim.deadline);
     assert_eq!(claim.next_wake, Some(later_at));
@@ -78,7 +78,7 @@ async fn a_second_claim_before_the_lease_ends_gets_nothing() {
             first.deadline,
             claim.items
         );
-        assert_eq!(t.zscore(&keys.lease, &id).await, Some(first.deadline));
+        assert_eq!(t.lease_of(&keys, &id).await, Some(first.deadline));
         before += 1;
         tokio::time::sleep(Duration::from_millis(25)).await;
     };
@@ -89,7 +89,7 @@ async fn a_second_claim_before_the_lease_ends_gets_nothing() {
 
     assert_eq!(third.items, vec![(id.clone(), text)]);
     assert_eq!(third.deadline, third.now + ms(lease));
-    assert_eq!(t.zscore(&keys.lease, &id).await, Some(third.deadline));
+    assert_eq!(t.lease_of(&keys, &id).await, Some(third.deadline));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -119,7 +119,7 @@ async fn release_after_another_listener_reclaimed_is_refused_by_the_lease_token(
 
     let moved = a
         .release(
-            claim_a.deadline,
+            &claim_a.batch,
             Duration::from_secs(5),
             true,
             &published(&[&id]),
@@ -127,14 +127,14 @@ async fn release_after_another_listener_reclaimed_is_refused_by_the_lease_token(
         .await
         .unwrap();
     assert_eq!(moved, 0, "a stale lease token must not release");
-    assert_eq!(t.zscore(&keys.lease, &id).await, Some(claim_b.deadline));
+    assert_eq!(t.lease_of(&keys, &id).await, Some(claim_b.deadline));
     assert_eq!(t.zscore(&keys.due, &id).await, None);
 
     let delay = 7_000;
     let before = t.redis_time_ms().await;
     let moved = b
         .release(
-            claim_b.deadline,
+            &claim_b.batch,
             Duration::from_millis(delay),
             true,
             &published(&[&id]),
@@ -148,7 +148,7 @@ async fn release_after_another_listener_reclaimed_is_refused_by_the_lease_token(
         (before + delay..=after + delay).contains(&due),
         "due at {due}, released between {before} and {after}"
     );
-    assert_eq!(t.zscore(&keys.lease, &id).await, None);
+    assert_eq!(t.lease_of(&keys, &id).await, None);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -167,7 +167,7 @@ async fn ack_forgets_the_message_and_its_lease() {
 
     schedule.ack(&acked(&[&id])).await.unwrap();
     assert_eq!(t.hget(&keys.entries, &id).await, None);
-    assert_eq!(t.zscore(&keys.lease, &id).await, None);
+    assert_eq!(t.lease_of(&keys, &id).await, None);
     assert_eq!(t.zscore(&keys.due, &id).await, None);
     assert!(t.hget(&keys.entries, &kept).await.is_some());
     assert_eq!(t.zscore(&keys.due, &kept).await, Some(kept_due));
@@ -199,7 +199,7 @@ async fn release_puts_back_without_spending_a_retry() {
     let before = t.redis_time_ms().await;
     let moved = schedule
         .release(
-            claim.deadline,
+            &claim.batch,
             Duration::from_millis(delay),
             true,
             &published(&[&id]),
@@ -213,7 +213,7 @@ async fn release_puts_back_without_spending_a_retry() {
         (before + delay..=after + delay).contains(&due),
         "due at {due}, released between {before} and {after}"
     );
-    assert_eq!(t.zscore(&keys.lease, &id).await, None);
+    assert_eq!(t.lease_of(&keys, &id).await, None);
     assert_eq!(
         t.hget(&keys.entries, &id).await.as_deref(),
         Some(text.as_str())
@@ -341,9 +341,9 @@ async fn claim_drops_ids_without_an_entry() {
 
     let claim = schedule.claim(10, SHORT_LEASE, POLL).await.unwrap();
     assert_eq!(claim.items, vec![(id.clone(), stored(due, &text))]);
-    assert_eq!(t.zscore(&keys.lease, &orphan).await, None);
+    assert_eq!(t.lease_of(&keys, &orphan).await, None);
     assert_eq!(t.zscore(&keys.due, &orphan).await, None);
-    assert_eq!(t.zmembers(&keys.lease).await, vec![id.clone()]);
+    assert_eq!(t.leased(&keys).await, vec![id.clone()]);
     // And it does not come back when the lease runs out (while the claimed message does).
     t.sleep_until(claim.deadline + 1).await;
     let later = schedule.claim(10, LEASE, POLL).await.unwrap();
@@ -453,55 +453,45 @@ async fn renew_extends_only_our_lease() {
     assert_eq!(claim.items.len(), 2);
     let old = claim.deadline;
 
-    // Renewed with our token: every id we hold gets the new deadline; an id we never claimed
-    // is not counted.
+    // Renewed by our batch's name: every id it holds gets the new deadline, in one record.
     let lease = Duration::from_millis(4_000);
-    let mut asked = ids.clone();
-    asked.push(msg_id());
     let before = t.redis_time_ms().await;
-    let (renewed_to, renewed) = a.renew(old, lease, &asked).await.unwrap();
+    let (renewed_to, renewed) = a.renew(&claim.batch, lease).await.unwrap();
     let after = t.redis_time_ms().await;
-    assert_eq!(renewed, 2);
+    assert!(renewed);
     assert!(renewed_to > old, "renewed to {renewed_to}, was {old}");
     assert!(
         (before + ms(lease)..=after + ms(lease)).contains(&renewed_to),
         "renewed to {renewed_to}, between {before} and {after}"
     );
     for id in &ids {
-        assert_eq!(t.zscore(&keys.lease, id).await, Some(renewed_to), "{id}");
+        assert_eq!(t.lease_of(&keys, id).await, Some(renewed_to), "{id}");
     }
-    assert_eq!(t.zscore(&keys.lease, &asked[2]).await, None);
+    assert_eq!(t.zmembers(&keys.lease).await, vec![claim.batch.clone()]);
 
-    // The old token is stale now: it extends nothing and changes no score.
-    let (_, stale) = a.renew(old, LEASE, &ids).await.unwrap();
-    assert_eq!(stale, 0, "a stale lease token must not renew");
-    for id in &ids {
-        assert_eq!(t.zscore(&keys.lease, id).await, Some(renewed_to), "{id}");
-    }
+    // A name that is not a batch of ours extends nothing.
+    let (_, stale) = a.renew("b:1:nothing", LEASE).await.unwrap();
+    assert!(!stale, "a batch not in the lease set must not renew");
 
     // Past the old deadline the messages are still ours.
     t.sleep_until(old + 1).await;
-    let claim = b.claim(10, LEASE, POLL).await.unwrap();
+    let taken = b.claim(10, LEASE, POLL).await.unwrap();
     assert!(
-        claim.now < renewed_to,
+        taken.now < renewed_to,
         "too slow: the renewed lease ran out too"
     );
-    assert!(claim.now > old);
-    assert!(claim.items.is_empty(), "{:?}", claim.items);
+    assert!(taken.now > old);
+    assert!(taken.items.is_empty(), "{:?}", taken.items);
 
-    // Once the renewed lease ran out another listener takes them over, and our token, though
-    // the latest we got, extends nothing.
+    // Once the renewed lease ran out another listener takes them over, and our batch extends
+    // nothing: its name left the lease set.
     t.sleep_until(renewed_to + 1).await;
     let taken = b.claim(10, LEASE, POLL).await.unwrap();
     assert_eq!(taken.items.len(), 2, "{:?}", taken.items);
-    let (_, late) = a.renew(renewed_to, LEASE, &ids).await.unwrap();
-    assert_eq!(late, 0, "a lease taken over must not renew");
+    let (_, late) = a.renew(&claim.batch, LEASE).await.unwrap();
+    assert!(!late, "a lease taken over must not renew");
     for id in &ids {
-        assert_eq!(
-            t.zscore(&keys.lease, id).await,
-            Some(taken.deadline),
-            "{id}"
-        );
+        assert_eq!(t.lease_of(&keys, id).await, Some(taken.deadline), "{id}");
     }
 }
 
@@ -622,19 +612,13 @@ async fn release_counts_refusals_and_keeps_the_one_at_the_limit_leased_until_ack
         assert_eq!(claim.items.len(), 1, "refusal {refusal}");
         // A transient failure is not counted.
         let moved = schedule
-            .release(claim.deadline, Duration::ZERO, true, &published(&[&id]))
+            .release(&claim.batch, Duration::ZERO, true, &published(&[&id]))
             .await
             .unwrap();
         assert_eq!(moved, 1);
         let claim = schedule.claim(10, LEASE, POLL).await.unwrap();
         let (moved, reached) = schedule
-            .release_counting(
-                claim.deadline,
-                Duration::ZERO,
-                max,
-                true,
-                &published(&[&id]),
-            )
+            .release_counting(&claim.batch, Duration::ZERO, max, true, &published(&[&id]))
             .await
             .unwrap();
         assert_eq!((moved, reached), (1, vec![]), "refusal {refusal}");
@@ -645,18 +629,12 @@ async fn release_counts_refusals_and_keeps_the_one_at_the_limit_leased_until_ack
     }
     let claim = schedule.claim(10, LEASE, POLL).await.unwrap();
     let (moved, reached) = schedule
-        .release_counting(
-            claim.deadline,
-            Duration::ZERO,
-            max,
-            true,
-            &published(&[&id]),
-        )
+        .release_counting(&claim.batch, Duration::ZERO, max, true, &published(&[&id]))
         .await
         .unwrap();
     assert_eq!((moved, reached), (0, vec![id.clone()]));
     // At the limit it stays leased under our claim (the caller dead-letters it), not due.
-    assert_eq!(t.zscore(&keys.lease, &id).await, Some(claim.deadline));
+    assert_eq!(t.lease_of(&keys, &id).await, Some(claim.deadline));
     assert_eq!(t.zscore(&keys.due, &id).await, None);
     schedule.ack(&acked(&[&id])).await.unwrap();
     assert_eq!(t.hget(&keys.failures, &id).await, None);
@@ -684,4 +662,172 @@ async fn the_shard_count_is_recorded_once_and_read_once_per_process() {
     assert_eq!(record(&t.redis, &t.prefix, 2).await.unwrap(), 4);
     let exists: bool = t.conn.exists(&key).await.unwrap();
     assert!(!exists, "the record was written again: Redis was asked");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_is_one_lease_record_forgotten_with_its_last_settle() {
+    let Some(t) = TestRedis::start(SUITE, "a_batch_is_one_lease_record").await else {
+        return;
+    };
+    let schedule = t.schedule(WINDOW);
+    let keys = schedule.keys().clone();
+    let ids = [msg_id(), msg_id(), msg_id()];
+    for id in &ids {
+        push_new(&schedule, id, 0, &tail("{}")).await;
+    }
+    let claim = schedule.claim(10, LEASE, POLL).await.unwrap();
+    assert_eq!(claim.items.len(), 3);
+    // One member in the lease set, one record: its claim time and its ids.
+    assert_eq!(t.zmembers(&keys.lease).await, vec![claim.batch.clone()]);
+    let record = t.hget(&keys.batches, &claim.batch).await.expect("a record");
+    let mut lines = record.split('\n');
+    assert_eq!(lines.next(), Some(claim.now.to_string().as_str()));
+    let mut held: Vec<&str> = lines.collect();
+    let mut want: Vec<&str> = ids.iter().map(String::as_str).collect();
+    held.sort();
+    want.sort();
+    assert_eq!(held, want);
+    assert_eq!(
+        topic_counts(&t, &schedule).await,
+        [("orders".to_string(), (0, 0, 3))].into_iter().collect()
+    );
+
+    // A group acked mid-batch leaves the record; the last one forgets it.
+    schedule
+        .ack_batch(&claim.batch, &acked(&[&ids[0]]), false)
+        .await
+        .unwrap();
+    assert_eq!(t.zmembers(&keys.lease).await, vec![claim.batch.clone()]);
+    assert_eq!(t.leased(&keys).await.len(), 2);
+    assert_eq!(schedule.counts().await.unwrap().inflight, 2);
+    schedule
+        .release(
+            &claim.batch,
+            Duration::from_secs(60),
+            true,
+            &published(&[&ids[1]]),
+        )
+        .await
+        .unwrap();
+    schedule
+        .ack_batch(&claim.batch, &acked(&[&ids[2]]), true)
+        .await
+        .unwrap();
+    assert!(t.zmembers(&keys.lease).await.is_empty());
+    assert_eq!(t.hget(&keys.batches, &claim.batch).await, None);
+    assert_eq!(schedule.counts().await.unwrap().inflight, 0);
+    assert!(t.zscore(&keys.due, &ids[1]).await.is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lapsed_batch_gives_back_only_what_is_still_its_own() {
+    let Some(t) = TestRedis::start(SUITE, "a_lapsed_batch_gives_back").await else {
+        return;
+    };
+    // No seen window: an acked id can be pushed again at once.
+    let schedule = t.schedule(Duration::ZERO);
+    let keys = schedule.keys().clone();
+    let [done, again, released, pending] = [msg_id(), msg_id(), msg_id(), msg_id()];
+    for id in [&done, &again, &released, &pending] {
+        push_new(&schedule, id, 0, &tail("{}")).await;
+    }
+    let claim = schedule.claim(10, SHORT_LEASE, POLL).await.unwrap();
+    assert_eq!(claim.items.len(), 4);
+    // The listener acks two, releases one, then dies; one of the acked is pushed again.
+    schedule
+        .ack_batch(&claim.batch, &acked(&[&done, &again]), false)
+        .await
+        .unwrap();
+    schedule
+        .release(&claim.batch, Duration::ZERO, true, &published(&[&released]))
+        .await
+        .unwrap();
+    push_new(&schedule, &again, 0, &tail("{}")).await;
+
+    t.sleep_until(claim.deadline + 1).await;
+    let later = schedule.claim(10, LEASE, POLL).await.unwrap();
+    let mut got: Vec<&str> = later.items.iter().map(|(id, _)| id.as_str()).collect();
+    got.sort();
+    let mut want = vec![pending.as_str(), again.as_str(), released.as_str()];
+    want.sort();
+    // Each once: the pushed-again and the released from the due set, the unsettled one from the
+    // lapsed batch, the acked one not at all.
+    assert_eq!(got, want);
+    assert_eq!(t.zmembers(&keys.lease).await, vec![later.batch.clone()]);
+    assert_eq!(t.hget(&keys.batches, &claim.batch).await, None);
+    // The dead listener's late ack of its batch counts nothing twice and forgets nothing new.
+    schedule
+        .ack_batch(&claim.batch, &acked(&[&pending]), true)
+        .await
+        .unwrap();
+    assert_eq!(t.zmembers(&keys.lease).await, vec![later.batch.clone()]);
+    assert_eq!(schedule.counts().await.unwrap().inflight, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lapsed_batch_larger_than_the_claim_is_taken_in_parts() {
+    let Some(t) = TestRedis::start(SUITE, "a_lapsed_batch_in_parts").await else {
+        return;
+    };
+    let schedule = t.schedule(WINDOW);
+    let keys = schedule.keys().clone();
+    for _ in 0..5 {
+        push_new(&schedule, &msg_id(), 0, &tail("{}")).await;
+    }
+    let claim = schedule.claim(10, SHORT_LEASE, POLL).await.unwrap();
+    assert_eq!(claim.items.len(), 5);
+    t.sleep_until(claim.deadline + 1).await;
+    let first = schedule.claim(2, LEASE, POLL).await.unwrap();
+    assert_eq!(first.items.len(), 2);
+    // The rest stays claimable at once, under a new name: the dead owner's renewal finds nothing.
+    let (_, kept) = schedule.renew(&claim.batch, LEASE).await.unwrap();
+    assert!(!kept);
+    let second = schedule.claim(10, LEASE, POLL).await.unwrap();
+    assert_eq!(second.items.len(), 3);
+    let mut all: Vec<String> = first
+        .items
+        .iter()
+        .chain(&second.items)
+        .map(|(id, _)| id.clone())
+        .collect();
+    all.sort();
+    let mut want: Vec<String> = claim.items.iter().map(|(id, _)| id.clone()).collect();
+    want.sort();
+    assert_eq!(all, want);
+    assert_eq!(t.leased(&keys).await.len(), 5);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lease_written_by_the_previous_release_is_claimed_once_it_runs_out() {
+    let Some(t) = TestRedis::start(SUITE, "a_lease_of_the_previous_release").await else {
+        return;
+    };
+    let schedule = t.schedule(WINDOW);
+    let keys = schedule.keys().clone();
+    let (lapsed, live) = (msg_id(), msg_id());
+    for id in [&lapsed, &live] {
+        push_new(&schedule, id, 0, &tail("{}")).await;
+    }
+    // As 0.3 leased them: each id in the lease set, scored by its deadline, out of the due set.
+    let now = t.redis_time_ms().await;
+    for id in [&lapsed, &live] {
+        redis::cmd("ZREM")
+            .arg(&keys.due)
+            .arg(id)
+            .query_async::<i64>(&mut t.conn.clone())
+            .await
+            .unwrap();
+    }
+    t.zadd(&keys.lease, now - 1, &lapsed).await;
+    t.zadd(&keys.lease, now + 3_600_000, &live).await;
+    let claim = schedule.claim(10, LEASE, POLL).await.unwrap();
+    assert_eq!(claim.items.len(), 1);
+    assert_eq!(claim.items[0].0, lapsed);
+    // Now in a batch; the live one keeps its lease, and an ack of it (its 0.3 owner's is the
+    // same call without a batch) forgets it.
+    assert_eq!(t.lease_of(&keys, &lapsed).await, Some(claim.deadline));
+    assert_eq!(t.lease_of(&keys, &live).await, Some(now + 3_600_000));
+    schedule.ack(&acked(&[&live])).await.unwrap();
+    assert_eq!(t.zscore(&keys.lease, &live).await, None);
+    assert_eq!(t.hget(&keys.entries, &live).await, None);
 }

@@ -1,5 +1,5 @@
 //! The schedule in Redis: a sorted set of message ids scored by due time, a hash of entries, a
-//! sorted set of claimed ids scored by lease deadline, and a set of recently published ids for
+//! sorted set of claimed batches scored by lease deadline with their ids in a hash, and a set of recently published ids for
 //! de-duplication. Every multi-key change is one Lua script, and all keys of a schedule share one
 //! hash tag, so the scripts run unchanged on Redis Cluster. Every time in them is Redis's clock.
 
@@ -30,9 +30,11 @@ static COUNT: LazyLock<Script> = LazyLock::new(|| scripts::load("schedule/count"
 /// Messages taken by one claim.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Claim {
-    /// The lease deadline of this claim (ms, Redis's clock); also the token that lets us renew
-    /// and release them.
+    /// The lease deadline of this claim (ms, Redis's clock).
     pub deadline: u64,
+    /// The name its batch is leased under (empty when nothing was claimed): what lets its
+    /// listener renew, release and finish it, and no one else.
+    pub batch: String,
     /// When the next message (or expired lease) becomes claimable, if anything is scheduled.
     pub next_wake: Option<u64>,
     /// Redis's clock when it claimed.
@@ -188,6 +190,7 @@ impl Schedule {
                     .key(&gate.rate)
                     .key(&keys.topics)
                     .key(&keys.history)
+                    .key(&keys.batches)
                     .arg(limit)
                     .arg(lease.as_millis() as u64)
                     .arg(poll.as_millis() as u64)
@@ -201,9 +204,19 @@ impl Schedule {
         Ok(claim)
     }
 
-    /// Forgets messages that were published or dead-lettered.
+    /// Forgets messages that were published or dead-lettered, whatever batch they were claimed
+    /// in.
     pub async fn ack(&self, acked: &[Acked]) -> Result<()> {
         if acked.is_empty() {
+            return Ok(());
+        }
+        self.ack_batch("", acked, false).await
+    }
+
+    /// Forgets messages of `batch` that were published or dead-lettered, and with `finish` the
+    /// batch's lease record (every message of it settled).
+    pub async fn ack_batch(&self, batch: &str, acked: &[Acked], finish: bool) -> Result<()> {
+        if acked.is_empty() && !finish {
             return Ok(());
         }
         let keys = &self.keys;
@@ -217,7 +230,11 @@ impl Schedule {
                     .key(&keys.failures)
                     .key(&keys.topics)
                     .key(&keys.history)
+                    .key(&keys.batches)
+                    .key(&keys.due)
                     .arg(window)
+                    .arg(batch)
+                    .arg(if finish { "1" } else { "0" })
                     .arg(groups.len());
                 for (kind, topic, ids) in groups {
                     call.arg(*kind).arg(*topic).arg(ids.len());
@@ -233,28 +250,25 @@ impl Schedule {
     }
 
     /// Puts claimed messages (`(id, topic)`) back on the schedule, due `delay` from now, if still
-    /// leased under `deadline`; `failed` counts them as failed publishes in the history. Returns
-    /// how many moved.
+    /// leased in `batch`; `failed` counts them as failed publishes in the history. Returns how
+    /// many moved.
     pub async fn release(
         &self,
-        deadline: u64,
+        batch: &str,
         delay: Duration,
         failed: bool,
         ids: &[(String, String)],
     ) -> Result<u64> {
-        Ok(self
-            .release_counting(deadline, delay, 0, failed, ids)
-            .await?
-            .0)
+        Ok(self.release_counting(batch, delay, 0, failed, ids).await?.0)
     }
 
     /// [`Schedule::release`], counting one more failure that retrying cannot fix per id when
     /// `max_failures` > 0 (in the schedule's failures hash, so the count outlives this listener):
-    /// an id whose count reaches `max_failures` is not moved but stays leased under `deadline`,
-    /// and is returned beside how many moved, for the caller to dead-letter and ack.
+    /// an id whose count reaches `max_failures` is not moved but stays leased in `batch`, and is
+    /// returned beside how many moved, for the caller to dead-letter and ack.
     pub async fn release_counting(
         &self,
-        deadline: u64,
+        batch: &str,
         delay: Duration,
         max_failures: u64,
         failed: bool,
@@ -273,7 +287,8 @@ impl Schedule {
                     .key(&keys.failures)
                     .key(&keys.topics)
                     .key(&keys.history)
-                    .arg(deadline)
+                    .key(&keys.batches)
+                    .arg(batch)
                     .arg(delay.as_millis() as u64)
                     .arg(max_failures)
                     .arg(if failed { "1" } else { "0" });
@@ -296,25 +311,22 @@ impl Schedule {
         Ok((moved, reached))
     }
 
-    /// Extends the lease of claimed messages still leased under `deadline` to `lease` from now.
-    /// Returns the new deadline (the new token) and how many were extended.
-    pub async fn renew(
-        &self,
-        deadline: u64,
-        lease: Duration,
-        ids: &[String],
-    ) -> Result<(u64, u64)> {
+    /// Extends the lease of `batch`, if still ours, to `lease` from now. Returns the new deadline
+    /// and whether it was extended (false: its lease ran out and another claim took it).
+    pub async fn renew(&self, batch: &str, lease: Duration) -> Result<(u64, bool)> {
         let keys = &self.keys;
-        self.redis
+        let (deadline, kept): (u64, u64) = self
+            .redis
             .run("lease renewal", |mut conn| async move {
-                let mut call = RENEW.key(&keys.lease);
-                call.arg(deadline).arg(lease.as_millis() as u64);
-                for id in ids {
-                    call.arg(id);
-                }
-                call.invoke_async::<(u64, u64)>(&mut conn).await
+                RENEW
+                    .key(&keys.lease)
+                    .arg(batch)
+                    .arg(lease.as_millis() as u64)
+                    .invoke_async(&mut conn)
+                    .await
             })
-            .await
+            .await?;
+        Ok((deadline, kept == 1))
     }
 
     /// How many messages are scheduled, due and in flight now.
@@ -325,7 +337,7 @@ impl Schedule {
             .run("count", |mut conn| async move {
                 COUNT
                     .key(&keys.due)
-                    .key(&keys.lease)
+                    .key(&keys.topics)
                     .invoke_async(&mut conn)
                     .await
             })
@@ -361,6 +373,11 @@ fn parse_claim(reply: Vec<redis::Value>) -> Result<Claim> {
         .next()
         .and_then(|v| u64::from_redis_value(&v).ok())
         .ok_or_else(|| bad("no time"))?;
+    let batch = match values.next() {
+        None => return Err(bad("no batch")),
+        Some(redis::Value::Nil) => String::new(),
+        Some(v) => String::from_redis_value(&v).map_err(|_| bad("batch"))?,
+    };
     let rest: Vec<redis::Value> = values.collect();
     let mut items = Vec::with_capacity(rest.len() / 2);
     for pair in rest.chunks(2) {
@@ -373,6 +390,7 @@ fn parse_claim(reply: Vec<redis::Value>) -> Result<Claim> {
     }
     Ok(Claim {
         deadline,
+        batch,
         next_wake,
         now,
         items,
@@ -413,6 +431,7 @@ mod tests {
             Value::Int(1_000),
             Value::Int(1_500),
             Value::Int(900),
+            Value::BulkString(b"b:900:id1".to_vec()),
             Value::BulkString(b"id1".to_vec()),
             Value::BulkString(b"{}".to_vec()),
         ];
@@ -420,11 +439,15 @@ mod tests {
         assert_eq!(claim.deadline, 1_000);
         assert_eq!(claim.next_wake, Some(1_500));
         assert_eq!(claim.now, 900);
+        assert_eq!(claim.batch, "b:900:id1");
         assert_eq!(claim.items, vec![("id1".to_string(), "{}".to_string())]);
-        let empty = parse_claim(vec![Value::Int(5), Value::Nil, Value::Int(4)]).unwrap();
+        let empty =
+            parse_claim(vec![Value::Int(5), Value::Nil, Value::Int(4), Value::Nil]).unwrap();
+        assert_eq!(empty.batch, "");
         assert!(empty.items.is_empty());
         assert_eq!(empty.next_wake, None);
         assert!(empty.items.is_empty());
         assert!(parse_claim(vec![Value::Int(5), Value::Nil]).is_err());
+        assert!(parse_claim(vec![Value::Int(5), Value::Nil, Value::Int(4)]).is_err());
     }
 }
