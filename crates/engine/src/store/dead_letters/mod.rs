@@ -30,6 +30,7 @@
 //! - Cursors are offsets into the index, as before: dead letters others add or remove between
 //!   pages shift them.
 
+pub mod reasons;
 pub mod requeue;
 pub mod search;
 
@@ -74,6 +75,26 @@ pub struct DeadLetterItem {
     pub died_at: u64,
     /// The `keyPrefix` of the schedule it came from, where a requeue sends it back.
     pub key_prefix: Option<String>,
+    /// How often it was requeued and died again: the [`REPLAYS_HEADER`] header a requeue gives
+    /// the message (0 when absent).
+    pub replays: u64,
+}
+
+/// The header a requeued message carries, how often it was requeued before (1 for its first
+/// requeue): `KafkaRetry.headers()` returns it like `firstFailedAt`, so a consumer's push of the
+/// failed replay carries it on, and its next dead letter reads it as its `replays`. A plain
+/// header, so the dead letter record stays `{ value, headers }` plus keys, as the original
+/// class's readers expect.
+pub const REPLAYS_HEADER: &str = "replays";
+
+/// The `replays` header of a dead letter's options (a string or a number); 0 when absent or
+/// unreadable.
+fn replays_of(options: &serde_json::Value) -> u64 {
+    match options.get(REPLAYS_HEADER) {
+        Some(serde_json::Value::String(s)) => s.trim().parse().unwrap_or(0),
+        Some(serde_json::Value::Number(n)) => n.as_u64().unwrap_or(0),
+        _ => 0,
+    }
 }
 
 impl DeadLetterItem {
@@ -86,16 +107,18 @@ impl DeadLetterItem {
         let number = |key: &str| object.get(key).and_then(serde_json::Value::as_u64);
         let topic = string("topic")?;
         let (payload, value) = payload_of(text);
+        let options = object
+            .get("options")
+            .cloned()
+            .unwrap_or(serde_json::Value::Null);
         Some(DeadLetterItem {
             id: id.to_string(),
             topic,
             event: string("event").unwrap_or_default(),
             value,
             payload,
-            options: object
-                .get("options")
-                .cloned()
-                .unwrap_or(serde_json::Value::Null),
+            replays: replays_of(&options),
+            options,
             error: object
                 .get("error")
                 .and_then(|e| serde_json::from_value(e.clone()).ok()),
@@ -117,6 +140,16 @@ impl DeadLetterItem {
     /// The schedule entry of this dead letter requeued: `retryCount` reset to 0, so the
     /// consumer gets all its retries again. Its due time is left to the requeue (Redis's clock).
     pub fn requeued_entry(&self) -> Entry {
+        // One more replay: if it dies again, its dead letter says so.
+        let mut options = self.options.clone();
+        if let Some(object) = options.as_object_mut() {
+            object.insert(
+                REPLAYS_HEADER.to_string(),
+                serde_json::Value::String((self.replays + 1).to_string()),
+            );
+        } else {
+            options = serde_json::json!({ REPLAYS_HEADER: (self.replays + 1).to_string() });
+        }
         Entry {
             topic: self.topic.clone(),
             event: self.event.clone(),
@@ -131,7 +164,7 @@ impl DeadLetterItem {
             first_failed_at: self.first_failed_at,
             last_error: self.error.clone(),
             waited_ms: Some(0),
-            extra: crate::message::headers::from_json(&self.options),
+            extra: crate::message::headers::from_json(&options),
         }
     }
 }
@@ -233,6 +266,7 @@ fn item_of(field: String, text: String, score: f64) -> DeadLetterItem {
             first_failed_at: None,
             died_at: 0,
             key_prefix: None,
+            replays: 0,
         },
     };
     if item.died_at == 0 {
