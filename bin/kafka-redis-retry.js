@@ -571,7 +571,9 @@ async function requeue(retry, ctx, [name, id]) {
       if (options.onProgress) process.stderr.write('\n')
     }
     const stopped = controller.signal.aborted
-    if (ctx.options.json) json(dryRun ? { matched: n, skipped } : { requeued: n, skipped, ...(stopped ? { stopped: true } : {}) })
+    // `skipped` only when some were passed over: the JSON of earlier versions stays as it was.
+    const passed = skipped ? { skipped } : {}
+    if (ctx.options.json) json(dryRun ? { matched: n, ...passed } : { requeued: n, ...passed, ...(stopped ? { stopped: true } : {}) })
     else if (dryRun) out(`${n} dead letter${n === 1 ? '' : 's'} in ${clean(name)} match (dry run: nothing moved)${skippedNote(skipped)}`)
     else out(`requeued ${n} dead letter${n === 1 ? '' : 's'} from ${clean(name)} onto schedule ${clean(ctx.prefix)}${skippedNote(skipped)}${stopped ? ' (stopped: the rest are still dead letters; the same command goes on with them)' : ''}`)
     return stopped ? 130 : 0

@@ -857,9 +857,15 @@ mod tests {
         // The payload text is kept verbatim (a big number is not rounded through f64).
         assert_eq!(old.payload, r#"{"msgId":"a","big":12345678901234567890}"#);
         assert_eq!(new.payload, old.payload);
-        assert!(old.requeued_entry().extra.is_empty());
+        // A requeue adds one header: `replays`, 1 for the first.
+        let replay = crate::message::headers::Header {
+            name: REPLAYS_HEADER.into(),
+            value: crate::message::headers::HeaderValue::Text("1".into()),
+            in_array: false,
+        };
+        assert_eq!(old.requeued_entry().extra, vec![replay]);
         let extra = new.requeued_entry().extra;
-        assert_eq!(extra.len(), 2);
+        assert_eq!(extra.len(), 3);
         assert_eq!(
             extra[1].value,
             crate::message::headers::HeaderValue::Bytes(vec![0, 255])
@@ -883,8 +889,37 @@ mod tests {
         let item = DeadLetterItem::parse("E", text).unwrap();
         assert_eq!(item.value, "hello");
         assert_eq!(item.requeued_entry().value, r#""hello""#);
-        assert_eq!(item.requeued_entry().extra.len(), 1);
+        assert_eq!(item.requeued_entry().extra.len(), 2);
+        assert_eq!(item.replays, 0);
         assert!(DeadLetterItem::parse("x", "not json").is_none());
         assert!(DeadLetterItem::parse("x", r#"{"event":"no topic"}"#).is_none());
+    }
+
+    #[test]
+    fn replays_are_read_from_the_header_and_counted_up_by_a_requeue() {
+        let parse = |options: &str| {
+            DeadLetterItem::parse(
+                "x",
+                &format!(r#"{{"topic":"t","value":1,"options":{options}}}"#),
+            )
+            .unwrap()
+        };
+        assert_eq!(parse(r#"{"replays":"2"}"#).replays, 2);
+        assert_eq!(parse(r#"{"replays":3}"#).replays, 3);
+        assert_eq!(parse(r#"{"replays":"many"}"#).replays, 0);
+        assert_eq!(parse("null").replays, 0);
+        let again = parse(r#"{"replays":"2","tenant":"acme"}"#).requeued_entry();
+        let replays: Vec<_> = again
+            .extra
+            .iter()
+            .filter(|h| h.name == REPLAYS_HEADER)
+            .collect();
+        assert_eq!(replays.len(), 1);
+        assert_eq!(
+            replays[0].value,
+            crate::message::headers::HeaderValue::Text("3".into())
+        );
+        // Options that are no object (a record of other tools) still get the header.
+        assert_eq!(parse("null").requeued_entry().extra.len(), 1);
     }
 }

@@ -245,6 +245,9 @@ impl<'a> Reporter<'a> {
 /// with `dry_run` only counts them. Returns how many, and how many it passed over. A run stopped midway (by `watch.stop`, or a
 /// killed process) leaves the rest where they are and can be run again. Dead letters that cannot
 /// be requeued (no topic) stay.
+// Each argument is a separate concern of the caller (what, where, how fast, how many, whether for
+// real, watched by whom, onto which schedule); a struct of them would only rename them.
+#[allow(clippy::too_many_arguments)]
 pub async fn requeue_matching(
     store: &DeadLetters,
     dlq: &str,
