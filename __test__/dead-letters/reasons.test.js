@@ -169,6 +169,13 @@ test('replays counts each requeue after which the message died again; a bulk req
   // A requeue of that one dead letter by id, and a forced bulk requeue, take it.
   expect(await s.retry.requeueDeadLettersDetailed(s.dlq, {}, { force: true })).toEqual({ requeued: 1, skipped: 0 })
   await deadOnce(3)
+  // The CLI (default maxReplays 3) passes over it now, says so, and --force takes it.
+  const cliRun = async (...args) => JSON.parse((await cli.run(['--prefix', s.prefix, '--json', 'dlq', 'requeue', s.dlq, '--all', '--dry-run', ...args])).stdout)
+  expect(await cliRun()).toEqual({ matched: 0, skipped: 1 })
+  expect(await cliRun('--force')).toEqual({ matched: 1 })
+  const said = await cli.run(['--prefix', s.prefix, 'dlq', 'requeue', s.dlq, '--topic', 'orders'])
+  expect(said.stdout).toContain('requeued 0 dead letters')
+  expect(said.stdout).toContain('1 passed over')
   await expect(s.retry.requeueDeadLetters(s.dlq, {}, { force: 'yes' })).rejects.toMatchObject({ code: 'ERR_INVALID_ARG' })
   expect(() => new KafkaRetry({ maxReplays: 0 })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG', message: expect.stringContaining('maxReplays') }))
 }, 60000)
