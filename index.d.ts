@@ -33,6 +33,8 @@ export interface KafkaRetryConfig {
   maxPublishFailures?: number
   /** Most messages per second the listeners of this schedule publish, all processes together: a token bucket in Redis that each claim takes from (split evenly over `shards`), so a downstream that recovers is not flooded with the backlog. From 0.001 to 1e9; no cap by default. */
   maxPublishRate?: number
+  /** Replays after which a bulk requeue (`requeueDeadLetters`) skips a dead letter unless `force: true`: a replay is a requeue after which the message died again (each dead letter's `replays`). From 1 to 1,000,000. Default 3. */
+  maxReplays?: number
   /** Let the listener schedule, every 10 s, the messages the original JavaScript class left in Redis (see `migrateLegacy()`). Default false. */
   migrateLegacy?: boolean
   /** Called for each listener event, in batches from the listener (one call per event). Up to 65,536 events wait while it is behind; beyond, events are dropped and counted in `stats().eventsDropped` (and an `error` event says how many). Errors are throttled: at most 20 per 10 s in full, the rest summed up in one. Exceptions it throws are ignored. */
@@ -178,6 +180,26 @@ export interface DeadLetterFilter {
   since?: number
   /** Died at or before this time (ms since the epoch). */
   until?: number
+  /** A failure reason as `deadLetterReasons()` gives it: the dead letter's error, masked, must equal it (an unmasked error text is masked first). */
+  reason?: string
+}
+
+/** `requeueDeadLetters()`'s options. */
+export interface RequeueDeadLettersOptions {
+  /** Only count what would be requeued. */
+  dryRun?: boolean
+  /** Most dead letters requeued per second, 0.001 to 1,000,000. */
+  ratePerSec?: number
+  /** The requeued messages fall due this many ms later (a whole number up to a year). */
+  delayMs?: number
+  /** Requeue at most this many (a whole number from 0 to 2^53). */
+  maxCount?: number
+  /** Requeue dead letters replayed `maxReplays` times too (they are passed over by default). */
+  force?: boolean
+  /** Stops the requeue before its next move. */
+  signal?: AbortSignal
+  /** Called with the count requeued so far, at most 10 times a second. */
+  onProgress?: (requeued: number) => void
 }
 
 /** `deadLetters()`'s page and filter. */
@@ -420,19 +442,40 @@ export declare class KafkaRetry {
    * `signal` (an `AbortSignal`) stops it before its next move: it then resolves to how many
    * it requeued until then, and running it again goes on with the rest. `onProgress` is
    * called with the count requeued so far as it goes (at most 10 times a second; a throw in
-   * it becomes a process warning). Resolves to how many matched (dry run) or were requeued; one
-   * that fails midway rejects with an error whose `requeued` says how many it had moved.
+   * it becomes a process warning). `maxCount` requeues at most that many (a dry run then
+   * counts at most that many). Dead letters replayed `maxReplays` times (config, default 3:
+   * requeued and dead again each time) are passed over and stay, unless `force: true`;
+   * `requeueDeadLettersDetailed` says how many were passed over. Resolves to how many matched
+   * (dry run) or were requeued; one that fails midway rejects with an error whose `requeued`
+   * says how many it had moved.
    */
-  requeueDeadLetters(dlqName: string, filter?: DeadLetterFilter, options?: { dryRun?: boolean, ratePerSec?: number, delayMs?: number, signal?: AbortSignal, onProgress?: (requeued: number) => void }): Promise<number>
+  requeueDeadLetters(dlqName: string, filter?: DeadLetterFilter, options?: RequeueDeadLettersOptions): Promise<number>
+  /**
+   * `requeueDeadLetters`, resolving to `{ requeued, skipped }`: how many were requeued (dry
+   * run: would be) and how many matches were passed over for their replays (`maxReplays`).
+   * The CLI and the dashboard use it to say what a requeue left behind.
+   */
+  requeueDeadLettersDetailed(dlqName: string, filter?: DeadLetterFilter, options?: RequeueDeadLettersOptions): Promise<RequeueOutcome>
+  /**
+   * The failure reasons of the dead letters of the hash `dlqName` (that `filter` matches, if
+   * given): `{ reasons: [{ reason, count, topics, example, lastAt }], scanned, total,
+   * truncated }`, largest count first. A reason is the error (`Name: message`) with its
+   * variable parts masked (numbers, ids, UUIDs, addresses, e-mails, quoted values), so one
+   * failure with different values is one reason; pass it as the filter's `reason` to list,
+   * requeue or remove exactly those. Reads the newest 10,000 dead letters at most: beyond,
+   * `truncated` is `true` and the counts are of the newest `scanned`.
+   */
+  deadLetterReasons(dlqName: string, filter?: DeadLetterFilter): Promise<DeadLetterReasons>
   /**
    * Removes the dead letters of the hash `dlqName` that `filter` matches (the keys of
-   * `deadLetters()`'s filter; `{}` is every dead letter); `dryRun` only counts them.
+   * `deadLetters()`'s filter; `{}` is every dead letter), at most `maxCount` of them; `dryRun`
+   * only counts them (at most `maxCount`).
    * `signal` (an `AbortSignal`) stops it before its next removal (what was removed stays
    * removed, the rest stays); `onProgress` is called with the count removed so far as it goes
    * (at most 10 times a second). Resolves to how many matched (dry run) or were removed; one
    * that fails midway rejects with an error whose `removed` says how many it had removed.
    */
-  removeDeadLetters(dlqName: string, filter?: DeadLetterFilter, options?: { dryRun?: boolean, signal?: AbortSignal, onProgress?: (removed: number) => void }): Promise<number>
+  removeDeadLetters(dlqName: string, filter?: DeadLetterFilter, options?: { dryRun?: boolean, maxCount?: number, signal?: AbortSignal, onProgress?: (removed: number) => void }): Promise<number>
   /**
    * Pauses `topic` (absent or `null`: the whole schedule): from their next claim on, no
    * listener in any process publishes its messages; they fall due and wait (nothing is lost or
@@ -600,6 +643,8 @@ export interface DeadLetter {
   diedAt: number
   /** The `keyPrefix` of the schedule it came from, where a requeue sends it back; `null` when unknown. */
   keyPrefix: string | null
+  /** How often it was requeued and died again (its `replays` header; 0 when never). A bulk requeue passes over it at `maxReplays` unless `force: true`. */
+  replays: number
 }
 
 /** The error a message failed with, as the dead letter keeps it. */
@@ -618,6 +663,32 @@ export interface DeadLetterPage {
   cursor: string | null
   /** Dead letters this call read: a filtered page reads at most 5,000, so it may hold fewer than `limit` items (even none) and still have a `cursor`. */
   scanned: number
+}
+
+/** One failure reason of `deadLetterReasons()`. */
+export interface DeadLetterReason {
+  /** The error (`Name: message`) with its variable parts masked: numbers `<n>`, hex and long ids `<id>`, UUIDs `<uuid>`, addresses and URLs `<addr>`, e-mails `<email>`, quoted values `'…'`; `(no error recorded)` for dead letters without one. Pass it as the filter's `reason`. */
+  reason: string
+  /** Dead letters read with this reason. */
+  count: number
+  /** Of them, per topic. */
+  topics: Record<string, number>
+  /** One full error text of the reason (the newest dead letter's). */
+  example: string
+  /** The newest time of death among them (ms since the epoch). */
+  lastAt: number
+}
+
+/** What `deadLetterReasons()` resolves to. */
+export interface DeadLetterReasons {
+  /** Largest count first. */
+  reasons: Array<DeadLetterReason>
+  /** Dead letters read: the newest, at most 10,000. */
+  scanned: number
+  /** Dead letters the queue holds. */
+  total: number
+  /** Whether the queue holds more than were read (then the counts are of the newest `scanned`). */
+  truncated: boolean
 }
 
 /**
@@ -650,6 +721,14 @@ export interface OperatorJob {
   leaseUntil: number
   /** The error it failed with. */
   error: string | null
+}
+
+/** What `requeueDeadLettersDetailed()` resolves to. */
+export interface RequeueOutcome {
+  /** Dead letters requeued (dry run: that would be); the number `requeueDeadLetters()` resolves to. */
+  requeued: number
+  /** Matching dead letters passed over because they were replayed `maxReplays` times or more (left in the queue; `force: true` requeues them). Those the requeue met: all of them unless `maxCount` stopped it first. */
+  skipped: number
 }
 
 /**
@@ -691,6 +770,11 @@ export interface RetryHeadersObject {
    * it back to `pushToQueue` so the dead letter knows when the trouble started.
    */
   firstFailedAt?: string
+  /**
+   * How often a requeue of its dead letter replayed it (present on a requeued message). Pass
+   * it back to `pushToQueue` so its next dead letter counts the replay (`maxReplays`).
+   */
+  replays?: string
 }
 
 /** What `history()` resolves to: the whole schedule's series, and each topic's. The last minute is the current one, still counting. */

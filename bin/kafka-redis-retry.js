@@ -23,9 +23,15 @@ Commands:
       Dead letters of the hash <name>, newest first: id, topic, event, diedAt,
       retryCount, error and value. --limit N per page (default 100), --cursor C
       continues where the previous page ended, --all lists every page.
+  dlq reasons <name> [FILTER]
+      Failure reasons of the newest 10,000 dead letters of <name>, largest
+      count first: the error with numbers, ids, UUIDs, addresses, e-mails and
+      quoted values masked, its count per topic and an example. Pass a reason
+      back as --reason to list, requeue or remove exactly those.
   dlq requeue <name> <id>
-  dlq requeue <name> --all
-  dlq requeue <name> FILTER [--dry-run] [--rate N] [--delay D]
+  dlq requeue <name> --all [--force] [--max-count N] [--confirm N]
+  dlq requeue <name> FILTER [--dry-run] [--rate N] [--delay D] [--force]
+                            [--max-count N] [--confirm N]
       Moves dead letter <id> (or every dead letter, or those FILTER matches) of
       <name> back onto the schedule selected by --prefix, due now, with
       retryCount reset to 0. --dry-run only counts them; --rate N moves at most
@@ -33,9 +39,16 @@ Commands:
       10m, 2h; at most 365d). Ctrl-C
       stops a filtered requeue before its next move (exit code 130): the rest
       stay dead letters, and the same command goes on with them.
+      Dead letters requeued maxReplays (3) times that died again each time
+      are passed over (and counted) unless --force. --max-count N requeues
+      at most N.
   dlq remove <name> <id>
-  dlq remove <name> FILTER [--dry-run]
+  dlq remove <name> FILTER [--dry-run] [--max-count N] [--confirm N]
       Deletes dead letter <id> (or those FILTER matches) from <name>.
+
+  Above 1,000 dead letters, requeue and remove act only with --confirm N,
+  where N is the count a first run (or --dry-run) printed; they then act on
+  at most N, however many match by then.
   pause [--topic T] [--for D]
       Stops every listener of the schedule publishing topic T (without --topic:
       every topic) within a second; its messages wait. --for D ends the pause
@@ -55,6 +68,7 @@ FILTER (all given must hold):
   --topic T      the topic, exactly
   --error TEXT   a substring of the error's name or message, any case
   --search TEXT  a substring of the key, the payload or a header value
+  --reason TEXT  a failure reason as dlq reasons prints it
   --since TIME, --until TIME
                  time of death: an ISO date, ms since the epoch, or a
                  duration ago (30m, 2h, 1d)
@@ -93,6 +107,8 @@ const UNITS = { ms: 1, s: 1000, m: 60000, h: 3600000, d: 86400000 }
 const YEAR_MS = 365 * UNITS.d
 /** The latest time a JavaScript Date holds, ms since the epoch. */
 const LATEST_MS = 8.64e15
+/** Bulk actions on more dead letters than this need --confirm with the dry-run count. */
+const CONFIRM_ABOVE = 1000
 /** requeueDeadLetters' bounds of ratePerSec. */
 const RATE = { min: 0.001, max: 1000000 }
 
@@ -124,12 +140,17 @@ const OPTIONS = {
   limit: { type: 'string', commands: ['dlq list'], check: wholeIn(1, 10000) },
   cursor: { type: 'string', commands: ['dlq list'] },
   all: { type: 'boolean', commands: ['dlq list', 'dlq requeue'] },
-  topic: { type: 'string', commands: ['dlq list', 'dlq requeue', 'dlq remove', 'pause', 'resume', 'history'] },
-  error: { type: 'string', commands: ['dlq list', 'dlq requeue', 'dlq remove'] },
-  search: { type: 'string', commands: ['dlq list', 'dlq requeue', 'dlq remove'] },
-  since: { type: 'string', commands: ['dlq list', 'dlq requeue', 'dlq remove'], check: timeArg },
-  until: { type: 'string', commands: ['dlq list', 'dlq requeue', 'dlq remove'], check: timeArg },
+  topic: { type: 'string', commands: ['dlq list', 'dlq requeue', 'dlq remove', 'dlq reasons', 'pause', 'resume', 'history'] },
+  error: { type: 'string', commands: ['dlq list', 'dlq requeue', 'dlq remove', 'dlq reasons'] },
+  search: { type: 'string', commands: ['dlq list', 'dlq requeue', 'dlq remove', 'dlq reasons'] },
+  since: { type: 'string', commands: ['dlq list', 'dlq requeue', 'dlq remove', 'dlq reasons'], check: timeArg },
+  until: { type: 'string', commands: ['dlq list', 'dlq requeue', 'dlq remove', 'dlq reasons'], check: timeArg },
+  reason: { type: 'string', commands: ['dlq list', 'dlq requeue', 'dlq remove', 'dlq reasons'] },
   'dry-run': { type: 'boolean', commands: ['dlq requeue', 'dlq remove'] },
+  // The cap, the confirmation and the replay guard (issue 30).
+  'max-count': { type: 'string', commands: ['dlq requeue', 'dlq remove'], check: wholeIn(0, Number.MAX_SAFE_INTEGER) },
+  confirm: { type: 'string', commands: ['dlq requeue', 'dlq remove'], check: wholeIn(0, Number.MAX_SAFE_INTEGER) },
+  force: { type: 'boolean', commands: ['dlq requeue'] },
   rate: { type: 'string', commands: ['dlq requeue'], check: rateArg },
   delay: { type: 'string', commands: ['dlq requeue'], check: durationIn(0, YEAR_MS) },
   for: { type: 'string', commands: ['pause'], check: durationIn(1, YEAR_MS) },
@@ -209,6 +230,7 @@ function filterOf(options) {
   if (options.search !== undefined) filter.search = options.search
   if (options.since !== undefined) filter.since = time(options.since)
   if (options.until !== undefined) filter.until = time(options.until)
+  if (options.reason !== undefined) filter.reason = options.reason
   return filter
 }
 
@@ -275,8 +297,8 @@ function resolveCommand(options, positionals) {
     args = positionals.slice(1)
     if (args.length) throw new UsageError(`unexpected argument '${args[0]}' for ${first}`)
   } else if (first === 'dlq') {
-    if (second === undefined) throw new UsageError('dlq needs a subcommand: list, requeue or remove')
-    if (!['list', 'requeue', 'remove'].includes(second)) throw new UsageError(`unknown dlq subcommand '${second}'`)
+    if (second === undefined) throw new UsageError('dlq needs a subcommand: list, reasons, requeue or remove')
+    if (!['list', 'reasons', 'requeue', 'remove'].includes(second)) throw new UsageError(`unknown dlq subcommand '${second}'`)
     command = `dlq ${second}`
     args = rest
   } else {
@@ -293,7 +315,7 @@ function resolveCommand(options, positionals) {
   if (command.startsWith('dlq ')) {
     if (name === undefined || name === '') throw new UsageError(`${command} needs the name of the dead letter queue`)
   }
-  if (command === 'dlq list') {
+  if (command === 'dlq list' || command === 'dlq reasons') {
     if (args.length > 1) throw new UsageError(`unexpected argument '${args[1]}' for ${command}`)
   } else if (command === 'dlq requeue' || command === 'dlq remove') {
     const filtered = Object.keys(filterOf(options)).length > 0
@@ -303,10 +325,10 @@ function resolveCommand(options, positionals) {
       throw new UsageError(command === 'dlq requeue' ? 'dlq requeue takes either an id or --all or filter options, one of them' : 'dlq remove takes either an id or filter options, not both')
     }
     if (kinds === 0) {
-      throw new UsageError(`${command} needs the id of a dead letter${command === 'dlq requeue' ? ', --all' : ''} or filter options (--topic, --error, --search, --since, --until)`)
+      throw new UsageError(`${command} needs the id of a dead letter${command === 'dlq requeue' ? ', --all' : ''} or filter options (--topic, --error, --search, --reason, --since, --until)`)
     }
-    if (byId && (options['dry-run'] || options.rate || options.delay)) {
-      throw new UsageError('--dry-run, --rate and --delay go with filter options, not an id')
+    if (byId && (options['dry-run'] || options.rate || options.delay || options.force || options['max-count'] || options.confirm)) {
+      throw new UsageError('--dry-run, --rate, --delay, --force, --max-count and --confirm go with filter options, not an id')
     }
     if (args.length > 2) throw new UsageError(`unexpected argument '${args[2]}' for ${command}`)
   }
@@ -490,11 +512,46 @@ function printItems(items, before = 0) {
   })
 }
 
+/**
+ * The guard of a bulk action: its dry-run count first; above CONFIRM_ABOVE it acts only with
+ * --confirm N (N: that count, as printed), and never on more than N (nor --max-count). Returns the
+ * maxCount to act with, or an exit status when it must not act.
+ */
+async function guard(ctx, name, count, verb) {
+  const { confirm } = ctx.options
+  const cap = ctx.options['max-count'] !== undefined ? Number(ctx.options['max-count']) : undefined
+  const acting = cap === undefined ? count : Math.min(count, cap)
+  if (confirm === undefined) {
+    if (acting <= CONFIRM_ABOVE) return { maxCount: cap }
+    if (ctx.options.json) json({ matched: acting, confirm: acting, acted: 0 })
+    process.stderr.write(
+      `${acting} dead letters in ${clean(name)} would be ${verb}: more than ${CONFIRM_ABOVE}, so nothing was done.\n` +
+        `Run the same command with --confirm ${acting} to ${verb === 'requeued' ? 'requeue' : 'remove'} at most ${acting}.\n`,
+    )
+    return { exit: 1 }
+  }
+  const confirmed = Number(confirm)
+  return { maxCount: cap === undefined ? confirmed : Math.min(cap, confirmed) }
+}
+
+/** Says how many dead letters a requeue passed over for their replays. */
+function skippedNote(skipped) {
+  return skipped ? ` (${skipped} passed over: replayed maxReplays times already; --force requeues them)` : ''
+}
+
 async function requeue(retry, ctx, [name, id]) {
   const filter = filterOf(ctx.options)
-  if (Object.keys(filter).length) {
+  if (Object.keys(filter).length || ctx.options.all) {
     const dryRun = Boolean(ctx.options['dry-run'])
     const options = { dryRun }
+    if (ctx.options.force) options.force = true
+    if (ctx.options['max-count'] !== undefined) options.maxCount = Number(ctx.options['max-count'])
+    if (!dryRun) {
+      const counted = await retry.requeueDeadLettersDetailed(name, filter, { ...options, dryRun: true })
+      const allowed = await guard(ctx, name, counted.requeued, 'requeued')
+      if (allowed.exit !== undefined) return allowed.exit
+      if (allowed.maxCount !== undefined) options.maxCount = allowed.maxCount
+    }
     if (ctx.options.rate !== undefined) options.ratePerSec = Number(ctx.options.rate)
     if (ctx.options.delay !== undefined) options.delayMs = duration(ctx.options.delay)
     // Ctrl-C (or SIGTERM) stops the requeue before its next move: what moved stays moved, the
@@ -508,24 +565,21 @@ async function requeue(retry, ctx, [name, id]) {
       options.onProgress = (moved) => process.stderr.write(`\rrequeued ${moved} so far (Ctrl-C stops)`)
     }
     let n
+    let skipped
     try {
-      n = await retry.requeueDeadLetters(name, filter, options)
+      ;({ requeued: n, skipped } = await retry.requeueDeadLettersDetailed(name, filter, options))
     } finally {
       process.off('SIGINT', stop)
       process.off('SIGTERM', stop)
       if (options.onProgress) process.stderr.write('\n')
     }
     const stopped = controller.signal.aborted
-    if (ctx.options.json) json(dryRun ? { matched: n } : { requeued: n, ...(stopped ? { stopped: true } : {}) })
-    else if (dryRun) out(`${n} dead letter${n === 1 ? '' : 's'} in ${clean(name)} match (dry run: nothing moved)`)
-    else out(`requeued ${n} dead letter${n === 1 ? '' : 's'} from ${clean(name)} onto schedule ${clean(ctx.prefix)}${stopped ? ' (stopped: the rest are still dead letters; the same command goes on with them)' : ''}`)
+    // `skipped` only when some were passed over: the JSON of earlier versions stays as it was.
+    const passed = skipped ? { skipped } : {}
+    if (ctx.options.json) json(dryRun ? { matched: n, ...passed } : { requeued: n, ...passed, ...(stopped ? { stopped: true } : {}) })
+    else if (dryRun) out(`${n} dead letter${n === 1 ? '' : 's'} in ${clean(name)} match (dry run: nothing moved)${skippedNote(skipped)}`)
+    else out(`requeued ${n} dead letter${n === 1 ? '' : 's'} from ${clean(name)} onto schedule ${clean(ctx.prefix)}${skippedNote(skipped)}${stopped ? ' (stopped: the rest are still dead letters; the same command goes on with them)' : ''}`)
     return stopped ? 130 : 0
-  }
-  if (ctx.options.all) {
-    const n = await retry.requeueAllDeadLetters(name)
-    if (ctx.options.json) json({ requeued: n })
-    else out(`requeued ${n} dead letter${n === 1 ? '' : 's'} from ${clean(name)} onto schedule ${clean(ctx.prefix)}`)
-    return 0
   }
   const moved = await retry.requeueDeadLetter(name, id)
   if (ctx.options.json) json({ requeued: moved, id })
@@ -541,7 +595,15 @@ async function remove(retry, ctx, [name, id]) {
   const filter = filterOf(ctx.options)
   if (Object.keys(filter).length) {
     const dryRun = Boolean(ctx.options['dry-run'])
-    const n = await retry.removeDeadLetters(name, filter, { dryRun })
+    const options = { dryRun }
+    if (ctx.options['max-count'] !== undefined) options.maxCount = Number(ctx.options['max-count'])
+    if (!dryRun) {
+      const counted = await retry.removeDeadLetters(name, filter, { ...options, dryRun: true })
+      const allowed = await guard(ctx, name, counted, 'removed')
+      if (allowed.exit !== undefined) return allowed.exit
+      if (allowed.maxCount !== undefined) options.maxCount = allowed.maxCount
+    }
+    const n = await retry.removeDeadLetters(name, filter, options)
     if (ctx.options.json) json(dryRun ? { matched: n } : { removed: n })
     else if (dryRun) out(`${n} dead letter${n === 1 ? '' : 's'} in ${clean(name)} match (dry run: nothing removed)`)
     else out(`removed ${n} dead letter${n === 1 ? '' : 's'} from ${clean(name)}`)
@@ -627,7 +689,30 @@ async function resume(retry, ctx) {
   return 0
 }
 
-const COMMANDS = { stats, history, 'dlq list': list, 'dlq requeue': requeue, 'dlq remove': remove, pause, resume, dashboard }
+/** dlq reasons: the failure reasons, largest count first. */
+async function reasons(retry, ctx, [name]) {
+  const found = await retry.deadLetterReasons(name, filterOf(ctx.options))
+  if (ctx.options.json) {
+    json(found)
+    return 0
+  }
+  if (!found.reasons.length) out(`no dead letters in ${clean(name)}${Object.keys(filterOf(ctx.options)).length ? ' match' : ''}`)
+  for (const r of found.reasons) {
+    const topics = Object.entries(r.topics)
+      .map(([topic, n]) => `${clean(topic)} ${n}`)
+      .join(', ')
+    out(`${String(r.count).padStart(7)}  ${truncate(clean(r.reason), VALUE_WIDTH)}`)
+    out(`         topics: ${topics}; last ${new Date(r.lastAt).toISOString()}`)
+    out(`         e.g. ${truncate(clean(r.example), VALUE_WIDTH)}`)
+  }
+  const read = found.truncated
+    ? `read the newest ${found.scanned} of ${found.total} dead letters (counts are of those)`
+    : `read ${found.scanned} dead letter${found.scanned === 1 ? '' : 's'}`
+  out(`${found.reasons.length} reason${found.reasons.length === 1 ? '' : 's'}; ${read}; filter one with --reason '<reason>'`)
+  return 0
+}
+
+const COMMANDS = { stats, history, 'dlq list': list, 'dlq reasons': reasons, 'dlq requeue': requeue, 'dlq remove': remove, pause, resume, dashboard }
 
 // ---- main ----
 

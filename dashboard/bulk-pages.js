@@ -6,7 +6,7 @@
 const { html, query, time, duration, count } = require('./html')
 const { filterParams } = require('./operator')
 const { layout, csrfField, action, describeFilter, filterHidden, dlqPath } = require('./pages')
-const { DEFAULT_RATE } = require('./fields')
+const { DEFAULT_RATE, CONFIRM_ABOVE } = require('./fields')
 
 /**
  * The bulk controls under a dead letter list. Their fields belong to the filter form above
@@ -31,7 +31,8 @@ function eta(matched, rate) {
   return duration(Math.ceil((matched / rate) * 1000))
 }
 
-function bulkConfirm(ctx, { dlq, filter, action: kind, matched, rate, rateDefaulted, delayMs }) {
+function bulkConfirm(ctx, { dlq, filter, action: kind, matched, skipped = 0, rate, rateDefaulted, delayMs }) {
+  const maxReplaysText = 'maxReplays'
   const back = `${dlqPath(ctx.base, dlq.name)}${query(filterParams(filter))}`
   const verb = kind === 'remove' ? 'Remove' : 'Requeue'
   const pace = html`<strong data-pace>${count(rate)} per second</strong>${rateDefaulted ? ' (the default pace: no rate was given)' : ''}${matched ? html`, about ${eta(matched, rate)} for all of them` : ''}`
@@ -45,7 +46,13 @@ ${
     ? html`<form method="post" action="${dlqPath(ctx.base, dlq.name)}/bulk">${csrfField(ctx)}${filterHidden(filter)}
 <input type="hidden" name="step" value="confirm"><input type="hidden" name="action" value="${kind}"><input type="hidden" name="matched" value="${matched}">
 <input type="hidden" name="rate" value="${kind === 'requeue' ? rate : ''}"><input type="hidden" name="delayMinutes" value="${delayMs ? delayMs / 60_000 : ''}">
-<button type="submit" class="${kind === 'remove' ? 'danger' : ''}">Yes, ${verb.toLowerCase()} them</button> <a href="${back}">cancel</a></form>`
+${
+  matched > CONFIRM_ABOVE
+    ? html`<p class="confirm-count"><label>More than ${count(CONFIRM_ABOVE)}: type the count of the dry run, <strong>${matched}</strong>, to confirm <input name="confirmCount" inputmode="numeric" autocomplete="off" required data-confirm-count></label> (it acts on at most that many)</p>
+`
+    : ''
+}${kind === 'requeue' && skipped ? html`<p data-skipped>${count(skipped)} more match but were replayed ${maxReplaysText} times already: they stay (a requeue from the API with <code>force: true</code> takes them).</p>
+` : ''}<button type="submit" class="${kind === 'remove' ? 'danger' : ''}">Yes, ${verb.toLowerCase()} them</button> <a href="${back}">cancel</a></form>`
     : html`<p><a href="${back}">back</a></p>`
 }`,
   })

@@ -5,7 +5,7 @@
 
 const op = require('./operator')
 const pages = require('./bulk-pages')
-const { rateField, delayField, numberField, pauseMinutesField, idPart } = require('./fields')
+const { rateField, delayField, numberField, pauseMinutesField, idPart, CONFIRM_ABOVE } = require('./fields')
 const { startedBy } = require('./jobs')
 
 function httpError(status, message) {
@@ -46,8 +46,15 @@ async function preview(state, ctx, req, dlq, url) {
   const rate = rateField(params)
   const delayMs = delayField(params)
   const retry = op.need(dlq.schedule.retry, 'removeDeadLetters')
-  const matched = await retry.removeDeadLetters(dlq.name, filter, { dryRun: true })
-  return pages.bulkConfirm(ctx, { dlq, filter, action, matched, rate, rateDefaulted, delayMs })
+  let matched
+  let skipped = 0
+  if (action === 'requeue' && typeof retry.requeueDeadLettersDetailed === 'function') {
+    // What a requeue would move: without the dead letters it passes over for their replays.
+    ;({ requeued: matched, skipped } = await retry.requeueDeadLettersDetailed(dlq.name, filter, { dryRun: true }))
+  } else {
+    matched = await retry.removeDeadLetters(dlq.name, filter, { dryRun: true })
+  }
+  return pages.bulkConfirm(ctx, { dlq, filter, action, matched, skipped, rate, rateDefaulted, delayMs })
 }
 
 /** The confirmed bulk action: started as a job, and its page. */
@@ -62,6 +69,11 @@ async function start(state, ctx, req, dlq, form) {
     matched: numberField(form, 'matched', { label: 'matched', min: 1, max: Number.MAX_SAFE_INTEGER, whole: true }) || 0,
     startedBy: startedBy(req),
   }
+  // Never more than the dry run showed; above CONFIRM_ABOVE, only with that count typed back.
+  if (spec.matched > CONFIRM_ABOVE && form.get('confirmCount') !== String(spec.matched)) {
+    throw httpError(400, `${spec.matched} dead letters: more than ${CONFIRM_ABOVE} act only when the confirmation field holds that count, got '${form.get('confirmCount') || ''}'`)
+  }
+  spec.maxCount = spec.matched
   if (action === 'requeue') {
     spec.ratePerSec = rateField(form)
     spec.delayMs = delayField(form)

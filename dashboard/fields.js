@@ -42,6 +42,8 @@ function numberField(form, name, { label = name, min, max, whole = false, zero =
 /** The pace of a bulk requeue when its form leaves the rate empty: a downstream that has just
  * recovered gets its backlog back at this rate, not all at once. */
 const DEFAULT_RATE = 100
+/** A bulk action on more dead letters than this needs their count typed back on its confirmation. */
+const CONFIRM_ABOVE = 1000
 const MAX_RATE = 10_000
 /** A year: the longest delay the addon takes for a requeue (requeueDeadLetter's delayMs). */
 const MAX_MINUTES = 365 * 24 * 60
@@ -75,4 +77,4 @@ function idPart(text) {
   return /^[0-9]{1,16}$/.test(text) && Number.isSafeInteger(n) && n > 0 ? n : null
 }
 
-module.exports = { FieldError, numberField, rateField, delayField, pauseMinutesField, limitField, idPart, DEFAULT_RATE, MAX_RATE, MAX_MINUTES }
+module.exports = { FieldError, numberField, rateField, delayField, pauseMinutesField, limitField, idPart, DEFAULT_RATE, CONFIRM_ABOVE, MAX_RATE, MAX_MINUTES }

@@ -338,15 +338,19 @@ async function deadLetterList(state, ctx, dlq, url) {
   const limit = limitField(params, PAGE_SIZE, MAX_PAGE_SIZE)
   const cursor = params.get('cursor') || null
   const retry = dlq.schedule.retry
-  const [page, matched] = await Promise.all([
+  const others = { ...filter }
+  delete others.reason
+  const [page, matched, reasons] = await Promise.all([
     op.deadLetterPage(retry, dlq.name, filter, { limit, cursor }),
     op.matchedSoon(state.counts, retry, dlq.name, filter, { start: ctx.fromHere }).catch((err) => {
       // The list is still worth showing when only its count cannot be had.
       if (err.code === 'ERR_UNSUPPORTED') return null
       throw err
     }),
+    // Every reason under the other conditions, the chosen one marked: a click goes to another.
+    op.reasons(retry, dlq.name, others),
   ])
-  return pages.deadLetterList(ctx, { dlq, filter, page, matched, cursor, limit, bulk: bulkPages.bulkSection(ctx, dlq, matched) })
+  return pages.deadLetterList(ctx, { dlq, filter, page, matched, cursor, limit, reasons, bulk: bulkPages.bulkSection(ctx, dlq, matched) })
 }
 
 // ---- actions (POST) ----

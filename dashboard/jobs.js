@@ -69,6 +69,8 @@ class Jobs {
     }, this.beatMs)
     beat.unref()
     const options = { signal: controller.signal, onProgress: (n) => { runner.done = Math.max(runner.done, base + n) } }
+    // At most the confirmed count, over every run of the job.
+    if (spec.maxCount !== undefined) options.maxCount = Math.max(0, spec.maxCount - base)
     let work
     if (spec.kind === 'remove') {
       work = retry.removeDeadLetters(spec.dlq, spec.filter, options)

@@ -41,8 +41,9 @@ function timeField(ms) {
 }
 
 /**
- * The filter of the address bar (`topic`, `error`, `search`, `since`, `until`) as the search
- * API's filter (`topic`, `errorContains`, `search`, `since`, `until`); empty keys left out.
+ * The filter of the address bar (`topic`, `error`, `search`, `reason`, `since`, `until`) as the
+ * search API's filter (`topic`, `errorContains`, `search`, `reason`, `since`, `until`); empty keys
+ * left out.
  * Throws a 400 for an unreadable time.
  */
 function filterOf(params) {
@@ -50,9 +51,11 @@ function filterOf(params) {
   const topic = params.get('topic')
   const error = params.get('error')
   const search = params.get('search')
+  const reason = params.get('reason')
   if (topic) filter.topic = topic
   if (error) filter.errorContains = error
   if (search) filter.search = search
+  if (reason) filter.reason = reason
   for (const key of ['since', 'until']) {
     const ms = parseTime(params.get(key))
     if (Number.isNaN(ms)) {
@@ -69,6 +72,7 @@ function filterParams(filter) {
     topic: filter.topic,
     error: filter.errorContains,
     search: filter.search,
+    reason: filter.reason,
     since: filter.since !== undefined ? timeField(filter.since) : undefined,
     until: filter.until !== undefined ? timeField(filter.until) : undefined,
   }
@@ -96,6 +100,12 @@ async function deadLetterPage(retry, dlq, filter, { limit, cursor }) {
     if (page.cursor === null || page.cursor === undefined || page.items.length >= limit) break
   }
   return page
+}
+
+/** The failure reasons of the dead letters the filter matches, or null from an addon without them. */
+async function reasons(retry, dlq, filter) {
+  if (typeof retry.deadLetterReasons !== 'function') return null
+  return retry.deadLetterReasons(dlq, filter)
 }
 
 /** How many dead letters a filter matches: the hash's size, or a dry run of a removal. */
@@ -183,4 +193,4 @@ function historySeries(history) {
 }
 
 module.exports = {
-  historySeries, Unsupported, need, filterOf, filterParams, parseTime, timeField, isEmpty, deadLetterPage, matched, matchedSoon, Counts, MAX_COUNTS_RUNNING }
+  historySeries, Unsupported, need, filterOf, reasons, filterParams, parseTime, timeField, isEmpty, deadLetterPage, matched, matchedSoon, Counts, MAX_COUNTS_RUNNING }

@@ -152,6 +152,7 @@ function filterForm(ctx, dlq, filter) {
 <label>topic <input name="topic" value="${p.topic || ''}"></label>
 <label>error contains <input name="error" value="${p.error || ''}"></label>
 <label>text (key, payload, header) <input name="search" value="${p.search || ''}"></label>
+<label>reason <input name="reason" value="${p.reason || ''}" class="reason"></label>
 <label>died since (UTC) <input type="datetime-local" name="since" value="${p.since || ''}"></label>
 <label>until (UTC) <input type="datetime-local" name="until" value="${p.until || ''}"></label>
 <button type="submit">Filter</button> <a href="${dlqPath(ctx.base, dlq.name)}">clear</a>
@@ -176,12 +177,39 @@ function errorText(error) {
   return error.name ? `${error.name}: ${error.message}` : error.message
 }
 
-function deadLetterList(ctx, { dlq, filter, page, matched, cursor, limit, bulk = '' }) {
+/**
+ * The failure reasons leading the dead letter page: each with its count, topics and an example,
+ * one click (a link, no script) to the list filtered by it; the chosen one marked.
+ */
+function reasonsSection(ctx, dlq, filter, found) {
+  if (!found) return ''
+  const { reason: chosen, ...rest } = filter
+  const link = (reason) => `${dlqPath(ctx.base, dlq.name)}${query({ ...filterParams(rest), reason })}`
+  const read = found.truncated
+    ? html`counts of the newest <span data-reasons-scanned>${count(found.scanned)}</span> of ${count(found.total)} dead letters`
+    : html`<span data-reasons-scanned>${count(found.scanned)}</span> dead letters read`
+  return html`<section class="reasons"><h2>Failure reasons</h2>
+${
+  found.reasons.length
+    ? html`<table class="reasons"><thead><tr><th>count</th><th>reason</th><th>topics</th><th>last</th></tr></thead><tbody>
+${found.reasons.map(
+  (r) => html`<tr data-reason="${r.reason}"${r.reason === chosen ? html` class="chosen"` : ''}><td class="count" data-count>${count(r.count)}</td>
+<td><a href="${link(r.reason)}">${preview(r.reason, 160)}</a><div class="example muted" title="${preview(r.example, 1000)}">e.g. ${preview(r.example, 160)}</div></td>
+<td>${Object.entries(r.topics).map(([t, n], i) => html`${i ? ', ' : ''}${t} ${count(n)}`)}</td><td class="when">${time(r.lastAt)}</td></tr>
+`,
+)}</tbody></table>`
+    : html`<p class="muted">No dead letters${Object.keys(rest).length ? ' match the filter' : ''}.</p>`
+}
+<p class="muted">${read}${chosen !== undefined ? html` · <a href="${link(undefined)}">every reason</a>` : ''}</p>
+</section>`
+}
+
+function deadLetterList(ctx, { dlq, filter, page, matched, cursor, limit, bulk = '', reasons = null }) {
   const params = { ...filterParams(filter), limit: limit !== ctx.pageSize ? limit : undefined }
   const rows = page.items.map(
     (item) => html`<tr data-id="${item.id}">
 <td class="when"><a href="${itemPath(ctx.base, dlq.name, item.id)}${query(filterParams(filter))}">${time(item.diedAt)}</a></td>
-<td>${item.topic}</td><td>${item.event}</td><td class="error">${preview(errorText(item.error), 80)}</td><td>${attempts(item)}</td><td class="payload"><code>${preview(item.value)}</code></td>
+<td>${item.topic}</td><td>${item.event}</td><td class="error">${preview(errorText(item.error), 80)}</td><td>${attempts(item)}</td><td data-replays>${item.replays === undefined ? '-' : item.replays}</td><td class="payload"><code>${preview(item.value)}</code></td>
 </tr>
 `,
   )
@@ -190,11 +218,12 @@ function deadLetterList(ctx, { dlq, filter, page, matched, cursor, limit, bulk =
     title: `Dead letters: ${dlq.name}`,
     refresh: matched && (matched.pending || matched.notStarted === 'busy') ? 2 : null,
     body: html`<h1>Dead letters in ${dlq.name}</h1>
+${reasonsSection(ctx, dlq, filter, reasons)}
 ${filterForm(ctx, dlq, filter)}
 <p class="matched">${matchedText(matched, ctx.address)}${page.scanned !== undefined ? html` · this page read ${count(page.scanned)} records` : ''} · newest first${cursor ? html` · <a href="${dlqPath(ctx.base, dlq.name)}${query(params)}">first page</a>` : ''}</p>
 ${
   page.items.length
-    ? html`<table class="dead-letters"><thead><tr><th>died</th><th>topic</th><th>key (event)</th><th>error</th><th>attempts</th><th>payload</th></tr></thead><tbody>
+    ? html`<table class="dead-letters"><thead><tr><th>died</th><th>topic</th><th>key (event)</th><th>error</th><th>attempts</th><th>replays</th><th>payload</th></tr></thead><tbody>
 ${rows}</tbody></table>`
     : html`<p class="muted">No dead letters${cursor ? ' on this page' : ''}.</p>`
 }
@@ -224,6 +253,7 @@ function describeFilter(filter) {
   if (filter.topic !== undefined) parts.push(html`topic <code>${filter.topic}</code>`)
   if (filter.errorContains !== undefined) parts.push(html`error containing <code>${filter.errorContains}</code>`)
   if (filter.search !== undefined) parts.push(html`text <code>${filter.search}</code>`)
+  if (filter.reason !== undefined) parts.push(html`reason <code>${filter.reason}</code>`)
   if (filter.since !== undefined) parts.push(html`died since ${time(filter.since)}`)
   if (filter.until !== undefined) parts.push(html`died until ${time(filter.until)}`)
   if (!parts.length) return 'no filter (all of them)'
@@ -309,6 +339,7 @@ function deadLetter(ctx, { dlq, item, filter }) {
 <dt>key (event)</dt><dd data-field="event">${item.event || '-'}</dd>
 <dt>error</dt><dd data-field="error" class="error">${errorText(item.error)}</dd>
 <dt>attempts</dt><dd data-field="attempts">${attempts(item)}</dd>
+<dt>replays</dt><dd data-field="replays">${item.replays === undefined ? '-' : item.replays} (requeued and died again)</dd>
 <dt>first failure</dt><dd>${time(item.firstFailedAt)}</dd>
 <dt>time of death</dt><dd>${time(item.diedAt)}</dd>
 <dt>schedule</dt><dd>${item.keyPrefix || 'unknown (requeued onto this dashboard’s schedule)'}</dd>

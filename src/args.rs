@@ -63,6 +63,7 @@ pub fn filter_input(object: Option<&Object>, name: &str) -> CoreResult<FilterInp
         search: optional_string(object, "search", &key("search"))?,
         since: optional_number(object, "since", &key("since"))?,
         until: optional_number(object, "until", &key("until"))?,
+        reason: optional_string(object, "reason", &key("reason"))?,
     })
 }
 
@@ -72,8 +73,8 @@ pub fn parse_filter(filter: Option<&Unknown>) -> CoreResult<FilterInput> {
     filter_input(object_arg("filter", filter)?.as_ref(), "filter")
 }
 
-/// The `{ dryRun, ratePerSec, delayMs }` of `requeueDeadLetters` / `removeDeadLetters` (the
-/// latter reads `dryRun` only).
+/// The `{ dryRun, ratePerSec, delayMs, maxCount, force }` of `requeueDeadLetters` /
+/// `removeDeadLetters` (the latter reads `dryRun` and `maxCount` only).
 pub fn parse_bulk_options(options: Option<&Unknown>) -> CoreResult<BulkOptions> {
     let Some(object) = object_arg("options", options)? else {
         return Ok(BulkOptions::default());
@@ -82,6 +83,9 @@ pub fn parse_bulk_options(options: Option<&Unknown>) -> CoreResult<BulkOptions> 
         dry_run: optional_bool(&object, "dryRun", "options.dryRun")?.unwrap_or(false),
         rate_per_sec: optional_number(&object, "ratePerSec", "options.ratePerSec")?,
         delay_ms: optional_number(&object, "delayMs", "options.delayMs")?,
+        // The cap and the replay guard (issue 30).
+        max_count: optional_number(&object, "maxCount", "options.maxCount")?,
+        force: optional_bool(&object, "force", "options.force")?.unwrap_or(false),
     })
 }
 
@@ -171,6 +175,7 @@ pub const CONFIG_KEYS: &[&str] = &[
     "maxDeadLetters",
     "maxPublishFailures",
     "maxPublishRate",
+    "maxReplays",
     "migrateLegacy",
     "onEvent",
     "logger",
@@ -274,6 +279,7 @@ pub fn parse_config(config: Option<&Unknown>) -> CoreResult<ConfigInput> {
             "config.maxPublishFailures",
         )?,
         max_publish_rate: optional_number(&object, "maxPublishRate", "config.maxPublishRate")?,
+        max_replays: optional_number(&object, "maxReplays", "config.maxReplays")?,
         username: optional_string(&object, "username", "config.username")?,
         password: optional_secret(&object, "password", "config.password")?,
         tls: parse_tls("config.tls", property(&object, "tls").as_ref())?,

@@ -13,7 +13,10 @@ use crate::hub::Hub;
 use crate::observer::JsObserver;
 use crate::producer::make_publisher;
 use crate::requeue_watch::requeue_watch;
-use crate::results::{nullable, DeadLetter, DeadLetterPage, RetryHistory, RetryPause, RetryStats};
+use crate::results::{
+    nullable, DeadLetter, DeadLetterPage, DeadLetterReasons, RequeueOutcome, RetryHistory,
+    RetryPause, RetryStats,
+};
 use crate::settle::{js_error, settle, settle_with};
 use engine::error::RetryError;
 use engine::message::options::RetryHeaders;
@@ -35,6 +38,9 @@ pub struct RetryHeadersObject {
     /// When the message first failed (ms since the epoch), present once a retry carried it. Pass
     /// it back to `pushToQueue` so the dead letter knows when the trouble started.
     pub first_failed_at: Option<String>,
+    /// How often a requeue of its dead letter replayed it (present on a requeued message). Pass
+    /// it back to `pushToQueue` so its next dead letter counts the replay (`maxReplays`).
+    pub replays: Option<String>,
 }
 
 /// Which headers `KafkaRetry.headers()` keeps besides the retry options.
@@ -154,6 +160,9 @@ impl KafkaRetry {
         if let Some(first) = parsed.first_failed_at {
             out.set("firstFailedAt", first)?;
         }
+        if let Some(replays) = parsed.replays {
+            out.set("replays", replays)?;
+        }
         if let (Some(object), Some(keep)) = (object.as_ref(), keep) {
             let mut budget = engine::message::headers::Budget::default();
             for (name, value) in own_entries(object) {
@@ -169,7 +178,10 @@ impl KafkaRetry {
                     crate::convert::header_sizes(&name, &value)
                         .is_some_and(|sizes| budget.take(&name, &sizes))
                 };
-                if wanted && present && !engine::message::headers::is_interpreted(&name) && fits() {
+                // `replays` is returned above as a string, like the retry options.
+                let own = engine::message::headers::is_interpreted(&name)
+                    || name == engine::store::dead_letters::REPLAYS_HEADER;
+                if wanted && present && !own && fits() {
                     // Defined, not assigned: a header named `__proto__` stays a header.
                     out.define_properties(&[Property::new()
                         .with_utf8_name(&name)?
@@ -409,10 +421,14 @@ impl KafkaRetry {
     /// `signal` (an `AbortSignal`) stops it before its next move: it then resolves to how many
     /// it requeued until then, and running it again goes on with the rest. `onProgress` is
     /// called with the count requeued so far as it goes (at most 10 times a second; a throw in
-    /// it becomes a process warning). Resolves to how many matched (dry run) or were requeued; one
-    /// that fails midway rejects with an error whose `requeued` says how many it had moved.
+    /// it becomes a process warning). `maxCount` requeues at most that many (a dry run then
+    /// counts at most that many). Dead letters replayed `maxReplays` times (config, default 3:
+    /// requeued and dead again each time) are passed over and stay, unless `force: true`;
+    /// `requeueDeadLettersDetailed` says how many were passed over. Resolves to how many matched
+    /// (dry run) or were requeued; one that fails midway rejects with an error whose `requeued`
+    /// says how many it had moved.
     #[napi(
-        ts_args_type = "dlqName: string, filter?: DeadLetterFilter, options?: { dryRun?: boolean, ratePerSec?: number, delayMs?: number, signal?: AbortSignal, onProgress?: (requeued: number) => void }",
+        ts_args_type = "dlqName: string, filter?: DeadLetterFilter, options?: RequeueDeadLettersOptions",
         ts_return_type = "Promise<number>"
     )]
     pub fn requeue_dead_letters<'env>(
@@ -438,18 +454,81 @@ impl KafkaRetry {
                 core.requeue_matching_dead_letters(&name, filter, options, watch)
                     .await
             },
-            |n| n as f64,
+            |outcome| outcome.count as f64,
+        )
+    }
+
+    /// `requeueDeadLetters`, resolving to `{ requeued, skipped }`: how many were requeued (dry
+    /// run: would be) and how many matches were passed over for their replays (`maxReplays`).
+    /// The CLI and the dashboard use it to say what a requeue left behind.
+    #[napi(
+        ts_args_type = "dlqName: string, filter?: DeadLetterFilter, options?: RequeueDeadLettersOptions",
+        ts_return_type = "Promise<RequeueOutcome>"
+    )]
+    pub fn requeue_dead_letters_detailed<'env>(
+        &self,
+        env: &'env Env,
+        dlq_name: Option<Unknown>,
+        filter: Option<Unknown>,
+        options: Option<Unknown>,
+    ) -> Result<PromiseRaw<'env, RequeueOutcome>> {
+        let parsed = dlq_name_arg(dlq_name.as_ref()).and_then(|name| {
+            Ok((
+                name,
+                parse_filter(filter.as_ref())?,
+                parse_bulk_options(options.as_ref())?,
+                requeue_watch(env, options.as_ref())?,
+            ))
+        });
+        let core = self.core.clone();
+        settle_with(
+            env,
+            parsed,
+            move |(name, filter, options, watch)| async move {
+                core.requeue_matching_dead_letters(&name, filter, options, watch)
+                    .await
+            },
+            RequeueOutcome::from,
+        )
+    }
+
+    /// The failure reasons of the dead letters of the hash `dlqName` (that `filter` matches, if
+    /// given): `{ reasons: [{ reason, count, topics, example, lastAt }], scanned, total,
+    /// truncated }`, largest count first. A reason is the error (`Name: message`) with its
+    /// variable parts masked (numbers, ids, UUIDs, addresses, e-mails, quoted values), so one
+    /// failure with different values is one reason; pass it as the filter's `reason` to list,
+    /// requeue or remove exactly those. Reads the newest 10,000 dead letters at most: beyond,
+    /// `truncated` is `true` and the counts are of the newest `scanned`.
+    #[napi(
+        ts_args_type = "dlqName: string, filter?: DeadLetterFilter",
+        ts_return_type = "Promise<DeadLetterReasons>"
+    )]
+    pub fn dead_letter_reasons<'env>(
+        &self,
+        env: &'env Env,
+        dlq_name: Option<Unknown>,
+        filter: Option<Unknown>,
+    ) -> Result<PromiseRaw<'env, DeadLetterReasons>> {
+        let parsed = dlq_name_arg(dlq_name.as_ref())
+            .and_then(|name| Ok((name, parse_filter(filter.as_ref())?)));
+        let core = self.core.clone();
+        settle_with(
+            env,
+            parsed,
+            move |(name, filter)| async move { core.dead_letter_reasons(&name, filter).await },
+            DeadLetterReasons::from,
         )
     }
 
     /// Removes the dead letters of the hash `dlqName` that `filter` matches (the keys of
-    /// `deadLetters()`'s filter; `{}` is every dead letter); `dryRun` only counts them.
+    /// `deadLetters()`'s filter; `{}` is every dead letter), at most `maxCount` of them; `dryRun`
+    /// only counts them (at most `maxCount`).
     /// `signal` (an `AbortSignal`) stops it before its next removal (what was removed stays
     /// removed, the rest stays); `onProgress` is called with the count removed so far as it goes
     /// (at most 10 times a second). Resolves to how many matched (dry run) or were removed; one
     /// that fails midway rejects with an error whose `removed` says how many it had removed.
     #[napi(
-        ts_args_type = "dlqName: string, filter?: DeadLetterFilter, options?: { dryRun?: boolean, signal?: AbortSignal, onProgress?: (removed: number) => void }",
+        ts_args_type = "dlqName: string, filter?: DeadLetterFilter, options?: { dryRun?: boolean, maxCount?: number, signal?: AbortSignal, onProgress?: (removed: number) => void }",
         ts_return_type = "Promise<number>"
     )]
     pub fn remove_dead_letters<'env>(
@@ -472,7 +551,7 @@ impl KafkaRetry {
             env,
             parsed,
             move |(name, filter, options, watch)| async move {
-                core.remove_matching_dead_letters(&name, filter, options.dry_run, watch)
+                core.remove_matching_dead_letters(&name, filter, options, watch)
                     .await
             },
             |n| n as f64,

@@ -33,6 +33,8 @@ export interface KafkaRetryConfig {
   maxPublishFailures?: number
   /** Most messages per second the listeners of this schedule publish, all processes together: a token bucket in Redis that each claim takes from (split evenly over `shards`), so a downstream that recovers is not flooded with the backlog. From 0.001 to 1e9; no cap by default. */
   maxPublishRate?: number
+  /** Replays after which a bulk requeue (`requeueDeadLetters`) skips a dead letter unless `force: true`: a replay is a requeue after which the message died again (each dead letter's `replays`). From 1 to 1,000,000. Default 3. */
+  maxReplays?: number
   /** Let the listener schedule, every 10 s, the messages the original JavaScript class left in Redis (see `migrateLegacy()`). Default false. */
   migrateLegacy?: boolean
   /** Called for each listener event, in batches from the listener (one call per event). Up to 65,536 events wait while it is behind; beyond, events are dropped and counted in `stats().eventsDropped` (and an `error` event says how many). Errors are throttled: at most 20 per 10 s in full, the rest summed up in one. Exceptions it throws are ignored. */
@@ -178,6 +180,26 @@ export interface DeadLetterFilter {
   since?: number
   /** Died at or before this time (ms since the epoch). */
   until?: number
+  /** A failure reason as `deadLetterReasons()` gives it: the dead letter's error, masked, must equal it (an unmasked error text is masked first). */
+  reason?: string
+}
+
+/** `requeueDeadLetters()`'s options. */
+export interface RequeueDeadLettersOptions {
+  /** Only count what would be requeued. */
+  dryRun?: boolean
+  /** Most dead letters requeued per second, 0.001 to 1,000,000. */
+  ratePerSec?: number
+  /** The requeued messages fall due this many ms later (a whole number up to a year). */
+  delayMs?: number
+  /** Requeue at most this many (a whole number from 0 to 2^53). */
+  maxCount?: number
+  /** Requeue dead letters replayed `maxReplays` times too (they are passed over by default). */
+  force?: boolean
+  /** Stops the requeue before its next move. */
+  signal?: AbortSignal
+  /** Called with the count requeued so far, at most 10 times a second. */
+  onProgress?: (requeued: number) => void
 }
 
 /** `deadLetters()`'s page and filter. */

@@ -9,6 +9,8 @@
 
 use engine::observe::events::Event;
 use engine::observe::stats::Stats;
+use engine::store::dead_letters::reasons::{Reason, Reasons};
+use engine::store::dead_letters::requeue::BulkOutcome;
 use engine::store::dead_letters::search::SearchPage;
 use engine::store::dead_letters::DeadLetterItem;
 use engine::store::entry::ErrorInfo;
@@ -72,6 +74,8 @@ pub struct DeadLetter {
     pub died_at: f64,
     /// The `keyPrefix` of the schedule it came from, where a requeue sends it back; `null` when unknown.
     pub key_prefix: Option<String>,
+    /// How often it was requeued and died again (its `replays` header; 0 when never). A bulk requeue passes over it at `maxReplays` unless `force: true`.
+    pub replays: f64,
 }
 
 impl From<DeadLetterItem> for DeadLetter {
@@ -87,8 +91,10 @@ impl From<DeadLetterItem> for DeadLetter {
             first_failed_at,
             died_at,
             key_prefix,
+            replays,
         } = item;
         DeadLetter {
+            replays: number(replays),
             id,
             topic,
             event,
@@ -124,6 +130,88 @@ impl From<SearchPage> for DeadLetterPage {
             items: items.into_iter().map(DeadLetter::from).collect(),
             cursor,
             scanned: number(scanned),
+        }
+    }
+}
+
+/// One failure reason of `deadLetterReasons()`.
+#[napi(object, object_from_js = false, use_nullable = true)]
+pub struct DeadLetterReason {
+    /// The error (`Name: message`) with its variable parts masked: numbers `<n>`, hex and long ids `<id>`, UUIDs `<uuid>`, addresses and URLs `<addr>`, e-mails `<email>`, quoted values `'…'`; `(no error recorded)` for dead letters without one. Pass it as the filter's `reason`.
+    pub reason: String,
+    /// Dead letters read with this reason.
+    pub count: f64,
+    /// Of them, per topic.
+    pub topics: BTreeMap<String, f64>,
+    /// One full error text of the reason (the newest dead letter's).
+    pub example: String,
+    /// The newest time of death among them (ms since the epoch).
+    pub last_at: f64,
+}
+
+/// What `deadLetterReasons()` resolves to.
+#[napi(object, object_from_js = false, use_nullable = true)]
+pub struct DeadLetterReasons {
+    /// Largest count first.
+    pub reasons: Vec<DeadLetterReason>,
+    /// Dead letters read: the newest, at most 10,000.
+    pub scanned: f64,
+    /// Dead letters the queue holds.
+    pub total: f64,
+    /// Whether the queue holds more than were read (then the counts are of the newest `scanned`).
+    pub truncated: bool,
+}
+
+impl From<Reasons> for DeadLetterReasons {
+    fn from(found: Reasons) -> Self {
+        let Reasons {
+            reasons,
+            scanned,
+            total,
+            truncated,
+        } = found;
+        DeadLetterReasons {
+            reasons: reasons
+                .into_iter()
+                .map(|r| {
+                    let Reason {
+                        reason,
+                        count,
+                        topics,
+                        example,
+                        last_at,
+                    } = r;
+                    DeadLetterReason {
+                        reason,
+                        count: number(count),
+                        topics: topics.into_iter().map(|(t, n)| (t, number(n))).collect(),
+                        example,
+                        last_at: number(last_at),
+                    }
+                })
+                .collect(),
+            scanned: number(scanned),
+            total: number(total),
+            truncated,
+        }
+    }
+}
+
+/// What `requeueDeadLettersDetailed()` resolves to.
+#[napi(object, object_from_js = false)]
+pub struct RequeueOutcome {
+    /// Dead letters requeued (dry run: that would be); the number `requeueDeadLetters()` resolves to.
+    pub requeued: f64,
+    /// Matching dead letters passed over because they were replayed `maxReplays` times or more (left in the queue; `force: true` requeues them). Those the requeue met: all of them unless `maxCount` stopped it first.
+    pub skipped: f64,
+}
+
+impl From<BulkOutcome> for RequeueOutcome {
+    fn from(outcome: BulkOutcome) -> Self {
+        let BulkOutcome { count, skipped } = outcome;
+        RequeueOutcome {
+            requeued: number(count),
+            skipped: number(skipped),
         }
     }
 }

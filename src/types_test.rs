@@ -198,6 +198,7 @@ fn documented_defaults_are_the_applied_ones() {
             "maxPublishFailures",
             config.max_publish_failures.to_string(),
         ),
+        ("maxReplays", config.max_replays.to_string()),
     ];
     let documented = members(interface(HEADER, "KafkaRetryConfig"));
     for (key, doc) in &documented {

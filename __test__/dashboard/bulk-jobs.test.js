@@ -177,6 +177,8 @@ test('a bulk removal runs as a job: its page shows what it removed as it goes, a
     await page.check('input[name=action][value=remove]')
     await page.click('.bulk button')
     expect(await page.textContent('[data-dry-run]')).toBe('20,000')
+    // More than 1,000: the count typed back (issue 30).
+    await page.fill('[data-confirm-count]', '20000')
     await page.click('button:has-text("Yes, remove them")')
     await page.waitForURL(/\/jobs\/0\/\d+$/)
     await page.click('button:has-text("Stop the removal")')

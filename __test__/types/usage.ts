@@ -1,5 +1,5 @@
 // Type-checked by `npm run typecheck` (tsc --noEmit): the public API as a TypeScript service uses it.
-import { KafkaRetry, KafkaRetryConfig, RetryHeadersObject, RetryProducer, RetryEvent, RetryStats, DeadLetterPage, DeadLetterFilter, RetryPause, PushItem, RetryHistory, RetryTopicStats, OperatorJob } from '../..'
+import { KafkaRetry, KafkaRetryConfig, RetryHeadersObject, RetryProducer, RetryEvent, RetryStats, DeadLetterPage, DeadLetterFilter, RetryPause, PushItem, RetryHistory, RetryTopicStats, OperatorJob, DeadLetterReasons, RequeueOutcome } from '../..'
 
 const config: KafkaRetryConfig = {
   redisUrl: 'redis://127.0.0.1:6379',
@@ -89,6 +89,20 @@ async function main(): Promise<void> {
   void moved
   const dropped: number = await retry.removeDeadLetters('DEAD_LETTER_QUEUE', { errorContains: 'schema' }, { dryRun: false })
   void retry.removeDeadLetters('DEAD_LETTER_QUEUE', {}, { signal: stopper.signal, onProgress: (removedSoFar: number) => removedSoFar })
+  // Failure reasons, the cap and the replay guard (issue 30).
+  const why: DeadLetterReasons = await retry.deadLetterReasons('DEAD_LETTER_QUEUE', { topic: 'orders' })
+  const top: string = why.reasons[0].reason
+  const reasonOfOrders: number | undefined = why.reasons[0].topics.orders
+  void why.truncated, reasonOfOrders
+  const capped: number = await retry.requeueDeadLetters('DEAD_LETTER_QUEUE', { reason: top }, { maxCount: 1000, force: true })
+  const outcome: RequeueOutcome = await retry.requeueDeadLettersDetailed('DEAD_LETTER_QUEUE', { reason: top }, { dryRun: true })
+  void capped, outcome.requeued, outcome.skipped
+  void retry.removeDeadLetters('DEAD_LETTER_QUEUE', { reason: top }, { maxCount: 10 })
+  const replays: number = found.items[0].replays
+  void replays
+  // @ts-expect-error force is a boolean
+  void retry.requeueDeadLetters('DEAD_LETTER_QUEUE', {}, { force: 'yes' })
+  void new KafkaRetry({ maxReplays: 5 })
   // Operator jobs: records of long bulk operations, kept in Redis beside the schedule.
   const job: OperatorJob = await retry.startJob({ kind: 'requeue', dlq: 'DEAD_LETTER_QUEUE' }, { leaseMs: 15000 })
   const answer: 'running' | 'stop' | 'lost' = await retry.reportJob(job.id, job.run, { done: 10, leaseMs: 15000 })

@@ -62,6 +62,7 @@ describe('an unknown config key throws ERR_INVALID_ARG naming the closest known 
       maxDeadLetters: 10,
       maxPublishFailures: 5,
       maxPublishRate: 100,
+      maxReplays: 3,
       migrateLegacy: false,
       onEvent: () => {},
       logger,

@@ -14,6 +14,9 @@ pub const DEFAULT_BROKERS: &str = "localhost:9092";
 /// failure comes about 7.5 s after the first, time enough for a topic being created to appear,
 /// and few enough attempts that a message the broker refuses does not linger.
 pub const DEFAULT_MAX_PUBLISH_FAILURES: u64 = 5;
+/// Default `maxReplays`: a dead letter requeued three times that died each time is not requeued
+/// by a bulk requeue again unless it is forced (the cause is in the message, not the outage).
+pub const DEFAULT_MAX_REPLAYS: u64 = 3;
 /// The smallest `maxPublishRate`, messages per second (one every 1,000 s): a smaller one
 /// (`1e-300`) is a mistake, and its token bucket's next token would lie beyond any clock.
 pub const MIN_PUBLISH_RATE: f64 = 0.001;
@@ -59,6 +62,8 @@ pub struct Config {
     /// Publishes of one message that may fail with an error retrying cannot fix (too large, no
     /// such topic, not authorized) before it is dead-lettered.
     pub max_publish_failures: u64,
+    /// Replays (requeued, died again) after which a bulk requeue skips a dead letter unless forced.
+    pub max_replays: u64,
     /// Most messages per second the listeners of this schedule publish together, across every
     /// process (a token bucket in Redis taken by the claim); `None`: no cap.
     pub max_publish_rate: Option<f64>,
@@ -193,6 +198,8 @@ pub struct ConfigInput {
     pub migrate_legacy: Option<bool>,
     /// `maxPublishFailures`.
     pub max_publish_failures: Option<f64>,
+    /// `maxReplays`.
+    pub max_replays: Option<f64>,
     /// `maxPublishRate`.
     pub max_publish_rate: Option<f64>,
     /// `username`.
@@ -338,6 +345,13 @@ impl ConfigInput {
                 "maxPublishFailures",
                 self.max_publish_failures,
                 DEFAULT_MAX_PUBLISH_FAILURES,
+                1,
+                1_000_000,
+            )?,
+            max_replays: whole(
+                "maxReplays",
+                self.max_replays,
+                DEFAULT_MAX_REPLAYS,
                 1,
                 1_000_000,
             )?,

@@ -26,6 +26,8 @@ pub struct RetryHeaders {
     pub retry_count: String,
     /// When the message first failed (ms since the epoch, as text), if a retry carried it.
     pub first_failed_at: Option<String>,
+    /// How often a requeue replayed its dead letter (`replays`), if a requeue carried it.
+    pub replays: Option<String>,
 }
 
 impl RetryHeaders {
@@ -37,6 +39,7 @@ impl RetryHeaders {
             max_retry: lookup("maxRetry").unwrap_or_else(|| DEFAULT_MAX_RETRY.to_string()),
             retry_count: lookup("retryCount").unwrap_or_else(|| DEFAULT_RETRY_COUNT.to_string()),
             first_failed_at: lookup("firstFailedAt"),
+            replays: lookup("replays"),
         }
     }
 }

@@ -4,6 +4,7 @@ use super::RetryCore;
 use crate::error::{Result, RetryError};
 use crate::message::options::format_js_number;
 use crate::message::payload;
+use crate::store::dead_letters::reasons::{self as dead_letter_reasons, Reasons};
 use crate::store::dead_letters::requeue;
 use crate::store::dead_letters::search::{
     self as dead_letter_search, Filter, FilterInput, SearchPage,
@@ -20,9 +21,30 @@ pub struct BulkOptions {
     pub rate_per_sec: Option<f64>,
     /// Requeued messages fall due this many ms later.
     pub delay_ms: Option<f64>,
+    /// Act on at most this many (`maxCount`).
+    pub max_count: Option<f64>,
+    /// Requeue dead letters at `maxReplays` too (`force`).
+    pub force: bool,
 }
 
+/// The largest `maxCount`: JavaScript's largest safe integer.
+pub const MAX_COUNT_LIMIT: f64 = 9_007_199_254_740_992.0;
+
 impl BulkOptions {
+    /// `maxCount`: a whole number from 0 to 2^53.
+    fn max_count(&self) -> Result<Option<u64>> {
+        match self.max_count {
+            None => Ok(None),
+            Some(n) if n.fract() == 0.0 && (0.0..=MAX_COUNT_LIMIT).contains(&n) => {
+                Ok(Some(n as u64))
+            }
+            Some(n) => Err(RetryError::invalid_arg(format!(
+                "options.maxCount must be a whole number from 0 to 9007199254740992, got {}",
+                format_js_number(n)
+            ))),
+        }
+    }
+
     /// Checks the numbers: a rate from [`requeue::MIN_RATE_PER_SEC`] to
     /// [`requeue::MAX_RATE_PER_SEC`], a whole delay from 0 to a year.
     fn parse(self) -> Result<(requeue::Pace, bool)> {
@@ -136,20 +158,34 @@ impl RetryCore {
             requeue::Watch::default(),
         )
         .await
+        .map(|outcome| outcome.count)
+    }
+
+    /// The failure reasons of the newest dead letters of `dlq` that `filter` matches (see
+    /// `store::dead_letters::reasons`).
+    pub async fn dead_letter_reasons(&self, dlq: &str, filter: FilterInput) -> Result<Reasons> {
+        self.ensure_open()?;
+        let filter = Filter::parse(filter)?;
+        dead_letter_reasons::reasons(&self.dead_letters, dlq, &filter).await
     }
 
     /// Requeues the dead letters of `dlq` that `filter` matches (see
-    /// `requeue::requeue_matching`), or with `dry_run` counts them, reporting to `watch` and
-    /// stopping when it says so. Returns how many.
+    /// `requeue::requeue_matching`), at most `maxCount`, passing over those replayed
+    /// `maxReplays` times unless `force`; or with `dry_run` counts them, reporting to `watch` and
+    /// stopping when it says so. Returns how many, and how many it passed over.
     pub async fn requeue_matching_dead_letters(
         &self,
         dlq: &str,
         filter: FilterInput,
         options: BulkOptions,
         mut watch: requeue::Watch,
-    ) -> Result<u64> {
+    ) -> Result<requeue::BulkOutcome> {
         self.ensure_open()?;
         let filter = Filter::parse(filter)?;
+        let limits = requeue::Limits {
+            max_count: options.max_count()?,
+            max_replays: (!options.force).then_some(self.config.max_replays),
+        };
         let (pace, dry_run) = options.parse()?;
         // close() stops it like its signal would, and waits until this receiver is dropped,
         // after the move under way. Subscribed after ensure_open: a close() since has sent.
@@ -163,6 +199,7 @@ impl RetryCore {
             dlq,
             &filter,
             pace,
+            limits,
             dry_run,
             &watch,
             |item| self.requeue_target(item),
@@ -175,24 +212,26 @@ impl RetryCore {
                 requeue.await?
             }
         };
-        if moved > 0 && !dry_run {
+        if moved.count > 0 && !dry_run {
             self.wake.notify();
         }
         Ok(moved)
     }
 
-    /// Removes the dead letters of `dlq` that `filter` matches, or with `dry_run` counts them,
-    /// reporting to `watch` and stopping when it says so (or at `close()`), between removals.
-    /// Returns how many.
+    /// Removes the dead letters of `dlq` that `filter` matches, at most `maxCount` of them, or
+    /// with `dryRun` counts them, reporting to `watch` and stopping when it says so (or at
+    /// `close()`), between removals. Returns how many.
     pub async fn remove_matching_dead_letters(
         &self,
         dlq: &str,
         filter: FilterInput,
-        dry_run: bool,
+        options: BulkOptions,
         watch: requeue::Watch,
     ) -> Result<u64> {
         self.ensure_open()?;
         let filter = Filter::parse(filter)?;
+        let max_count = options.max_count()?;
+        let dry_run = options.dry_run;
         // close() waits until this receiver is dropped, after the removal under way.
         let closing = self.stop.subscribe();
         if *closing.borrow() {
@@ -207,7 +246,7 @@ impl RetryCore {
             dry_run,
             |removed| {
                 reporter.tell(removed, false);
-                !watch.stopped() && !*closing.borrow()
+                !watch.stopped() && !*closing.borrow() && max_count.is_none_or(|max| removed < max)
             },
             |item| {
                 if self.ordered_head(&item).is_some() {
@@ -216,6 +255,11 @@ impl RetryCore {
             },
         )
         .await?;
+        // A dry run counts every match: what a capped removal would remove is at most the cap.
+        let removed = match (dry_run, max_count) {
+            (true, Some(max)) => removed.min(max),
+            _ => removed,
+        };
         reporter.tell(removed, true);
         for item in heads {
             self.release_removed_head(&item).await?;

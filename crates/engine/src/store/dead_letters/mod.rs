@@ -30,6 +30,7 @@
 //! - Cursors are offsets into the index, as before: dead letters others add or remove between
 //!   pages shift them.
 
+pub mod reasons;
 pub mod requeue;
 pub mod search;
 
@@ -74,6 +75,26 @@ pub struct DeadLetterItem {
     pub died_at: u64,
     /// The `keyPrefix` of the schedule it came from, where a requeue sends it back.
     pub key_prefix: Option<String>,
+    /// How often it was requeued and died again: the [`REPLAYS_HEADER`] header a requeue gives
+    /// the message (0 when absent).
+    pub replays: u64,
+}
+
+/// The header a requeued message carries, how often it was requeued before (1 for its first
+/// requeue): `KafkaRetry.headers()` returns it like `firstFailedAt`, so a consumer's push of the
+/// failed replay carries it on, and its next dead letter reads it as its `replays`. A plain
+/// header, so the dead letter record stays `{ value, headers }` plus keys, as the original
+/// class's readers expect.
+pub const REPLAYS_HEADER: &str = "replays";
+
+/// The `replays` header of a dead letter's options (a string or a number); 0 when absent or
+/// unreadable.
+fn replays_of(options: &serde_json::Value) -> u64 {
+    match options.get(REPLAYS_HEADER) {
+        Some(serde_json::Value::String(s)) => s.trim().parse().unwrap_or(0),
+        Some(serde_json::Value::Number(n)) => n.as_u64().unwrap_or(0),
+        _ => 0,
+    }
 }
 
 impl DeadLetterItem {
@@ -86,16 +107,18 @@ impl DeadLetterItem {
         let number = |key: &str| object.get(key).and_then(serde_json::Value::as_u64);
         let topic = string("topic")?;
         let (payload, value) = payload_of(text);
+        let options = object
+            .get("options")
+            .cloned()
+            .unwrap_or(serde_json::Value::Null);
         Some(DeadLetterItem {
             id: id.to_string(),
             topic,
             event: string("event").unwrap_or_default(),
             value,
             payload,
-            options: object
-                .get("options")
-                .cloned()
-                .unwrap_or(serde_json::Value::Null),
+            replays: replays_of(&options),
+            options,
             error: object
                 .get("error")
                 .and_then(|e| serde_json::from_value(e.clone()).ok()),
@@ -117,6 +140,16 @@ impl DeadLetterItem {
     /// The schedule entry of this dead letter requeued: `retryCount` reset to 0, so the
     /// consumer gets all its retries again. Its due time is left to the requeue (Redis's clock).
     pub fn requeued_entry(&self) -> Entry {
+        // One more replay: if it dies again, its dead letter says so.
+        let mut options = self.options.clone();
+        if let Some(object) = options.as_object_mut() {
+            object.insert(
+                REPLAYS_HEADER.to_string(),
+                serde_json::Value::String((self.replays + 1).to_string()),
+            );
+        } else {
+            options = serde_json::json!({ REPLAYS_HEADER: (self.replays + 1).to_string() });
+        }
         Entry {
             topic: self.topic.clone(),
             event: self.event.clone(),
@@ -131,7 +164,7 @@ impl DeadLetterItem {
             first_failed_at: self.first_failed_at,
             last_error: self.error.clone(),
             waited_ms: Some(0),
-            extra: crate::message::headers::from_json(&self.options),
+            extra: crate::message::headers::from_json(&options),
         }
     }
 }
@@ -233,6 +266,7 @@ fn item_of(field: String, text: String, score: f64) -> DeadLetterItem {
             first_failed_at: None,
             died_at: 0,
             key_prefix: None,
+            replays: 0,
         },
     };
     if item.died_at == 0 {
@@ -823,9 +857,15 @@ mod tests {
         // The payload text is kept verbatim (a big number is not rounded through f64).
         assert_eq!(old.payload, r#"{"msgId":"a","big":12345678901234567890}"#);
         assert_eq!(new.payload, old.payload);
-        assert!(old.requeued_entry().extra.is_empty());
+        // A requeue adds one header: `replays`, 1 for the first.
+        let replay = crate::message::headers::Header {
+            name: REPLAYS_HEADER.into(),
+            value: crate::message::headers::HeaderValue::Text("1".into()),
+            in_array: false,
+        };
+        assert_eq!(old.requeued_entry().extra, vec![replay]);
         let extra = new.requeued_entry().extra;
-        assert_eq!(extra.len(), 2);
+        assert_eq!(extra.len(), 3);
         assert_eq!(
             extra[1].value,
             crate::message::headers::HeaderValue::Bytes(vec![0, 255])
@@ -849,8 +889,37 @@ mod tests {
         let item = DeadLetterItem::parse("E", text).unwrap();
         assert_eq!(item.value, "hello");
         assert_eq!(item.requeued_entry().value, r#""hello""#);
-        assert_eq!(item.requeued_entry().extra.len(), 1);
+        assert_eq!(item.requeued_entry().extra.len(), 2);
+        assert_eq!(item.replays, 0);
         assert!(DeadLetterItem::parse("x", "not json").is_none());
         assert!(DeadLetterItem::parse("x", r#"{"event":"no topic"}"#).is_none());
+    }
+
+    #[test]
+    fn replays_are_read_from_the_header_and_counted_up_by_a_requeue() {
+        let parse = |options: &str| {
+            DeadLetterItem::parse(
+                "x",
+                &format!(r#"{{"topic":"t","value":1,"options":{options}}}"#),
+            )
+            .unwrap()
+        };
+        assert_eq!(parse(r#"{"replays":"2"}"#).replays, 2);
+        assert_eq!(parse(r#"{"replays":3}"#).replays, 3);
+        assert_eq!(parse(r#"{"replays":"many"}"#).replays, 0);
+        assert_eq!(parse("null").replays, 0);
+        let again = parse(r#"{"replays":"2","tenant":"acme"}"#).requeued_entry();
+        let replays: Vec<_> = again
+            .extra
+            .iter()
+            .filter(|h| h.name == REPLAYS_HEADER)
+            .collect();
+        assert_eq!(replays.len(), 1);
+        assert_eq!(
+            replays[0].value,
+            crate::message::headers::HeaderValue::Text("3".into())
+        );
+        // Options that are no object (a record of other tools) still get the header.
+        assert_eq!(parse("null").requeued_entry().extra.len(), 1);
     }
 }

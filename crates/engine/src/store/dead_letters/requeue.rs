@@ -107,11 +107,33 @@ pub async fn requeue_all(
         dlq,
         &Filter::default(),
         Pace::default(),
+        Limits::default(),
         false,
         &Watch::default(),
         schedule_for,
     )
     .await
+    .map(|outcome| outcome.count)
+}
+
+/// What a bulk requeue or removal may act on.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Limits {
+    /// Act on at most this many (`None`: every match).
+    pub max_count: Option<u64>,
+    /// Pass over dead letters replayed this many times or more (`None`: none passed over, as
+    /// with `force`).
+    pub max_replays: Option<u64>,
+}
+
+/// What a bulk requeue did, or would do (dry run).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BulkOutcome {
+    /// Requeued (or, dry run, would be).
+    pub count: u64,
+    /// Matches passed over for their replays (left in the queue): those the walk met, every
+    /// one in a dry run or a run that was not stopped by `maxCount`.
+    pub skipped: u64,
 }
 
 /// How a filtered requeue paces and schedules what it moves.
@@ -218,21 +240,27 @@ impl<'a> Reporter<'a> {
 }
 
 /// Requeues every dead letter of `dlq` that `filter` matches (each as [`requeue_later`]: atomic
-/// on one server), at most `pace.rate_per_sec` per second, due `pace.delay_ms` later; with
-/// `dry_run` only counts them. Returns how many. A run stopped midway (by `watch.stop`, or a
+/// on one server), at most `pace.rate_per_sec` per second, due `pace.delay_ms` later, at most
+/// `limits.max_count` of them, passing over those replayed `limits.max_replays` times or more;
+/// with `dry_run` only counts them. Returns how many, and how many it passed over. A run stopped midway (by `watch.stop`, or a
 /// killed process) leaves the rest where they are and can be run again. Dead letters that cannot
 /// be requeued (no topic) stay.
+// Each argument is a separate concern of the caller (what, where, how fast, how many, whether for
+// real, watched by whom, onto which schedule); a struct of them would only rename them.
+#[allow(clippy::too_many_arguments)]
 pub async fn requeue_matching(
     store: &DeadLetters,
     dlq: &str,
     filter: &Filter,
     pace: Pace,
+    limits: Limits,
     dry_run: bool,
     watch: &Watch,
     schedule_for: impl Fn(&DeadLetterItem) -> Schedule,
-) -> Result<u64> {
+) -> Result<BulkOutcome> {
     let started = tokio::time::Instant::now();
-    let mut walk = Walk::new(store, dlq, filter, dry_run);
+    let mut walk = Walk::new(store, dlq, filter, dry_run).skipping_replays(limits.max_replays);
+    let capped = |count: u64| limits.max_count.is_some_and(|max| count >= max);
     let mut moved = 0u64;
     let mut reporter = Reporter::new(watch);
     // What moved stays moved: a failure tells the caller how many, in the error and through its
@@ -252,7 +280,7 @@ pub async fn requeue_matching(
             Err(err) => return Err(failed(err, moved, &mut reporter)),
         };
         for item in items {
-            if watch.stopped() {
+            if watch.stopped() || capped(moved) {
                 break 'walk;
             }
             if let Some(rate) = pace.rate_per_sec {
@@ -270,7 +298,17 @@ pub async fn requeue_matching(
         }
     }
     reporter.tell(moved, true);
-    Ok(if dry_run { walk.counted() } else { moved })
+    let count = if dry_run {
+        limits
+            .max_count
+            .map_or(walk.counted(), |max| walk.counted().min(max))
+    } else {
+        moved
+    };
+    Ok(BulkOutcome {
+        count,
+        skipped: walk.skipped(),
+    })
 }
 
 /// The latest a requeued message may fall due, ms after the requeue: a year (further away is a

@@ -32,6 +32,8 @@ pub struct Filter {
     pub since: Option<u64>,
     /// Died at or before this (ms since the epoch).
     pub until: Option<u64>,
+    /// The failure reason, masked (see `reasons::mask`): the dead letter's must equal it.
+    pub reason: Option<String>,
 }
 
 /// A filter as the caller gave it, before it is checked.
@@ -47,6 +49,8 @@ pub struct FilterInput {
     pub since: Option<f64>,
     /// `until`, ms since the epoch.
     pub until: Option<f64>,
+    /// `reason`, as `deadLetterReasons` gives it (masked again, so an unmasked error text works too).
+    pub reason: Option<String>,
 }
 
 /// A time bound: a whole, non-negative number of ms.
@@ -83,6 +87,13 @@ impl Filter {
             search: given(input.search),
             since,
             until,
+            reason: given(input.reason).map(|r| {
+                if r == super::reasons::NO_ERROR {
+                    r
+                } else {
+                    super::reasons::mask(&r)
+                }
+            }),
         })
     }
 
@@ -110,6 +121,13 @@ impl Filter {
             {
                 return false;
             }
+        }
+        if self
+            .reason
+            .as_ref()
+            .is_some_and(|reason| *reason != super::reasons::reason_of(item))
+        {
+            return false;
         }
         if let Some(needle) = &self.search {
             let in_headers = item
@@ -278,6 +296,10 @@ pub struct Walk<'a> {
     idle: u64,
     /// Matches counted by a dry run.
     counted: u64,
+    /// Matches with at least this many `replays` are passed over (left in the queue, counted).
+    max_replays: Option<u64>,
+    /// Matches passed over for their replays.
+    skipped: u64,
 }
 
 impl<'a> Walk<'a> {
@@ -292,7 +314,21 @@ impl<'a> Walk<'a> {
             indexed: false,
             idle: 0,
             counted: 0,
+            max_replays: None,
+            skipped: 0,
         }
+    }
+
+    /// The walk, passing over (never handing out, nor counting in a dry run) the matches that
+    /// were replayed `max_replays` times or more; [`Walk::skipped`] counts them.
+    pub fn skipping_replays(mut self, max_replays: Option<u64>) -> Self {
+        self.max_replays = max_replays;
+        self
+    }
+
+    /// The matches passed over for their replays.
+    pub fn skipped(&self) -> u64 {
+        self.skipped
     }
 
     /// What a dry run counted.
@@ -321,6 +357,7 @@ impl<'a> Walk<'a> {
                     self.stayed = 0;
                     self.indexed = false;
                     self.counted = 0;
+                    self.skipped = 0;
                     continue;
                 }
                 // The index is done; fields it lacks remain while the hash is bigger. Step on
@@ -335,6 +372,9 @@ impl<'a> Walk<'a> {
             let mut matched = Vec::new();
             for item in page.items {
                 if !self.filter.matches(&item) {
+                    self.stayed += 1;
+                } else if self.max_replays.is_some_and(|max| item.replays >= max) {
+                    self.skipped += 1;
                     self.stayed += 1;
                 } else if self.dry_run {
                     self.counted += 1;
@@ -455,6 +495,31 @@ mod tests {
         .matches(&a));
         // No error recorded: an error condition cannot hold.
         assert!(!filter(|f| f.error_contains = Some("e".into())).matches(&item("orders", None, 1)));
+    }
+
+    #[test]
+    fn a_reason_matches_the_masked_error() {
+        let a = item(
+            "orders",
+            Some(("TimeoutError", "timed out after 5012 ms")),
+            1,
+        );
+        let b = item("orders", Some(("TimeoutError", "timed out after 30 ms")), 1);
+        let c = item("orders", Some(("ValidationError", "sku 'x' unknown")), 1);
+        let timeouts = filter(|f| f.reason = Some("TimeoutError: timed out after <n> ms".into()));
+        assert!(timeouts.matches(&a) && timeouts.matches(&b) && !timeouts.matches(&c));
+        // An unmasked error text is masked first, so it names its reason too.
+        let raw = filter(|f| f.reason = Some("TimeoutError: timed out after 7 ms".into()));
+        assert!(raw.matches(&a));
+        // The reason of dead letters without an error.
+        let none = filter(|f| f.reason = Some(super::super::reasons::NO_ERROR.into()));
+        assert!(none.matches(&item("orders", None, 1)) && !none.matches(&a));
+        // With other conditions: all must hold.
+        assert!(!filter(|f| {
+            f.reason = Some("TimeoutError: timed out after <n> ms".into());
+            f.topic = Some("payments".into());
+        })
+        .matches(&a));
     }
 
     #[test]
