@@ -614,7 +614,7 @@ export interface AuditEntry {
   count: number
   /** `ok`, or the code of the error it failed with. */
   outcome: 'ok' | ErrorCode
-  /** The message of the error it failed with; `null` when it did not fail. */
+  /** The message of the error it failed with (and its causes); `null` when it did not fail. */
   error: string | null
 }
 
