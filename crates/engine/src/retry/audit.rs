@@ -93,7 +93,8 @@ impl RetryCore {
     /// action that fails is recorded with its error's code and what it did before failing. A
     /// dry run is not recorded: it changes nothing, and the dashboard counts matches with dry
     /// runs on every filtered page, which would crowd the changes out of a bounded log. A record
-    /// that cannot be written does not undo or fail a done action: it is a warning.
+    /// that cannot be written does not undo or fail a done action: it is a warning (none for an
+    /// action that failed: its own error is what the caller hears).
     pub async fn audited<T: Counted>(
         &self,
         actor: Option<String>,
@@ -125,7 +126,9 @@ impl RetryCore {
         };
         // After close() the connection may be gone: the action's own error says so already.
         if !self.is_closed() {
-            if let Err(err) = audit::record(&self.redis, &self.audit_key(), &record).await {
+            let written = audit::record(&self.redis, &self.audit_key(), &record).await;
+            // A failed action's error already tells the caller (Redis gone fails both alike).
+            if let (Err(err), Ok(_)) = (written, &outcome) {
                 self.observer.warn(&format!(
                     "the audit log did not record {action} by {}: {err}",
                     record.actor
