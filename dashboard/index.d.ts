@@ -35,9 +35,17 @@ export interface DashboardOptions {
   readOnly?: boolean
   /**
    * When set (8 characters or more), every page needs it: `?token=` once (the browser then keeps
-   * a cookie) or `Authorization: Bearer <token>`; otherwise 401.
+   * a cookie) or `Authorization: Bearer <token>`; otherwise 401. Its actions are recorded in the
+   * audit log with the actor `token`.
    */
   token?: string
+  /**
+   * Named tokens, `{ name: secret }` (names of 1 to 64 letters, digits, `.`, `_`, `@`, `-`;
+   * secrets of 8 characters or more, all different), beside or instead of `token`: each works as
+   * `token` does, and the actions made with it are recorded in the audit log with its name as
+   * the actor.
+   */
+  tokens?: Record<string, string>
   /** How often the overview reloads itself, in seconds (0: never). Default 5. */
   refreshSeconds?: number
   /**
