@@ -3,6 +3,7 @@
 // Plain Node, no dependencies. Exit status: 0 success, 1 operational failure, 2 usage error.
 'use strict'
 
+const os = require('os')
 const util = require('util')
 
 const USAGE = `Usage: kafka-redis-retry [options] <command> [arguments]
@@ -55,7 +56,14 @@ Commands:
       by itself after D (30s, 10m, 2h).
   resume [--topic T]
       Ends the pause of topic T (without --topic: every pause).
-  dashboard [--host 127.0.0.1] [--port 3000] [--token T] [--read-only]
+  audit [--limit N] [--since TIME] [--cursor C]
+      The audit log of the schedule, newest first: every operator action
+      (requeue, remove, pause, resume, jobs stopped or continued) with its
+      time, actor, target, count and outcome. --limit N entries (default 100,
+      at most 1000), --since TIME only those recorded since TIME, --cursor C
+      continues where the previous page ended. This tool's own actions are
+      recorded with the actor user@host (the user and machine running it).
+  dashboard [--host 127.0.0.1] [--port 3000] [--token [NAME=]T] [--read-only]
       Serves the dashboard in the browser (overview, dead letters, bulk
       actions, pause) until interrupted. --prefix and --dlq may list several,
       comma separated (with several prefixes, one dlq per prefix). Listens on
@@ -63,6 +71,8 @@ Commands:
       or --read-only with --data-visible-without-token.
       GET /prometheus serves the schedules' metrics for a Prometheus scrape, with
       the token as Authorization: Bearer (--metrics-without-token: open).
+      --token NAME=T names the token: its actions are recorded in the audit
+      log as NAME (a plain token as 'token'); repeat --token for several.
 
 FILTER (all given must hold):
   --topic T      the topic, exactly
@@ -131,19 +141,19 @@ const OPTIONS = {
   dlq: { type: 'string', commands: ['stats', 'dashboard'] },
   host: { type: 'string', commands: ['dashboard'] },
   port: { type: 'string', commands: ['dashboard'], check: portNumber },
-  token: { type: 'string', commands: ['dashboard'] },
+  token: { type: 'string', commands: ['dashboard'], multipleAllowed: true },
   'read-only': { type: 'boolean', commands: ['dashboard'] },
   'data-visible-without-token': { type: 'boolean', commands: ['dashboard'] },
   'metrics-without-token': { type: 'boolean', commands: ['dashboard'] },
   metrics: { type: 'boolean', commands: ['stats'] },
   minutes: { type: 'string', commands: ['history'], check: wholeIn(1, 2880) },
-  limit: { type: 'string', commands: ['dlq list'], check: wholeIn(1, 10000) },
-  cursor: { type: 'string', commands: ['dlq list'] },
+  limit: { type: 'string', commands: ['dlq list', 'audit'], check: wholeIn(1, 10000) },
+  cursor: { type: 'string', commands: ['dlq list', 'audit'] },
   all: { type: 'boolean', commands: ['dlq list', 'dlq requeue'] },
   topic: { type: 'string', commands: ['dlq list', 'dlq requeue', 'dlq remove', 'dlq reasons', 'pause', 'resume', 'history'] },
   error: { type: 'string', commands: ['dlq list', 'dlq requeue', 'dlq remove', 'dlq reasons'] },
   search: { type: 'string', commands: ['dlq list', 'dlq requeue', 'dlq remove', 'dlq reasons'] },
-  since: { type: 'string', commands: ['dlq list', 'dlq requeue', 'dlq remove', 'dlq reasons'], check: timeArg },
+  since: { type: 'string', commands: ['dlq list', 'dlq requeue', 'dlq remove', 'dlq reasons', 'audit'], check: timeArg },
   until: { type: 'string', commands: ['dlq list', 'dlq requeue', 'dlq remove', 'dlq reasons'], check: timeArg },
   reason: { type: 'string', commands: ['dlq list', 'dlq requeue', 'dlq remove', 'dlq reasons'] },
   'dry-run': { type: 'boolean', commands: ['dlq requeue', 'dlq remove'] },
@@ -248,9 +258,9 @@ function parseArgs(argv) {
   }
   const options = {}
   for (const [name, values] of Object.entries(parsed.values)) {
-    if (values.length > 1) throw new UsageError(`option --${name} was given more than once`)
-    if (values[0] === '') throw new UsageError(`option --${name} needs a non-empty value`)
-    options[name] = values[0]
+    if (values.length > 1 && !OPTIONS[name].multipleAllowed) throw new UsageError(`option --${name} was given more than once`)
+    if (values.includes('')) throw new UsageError(`option --${name} needs a non-empty value`)
+    options[name] = OPTIONS[name].multipleAllowed ? values : values[0]
   }
   return { options, positionals: parsed.positionals }
 }
@@ -292,7 +302,7 @@ function resolveCommand(options, positionals) {
     command = 'history'
     args = positionals.slice(1)
     if (args.length) throw new UsageError(`unexpected argument '${args[0]}' for history`)
-  } else if (first === 'pause' || first === 'resume') {
+  } else if (first === 'pause' || first === 'resume' || first === 'audit') {
     command = first
     args = positionals.slice(1)
     if (args.length) throw new UsageError(`unexpected argument '${args[0]}' for ${first}`)
@@ -567,7 +577,7 @@ async function requeue(retry, ctx, [name, id]) {
     let n
     let skipped
     try {
-      ;({ requeued: n, skipped } = await retry.requeueDeadLettersDetailed(name, filter, options))
+      ;({ requeued: n, skipped } = await retry.requeueDeadLettersDetailed(name, filter, { ...options, actor: ctx.actor }))
     } finally {
       process.off('SIGINT', stop)
       process.off('SIGTERM', stop)
@@ -581,7 +591,7 @@ async function requeue(retry, ctx, [name, id]) {
     else out(`requeued ${n} dead letter${n === 1 ? '' : 's'} from ${clean(name)} onto schedule ${clean(ctx.prefix)}${skippedNote(skipped)}${stopped ? ' (stopped: the rest are still dead letters; the same command goes on with them)' : ''}`)
     return stopped ? 130 : 0
   }
-  const moved = await retry.requeueDeadLetter(name, id)
+  const moved = await retry.requeueDeadLetter(name, id, { actor: ctx.actor })
   if (ctx.options.json) json({ requeued: moved, id })
   if (!moved) {
     process.stderr.write(`error: no dead letter ${clean(id)} in ${clean(name)}\n`)
@@ -595,7 +605,7 @@ async function remove(retry, ctx, [name, id]) {
   const filter = filterOf(ctx.options)
   if (Object.keys(filter).length) {
     const dryRun = Boolean(ctx.options['dry-run'])
-    const options = { dryRun }
+    const options = { dryRun, actor: ctx.actor }
     if (ctx.options['max-count'] !== undefined) options.maxCount = Number(ctx.options['max-count'])
     if (!dryRun) {
       const counted = await retry.removeDeadLetters(name, filter, { ...options, dryRun: true })
@@ -609,7 +619,7 @@ async function remove(retry, ctx, [name, id]) {
     else out(`removed ${n} dead letter${n === 1 ? '' : 's'} from ${clean(name)}`)
     return 0
   }
-  const removed = await retry.removeDeadLetter(name, id)
+  const removed = await retry.removeDeadLetter(name, id, { actor: ctx.actor })
   if (ctx.options.json) json({ removed, id })
   if (!removed) {
     process.stderr.write(`error: no dead letter ${clean(id)} in ${clean(name)}\n`)
@@ -632,14 +642,22 @@ async function dashboard(retry, ctx) {
     retry: i ? extra[i - 1] : retry,
     dlqName: dlqs ? (prefixes.length > 1 ? dlqs[i] : dlqs) : `${prefix}:dead-letters`,
   }))
-  const token = ctx.options.token || process.env.DASHBOARD_TOKEN || undefined
+  // --token NAME=SECRET (repeatable) names each token: its actions are audited as NAME.
+  const given = ctx.options.token || (process.env.DASHBOARD_TOKEN ? [process.env.DASHBOARD_TOKEN] : [])
+  const { parseTokenArg } = require('../dashboard/security')
+  const tokens = {}
+  for (const { name, secret } of given.map(parseTokenArg)) {
+    if (Object.hasOwn(tokens, name)) throw new UsageError(`two --token options are named '${name}'`)
+    tokens[name] = secret
+  }
+  const token = given.length ? Object.values(tokens)[0] : undefined
   let running
   try {
     running = await require('../dashboard').serve({
       schedules,
       host: ctx.options.host,
       port: ctx.options.port !== undefined ? Number(ctx.options.port) : 3000,
-      token,
+      ...(given.length && { tokens }),
       readOnly: Boolean(ctx.options['read-only']),
       dataVisible: Boolean(ctx.options['data-visible-without-token']),
       metricsWithoutToken: Boolean(ctx.options['metrics-without-token']),
@@ -670,7 +688,7 @@ async function pause(retry, ctx) {
   const forMs = ctx.options.for !== undefined ? duration(ctx.options.for) : undefined
   // The end is a time; Redis's clock decides when it has come.
   const options = forMs !== undefined ? { untilMs: Date.now() + forMs } : {}
-  await retry.pause(ctx.options.topic ?? null, options)
+  await retry.pause(ctx.options.topic ?? null, { ...options, actor: ctx.actor })
   const pauses = await retry.paused()
   if (ctx.options.json) json({ paused: pauses })
   else for (const p of pauses) out(`paused: ${describePause(p)}`)
@@ -678,7 +696,7 @@ async function pause(retry, ctx) {
 }
 
 async function resume(retry, ctx) {
-  const ended = await retry.resume(ctx.options.topic ?? null)
+  const ended = await retry.resume(ctx.options.topic ?? null, { actor: ctx.actor })
   const pauses = await retry.paused()
   if (ctx.options.json) {
     json({ resumed: ended, paused: pauses })
@@ -712,7 +730,60 @@ async function reasons(retry, ctx, [name]) {
   return 0
 }
 
-const COMMANDS = { stats, history, 'dlq list': list, 'dlq reasons': reasons, 'dlq requeue': requeue, 'dlq remove': remove, pause, resume, dashboard }
+
+/** One line of the audit log: when, who, what, on what, how many, how it ended. */
+function formatAudit(e) {
+  const t = e.target || {}
+  const on = [
+    t.dlq !== undefined && `dlq ${clean(t.dlq)}`,
+    t.id !== undefined && `id ${clean(t.id)}`,
+    t.filter && Object.keys(t.filter).length > 0 && `filter ${clean(JSON.stringify(t.filter))}`,
+    t.filter && Object.keys(t.filter).length === 0 && 'every dead letter',
+    'topic' in t && (t.topic === null ? 'whole schedule' : `topic ${clean(t.topic)}`),
+    t.job !== undefined && `job ${t.job}`,
+  ].filter(Boolean)
+  const outcome = e.outcome === 'ok' ? 'ok' : `${clean(e.outcome)}${e.error ? `: ${truncate(clean(e.error), VALUE_WIDTH)}` : ''}`
+  return `${isoTime(e.at)}  ${clean(e.actor)}  ${clean(e.action)}  ${on.join(', ')}  count ${e.count}  ${outcome}`
+}
+
+async function audit(retry, ctx) {
+  const options = {}
+  if (ctx.options.limit !== undefined) options.limit = Number(ctx.options.limit)
+  if (ctx.options.since !== undefined) options.since = time(ctx.options.since)
+  if (ctx.options.cursor !== undefined) options.cursor = ctx.options.cursor
+  let page
+  try {
+    page = await retry.auditLog(options)
+  } catch (err) {
+    // Everything auditLog is given comes from the command line.
+    if (err && err.code === 'ERR_INVALID_ARG') throw new UsageError(errorText(err).replace('options.', '--'))
+    throw err
+  }
+  if (ctx.options.json) {
+    json(page)
+    return 0
+  }
+  for (const e of page.entries) out(formatAudit(e))
+  if (!page.entries.length) out(`no operator actions recorded for schedule ${clean(ctx.prefix)}${options.cursor ? ' after this cursor' : ''}`)
+  if (page.cursor) out(`more: kafka-redis-retry audit --cursor ${clean(page.cursor)}${options.limit ? ` --limit ${options.limit}` : ''}${ctx.options.since ? ` --since ${JSON.stringify(clean(ctx.options.since))}` : ''}`)
+  return 0
+}
+
+/**
+ * Who this tool acts as in the audit log: user@host of the process running it (a user the
+ * system cannot name is 'unknown'), bounded as `actor` must be.
+ */
+function cliActor() {
+  let user
+  try {
+    user = os.userInfo().username
+  } catch {
+    user = process.env.USER || 'unknown'
+  }
+  return `${user || 'unknown'}@${os.hostname()}`.replace(/\p{Cc}/gu, '?').slice(0, 200)
+}
+
+const COMMANDS = { stats, history, 'dlq list': list, 'dlq reasons': reasons, 'dlq requeue': requeue, 'dlq remove': remove, pause, resume, audit, dashboard }
 
 // ---- main ----
 
@@ -780,6 +851,7 @@ async function main(argv) {
     options,
     redisUrl: options.redis || process.env.REDIS_URL || 'redis://127.0.0.1:6379',
     prefix: options.prefix || 'kafka-retry',
+    actor: cliActor(),
   }
   // The dashboard may show several schedules (--prefix a,b): the first gets `retry`.
   const firstPrefix = command === 'dashboard' ? ctx.prefix.split(',')[0] : ctx.prefix

@@ -68,6 +68,7 @@ async function start(state, ctx, req, dlq, form) {
     filter,
     matched: numberField(form, 'matched', { label: 'matched', min: 1, max: Number.MAX_SAFE_INTEGER, whole: true }) || 0,
     startedBy: startedBy(req),
+    actor: ctx.actor,
   }
   // Never more than the dry run showed; above CONFIRM_ABOVE, only with that count typed back.
   if (spec.matched > CONFIRM_ABOVE && form.get('confirmCount') !== String(spec.matched)) {
@@ -105,8 +106,8 @@ async function jobPage(state, ctx, scheduleText, idText) {
 async function jobAction(state, ctx, scheduleText, idText, verb) {
   const job = await jobOf(state, scheduleText, idText)
   if (verb === 'stop') {
-    await state.jobs.stop(job.schedule, job.id)
-  } else if (!(await state.jobs.continue(job.schedule, job.id))) {
+    await state.jobs.stop(job.schedule, job.id, ctx.actor)
+  } else if (!(await state.jobs.continue(job.schedule, job.id, ctx.actor))) {
     throw httpError(409, `bulk job ${job.id} cannot be continued: it is ${job.state === 'done' ? 'done' : 'running'}`)
   }
   return { redirect: pages.jobPath(ctx.base, job) }

@@ -36,9 +36,17 @@ export interface DashboardOptions {
   /**
    * When set (8 characters or more), every page needs it: `?token=` once (the browser then keeps
    * a cookie) or `Authorization: Bearer <token>`; otherwise 401. `GET /prometheus` takes only the
-   * bearer header (a Prometheus scrape's `authorization`), unless `metricsWithoutToken`.
+   * bearer header (a Prometheus scrape's `authorization`), unless `metricsWithoutToken`. Its
+   * actions are recorded in the audit log with the actor `token`.
    */
   token?: string
+  /**
+   * Named tokens, `{ name: secret }` (names of 1 to 64 letters, digits, `.`, `_`, `@`, `-`;
+   * secrets of 8 characters or more, all different), beside or instead of `token`: each works as
+   * `token` does, and the actions made with it are recorded in the audit log with its name as
+   * the actor.
+   */
+  tokens?: Record<string, string>
   /**
    * `GET /prometheus` (the schedules' metrics in Prometheus text, for a scrape) without the token.
    * Default `false`: with a token, a scrape shows it as `Authorization: Bearer <token>` (no cookie or

@@ -8,10 +8,11 @@ const fs = require('fs')
 const http = require('http')
 const path = require('path')
 const pages = require('./pages')
-const { Guard, baseHeaders, readForm } = require('./security')
+const { Guard, baseHeaders, readForm, tokensOf } = require('./security')
 const op = require('./operator')
 const { query } = require('./html')
 const bulk = require('./bulk')
+const auditLog = require('./audit')
 const bulkPages = require('./bulk-pages')
 const { Jobs } = require('./jobs')
 const { delayField, pauseMinutesField, limitField, numberField } = require('./fields')
@@ -81,12 +82,15 @@ function handler(options = {}) {
   const readOnly = Boolean(options.readOnly)
   const fixedBase = options.basePath === undefined ? null : normalBase(options.basePath)
   const refreshSeconds = options.refreshSeconds === undefined ? 5 : Number(options.refreshSeconds)
-  if (options.token !== undefined && (typeof options.token !== 'string' || options.token.length < 8)) {
-    throw invalid('token must be a string of at least 8 characters')
+  let tokens
+  try {
+    tokens = tokensOf(options)
+  } catch (err) {
+    throw invalid(err.message)
   }
   const guards = new Map()
   const guardFor = (base) => {
-    if (!guards.has(base)) guards.set(base, new Guard({ token: options.token, basePath: base || '/' }))
+    if (!guards.has(base)) guards.set(base, new Guard({ tokens, basePath: base || '/' }))
     return guards.get(base)
   }
   const assets = Object.fromEntries(
@@ -140,12 +144,12 @@ async function serveRequest(state, req, res, next, fixedBase, guardFor) {
   // A scrape: a bearer token only (no login redirect, cookie or CSRF token).
   if (await serveMetrics(state, req, res, route, guard)) return
 
-  const access = guard.access(req, url)
+  const { status: access, actor } = guard.access(req, url)
   if (access === 'login') {
     url.searchParams.delete('token')
     return send(res, 303, 'text/plain; charset=utf-8', 'see other', {
       Location: `${url.pathname}${url.search}`,
-      'Set-Cookie': guard.authCookie(req),
+      'Set-Cookie': guard.authCookie(req, actor),
     })
   }
   const csrf = guard.csrf(req)
@@ -165,6 +169,8 @@ async function serveRequest(state, req, res, next, fixedBase, guardFor) {
     refreshSeconds: state.refreshSeconds > 0 ? state.refreshSeconds : null,
     pageSize: PAGE_SIZE,
     notice: url.searchParams.get('notice'),
+    // Who acts, for the audit log: the name of the token the request showed.
+    actor,
   }
   const extraHeaders = csrf.setCookie ? { 'Set-Cookie': csrf.setCookie } : {}
   const page = (status, markup) => send(res, status, 'text/html; charset=utf-8', String(markup), extraHeaders)
@@ -253,6 +259,7 @@ async function get(state, ctx, route, url, req) {
   if (m) return bulk.preview(state, ctx, req, dlqOf(state, m[1]), url)
   m = /^\/jobs\/([^/]+)\/([^/]+)$/.exec(route)
   if (m) return bulk.jobPage(state, ctx, m[1], m[2])
+  if (route === '/audit') return auditLog.audit(state, ctx, url)
   throw new HttpError(404, `nothing at ${route}`)
 }
 
@@ -369,10 +376,10 @@ async function post(state, ctx, route, form, req) {
     if (m[3] === 'remove') {
       const confirm = await removeUnconfirmed(ctx, dlq, id, form)
       if (confirm) return confirm
-      done = await retry.removeDeadLetter(dlq.name, id)
+      done = await retry.removeDeadLetter(dlq.name, id, { actor: ctx.actor })
     } else {
       const delayMs = delayField(form)
-      done = await retry.requeueDeadLetter(dlq.name, id, delayMs ? { delayMs } : undefined)
+      done = await retry.requeueDeadLetter(dlq.name, id, { ...(delayMs && { delayMs }), actor: ctx.actor })
     }
     const verb = m[3] === 'remove' ? 'removed' : 'requeued'
     const notice = done ? `${verb} dead letter ${id}` : `dead letter ${id} was no longer there (requeued or removed meanwhile)`
@@ -393,10 +400,11 @@ async function post(state, ctx, route, form, req) {
       const warning = await bulk.pauseCheck(ctx, schedule, topic, form)
       if (warning) return { page: warning }
       const options = minutes ? { untilMs: Date.now() + minutes * 60_000 } : {}
+      options.actor = ctx.actor
       await op.need(schedule.retry, 'pause').pause(topic, options)
       return { redirect: `${ctx.base}/${query({ notice: `paused ${what}${minutes ? ` for ${minutes} min` : ''}` })}` }
     }
-    await op.need(schedule.retry, 'resume').resume(topic)
+    await op.need(schedule.retry, 'resume').resume(topic, { actor: ctx.actor })
     return { redirect: `${ctx.base}/${query({ notice: `resumed ${what}` })}` }
   }
   throw new HttpError(404, `nothing to post at ${route}`)
@@ -422,14 +430,15 @@ async function serve(options) {
   const host = options.host || '127.0.0.1'
   const port = options.port === undefined ? 3000 : options.port
   const loopback = isLoopback(host)
-  if (!loopback && !options.token && !(options.readOnly && options.dataVisible)) {
+  const hasToken = options.token !== undefined || Boolean(options.tokens && Object.keys(options.tokens).length)
+  if (!loopback && !hasToken && !(options.readOnly && options.dataVisible)) {
     throw invalid(`refusing to listen on ${host} without a token: anyone who reaches it could read and change every dead letter. Give --token, or --read-only with --data-visible-without-token`)
   }
   const handle = handler({ ...options, basePath: options.basePath || '' })
   const server = http.createServer((req, res) => {
     // Without a token, a page on another site could reach a loopback server through a DNS name
     // it controls (DNS rebinding): only requests addressed to this host by name are answered.
-    if (!options.token && loopback && !loopbackHost(req.headers.host)) {
+    if (!hasToken && loopback && !loopbackHost(req.headers.host)) {
       return send(res, 421, 'text/plain; charset=utf-8', 'this dashboard answers only requests to 127.0.0.1, ::1 or localhost')
     }
     handle(req, res)

@@ -32,23 +32,29 @@ class Jobs {
     return job
   }
 
-  /** Takes over a stopped, failed or interrupted job and runs it again; null when it cannot. */
-  async continue(schedule, id) {
-    const job = await op.need(schedule.retry, 'continueJob').continueJob(id, { leaseMs: this.leaseMs })
-    if (job) this.run(schedule, job)
+  /**
+   * Takes over a stopped, failed or interrupted job and runs it again, as `actor` (the audit
+   * log's); null when it cannot.
+   */
+  async continue(schedule, id, actor) {
+    const job = await op.need(schedule.retry, 'continueJob').continueJob(id, { leaseMs: this.leaseMs, actor })
+    if (job) this.run(schedule, job, actor)
     return job
   }
 
-  /** Asks job `id` to stop: at once when this process runs it, through Redis otherwise. */
-  async stop(schedule, id) {
-    const asked = await op.need(schedule.retry, 'stopJob').stopJob(id)
+  /** Asks job `id` to stop (for `actor`): at once when this process runs it, through Redis otherwise. */
+  async stop(schedule, id, actor) {
+    const asked = await op.need(schedule.retry, 'stopJob').stopJob(id, { actor })
     const runner = this.runners.get(key(schedule, id))
     if (runner) runner.controller.abort()
     return asked
   }
 
-  /** Runs `job` (its spec, from its count so far), reporting until it ends. */
-  run(schedule, job) {
+  /**
+   * Runs `job` (its spec, from its count so far), reporting until it ends; its requeue or removal
+   * is recorded in the audit log as done by `actor` (default: who started it).
+   */
+  run(schedule, job, actor = job.spec.actor) {
     const retry = schedule.retry
     const spec = job.spec
     const controller = new AbortController()
@@ -71,6 +77,7 @@ class Jobs {
     const options = { signal: controller.signal, onProgress: (n) => { runner.done = Math.max(runner.done, base + n) } }
     // At most the confirmed count, over every run of the job.
     if (spec.maxCount !== undefined) options.maxCount = Math.max(0, spec.maxCount - base)
+    if (typeof actor === 'string') options.actor = actor
     let work
     if (spec.kind === 'remove') {
       work = retry.removeDeadLetters(spec.dlq, spec.filter, options)

@@ -26,7 +26,7 @@ function sendText(res, status, type, body, headers = {}) {
  */
 async function serveMetrics(state, req, res, route, guard) {
   if (route !== ROUTE) return false
-  if (!state.metricsWithoutToken && guard.bearer(req) !== 'ok') {
+  if (!state.metricsWithoutToken && guard.bearer(req).status !== 'ok') {
     sendText(res, 401, 'text/plain; charset=utf-8', 'this endpoint needs the dashboard\'s token as Authorization: Bearer <token>\n', {
       'WWW-Authenticate': 'Bearer realm="kafka-redis-retry dashboard"',
     })

@@ -22,7 +22,7 @@ function layout(ctx, { title, body, refresh }) {
 <body${refresh ? html` data-refresh="${refresh}"` : ''}>
 <header>
 <a class="brand" href="${base}/">kafka-redis-retry</a>
-<nav><a href="${base}/">Overview</a>${ctx.dlqs.map((d) => html` <a href="${dlqPath(base, d.name)}">${d.name}</a>`)}</nav>
+<nav><a href="${base}/">Overview</a>${ctx.dlqs.map((d) => html` <a href="${dlqPath(base, d.name)}">${d.name}</a>`)} <a href="${base}/audit">Audit</a></nav>
 ${ctx.readOnly && !ctx.linked ? html`<span class="badge">read-only</span>` : ''}
 </header>
 <main>

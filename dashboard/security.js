@@ -49,8 +49,9 @@ function portOf(host) {
  * do not share them), the access check and the CSRF check.
  */
 class Guard {
-  constructor({ token, basePath }) {
-    this.token = token || null
+  /** `tokens`: [{ name, secret }] (see tokensOf); none: no token needed. */
+  constructor({ tokens, basePath }) {
+    this.tokens = tokens || []
     this.cookiePath = basePath || '/'
     // The cookie proves the browser was given the token once; it holds a hash of the token
     // keyed by this process's secret, never the token itself.
@@ -71,41 +72,58 @@ class Guard {
    * chat, a ticket) sends it on that top-level GET, and on nothing else from another site (no
    * POST, image or fetch). Changes need the CSRF cookie, which stays Strict.
    */
-  authCookie(req) {
-    return `${this.cookieNames(req).auth}=${this.authValue()}; Path=${this.cookiePath}; HttpOnly; SameSite=Lax`
+  authCookie(req, name) {
+    return `${this.cookieNames(req).auth}=${this.authValue(this.tokens.find((t) => t.name === name))}; Path=${this.cookiePath}; HttpOnly; SameSite=Lax`
   }
 
   csrfCookie(req, value) {
     return `${this.cookieNames(req).csrf}=${value}; Path=${this.cookiePath}; HttpOnly; SameSite=Strict`
   }
 
-  authValue() {
-    return crypto.createHmac('sha256', this.secret).update(this.token).digest('hex')
+  /** The cookie's value for `token`: its name, and a keyed hash of name and secret. */
+  authValue(token) {
+    return `${token.name}.${crypto.createHmac('sha256', this.secret).update(`${token.name}\n${token.secret}`).digest('hex')}`
+  }
+
+  /** The token whose secret `given` is, or undefined (every one compared, in constant time). */
+  tokenOf(given) {
+    let found
+    for (const token of this.tokens) if (sameSecret(given, token.secret) && !found) found = token
+    return found
   }
 
   /**
-   * 'ok' when the request may go on, 'login' when it carries the token in its query (the caller
-   * sets the cookie and redirects to the address without it), 'refused' otherwise.
+   * { status, actor }: status 'ok' when the request may go on, 'login' when it carries a token
+   * in its query (the caller sets the cookie and redirects to the address without it), 'refused'
+   * otherwise; actor the name of the token it showed (the audit log's actor of its actions),
+   * `dashboard` when no token is needed.
    */
   access(req, url) {
-    if (!this.token) return 'ok'
+    if (!this.tokens.length) return { status: 'ok', actor: 'dashboard' }
+    const refused = { status: 'refused', actor: null }
     const given = url.searchParams.get('token')
-    if (given !== null) return sameSecret(given, this.token) ? 'login' : 'refused'
+    if (given !== null) {
+      const token = this.tokenOf(given)
+      return token ? { status: 'login', actor: token.name } : refused
+    }
     const bearer = this.bearer(req)
-    if (bearer !== 'none') return bearer
+    if (bearer.status !== 'none') return bearer
     const cookie = parseCookies(req.headers.cookie)[this.cookieNames(req).auth]
-    return cookie !== undefined && sameSecret(cookie, this.authValue()) ? 'ok' : 'refused'
+    const token = cookie && this.tokens.find((t) => cookie.startsWith(`${t.name}.`))
+    return token && sameSecret(cookie, this.authValue(token)) ? { status: 'ok', actor: token.name } : refused
   }
 
   /**
-   * 'ok' when the request's `Authorization: Bearer` header carries the token (or no token is
-   * set), 'refused' when it carries another, 'none' without one.
+   * { status, actor } from the request's `Authorization: Bearer` header: status 'ok' when it
+   * carries a token (or no token is set; actor the token's name), 'refused' when it carries
+   * another, 'none' without one.
    */
   bearer(req) {
-    if (!this.token) return 'ok'
+    if (!this.tokens.length) return { status: 'ok', actor: 'dashboard' }
     const m = /^Bearer\s+(.+)$/i.exec(req.headers.authorization || '')
-    if (!m) return 'none'
-    return sameSecret(m[1].trim(), this.token) ? 'ok' : 'refused'
+    if (!m) return { status: 'none', actor: null }
+    const token = this.tokenOf(m[1].trim())
+    return token ? { status: 'ok', actor: token.name } : { status: 'refused', actor: null }
   }
 
   /**
@@ -208,4 +226,42 @@ function readForm(req) {
   })
 }
 
-module.exports = { Guard, baseHeaders, readForm, sameSecret, CSP }
+/** A token's name: what the audit log records as the actor of its actions. */
+const TOKEN_NAME = /^[A-Za-z0-9._@-]{1,64}$/
+
+/**
+ * The tokens of handler()'s options as [{ name, secret }]: `token` (a secret, named `token`),
+ * and `tokens` ({ name: secret }); each secret 8 characters or more, every secret different.
+ * Throws a message for a bad one.
+ */
+function tokensOf({ token, tokens }) {
+  const list = []
+  if (token !== undefined) list.push({ name: 'token', secret: token, label: 'token' })
+  if (tokens !== undefined) {
+    if (!tokens || typeof tokens !== 'object' || Array.isArray(tokens)) throw new Error('tokens must be an object { name: secret }')
+    for (const [name, secret] of Object.entries(tokens)) list.push({ name, secret, label: `tokens.${name}` })
+  }
+  const names = new Set()
+  for (const { name, secret, label } of list) {
+    if (typeof secret !== 'string' || secret.length < 8) throw new Error(`${label} must be a string of at least 8 characters`)
+    if (!TOKEN_NAME.test(name)) throw new Error(`a token's name must be 1 to 64 letters, digits, '.', '_', '@' or '-', got ${JSON.stringify(name)}`)
+    if (names.has(name)) throw new Error(`two tokens are named ${JSON.stringify(name)}`)
+    names.add(name)
+  }
+  const secrets = new Set(list.map((t) => t.secret))
+  if (secrets.size !== list.length) throw new Error('two tokens have the same secret: each name needs its own')
+  return list.map(({ name, secret }) => ({ name, secret }))
+}
+
+/**
+ * A `--token` of the command line: `NAME=SECRET` names it when NAME is a token name and SECRET
+ * 8 characters or more; anything else is a plain secret (named `token`), so a secret that
+ * itself holds '=' (base64) keeps working.
+ */
+function parseTokenArg(text) {
+  const eq = text.indexOf('=')
+  if (eq > 0 && TOKEN_NAME.test(text.slice(0, eq)) && text.length - eq - 1 >= 8) return { name: text.slice(0, eq), secret: text.slice(eq + 1) }
+  return { name: 'token', secret: text }
+}
+
+module.exports = { Guard, baseHeaders, readForm, sameSecret, tokensOf, parseTokenArg, CSP }

@@ -6,6 +6,7 @@ use engine::config::{ConfigInput, SentinelConfig, TlsConfig};
 use engine::error::{Result as CoreResult, RetryError};
 use engine::message::backoff::Backoff;
 use engine::message::options::{format_js_number, parse_first_failed_at, RetryOptions};
+use engine::retry::audit::AuditQuery;
 use engine::retry::{BulkOptions, PushRequest};
 use engine::store::dead_letters::search::FilterInput;
 use napi::bindgen_prelude::*;
@@ -39,6 +40,27 @@ pub fn parse_requeue_delay(options: Option<&Unknown>) -> CoreResult<u64> {
             format_js_number(ms)
         ))),
     }
+}
+
+/// The `actor` of an operator method's options: who acts, as the audit log records it (the core
+/// checks it, `store::audit::check_actor`). `None` when absent.
+pub fn parse_actor(options: Option<&Unknown>) -> CoreResult<Option<String>> {
+    let Some(object) = object_arg("options", options)? else {
+        return Ok(None);
+    };
+    optional_string(&object, "actor", "options.actor")
+}
+
+/// `auditLog()`'s `{ limit, since, cursor }`, checked by the core.
+pub fn parse_audit_query(options: Option<&Unknown>) -> CoreResult<AuditQuery> {
+    let Some(object) = object_arg("options", options)? else {
+        return Ok(AuditQuery::default());
+    };
+    Ok(AuditQuery {
+        limit: optional_number(&object, "limit", "options.limit")?,
+        since: optional_number(&object, "since", "options.since")?,
+        cursor: optional_string(&object, "cursor", "options.cursor")?,
+    })
 }
 
 /// A dead letter hash name that may be left out (`undefined` or `null`).

@@ -2,9 +2,9 @@
 //! the core (`engine::retry::RetryCore`) and settles a promise (`settle`, or the push `hub`).
 
 use crate::args::{
-    dlq_name as dlq_name_arg, dlq_name_and_id, optional_dlq_name, optional_topic,
-    parse_bulk_options, parse_config, parse_filter, parse_history_options, parse_pause_options,
-    parse_push, parse_push_many, parse_requeue_delay, parse_search,
+    dlq_name as dlq_name_arg, dlq_name_and_id, optional_dlq_name, optional_topic, parse_actor,
+    parse_audit_query, parse_bulk_options, parse_config, parse_filter, parse_history_options,
+    parse_pause_options, parse_push, parse_push_many, parse_requeue_delay, parse_search,
 };
 use crate::convert::{
     element, header_text, json_text, object_arg, own_entries, property, string_arg,
@@ -14,12 +14,13 @@ use crate::observer::JsObserver;
 use crate::producer::make_publisher;
 use crate::requeue_watch::requeue_watch;
 use crate::results::{
-    nullable, DeadLetter, DeadLetterPage, DeadLetterReasons, RequeueOutcome, RetryHistory,
-    RetryPause, RetryStats,
+    nullable, AuditPage, DeadLetter, DeadLetterPage, DeadLetterReasons, RequeueOutcome,
+    RetryHistory, RetryPause, RetryStats,
 };
 use crate::settle::{js_error, settle, settle_with};
 use engine::error::RetryError;
 use engine::message::options::RetryHeaders;
+use engine::retry::audit::{action, filter_target, item_target, topic_target};
 use engine::retry::RetryCore;
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
@@ -372,7 +373,7 @@ impl KafkaRetry {
     /// Redis server; on a cluster, run again after a crash, it finishes without scheduling it
     /// twice). Resolves to `false` when there is no such dead letter, or another call moved it.
     #[napi(
-        ts_args_type = "dlqName: string, id: string, options?: { delayMs?: number }",
+        ts_args_type = "dlqName: string, id: string, options?: { delayMs?: number, actor?: string }",
         ts_return_type = "Promise<boolean>"
     )]
     pub fn requeue_dead_letter<'env>(
@@ -383,13 +384,22 @@ impl KafkaRetry {
         options: Option<Unknown>,
     ) -> Result<PromiseRaw<'env, bool>> {
         let core = self.core.clone();
-        let parsed = dlq_name_and_id(dlq_name.as_ref(), id.as_ref())
-            .and_then(|(name, id)| Ok((name, id, parse_requeue_delay(options.as_ref())?)));
+        let parsed = dlq_name_and_id(dlq_name.as_ref(), id.as_ref()).and_then(|(name, id)| {
+            Ok((
+                name,
+                id,
+                parse_requeue_delay(options.as_ref())?,
+                parse_actor(options.as_ref())?,
+            ))
+        });
         settle_with(
             env,
             parsed,
-            move |(name, id, delay_ms)| async move {
-                core.requeue_dead_letter(&name, &id, delay_ms).await
+            move |(name, id, delay_ms, actor)| async move {
+                let target = item_target(&name, &id);
+                let requeue = core.requeue_dead_letter(&name, &id, delay_ms);
+                core.audited(actor, action::REQUEUE, target, false, requeue)
+                    .await
             },
             |moved| moved,
         )
@@ -397,17 +407,28 @@ impl KafkaRetry {
 
     /// Requeues every dead letter of the hash `dlqName` (see `requeueDeadLetter`). Resolves to
     /// how many were requeued.
-    #[napi(ts_args_type = "dlqName: string", ts_return_type = "Promise<number>")]
+    #[napi(
+        ts_args_type = "dlqName: string, options?: { actor?: string }",
+        ts_return_type = "Promise<number>"
+    )]
     pub fn requeue_all_dead_letters<'env>(
         &self,
         env: &'env Env,
         dlq_name: Option<Unknown>,
+        options: Option<Unknown>,
     ) -> Result<PromiseRaw<'env, f64>> {
         let core = self.core.clone();
+        let parsed = dlq_name_arg(dlq_name.as_ref())
+            .and_then(|name| Ok((name, parse_actor(options.as_ref())?)));
         settle_with(
             env,
-            dlq_name_arg(dlq_name.as_ref()),
-            move |name| async move { core.requeue_all_dead_letters(&name).await },
+            parsed,
+            move |(name, actor)| async move {
+                let target = filter_target(&name, &Default::default());
+                let requeue = core.requeue_all_dead_letters(&name);
+                core.audited(actor, action::REQUEUE, target, false, requeue)
+                    .await
+            },
             |n| n as f64,
         )
     }
@@ -444,14 +465,17 @@ impl KafkaRetry {
                 parse_filter(filter.as_ref())?,
                 parse_bulk_options(options.as_ref())?,
                 requeue_watch(env, options.as_ref())?,
+                parse_actor(options.as_ref())?,
             ))
         });
         let core = self.core.clone();
         settle_with(
             env,
             parsed,
-            move |(name, filter, options, watch)| async move {
-                core.requeue_matching_dead_letters(&name, filter, options, watch)
+            move |(name, filter, options, watch, actor)| async move {
+                let target = filter_target(&name, &filter);
+                let requeue = core.requeue_matching_dead_letters(&name, filter, options, watch);
+                core.audited(actor, action::REQUEUE, target, options.dry_run, requeue)
                     .await
             },
             |outcome| outcome.count as f64,
@@ -478,14 +502,17 @@ impl KafkaRetry {
                 parse_filter(filter.as_ref())?,
                 parse_bulk_options(options.as_ref())?,
                 requeue_watch(env, options.as_ref())?,
+                parse_actor(options.as_ref())?,
             ))
         });
         let core = self.core.clone();
         settle_with(
             env,
             parsed,
-            move |(name, filter, options, watch)| async move {
-                core.requeue_matching_dead_letters(&name, filter, options, watch)
+            move |(name, filter, options, watch, actor)| async move {
+                let target = filter_target(&name, &filter);
+                let requeue = core.requeue_matching_dead_letters(&name, filter, options, watch);
+                core.audited(actor, action::REQUEUE, target, options.dry_run, requeue)
                     .await
             },
             RequeueOutcome::from,
@@ -528,7 +555,7 @@ impl KafkaRetry {
     /// (at most 10 times a second). Resolves to how many matched (dry run) or were removed; one
     /// that fails midway rejects with an error whose `removed` says how many it had removed.
     #[napi(
-        ts_args_type = "dlqName: string, filter?: DeadLetterFilter, options?: { dryRun?: boolean, maxCount?: number, signal?: AbortSignal, onProgress?: (removed: number) => void }",
+        ts_args_type = "dlqName: string, filter?: DeadLetterFilter, options?: { dryRun?: boolean, maxCount?: number, signal?: AbortSignal, onProgress?: (removed: number) => void, actor?: string }",
         ts_return_type = "Promise<number>"
     )]
     pub fn remove_dead_letters<'env>(
@@ -544,14 +571,18 @@ impl KafkaRetry {
                 parse_filter(filter.as_ref())?,
                 parse_bulk_options(options.as_ref())?,
                 requeue_watch(env, options.as_ref())?,
+                parse_actor(options.as_ref())?,
             ))
         });
         let core = self.core.clone();
         settle_with(
             env,
             parsed,
-            move |(name, filter, options, watch)| async move {
-                core.remove_matching_dead_letters(&name, filter, options, watch)
+            move |(name, filter, options, watch, actor)| async move {
+                let target = filter_target(&name, &filter);
+                let remove =
+                    core.remove_matching_dead_letters(&name, filter, options, watch);
+                core.audited(actor, action::REMOVE, target, options.dry_run, remove)
                     .await
             },
             |n| n as f64,
@@ -564,7 +595,7 @@ impl KafkaRetry {
     /// clock) ends the pause by itself; without it the pause lasts until `resume()`. Resolves to
     /// `false` when `untilMs` is already past (nothing paused).
     #[napi(
-        ts_args_type = "topic?: string | null, options?: { untilMs?: number }",
+        ts_args_type = "topic?: string | null, options?: { untilMs?: number, actor?: string }",
         ts_return_type = "Promise<boolean>"
     )]
     pub fn pause<'env>(
@@ -573,13 +604,23 @@ impl KafkaRetry {
         topic: Option<Unknown>,
         options: Option<Unknown>,
     ) -> Result<PromiseRaw<'env, bool>> {
-        let parsed = optional_topic(topic.as_ref())
-            .and_then(|topic| Ok((topic, parse_pause_options(options.as_ref())?)));
+        let parsed = optional_topic(topic.as_ref()).and_then(|topic| {
+            Ok((
+                topic,
+                parse_pause_options(options.as_ref())?,
+                parse_actor(options.as_ref())?,
+            ))
+        });
         let core = self.core.clone();
         settle_with(
             env,
             parsed,
-            move |(topic, until)| async move { core.pause(topic.as_deref(), until).await },
+            move |(topic, until, actor)| async move {
+                let target = topic_target(topic.as_deref());
+                let pause = core.pause(topic.as_deref(), until);
+                core.audited(actor, action::PAUSE, target, false, pause)
+                    .await
+            },
             |paused| paused,
         )
     }
@@ -588,20 +629,51 @@ impl KafkaRetry {
     /// topic's). Every listener claims at once (the wake channel); a resumed topic's waiting
     /// messages go out over its next claims. Resolves to whether a pause ended.
     #[napi(
-        ts_args_type = "topic?: string | null",
+        ts_args_type = "topic?: string | null, options?: { actor?: string }",
         ts_return_type = "Promise<boolean>"
     )]
     pub fn resume<'env>(
         &self,
         env: &'env Env,
         topic: Option<Unknown>,
+        options: Option<Unknown>,
     ) -> Result<PromiseRaw<'env, bool>> {
+        let core = self.core.clone();
+        let parsed = optional_topic(topic.as_ref())
+            .and_then(|topic| Ok((topic, parse_actor(options.as_ref())?)));
+        settle_with(
+            env,
+            parsed,
+            move |(topic, actor)| async move {
+                let target = topic_target(topic.as_deref());
+                let resume = core.resume(topic.as_deref());
+                core.audited(actor, action::RESUME, target, false, resume)
+                    .await
+            },
+            |ended| ended,
+        )
+    }
+
+    /// The audit log of this schedule, newest first: every operator action (requeue, remove,
+    /// pause, resume, a job stopped or continued) with when (Redis's clock), who (`actor`), what,
+    /// on what, how many and how it ended. `limit` (1 to 1,000, default 100) entries at most,
+    /// recorded at or after `since` (ms since the epoch); `cursor` (the previous page's) goes on
+    /// where that page ended; `cursor` is `null` on the last page. Kept 30 days, at most 10,000.
+    #[napi(
+        ts_args_type = "options?: { limit?: number, since?: number, cursor?: string }",
+        ts_return_type = "Promise<AuditPage>"
+    )]
+    pub fn audit_log<'env>(
+        &self,
+        env: &'env Env,
+        options: Option<Unknown>,
+    ) -> Result<PromiseRaw<'env, AuditPage>> {
         let core = self.core.clone();
         settle_with(
             env,
-            optional_topic(topic.as_ref()),
-            move |topic| async move { core.resume(topic.as_deref()).await },
-            |ended| ended,
+            parse_audit_query(options.as_ref()),
+            move |query| async move { core.audit_log(query).await },
+            AuditPage::from,
         )
     }
 
@@ -616,7 +688,7 @@ impl KafkaRetry {
 
     /// Removes dead letter `id` from the hash `dlqName`. Resolves to whether it was there.
     #[napi(
-        ts_args_type = "dlqName: string, id: string",
+        ts_args_type = "dlqName: string, id: string, options?: { actor?: string }",
         ts_return_type = "Promise<boolean>"
     )]
     pub fn remove_dead_letter<'env>(
@@ -624,12 +696,20 @@ impl KafkaRetry {
         env: &'env Env,
         dlq_name: Option<Unknown>,
         id: Option<Unknown>,
+        options: Option<Unknown>,
     ) -> Result<PromiseRaw<'env, bool>> {
         let core = self.core.clone();
+        let parsed = dlq_name_and_id(dlq_name.as_ref(), id.as_ref())
+            .and_then(|(name, id)| Ok((name, id, parse_actor(options.as_ref())?)));
         settle_with(
             env,
-            dlq_name_and_id(dlq_name.as_ref(), id.as_ref()),
-            move |(name, id)| async move { core.remove_dead_letter(&name, &id).await },
+            parsed,
+            move |(name, id, actor)| async move {
+                let target = item_target(&name, &id);
+                let remove = core.remove_dead_letter(&name, &id);
+                core.audited(actor, action::REMOVE, target, false, remove)
+                    .await
+            },
             |removed| removed,
         )
     }

@@ -200,6 +200,8 @@ export interface RequeueDeadLettersOptions {
   signal?: AbortSignal
   /** Called with the count requeued so far, at most 10 times a second. */
   onProgress?: (requeued: number) => void
+  /** Who asks, as the audit log records it (1 to 200 characters; default `api`). */
+  actor?: string
 }
 
 /** `deadLetters()`'s page and filter. */

@@ -3,12 +3,14 @@
 //! `engine::store::jobs`), read from JavaScript and settled as promises. The dashboard runs its
 //! bulk requeues and removals as such jobs, so every dashboard process on the schedule sees them.
 
+use crate::args::parse_actor;
 use crate::class::KafkaRetry;
 use crate::convert::{describe, json_text, object_arg, optional_number, optional_string};
 use crate::results::{nullable, OperatorJob};
 use crate::settle::settle_with;
 use engine::error::{Result as CoreResult, RetryError};
 use engine::message::options::format_js_number;
+use engine::retry::audit::{action, job_target};
 use engine::store::jobs::{lease_ms, Ending, Finish, Reported};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
@@ -146,18 +148,28 @@ impl KafkaRetry {
 
     /// Asks job `id` to stop: its runner, in whichever process, stops before its next move (an
     /// interrupted job is marked stopped at once). Resolves to `false` when it was not running
-    /// (or there is no such job).
-    #[napi(ts_args_type = "id: number", ts_return_type = "Promise<boolean>")]
+    /// (or there is no such job). Recorded in the audit log as `jobStop` by `actor`.
+    #[napi(
+        ts_args_type = "id: number, options?: { actor?: string }",
+        ts_return_type = "Promise<boolean>"
+    )]
     pub fn stop_job<'env>(
         &self,
         env: &'env Env,
         id: Option<Unknown>,
+        options: Option<Unknown>,
     ) -> Result<PromiseRaw<'env, bool>> {
         let core = self.core().clone();
+        let parsed =
+            whole("id", id.as_ref()).and_then(|id| Ok((id, parse_actor(options.as_ref())?)));
         settle_with(
             env,
-            whole("id", id.as_ref()),
-            move |id| async move { Ok(core.stop_job(id).await? == Some(true)) },
+            parsed,
+            move |(id, actor)| async move {
+                let stop = async { Ok(core.stop_job(id).await? == Some(true)) };
+                core.audited(actor, action::JOB_STOP, job_target(id), false, stop)
+                    .await
+            },
             |asked| asked,
         )
     }
@@ -165,21 +177,30 @@ impl KafkaRetry {
     /// Takes over a stopped, failed or interrupted job to run it again: resolves to the job under
     /// its next `run` (the caller then runs its spec again and reports with that run), or `null`
     /// when it is done, running under a live lease (elsewhere), or unknown. Of two callers at
-    /// once, one gets it.
-    #[napi(ts_args_type = "id: number, options?: { leaseMs?: number }")]
+    /// once, one gets it. Recorded in the audit log as `jobContinue` by `actor`.
+    #[napi(ts_args_type = "id: number, options?: { leaseMs?: number, actor?: string }")]
     pub fn continue_job<'env>(
         &self,
         env: &'env Env,
         id: Option<Unknown>,
         options: Option<Unknown>,
     ) -> Result<PromiseRaw<'env, Either<OperatorJob, Null>>> {
-        let parsed =
-            whole("id", id.as_ref()).and_then(|id| Ok((id, lease_option(options.as_ref())?)));
+        let parsed = whole("id", id.as_ref()).and_then(|id| {
+            Ok((
+                id,
+                lease_option(options.as_ref())?,
+                parse_actor(options.as_ref())?,
+            ))
+        });
         let core = self.core().clone();
         settle_with(
             env,
             parsed,
-            move |(id, lease)| async move { core.continue_job(id, lease).await },
+            move |(id, lease, actor)| async move {
+                let resume = core.continue_job(id, lease);
+                core.audited(actor, action::JOB_CONTINUE, job_target(id), false, resume)
+                    .await
+            },
             |job| nullable(job.map(OperatorJob::from)),
         )
     }

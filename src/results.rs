@@ -9,6 +9,7 @@
 
 use engine::observe::events::Event;
 use engine::observe::stats::Stats;
+use engine::store::audit::Entry;
 use engine::store::dead_letters::reasons::{Reason, Reasons};
 use engine::store::dead_letters::requeue::BulkOutcome;
 use engine::store::dead_letters::search::SearchPage;
@@ -230,6 +231,68 @@ impl From<Pause> for RetryPause {
         RetryPause {
             topic,
             until_ms: until_ms.map(number),
+        }
+    }
+}
+
+/// One operator action of the audit log (`auditLog()`).
+#[napi(object, object_from_js = false, use_nullable = true)]
+pub struct AuditEntry {
+    /// Its id in the log.
+    pub id: String,
+    /// When it was recorded, ms since the epoch (Redis's clock).
+    pub at: f64,
+    /// Who acted: the method's `actor` option, `api` when none was given (the CLI gives
+    /// `user@host`, the dashboard its token's name).
+    pub actor: String,
+    /// What was done.
+    #[napi(
+        ts_type = "'requeue' | 'remove' | 'pause' | 'resume' | 'jobStop' | 'jobContinue' | (string & {})"
+    )]
+    pub action: String,
+    /// What it was done to: `{ dlq, filter }` (a filtered requeue or removal), `{ dlq, id }` (one
+    /// dead letter), `{ topic }` (a pause or resume; `null`: the whole schedule), `{ job }`.
+    #[napi(
+        ts_type = "{ dlq?: string, filter?: DeadLetterFilter, id?: string, topic?: string | null, job?: number }"
+    )]
+    pub target: serde_json::Value,
+    /// How many dead letters it requeued or removed; for a pause, resume or job action 1 when it
+    /// took effect, else 0. For a failed action, what it did before failing. (Dry runs are not
+    /// recorded.)
+    pub count: f64,
+    /// `ok`, or the code of the error it failed with.
+    #[napi(ts_type = "'ok' | ErrorCode")]
+    pub outcome: String,
+    /// The message of the error it failed with (and its causes); `null` when it did not fail.
+    pub error: Option<String>,
+}
+
+/// A page of the audit log (`auditLog()`).
+#[napi(object, object_from_js = false, use_nullable = true)]
+pub struct AuditPage {
+    /// Newest first.
+    pub entries: Vec<AuditEntry>,
+    /// Pass it as `cursor` for the next (older) page; `null` on the last page.
+    pub cursor: Option<String>,
+}
+
+impl From<(Vec<Entry>, Option<String>)> for AuditPage {
+    fn from((entries, cursor): (Vec<Entry>, Option<String>)) -> Self {
+        AuditPage {
+            entries: entries
+                .into_iter()
+                .map(|e| AuditEntry {
+                    id: e.id,
+                    at: number(e.at),
+                    actor: e.actor,
+                    action: e.action,
+                    target: e.target,
+                    count: number(e.count),
+                    outcome: e.outcome,
+                    error: e.error,
+                })
+                .collect(),
+            cursor,
         }
     }
 }

@@ -13,6 +13,7 @@ const several = handler({
     { retry: new KafkaRetry({ keyPrefix: 'payments-retry' }) },
   ],
   token: process.env.DASHBOARD_TOKEN,
+  tokens: { alice: 'alice-secret-1', oncall: 'oncall-secret-1' },
   refreshSeconds: 10,
   jobLeaseMs: 15000,
   metricsWithoutToken: false,

@@ -1,5 +1,5 @@
 // Type-checked by `npm run typecheck` (tsc --noEmit): the public API as a TypeScript service uses it.
-import { KafkaRetry, KafkaRetryConfig, RetryHeadersObject, RetryProducer, RetryEvent, RetryStats, DeadLetterPage, DeadLetterFilter, RetryPause, PushItem, RetryHistory, RetryTopicStats, OperatorJob, DeadLetterReasons, RequeueOutcome } from '../..'
+import { KafkaRetry, KafkaRetryConfig, RetryHeadersObject, RetryProducer, RetryEvent, RetryStats, DeadLetterPage, DeadLetterFilter, RetryPause, PushItem, RetryHistory, RetryTopicStats, OperatorJob, DeadLetterReasons, RequeueOutcome, AuditPage, AuditEntry } from '../..'
 
 const config: KafkaRetryConfig = {
   redisUrl: 'redis://127.0.0.1:6379',
@@ -121,6 +121,18 @@ async function main(): Promise<void> {
   await retry.resume()
   void scanned, matched, dropped, pausedNow, pauses[0]?.topic, pauses[0]?.untilMs, resumed, stats.paused
   void new KafkaRetry({ maxPublishRate: 200 })
+  // Who acted, and the audit log.
+  await retry.requeueDeadLetters('DLQ', { topic: 'orders' }, { actor: 'alice', dryRun: false })
+  await retry.removeDeadLetter('DLQ', 'id-1', { actor: 'alice' })
+  await retry.resume('orders', { actor: 'alice' })
+  await retry.stopJob(1, { actor: 'alice' })
+  const log: AuditPage = await retry.auditLog({ limit: 50, since: Date.now() - 3600e3 })
+  const entry: AuditEntry | undefined = log.entries[0]
+  const nextAudit: string | null = log.cursor
+  const outcomeOk: boolean = entry?.outcome === 'ok' || entry?.outcome === 'ERR_REDIS_UNAVAILABLE'
+  void nextAudit, outcomeOk, entry?.at, entry?.actor, entry?.action, entry?.target.dlq, entry?.target.filter?.topic, entry?.count, entry?.error
+  // @ts-expect-error actor is a string
+  void retry.pause('orders', { actor: 42 })
   // Per topic and over time.
   const orders: RetryTopicStats | undefined = stats.topics['orders']
   const late: number = stats.lateMs

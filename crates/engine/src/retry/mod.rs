@@ -3,7 +3,7 @@
 //! its construction, the shard count check and `close()`); `push` stores failed messages,
 //! `listen` starts listeners (and the legacy migration beside them), `pause` gates the schedule,
 //! `dead_letters` reads, requeues and removes dead letters, `stats` counts, `ordered` serves
-//! ordered retries and `jobs` the dashboard's operator jobs.
+//! ordered retries, `jobs` the dashboard's operator jobs and `audit` records operator actions.
 
 use crate::config::Config;
 use crate::error::{Result, RetryError};
@@ -21,6 +21,7 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+pub mod audit;
 mod dead_letters;
 mod jobs;
 mod listen;

@@ -88,6 +88,12 @@ pub fn shards_key(prefix: &str) -> String {
     format!("{{{prefix}}}:shards")
 }
 
+/// The stream of the schedule `prefix`'s operator actions (`store::audit`), beside shard 0's
+/// keys: one key, so one slot on a cluster.
+pub fn audit_key(prefix: &str) -> String {
+    format!("{{{prefix}}}:audit")
+}
+
 /// The index key of a dead letter hash.
 pub fn index_key(dlq_name: &str) -> String {
     format!("{dlq_name}:index")

@@ -2,7 +2,7 @@
 //! resolver that puts a script together.
 //!
 //! Scripts live under `crates/engine/lua/` by concept (`schedule/`, `dead_letters/`, `gates/`,
-//! `ordered/`, `jobs/`), libraries under `lua/lib/`. A script names what it needs in its own text,
+//! `ordered/`, `jobs/`, `audit/`), libraries under `lua/lib/`. A script names what it needs in its own text,
 //! one line per library: `--- @include "lib/tally"` (as BullMQ's scripts do). [`resolve`] replaces
 //! such a line with the library's text, after the libraries that one includes, each library once
 //! per script even when several include lines name it. Redis runs the resolved text: one script,
@@ -61,6 +61,8 @@ pub const SCRIPTS: &[Source] = &[
     lua!("jobs/stop"),
     lua!("jobs/continue"),
     lua!("jobs/read"),
+    lua!("audit/record"),
+    lua!("audit/read"),
 ];
 
 /// What an include line starts with; the library's name follows in double quotes.

@@ -1,7 +1,7 @@
 //! The Redis Lua scripts (`crates/engine/lua/`) driven directly against a real Redis, one test
 //! per invariant the scripts hold, each named after it, in one file per group of scripts:
 //! `schedule`, `seen` (the seen window of push and ack), `dead_letters`, `gates`, `ordered`,
-//! `counts` (the per topic counts and history every script keeps), `jobs`; `loading` loads every
+//! `counts` (the per topic counts and history every script keeps), `jobs`, `audit`; `loading` loads every
 //! resolved script into Redis. The scripts are called through the Rust that
 //! ships them (`Schedule`, `requeue`), and Redis state is read back with plain commands.
 //!
@@ -12,6 +12,7 @@
 //!
 //! The Redis of each test: `tests/common`.
 
+mod audit;
 #[path = "../common/mod.rs"]
 mod common;
 mod counts;

@@ -37,7 +37,8 @@ pub struct Filter {
 }
 
 /// A filter as the caller gave it, before it is checked.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct FilterInput {
     /// `topic`.
     pub topic: Option<String>,
