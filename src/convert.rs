@@ -554,8 +554,9 @@ pub fn utf16_units(name: &str, value: Option<&Unknown>) -> Result<Vec<u16>> {
     };
     let raw = value.value();
     let mut len = 0usize;
-    if unsafe { sys::napi_get_value_string_utf16(raw.env, raw.value, std::ptr::null_mut(), 0, &mut len) }
-        != sys::Status::napi_ok
+    if unsafe {
+        sys::napi_get_value_string_utf16(raw.env, raw.value, std::ptr::null_mut(), 0, &mut len)
+    } != sys::Status::napi_ok
     {
         return Err(invalid());
     }
@@ -563,7 +564,13 @@ pub fn utf16_units(name: &str, value: Option<&Unknown>) -> Result<Vec<u16>> {
     let mut units = Vec::<u16>::with_capacity(len + 1);
     let mut written = 0usize;
     let status = unsafe {
-        sys::napi_get_value_string_utf16(raw.env, raw.value, units.as_mut_ptr(), len + 1, &mut written)
+        sys::napi_get_value_string_utf16(
+            raw.env,
+            raw.value,
+            units.as_mut_ptr(),
+            len + 1,
+            &mut written,
+        )
     };
     if status != sys::Status::napi_ok || written != len {
         return Err(invalid());

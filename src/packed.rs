@@ -12,7 +12,9 @@
 use crate::convert::error_info_of;
 use engine::error::{Result as CoreResult, RetryError};
 use engine::message::headers::{is_interpreted, Header, HeaderValue, MAX_HEADERS};
-use engine::message::options::{format_js_number, parse_first_failed_at, OptionValue, RetryOptions};
+use engine::message::options::{
+    format_js_number, parse_first_failed_at, OptionValue, RetryOptions,
+};
 use engine::retry::PushRequest;
 use engine::store::entry::ErrorInfo;
 
@@ -158,10 +160,7 @@ fn error_info(value: &Value) -> Option<ErrorInfo> {
     match value {
         Value::Text(text) => Some(error_info_of(utf8(text), "Error".into())),
         Value::Error(message, name) => Some(error_info_of(utf8(message), utf8(name))),
-        Value::Number(n) => Some(error_info_of(
-            format!("number {n}"),
-            "Error".into(),
-        )),
+        Value::Number(n) => Some(error_info_of(format!("number {n}"), "Error".into())),
         Value::Missing => None,
         Value::Bytes(_) => Some(error_info_of("a Buffer".into(), "Error".into())),
     }
@@ -201,16 +200,29 @@ mod tests {
         let pushes = unpack(&packed).unwrap();
         assert_eq!(pushes.len(), 2);
         let first = pushes[0].as_ref().unwrap();
-        assert_eq!((first.topic.as_str(), first.event.as_str()), ("orders", "k-1"));
+        assert_eq!(
+            (first.topic.as_str(), first.event.as_str()),
+            ("orders", "k-1")
+        );
         assert_eq!(first.value, "{\"a\":1}");
         assert_eq!(first.options.delay_text, "2");
         assert_eq!(first.options.max_retry, 5);
         assert_eq!(first.extra.len(), 1);
         assert_eq!(first.extra[0].value, HeaderValue::Bytes(vec![0xff, 0]));
         let error = first.error.as_ref().unwrap();
-        assert_eq!((error.message.as_str(), error.name.as_str()), ("boom", "TypeError"));
+        assert_eq!(
+            (error.message.as_str(), error.name.as_str()),
+            ("boom", "TypeError")
+        );
         let second = pushes[1].as_ref().unwrap();
-        assert_eq!((second.topic.as_str(), second.event.as_str(), second.value.as_str()), ("t", "", "[]"));
+        assert_eq!(
+            (
+                second.topic.as_str(),
+                second.event.as_str(),
+                second.value.as_str()
+            ),
+            ("t", "", "[]")
+        );
     }
 
     #[test]
@@ -237,7 +249,13 @@ mod tests {
 
     #[test]
     fn a_malformed_pack_is_an_error_not_a_panic() {
-        for bad in ["x", "5:ab", "1:t0:2:{}1:1:ak", "1:t0:2:{}1:1:an1:z", "99999999999999999999:"] {
+        for bad in [
+            "x",
+            "5:ab",
+            "1:t0:2:{}1:1:ak",
+            "1:t0:2:{}1:1:an1:z",
+            "99999999999999999999:",
+        ] {
             assert!(unpack(&units(bad)).is_err(), "{bad}");
         }
         assert!(unpack(&[]).unwrap().is_empty());

@@ -45,8 +45,10 @@ impl Group {
             return;
         }
         let earliest = self.earliest.load(Ordering::Acquire);
-        self.core.after_push((earliest != u64::MAX).then_some(earliest));
-        let failures = std::mem::take(&mut *self.failures.lock().unwrap_or_else(|p| p.into_inner()));
+        self.core
+            .after_push((earliest != u64::MAX).then_some(earliest));
+        let failures =
+            std::mem::take(&mut *self.failures.lock().unwrap_or_else(|p| p.into_inner()));
         if let Some(done) = self.done.lock().unwrap_or_else(|p| p.into_inner()).take() {
             done(failures);
         }
@@ -169,8 +171,10 @@ impl RetryCore {
     fn submit_group(&self, prepared: Vec<(u32, usize, PushMessage)>, group: Arc<Group>) {
         for (index, shard, message) in prepared {
             let group = group.clone();
-            self.schedules[shard]
-                .push_detached(message, Box::new(move |outcome| group.finish(index, outcome)));
+            self.schedules[shard].push_detached(
+                message,
+                Box::new(move |outcome| group.finish(index, outcome)),
+            );
         }
     }
 
