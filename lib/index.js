@@ -11,9 +11,9 @@
 // detection (cjs-module-lexer) reads, so `import { KafkaRetry } from 'kafka-redis-retry'` works,
 // and the default import is this same object.
 //
-// The seam for batching a tick's pushes into one native call (issue 29): a class here, in front of
-// `native.KafkaRetry`, exported as `KafkaRetry` instead. Today the export is the native class
-// itself, so `instanceof`, its statics (`KafkaRetry.headers`) and its getters are napi's.
+// `KafkaRetry` is a JavaScript class in front of napi's (lib/kafka-retry.js): it extends it, so
+// `instanceof`, the statics (`KafkaRetry.headers`) and the getters are napi's, and gathers the
+// pushToQueue calls of one tick into one native call (issue 29, docs/push-batch.md).
 'use strict'
 
 const native = require('../native.js')
@@ -28,14 +28,15 @@ native.installHelpers(
   }),
 )
 
-// The consumer helpers (lib/retrying.js) as methods of the native class itself, so the export
-// stays napi's class (instanceof, statics) and every instance has them.
+const KafkaRetry = require('./kafka-retry.js').makeClass(native.KafkaRetry)
+
+// The consumer helpers (lib/retrying.js) as methods of the class, so every instance has them.
 const { retrying, retryingBatch } = require('./retrying.js')
 for (const [name, method] of Object.entries({ retrying, retryingBatch })) {
-  Object.defineProperty(native.KafkaRetry.prototype, name, { value: method, writable: true, configurable: true, enumerable: false })
+  Object.defineProperty(KafkaRetry.prototype, name, { value: method, writable: true, configurable: true, enumerable: false })
 }
 
-exports.KafkaRetry = native.KafkaRetry
+exports.KafkaRetry = KafkaRetry
 // Which artifact the loader loaded ('native', or a WASI flavour): napi's loader exports it, and so
 // did this package before the entry moved here.
 exports.__napiBindingTarget = native.__napiBindingTarget

@@ -1,7 +1,7 @@
 // retry.retrying(handler, options) and retry.retryingBatch(handler, options): a consumer's
 // `eachMessage` / `eachBatch` (kafkajs, or Confluent's KafkaJS API) that calls the handler and
 // sends what it throws to the schedule (pushToQueue / pushMany) or, when retrying cannot help, to
-// the dead letters (pushToDlq). lib/index.js puts both on KafkaRetry.prototype.
+// the dead letters (pushToDlq). lib/index.js puts both on KafkaRetry.prototype (the exported class's).
 //
 // Nothing is lost and nothing crashes the consumer: a failure whose push to Redis fails rejects,
 // so the consumer does not commit the offset and the message is delivered again; a message that

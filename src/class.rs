@@ -231,6 +231,34 @@ impl KafkaRetry {
         Ok(promise)
     }
 
+    /// The pushes of one JavaScript tick in one call (`lib/push-pack.js` packs them into one
+    /// string, `src/packed.rs` reads it back): each is stored as `pushToQueue` stores it.
+    /// Resolves to `undefined` when every push was stored, else to `[index, error, ...]` for the
+    /// ones that failed. Internal: `pushToQueue` of the exported class calls it.
+    #[napi(skip_typescript)]
+    pub fn push_packed<'env>(
+        &self,
+        env: &'env Env,
+        packed: Option<Unknown>,
+    ) -> Result<Unknown<'env>> {
+        let (ticket, promise) = Hub::current(env)?.promise(env)?;
+        let requests = crate::convert::utf16_units("packed", packed.as_ref())
+            .and_then(|units| crate::packed::unpack(&units));
+        match requests {
+            Err(err) => ticket.settle(Err(err)),
+            Ok(requests) => {
+                let core = self.core.clone();
+                napi::bindgen_prelude::within_runtime_if_available(move || {
+                    core.push_group(
+                        requests,
+                        Box::new(move |failures| ticket.settle_group(failures)),
+                    )
+                });
+            }
+        }
+        Ok(promise)
+    }
+
     /// Stores a batch of failed messages with one call: `items` is an array of
     /// `{ topic, message, options }`, each what `pushToQueue` takes as its three arguments (for a
     /// kafkajs `eachBatch` handler, one item per failed message of the batch).

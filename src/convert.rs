@@ -265,7 +265,12 @@ pub fn error_info(value: Option<Unknown>) -> Option<engine::store::entry::ErrorI
         }
         _ => (describe(&value), "Error".to_string()),
     };
-    // Keep entries small: a huge message is cut, on a character boundary.
+    Some(error_info_of(message, name))
+}
+
+/// An error's message and name as an entry keeps them: a huge message is cut, on a character
+/// boundary, to keep entries small.
+pub fn error_info_of(message: String, name: String) -> engine::store::entry::ErrorInfo {
     const MAX: usize = 4_096;
     let message = if message.len() > MAX {
         let cut = (0..=MAX)
@@ -276,7 +281,7 @@ pub fn error_info(value: Option<Unknown>) -> Option<engine::store::entry::ErrorI
     } else {
         message
     };
-    Some(engine::store::entry::ErrorInfo { message, name })
+    engine::store::entry::ErrorInfo { message, name }
 }
 
 /// A Kafka header value as kafkajs gives it (Buffer, string, number, or an array of them; the
@@ -538,4 +543,39 @@ pub fn extra_headers(
         }
     }
     Ok(headers)
+}
+
+/// A string argument's UTF-16 code units, as JavaScript holds them (no UTF-8 conversion).
+pub fn utf16_units(name: &str, value: Option<&Unknown>) -> Result<Vec<u16>> {
+    let invalid = || RetryError::invalid_arg(format!("{name} must be a string"));
+    let value = value.filter(|v| matches!(v.get_type(), Ok(ValueType::String)));
+    let Some(value) = value else {
+        return Err(invalid());
+    };
+    let raw = value.value();
+    let mut len = 0usize;
+    if unsafe {
+        sys::napi_get_value_string_utf16(raw.env, raw.value, std::ptr::null_mut(), 0, &mut len)
+    } != sys::Status::napi_ok
+    {
+        return Err(invalid());
+    }
+    // One more unit for the NUL the engine writes.
+    let mut units = Vec::<u16>::with_capacity(len + 1);
+    let mut written = 0usize;
+    let status = unsafe {
+        sys::napi_get_value_string_utf16(
+            raw.env,
+            raw.value,
+            units.as_mut_ptr(),
+            len + 1,
+            &mut written,
+        )
+    };
+    if status != sys::Status::napi_ok || written != len {
+        return Err(invalid());
+    }
+    // SAFETY: the engine wrote `written` units at the start of the buffer.
+    unsafe { units.set_len(written) };
+    Ok(units)
 }

@@ -23,7 +23,16 @@ unsafe impl Send for Deferred {}
 
 struct Settled {
     deferred: Deferred,
-    outcome: std::result::Result<(), RetryError>,
+    outcome: Outcome,
+}
+
+/// What a promise settles to.
+enum Outcome {
+    /// One push: resolves to `undefined` or rejects with a coded `Error`.
+    One(std::result::Result<(), RetryError>),
+    /// A packed group of pushes (`pushPacked`): resolves to `undefined` when none failed, else
+    /// to `[index, error, index, error, ...]` (never rejects: each push settles on its own).
+    Group(Vec<(u32, RetryError)>),
 }
 
 /// The settling queue of one JS thread.
@@ -113,12 +122,30 @@ impl Hub {
         for Settled { deferred, outcome } in settled {
             unsafe {
                 match outcome {
-                    Ok(()) => {
+                    outcome if outcome_is_empty(&outcome) => {
                         let mut undefined = std::ptr::null_mut();
                         sys::napi_get_undefined(env.raw(), &mut undefined);
                         sys::napi_resolve_deferred(env.raw(), deferred.0, undefined);
                     }
-                    Err(err) => {
+                    Outcome::Group(failures) => {
+                        let mut array = std::ptr::null_mut();
+                        sys::napi_create_array_with_length(
+                            env.raw(),
+                            failures.len() * 2,
+                            &mut array,
+                        );
+                        for (i, (index, err)) in failures.into_iter().enumerate() {
+                            let mut number = std::ptr::null_mut();
+                            sys::napi_create_uint32(env.raw(), index, &mut number);
+                            sys::napi_set_element(env.raw(), array, 2 * i as u32, number);
+                            let error = crate::settle::js_error(env, &err);
+                            let value = JsError::from(error).into_value(env.raw());
+                            sys::napi_set_element(env.raw(), array, 2 * i as u32 + 1, value);
+                        }
+                        sys::napi_resolve_deferred(env.raw(), deferred.0, array);
+                    }
+                    Outcome::One(Ok(())) => {} // resolved above
+                    Outcome::One(Err(err)) => {
                         let error = crate::settle::js_error(env, &err);
                         let value = JsError::from(error).into_value(env.raw());
                         sys::napi_reject_deferred(env.raw(), deferred.0, value);
@@ -137,6 +164,14 @@ impl Hub {
     }
 }
 
+/// Whether an outcome resolves to `undefined`.
+fn outcome_is_empty(outcome: &Outcome) -> bool {
+    match outcome {
+        Outcome::One(result) => result.is_ok(),
+        Outcome::Group(failures) => failures.is_empty(),
+    }
+}
+
 /// Settles one promise from any thread, exactly once.
 pub struct Ticket {
     hub: Arc<Hub>,
@@ -147,7 +182,20 @@ impl Ticket {
     /// Resolves (`Ok`) or rejects with a coded `Error`.
     pub fn settle(mut self, outcome: std::result::Result<(), RetryError>) {
         if let Some(deferred) = self.deferred.take() {
-            self.hub.settle(Settled { deferred, outcome });
+            self.hub.settle(Settled {
+                deferred,
+                outcome: Outcome::One(outcome),
+            });
+        }
+    }
+
+    /// Resolves a packed group's promise with the pushes that failed, by index.
+    pub fn settle_group(mut self, failures: Vec<(u32, RetryError)>) {
+        if let Some(deferred) = self.deferred.take() {
+            self.hub.settle(Settled {
+                deferred,
+                outcome: Outcome::Group(failures),
+            });
         }
     }
 }
@@ -158,10 +206,10 @@ impl Drop for Ticket {
         if let Some(deferred) = self.deferred.take() {
             self.hub.settle(Settled {
                 deferred,
-                outcome: Err(RetryError::new(
+                outcome: Outcome::One(Err(RetryError::new(
                     engine::error::ErrorCode::Internal,
                     "the operation ended without an outcome",
-                )),
+                ))),
             });
         }
     }

@@ -18,6 +18,7 @@ mod jobs;
 mod js_publisher;
 mod observer;
 mod ordered;
+mod packed;
 mod producer;
 mod requeue_watch;
 mod results;

@@ -1,5 +1,6 @@
 // The package's entry (lib/index.js) over napi's loader (native.js): it hands the native module
-// the JavaScript of lib/ and exports what the package always exported, the native class itself.
+// the JavaScript of lib/ and exports `KafkaRetry`, a JavaScript class extending the native one
+// (lib/kafka-retry.js: statics, getters and `instanceof` are napi's).
 // Needs the built addon, no server (nothing here connects). Each case runs in a child Node:
 // jest loads a .node file once per process, so the state before the entry ran cannot be seen
 // from a test file.
@@ -14,13 +15,20 @@ const ROOT = path.join(__dirname, '..', '..')
 const inChild = (source) =>
   JSON.parse(execFileSync(process.execPath, ['-e', source], { cwd: ROOT, encoding: 'utf8', env: { ...process.env, REDIS_URL: 'redis://127.0.0.1:1' } }))
 
-test('the entry exports the native class itself and the loader\'s target, not installHelpers', () => {
+test('the entry exports a class extending the native one and the loader\'s target, not installHelpers', () => {
   const seen = inChild(`
     const pkg = require('.')
     const native = require('./native.js')
     console.log(JSON.stringify({
       keys: Object.keys(pkg),
-      same: pkg.KafkaRetry === native.KafkaRetry,
+      extends: Object.getPrototypeOf(pkg.KafkaRetry) === native.KafkaRetry,
+      instance: (() => {
+        const retry = new pkg.KafkaRetry({ keyPrefix: 'entry-test' })
+        const seen = [retry instanceof pkg.KafkaRetry, retry instanceof native.KafkaRetry, retry.keyPrefix]
+        retry.close().catch(() => {})
+        return seen
+      })(),
+      name: pkg.KafkaRetry.name,
       target: pkg.__napiBindingTarget,
       headers: pkg.KafkaRetry.headers(),
       main: require.resolve('.') === require.resolve('./lib/index.js'),
@@ -28,7 +36,9 @@ test('the entry exports the native class itself and the loader\'s target, not in
   `)
   expect(seen).toEqual({
     keys: ['KafkaRetry', '__napiBindingTarget'],
-    same: true,
+    extends: true,
+    instance: [true, true, 'entry-test'],
+    name: 'KafkaRetry',
     target: 'native',
     headers: { delay: '2', maxRetry: '3', retryCount: '0' },
     main: true,

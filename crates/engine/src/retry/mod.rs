@@ -31,7 +31,7 @@ mod push;
 mod stats;
 
 pub use dead_letters::BulkOptions;
-pub use push::PushRequest;
+pub use push::{GroupDone, PushRequest};
 
 /// A task close() waits for: a listener (with the publisher to flush after it) or the migration.
 struct Running {

@@ -10,7 +10,50 @@ use crate::message::options::RetryOptions;
 use crate::message::payload;
 use crate::store::entry::{Entry, ErrorInfo};
 use crate::store::schedule::{PushDone, PushMessage};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// Called once with the failed pushes of a group (`push_group`), each with its index in the
+/// group; empty when every push was stored (or was a redelivery).
+pub type GroupDone = Box<dyn FnOnce(Vec<(u32, RetryError)>) + Send>;
+
+/// The pushes of one `push_group` call still waiting for their outcome.
+struct Group {
+    remaining: AtomicUsize,
+    /// The earliest due time stored, `u64::MAX` while none: the listener is woken once per group.
+    earliest: AtomicU64,
+    failures: Mutex<Vec<(u32, RetryError)>>,
+    done: Mutex<Option<GroupDone>>,
+    core: Arc<RetryCore>,
+}
+
+impl Group {
+    /// Records one push's outcome; the last one reports the group.
+    fn finish(&self, index: u32, outcome: Result<Option<u64>>) {
+        match outcome {
+            Ok(Some(due)) => {
+                self.earliest.fetch_min(due, Ordering::AcqRel);
+            }
+            Ok(None) => {}
+            Err(err) => self
+                .failures
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push((index, err)),
+        }
+        if self.remaining.fetch_sub(1, Ordering::AcqRel) != 1 {
+            return;
+        }
+        let earliest = self.earliest.load(Ordering::Acquire);
+        self.core
+            .after_push((earliest != u64::MAX).then_some(earliest));
+        let failures =
+            std::mem::take(&mut *self.failures.lock().unwrap_or_else(|p| p.into_inner()));
+        if let Some(done) = self.done.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            done(failures);
+        }
+    }
+}
 
 /// One message handed to `pushToQueue`.
 #[derive(Debug, Clone, PartialEq)]
@@ -79,6 +122,59 @@ impl RetryCore {
                 });
             }
             Ok((shard, message)) => self.push_checked(shard, message, done),
+        }
+    }
+
+    /// Many `push_detached` calls in one (the pushes one tick of JavaScript gathered): each
+    /// request is validated and stored exactly as `push_detached` does it, through the same
+    /// batchers, and `done` gets, once every push has its outcome, the failed ones by index (an
+    /// empty list when all were stored or were redeliveries). A bad request fails alone. Must be
+    /// called inside a tokio runtime context.
+    pub fn push_group(self: &Arc<Self>, requests: Vec<Result<PushRequest>>, done: GroupDone) {
+        let mut failures = Vec::new();
+        let mut prepared = Vec::with_capacity(requests.len());
+        for (index, request) in requests.into_iter().enumerate() {
+            match request.and_then(|request| self.prepare_push(request)) {
+                Ok((shard, message)) => prepared.push((index as u32, shard, message)),
+                Err(err) => failures.push((index as u32, err)),
+            }
+        }
+        if prepared.is_empty() {
+            return done(failures);
+        }
+        let group = Arc::new(Group {
+            remaining: AtomicUsize::new(prepared.len()),
+            earliest: AtomicU64::new(u64::MAX),
+            failures: Mutex::new(failures),
+            done: Mutex::new(Some(done)),
+            core: self.clone(),
+        });
+        if self.shards_checked.initialized() {
+            self.submit_group(prepared, group);
+        } else {
+            // The first pushes of this instance wait for the shard count check.
+            let core = self.clone();
+            tokio::spawn(async move {
+                match core.check_shards().await {
+                    Ok(()) => core.submit_group(prepared, group),
+                    Err(err) => {
+                        for (index, _, _) in prepared {
+                            group.finish(index, Err(err.clone()));
+                        }
+                    }
+                }
+            });
+        }
+    }
+
+    /// Hands a group's prepared pushes to their schedules' batchers.
+    fn submit_group(&self, prepared: Vec<(u32, usize, PushMessage)>, group: Arc<Group>) {
+        for (index, shard, message) in prepared {
+            let group = group.clone();
+            self.schedules[shard].push_detached(
+                message,
+                Box::new(move |outcome| group.finish(index, outcome)),
+            );
         }
     }
 

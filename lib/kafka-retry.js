@@ -1,0 +1,66 @@
+// The exported `KafkaRetry`: napi's class (native.KafkaRetry) extended, so every method, getter
+// and static (`KafkaRetry.headers`) is the native one and `instanceof` holds for both, with one
+// change: pushToQueue gathers the pushes of one tick and sends them as one native call
+// (`pushPacked`, one string: lib/push-pack.js), instead of one call and one promise each
+// (docs/push-batch.md). No timer: the pushes of a tick go at the end of that tick (a microtask),
+// so a lone push waits no longer than it did.
+'use strict'
+
+const { packPush } = require('./push-pack.js')
+
+/** @param {typeof import('../native.js').KafkaRetry} NativeKafkaRetry */
+function makeClass(NativeKafkaRetry) {
+  class KafkaRetry extends NativeKafkaRetry {
+    /** The pushes of this tick, packed, and their settlers: [resolve, reject, resolve, ...]. */
+    #packed = ''
+    #settlers = []
+    #flush = () => this.#send()
+
+    pushToQueue(topic, message, options) {
+      const packed = packPush(topic, message, options)
+      // What the packed form cannot carry goes the native way, its errors word for word.
+      if (typeof packed !== 'string') return super.pushToQueue(packed[0], packed[1], packed[2])
+      if (this.#settlers.length === 0) queueMicrotask(this.#flush)
+      this.#packed += packed
+      return new Promise((resolve, reject) => {
+        this.#settlers.push(resolve, reject)
+      })
+    }
+
+    close(...args) {
+      // The pushes made before close() in this tick are taken before the instance closes.
+      this.#send()
+      return super.close(...args)
+    }
+
+    /** Sends the gathered pushes in one native call and settles each push's promise. */
+    #send() {
+      const settlers = this.#settlers
+      if (settlers.length === 0) return
+      const packed = this.#packed
+      this.#packed = ''
+      this.#settlers = []
+      let sent
+      try {
+        sent = super.pushPacked(packed)
+      } catch (err) {
+        sent = Promise.reject(err)
+      }
+      sent.then(
+        (failures) => {
+          if (failures !== undefined) {
+            // [index, error, ...]: reject those, then resolve the rest (a settled promise ignores it).
+            for (let i = 0; i < failures.length; i += 2) settlers[2 * failures[i] + 1](failures[i + 1])
+          }
+          for (let i = 0; i < settlers.length; i += 2) settlers[i]()
+        },
+        (err) => {
+          for (let i = 1; i < settlers.length; i += 2) settlers[i](err)
+        },
+      )
+    }
+  }
+  return KafkaRetry
+}
+
+module.exports = { makeClass }
