@@ -11,7 +11,8 @@
 -- KEYS[1] lease zset, KEYS[2] entries hash, KEYS[3] seen zset (legacy ids -> when acknowledged,
 --   by Redis's clock; also the name the seen buckets start with), KEYS[4] failures hash
 --   (release.lua's counts of publishes that failed with an error retrying cannot fix: forgotten
---   with the message), KEYS[5] topics hash, KEYS[6] history (lib/tally)
+--   with the message), KEYS[5] topics hash, KEYS[6] history (lib/tally), KEYS[7] breaker hash,
+--   only while the breaker is on (lib/breaker: each message published counts as an attempt)
 -- ARGV[1] dedupe window ms, ARGV[2] how many groups follow, then per group 3 values: what
 --   happened to its messages ('o' published, 'd' dead-lettered), their topic, how many; then the
 --   ids, group after group.
@@ -19,6 +20,7 @@
 --- @include "lib/clock"
 --- @include "lib/tally"
 --- @include "lib/seen"
+--- @include "lib/breaker"
 
 redis.replicate_commands()
 local now = now_ms()
@@ -48,6 +50,7 @@ if #remembered > 0 then
   redis.call('PEXPIRE', bucket_key, string.format('%d', (bucket + 1) * width + window - now))
 end
 -- One ZREM per group: what it removed is what the group counts.
+local attempts = {}
 local first = 1
 for g = 0, groups - 1 do
   local kind, topic, n = ARGV[3 + 3 * g], ARGV[4 + 3 * g], tonumber(ARGV[5 + 3 * g])
@@ -58,6 +61,9 @@ for g = 0, groups - 1 do
   if removed > 0 then
     tally_count('l', topic, -removed)
     tally_event(kind, topic, removed)
+    if KEYS[7] and kind == 'o' then
+      breaker_add(attempts, topic, 0, removed)
+    end
   end
   first = first + n
 end
@@ -83,4 +89,7 @@ if #seen > 0 then
   redis.call('PEXPIRE', KEYS[3], math.max(window, 1))
 end
 tally_write(KEYS[5], KEYS[6], now)
+if KEYS[7] then
+  breaker_count(KEYS[7], attempts, now)
+end
 return #ids

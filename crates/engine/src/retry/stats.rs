@@ -3,7 +3,7 @@
 use super::RetryCore;
 use crate::error::Result;
 use crate::observe::stats::Stats;
-use crate::store::gate;
+use crate::store::{breaker, gate};
 use crate::store::schedule::Counts;
 use crate::store::tally::{self, History};
 use std::sync::atomic::Ordering;
@@ -21,6 +21,11 @@ impl RetryCore {
             .is_some_and(|max| dead_lettered > max);
         let mut topics = tally::topic_counts(&self.redis, &self.schedules).await?;
         tally::add_dead_letters(&mut topics, &self.dead_letters.topic_counts(&dlq).await?);
+        if self.config.breaker.is_some() {
+            for (topic, state) in breaker::states(&self.schedules).await? {
+                topics.entry(topic).or_default().breaker = Some(state);
+            }
+        }
         Ok(Stats {
             scheduled: counts.scheduled,
             due: counts.due,

@@ -62,6 +62,8 @@ pub struct GateKeys {
     pub parked: String,
     /// Hash: `tokens`, `at`: the token bucket of `maxPublishRate`.
     pub rate: String,
+    /// Hash: the breaker of each topic, its counts and state (`lib/breaker.lua`).
+    pub breaker: String,
 }
 
 impl GateKeys {
@@ -73,6 +75,7 @@ impl GateKeys {
             paused: format!("{tag}:paused"),
             parked: format!("{tag}:parked"),
             rate: format!("{tag}:rate"),
+            breaker: format!("{tag}:breaker"),
         }
     }
 }
@@ -121,7 +124,7 @@ mod tests {
             assert!(key.starts_with("{svc}:"), "{key}");
         }
         let g = GateKeys::new("svc", 0);
-        for key in [&g.paused, &g.parked, &g.rate] {
+        for key in [&g.paused, &g.parked, &g.rate, &g.breaker] {
             assert!(key.starts_with("{svc}:"), "{key}");
         }
         let k = Keys::new("svc", 3);
