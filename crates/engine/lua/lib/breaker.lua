@@ -164,11 +164,7 @@ local function breaker_gate(gate, now, options)
       dirty = true
     elseif s and s.k == 'h' and now >= s.mark + interval then
       local parked = breaker_parked(keys.parked, topic)
-      if c.ft > s.fmark or (s.sent == 0 and parked > 0) then
-        -- A probe came back failed (or none went out yet): the next round.
-        s.mark, s.fmark, s.amark, s.sent = now, c.ft, c.at, 0
-        dirty = true
-      elseif c.at > s.amark or (s.sent == 0 and parked == 0) then
+      if c.ft == s.fmark and (c.at > s.amark or (s.sent == 0 and parked == 0)) then
         -- Probes were published and none came back failed within the interval (or nothing is
         -- held to probe with): closed, the held messages go out over the ramp.
         b.events[#b.events + 1] = { 'close', topic, cjson.encode({
@@ -178,9 +174,12 @@ local function breaker_gate(gate, now, options)
         -- The outage's counts would open it again at once.
         c.fc, c.ac, c.fp, c.ap = 0, 0, 0, 0
         redis.call('HSET', keys.breaker, 'n\t' .. topic, breaker_counters_text(c))
-        dirty = true
+      else
+        -- A probe came back failed, or none was published (none went out, or those that did were
+        -- dead-lettered, their retries spent): the next round.
+        s.mark, s.fmark, s.amark, s.sent = now, c.ft, c.at, 0
       end
-      -- Else probes went out and are not published yet: wait for them.
+      dirty = true
     end
     if s and s.k == 'r' and now >= s.since + ramp then
       -- The ramp is over: closed; what is still held goes back like a resumed pause's (lib/gate).

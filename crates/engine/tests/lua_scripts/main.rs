@@ -14,6 +14,7 @@
 
 #[path = "../common/mod.rs"]
 mod common;
+mod breaker;
 mod counts;
 mod dead_letters;
 mod gates;
