@@ -158,7 +158,13 @@ impl BreakerInput {
         };
         Ok(Some(BreakerConfig {
             failure_ratio,
-            min_failures: whole("breaker.minFailures", self.min_failures, 20, 1, 1_000_000_000)?,
+            min_failures: whole(
+                "breaker.minFailures",
+                self.min_failures,
+                20,
+                1,
+                1_000_000_000,
+            )?,
             window: millis("breaker.windowMs", self.window_ms, 30_000, 100)?,
             probe_interval: millis("breaker.probeIntervalMs", self.probe_interval_ms, 5_000, 10)?,
             probe_count: whole("breaker.probeCount", self.probe_count, 3, 1, 10_000)?,

@@ -3,7 +3,7 @@
 -- by lib/gate.lua: every claim decides the state and holds an open topic's messages).
 -- The breaker hash of a shard holds
 --   'w'            the window (ms) the claims count with; pushes and acks read it
---   'n\t' .. topic "bucket fc ac fp ap ft at": failures and attempts of the window-long bucket of
+--   'n\t' .. topic "width bucket fc ac fp ap ft at": failures and attempts of the window-long bucket of
 --                  now (fc, ac) and of the one before (fp, ap), for a sliding window estimate, and
 --                  totals since the field was made (ft, at), which the probes are judged by
 --   's\t' .. topic "kind since mark fmark amark sent held released" while the breaker is not
@@ -25,24 +25,26 @@ local function breaker_numbers(text)
   return out
 end
 
--- The counters of `text` (or new ones) moved on to the bucket of `now`.
+-- The counters of `text` (or new ones) moved on to the bucket of `now`. A record keeps the
+-- bucket width it was counted with: one counted with another width (a push before any claim
+-- wrote 'w', or windowMs changed) starts again.
 local function breaker_counters(text, now, width)
   local bucket = math.floor(now / width)
-  local c = { b = bucket, fc = 0, ac = 0, fp = 0, ap = 0, ft = 0, at = 0 }
+  local c = { w = width, b = bucket, fc = 0, ac = 0, fp = 0, ap = 0, ft = 0, at = 0 }
   if text then
     local v = breaker_numbers(text)
-    c.ft, c.at = v[6] or 0, v[7] or 0
-    if v[1] == bucket then
-      c.fc, c.ac, c.fp, c.ap = v[2], v[3], v[4], v[5]
-    elseif v[1] == bucket - 1 then
-      c.fp, c.ap = v[2], v[3]
+    c.ft, c.at = v[7] or 0, v[8] or 0
+    if v[1] == width and v[2] == bucket then
+      c.fc, c.ac, c.fp, c.ap = v[3], v[4], v[5], v[6]
+    elseif v[1] == width and v[2] == bucket - 1 then
+      c.fp, c.ap = v[3], v[4]
     end
   end
   return c
 end
 
 local function breaker_counters_text(c)
-  return string.format('%d %d %d %d %d %d %d', c.b, c.fc, c.ac, c.fp, c.ap, c.ft, c.at)
+  return string.format('%d %d %d %d %d %d %d %d', c.w, c.b, c.fc, c.ac, c.fp, c.ap, c.ft, c.at)
 end
 
 -- `f` more failures and `a` more attempts of `topic`, gathered in `counts` while a script works.
@@ -142,9 +144,11 @@ local function breaker_gate(gate, now, options)
   for topic in pairs(states) do
     topics[topic] = true
   end
-  local weight = 1 - (now % window) / window
   for topic in pairs(topics) do
-    local c = breaker_counters(counters[topic], now, window)
+    -- Judged with the width the counts were made with (a push may count before a claim wrote 'w').
+    local own = counters[topic] and tonumber(string.match(counters[topic], '^(%d+) ')) or window
+    local c = breaker_counters(counters[topic], now, own)
+    local weight = 1 - (now % own) / own
     local s = states[topic] and breaker_state(states[topic])
     local dirty = false
     if not s or s.k == 'r' then

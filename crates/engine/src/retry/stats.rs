@@ -3,9 +3,9 @@
 use super::RetryCore;
 use crate::error::Result;
 use crate::observe::stats::Stats;
-use crate::store::{breaker, gate};
 use crate::store::schedule::Counts;
 use crate::store::tally::{self, History};
+use crate::store::{breaker, gate};
 use std::sync::atomic::Ordering;
 
 impl RetryCore {

@@ -146,18 +146,30 @@ mod tests {
 
     #[test]
     fn a_state_record_names_its_state() {
-        assert_eq!(BreakerState::of_record("o 1 2 3 4 0 0 0"), BreakerState::Open);
-        assert_eq!(BreakerState::of_record("h 1 2 3 4 0 0 0"), BreakerState::HalfOpen);
-        assert_eq!(BreakerState::of_record("r 1 2 3 4 0 9 0"), BreakerState::Closed);
+        assert_eq!(
+            BreakerState::of_record("o 1 2 3 4 0 0 0"),
+            BreakerState::Open
+        );
+        assert_eq!(
+            BreakerState::of_record("h 1 2 3 4 0 0 0"),
+            BreakerState::HalfOpen
+        );
+        assert_eq!(
+            BreakerState::of_record("r 1 2 3 4 0 9 0"),
+            BreakerState::Closed
+        );
     }
 
     #[test]
     fn transitions_come_in_threes() {
         use redis::Value;
         let bulk = |s: &str| Value::BulkString(s.as_bytes().to_vec());
-        let changes =
-            parse_changes(&[bulk("open"), bulk("t"), bulk(r#"{"failures":20,"attempts":21}"#)])
-                .unwrap();
+        let changes = parse_changes(&[
+            bulk("open"),
+            bulk("t"),
+            bulk(r#"{"failures":20,"attempts":21}"#),
+        ])
+        .unwrap();
         assert!(changes[0].opened);
         assert_eq!(changes[0].topic, "t");
         assert_eq!(changes[0].detail["failures"], 20);

@@ -95,7 +95,12 @@ async fn failing_retries_open_the_breaker_which_holds_probes_and_releases_over_t
     let claim = schedule.claim(10, LEASE, POLL).await.unwrap();
     assert_eq!(claim.items.len(), 1);
     assert_eq!(state_of(&schedule, "a").await, Some(BreakerState::HalfOpen));
-    assert!(schedule.claim(10, LEASE, POLL).await.unwrap().items.is_empty());
+    assert!(schedule
+        .claim(10, LEASE, POLL)
+        .await
+        .unwrap()
+        .items
+        .is_empty());
     // The probe is published and comes back failed: the next round, still held.
     schedule.ack(&acked_as("a", &ids_of(&claim))).await.unwrap();
     push_new(&schedule, "f4", 0, &tail_with("a", 3)).await;
@@ -145,7 +150,10 @@ async fn a_reset_closes_an_open_breaker_and_its_held_messages_go_out() {
         vec!["a".to_string()]
     );
     assert_eq!(state_of(&schedule, "a").await, None);
-    assert_eq!(schedule.claim(10, LEASE, POLL).await.unwrap().items.len(), 3);
+    assert_eq!(
+        schedule.claim(10, LEASE, POLL).await.unwrap().items.len(),
+        3
+    );
     // A second reset finds nothing open.
     assert!(breaker::reset(&shards, None).await.unwrap().is_empty());
 }

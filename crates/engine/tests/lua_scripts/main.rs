@@ -12,9 +12,9 @@
 //!
 //! The Redis of each test: `tests/common`.
 
+mod breaker;
 #[path = "../common/mod.rs"]
 mod common;
-mod breaker;
 mod counts;
 mod dead_letters;
 mod gates;
