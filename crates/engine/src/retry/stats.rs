@@ -21,10 +21,10 @@ impl RetryCore {
             .is_some_and(|max| dead_lettered > max);
         let mut topics = tally::topic_counts(&self.redis, &self.schedules).await?;
         tally::add_dead_letters(&mut topics, &self.dead_letters.topic_counts(&dlq).await?);
-        if self.config.breaker.is_some() {
-            for (topic, state) in breaker::states(&self.schedules).await? {
-                topics.entry(topic).or_default().breaker = Some(state);
-            }
+        // Read whatever this instance's config: an operator's instance (the CLI, the dashboard)
+        // shows the breakers the service's processes keep; without the breaker the hash is absent.
+        for (topic, state) in breaker::states(&self.schedules).await? {
+            topics.entry(topic).or_default().breaker = Some(state);
         }
         Ok(Stats {
             scheduled: counts.scheduled,
