@@ -1,5 +1,5 @@
 // The breaker's surface against real Redis and Kafka: its config refused when wrong, the events,
-// stats().topics[t].breaker, the Prometheus gauge, the CLI's topic table, resume(topic) closing it,
+// stats().topics[t].breaker, the Prometheus gauge, the CLI's topic table, the dashboard's overview, resume(topic) closing it,
 // and one breaker shared by two processes (failures pushed by a child, the breaker opened by this
 // process's listener).
 const { spawn, execFile } = require('child_process')
@@ -72,6 +72,15 @@ test('failures pushed by another process open the breaker here: events, stats, m
     const { stdout } = await promisify(execFile)(process.execPath, [CLI, 'stats', '--prefix', prefix, '--dlq', dlq], { env: process.env })
     expect(stdout).toMatch(/topic.*breaker/)
     expect(stdout).toMatch(new RegExp(`${topic}.*\\s+open\\n`))
+    // The dashboard's overview: the state in the topic's row, escaped text in a data attribute.
+    const { serve } = require('../../dashboard')
+    const { server, url } = await serve({ retry, dlqName: dlq, port: 0, token: 'breaker-test-token' })
+    try {
+      const page = await (await fetch(url, { headers: { authorization: 'Bearer breaker-test-token' } })).text()
+      expect(page).toMatch(new RegExp(`<tr data-topic="${topic}">.*<td data-breaker="open">open</td>`))
+    } finally {
+      server.close()
+    }
 
     // resume(topic) closes it by hand: an event, and the four go out.
     expect(await retry.resume(topic)).toBe(true)
