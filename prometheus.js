@@ -34,6 +34,7 @@ const METRICS = {
   kafka_retry_topic_due: ['gauge', 'Scheduled messages of the topic due (from the start of their due minute).'],
   kafka_retry_topic_leased: ['gauge', 'Messages of the topic claimed by a listener and not yet acknowledged.'],
   kafka_retry_topic_dead_letters: ['gauge', 'Dead letters of the topic in the dead letter hash.'],
+  kafka_retry_topic_breaker_open: ['gauge', "1 while the topic's breaker is open or half-open (its retries held), 0 when closed."],
 }
 
 /**

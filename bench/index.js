@@ -231,6 +231,7 @@ async function main() {
     ['kr-1', { kind: 'kafka-redis-retry', callers: 1, n: CFG.push.n1 }],
     ['kr-64', { kind: 'kafka-redis-retry', callers: 64, n: CFG.push.n }],
     ['kr-256', { kind: 'kafka-redis-retry', callers: 256, n: CFG.push.n }],
+    ['kr-256-breaker', { kind: 'kafka-redis-retry', callers: 256, n: CFG.push.n, breaker: true }],
     ['kr-new-256', { kind: 'kafka-redis-retry-new', callers: 256, n: CFG.push.n }],
     ['kr-50', { kind: 'kafka-redis-retry', callers: CFG.original.lossCallers, n: CFG.original.n }],
     ['bull-1', { kind: 'bullmq', callers: 1, n: CFG.push.n1 }],
@@ -256,6 +257,7 @@ async function main() {
   for (let rep = 1; rep <= REPS; rep++) {
     log(`fire ${rep}/${REPS}`)
     keep('fire', await measure('fire.js', { n: CFG.fire.n }))
+    keep('fire-breaker', await measure('fire.js', { n: CFG.fire.n, breaker: true }))
     if (BASELINE) keep('fire-base', await measure('fire.js', { n: CFG.fire.n, baseline: true }))
     keep('fire-noop', await measure('fire.js', { n: CFG.fire.n, producer: 'noop' }))
     keep('plain', await runCase('plain.js', { n: CFG.fire.n, inFlight: 0 }))
@@ -411,6 +413,15 @@ function render(raw) {
     )
   }
   row(
+    `  push/s, 256 callers, with \`breaker: true\`, every push a failure counted (docs/breaker.md)`,
+    num(med('kr-256-breaker', 'perSec')),
+    `without ${num(med('kr-256', 'perSec'))}`,
+    ratio(med('kr-256-breaker', 'perSec') / med('kr-256', 'perSec')),
+    '',
+    '',
+    `${runs(v('kr-256-breaker', 'perSec'))} / ${runs(v('kr-256', 'perSec'))}`,
+  )
+  row(
     `push/s, 256 callers, \`new KafkaRetry()\` per push`,
     `${num(med('kr-new-256', 'perSec'))} (lost ${lostMax('kr-new-256')})`,
     '',
@@ -449,6 +460,15 @@ function render(raw) {
     `≥ ${TARGETS.fireVsPlain}x plain`,
     yesNo(fire / plain >= TARGETS.fireVsPlain),
     `${runs(v('fire', 'perSec'))} / ${runs(v('plain', 'perSec'))}`,
+  )
+  row(
+    `  same, with \`breaker: true\` (a healthy topic: acks count attempts, claims read the breaker)`,
+    num(med('fire-breaker', 'perSec')),
+    `without ${num(fire)}`,
+    ratio(med('fire-breaker', 'perSec') / fire),
+    '',
+    '',
+    `${runs(v('fire-breaker', 'perSec'))} / ${runs(v('fire', 'perSec'))}`,
   )
   if (R['fire-base']) {
     row(

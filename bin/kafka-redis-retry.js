@@ -444,9 +444,12 @@ async function stats(retry, ctx) {
   const topics = Object.entries(s.topics || {})
   if (topics.length) {
     const name = Math.max(5, ...topics.map(([t]) => clean(t).length))
-    out(`  ${'topic'.padEnd(name)}  scheduled        due     leased  deadLetters`)
+    // The breaker column only when the breaker is on (config `breaker`): some topic has a state.
+    const breaker = topics.some(([, c]) => c.breaker !== undefined)
+    out(`  ${'topic'.padEnd(name)}  scheduled        due     leased  deadLetters${breaker ? '  breaker' : ''}`)
     for (const [t, c] of topics) {
-      out(`  ${clean(t).padEnd(name)}  ${[c.scheduled, c.due, c.leased].map((n) => String(n).padStart(9)).join('  ')}  ${String(c.deadLetters).padStart(11)}`)
+      const state = breaker ? `  ${c.breaker || '-'}` : ''
+      out(`  ${clean(t).padEnd(name)}  ${[c.scheduled, c.due, c.leased].map((n) => String(n).padStart(9)).join('  ')}  ${String(c.deadLetters).padStart(11)}${state}`)
     }
   }
   return 0

@@ -110,9 +110,9 @@ ${stats.lateMs !== undefined ? html`<div><dt>oldest due waits</dt><dd data-count
 </dl>
 ${
   topics.length
-    ? html`<table class="topics"><thead><tr><th>topic</th><th>scheduled</th><th>due</th><th>leased</th><th>dead letters</th><th>paused</th><th></th></tr></thead><tbody>
+    ? html`<table class="topics"><thead><tr><th>topic</th><th>scheduled</th><th>due</th><th>leased</th><th>dead letters</th><th>breaker</th><th>paused</th><th></th></tr></thead><tbody>
 ${topics.map(
-  ([topic, t]) => html`<tr data-topic="${topic}"><td><a href="${dlqPath(ctx.base, s.dlqs[0].name)}${query({ topic })}">${topic}</a></td><td>${count(t.scheduled)}</td><td>${count(t.due)}</td><td>${count(t.leased)}</td><td>${count(t.deadLetters)}</td><td>${pausedText(topicPaused(topic))}</td><td>${paused ? pauseControls(ctx, s, topic, topicPaused(topic)) : ''}</td></tr>
+  ([topic, t]) => html`<tr data-topic="${topic}"><td><a href="${dlqPath(ctx.base, s.dlqs[0].name)}${query({ topic })}">${topic}</a></td><td>${count(t.scheduled)}</td><td>${count(t.due)}</td><td>${count(t.leased)}</td><td>${count(t.deadLetters)}</td><td data-breaker="${t.breaker || ''}">${t.breaker || '-'}</td><td>${pausedText(topicPaused(topic))}</td><td>${paused ? pauseControls(ctx, s, topic, topicPaused(topic)) : ''}</td></tr>
 `,
 )}</tbody></table>`
     : html`<p class="muted">${stats.topics ? 'No topic has messages on the schedule.' : 'Per topic counts need an addon with stats().topics.'}</p>`

@@ -2,7 +2,7 @@
 //! bad value is an `ERR_INVALID_ARG` naming the argument and describing what was given.
 
 use crate::convert::*;
-use engine::config::{ConfigInput, SentinelConfig, TlsConfig};
+use engine::config::{BreakerInput, ConfigInput, SentinelConfig, TlsConfig, BREAKER_KEYS};
 use engine::error::{Result as CoreResult, RetryError};
 use engine::message::backoff::Backoff;
 use engine::message::options::{format_js_number, parse_first_failed_at, RetryOptions};
@@ -208,6 +208,7 @@ pub const CONFIG_KEYS: &[&str] = &[
     "sentinel",
     "waitReplicas",
     "waitTimeoutMs",
+    "breaker",
 ];
 /// The keys of `config.tls` and `config.sentinel.tls` (`RedisTlsOptions`).
 pub const TLS_KEYS: &[&str] = &["ca", "cert", "key", "rejectUnauthorized", "servername"];
@@ -308,7 +309,42 @@ pub fn parse_config(config: Option<&Unknown>) -> CoreResult<ConfigInput> {
         sentinel: parse_sentinel(property(&object, "sentinel").as_ref())?,
         wait_replicas: optional_number(&object, "waitReplicas", "config.waitReplicas")?,
         wait_timeout_ms: optional_number(&object, "waitTimeoutMs", "config.waitTimeoutMs")?,
+        breaker: parse_breaker(property(&object, "breaker").as_ref())?,
     })
+}
+
+/// `config.breaker`: `true`/`false`, or an object of options (which turns it on).
+fn parse_breaker(value: Option<&Unknown>) -> CoreResult<Option<BreakerInput>> {
+    let Some(value) = value.filter(|v| !is_nullish(Some(v))) else {
+        return Ok(None);
+    };
+    if let Ok(napi::ValueType::Boolean) = value.get_type() {
+        let enabled = unsafe { value.cast::<bool>() }.unwrap_or_default();
+        return Ok(Some(BreakerInput {
+            enabled,
+            ..BreakerInput::default()
+        }));
+    }
+    let object = object_arg("config.breaker", Some(value)).map_err(|_| {
+        RetryError::invalid_arg(format!(
+            "config.breaker must be true, false or an object of options, got {}",
+            describe(value)
+        ))
+    })?;
+    let Some(object) = object else {
+        return Ok(None);
+    };
+    only_known_keys(&object, "config.breaker", BREAKER_KEYS)?;
+    let number = |key: &str| optional_number(&object, key, &format!("config.breaker.{key}"));
+    Ok(Some(BreakerInput {
+        enabled: true,
+        failure_ratio: number("failureRatio")?,
+        min_failures: number("minFailures")?,
+        window_ms: number("windowMs")?,
+        probe_interval_ms: number("probeIntervalMs")?,
+        probe_count: number("probeCount")?,
+        ramp_ms: number("rampMs")?,
+    }))
 }
 
 /// A password: a string, never shown in an error (a wrong type is described by its type only).

@@ -608,8 +608,7 @@ impl KafkaRetry {
             parsed,
             move |(name, filter, options, watch, actor)| async move {
                 let target = filter_target(&name, &filter);
-                let remove =
-                    core.remove_matching_dead_letters(&name, filter, options, watch);
+                let remove = core.remove_matching_dead_letters(&name, filter, options, watch);
                 core.audited(actor, action::REMOVE, target, options.dry_run, remove)
                     .await
             },

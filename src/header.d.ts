@@ -55,6 +55,24 @@ export interface KafkaRetryConfig {
   waitReplicas?: number
   /** Longest the `WAIT` for `waitReplicas` may take, in ms. Default 1000. */
   waitTimeoutMs?: number
+  /** The breaker per topic (docs/breaker.md): when a topic's retries keep coming back failed, its due retries are held (not published, no attempt spent, nothing dead-lettered), a few probes go out every `probeIntervalMs`, and once they go through the held messages go out at a rising rate over `rampMs`. `true` for the defaults; off by default. Every process pushing to or listening on the schedule should set the same value. */
+  breaker?: boolean | BreakerOptions
+}
+
+/** The options of `config.breaker` (docs/breaker.md); any other key is refused with `ERR_INVALID_ARG`. */
+export interface BreakerOptions {
+  /** Failures per attempt in the window at or above which the breaker opens (a failure: a push whose `retryCount` header is 1 or more; an attempt: a retry published). Above 0, at most 1000. Default 0.5. */
+  failureRatio?: number
+  /** Fewest failures in the window that open the breaker. Default 20. */
+  minFailures?: number
+  /** The sliding window failures and attempts are counted over, in ms. Default 30000. */
+  windowMs?: number
+  /** Time between two rounds of probes while open, in ms; also how long a round's probes have to come back failed. Default 5000. */
+  probeIntervalMs?: number
+  /** Most messages one round of probes lets through. Default 3. */
+  probeCount?: number
+  /** How long the held messages take to go out once it closes (a rate rising from 0), in ms. Default 30000. */
+  rampMs?: number
 }
 
 /** TLS settings towards Redis (Node's and ioredis's names). PEM text as a string, a Buffer, or an array of them. */

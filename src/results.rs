@@ -374,6 +374,9 @@ pub struct RetryTopicStats {
     pub leased: f64,
     /// Dead letters of the topic in the dead letter hash `stats()` was asked about (those this package wrote; records other tools write are not counted).
     pub dead_letters: f64,
+    /// Its breaker (config `breaker`, docs/breaker.md), for a topic the breaker has counted: `closed` (also while held messages go out over the ramp), `open` (due retries held), `halfOpen` (held, a round of probes out).
+    #[napi(ts_type = "'closed' | 'open' | 'halfOpen'")]
+    pub breaker: Option<String>,
 }
 
 impl From<TopicCounts> for RetryTopicStats {
@@ -383,12 +386,14 @@ impl From<TopicCounts> for RetryTopicStats {
             due,
             leased,
             dead_letters,
+            breaker,
         } = counts;
         RetryTopicStats {
             scheduled: number(scheduled),
             due: number(due),
             leased: number(leased),
             dead_letters: number(dead_letters),
+            breaker: breaker.map(|state| state.as_str().to_string()),
         }
     }
 }
@@ -594,6 +599,26 @@ pub enum RetryEvent {
         /// The cap.
         max: f64,
     },
+    /// A topic's breaker opened: its due retries are held, a few probes go out every `probeIntervalMs` (docs/breaker.md).
+    BreakerOpen {
+        /// The topic.
+        topic: String,
+        /// Failures (retries that came back failed) in the window when it opened.
+        failures: f64,
+        /// Attempts (retries published) in the window when it opened.
+        attempts: f64,
+    },
+    /// A topic's breaker closed: its probes went through (the held messages go out over `rampMs`), or `resume(topic)` closed it (`byHand`).
+    BreakerClose {
+        /// The topic.
+        topic: String,
+        /// How long it was open, ms (0 when closed by hand).
+        open_ms: f64,
+        /// Messages it held when it closed (0 when closed by hand).
+        held: f64,
+        /// Whether `resume(topic)` closed it.
+        by_hand: bool,
+    },
     /// Something failed; the listener carries on (a failed publish goes back on the schedule).
     Error {
         /// The error code.
@@ -639,6 +664,26 @@ impl From<&Event> for RetryEvent {
                 dlq_name,
                 count: number(count),
                 max: number(max),
+            },
+            Event::BreakerOpen {
+                topic,
+                failures,
+                attempts,
+            } => RetryEvent::BreakerOpen {
+                topic,
+                failures: number(failures),
+                attempts: number(attempts),
+            },
+            Event::BreakerClose {
+                topic,
+                open_ms,
+                held,
+                by_hand,
+            } => RetryEvent::BreakerClose {
+                topic,
+                open_ms: number(open_ms),
+                held: number(held),
+                by_hand,
             },
             Event::Error { code, message } => RetryEvent::Error { code, message },
         }

@@ -131,6 +131,10 @@ fn the_keys_the_constructor_accepts_are_the_declared_keys() {
         .filter(|k| !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric()))
         .collect();
     assert_eq!(set(BACKOFF_KEYS), declared);
+    assert_eq!(
+        set(engine::config::BREAKER_KEYS),
+        keys(interface(HEADER, "BreakerOptions"))
+    );
 }
 
 /// The keys a function of args.rs reads with `optional_*(<object>, "<key>", ...)`.
@@ -295,7 +299,14 @@ fn results_are_generated_with_the_keys_of_the_json_they_replaced() {
     );
     assert_eq!(
         generated("RetryTopicStats"),
-        json_keys(serde_json::to_value(engine::store::tally::TopicCounts::default()).unwrap()),
+        // With a breaker state: the key is left out when the topic has none.
+        json_keys(
+            serde_json::to_value(engine::store::tally::TopicCounts {
+                breaker: Some(engine::store::breaker::BreakerState::Closed),
+                ..Default::default()
+            })
+            .unwrap()
+        ),
         "RetryTopicStats vs store::tally::TopicCounts"
     );
     assert_eq!(
@@ -420,6 +431,17 @@ fn events_have_the_generated_keys() {
             dlq_name: "d".into(),
             count: 2,
             max: 1,
+        },
+        Event::BreakerOpen {
+            topic: "t".into(),
+            failures: 20,
+            attempts: 21,
+        },
+        Event::BreakerClose {
+            topic: "t".into(),
+            open_ms: 5,
+            held: 3,
+            by_hand: false,
         },
         Event::from_error(&engine::error::RetryError::closed()),
     ];

@@ -60,7 +60,8 @@ test('a registry scrape has the same names, labels, types and values as metrics(
   for (const [{ retry, prefix }, dlq] of [[a, a.dlq], [b, undefined]]) {
     const own = lines(await retry.metrics(dlq), prefix)
     const theirs = lines(scraped, prefix)
-    expect(own.samples).toHaveLength(Object.keys(METRICS).length)
+    // Every metric but the breaker's gauge, which has samples only for topics the breaker counts.
+    expect(own.samples).toHaveLength(Object.keys(METRICS).filter((n) => n !== 'kafka_retry_topic_breaker_open').length)
     expect(theirs.samples.sort((x, y) => x.name.localeCompare(y.name))).toEqual(own.samples.sort((x, y) => x.name.localeCompare(y.name)))
     // Same HELP and TYPE lines (prom-client writes each once, for both instances).
     expect([...new Set(theirs.meta)].sort()).toEqual([...new Set(own.meta)].sort())

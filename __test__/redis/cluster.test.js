@@ -187,3 +187,31 @@ test('operator controls on a cluster: filtered search and requeue, a pause over 
     await retry.close()
   }
 })
+
+test('the breaker on a cluster: failures pushed open it, its messages are held, resume(topic) releases them', async () => {
+  const prefix = h.unique('cluster-breaker')
+  const published = []
+  const events = []
+  const retry = new KafkaRetry({
+    ...clusterConfig(),
+    keyPrefix: prefix,
+    pollIntervalMs: 100,
+    breaker: { minFailures: 3, probeIntervalMs: 60000 },
+    onEvent: (e) => events.push(e),
+  })
+  try {
+    // Retries that came back failed (retryCount 1): a breaker failure each.
+    for (let n = 0; n < 4; n++) await retry.pushToQueue('down', { event: `f${n}`, value: '{}' }, { delay: '0', maxRetry: '5', retryCount: '1' })
+    await retry.pushToQueue('up', { event: 'u0', value: '{}' }, { delay: '0', maxRetry: '5', retryCount: '0' })
+    await retry.queueListener({ produce: async (topic, key) => published.push({ topic, key }) }, h.unique('cluster-breaker-dlq'))
+    await h.waitFor(() => events.some((e) => e.type === 'breakerOpen') && published.length === 1, 5000)
+    await h.sleep(500)
+    expect(published).toEqual([{ topic: 'up', key: 'u0' }])
+    expect((await retry.stats()).topics.down.breaker).toBe('open')
+    expect(await retry.resume('down')).toBe(true)
+    await h.waitFor(() => published.length === 5, 5000)
+    expect(published.filter((p) => p.topic === 'down')).toHaveLength(4)
+  } finally {
+    await retry.close()
+  }
+})

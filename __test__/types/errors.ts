@@ -60,6 +60,12 @@ export async function main(): Promise<void> {
         case 'deadLetterCap':
           console.log(event.count, event.max)
           break
+        case 'breakerOpen':
+          console.log(event.topic, event.failures, event.attempts)
+          break
+        case 'breakerClose':
+          console.log(event.topic, event.openMs, event.held, event.byHand)
+          break
         case 'error': {
           // An error event's code is a code of the same union.
           const code: ErrorCode = event.code

@@ -3,7 +3,9 @@
 // queueListener(null, dlq) (the package's own rdkafka producer, acks=all) until none of them is
 // left in the schedule (due or leased), polled every 5 ms.
 //
-// args: { n, prefix?, producer? }
+// args: { n, prefix?, producer?, breaker? }
+//   breaker: config `breaker: true` on both instances (a healthy topic: every ack counts attempts,
+//           every claim reads the breaker hash)
 //   producer 'noop': publish through a JS produce wrapper that resolves at once instead of the
 //           internal producer, to see what the schedule side alone manages (a diagnostic)
 //   prefix: an existing schedule (the scale benchmark: messages due a year from now); those stay,
@@ -14,7 +16,7 @@ const c = require('../lib/common')
 const EVENT = 'OrderFailed'
 const POLL_MS = 5
 
-c.main(async ({ n, prefix: existing, producer }) => {
+c.main(async ({ n, prefix: existing, producer, breaker }) => {
   const { KafkaRetry } = require(c.PACKAGE)
   const redis = c.redisClient()
   const prefix = existing || c.unique('fire')
@@ -24,7 +26,8 @@ c.main(async ({ n, prefix: existing, producer }) => {
   await c.createTopic(topic)
 
   const started = Date.now()
-  const pusher = new KafkaRetry({ keyPrefix: prefix, redisUrl: c.REDIS_URL })
+  const withBreaker = breaker ? { breaker: true } : {}
+  const pusher = new KafkaRetry({ keyPrefix: prefix, redisUrl: c.REDIS_URL, ...withBreaker })
   const before = await redis.hlen(keys.entries)
   const options = { delay: '0', maxRetry: '3', retryCount: '0' }
   await c.runCallers(256, n, (k) =>
@@ -37,7 +40,7 @@ c.main(async ({ n, prefix: existing, producer }) => {
   }
   const queued = await pending()
 
-  const listener = new KafkaRetry({ keyPrefix: prefix, redisUrl: c.REDIS_URL, brokers: c.KAFKA_BROKERS })
+  const listener = new KafkaRetry({ keyPrefix: prefix, redisUrl: c.REDIS_URL, brokers: c.KAFKA_BROKERS, ...withBreaker })
   const stats0 = await c.commandStats(redis)
   const cpu = await c.cpuMeter(redis)
   const t0 = process.hrtime.bigint()

@@ -1,7 +1,9 @@
 'use strict'
 // Push throughput of one implementation at one concurrency, and how many pushes were lost.
 //
-// args: { kind, callers, n, prefix?, delay? }
+// args: { kind, callers, n, prefix?, delay?, breaker? }
+//   breaker: config `breaker: true`, each push a retry that came back failed (retryCount 1), so
+//           every push batch counts into the breaker hash: its cost at its most (docs/breaker.md)
 //   kind 'kafka-redis-retry'       one KafkaRetry instance, pushToQueue() per message
 //        'kafka-redis-retry-new'   `new KafkaRetry().pushToQueue()` per message, as the seed's consumer does
 //        'bullmq'            BullMQ Queue.add(name, data, { delay }) on its own ioredis connection
@@ -25,13 +27,13 @@ function payload(tag, k) {
   return JSON.stringify({ msgId: `${tag}-${k}`, orderId: k, success: false })
 }
 
-async function kafkaRetry({ callers, n, prefix: existing, newInstance }) {
+async function kafkaRetry({ callers, n, prefix: existing, newInstance, breaker }) {
   const { KafkaRetry } = require(c.PACKAGE)
   const redis = c.redisClient()
   const prefix = existing || c.unique('push')
   const keys = c.scheduleKeys(prefix)
-  const config = { keyPrefix: prefix, redisUrl: c.REDIS_URL }
-  const options = { delay: DELAY_MINUTES, maxRetry: '3', retryCount: '0' }
+  const config = { keyPrefix: prefix, redisUrl: c.REDIS_URL, ...(breaker ? { breaker: true } : {}) }
+  const options = { delay: DELAY_MINUTES, maxRetry: '3', retryCount: breaker ? '1' : '0' }
   const tag = c.unique('m')
 
   // Warm-up on a throwaway schedule: opens the shared connection, loads the script, warms the JIT.

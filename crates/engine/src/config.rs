@@ -79,6 +79,103 @@ pub struct Config {
     pub wait_replicas: u32,
     /// Longest a `WAIT` for `wait_replicas` may take.
     pub wait_timeout: Duration,
+    /// The breaker per topic (`breaker`, docs/breaker.md); `None`: off.
+    pub breaker: Option<BreakerConfig>,
+}
+
+/// The breaker per topic, resolved (config `breaker: true` or `{ ... }`; docs/breaker.md).
+#[derive(Debug, Clone, PartialEq)]
+pub struct BreakerConfig {
+    /// Failures per attempt in the window at or above which the breaker opens.
+    pub failure_ratio: f64,
+    /// Fewest failures in the window that open the breaker.
+    pub min_failures: u64,
+    /// The sliding window failures and attempts are counted over.
+    pub window: Duration,
+    /// Time between two rounds of probes while open.
+    pub probe_interval: Duration,
+    /// Most messages one round of probes lets through.
+    pub probe_count: u64,
+    /// How long the held messages take to go out once it closes (at a rising rate).
+    pub ramp: Duration,
+}
+
+impl BreakerConfig {
+    /// The options as the claim script takes them (`lib/breaker.lua`): six numbers.
+    pub fn script_arg(&self) -> String {
+        format!(
+            "{} {} {} {} {} {}",
+            self.failure_ratio,
+            self.min_failures,
+            self.window.as_millis(),
+            self.probe_interval.as_millis(),
+            self.probe_count,
+            self.ramp.as_millis()
+        )
+    }
+}
+
+/// `config.breaker` as given: `enabled` for `true`/`false`, the options of an object (which
+/// enables it) as numbers not yet checked.
+#[derive(Debug, Clone, Default)]
+pub struct BreakerInput {
+    /// Whether the breaker is on (`false` only from `breaker: false`).
+    pub enabled: bool,
+    /// `failureRatio`.
+    pub failure_ratio: Option<f64>,
+    /// `minFailures`.
+    pub min_failures: Option<f64>,
+    /// `windowMs`.
+    pub window_ms: Option<f64>,
+    /// `probeIntervalMs`.
+    pub probe_interval_ms: Option<f64>,
+    /// `probeCount`.
+    pub probe_count: Option<f64>,
+    /// `rampMs`.
+    pub ramp_ms: Option<f64>,
+}
+
+/// The keys of `config.breaker` as an object.
+pub const BREAKER_KEYS: &[&str] = &[
+    "failureRatio",
+    "minFailures",
+    "windowMs",
+    "probeIntervalMs",
+    "probeCount",
+    "rampMs",
+];
+
+impl BreakerInput {
+    /// Checks the options and fills in the defaults (docs/breaker.md): `None` when off.
+    pub fn resolve(self) -> Result<Option<BreakerConfig>> {
+        if !self.enabled {
+            return Ok(None);
+        }
+        let failure_ratio = match self.failure_ratio {
+            None => 0.5,
+            Some(r) if r.is_finite() && r > 0.0 && r <= 1_000.0 => r,
+            Some(r) => {
+                return Err(RetryError::invalid_arg(format!(
+                    "config.breaker.failureRatio must be a number above 0 and at most 1000 (failures per attempt), got {}",
+                    format_js_number(r)
+                )))
+            }
+        };
+        Ok(Some(BreakerConfig {
+            failure_ratio,
+            min_failures: whole(
+                "breaker.minFailures",
+                self.min_failures,
+                20,
+                1,
+                1_000_000_000,
+            )?,
+            window: millis("breaker.windowMs", self.window_ms, 30_000, 100)?,
+            probe_interval: millis("breaker.probeIntervalMs", self.probe_interval_ms, 5_000, 10)?,
+            probe_count: whole("breaker.probeCount", self.probe_count, 3, 1, 10_000)?,
+            ramp: millis("breaker.rampMs", self.ramp_ms, 30_000, 1)?,
+        }))
+    }
 }
 
 /// A password: shown as `***` by `Debug`, so it never reaches a log or a message.
@@ -214,6 +311,8 @@ pub struct ConfigInput {
     pub wait_replicas: Option<f64>,
     /// `waitTimeoutMs`.
     pub wait_timeout_ms: Option<f64>,
+    /// `breaker`.
+    pub breaker: Option<BreakerInput>,
 }
 
 impl ConfigInput {
@@ -373,6 +472,7 @@ impl ConfigInput {
             sentinel: self.sentinel,
             wait_replicas,
             wait_timeout,
+            breaker: self.breaker.unwrap_or_default().resolve()?,
         })
     }
 }

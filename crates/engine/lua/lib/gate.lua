@@ -6,14 +6,16 @@
 -- (score 0, member topic .. '\n' .. id: due messages of paused topics, taken out of the due set
 -- so they neither block the claim nor get leased), `rate` the rate hash (tokens, at: the token
 -- bucket of maxPublishRate).
--- Without pauses or a cap this costs two O(1) calls per claim, not one per message.
+-- `breaker` the breaker hash (lib/breaker), read only when the breaker is on.
+-- Without pauses, a cap or the breaker this costs two O(1) calls per claim, not one per message.
 --- @include "lib/tally"
+--- @include "lib/breaker"
 
 local DRAIN = 1000 -- parked messages of resumed topics put back per claim
 
 -- Puts parked messages of topics no longer paused back on the due set (due now), DRAIN per call:
 -- a resume (or an untilMs that passed) takes effect over the next claims.
-local function gate_drain(keys, now, paused)
+local function gate_drain(keys, now, paused, held)
   local budget = DRAIN
   local from = '-'
   local now_text = string.format('%d', now)
@@ -25,7 +27,7 @@ local function gate_drain(keys, now, paused)
     local topic = string.sub(first, 1, string.find(first, '\n', 1, true) - 1)
     -- '\v' follows '\n': the range of the members of this topic ends before it.
     local after = '(' .. topic .. '\v'
-    if not paused[topic] then
+    if not paused[topic] and not held[topic] then
       local members = redis.call('ZRANGEBYLEX', keys.parked, '[' .. topic .. '\n', after, 'LIMIT', 0, budget)
       local due = {}
       for _, member in ipairs(members) do
@@ -48,8 +50,8 @@ end
 
 -- What this claim may take: { limit, paused topics (or nil), wake (ms or nil), tokens }, with
 -- `keys` kept for gate_parks and gate_close. `rate`: most messages published per second from
--- this schedule (shard), 0 for no cap.
-local function gate_open(keys, now, limit, rate)
+-- this schedule (shard), 0 for no cap. `breaker`: the breaker's options (lib/breaker), '' when off.
+local function gate_open(keys, now, limit, rate, breaker)
   local state = { limit = limit, keys = keys }
   local flat = redis.call('HGETALL', keys.paused)
   for i = 1, #flat, 2 do
@@ -69,8 +71,11 @@ local function gate_open(keys, now, limit, rate)
     state.hold = true
     return state
   end
+  if breaker and breaker ~= '' then
+    breaker_gate(state, now, breaker)
+  end
   if redis.call('EXISTS', keys.parked) == 1 then
-    gate_drain(keys, now, state.paused or {})
+    gate_drain(keys, now, state.paused or {}, state.breaker and state.breaker.held or {})
   end
   if rate > 0 then
     -- A bucket of a tenth of a second's tokens: a recovered downstream gets the rate, not a
@@ -90,12 +95,9 @@ local function gate_open(keys, now, limit, rate)
 end
 
 -- Whether a claimed message is held back: its topic (as its entry stores it, tally_topic) is
--- paused. It goes to the parked set.
+-- paused, or its breaker holds it (lib/breaker). It goes to the parked set.
 local function gate_parks(state, id, topic)
-  if not state.paused then
-    return false
-  end
-  if not state.paused[topic] then
+  if not (state.paused and state.paused[topic]) and not (state.breaker and breaker_parks(state.breaker, topic)) then
     return false
   end
   redis.call('ZADD', state.keys.parked, 0, topic .. '\n' .. id)
@@ -105,6 +107,9 @@ end
 -- After the claim: spend the tokens of what it took; tell the listener when to look again (when
 -- the pause ends, or a token is there).
 local function gate_close(state, now, out, taken)
+  if state.breaker then
+    breaker_close(state, now, out)
+  end
   if state.rate then
     local left = state.tokens - taken
     redis.call('HSET', state.keys.rate, 'tokens', string.format('%.4f', left), 'at', string.format('%d', now))

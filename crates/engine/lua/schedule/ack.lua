@@ -16,7 +16,8 @@
 --   by Redis's clock; also the name the seen buckets start with), KEYS[4] failures hash
 --   (release.lua's counts of publishes that failed with an error retrying cannot fix: forgotten
 --   with the message), KEYS[5] topics hash, KEYS[6] history (lib/tally), KEYS[7] batches hash
---   (claim.lua), KEYS[8] due zset
+--   (claim.lua), KEYS[8] due zset, KEYS[9] breaker hash, only while the breaker is on
+--   (lib/breaker: each message published counts as an attempt)
 -- ARGV[1] dedupe window ms, ARGV[2] the batch's name ('' for none known), ARGV[3] '1' to forget
 --   the batch, ARGV[4] how many groups follow, then per group 3 values: what
 --   happened to its messages ('o' published, 'd' dead-lettered), their topic, how many; then the
@@ -25,6 +26,7 @@
 --- @include "lib/clock"
 --- @include "lib/tally"
 --- @include "lib/seen"
+--- @include "lib/breaker"
 
 redis.replicate_commands()
 local now = now_ms()
@@ -56,6 +58,7 @@ if #remembered > 0 then
   redis.call('PEXPIRE', bucket_key, string.format('%d', (bucket + 1) * width + window - now))
 end
 -- One HDEL per group while the batch is ours: what it removed is what the group counts.
+local attempts = {}
 local first = 1
 for g = 0, groups - 1 do
   local kind, topic, n = ARGV[5 + 3 * g], ARGV[6 + 3 * g], tonumber(ARGV[7 + 3 * g])
@@ -86,6 +89,9 @@ for g = 0, groups - 1 do
   end
   if removed > 0 then
     tally_event(kind, topic, removed)
+    if KEYS[9] and kind == 'o' then
+      breaker_add(attempts, topic, 0, removed)
+    end
   end
   first = first + n
 end
@@ -111,4 +117,7 @@ if #seen > 0 then
   redis.call('PEXPIRE', KEYS[3], math.max(window, 1))
 end
 tally_write(KEYS[5], KEYS[6], now)
+if KEYS[9] then
+  breaker_count(KEYS[9], attempts, now)
+end
 return #ids

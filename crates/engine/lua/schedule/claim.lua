@@ -14,11 +14,14 @@
 --   release before 0.4 -> its deadline), KEYS[3] entries hash, KEYS[4] wake key, KEYS[5] paused
 --   hash, KEYS[6] parked zset, KEYS[7] rate hash (the gates, lib/gate), KEYS[8] topics hash,
 --   KEYS[9] history (lib/tally: a claim moves its topics' counts from scheduled to leased or
---   parked), KEYS[10] batches hash (batch name -> claim time ms '\n' its ids, '\n'-separated)
+--   parked), KEYS[10] batches hash (batch name -> claim time ms '\n' its ids, '\n'-separated),
+--   KEYS[11] breaker hash (lib/breaker)
 -- ARGV[1] limit, ARGV[2] lease ms, ARGV[3] longest sleep of the listener (poll interval) ms,
---   ARGV[4] most messages published per second from this shard, 0 for no cap (lib/gate)
+--   ARGV[4] most messages published per second from this shard, 0 for no cap (lib/gate),
+--   ARGV[5] the breaker's options, '' when it is off (lib/breaker)
 -- Returns { lease deadline, next wake-up ms or false, Redis now ms, batch name or false, id1,
---   entry1, id2, entry2, ... }
+--   entry1, id2, entry2, ... }; when a breaker opened or closed, { now, kind, topic, detail
+--   JSON, ... } in place of now.
 --- @include "lib/clock"
 --- @include "lib/tally"
 --- @include "lib/gate"
@@ -28,8 +31,8 @@ local now = now_ms()
 local limit = tonumber(ARGV[1])
 -- Operator gates (lib/gate): a pause holds the claim or parks a topic's messages; the rate cap
 -- lowers the limit.
-local gate_keys = { due = KEYS[1], paused = KEYS[5], parked = KEYS[6], rate = KEYS[7] }
-local gate = gate_open(gate_keys, now, limit, tonumber(ARGV[4]) or 0)
+local gate_keys = { due = KEYS[1], paused = KEYS[5], parked = KEYS[6], rate = KEYS[7], breaker = KEYS[11] }
+local gate = gate_open(gate_keys, now, limit, tonumber(ARGV[4]) or 0, ARGV[5])
 limit = gate.limit
 local deadline = now + tonumber(ARGV[2])
 -- Formatted once: a Lua number passed to redis.call is formatted with printf per argument, which

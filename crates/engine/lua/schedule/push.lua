@@ -6,7 +6,8 @@
 -- KEYS[1] due zset (id -> due ms), KEYS[2] entries hash (id -> stored entry), KEYS[3] seen zset
 --   (legacy ids, and the name the seen buckets of ack.lua start with), KEYS[4] wake key (when
 --   the listeners next look; also the name of the wake channel), KEYS[5] topics hash, KEYS[6]
---   history (lib/tally)
+--   history (lib/tally), KEYS[7] breaker hash, only while the breaker is on (lib/breaker: a
+--   stored message whose incoming retryCount was 1 or more counts as a failure)
 -- ARGV[1] dedupe window ms, then per message 5 values: id, delay ms, the stored entry without
 --   its first field (the due time, written here), '1' when the id comes from the payload's msgId
 --   (a redelivery reuses it), its topic
@@ -16,6 +17,7 @@
 --- @include "lib/base36"
 --- @include "lib/tally"
 --- @include "lib/seen"
+--- @include "lib/breaker"
 
 redis.replicate_commands()
 local now = now_ms()
@@ -35,6 +37,8 @@ local function seen(id)
 end
 
 local stored = {}
+local breaker_key = KEYS[7]
+local failures = {}
 local earliest = nil
 -- A batch's messages mostly share one delay: its due time and the due time's two texts (base 36
 -- for the entry, decimal for ZADD, which would otherwise format the number with %.17g) are
@@ -61,10 +65,16 @@ for i = 2, #ARGV, 5 do
     end
     -- Counted only when stored: a redelivered push (result 0) counts nothing.
     tally_pushed(due, ARGV[i + 4])
+    if breaker_key and breaker_retry_count(tail) >= 2 then
+      breaker_add(failures, ARGV[i + 4], 1, 0)
+    end
   end
   stored[#stored + 1] = result
 end
 tally_write(KEYS[5], KEYS[6], now)
+if breaker_key then
+  breaker_count(breaker_key, failures, now)
+end
 if earliest then
   local planned = redis.call('GET', KEYS[4])
   if not planned or earliest < tonumber(planned) then

@@ -151,6 +151,7 @@ impl Listener {
                     .await
                 {
                     Ok(claim) => {
+                        self.report_breaker(&claim.breaker);
                         any_full |= claim.items.len() >= self.batch_size;
                         if let Some(next) = claim.next_wake {
                             planned = planned.min(next);
@@ -204,6 +205,31 @@ impl Listener {
         self.schedules[0]
             .now_ms()
             .unwrap_or_else(crate::clock::now_ms)
+    }
+
+    /// Reports the breakers a claim opened or closed (`store::breaker`): rare, so never
+    /// throttled.
+    fn report_breaker(&self, changes: &[crate::store::breaker::BreakerChange]) {
+        let number = |change: &crate::store::breaker::BreakerChange, key: &str| {
+            change.detail.get(key).and_then(|v| v.as_u64()).unwrap_or(0)
+        };
+        for change in changes {
+            let event = if change.opened {
+                Event::BreakerOpen {
+                    topic: change.topic.clone(),
+                    failures: number(change, "failures"),
+                    attempts: number(change, "attempts"),
+                }
+            } else {
+                Event::BreakerClose {
+                    topic: change.topic.clone(),
+                    open_ms: number(change, "openMs"),
+                    held: number(change, "held"),
+                    by_hand: false,
+                }
+            };
+            self.observer.on_notable_event(&event);
+        }
     }
 
     /// Reports `err` as an error event.

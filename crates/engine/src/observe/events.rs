@@ -43,6 +43,27 @@ pub enum Event {
         /// The cap.
         max: u64,
     },
+    /// A topic's breaker opened: its due retries are held (docs/breaker.md).
+    BreakerOpen {
+        /// The topic.
+        topic: String,
+        /// Failures in the window when it opened.
+        failures: u64,
+        /// Attempts (retries published) in the window when it opened.
+        attempts: u64,
+    },
+    /// A topic's breaker closed: probes went through (its held messages go out over the ramp),
+    /// or `resume(topic)` closed it by hand.
+    BreakerClose {
+        /// The topic.
+        topic: String,
+        /// How long it was open, ms (0 when closed by hand: not known there).
+        open_ms: u64,
+        /// Messages it held when it closed.
+        held: u64,
+        /// Whether `resume(topic)` closed it.
+        by_hand: bool,
+    },
     /// Something failed; the listener carries on (a failed publish goes back on the schedule).
     Error {
         /// The error code (`ERR_...`).

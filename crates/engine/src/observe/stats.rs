@@ -180,6 +180,21 @@ impl Stats {
                 ));
             }
         }
+        // The breaker: only topics it has counted (config `breaker` on), 1 while it holds them.
+        let name = "kafka_retry_topic_breaker_open";
+        text.push_str(&format!(
+            "# HELP {name} 1 while the topic's breaker is open or half-open (its retries held), 0 when closed.\n# TYPE {name} gauge\n"
+        ));
+        for (topic, counts) in &self.topics {
+            if let Some(state) = counts.breaker {
+                let open = state != crate::store::breaker::BreakerState::Closed;
+                text.push_str(&format!(
+                    "{name}{{prefix=\"{label}\",topic=\"{}\"}} {}\n",
+                    escape_label(topic),
+                    open as u8
+                ));
+            }
+        }
         text
     }
 }
@@ -219,6 +234,7 @@ mod tests {
                     due: 2,
                     leased: 1,
                     dead_letters: 3,
+                    breaker: Some(crate::store::breaker::BreakerState::HalfOpen),
                 },
             )]
             .into(),
@@ -230,7 +246,10 @@ mod tests {
         assert!(text.contains("# TYPE kafka_retry_parked_messages gauge\n"));
         assert!(text.contains("# TYPE kafka_retry_events_dropped_total counter\n"));
         assert!(text.contains("kafka_retry_events_dropped_total{prefix=\"svc\\\"x\"} 7\n"));
-        assert_eq!(text.matches("# HELP").count(), 15);
+        assert_eq!(text.matches("# HELP").count(), 16);
+        assert!(text.contains(
+            "kafka_retry_topic_breaker_open{prefix=\"svc\\\"x\",topic=\"or\\\"ders\"} 1\n"
+        ));
         assert!(text.contains(
             "kafka_retry_topic_dead_letters{prefix=\"svc\\\"x\",topic=\"or\\\"ders\"} 3\n"
         ));

@@ -82,6 +82,7 @@ impl RetryCore {
                     config.dedupe_window,
                 )
                 .with_max_rate(config.max_publish_rate.unwrap_or(0.0) / config.shards as f64)
+                .with_breaker(config.breaker.as_ref())
             })
             .collect();
         RetryCore {

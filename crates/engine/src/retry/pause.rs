@@ -2,6 +2,8 @@
 
 use super::RetryCore;
 use crate::error::Result;
+use crate::observe::events::Event;
+use crate::store::breaker;
 use crate::store::gate::{self, Pause};
 
 impl RetryCore {
@@ -14,14 +16,24 @@ impl RetryCore {
         gate::pause(&self.schedules, topic, until_ms).await
     }
 
-    /// Ends the pause of `topic` (`None`: every pause), and wakes every listener. Returns
-    /// whether a pause ended.
+    /// Ends the pause of `topic` (`None`: every pause) and closes its breaker (`None`: every
+    /// topic's; `store::breaker`), and wakes every listener. Returns whether a pause ended or a
+    /// breaker closed.
     pub async fn resume(&self, topic: Option<&str>) -> Result<bool> {
         self.ensure_open()?;
         self.check_shards().await?;
         let ended = gate::resume(&self.schedules, topic, topic.is_none()).await?;
+        let closed = breaker::reset(&self.schedules, topic).await?;
+        for topic in &closed {
+            self.observer.on_notable_event(&Event::BreakerClose {
+                topic: topic.clone(),
+                open_ms: 0,
+                held: 0,
+                by_hand: true,
+            });
+        }
         self.wake.notify();
-        Ok(ended)
+        Ok(ended || !closed.is_empty())
     }
 
     /// The pauses in force.

@@ -3,9 +3,9 @@
 use super::RetryCore;
 use crate::error::Result;
 use crate::observe::stats::Stats;
-use crate::store::gate;
 use crate::store::schedule::Counts;
 use crate::store::tally::{self, History};
+use crate::store::{breaker, gate};
 use std::sync::atomic::Ordering;
 
 impl RetryCore {
@@ -21,6 +21,11 @@ impl RetryCore {
             .is_some_and(|max| dead_lettered > max);
         let mut topics = tally::topic_counts(&self.redis, &self.schedules).await?;
         tally::add_dead_letters(&mut topics, &self.dead_letters.topic_counts(&dlq).await?);
+        // Read whatever this instance's config: an operator's instance (the CLI, the dashboard)
+        // shows the breakers the service's processes keep; without the breaker the hash is absent.
+        for (topic, state) in breaker::states(&self.schedules).await? {
+            topics.entry(topic).or_default().breaker = Some(state);
+        }
         Ok(Stats {
             scheduled: counts.scheduled,
             due: counts.due,

@@ -67,6 +67,8 @@ pub struct GateKeys {
     pub parked: String,
     /// Hash: `tokens`, `at`: the token bucket of `maxPublishRate`.
     pub rate: String,
+    /// Hash: the breaker of each topic, its counts and state (`lib/breaker.lua`).
+    pub breaker: String,
 }
 
 impl GateKeys {
@@ -78,6 +80,7 @@ impl GateKeys {
             paused: format!("{tag}:paused"),
             parked: format!("{tag}:parked"),
             rate: format!("{tag}:rate"),
+            breaker: format!("{tag}:breaker"),
         }
     }
 }
@@ -133,7 +136,7 @@ mod tests {
             assert!(key.starts_with("{svc}:"), "{key}");
         }
         let g = GateKeys::new("svc", 0);
-        for key in [&g.paused, &g.parked, &g.rate] {
+        for key in [&g.paused, &g.parked, &g.rate, &g.breaker] {
             assert!(key.starts_with("{svc}:"), "{key}");
         }
         let k = Keys::new("svc", 3);

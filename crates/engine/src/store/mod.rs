@@ -6,7 +6,8 @@
 //!   count (`shard_record.rs`) and the migration of the original class's buckets (`migrate.rs`).
 //! - `dead_letters/`: the dead letter queue: record, index and pages (`mod.rs`), search
 //!   (`search.rs`) and requeue into the schedule (`requeue.rs`).
-//! - `gate.rs`: the operator gates (pauses, the rate cap); `ordered.rs`: ordered chains;
+//! - `gate.rs`: the operator gates (pauses, the rate cap); `breaker.rs`: the breaker per topic;
+//!   `ordered.rs`: ordered chains;
 //!   `tally.rs`: the per topic counts and history the scripts keep; `jobs.rs`: operator jobs;
 //!   `audit.rs`: the trail of operator actions.
 //! - `keys.rs` (every key name) and `entry.rs` (the stored format) are shared by all of them;
@@ -17,6 +18,7 @@
 //! and `schedule::migrate` use the schedule; the schedule does not know the dead letters.
 
 pub mod audit;
+pub mod breaker;
 pub mod connection;
 pub mod dead_letters;
 pub mod entry;

@@ -28,6 +28,7 @@ macro_rules! lua {
 /// The libraries: functions only, no keys of their own (the caller passes them).
 pub const LIBRARIES: &[Source] = &[
     lua!("lib/base36"),
+    lua!("lib/breaker"),
     lua!("lib/clock"),
     lua!("lib/counts"),
     lua!("lib/gate"),
@@ -52,6 +53,7 @@ pub const SCRIPTS: &[Source] = &[
     lua!("gates/pause"),
     lua!("gates/resume"),
     lua!("gates/paused"),
+    lua!("breaker/reset"),
     lua!("ordered/turn"),
     lua!("ordered/park"),
     lua!("ordered/done"),

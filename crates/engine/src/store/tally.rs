@@ -21,6 +21,9 @@ pub const HISTORY_MINUTES_DEFAULT: u32 = 60;
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TopicCounts {
+    /// Its breaker's state, when the breaker is on and has counted the topic (`store::breaker`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub breaker: Option<crate::store::breaker::BreakerState>,
     /// Messages waiting on the schedule (including those a pause holds).
     pub scheduled: u64,
     /// Of those, due: from the start of their due minute, or held by a pause.
@@ -33,7 +36,16 @@ pub struct TopicCounts {
 
 impl TopicCounts {
     fn is_empty(&self) -> bool {
-        *self == TopicCounts::default()
+        // A topic whose breaker holds its messages is shown even with nothing counted.
+        let closed = matches!(
+            self.breaker,
+            None | Some(crate::store::breaker::BreakerState::Closed)
+        );
+        closed
+            && TopicCounts {
+                breaker: None,
+                ..*self
+            } == TopicCounts::default()
     }
 }
 
@@ -290,7 +302,8 @@ mod tests {
                 scheduled: 8,
                 due: 4,
                 leased: 2,
-                dead_letters: 4
+                dead_letters: 4,
+                breaker: None,
             }
         );
         assert_eq!(counts["pay\tments"].scheduled, 1);

@@ -13,6 +13,7 @@
 //! The Redis of each test: `tests/common`.
 
 mod audit;
+mod breaker;
 #[path = "../common/mod.rs"]
 mod common;
 mod counts;

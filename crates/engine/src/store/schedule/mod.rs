@@ -41,6 +41,8 @@ pub struct Claim {
     pub now: u64,
     /// `(id, stored entry)` pairs.
     pub items: Vec<(String, String)>,
+    /// Breakers this claim opened or closed (`lib/breaker.lua`); almost always none.
+    pub breaker: Vec<crate::store::breaker::BreakerChange>,
 }
 
 /// A claimed message to forget (`Schedule::ack`), and what became of it: the per topic counts
@@ -97,6 +99,8 @@ pub struct Schedule {
     gate: GateKeys,
     /// Most messages per second its claims take (0: no cap).
     max_rate: f64,
+    /// The breaker's options as the claim takes them (`lib/breaker.lua`); empty when off.
+    breaker: String,
 }
 
 impl Schedule {
@@ -104,7 +108,7 @@ impl Schedule {
     /// remembered for `dedupe_window` to drop redeliveries.
     pub fn new(redis: Redis, prefix: &str, shard: u32, dedupe_window: Duration) -> Self {
         let keys = Keys::new(prefix, shard);
-        let batcher = PushBatcher::for_schedule(&redis, &keys, dedupe_window);
+        let batcher = PushBatcher::for_schedule(&redis, &keys, dedupe_window, None);
         Schedule {
             redis,
             keys,
@@ -113,7 +117,29 @@ impl Schedule {
             clock: Arc::default(),
             gate: GateKeys::new(prefix, shard),
             max_rate: 0.0,
+            breaker: String::new(),
         }
+    }
+
+    /// This schedule with the breaker per topic on (`lib/breaker.lua`): its pushes count
+    /// failures, its acks attempts, and its claims decide each topic's breaker and hold an open
+    /// topic's messages. Off (the default), none of them touches the breaker hash.
+    pub fn with_breaker(mut self, breaker: Option<&crate::config::BreakerConfig>) -> Self {
+        if let Some(breaker) = breaker {
+            self.breaker = breaker.script_arg();
+            self.batcher = PushBatcher::for_schedule(
+                &self.redis,
+                &self.keys,
+                self.dedupe_window,
+                Some(&self.gate.breaker),
+            );
+        }
+        self
+    }
+
+    /// Whether the breaker is on for this schedule's claims, pushes and acks.
+    pub fn breaker_on(&self) -> bool {
+        !self.breaker.is_empty()
     }
 
     /// This schedule with its claims taking at most `per_sec` messages per second, across every
@@ -176,7 +202,7 @@ impl Schedule {
     /// Claims up to `limit` due messages with a lease of `lease`, and records that this listener
     /// looks again within `poll` at the latest (see claim.lua).
     pub async fn claim(&self, limit: usize, lease: Duration, poll: Duration) -> Result<Claim> {
-        let (keys, gate, rate) = (&self.keys, &self.gate, self.max_rate);
+        let (keys, gate, rate, breaker) = (&self.keys, &self.gate, self.max_rate, &self.breaker);
         let reply: Vec<redis::Value> = self
             .redis
             .run("claim", |mut conn| async move {
@@ -191,10 +217,12 @@ impl Schedule {
                     .key(&keys.topics)
                     .key(&keys.history)
                     .key(&keys.batches)
+                    .key(&gate.breaker)
                     .arg(limit)
                     .arg(lease.as_millis() as u64)
                     .arg(poll.as_millis() as u64)
                     .arg(rate)
+                    .arg(breaker)
                     .invoke_async(&mut conn)
                     .await
             })
@@ -222,6 +250,7 @@ impl Schedule {
         let keys = &self.keys;
         let window = self.dedupe_window.as_millis() as u64;
         let groups = &ack_groups(acked);
+        let breaker = self.breaker_on().then_some(&self.gate.breaker);
         self.redis
             .run_replicated("ack", &keys.lease, |mut conn| async move {
                 let mut call = ACK.key(&keys.lease);
@@ -231,8 +260,11 @@ impl Schedule {
                     .key(&keys.topics)
                     .key(&keys.history)
                     .key(&keys.batches)
-                    .key(&keys.due)
-                    .arg(window)
+                    .key(&keys.due);
+                if let Some(breaker) = breaker {
+                    call.key(breaker);
+                }
+                call.arg(window)
                     .arg(batch)
                     .arg(if finish { "1" } else { "0" })
                     .arg(groups.len());
@@ -369,10 +401,25 @@ fn parse_claim(reply: Vec<redis::Value>) -> Result<Claim> {
         Some(redis::Value::Nil) => None,
         Some(v) => u64::from_redis_value(&v).ok(),
     };
-    let now = values
-        .next()
-        .and_then(|v| u64::from_redis_value(&v).ok())
-        .ok_or_else(|| bad("no time"))?;
+    // Redis's clock, or (when a breaker opened or closed) it followed by the transitions.
+    let (now, breaker) = match values.next() {
+        Some(redis::Value::Array(stamped)) => {
+            let mut stamped = stamped.into_iter();
+            let now = stamped
+                .next()
+                .and_then(|v| u64::from_redis_value(&v).ok())
+                .ok_or_else(|| bad("no time"))?;
+            let rest: Vec<redis::Value> = stamped.collect();
+            let changes = crate::store::breaker::parse_changes(&rest).map_err(|what| bad(&what))?;
+            (now, changes)
+        }
+        other => (
+            other
+                .and_then(|v| u64::from_redis_value(&v).ok())
+                .ok_or_else(|| bad("no time"))?,
+            Vec::new(),
+        ),
+    };
     let batch = match values.next() {
         None => return Err(bad("no batch")),
         Some(redis::Value::Nil) => String::new(),
@@ -394,6 +441,7 @@ fn parse_claim(reply: Vec<redis::Value>) -> Result<Claim> {
         next_wake,
         now,
         items,
+        breaker,
     })
 }
 

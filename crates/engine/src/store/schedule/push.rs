@@ -39,13 +39,15 @@ struct Target {
     redis: Redis,
     keys: Keys,
     dedupe_window: Duration,
+    /// The breaker hash, while the breaker is on (push.lua counts failures into it).
+    breaker: Option<String>,
 }
 
 impl Target {
     /// Runs the push script for a batch; one result per message: its due time (Redis's clock)
     /// when stored, `None` when it was already pushed.
     async fn push_batch(&self, batch: &[PushMessage]) -> Result<Vec<Option<u64>>> {
-        let keys = &self.keys;
+        let (keys, breaker) = (&self.keys, &self.breaker);
         let window_ms = self.dedupe_window.as_millis() as u64;
         let stored: Vec<u64> = self
             .redis
@@ -55,8 +57,11 @@ impl Target {
                     .key(&keys.seen)
                     .key(&keys.wake)
                     .key(&keys.topics)
-                    .key(&keys.history)
-                    .arg(window_ms);
+                    .key(&keys.history);
+                if let Some(breaker) = breaker {
+                    call.key(breaker);
+                }
+                call.arg(window_ms);
                 for message in batch {
                     call.arg(&message.id)
                         .arg(message.delay_ms)
@@ -127,6 +132,7 @@ impl PushBatcher {
         redis: &Redis,
         keys: &Keys,
         dedupe_window: Duration,
+        breaker: Option<&str>,
     ) -> Arc<PushBatcher> {
         let key = BatcherKey {
             url: redis.shared().url().to_string(),
@@ -134,12 +140,14 @@ impl PushBatcher {
             timeout: redis.timeout(),
             dedupe_window,
             wait: redis.wait(),
+            breaker: breaker.map(str::to_string),
         };
         get_or_make(&BATCHERS, key, || {
             PushBatcher::new(Target {
                 redis: redis.clone(),
                 keys: keys.clone(),
                 dedupe_window,
+                breaker: breaker.map(str::to_string),
             })
         })
     }
@@ -292,6 +300,7 @@ struct BatcherKey {
     timeout: Duration,
     dedupe_window: Duration,
     wait: Option<(u32, Duration)>,
+    breaker: Option<String>,
 }
 
 /// Push batchers, shared by every instance in this process with the same key.
