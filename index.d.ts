@@ -218,6 +218,8 @@ export interface RequeueDeadLettersOptions {
   signal?: AbortSignal
   /** Called with the count requeued so far, at most 10 times a second. */
   onProgress?: (requeued: number) => void
+  /** Who asks, as the audit log records it (1 to 200 characters; default `api`). */
+  actor?: string
 }
 
 /** `deadLetters()`'s page and filter. */
@@ -444,12 +446,12 @@ export declare class KafkaRetry {
    * Redis server; on a cluster, run again after a crash, it finishes without scheduling it
    * twice). Resolves to `false` when there is no such dead letter, or another call moved it.
    */
-  requeueDeadLetter(dlqName: string, id: string, options?: { delayMs?: number }): Promise<boolean>
+  requeueDeadLetter(dlqName: string, id: string, options?: { delayMs?: number, actor?: string }): Promise<boolean>
   /**
    * Requeues every dead letter of the hash `dlqName` (see `requeueDeadLetter`). Resolves to
    * how many were requeued.
    */
-  requeueAllDeadLetters(dlqName: string): Promise<number>
+  requeueAllDeadLetters(dlqName: string, options?: { actor?: string }): Promise<number>
   /**
    * Requeues the dead letters of the hash `dlqName` that `filter` matches (the keys of
    * `deadLetters()`'s filter; `{}` is every dead letter), each as `requeueDeadLetter` does:
@@ -493,7 +495,7 @@ export declare class KafkaRetry {
    * (at most 10 times a second). Resolves to how many matched (dry run) or were removed; one
    * that fails midway rejects with an error whose `removed` says how many it had removed.
    */
-  removeDeadLetters(dlqName: string, filter?: DeadLetterFilter, options?: { dryRun?: boolean, maxCount?: number, signal?: AbortSignal, onProgress?: (removed: number) => void }): Promise<number>
+  removeDeadLetters(dlqName: string, filter?: DeadLetterFilter, options?: { dryRun?: boolean, maxCount?: number, signal?: AbortSignal, onProgress?: (removed: number) => void, actor?: string }): Promise<number>
   /**
    * Pauses `topic` (absent or `null`: the whole schedule): from their next claim on, no
    * listener in any process publishes its messages; they fall due and wait (nothing is lost or
@@ -501,17 +503,25 @@ export declare class KafkaRetry {
    * clock) ends the pause by itself; without it the pause lasts until `resume()`. Resolves to
    * `false` when `untilMs` is already past (nothing paused).
    */
-  pause(topic?: string | null, options?: { untilMs?: number }): Promise<boolean>
+  pause(topic?: string | null, options?: { untilMs?: number, actor?: string }): Promise<boolean>
   /**
    * Ends the pause of `topic`, or without one every pause (the whole schedule's and every
    * topic's). Every listener claims at once (the wake channel); a resumed topic's waiting
    * messages go out over its next claims. Resolves to whether a pause ended.
    */
-  resume(topic?: string | null): Promise<boolean>
+  resume(topic?: string | null, options?: { actor?: string }): Promise<boolean>
+  /**
+   * The audit log of this schedule, newest first: every operator action (requeue, remove,
+   * pause, resume, a job stopped or continued) with when (Redis's clock), who (`actor`), what,
+   * on what, how many and how it ended. `limit` (1 to 1,000, default 100) entries at most,
+   * recorded at or after `since` (ms since the epoch); `cursor` (the previous page's) goes on
+   * where that page ended; `cursor` is `null` on the last page. Kept 30 days, at most 10,000.
+   */
+  auditLog(options?: { limit?: number, since?: number, cursor?: string }): Promise<AuditPage>
   /** The pauses in force: `[{ topic, untilMs }]`, `topic` `null` for the whole schedule. */
   paused(): Promise<Array<RetryPause>>
   /** Removes dead letter `id` from the hash `dlqName`. Resolves to whether it was there. */
-  removeDeadLetter(dlqName: string, id: string): Promise<boolean>
+  removeDeadLetter(dlqName: string, id: string, options?: { actor?: string }): Promise<boolean>
   /**
    * Schedules every message the original JavaScript class left in Redis (keys named by due
    * minute, `YYYYMMDD-HHmm`, holding a JSON array), each exactly once, and deletes the
@@ -572,16 +582,16 @@ export declare class KafkaRetry {
   /**
    * Asks job `id` to stop: its runner, in whichever process, stops before its next move (an
    * interrupted job is marked stopped at once). Resolves to `false` when it was not running
-   * (or there is no such job).
+   * (or there is no such job). Recorded in the audit log as `jobStop` by `actor`.
    */
-  stopJob(id: number): Promise<boolean>
+  stopJob(id: number, options?: { actor?: string }): Promise<boolean>
   /**
    * Takes over a stopped, failed or interrupted job to run it again: resolves to the job under
    * its next `run` (the caller then runs its spec again and reports with that run), or `null`
    * when it is done, running under a live lease (elsewhere), or unknown. Of two callers at
-   * once, one gets it.
+   * once, one gets it. Recorded in the audit log as `jobContinue` by `actor`.
    */
-  continueJob(id: number, options?: { leaseMs?: number }): Promise<OperatorJob | null>
+  continueJob(id: number, options?: { leaseMs?: number, actor?: string }): Promise<OperatorJob | null>
   /** The operator jobs kept for this schedule, newest first. */
   jobs(): Promise<Array<OperatorJob>>
   /** Operator job `id`, or `null` when there is none (never started, or no longer kept). */
@@ -639,6 +649,44 @@ export declare class KafkaRetry {
    * the handler's error (that one is stored with the retry).
    */
   handleInOrder<M extends KafkaMessageLike>(topic: string, message: M, handler: (message: M) => unknown): Promise<'handled' | 'retried' | 'parked' | 'duplicate'>
+}
+
+/** One operator action of the audit log (`auditLog()`). */
+export interface AuditEntry {
+  /** Its id in the log. */
+  id: string
+  /** When it was recorded, ms since the epoch (Redis's clock). */
+  at: number
+  /**
+   * Who acted: the method's `actor` option, `api` when none was given (the CLI gives
+   * `user@host`, the dashboard its token's name).
+   */
+  actor: string
+  /** What was done. */
+  action: 'requeue' | 'remove' | 'pause' | 'resume' | 'jobStop' | 'jobContinue' | (string & {})
+  /**
+   * What it was done to: `{ dlq, filter }` (a filtered requeue or removal), `{ dlq, id }` (one
+   * dead letter), `{ topic }` (a pause or resume; `null`: the whole schedule), `{ job }`.
+   */
+  target: { dlq?: string, filter?: DeadLetterFilter, id?: string, topic?: string | null, job?: number }
+  /**
+   * How many dead letters it requeued or removed; for a pause, resume or job action 1 when it
+   * took effect, else 0. For a failed action, what it did before failing. (Dry runs are not
+   * recorded.)
+   */
+  count: number
+  /** `ok`, or the code of the error it failed with. */
+  outcome: 'ok' | ErrorCode
+  /** The message of the error it failed with (and its causes); `null` when it did not fail. */
+  error: string | null
+}
+
+/** A page of the audit log (`auditLog()`). */
+export interface AuditPage {
+  /** Newest first. */
+  entries: Array<AuditEntry>
+  /** Pass it as `cursor` for the next (older) page; `null` on the last page. */
+  cursor: string | null
 }
 
 /** One dead letter. */
