@@ -19,6 +19,7 @@
 //   packaging/pack, packaging/loading  the packed tarballs installed with no Rust on PATH, a round
 //                            trip, the CLI (npx); require, ESM import, an esbuild bundle
 // Not on 22 and 26 (the same Node calls as the suites above, for minutes each): faults/, redis/,
+// breaker/ (a Redis-side gate: its events and stats are the calls metrics/events makes),
 // kafka/ (servers' faults and topologies), dashboard/ (Chromium; about 340 s a run here),
 // producers/producers (node-rdkafka and Confluent's client, NAN addons built per Node ABI: for
 // Node 24 only), packaging/typescript (the compiler's view, not Node's).
