@@ -18,7 +18,6 @@ const DIR = path.join(ROOT, 'observability')
 /**
  * Names the rules and the dashboard use ahead of the code that exports them (another branch
  * adds them). A name here must not be exported yet: once it is, it leaves this list.
- * TODO merge: kafka_retry_topic_breaker_open comes with the breaker (issue 30, item 1).
  */
 const COMING = []
 
