@@ -51,8 +51,8 @@ c.main(async ({ n }) => {
   const k = c.scheduleKeys(prefix)
   for (let i = 0; i < n; i += 500) {
     const batch = ids.slice(i, i + 500)
-    // One group: published, topic 't' (ack.lua's ARGV layout).
-    await redis.eval(ACK, 6, k.lease, k.entries, k.seen, `{${prefix}}:failures`, `{${prefix}}:topics`, `{${prefix}}:history`, WINDOW_MS, 1, 'o', 't', batch.length, ...batch)
+    // One group: published, topic 't', of no known batch (ack.lua's KEYS and ARGV layout).
+    await redis.eval(ACK, 8, k.lease, k.entries, k.seen, `{${prefix}}:failures`, `{${prefix}}:topics`, `{${prefix}}:history`, `{${prefix}}:batches`, k.due, WINDOW_MS, '', '0', 1, 'o', 't', batch.length, ...batch)
   }
   const buckets = await memoryOf(redis, `${k.seen}*`)
 
