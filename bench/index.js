@@ -559,7 +559,7 @@ function render(raw) {
   const limit = TARGETS.bytesPerMessage
   row(
     `Redis bytes per message (${num(mem.n)} msgs; entries + due + seen)`,
-    `${num(mem.perMessage)} B (payload ${mem.payloadBytes} B; stored entry ${mem.entryBytes} B, id ${mem.idBytes} B; hash ${num(mem.perMessageParts.entries)} + due ${num(mem.perMessageParts.due)} + seen ${num(mem.perMessageParts.seen)})`,
+    `${mem.perMessage.toFixed(1)} B (payload ${mem.payloadBytes} B; stored entry ${mem.entryBytes} B, id ${mem.idBytes} B; hash ${num(mem.perMessageParts.entries)} + due ${num(mem.perMessageParts.due)} + seen ${num(mem.perMessageParts.seen)})`,
     '',
     '',
     `≤ ${limit} B (payload ${mem.payloadBytes} B)`,

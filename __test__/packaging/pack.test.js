@@ -15,7 +15,7 @@ const pkg = require('../../package.json')
 const TARGET_ABIS = ['linux-x64-gnu', 'linux-arm64-gnu', 'linux-x64-musl', 'darwin-x64', 'darwin-arm64', 'win32-x64-msvc']
 
 // Exactly what each package publishes.
-const DASHBOARD_FILES = ['assets/dashboard.css', 'assets/dashboard.js', 'bulk-pages.js', 'bulk.js', 'chart.js', 'fields.js', 'html.js', 'index.d.ts', 'index.js', 'jobs.js', 'metrics-route.js', 'operator.js', 'pages.js', 'security.js'].map((f) => `dashboard/${f}`)
+const DASHBOARD_FILES = ['assets/dashboard.css', 'assets/dashboard.js', 'audit.js', 'bulk-pages.js', 'bulk.js', 'chart.js', 'fields.js', 'html.js', 'index.d.ts', 'index.js', 'jobs.js', 'metrics-route.js', 'operator.js', 'pages.js', 'security.js'].map((f) => `dashboard/${f}`)
 const LIB_FILES = ['deliver-events.js', 'handle-in-order.js', 'index.js', 'kafka-retry.js', 'producer-shape.js', 'progress-guard.js', 'publish-batch.js', 'push-pack.js', 'retrying.js'].map((f) => `lib/${f}`)
 const OBSERVABILITY_FILES = ['README.md', 'alerts.test.yml', 'alerts.yml', 'grafana-dashboard.json'].map((f) => `observability/${f}`)
 const MAIN_FILES = ['LICENSE', 'README.md', 'bin/kafka-redis-retry.js', ...DASHBOARD_FILES, 'index.d.ts', ...LIB_FILES, 'native.js', 'nestjs/index.d.ts', 'nestjs/index.js', ...OBSERVABILITY_FILES, 'package.json', 'prometheus.d.ts', 'prometheus.js']
