@@ -21,7 +21,9 @@ use crate::settle::{js_error, settle, settle_with};
 use engine::error::RetryError;
 use engine::message::options::RetryHeaders;
 use engine::retry::audit::{action, filter_target, item_target, topic_target};
-use engine::retry::RetryCore;
+use engine::retry::{BulkOptions, RetryCore};
+use engine::store::dead_letters::requeue::{BulkOutcome, Watch};
+use engine::store::dead_letters::search::FilterInput;
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 use std::sync::Arc;
@@ -487,25 +489,12 @@ impl KafkaRetry {
         filter: Option<Unknown>,
         options: Option<Unknown>,
     ) -> Result<PromiseRaw<'env, f64>> {
-        let parsed = dlq_name_arg(dlq_name.as_ref()).and_then(|name| {
-            Ok((
-                name,
-                parse_filter(filter.as_ref())?,
-                parse_bulk_options(options.as_ref())?,
-                requeue_watch(env, options.as_ref())?,
-                parse_actor(options.as_ref())?,
-            ))
-        });
+        let parsed = requeue_args(env, dlq_name, filter, options);
         let core = self.core.clone();
         settle_with(
             env,
             parsed,
-            move |(name, filter, options, watch, actor)| async move {
-                let target = filter_target(&name, &filter);
-                let requeue = core.requeue_matching_dead_letters(&name, filter, options, watch);
-                core.audited(actor, action::REQUEUE, target, options.dry_run, requeue)
-                    .await
-            },
+            move |args| audited_requeue(core, args),
             |outcome| outcome.count as f64,
         )
     }
@@ -524,25 +513,12 @@ impl KafkaRetry {
         filter: Option<Unknown>,
         options: Option<Unknown>,
     ) -> Result<PromiseRaw<'env, RequeueOutcome>> {
-        let parsed = dlq_name_arg(dlq_name.as_ref()).and_then(|name| {
-            Ok((
-                name,
-                parse_filter(filter.as_ref())?,
-                parse_bulk_options(options.as_ref())?,
-                requeue_watch(env, options.as_ref())?,
-                parse_actor(options.as_ref())?,
-            ))
-        });
+        let parsed = requeue_args(env, dlq_name, filter, options);
         let core = self.core.clone();
         settle_with(
             env,
             parsed,
-            move |(name, filter, options, watch, actor)| async move {
-                let target = filter_target(&name, &filter);
-                let requeue = core.requeue_matching_dead_letters(&name, filter, options, watch);
-                core.audited(actor, action::REQUEUE, target, options.dry_run, requeue)
-                    .await
-            },
+            move |args| audited_requeue(core, args),
             RequeueOutcome::from,
         )
     }
@@ -833,4 +809,35 @@ impl KafkaRetry {
         let core = self.core.clone();
         settle(env, async move { core.close().await }, |_| ())
     }
+}
+
+/// What `requeueDeadLetters` and `requeueDeadLettersDetailed` read: the hash, the filter, the
+/// bulk options, the signal and progress callback, the actor.
+type RequeueArgs = (String, FilterInput, BulkOptions, Watch, Option<String>);
+
+fn requeue_args(
+    env: &Env,
+    dlq_name: Option<Unknown>,
+    filter: Option<Unknown>,
+    options: Option<Unknown>,
+) -> engine::error::Result<RequeueArgs> {
+    let name = dlq_name_arg(dlq_name.as_ref())?;
+    Ok((
+        name,
+        parse_filter(filter.as_ref())?,
+        parse_bulk_options(options.as_ref())?,
+        requeue_watch(env, options.as_ref())?,
+        parse_actor(options.as_ref())?,
+    ))
+}
+
+/// The filtered requeue both methods run, recorded in the audit log.
+async fn audited_requeue(
+    core: Arc<RetryCore>,
+    (name, filter, options, watch, actor): RequeueArgs,
+) -> engine::error::Result<BulkOutcome> {
+    let target = filter_target(&name, &filter);
+    let requeue = core.requeue_matching_dead_letters(&name, filter, options, watch);
+    core.audited(actor, action::REQUEUE, target, options.dry_run, requeue)
+        .await
 }
