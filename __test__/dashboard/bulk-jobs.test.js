@@ -9,6 +9,7 @@ const { chromium } = require('playwright-core')
 const { KafkaRetry } = require('../..')
 const { handler } = require('../../dashboard')
 const h = require('../helpers')
+const { listen, watchedPage } = require('../helpers/browser')
 
 const CHILD = path.join(__dirname, '..', 'children', 'dashboard.js')
 const children = h.killChildrenAfterEach()
@@ -54,17 +55,8 @@ async function deadLetters(s, topic, n, from = 0) {
   }
 }
 
-async function listen(handle) {
-  const server = http.createServer(handle)
-  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve))
-  return { url: `http://127.0.0.1:${server.address().port}`, stop: () => new Promise((r) => server.close(r)) }
-}
-
-async function open() {
-  const context = await browser.newContext()
-  const page = await context.newPage()
-  return { page, context }
-}
+/** A page in a fresh context, its dialogs and CSP errors recorded (helpers/browser.js). */
+const open = () => watchedPage(browser)
 
 const list = (server, s, search = '') => `${server.url}/dlq/${encodeURIComponent(s.dlq)}${search}`
 const scheduled = async (s) => (await s.retry.stats(s.dlq)).scheduled

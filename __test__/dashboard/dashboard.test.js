@@ -3,7 +3,6 @@
 // with an error and exhausted, then dead-lettered by a listener.
 const path = require('path')
 const fs = require('fs')
-const http = require('http')
 const { spawn } = require('child_process')
 const { chromium } = require('playwright-core')
 const express = require('express')
@@ -11,6 +10,7 @@ const fastify = require('fastify')
 const { KafkaRetry } = require('../..')
 const { handler } = require('../../dashboard')
 const h = require('../helpers')
+const { listen, watchedPage } = require('../helpers/browser')
 
 const BIN = path.join(__dirname, '..', '..', 'bin', 'kafka-redis-retry.js')
 const DOCS = path.join(__dirname, '..', '..', 'docs')
@@ -67,13 +67,6 @@ async function makeDeadLetters(s, specs) {
   return items
 }
 
-/** A server for `handle` on a free loopback port; resolves to its base URL and a stop(). */
-async function listen(handle) {
-  const server = http.createServer(handle)
-  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve))
-  return { url: `http://127.0.0.1:${server.address().port}`, stop: () => new Promise((r) => server.close(r)) }
-}
-
 /** The CLI's `dashboard` command as a child process; resolves to the address it printed. */
 async function cli(args, env = {}) {
   const port = await h.freePort()
@@ -90,21 +83,8 @@ async function cli(args, env = {}) {
   return { url, port, child, output: () => ({ stdout, stderr }) }
 }
 
-/** A page in a fresh browser context that fails the test on any dialog (an XSS would alert). */
-async function open() {
-  const context = await browser.newContext()
-  const page = await context.newPage()
-  const dialogs = []
-  page.on('dialog', (dialog) => {
-    dialogs.push(dialog.message())
-    dialog.dismiss().catch(() => {})
-  })
-  const cspErrors = []
-  page.on('console', (msg) => {
-    if (/Content Security Policy/i.test(msg.text())) cspErrors.push(msg.text())
-  })
-  return { page, context, dialogs, cspErrors }
-}
+/** A page in a fresh context, its dialogs and CSP errors recorded (helpers/browser.js). */
+const open = () => watchedPage(browser)
 
 const rows = (page) => page.$$eval('table.dead-letters tbody tr', (trs) => trs.map((tr) => tr.getAttribute('data-id')))
 

@@ -3,11 +3,11 @@
 // page leads with the reasons, a reason is one click to its filter, and a bulk action on more
 // than 1,000 dead letters needs the dry run's count typed back and acts on at most that many.
 const path = require('path')
-const http = require('http')
 const { chromium } = require('playwright-core')
 const { KafkaRetry } = require('../..')
 const { handler } = require('../../dashboard')
 const h = require('../helpers')
+const { listen, watchedPage } = require('../helpers/browser')
 
 const DOCS = path.join(__dirname, '..', '..', 'docs')
 
@@ -39,27 +39,8 @@ function schedule(label) {
   return { prefix, dlq: `${prefix}:dead-letters`, retry }
 }
 
-async function listen(handle) {
-  const server = http.createServer(handle)
-  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve))
-  return { url: `http://127.0.0.1:${server.address().port}`, stop: () => new Promise((r) => server.close(r)) }
-}
-
-/** A page that records dialogs (an XSS would alert) and CSP violations. */
-async function open() {
-  const context = await browser.newContext()
-  const page = await context.newPage()
-  const dialogs = []
-  page.on('dialog', (dialog) => {
-    dialogs.push(dialog.message())
-    dialog.dismiss().catch(() => {})
-  })
-  const cspErrors = []
-  page.on('console', (msg) => {
-    if (/Content Security Policy/i.test(msg.text())) cspErrors.push(msg.text())
-  })
-  return { page, context, dialogs, cspErrors }
-}
+/** A page in a fresh context, its dialogs and CSP errors recorded (helpers/browser.js). */
+const open = () => watchedPage(browser)
 
 const list = (server, s, search = '') => `${server.url}/dlq/${encodeURIComponent(s.dlq)}${search}`
 

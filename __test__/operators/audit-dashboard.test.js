@@ -2,12 +2,12 @@
 // (`tokens: { name: secret }`, `--token name=secret`), each action recorded with its token's
 // name as the actor, and the Audit page (escaped, paged by cursor, CSP without inline code).
 const path = require('path')
-const http = require('http')
 const { chromium } = require('playwright-core')
 const { KafkaRetry } = require('../..')
 const { handler } = require('../../dashboard')
 const { parseTokenArg } = require('../../dashboard/security')
 const h = require('../helpers')
+const { listen, watchedPage } = require('../helpers/browser')
 
 const DOCS = path.join(__dirname, '..', '..', 'docs')
 let browser
@@ -30,26 +30,8 @@ function schedule(label) {
   return { prefix, dlq: `${prefix}:dlq`, retry }
 }
 
-async function listen(handle) {
-  const server = http.createServer(handle)
-  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve))
-  return { url: `http://127.0.0.1:${server.address().port}`, stop: () => new Promise((r) => server.close(r)) }
-}
-
-async function open() {
-  const context = await browser.newContext()
-  const page = await context.newPage()
-  const dialogs = []
-  page.on('dialog', (dialog) => {
-    dialogs.push(dialog.message())
-    dialog.dismiss().catch(() => {})
-  })
-  const cspErrors = []
-  page.on('console', (msg) => {
-    if (/Content Security Policy/i.test(msg.text())) cspErrors.push(msg.text())
-  })
-  return { page, context, dialogs, cspErrors }
-}
+/** A page in a fresh context, its dialogs and CSP errors recorded (helpers/browser.js). */
+const open = () => watchedPage(browser)
 
 test('each dashboard action is recorded with the name of the token it was made with', async () => {
   const s = schedule('tokens')
