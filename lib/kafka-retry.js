@@ -14,13 +14,18 @@ function makeClass(NativeKafkaRetry) {
     /** The pushes of this tick, packed, and their settlers: [resolve, reject, resolve, ...]. */
     #packed = ''
     #settlers = []
+    /** When the first push of this tick was made: the Redis timeout counts from then. */
+    #since = 0
     #flush = () => this.#send()
 
     pushToQueue(topic, message, options) {
       const packed = packPush(topic, message, options)
       // What the packed form cannot carry goes the native way, its errors word for word.
       if (typeof packed !== 'string') return super.pushToQueue(packed[0], packed[1], packed[2])
-      if (this.#settlers.length === 0) queueMicrotask(this.#flush)
+      if (this.#settlers.length === 0) {
+        this.#since = performance.now()
+        queueMicrotask(this.#flush)
+      }
       this.#packed += packed
       return new Promise((resolve, reject) => {
         this.#settlers.push(resolve, reject)
@@ -42,7 +47,7 @@ function makeClass(NativeKafkaRetry) {
       this.#settlers = []
       let sent
       try {
-        sent = super.pushPacked(packed)
+        sent = super.pushPacked(packed, performance.now() - this.#since)
       } catch (err) {
         sent = Promise.reject(err)
       }

@@ -236,13 +236,16 @@ impl KafkaRetry {
     /// The pushes of one JavaScript tick in one call (`lib/push-pack.js` packs them into one
     /// string, `src/packed.rs` reads it back): each is stored as `pushToQueue` stores it.
     /// Resolves to `undefined` when every push was stored, else to `[index, error, ...]` for the
-    /// ones that failed. Internal: `pushToQueue` of the exported class calls it.
+    /// ones that failed. `waited_ms` is how long ago the first of them was made: the Redis
+    /// timeout counts from then. Internal: `pushToQueue` of the exported class calls it.
     #[napi(skip_typescript)]
     pub fn push_packed<'env>(
         &self,
         env: &'env Env,
         packed: Option<Unknown>,
+        waited_ms: Option<f64>,
     ) -> Result<Unknown<'env>> {
+        let since = crate::convert::instant_before(waited_ms);
         let (ticket, promise) = Hub::current(env)?.promise(env)?;
         let requests = crate::convert::utf16_units("packed", packed.as_ref())
             .and_then(|units| crate::packed::unpack(&units));
@@ -253,6 +256,7 @@ impl KafkaRetry {
                 napi::bindgen_prelude::within_runtime_if_available(move || {
                     core.push_group(
                         requests,
+                        since,
                         Box::new(move |failures| ticket.settle_group(failures)),
                     )
                 });

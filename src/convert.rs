@@ -579,3 +579,17 @@ pub fn utf16_units(name: &str, value: Option<&Unknown>) -> Result<Vec<u16>> {
     unsafe { units.set_len(written) };
     Ok(units)
 }
+
+/// The instant `waited_ms` milliseconds ago (now when absent, not finite or negative), so a
+/// wait measured in JavaScript counts against the Redis timeout.
+pub fn instant_before(waited_ms: Option<f64>) -> std::time::Instant {
+    let now = std::time::Instant::now();
+    match waited_ms {
+        Some(ms) if ms.is_finite() && ms > 0.0 => now
+            .checked_sub(std::time::Duration::from_secs_f64(
+                ms.min(86_400_000.0) / 1000.0,
+            ))
+            .unwrap_or(now),
+        _ => now,
+    }
+}

@@ -12,6 +12,7 @@ use crate::store::entry::{Entry, ErrorInfo};
 use crate::store::schedule::{PushDone, PushMessage};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 /// Called once with the failed pushes of a group (`push_group`), each with its index in the
 /// group; empty when every push was stored (or was a redelivery).
@@ -109,28 +110,28 @@ impl RetryCore {
     /// called inside a tokio runtime context. It lets the JavaScript layer resolve many promises
     /// per wake-up of the JS thread instead of paying a task and a wake-up per push.
     pub fn push_detached(self: &Arc<Self>, request: PushRequest, done: PushDone) {
+        let since = Instant::now();
         match self.prepare_push(request) {
             Err(err) => done(Err(err)),
-            Ok((shard, message)) if !self.shards_checked.initialized() => {
-                // The first push of this instance waits for the shard count check.
-                let core = self.clone();
-                tokio::spawn(async move {
-                    match core.check_shards().await {
-                        Err(err) => done(Err(err)),
-                        Ok(()) => core.push_checked(shard, message, done),
-                    }
-                });
-            }
-            Ok((shard, message)) => self.push_checked(shard, message, done),
+            Ok((shard, message)) => self.after_shard_check(move |core, checked| match checked {
+                Err(err) => done(Err(err)),
+                Ok(()) => core.push_checked(shard, message, since, done),
+            }),
         }
     }
 
     /// Many `push_detached` calls in one (the pushes one tick of JavaScript gathered): each
     /// request is validated and stored exactly as `push_detached` does it, through the same
     /// batchers, and `done` gets, once every push has its outcome, the failed ones by index (an
-    /// empty list when all were stored or were redeliveries). A bad request fails alone. Must be
-    /// called inside a tokio runtime context.
-    pub fn push_group(self: &Arc<Self>, requests: Vec<Result<PushRequest>>, done: GroupDone) {
+    /// empty list when all were stored or were redeliveries). A bad request fails alone. `since`
+    /// is when the first of them was made: the Redis timeout counts from then for all of them.
+    /// Must be called inside a tokio runtime context.
+    pub fn push_group(
+        self: &Arc<Self>,
+        requests: Vec<Result<PushRequest>>,
+        since: Instant,
+        done: GroupDone,
+    ) {
         let mut failures = Vec::new();
         let mut prepared = Vec::with_capacity(requests.len());
         for (index, request) in requests.into_iter().enumerate() {
@@ -149,33 +150,36 @@ impl RetryCore {
             done: Mutex::new(Some(done)),
             core: self.clone(),
         });
-        if self.shards_checked.initialized() {
-            self.submit_group(prepared, group);
-        } else {
-            // The first pushes of this instance wait for the shard count check.
-            let core = self.clone();
-            tokio::spawn(async move {
-                match core.check_shards().await {
-                    Ok(()) => core.submit_group(prepared, group),
-                    Err(err) => {
-                        for (index, _, _) in prepared {
-                            group.finish(index, Err(err.clone()));
-                        }
-                    }
+        self.after_shard_check(move |core, checked| {
+            for (index, shard, message) in prepared {
+                if let Err(err) = &checked {
+                    group.finish(index, Err(err.clone()));
+                    continue;
                 }
-            });
-        }
+                let group = group.clone();
+                core.schedules[shard].push_detached(
+                    message,
+                    since,
+                    Box::new(move |outcome| group.finish(index, outcome)),
+                );
+            }
+        });
     }
 
-    /// Hands a group's prepared pushes to their schedules' batchers.
-    fn submit_group(&self, prepared: Vec<(u32, usize, PushMessage)>, group: Arc<Group>) {
-        for (index, shard, message) in prepared {
-            let group = group.clone();
-            self.schedules[shard].push_detached(
-                message,
-                Box::new(move |outcome| group.finish(index, outcome)),
-            );
+    /// Runs `then` once this instance's shard count has been checked: at once after the first
+    /// check, else from a task that waits for it (the first pushes of an instance).
+    fn after_shard_check(
+        self: &Arc<Self>,
+        then: impl FnOnce(&Arc<Self>, Result<()>) + Send + 'static,
+    ) {
+        if self.shards_checked.initialized() {
+            return then(self, Ok(()));
         }
+        let core = self.clone();
+        tokio::spawn(async move {
+            let checked = core.check_shards().await;
+            then(&core, checked)
+        });
     }
 
     /// Stores a batch of failed messages (`pushMany`): every request is validated first, and an
@@ -186,6 +190,7 @@ impl RetryCore {
     /// redeliveries). A Redis failure rejects the batch; some messages may be stored by then, and
     /// pushing the batch again stores each message with a `msgId` once.
     pub async fn push_many(&self, requests: Vec<PushRequest>) -> Result<usize> {
+        let since = Instant::now();
         self.ensure_open()?;
         let prepared = requests
             .into_iter()
@@ -203,6 +208,7 @@ impl RetryCore {
             let sender = sender.clone();
             self.schedules[shard].push_detached(
                 message,
+                since,
                 Box::new(move |outcome| {
                     let _ = sender.send(outcome);
                 }),
@@ -246,10 +252,17 @@ impl RetryCore {
     }
 
     /// Hands a push whose instance passed the shard count check to its schedule's batcher.
-    fn push_checked(self: &Arc<Self>, shard: usize, message: PushMessage, done: PushDone) {
+    fn push_checked(
+        self: &Arc<Self>,
+        shard: usize,
+        message: PushMessage,
+        since: Instant,
+        done: PushDone,
+    ) {
         let core = self.clone();
         self.schedules[shard].push_detached(
             message,
+            since,
             Box::new(move |result| {
                 if let Ok(stored) = result {
                     core.after_push(stored);

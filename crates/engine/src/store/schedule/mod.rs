@@ -17,7 +17,7 @@ pub use crate::store::keys::{GateKeys, Keys};
 use crate::store::scripts;
 use redis::Script;
 use std::sync::{Arc, LazyLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
 // The scripts of `lua/schedule/`, each with the libraries it includes (`store::scripts`).
@@ -173,6 +173,7 @@ impl Schedule {
         let (reply, stored) = oneshot::channel();
         self.push_detached(
             message,
+            Instant::now(),
             Box::new(move |result| {
                 let _ = reply.send(result);
             }),
@@ -188,9 +189,10 @@ impl Schedule {
     }
 
     /// Stores and schedules one message without waiting: `done` gets the outcome (as `push`
-    /// returns it) from a runtime thread. Must be called inside a tokio runtime context.
-    pub fn push_detached(&self, message: PushMessage, done: PushDone) {
-        self.batcher.submit(message, done);
+    /// returns it) from a runtime thread. `since` is when the caller made the push: the Redis
+    /// timeout counts from then. Must be called inside a tokio runtime context.
+    pub fn push_detached(&self, message: PushMessage, since: Instant, done: PushDone) {
+        self.batcher.submit(message, since, done);
     }
 
     /// Redis's clock now, as this schedule's last claim reported it and this host's monotonic

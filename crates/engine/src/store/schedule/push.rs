@@ -152,8 +152,9 @@ impl PushBatcher {
         })
     }
 
-    /// Queues one push; `done` gets its outcome.
-    pub(super) fn submit(&self, message: PushMessage, done: PushDone) {
+    /// Queues one push made at `since` (its wait counts against the Redis timeout from then);
+    /// `done` gets its outcome.
+    pub(super) fn submit(&self, message: PushMessage, since: std::time::Instant, done: PushDone) {
         // The worker starts with the first push, inside the caller's runtime.
         if let Some((target, receiver)) =
             self.worker.lock().unwrap_or_else(|p| p.into_inner()).take()
@@ -163,7 +164,7 @@ impl PushBatcher {
         let queued = Queued {
             message,
             done,
-            since: std::time::Instant::now(),
+            since,
         };
         if let Err(mpsc::error::SendError(queued)) = self.queue.send(queued) {
             (queued.done)(Err(RetryError::new(
