@@ -1,12 +1,19 @@
 // The exported `KafkaRetry`: napi's class (native.KafkaRetry) extended, so every method, getter
 // and static (`KafkaRetry.headers`) is the native one and `instanceof` holds for both, with one
 // change: pushToQueue gathers the pushes of one tick and sends them as one native call
-// (`pushPacked`, one string: lib/push-pack.js), instead of one call and one promise each
-// (docs/push-batch.md). No timer: the pushes of a tick go at the end of that tick (a microtask),
-// so a lone push waits no longer than it did.
+// (`pushPacked`, one string: lib/push-pack.js) per PART pushes, instead of one call and one
+// promise each (docs/push-batch.md). No timer: the pushes of a tick go at the end of that tick
+// (a microtask) or when PART are gathered, so a lone push waits no longer than it did.
 'use strict'
 
 const { packPush } = require('./push-pack.js')
+
+/**
+ * Pushes per native call at most: a tick's pushes beyond it go in further calls, so Redis stores
+ * one part while JavaScript packs the next, and each part's callers resume on their own (a whole
+ * tick in one call made 256 callers move in lockstep: BENCHMARKS.md).
+ */
+const PART = 64
 
 /** @param {typeof import('../native.js').KafkaRetry} NativeKafkaRetry */
 function makeClass(NativeKafkaRetry) {
@@ -27,9 +34,13 @@ function makeClass(NativeKafkaRetry) {
         queueMicrotask(this.#flush)
       }
       this.#packed += packed
-      return new Promise((resolve, reject) => {
+      const promise = new Promise((resolve, reject) => {
         this.#settlers.push(resolve, reject)
       })
+      // A full part goes at once: Redis stores it while this tick packs the next, and its callers
+      // resume without waiting for the rest of the tick.
+      if (this.#settlers.length === 2 * PART) this.#send()
+      return promise
     }
 
     close(...args) {

@@ -79,39 +79,63 @@ local function seen_in_set(seen_key, id, cutoff)
 end
 
 -- Remembers the 'm:' ids in `ids` (each 24 characters) in the bucket `bucket_key`. Each field is
--- written whole (HGET, then HSET of old and new records): a value allocated for what it holds,
--- where APPEND on a string doubles its allocation as it grows.
+-- written whole (its old records and the new ones): a value allocated for what it holds, where
+-- APPEND on a string doubles its allocation as it grows. The fields are read with one HMGET and
+-- written with one HSET per STEP fields, not a call each: a batch's ids mostly have fields of
+-- their own.
 local function seen_add(bucket_key, ids)
-  local by_head = {}
+  local STEP = 500
+  local by_head, heads = {}, {}
   for _, id in ipairs(ids) do
     local head = string.sub(id, 3, 4)
     local list = by_head[head]
     if not list then
       list = {}
       by_head[head] = list
+      heads[#heads + 1] = head
     end
-    list[#list + 1] = id
+    list[#list + 1] = string.sub(id, 5)
   end
-  for head, list in pairs(by_head) do
-    local packed = redis.call('HGET', bucket_key, head) or ''
-    local room = SEEN_FULL - #packed / 20
-    local records, spilled = {}, {}
-    for _, id in ipairs(list) do
-      if room > 0 then
-        records[#records + 1] = string.sub(id, 5)
-        room = room - 1
-      else
-        local more = string.sub(id, 3, 5)
-        spilled[more] = spilled[more] or {}
-        table.insert(spilled[more], string.sub(id, 6))
+  -- `fields` of the bucket with `records` (field -> list of records) appended to each.
+  local writes = {}
+  local function append(fields, records, spill)
+    for first = 1, #fields, STEP do
+      local last = math.min(first + STEP - 1, #fields)
+      local old = redis.call('HMGET', bucket_key, unpack(fields, first, last))
+      for j = first, last do
+        local field = fields[j]
+        local packed = old[j - first + 1] or ''
+        local list = records[field]
+        if spill then
+          -- A 2-character field takes SEEN_FULL records; the others go to 3-character fields.
+          local room = SEEN_FULL - #packed / 20
+          if room < #list then
+            for k = math.max(room, 0) + 1, #list do
+              spill(field, list[k])
+            end
+            list = { unpack(list, 1, math.max(room, 0)) }
+          end
+        end
+        if #list > 0 then
+          writes[#writes + 1] = field
+          writes[#writes + 1] = packed .. table.concat(list)
+        end
       end
     end
-    if #records > 0 then
-      redis.call('HSET', bucket_key, head, packed .. table.concat(records))
+  end
+  local spilled, spilled_fields = {}, {}
+  append(heads, by_head, function(head, rest)
+    local more = head .. string.sub(rest, 1, 1)
+    local list = spilled[more]
+    if not list then
+      list = {}
+      spilled[more] = list
+      spilled_fields[#spilled_fields + 1] = more
     end
-    for more, tail in pairs(spilled) do
-      local old = redis.call('HGET', bucket_key, more) or ''
-      redis.call('HSET', bucket_key, more, old .. table.concat(tail))
-    end
+    list[#list + 1] = string.sub(rest, 2)
+  end)
+  append(spilled_fields, spilled, nil)
+  for i = 1, #writes, 2 * STEP do
+    redis.call('HSET', bucket_key, unpack(writes, i, math.min(i + 2 * STEP - 1, #writes)))
   end
 end

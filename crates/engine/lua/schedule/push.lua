@@ -36,7 +36,26 @@ local function seen(id)
   return seen_set and seen_in_set(KEYS[3], id, cutoff)
 end
 
+local STEP = 500 -- arguments per command, well under Lua's unpack limit
+-- Whether each id is stored already: one HMGET per STEP ids, not an HSETNX each (the entries and
+-- due times are then written with one HSET and one ZADD per STEP messages). An id twice in one
+-- call is stored once, as HSETNX stored it.
+local ids = {}
+for i = 2, #ARGV, 5 do
+  ids[#ids + 1] = ARGV[i]
+end
+local present = {}
+for first = 1, #ids, STEP do
+  local found = redis.call('HMGET', KEYS[2], unpack(ids, first, math.min(first + STEP - 1, #ids)))
+  for j = 1, #found do
+    if found[j] then
+      present[ids[first + j - 1]] = true
+    end
+  end
+end
+
 local stored = {}
+local entries, schedule = {}, {}
 local breaker_key = KEYS[7]
 local failures = {}
 local earliest = nil
@@ -52,14 +71,14 @@ for i = 2, #ARGV, 5 do
     due36, due_text = base36(due), string.format('%d', due)
   end
   local result = due
-  if dedupe == '1' and seen(id) then
+  if present[id] or (dedupe == '1' and seen(id)) then
     result = 0
-  end
-  if result ~= 0 and redis.call('HSETNX', KEYS[2], id, due36 .. '\n' .. tail) == 0 then
-    result = 0
-  end
-  if result ~= 0 then
-    redis.call('ZADD', KEYS[1], due_text, id)
+  else
+    present[id] = true
+    entries[#entries + 1] = id
+    entries[#entries + 1] = due36 .. '\n' .. tail
+    schedule[#schedule + 1] = due_text
+    schedule[#schedule + 1] = id
     if not earliest or due < earliest then
       earliest = due
     end
@@ -70,6 +89,11 @@ for i = 2, #ARGV, 5 do
     end
   end
   stored[#stored + 1] = result
+end
+for first = 1, #entries, 2 * STEP do
+  local last = math.min(first + 2 * STEP - 1, #entries)
+  redis.call('HSET', KEYS[2], unpack(entries, first, last))
+  redis.call('ZADD', KEYS[1], unpack(schedule, first, last))
 end
 tally_write(KEYS[5], KEYS[6], now)
 if breaker_key then
