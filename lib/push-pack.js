@@ -114,4 +114,4 @@ function snapshot(keys, values, gone) {
   return copy
 }
 
-module.exports = { packPush, numberText }
+module.exports = { packPush, numberText, read }

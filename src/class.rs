@@ -265,6 +265,34 @@ impl KafkaRetry {
         Ok(promise)
     }
 
+    /// `pushMany` with its items packed into one string by `lib/push-pack.js`, as `pushPacked`
+    /// takes a tick's pushes: checked and stored exactly as `pushMany` does it, the first invalid
+    /// item rejecting the whole call with its index. Internal: `pushMany` of the exported class
+    /// calls it.
+    #[napi(skip_typescript)]
+    pub fn push_many_packed<'env>(
+        &self,
+        env: &'env Env,
+        packed: Option<Unknown>,
+    ) -> Result<PromiseRaw<'env, u32>> {
+        let parsed = crate::convert::utf16_units("packed", packed.as_ref())
+            .and_then(|units| crate::packed::unpack(&units))
+            .and_then(|requests| {
+                requests
+                    .into_iter()
+                    .enumerate()
+                    .map(|(index, request)| request.map_err(|e| e.in_item(index)))
+                    .collect()
+            });
+        let core = self.core.clone();
+        settle_with(
+            env,
+            parsed,
+            move |requests| async move { core.push_many(requests).await },
+            |stored| stored as u32,
+        )
+    }
+
     /// Stores a batch of failed messages with one call: `items` is an array of
     /// `{ topic, message, options }`, each what `pushToQueue` takes as its three arguments (for a
     /// kafkajs `eachBatch` handler, one item per failed message of the batch).

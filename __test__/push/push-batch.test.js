@@ -1,7 +1,8 @@
 // pushToQueue's gathering (lib/kafka-retry.js, docs/push-batch.md) against real Redis: the pushes of
 // one tick reach the addon as one native call (`pushPacked`) per 64, a lone push goes out before any
 // timer could fire, a bad push among good ones rejects alone with the native error, and what is
-// stored is byte for byte what the native pushToQueue stores.
+// stored is byte for byte what the native pushToQueue stores. pushMany packs its items the same
+// way (`pushManyPacked`), with the native pushMany's errors and what it stores.
 const { KafkaRetry } = require('../..')
 const native = require('../../native.js')
 const h = require('../helpers')
@@ -10,7 +11,7 @@ beforeAll(h.requireServers)
 
 /** Counts the native calls every instance makes, for the length of one test. */
 function countCalls() {
-  const calls = { pushPacked: 0, pushToQueue: 0 }
+  const calls = { pushPacked: 0, pushToQueue: 0, pushManyPacked: 0, pushMany: 0 }
   const originals = {}
   for (const name of Object.keys(calls)) {
     originals[name] = native.KafkaRetry.prototype[name]
@@ -122,5 +123,69 @@ describe('pushes gathered per tick', () => {
     await Promise.all(before)
     expect(await redis.hlen(h.scheduleKeys(prefix).entries)).toBe(3)
     await expect(retry.pushToQueue('orders', { event: 'late', value: '{}' })).rejects.toMatchObject({ code: 'ERR_CLOSED' })
+  })
+})
+
+describe('pushMany packed', () => {
+  let retry
+  let redis
+  let prefix
+  let calls
+  beforeEach(() => {
+    prefix = h.unique('many')
+    retry = new KafkaRetry({ keyPrefix: prefix })
+    redis = h.redisClient()
+    calls = countCalls()
+  })
+  afterEach(async () => {
+    calls.restore()
+    await retry.close()
+    redis.disconnect()
+  })
+
+  const good = (n) => ({ topic: 'orders', message: { event: `e${n}`, value: JSON.stringify({ msgId: `g-${n}` }) }, options: { delay: '5' } })
+
+  test('a batch is one packed native call, stored as the native pushMany stores it', async () => {
+    const other = new KafkaRetry({ keyPrefix: h.unique('many-native') })
+    try {
+      const items = [
+        { topic: 'orders', message: { event: 'k\u{1f600}', value: JSON.stringify({ msgId: 'a', text: 'é' }) }, options: { delay: 0.5, maxRetry: '4', retryCount: 1, error: new TypeError('failed') } },
+        { topic: 'orders', message: { event: '', value: JSON.stringify({ msgId: 'b' }) }, options: { delay: '2', traceparent: '00-abc', bin: Buffer.from([0, 255]) } },
+        { topic: 'payments', message: { event: 'e', value: JSON.stringify({ msgId: 'c' }) } },
+      ]
+      expect(await retry.pushMany(items)).toBe(3)
+      expect(calls).toMatchObject({ pushManyPacked: 1, pushMany: 0 })
+      expect(await native.KafkaRetry.prototype.pushMany.call(other, items)).toBe(3)
+      const stored = async (keyPrefix) => {
+        const entries = await redis.hgetall(h.scheduleKeys(keyPrefix).entries)
+        return Object.fromEntries(Object.entries(entries).map(([id, text]) => [id, text.slice(text.indexOf('\n') + 1)]))
+      }
+      const packed = await stored(prefix)
+      expect(Object.keys(packed)).toHaveLength(3)
+      expect(packed).toEqual(await stored(other.keyPrefix))
+      // A redelivered batch stores nothing again.
+      expect(await retry.pushMany(items)).toBe(0)
+    } finally {
+      await other.close()
+    }
+  })
+
+  test('an invalid item rejects the whole batch with the native error and its index, nothing stored', async () => {
+    const batches = [
+      [good(1), good(2), { ...good(3), options: { delay: 'soon' } }], // packed: a bad option
+      [good(1), { topic: 'orders', message: { event: 'e', value: 'not json' } }], // packed: a bad payload
+      [good(1), null, good(3)], // not an object: the native way
+      [good(1), good(2), new Proxy({ ...good(3), topic: 42 }, {})], // a Proxy: the native way
+      [good(1), { ...good(2), topic: '' }], // an empty topic: the native way
+    ]
+    for (const items of batches) {
+      const expected = await native.KafkaRetry.prototype.pushMany.call(retry, items).catch((e) => e)
+      const got = await retry.pushMany(items).catch((e) => e)
+      expect({ code: got.code, message: got.message }).toEqual({ code: expected.code, message: expected.message })
+      expect(got).toMatchObject({ code: 'ERR_INVALID_ARG', message: expect.stringMatching(/^items\[\d\]: /) })
+    }
+    // Five native calls for the expected errors, three more for the batches that did not pack.
+    expect(calls).toMatchObject({ pushManyPacked: 2, pushMany: 8 })
+    expect(await redis.exists(h.scheduleKeys(prefix).entries)).toBe(0)
   })
 })
