@@ -284,13 +284,7 @@ impl KafkaRetry {
                     .map(|(index, request)| request.map_err(|e| e.in_item(index)))
                     .collect()
             });
-        let core = self.core.clone();
-        settle_with(
-            env,
-            parsed,
-            move |requests| async move { core.push_many(requests).await },
-            |stored| stored as u32,
-        )
+        settle_push_many(env, self.core.clone(), parsed)
     }
 
     /// Stores a batch of failed messages with one call: `items` is an array of
@@ -313,13 +307,7 @@ impl KafkaRetry {
         items: Option<Unknown>,
     ) -> Result<PromiseRaw<'env, u32>> {
         let parsed = parse_push_many(items.as_ref());
-        let core = self.core.clone();
-        settle_with(
-            env,
-            parsed,
-            move |requests| async move { core.push_many(requests).await },
-            |stored| stored as u32,
-        )
+        settle_push_many(env, self.core.clone(), parsed)
     }
 
     /// Starts the background listener: due messages are re-published through `producer` with
@@ -872,4 +860,18 @@ async fn audited_requeue(
     let requeue = core.requeue_matching_dead_letters(&name, filter, options, watch);
     core.audited(actor, action::REQUEUE, target, options.dry_run, requeue)
         .await
+}
+
+/// `pushMany`'s promise over items already read (natively or packed): the number newly stored.
+fn settle_push_many<'env>(
+    env: &'env Env,
+    core: Arc<RetryCore>,
+    parsed: engine::error::Result<Vec<engine::retry::PushRequest>>,
+) -> Result<PromiseRaw<'env, u32>> {
+    settle_with(
+        env,
+        parsed,
+        move |requests| async move { core.push_many(requests).await },
+        |stored| stored as u32,
+    )
 }

@@ -24,23 +24,36 @@ function countCalls() {
   return calls
 }
 
-describe('pushes gathered per tick', () => {
-  let retry
-  let redis
-  let prefix
-  let calls
-  beforeEach(() => {
-    prefix = h.unique('gather')
-    retry = new KafkaRetry({ keyPrefix: prefix })
-    redis = h.redisClient()
-    calls = countCalls()
-  })
-  afterEach(async () => {
-    calls.restore()
-    await retry.close()
-    redis.disconnect()
-  })
+// Each test: a fresh instance on a prefix of its own, a Redis client, and the native calls counted.
+let retry
+let redis
+let prefix
+let calls
+beforeEach(() => {
+  prefix = h.unique('gather')
+  retry = new KafkaRetry({ keyPrefix: prefix })
+  redis = h.redisClient()
+  calls = countCalls()
+})
+afterEach(async () => {
+  calls.restore()
+  await retry.close()
+  redis.disconnect()
+})
 
+/** Both schedules hold the same `n` entries by id (a hash of topic, msgId and retry count),
+ *  compared without the due time the script writes. */
+async function expectSameEntries(packedPrefix, nativePrefix, n) {
+  const stored = async (keyPrefix) => {
+    const entries = await redis.hgetall(h.scheduleKeys(keyPrefix).entries)
+    return Object.fromEntries(Object.entries(entries).map(([id, text]) => [id, text.slice(text.indexOf('\n') + 1)]))
+  }
+  const packed = await stored(packedPrefix)
+  expect(Object.keys(packed)).toHaveLength(n)
+  expect(packed).toEqual(await stored(nativePrefix))
+}
+
+describe('pushes gathered per tick', () => {
   test('the pushes of a tick are one native call per 64, and each is stored before it resolves', async () => {
     const pushes = Array.from({ length: 200 }, (_, n) =>
       retry.pushToQueue('orders', { event: `e${n}`, value: JSON.stringify({ msgId: `m-${n}` }) }, { delay: '10', retryCount: '0' }),
@@ -104,14 +117,7 @@ describe('pushes gathered per tick', () => {
       await Promise.all(cases.map(([message, options]) => retry.pushToQueue('orders', message, options)))
       for (const [message, options] of cases) await native.KafkaRetry.prototype.pushToQueue.call(other, 'orders', message, options)
       expect(calls.pushPacked).toBe(1)
-      // Entries by id (a hash of topic, msgId and retry count), without the due time the script writes.
-      const stored = async (keyPrefix) => {
-        const entries = await redis.hgetall(h.scheduleKeys(keyPrefix).entries)
-        return Object.fromEntries(Object.entries(entries).map(([id, text]) => [id, text.slice(text.indexOf('\n') + 1)]))
-      }
-      const packed = await stored(prefix)
-      expect(Object.keys(packed)).toHaveLength(3)
-      expect(packed).toEqual(await stored(other.keyPrefix))
+      await expectSameEntries(prefix, other.keyPrefix, 3)
     } finally {
       await other.close()
     }
@@ -127,22 +133,6 @@ describe('pushes gathered per tick', () => {
 })
 
 describe('pushMany packed', () => {
-  let retry
-  let redis
-  let prefix
-  let calls
-  beforeEach(() => {
-    prefix = h.unique('many')
-    retry = new KafkaRetry({ keyPrefix: prefix })
-    redis = h.redisClient()
-    calls = countCalls()
-  })
-  afterEach(async () => {
-    calls.restore()
-    await retry.close()
-    redis.disconnect()
-  })
-
   const good = (n) => ({ topic: 'orders', message: { event: `e${n}`, value: JSON.stringify({ msgId: `g-${n}` }) }, options: { delay: '5' } })
 
   test('a batch is one packed native call, stored as the native pushMany stores it', async () => {
@@ -156,13 +146,7 @@ describe('pushMany packed', () => {
       expect(await retry.pushMany(items)).toBe(3)
       expect(calls).toMatchObject({ pushManyPacked: 1, pushMany: 0 })
       expect(await native.KafkaRetry.prototype.pushMany.call(other, items)).toBe(3)
-      const stored = async (keyPrefix) => {
-        const entries = await redis.hgetall(h.scheduleKeys(keyPrefix).entries)
-        return Object.fromEntries(Object.entries(entries).map(([id, text]) => [id, text.slice(text.indexOf('\n') + 1)]))
-      }
-      const packed = await stored(prefix)
-      expect(Object.keys(packed)).toHaveLength(3)
-      expect(packed).toEqual(await stored(other.keyPrefix))
+      await expectSameEntries(prefix, other.keyPrefix, 3)
       // A redelivered batch stores nothing again.
       expect(await retry.pushMany(items)).toBe(0)
     } finally {
