@@ -5,44 +5,17 @@
 const path = require('path')
 const http = require('http')
 const { spawn } = require('child_process')
-const { chromium } = require('playwright-core')
-const { KafkaRetry } = require('../..')
 const { handler } = require('../../dashboard')
 const h = require('../helpers')
-const { listen, watchedPage } = require('../helpers/browser')
+const { listen, chromiumForFile } = require('../helpers/browser')
 
 const CHILD = path.join(__dirname, '..', 'children', 'dashboard.js')
 const children = h.killChildrenAfterEach()
 
-let browser
-const instances = []
-const prefixes = []
-
-beforeAll(async () => {
-  await h.requireServers()
-  browser = await chromium.launch({ executablePath: h.chromiumPath(), args: ['--no-sandbox'] })
-})
-
-afterAll(async () => {
-  if (browser) await browser.close()
-  await Promise.all(instances.map((r) => r.close().catch(() => {})))
-  const redis = h.redisClient()
-  for (const prefix of prefixes) {
-    const keys = [...(await redis.keys(`{${prefix}}*`)), ...(await redis.keys(`${prefix}:*`))]
-    if (keys.length) await redis.del(...keys)
-  }
-  await redis.quit()
-})
-
+/** A page in a fresh context, its dialogs and CSP errors recorded (helpers/browser.js). */
+const open = chromiumForFile()
 /** A schedule of its own: prefix, dead letter queue, an instance (closed after the file). */
-function schedule(label) {
-  const prefix = h.unique(`dash-bulk-${label}`)
-  prefixes.push(prefix)
-  const dlq = `${prefix}:dead-letters`
-  const retry = new KafkaRetry({ keyPrefix: prefix })
-  instances.push(retry)
-  return { prefix, dlq, retry }
-}
+const schedule = h.schedulesForFile('dash-bulk')
 
 /** `n` dead letters of `topic` (value { n }), written as a service's pushToDlq writes them. */
 async function deadLetters(s, topic, n, from = 0) {
@@ -55,8 +28,6 @@ async function deadLetters(s, topic, n, from = 0) {
   }
 }
 
-/** A page in a fresh context, its dialogs and CSP errors recorded (helpers/browser.js). */
-const open = () => watchedPage(browser)
 
 const list = (server, s, search = '') => `${server.url}/dlq/${encodeURIComponent(s.dlq)}${search}`
 const scheduled = async (s) => (await s.retry.stats(s.dlq)).scheduled

@@ -4,29 +4,23 @@
 const path = require('path')
 const fs = require('fs')
 const { spawn } = require('child_process')
-const { chromium } = require('playwright-core')
 const express = require('express')
 const fastify = require('fastify')
 const { KafkaRetry } = require('../..')
 const { handler } = require('../../dashboard')
 const h = require('../helpers')
-const { listen, watchedPage } = require('../helpers/browser')
+const { listen, chromiumForFile } = require('../helpers/browser')
 
 const BIN = path.join(__dirname, '..', '..', 'bin', 'kafka-redis-retry.js')
 const DOCS = path.join(__dirname, '..', '..', 'docs')
 const children = h.killChildrenAfterEach()
 
-let browser
+/** A page in a fresh context, its dialogs and CSP errors recorded (helpers/browser.js). */
+const open = chromiumForFile()
 const instances = []
 const keys = []
 
-beforeAll(async () => {
-  await h.requireServers()
-  browser = await chromium.launch({ executablePath: h.chromiumPath(), args: ['--no-sandbox'] })
-})
-
 afterAll(async () => {
-  if (browser) await browser.close()
   await Promise.all(instances.map((r) => r.close().catch(() => {})))
   const redis = h.redisClient()
   for (const key of keys) await redis.del(key)
@@ -83,8 +77,6 @@ async function cli(args, env = {}) {
   return { url, port, child, output: () => ({ stdout, stderr }) }
 }
 
-/** A page in a fresh context, its dialogs and CSP errors recorded (helpers/browser.js). */
-const open = () => watchedPage(browser)
 
 const rows = (page) => page.$$eval('table.dead-letters tbody tr', (trs) => trs.map((tr) => tr.getAttribute('data-id')))
 

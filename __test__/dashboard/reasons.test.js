@@ -3,44 +3,17 @@
 // page leads with the reasons, a reason is one click to its filter, and a bulk action on more
 // than 1,000 dead letters needs the dry run's count typed back and acts on at most that many.
 const path = require('path')
-const { chromium } = require('playwright-core')
-const { KafkaRetry } = require('../..')
 const { handler } = require('../../dashboard')
 const h = require('../helpers')
-const { listen, watchedPage } = require('../helpers/browser')
+const { listen, chromiumForFile } = require('../helpers/browser')
 
 const DOCS = path.join(__dirname, '..', '..', 'docs')
 
-let browser
-const instances = []
-const prefixes = []
-
-beforeAll(async () => {
-  await h.requireServers()
-  browser = await chromium.launch({ executablePath: h.chromiumPath(), args: ['--no-sandbox'] })
-})
-
-afterAll(async () => {
-  if (browser) await browser.close()
-  await Promise.all(instances.map((r) => r.close().catch(() => {})))
-  const redis = h.redisClient()
-  for (const prefix of prefixes) {
-    const keys = [...(await redis.keys(`{${prefix}}*`)), ...(await redis.keys(`${prefix}:*`))]
-    if (keys.length) await redis.del(...keys)
-  }
-  await redis.quit()
-})
-
-function schedule(label) {
-  const prefix = h.unique(`dash-reasons-${label}`)
-  prefixes.push(prefix)
-  const retry = new KafkaRetry({ keyPrefix: prefix })
-  instances.push(retry)
-  return { prefix, dlq: `${prefix}:dead-letters`, retry }
-}
-
 /** A page in a fresh context, its dialogs and CSP errors recorded (helpers/browser.js). */
-const open = () => watchedPage(browser)
+const open = chromiumForFile()
+/** A schedule of its own: prefix, dead letter queue, an instance (closed after the file). */
+const schedule = h.schedulesForFile('dash-reasons')
+
 
 const list = (server, s, search = '') => `${server.url}/dlq/${encodeURIComponent(s.dlq)}${search}`
 

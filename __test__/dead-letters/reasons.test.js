@@ -8,26 +8,8 @@ const cli = require('../helpers/cli')
 
 beforeAll(h.requireServers)
 
-const instances = []
-const prefixes = []
-
-afterAll(async () => {
-  await Promise.all(instances.map((r) => r.close().catch(() => {})))
-  const redis = h.redisClient()
-  for (const prefix of prefixes) {
-    const keys = [...(await redis.keys(`{${prefix}}*`)), ...(await redis.keys(`${prefix}:*`))]
-    if (keys.length) await redis.del(...keys)
-  }
-  await redis.quit()
-})
-
-function schedule(label, config = {}) {
-  const prefix = h.unique(`reasons-${label}`)
-  prefixes.push(prefix)
-  const retry = new KafkaRetry({ keyPrefix: prefix, pollIntervalMs: 100, ...config })
-  instances.push(retry)
-  return { prefix, dlq: `${prefix}:dead-letters`, retry }
-}
+/** A schedule of its own: prefix, dead letter queue, an instance (closed after the file). */
+const schedule = h.schedulesForFile('reasons', { defaults: { pollIntervalMs: 100 } })
 
 /** Writes dead letters as pushToDlq does: each [topic, errorName, message, diedAt?]. */
 async function write(s, specs) {

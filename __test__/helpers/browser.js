@@ -4,6 +4,8 @@
 'use strict'
 
 const http = require('http')
+const { chromium } = require('playwright-core')
+const h = require('./index')
 
 /** A server for `handle` on a free loopback port; resolves to its base URL and a stop(). */
 async function listen(handle) {
@@ -28,4 +30,20 @@ async function watchedPage(browser) {
   return { page, context, dialogs, cspErrors }
 }
 
-module.exports = { listen, watchedPage }
+/**
+ * Debian's chromium for this test file: launched before its tests (once the servers answer) and
+ * closed after them. Returns `open()`, a `watchedPage` in a fresh context of it.
+ */
+function chromiumForFile() {
+  let browser
+  beforeAll(async () => {
+    await h.requireServers()
+    browser = await chromium.launch({ executablePath: h.chromiumPath(), args: ['--no-sandbox'] })
+  })
+  afterAll(async () => {
+    if (browser) await browser.close()
+  })
+  return () => watchedPage(browser)
+}
+
+module.exports = { listen, watchedPage, chromiumForFile }

@@ -273,7 +273,34 @@ async function rejection(promise) {
   throw new Error('expected a rejection')
 }
 
+/**
+ * Schedules of this test file's own: `schedule(label, config?)` gives `{ prefix, dlq, retry }`, a
+ * KafkaRetry on a unique prefix named after `name` and `label` (`config` over `defaults`), its
+ * dead letter hash `prefix:<dlqSuffix>`. After the file each instance is closed and every key
+ * of each prefix (`{prefix}*`, `prefix:*`) deleted.
+ */
+function schedulesForFile(name, { dlqSuffix = 'dead-letters', defaults = {} } = {}) {
+  const { KafkaRetry } = require('../..')
+  const made = []
+  afterAll(async () => {
+    await Promise.all(made.map(({ retry }) => retry.close().catch(() => {})))
+    const redis = redisClient()
+    for (const { prefix } of made) {
+      const keys = [...(await redis.keys(`{${prefix}}*`)), ...(await redis.keys(`${prefix}:*`))]
+      if (keys.length) await redis.del(...keys)
+    }
+    await redis.quit()
+  })
+  return (label, config = {}) => {
+    const prefix = unique(`${name}-${label}`)
+    const one = { prefix, dlq: `${prefix}:${dlqSuffix}`, retry: new KafkaRetry({ keyPrefix: prefix, ...defaults, ...config }) }
+    made.push(one)
+    return one
+  }
+}
+
 module.exports = {
+  schedulesForFile,
   rejection,
   exited,
   killChildrenAfterEach,

@@ -2,36 +2,16 @@
 // (`tokens: { name: secret }`, `--token name=secret`), each action recorded with its token's
 // name as the actor, and the Audit page (escaped, paged by cursor, CSP without inline code).
 const path = require('path')
-const { chromium } = require('playwright-core')
-const { KafkaRetry } = require('../..')
 const { handler } = require('../../dashboard')
 const { parseTokenArg } = require('../../dashboard/security')
 const h = require('../helpers')
-const { listen, watchedPage } = require('../helpers/browser')
+const { listen, chromiumForFile } = require('../helpers/browser')
 
 const DOCS = path.join(__dirname, '..', '..', 'docs')
-let browser
-const instances = []
-
-beforeAll(async () => {
-  await h.requireServers()
-  browser = await chromium.launch({ executablePath: h.chromiumPath(), args: ['--no-sandbox'] })
-})
-
-afterAll(async () => {
-  if (browser) await browser.close()
-  await Promise.all(instances.map((r) => r.close().catch(() => {})))
-})
-
-function schedule(label) {
-  const prefix = h.unique(`audit-dash-${label}`)
-  const retry = new KafkaRetry({ keyPrefix: prefix })
-  instances.push(retry)
-  return { prefix, dlq: `${prefix}:dlq`, retry }
-}
-
 /** A page in a fresh context, its dialogs and CSP errors recorded (helpers/browser.js). */
-const open = () => watchedPage(browser)
+const open = chromiumForFile()
+/** A schedule of its own: prefix, dead letter queue, an instance (closed after the file). */
+const schedule = h.schedulesForFile('audit-dash', { dlqSuffix: 'dlq' })
 
 test('each dashboard action is recorded with the name of the token it was made with', async () => {
   const s = schedule('tokens')
@@ -72,8 +52,7 @@ test('each dashboard action is recorded with the name of the token it was made w
 })
 
 test('tokens are checked: names, lengths, no two alike; the CLI reads --token name=secret, a plain token stays one', () => {
-  const s = { retry: new KafkaRetry({ keyPrefix: h.unique('audit-dash-opts') }) }
-  instances.push(s.retry)
+  const s = schedule('opts')
   for (const options of [{ tokens: { alice: 'short' } }, { tokens: { 'bad name': 'long-enough-1' } }, { tokens: { a: 'same-secret-1', b: 'same-secret-1' } }, { token: 'long-enough-1', tokens: { token: 'other-secret-1' } }, { tokens: 'x' }]) {
     expect(() => handler({ retry: s.retry, ...options })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARG' }))
   }
