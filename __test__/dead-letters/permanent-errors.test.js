@@ -31,7 +31,7 @@ function apacheJars() {
 async function startLockedBroker() {
   const jars = apacheJars()
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kafka-redis-retry-locked-'))
-  const [plain, sasl, controller] = [await h.freePort(), await h.freePort(), await h.freePort()]
+  const [plain, sasl, controller] = await h.freePorts(3)
   const props = path.join(dir, 'server.properties')
   fs.writeFileSync(props, [
     'process.roles=broker,controller',
@@ -64,7 +64,8 @@ async function startLockedBroker() {
   let id
   do id = crypto.randomBytes(16).toString('base64url')
   while (id.startsWith('-'))
-  execFileSync('java', [...java, 'kafka.tools.StorageTool', 'format', '-t', id, '-c', props], { stdio: 'ignore' })
+  // Its output is kept so a refused config says why in the test's failure.
+  execFileSync('java', [...java, 'kafka.tools.StorageTool', 'format', '-t', id, '-c', props], { stdio: ['ignore', 'pipe', 'pipe'] })
   const log = fs.openSync(path.join(dir, 'kafka.log'), 'a')
   const child = spawn('java', [...java, 'kafka.Kafka', props], { stdio: ['ignore', log, log] })
   const admin = new Kafka({ clientId: h.unique('admin'), brokers: [`127.0.0.1:${plain}`], logLevel: logLevel.NOTHING, retry: { retries: 30, initialRetryTime: 200, maxRetryTime: 1000 } }).admin()

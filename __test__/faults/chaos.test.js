@@ -56,13 +56,14 @@ beforeAll(async () => {
   toxiproxy = await startToxiproxy()
   const redisServer = await servers.startServer([])
   redisPort = redisServer.port
-  redisProxyPort = await h.freePort()
+  const ports = await h.freePorts(3)
+  redisProxyPort = ports[0]
+  brokerPort = ports[1]
+  kafkaProxyPort = ports[2]
   redisProxy = await toxiproxy.proxy('redis', redisProxyPort, redisPort)
 
   // The broker tells clients to connect to the proxy's port: the package's producer bootstraps
   // there, and every connection it opens afterwards goes through the proxy too.
-  brokerPort = await h.freePort()
-  kafkaProxyPort = await h.freePort()
   kafkaProxy = await toxiproxy.proxy('kafka', kafkaProxyPort, brokerPort)
   broker = servers.spawnTansu(brokerPort, { advertisedPort: kafkaProxyPort })
   await mustWait(() => portOpen(brokerPort), 15000, () => `tansu did not listen on ${brokerPort}: ${broker.log.slice(-2000)}`)

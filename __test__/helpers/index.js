@@ -2,7 +2,7 @@
 const Redis = require('ioredis')
 const { Kafka, logLevel } = require('kafkajs')
 const { execFileSync } = require('child_process')
-const { freePort, reachable } = require('../../scripts/services/ports')
+const { freePort, freePorts, reachable } = require('../../scripts/services/ports')
 
 const REDIS_URL = process.env.REDIS_URL || 'redis://127.0.0.1:6379'
 const KAFKA_BROKERS = (process.env.KAFKA_BROKERS || '127.0.0.1:9092').split(',').map((s) => s.trim())
@@ -305,6 +305,7 @@ module.exports = {
   exited,
   killChildrenAfterEach,
   freePort,
+  freePorts,
   shardKeys,
   REDIS_URL,
   KAFKA_BROKERS,

@@ -18,7 +18,7 @@ const servers = []
 beforeAll(async () => {
   await h.requireServers()
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kafka-redis-retry-cluster-'))
-  for (let i = 0; i < 3; i++) ports.push(await h.freePort())
+  ports.push(...await h.freePorts(3))
   for (const port of ports) {
     const server = spawn('redis-server', [
       '--port', String(port), '--bind', '127.0.0.1', '--cluster-enabled', 'yes',

@@ -15,7 +15,7 @@ const fs = require('fs')
 const path = require('path')
 const crypto = require('crypto')
 const { spawn, execFileSync } = require('child_process')
-const { freePort, portOpen } = require('./ports')
+const { freePorts, portOpen } = require('./ports')
 
 const ROOT = path.resolve(__dirname, '..', '..')
 // Small heaps: the machine the tests run on is shared, and three JVMs start at once.
@@ -94,7 +94,8 @@ async function startKafkaCluster({ dir, size = 3, heap = process.env.KAFKA_CLUST
   fs.rmSync(dir, { recursive: true, force: true })
   fs.mkdirSync(dir, { recursive: true })
   const nodes = []
-  for (let id = 1; id <= size; id++) nodes.push({ id, port: await freePort(), controller: await freePort() })
+  const ports = await freePorts(2 * size)
+  for (let id = 1; id <= size; id++) nodes.push({ id, port: ports[2 * id - 2], controller: ports[2 * id - 1] })
   const log4jFile = path.join(dir, 'log4j2.properties')
   log4j(log4jFile)
   const java = [...heap.split(/\s+/).filter(Boolean), '-XX:+UseG1GC', '-Djava.awt.headless=true', `-Dlog4j2.configurationFile=${log4jFile}`, '-cp', `${jars}/*`]

@@ -14,6 +14,27 @@ function freePort() {
   })
 }
 
+/**
+ * `n` distinct free ports. Each listener stays open until all are taken: separate `freePort()`
+ * calls may hand out the same port twice, which a server given both then refuses.
+ */
+async function freePorts(n) {
+  const servers = []
+  try {
+    for (let i = 0; i < n; i++) {
+      const server = net.createServer()
+      servers.push(server)
+      await new Promise((resolve, reject) => {
+        server.once('error', reject)
+        server.listen(0, '127.0.0.1', resolve)
+      })
+    }
+    return servers.map((server) => server.address().port)
+  } finally {
+    await Promise.all(servers.map((server) => new Promise((resolve) => server.close(() => resolve()))))
+  }
+}
+
 /** Whether something accepts connections at `host`:`port` within `timeoutMs`. */
 function reachable(host, port, timeoutMs = 2000) {
   return new Promise((resolve) => {
@@ -31,4 +52,4 @@ function reachable(host, port, timeoutMs = 2000) {
 /** Whether something accepts connections on 127.0.0.1:`port` (gives up after 1 s). */
 const portOpen = (port) => reachable('127.0.0.1', port, 1000)
 
-module.exports = { freePort, reachable, portOpen }
+module.exports = { freePort, freePorts, reachable, portOpen }
