@@ -44,6 +44,9 @@ const METRICS = {
 const REDIS_UP = 'kafka_retry_redis_up'
 const REDIS_UP_HELP = '1 when metrics() read the schedule from Redis on this scrape, 0 when Redis did not answer.'
 
+/** Every metric written, as `[name, [type, help]]`: those of metrics() and `kafka_retry_redis_up`. */
+const EXPORTED = [...Object.entries(METRICS), [REDIS_UP, ['gauge', REDIS_UP_HELP]]]
+
 /** The metrics labelled with a topic as well as the prefix. */
 const PER_TOPIC = new Set(Object.keys(METRICS).filter((name) => name.startsWith('kafka_retry_topic_')))
 
@@ -116,7 +119,7 @@ function create(registry) {
     return collector.pending
   }
 
-  for (const [name, [type, help]] of [...Object.entries(METRICS), [REDIS_UP, ['gauge', REDIS_UP_HELP]]]) {
+  for (const [name, [type, help]] of EXPORTED) {
     const Metric = type === 'counter' ? client.Counter : client.Gauge
     const metric = new Metric({
       name,
@@ -151,7 +154,7 @@ const formatValue = (v) => (Number.isNaN(v) ? 'NaN' : v === Infinity ? '+Inf' : 
  */
 function exposition(samples) {
   const blocks = []
-  for (const [name, [type, help]] of [...Object.entries(METRICS), [REDIS_UP, ['gauge', REDIS_UP_HELP]]]) {
+  for (const [name, [type, help]] of EXPORTED) {
     const lines = [`# HELP ${name} ${help.replace(/\\/g, '\\\\').replace(/\n/g, '\\n')}`, `# TYPE ${name} ${type}`]
     for (const s of samples) {
       if (s.name !== name) continue

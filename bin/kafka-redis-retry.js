@@ -526,25 +526,30 @@ function printItems(items, before = 0) {
 }
 
 /**
- * The guard of a bulk action: its dry-run count first; above CONFIRM_ABOVE it acts only with
- * --confirm N (N: that count, as printed), and never on more than N (nor --max-count). Returns the
- * maxCount to act with, or an exit status when it must not act.
+ * The guard of a bulk action: `options` with --max-count, and unless it is a dry run, its
+ * dry-run count (`count(options)`) first; above CONFIRM_ABOVE it acts only with --confirm N (N:
+ * that count, as printed), and never on more than N (nor --max-count). Returns an exit status
+ * when it must not act, else nothing (`options.maxCount` set to act with).
  */
-async function guard(ctx, name, count, verb) {
-  const { confirm } = ctx.options
+async function guard(ctx, name, options, verb, count) {
   const cap = ctx.options['max-count'] !== undefined ? Number(ctx.options['max-count']) : undefined
-  const acting = cap === undefined ? count : Math.min(count, cap)
+  if (cap !== undefined) options.maxCount = cap
+  if (options.dryRun) return undefined
+  const counted = await count({ ...options, dryRun: true })
+  const { confirm } = ctx.options
+  const acting = cap === undefined ? counted : Math.min(counted, cap)
   if (confirm === undefined) {
-    if (acting <= CONFIRM_ABOVE) return { maxCount: cap }
+    if (acting <= CONFIRM_ABOVE) return undefined
     if (ctx.options.json) json({ matched: acting, confirm: acting, acted: 0 })
     process.stderr.write(
       `${acting} dead letters in ${clean(name)} would be ${verb}: more than ${CONFIRM_ABOVE}, so nothing was done.\n` +
         `Run the same command with --confirm ${acting} to ${verb === 'requeued' ? 'requeue' : 'remove'} at most ${acting}.\n`,
     )
-    return { exit: 1 }
+    return 1
   }
   const confirmed = Number(confirm)
-  return { maxCount: cap === undefined ? confirmed : Math.min(cap, confirmed) }
+  options.maxCount = cap === undefined ? confirmed : Math.min(cap, confirmed)
+  return undefined
 }
 
 /** Says how many dead letters a requeue passed over for their replays. */
@@ -558,13 +563,8 @@ async function requeue(retry, ctx, [name, id]) {
     const dryRun = Boolean(ctx.options['dry-run'])
     const options = { dryRun }
     if (ctx.options.force) options.force = true
-    if (ctx.options['max-count'] !== undefined) options.maxCount = Number(ctx.options['max-count'])
-    if (!dryRun) {
-      const counted = await retry.requeueDeadLettersDetailed(name, filter, { ...options, dryRun: true })
-      const allowed = await guard(ctx, name, counted.requeued, 'requeued')
-      if (allowed.exit !== undefined) return allowed.exit
-      if (allowed.maxCount !== undefined) options.maxCount = allowed.maxCount
-    }
+    const refused = await guard(ctx, name, options, 'requeued', async (o) => (await retry.requeueDeadLettersDetailed(name, filter, o)).requeued)
+    if (refused !== undefined) return refused
     if (ctx.options.rate !== undefined) options.ratePerSec = Number(ctx.options.rate)
     if (ctx.options.delay !== undefined) options.delayMs = duration(ctx.options.delay)
     // Ctrl-C (or SIGTERM) stops the requeue before its next move: what moved stays moved, the
@@ -609,13 +609,8 @@ async function remove(retry, ctx, [name, id]) {
   if (Object.keys(filter).length) {
     const dryRun = Boolean(ctx.options['dry-run'])
     const options = { dryRun, actor: ctx.actor }
-    if (ctx.options['max-count'] !== undefined) options.maxCount = Number(ctx.options['max-count'])
-    if (!dryRun) {
-      const counted = await retry.removeDeadLetters(name, filter, { ...options, dryRun: true })
-      const allowed = await guard(ctx, name, counted, 'removed')
-      if (allowed.exit !== undefined) return allowed.exit
-      if (allowed.maxCount !== undefined) options.maxCount = allowed.maxCount
-    }
+    const refused = await guard(ctx, name, options, 'removed', (o) => retry.removeDeadLetters(name, filter, o))
+    if (refused !== undefined) return refused
     const n = await retry.removeDeadLetters(name, filter, options)
     if (ctx.options.json) json(dryRun ? { matched: n } : { removed: n })
     else if (dryRun) out(`${n} dead letter${n === 1 ? '' : 's'} in ${clean(name)} match (dry run: nothing removed)`)

@@ -7,7 +7,7 @@
 
 const crypto = require('crypto')
 const c = require('../lib/common')
-const { resolve } = require('../lib/lua')
+const { resolve, ackArgs } = require('../lib/lua')
 
 // As the addon loads it: ack.lua with the libraries it includes (the counts, the seen window).
 const ACK = resolve('schedule/ack')
@@ -52,7 +52,7 @@ c.main(async ({ n }) => {
   for (let i = 0; i < n; i += 500) {
     const batch = ids.slice(i, i + 500)
     // One group: published, topic 't', of no known batch (ack.lua's KEYS and ARGV layout).
-    await redis.eval(ACK, 8, k.lease, k.entries, k.seen, `{${prefix}}:failures`, `{${prefix}}:topics`, `{${prefix}}:history`, `{${prefix}}:batches`, k.due, WINDOW_MS, '', '0', 1, 'o', 't', batch.length, ...batch)
+    await redis.eval(ACK, 8, k.lease, k.entries, k.seen, `{${prefix}}:failures`, `{${prefix}}:topics`, `{${prefix}}:history`, `{${prefix}}:batches`, k.due, WINDOW_MS, '', '0', ...ackArgs(WINDOW_MS, 't', batch))
   }
   const buckets = await memoryOf(redis, `${k.seen}*`)
 

@@ -35,4 +35,20 @@ function resolve(name, read = readCheckout, done = new Set()) {
     .join('')
 }
 
-module.exports = { LUA, resolve, readCheckout }
+/**
+ * The ARGV after `ack.lua`'s first 3 for one group of `ids` published to `topic`, with `m:` ids of
+ * the seen bucket's size grouped by field as the engine's store/schedule/seen.rs sends them.
+ */
+function ackArgs(windowMs, topic, ids) {
+  const fields = new Map()
+  const setIds = []
+  for (const id of ids) {
+    if (windowMs > 0 && id.length === 24 && id.startsWith('m:')) {
+      const field = id.slice(2, 4)
+      fields.set(field, (fields.get(field) || '') + id.slice(4))
+    } else if (id.startsWith('m:') || id.startsWith('legacy:')) setIds.push(id)
+  }
+  return [1, fields.size, setIds.length, 'o', topic, ids.length, ...[...fields].flat(), ...setIds, ...ids]
+}
+
+module.exports = { LUA, resolve, readCheckout, ackArgs }

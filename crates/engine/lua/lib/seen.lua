@@ -78,63 +78,57 @@ local function seen_in_set(seen_key, id, cutoff)
   return score ~= false and tonumber(score) >= cutoff
 end
 
--- Remembers the 'm:' ids in `ids` (each 24 characters) in the bucket `bucket_key`. Each field is
--- written whole (its old records and the new ones): a value allocated for what it holds, where
--- APPEND on a string doubles its allocation as it grows. The fields are read with one HMGET and
--- written with one HSET per STEP fields, not a call each: a batch's ids mostly have fields of
--- their own.
-local function seen_add(bucket_key, ids)
+-- Remembers ids in the bucket `bucket_key`, given grouped by field as the client sends them:
+-- `fields[i]` a 2-character field (an id's first 2 characters after 'm:') and `records[i]` the
+-- records of its ids (their other 20 characters each), joined. Grouping in the client leaves no
+-- work per id here: per field, the old value is read and written back whole with the new records
+-- appended (a value allocated for what it holds, where APPEND on a string doubles its allocation
+-- as it grows), with one HMGET and one HSET per STEP fields. A 2-character field takes SEEN_FULL
+-- records; those beyond go, one by one (rare), to the 3-character fields.
+local function seen_add(bucket_key, fields, records)
   local STEP = 500
-  local by_head, heads = {}, {}
-  for _, id in ipairs(ids) do
-    local head = string.sub(id, 3, 4)
-    local list = by_head[head]
-    if not list then
-      list = {}
-      by_head[head] = list
-      heads[#heads + 1] = head
-    end
-    list[#list + 1] = string.sub(id, 5)
-  end
-  -- `fields` of the bucket with `records` (field -> list of records) appended to each.
   local writes = {}
-  local function append(fields, records, spill)
-    for first = 1, #fields, STEP do
-      local last = math.min(first + STEP - 1, #fields)
-      local old = redis.call('HMGET', bucket_key, unpack(fields, first, last))
+  -- Appends `more[j]` to each of `names[j]`, keeping a 2-character field to SEEN_FULL records
+  -- when `spill` is given (it takes each record beyond that).
+  local function append(names, more, spill)
+    for first = 1, #names, STEP do
+      local last = math.min(first + STEP - 1, #names)
+      local old = redis.call('HMGET', bucket_key, unpack(names, first, last))
       for j = first, last do
-        local field = fields[j]
         local packed = old[j - first + 1] or ''
-        local list = records[field]
+        local add = more[j]
         if spill then
-          -- A 2-character field takes SEEN_FULL records; the others go to 3-character fields.
-          local room = SEEN_FULL - #packed / 20
-          if room < #list then
-            for k = math.max(room, 0) + 1, #list do
-              spill(field, list[k])
+          local room = math.max(SEEN_FULL - #packed / 20, 0) * 20
+          if room < #add then
+            for at = room + 1, #add, 20 do
+              spill(names[j], string.sub(add, at, at + 19))
             end
-            list = { unpack(list, 1, math.max(room, 0)) }
+            add = string.sub(add, 1, room)
           end
         end
-        if #list > 0 then
-          writes[#writes + 1] = field
-          writes[#writes + 1] = packed .. table.concat(list)
+        if #add > 0 then
+          writes[#writes + 1] = names[j]
+          writes[#writes + 1] = packed .. add
         end
       end
     end
   end
   local spilled, spilled_fields = {}, {}
-  append(heads, by_head, function(head, rest)
-    local more = head .. string.sub(rest, 1, 1)
+  append(fields, records, function(head, record)
+    local more = head .. string.sub(record, 1, 1)
     local list = spilled[more]
     if not list then
       list = {}
       spilled[more] = list
       spilled_fields[#spilled_fields + 1] = more
     end
-    list[#list + 1] = string.sub(rest, 2)
+    list[#list + 1] = string.sub(record, 2)
   end)
-  append(spilled_fields, spilled, nil)
+  local spilled_records = {}
+  for j, more in ipairs(spilled_fields) do
+    spilled_records[j] = table.concat(spilled[more])
+  end
+  append(spilled_fields, spilled_records, nil)
   for i = 1, #writes, 2 * STEP do
     redis.call('HSET', bucket_key, unpack(writes, i, math.min(i + 2 * STEP - 1, #writes)))
   end

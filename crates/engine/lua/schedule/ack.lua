@@ -11,7 +11,8 @@
 -- remembered for the window, so a late redelivery is still dropped. Remembering it only now, not
 -- at push, keeps scheduled messages from paying for the marker.
 -- An 'm:' id is remembered in the seen bucket of now (lib/seen says how); legacy ids (any
--- length, rare) keep the sorted set.
+-- length, rare) keep the sorted set. The client sorts the ids into the two (store/schedule's
+-- `SeenArgs`), the bucket's already grouped by field.
 -- KEYS[1] lease zset (batch name -> deadline), KEYS[2] entries hash, KEYS[3] seen zset (legacy ids -> when acknowledged,
 --   by Redis's clock; also the name the seen buckets start with), KEYS[4] failures hash
 --   (release.lua's counts of publishes that failed with an error retrying cannot fix: forgotten
@@ -19,9 +20,11 @@
 --   (claim.lua), KEYS[8] due zset, KEYS[9] breaker hash, only while the breaker is on
 --   (lib/breaker: each message published counts as an attempt)
 -- ARGV[1] dedupe window ms, ARGV[2] the batch's name ('' for none known), ARGV[3] '1' to forget
---   the batch, ARGV[4] how many groups follow, then per group 3 values: what
---   happened to its messages ('o' published, 'd' dead-lettered), their topic, how many; then the
---   ids, group after group.
+--   the batch, ARGV[4] how many groups, ARGV[5] how many seen fields, ARGV[6] how many ids for
+--   the seen sorted set; then per group 3 values: what happened to its messages ('o' published,
+--   'd' dead-lettered), their topic, how many; then per seen field 2 values: the field and the
+--   records of its ids joined (lib/seen, grouped by the client); then the ids for the sorted set;
+--   then the ids, group after group.
 -- Returns how many ids it was given.
 --- @include "lib/clock"
 --- @include "lib/tally"
@@ -37,40 +40,37 @@ local STEP = 500 -- arguments per command, well under Lua's unpack limit
 local width = seen_width(window)
 local bucket = math.floor(now / width)
 local bucket_key = seen_bucket_key(KEYS[3], bucket)
-local remembered = {}
-local ids, seen = {}, {}
 local batch = ARGV[2]
 local ours = batch ~= '' and redis.call('ZSCORE', KEYS[1], batch) ~= false
-local groups = tonumber(ARGV[4])
-for i = 5 + 3 * groups, #ARGV do
-  local id = ARGV[i]
-  ids[#ids + 1] = id
-  if window > 0 and #id == 24 and string.sub(id, 1, 2) == 'm:' then
-    remembered[#remembered + 1] = id
-  elseif string.sub(id, 1, 2) == 'm:' or string.sub(id, 1, 7) == 'legacy:' then
-    seen[#seen + 1] = now_text
-    seen[#seen + 1] = id
+local groups, fields, set_ids = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+local seen_from = 7 + 3 * groups
+local set_from = seen_from + 2 * fields
+-- The ids are read straight from ARGV: no copy per id.
+local ids_from = set_from + set_ids
+if fields > 0 then
+  local names, records = {}, {}
+  for f = 0, fields - 1 do
+    names[f + 1] = ARGV[seen_from + 2 * f]
+    records[f + 1] = ARGV[seen_from + 2 * f + 1]
   end
-end
-if #remembered > 0 then
-  seen_add(bucket_key, remembered)
+  seen_add(bucket_key, names, records)
   -- The last id a bucket can take is acked just before (bucket + 1) * width.
   redis.call('PEXPIRE', bucket_key, string.format('%d', (bucket + 1) * width + window - now))
 end
 -- One HDEL per group while the batch is ours: what it removed is what the group counts.
 local attempts = {}
-local first = 1
+local first = ids_from
 for g = 0, groups - 1 do
-  local kind, topic, n = ARGV[5 + 3 * g], ARGV[6 + 3 * g], tonumber(ARGV[7 + 3 * g])
+  local kind, topic, n = ARGV[7 + 3 * g], ARGV[8 + 3 * g], tonumber(ARGV[9 + 3 * g])
   local removed = 0
   if ours then
     for i = first, first + n - 1, STEP do
-      removed = removed + redis.call('HDEL', KEYS[2], unpack(ids, i, math.min(i + STEP - 1, first + n - 1)))
+      removed = removed + redis.call('HDEL', KEYS[2], unpack(ARGV, i, math.min(i + STEP - 1, first + n - 1)))
     end
     tally_count('l', topic, -removed)
   else
     for i = first, first + n - 1 do
-      local id = ids[i]
+      local id = ARGV[i]
       -- Released back to the schedule after our lease ran out: it leaves the due set too.
       local due = redis.call('ZSCORE', KEYS[8], id)
       if redis.call('HDEL', KEYS[2], id) == 1 then
@@ -96,8 +96,8 @@ for g = 0, groups - 1 do
   first = first + n
 end
 -- Ids beyond the groups (none from this package) are forgotten too.
-for i = first, #ids, STEP do
-  redis.call('HDEL', KEYS[2], unpack(ids, i, math.min(i + STEP - 1, #ids)))
+for i = first, #ARGV, STEP do
+  redis.call('HDEL', KEYS[2], unpack(ARGV, i, math.min(i + STEP - 1, #ARGV)))
 end
 if ours and ARGV[3] == '1' then
   redis.call('ZREM', KEYS[1], batch)
@@ -105,13 +105,18 @@ if ours and ARGV[3] == '1' then
 end
 -- Almost always absent: one EXISTS instead of an HDEL per step.
 if redis.call('EXISTS', KEYS[4]) == 1 then
-  for i = 1, #ids, STEP do
-    redis.call('HDEL', KEYS[4], unpack(ids, i, math.min(i + STEP - 1, #ids)))
+  for i = ids_from, #ARGV, STEP do
+    redis.call('HDEL', KEYS[4], unpack(ARGV, i, math.min(i + STEP - 1, #ARGV)))
   end
 end
-if #seen > 0 then
-  for i = 1, #seen, STEP do
-    redis.call('ZADD', KEYS[3], unpack(seen, i, math.min(i + STEP - 1, #seen)))
+if set_ids > 0 then
+  local now_ids = {}
+  for i = set_from, ids_from - 1 do
+    now_ids[#now_ids + 1] = now_text
+    now_ids[#now_ids + 1] = ARGV[i]
+  end
+  for i = 1, #now_ids, STEP do
+    redis.call('ZADD', KEYS[3], unpack(now_ids, i, math.min(i + STEP - 1, #now_ids)))
   end
   redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', '(' .. (now - window))
   redis.call('PEXPIRE', KEYS[3], math.max(window, 1))
@@ -120,4 +125,4 @@ tally_write(KEYS[5], KEYS[6], now)
 if KEYS[9] then
   breaker_count(KEYS[9], attempts, now)
 end
-return #ids
+return #ARGV - ids_from + 1

@@ -28,8 +28,12 @@ local buckets = seen_buckets(KEYS[3], window, now)
 -- until it expires: one EXISTS per call, not a ZSCORE per message.
 local seen_set = redis.call('EXISTS', KEYS[3]) == 1
 
--- Whether `id` was acknowledged within the window.
+-- Whether `id` was acknowledged within the window (never with a window of 0: an id acked in the
+-- same millisecond as this push would otherwise count as within it).
 local function seen(id)
+  if window <= 0 then
+    return false
+  end
   if seen_in(buckets, id) then
     return true
   end

@@ -261,3 +261,21 @@ async fn a_seen_set_of_the_previous_format_is_still_honoured() {
         .unwrap()
         .is_some());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_window_an_ack_remembers_nothing_and_a_redelivery_is_stored_again() {
+    let Some(t) = TestRedis::start(SUITE, "without_a_window").await else {
+        return;
+    };
+    let schedule = t.schedule(Duration::ZERO);
+    let keys = schedule.keys().clone();
+    let ids = [msg_id(), msg_id()];
+    push_claim_ack_all(&schedule, &ids).await;
+    // Remembered for 0 ms was still remembered within the ack's millisecond: a push at once
+    // was dropped now and then.
+    assert!(t.seen_buckets(&keys).await.is_empty());
+    assert_eq!(t.zmembers(&keys.seen).await, Vec::<String>::new());
+    for id in &ids {
+        push_new(&schedule, id, 0, &tail("{}")).await;
+    }
+}

@@ -5,6 +5,7 @@
 
 pub mod migrate;
 mod push;
+mod seen;
 pub mod shard_record;
 pub mod signal;
 
@@ -252,6 +253,10 @@ impl Schedule {
         let keys = &self.keys;
         let window = self.dedupe_window.as_millis() as u64;
         let groups = &ack_groups(acked);
+        let seen = &seen::seen_args(
+            window,
+            groups.iter().flat_map(|(_, _, ids)| ids.iter().copied()),
+        );
         let breaker = self.breaker_on().then_some(&self.gate.breaker);
         self.redis
             .run_replicated("ack", &keys.lease, |mut conn| async move {
@@ -269,9 +274,17 @@ impl Schedule {
                 call.arg(window)
                     .arg(batch)
                     .arg(if finish { "1" } else { "0" })
-                    .arg(groups.len());
+                    .arg(groups.len())
+                    .arg(seen.fields.len())
+                    .arg(seen.set_ids.len());
                 for (kind, topic, ids) in groups {
                     call.arg(*kind).arg(*topic).arg(ids.len());
+                }
+                for (field, records) in &seen.fields {
+                    call.arg(&field[..]).arg(&records[..]);
+                }
+                for id in &seen.set_ids {
+                    call.arg(*id);
                 }
                 for (_, _, ids) in groups {
                     for id in ids {
