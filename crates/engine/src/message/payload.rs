@@ -132,7 +132,7 @@ pub fn with_fresh_msg_id(value: &str, fresh_id: &str) -> String {
     if reader.end().is_err() {
         return value.to_string();
     }
-    let id = serde_json::Value::from(fresh_id).to_string();
+    let id = serde_json::to_string(fresh_id).expect("a string serializes");
     let mut out = String::with_capacity(value.len() + id.len() + 10);
     if members.msg_ids.is_empty() {
         let at = match members.last_end {

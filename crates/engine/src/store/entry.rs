@@ -115,19 +115,27 @@ fn push_text(out: &mut String, text: &str) {
 }
 
 fn unescape(field: &str) -> Result<String, String> {
+    // Copied whole between escapes: this runs for several fields of every fired message, and
+    // most have none.
+    let Some(first) = field.find('\\') else {
+        return Ok(field.to_owned());
+    };
     let mut out = String::with_capacity(field.len());
-    let mut chars = field.chars();
-    while let Some(c) = chars.next() {
-        if c != '\\' {
-            out.push(c);
-            continue;
+    out.push_str(&field[..first]);
+    let mut rest = &field[first..];
+    while let Some(at) = rest.find('\\') {
+        out.push_str(&rest[..at]);
+        match rest.as_bytes().get(at + 1) {
+            Some(b'\\') => out.push('\\'),
+            Some(b'n') => out.push('\n'),
+            _ => {
+                let other = rest[at + 1..].chars().next();
+                return Err(format!("bad escape \\{other:?} in {field:?}"));
+            }
         }
-        match chars.next() {
-            Some('\\') => out.push('\\'),
-            Some('n') => out.push('\n'),
-            other => return Err(format!("bad escape \\{other:?} in {field:?}")),
-        }
+        rest = &rest[at + 2..];
     }
+    out.push_str(rest);
     Ok(out)
 }
 
@@ -587,6 +595,8 @@ mod tests {
             "!\n\n\n3\n1\nt\ne\nd\n\n\n{}",
             "1\n\n\nx\n1\nt\ne\nd\n\n\n{}",
             "1\n\n\n3\n1\nt\\q\ne\nd\n\n\n{}",
+            "1\n\n\n3\n1\nt\\\ne\nd\n\n\n{}",
+            "1\n\n\n3\n1\nt\\é\ne\nd\n\n\n{}",
         ] {
             assert!(Entry::decode(text).is_err(), "{text:?}");
         }

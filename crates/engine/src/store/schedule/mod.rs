@@ -398,6 +398,14 @@ impl Schedule {
     }
 }
 
+/// A bulk string reply as text, its bytes moved, not copied (two per claimed message).
+fn owned_text(value: redis::Value) -> Option<String> {
+    match value {
+        redis::Value::BulkString(bytes) => String::from_utf8(bytes).ok(),
+        other => redis::FromRedisValue::from_owned_redis_value(other).ok(),
+    }
+}
+
 fn parse_claim(reply: Vec<redis::Value>) -> Result<Claim> {
     use redis::FromRedisValue;
     let bad = |what: &str| {
@@ -440,14 +448,13 @@ fn parse_claim(reply: Vec<redis::Value>) -> Result<Claim> {
         Some(redis::Value::Nil) => String::new(),
         Some(v) => String::from_redis_value(&v).map_err(|_| bad("batch"))?,
     };
-    let rest: Vec<redis::Value> = values.collect();
-    let mut items = Vec::with_capacity(rest.len() / 2);
-    for pair in rest.chunks(2) {
-        let [id, entry] = pair else {
+    let mut items = Vec::with_capacity(values.len() / 2);
+    while let Some(id) = values.next() {
+        let Some(entry) = values.next() else {
             return Err(bad("odd item list"));
         };
-        let id = String::from_redis_value(id).map_err(|_| bad("id"))?;
-        let entry = String::from_redis_value(entry).map_err(|_| bad("entry"))?;
+        let id = owned_text(id).ok_or_else(|| bad("id"))?;
+        let entry = owned_text(entry).ok_or_else(|| bad("entry"))?;
         items.push((id, entry));
     }
     Ok(Claim {
