@@ -84,11 +84,13 @@ impl Batch {
 
     /// Takes every queued message into one settle group, each with the batch's lease end.
     fn take_group(&mut self, items: &[(String, String)]) -> Group {
-        let group = std::mem::take(&mut self.queued);
-        let failed = group.iter().filter(|(_, s)| s.is_failure()).count();
-        let needs_backoff = group.iter().any(|(_, s)| s.needs_backoff());
-        let settling = group
-            .into_iter()
+        let failed = self.queued.iter().filter(|(_, s)| s.is_failure()).count();
+        let needs_backoff = self.queued.iter().any(|(_, s)| s.needs_backoff());
+        // Drained, not taken: the queue keeps its room for the next group (it grew again from
+        // nothing for each group, an allocation per few finished messages).
+        let settling = self
+            .queued
+            .drain(..)
             .map(|(i, settle)| {
                 self.stages[i] = Stage::Settling;
                 Settling {
