@@ -892,13 +892,16 @@ export interface RetryPause {
 
 /** What `stats()` resolves to. */
 export interface RetryStats {
-  /** Messages waiting in the schedule (not yet claimed). */
+  /** Messages waiting in the schedule (not yet claimed), with those a pause or the breaker holds. */
   scheduled: number
   /** Of those, already due. */
   due: number
   /** Claimed by a listener and not yet acknowledged. */
   inflight: number
-  /** How long the oldest due message has waited past its due time, ms (0: none is due). */
+  /**
+   * How long the oldest due message has waited past its due time, ms (0: none is due; held
+   * messages do not count: holding them was asked).
+   */
   lateMs: number
   /** Per topic (every topic with a message scheduled, leased or dead-lettered), from counters the scripts keep as they work: no scan. */
   topics: Record<string, RetryTopicStats>

@@ -405,7 +405,8 @@ async function post(state, ctx, route, form, req) {
       return { redirect: `${ctx.base}/${query({ notice: `paused ${what}${minutes ? ` for ${minutes} min` : ''}` })}` }
     }
     await op.need(schedule.retry, 'resume').resume(topic, { actor: ctx.actor })
-    return { redirect: `${ctx.base}/${query({ notice: `resumed ${what}` })}` }
+    const closed = topic && form.get('breaker') === '1'
+    return { redirect: `${ctx.base}/${query({ notice: closed ? `closed the breaker of ${what}` : `resumed ${what}` })}` }
   }
   throw new HttpError(404, `nothing to post at ${route}`)
 }

@@ -69,6 +69,15 @@ function pauseControls(ctx, schedule, topic, pausedUntil) {
   })
 }
 
+/**
+ * A topic whose breaker is open or half-open gets a button that closes it (resume(topic), which
+ * also ends a pause of the topic: a paused topic's Resume does both already).
+ */
+function breakerControls(ctx, schedule, topic, state, pausedUntil) {
+  if ((state !== 'open' && state !== 'halfOpen') || pausedUntil !== undefined) return ''
+  return action(ctx, `${ctx.base}/schedules/${schedule.index}/resume`, 'Close breaker', { topic, breaker: '1' })
+}
+
 function pausedText(until) {
   if (until === undefined) return ''
   return until ? html`<span class="paused">paused until ${time(until)}</span>` : html`<span class="paused">paused</span>`
@@ -112,7 +121,7 @@ ${
   topics.length
     ? html`<table class="topics"><thead><tr><th>topic</th><th>scheduled</th><th>due</th><th>leased</th><th>dead letters</th><th>breaker</th><th>paused</th><th></th></tr></thead><tbody>
 ${topics.map(
-  ([topic, t]) => html`<tr data-topic="${topic}"><td><a href="${dlqPath(ctx.base, s.dlqs[0].name)}${query({ topic })}">${topic}</a></td><td>${count(t.scheduled)}</td><td>${count(t.due)}</td><td>${count(t.leased)}</td><td>${count(t.deadLetters)}</td><td data-breaker="${t.breaker || ''}">${t.breaker || '-'}</td><td>${pausedText(topicPaused(topic))}</td><td>${paused ? pauseControls(ctx, s, topic, topicPaused(topic)) : ''}</td></tr>
+  ([topic, t]) => html`<tr data-topic="${topic}"><td><a href="${dlqPath(ctx.base, s.dlqs[0].name)}${query({ topic })}">${topic}</a></td><td>${count(t.scheduled)}</td><td>${count(t.due)}</td><td>${count(t.leased)}</td><td>${count(t.deadLetters)}</td><td data-breaker="${t.breaker || ''}">${t.breaker || '-'}</td><td>${pausedText(topicPaused(topic))}</td><td>${breakerControls(ctx, s, topic, t.breaker, topicPaused(topic))}${paused ? pauseControls(ctx, s, topic, topicPaused(topic)) : ''}</td></tr>
 `,
 )}</tbody></table>`
     : html`<p class="muted">${stats.topics ? 'No topic has messages on the schedule.' : 'Per topic counts need an addon with stats().topics.'}</p>`

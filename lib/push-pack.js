@@ -25,6 +25,9 @@ function read(object, key) {
   }
 }
 
+/** What `gone` is when no getter threw. */
+const EMPTY = new Set()
+
 const field = (text) => text.length + ':' + text
 
 /** A number as its JavaScript text, -0 kept (src/packed.rs parses it back exactly). */
@@ -73,7 +76,8 @@ function packPush(topic, message, options) {
       thrown.push(i)
     }
   }
-  const gone = new Set(thrown)
+  // Almost always empty: no Set made for it then.
+  const gone = thrown.length ? new Set(thrown) : EMPTY
   for (const key of READ) {
     const i = keys.indexOf(key)
     if (i === -1 || gone.has(i)) {

@@ -47,6 +47,12 @@ fn malformed() -> RetryError {
 }
 
 fn utf8(units: &[u16]) -> String {
+    // ASCII, the usual text of topics, events, JSON and option values, is narrowed unit by unit:
+    // `from_utf16_lossy` decodes and pushes one char at a time, which showed in profiles.
+    if units.iter().all(|&unit| unit < 0x80) {
+        let bytes: Vec<u8> = units.iter().map(|&unit| unit as u8).collect();
+        return String::from_utf8(bytes).expect("ASCII is UTF-8");
+    }
     String::from_utf16_lossy(units)
 }
 
@@ -83,7 +89,7 @@ impl<'a> Reader<'a> {
         Ok(match tag {
             0x73 /* s */ => Value::Text(self.field()?),
             0x6e /* n */ => Value::Number(
-                String::from_utf16_lossy(self.field()?)
+                utf8(self.field()?)
                     .parse::<f64>()
                     .map_err(|_| malformed())?,
             ),

@@ -401,13 +401,14 @@ impl From<TopicCounts> for RetryTopicStats {
 /// What `stats()` resolves to.
 #[napi(object, object_from_js = false)]
 pub struct RetryStats {
-    /// Messages waiting in the schedule (not yet claimed).
+    /// Messages waiting in the schedule (not yet claimed), with those a pause or the breaker holds.
     pub scheduled: f64,
     /// Of those, already due.
     pub due: f64,
     /// Claimed by a listener and not yet acknowledged.
     pub inflight: f64,
-    /// How long the oldest due message has waited past its due time, ms (0: none is due).
+    /// How long the oldest due message has waited past its due time, ms (0: none is due; held
+    /// messages do not count: holding them was asked).
     pub late_ms: f64,
     /// Per topic (every topic with a message scheduled, leased or dead-lettered), from counters the scripts keep as they work: no scan.
     pub topics: BTreeMap<String, RetryTopicStats>,

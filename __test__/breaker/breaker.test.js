@@ -1,5 +1,6 @@
 // The breaker's surface against real Redis and Kafka: its config refused when wrong, the events,
-// stats().topics[t].breaker, the Prometheus gauge, the CLI's topic table, the dashboard's overview, resume(topic) closing it,
+// stats().topics[t].breaker, the Prometheus gauge, the CLI's topic table, the dashboard's overview, resume(topic) closing it
+// (the dashboard's Close breaker button in chromium),
 // and one breaker shared by two processes (failures pushed by a child, the breaker opened by this
 // process's listener).
 const { spawn, execFile } = require('child_process')
@@ -7,11 +8,14 @@ const path = require('path')
 const { promisify } = require('util')
 const { KafkaRetry } = require('../..')
 const { requireServers, unique, createTopics, waitFor } = require('../helpers')
+const { handler } = require('../../dashboard')
+const { listen, chromiumForFile } = require('../helpers/browser')
 
 jest.setTimeout(60000)
 beforeAll(requireServers)
 
 const CLI = path.join(__dirname, '../../bin/kafka-redis-retry.js')
+const open = chromiumForFile()
 
 test('config.breaker: true, false or known options; anything else is ERR_INVALID_ARG', () => {
   expect(() => new KafkaRetry({ breaker: true }).close()).not.toThrow()
@@ -66,6 +70,7 @@ test('failures pushed by another process open the breaker here: events, stats, m
     // Held, not published, not dead-lettered.
     const stats = await retry.stats(dlq)
     expect(stats.topics[topic]).toMatchObject({ breaker: 'open', scheduled: 4, due: 4, leased: 0, deadLetters: 0 })
+    expect(stats).toMatchObject({ scheduled: 4, due: 4 })
     expect(stats.published).toBe(0)
     const metrics = await retry.metrics(dlq)
     expect(metrics).toContain(`kafka_retry_topic_breaker_open{prefix="${prefix}",topic="${topic}"} 1\n`)
@@ -82,8 +87,22 @@ test('failures pushed by another process open the breaker here: events, stats, m
       server.close()
     }
 
-    // resume(topic) closes it by hand: an event, and the four go out.
-    expect(await retry.resume(topic)).toBe(true)
+    // resume(topic) closes it by hand, here through the dashboard's Close breaker button in a
+    // real browser: an event, an audit entry, and the four go out.
+    const dashboard = await listen(handler({ retry, dlqName: dlq }))
+    const { page, context, dialogs, cspErrors } = await open()
+    try {
+      await page.goto(dashboard.url)
+      await page.screenshot({ path: path.join(__dirname, '../../docs/dashboard-breaker.png'), fullPage: true })
+      await page.click(`tr[data-topic="${topic}"] button:has-text("Close breaker")`)
+      await page.waitForSelector('.notice')
+      expect(await page.textContent('.notice')).toBe(`closed the breaker of topic ${topic}`)
+      expect(dialogs).toEqual([])
+      expect(cspErrors).toEqual([])
+    } finally {
+      await context.close()
+      await dashboard.stop()
+    }
     await waitFor(() => events.some((e) => e.type === 'breakerClose'), 5000)
     expect(events.find((e) => e.type === 'breakerClose')).toEqual({ type: 'breakerClose', topic, openMs: 0, held: 0, byHand: true })
     await waitFor(async () => (await retry.stats(dlq)).published === 4, 10000)
@@ -91,6 +110,8 @@ test('failures pushed by another process open the breaker here: events, stats, m
     expect(after.published).toBe(4)
     expect(after.topics[topic]?.breaker ?? 'closed').toBe('closed')
     expect(await retry.metrics(dlq)).not.toContain(`kafka_retry_topic_breaker_open{prefix="${prefix}",topic="${topic}"} 1\n`)
+    const { entries } = await retry.auditLog({ limit: 1 })
+    expect(entries[0]).toMatchObject({ action: 'resume', target: { topic }, count: 1, outcome: 'ok' })
   } finally {
     await retry.close()
   }

@@ -500,6 +500,8 @@ describe('per topic counts and history', () => {
       topics = (await retry.stats(dlq)).topics
       expect(topics.orders).toEqual({ scheduled: 5, due: 2, leased: 0, deadLetters: 0 })
       expect(topics.mail).toEqual({ scheduled: 2, due: 0, leased: 0, deadLetters: 0 })
+      // The schedule's own counts hold the held two as well (not late: holding them was asked).
+      expect(await retry.stats(dlq)).toMatchObject({ scheduled: 5 + 1 + 2, due: 2, lateMs: 0 })
       const metrics = await retry.metrics(dlq)
       expect(metrics).toContain(`kafka_retry_topic_due{prefix="${prefix}",topic="orders"} 2\n`)
       expect(metrics).toContain(`kafka_retry_topic_scheduled{prefix="${prefix}",topic="mail"} 2\n`)

@@ -1,8 +1,10 @@
 -- Sizes of one schedule, by Redis's clock.
--- KEYS[1] due zset, KEYS[2] topics hash (lib/tally: 'l' .. topic, leased)
+-- KEYS[1] due zset, KEYS[2] topics hash (lib/tally: 'l' .. topic, leased), KEYS[3] parked zset
+--   (lib/gate: due messages a pause or a breaker holds)
 -- ARGV none
 -- Returns { scheduled, of those due now, claimed, how long the oldest due message has waited
---   past its due time (ms; 0 when none is due) }.
+--   past its due time (ms; 0 when none is due) }. Held messages are scheduled and due, as the
+--   per topic counts have them, but not late: holding them is what was asked.
 -- Claimed is the sum of the per topic leased counts: the lease set holds one record per batch.
 --- @include "lib/clock"
 
@@ -18,9 +20,10 @@ repeat
     leased = leased + tonumber(page[2][i])
   end
 until cursor == '0'
+local held = redis.call('ZCARD', KEYS[3])
 return {
-  redis.call('ZCARD', KEYS[1]),
-  redis.call('ZCOUNT', KEYS[1], '-inf', string.format('%d', now)),
+  redis.call('ZCARD', KEYS[1]) + held,
+  redis.call('ZCOUNT', KEYS[1], '-inf', string.format('%d', now)) + held,
   leased,
   late,
 }

@@ -37,13 +37,14 @@ impl Counters {
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Stats {
-    /// Messages waiting in the schedule (not yet claimed).
+    /// Messages waiting in the schedule (not yet claimed), with those a pause or the breaker holds.
     pub scheduled: u64,
     /// Of those, already due.
     pub due: u64,
     /// Claimed by a listener and not yet acknowledged.
     pub inflight: u64,
-    /// How long the oldest due message has waited past its due time, ms (0: none due).
+    /// How long the oldest due message has waited past its due time, ms (0: none due; held
+    /// messages do not count: holding them was asked).
     pub late_ms: u64,
     /// Per topic: scheduled, due, leased and dead letters (`store::tally`).
     pub topics: std::collections::BTreeMap<String, crate::store::tally::TopicCounts>,

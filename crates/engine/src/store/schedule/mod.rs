@@ -376,15 +376,17 @@ impl Schedule {
         Ok((deadline, kept == 1))
     }
 
-    /// How many messages are scheduled, due and in flight now.
+    /// How many messages are scheduled, due and in flight now (held ones, parked by a pause or
+    /// the breaker, are scheduled and due).
     pub async fn counts(&self) -> Result<Counts> {
-        let keys = &self.keys;
+        let (keys, parked) = (&self.keys, &self.gate.parked);
         let (scheduled, due, inflight, late_ms): (u64, u64, u64, u64) = self
             .redis
             .run("count", |mut conn| async move {
                 COUNT
                     .key(&keys.due)
                     .key(&keys.topics)
+                    .key(parked)
                     .invoke_async(&mut conn)
                     .await
             })
