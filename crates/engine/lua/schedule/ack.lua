@@ -6,10 +6,10 @@
 -- When the batch is no longer in the lease set (its lease ran out and another claim took its
 -- ids), each id is looked at: one released back to the schedule meanwhile leaves it too.
 -- Deleting only after the ack is what makes a crash mid-publish lose nothing.
--- While a message is stored, its entry itself drops a redelivered push (HSETNX); once it is
--- gone, an id derived from the payload's msgId ('m:') or a legacy bucket ('legacy:') is
--- remembered for the window, so a late redelivery is still dropped. Remembering it only now, not
--- at push, keeps scheduled messages from paying for the marker.
+-- While a message is stored, its entry itself drops a redelivered push (push.lua finds the id
+-- stored); once it is gone, an id derived from the payload's msgId ('m:') or a legacy bucket
+-- ('legacy:') is remembered for the window, so a late redelivery is still dropped. Remembering it
+-- only now, not at push, keeps scheduled messages from paying for the marker.
 -- An 'm:' id is remembered in the seen bucket of now (lib/seen says how); legacy ids (any
 -- length, rare) keep the sorted set. The client sorts the ids into the two (store/schedule's
 -- `SeenArgs`), the bucket's already grouped by field.
