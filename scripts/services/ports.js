@@ -3,15 +3,9 @@
 const net = require('net')
 
 /** A TCP port nothing listens on right now (for throwaway servers). */
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer()
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address()
-      server.close(() => resolve(port))
-    })
-  })
+async function freePort() {
+  const [port] = await freePorts(1)
+  return port
 }
 
 /**

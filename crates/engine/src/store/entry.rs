@@ -117,12 +117,11 @@ fn push_text(out: &mut String, text: &str) {
 fn unescape(field: &str) -> Result<String, String> {
     // Copied whole between escapes: this runs for several fields of every fired message, and
     // most have none.
-    let Some(first) = field.find('\\') else {
+    if !field.contains('\\') {
         return Ok(field.to_owned());
-    };
+    }
     let mut out = String::with_capacity(field.len());
-    out.push_str(&field[..first]);
-    let mut rest = &field[first..];
+    let mut rest = field;
     while let Some(at) = rest.find('\\') {
         out.push_str(&rest[..at]);
         match rest.as_bytes().get(at + 1) {
